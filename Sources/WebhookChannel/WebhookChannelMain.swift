@@ -1,0 +1,7 @@
+import Foundation
+
+public enum WebhookChannelMain {
+    public static func run(arguments: [String]) -> Int32 {
+        return 0
+    }
+}

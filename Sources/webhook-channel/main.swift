@@ -1,0 +1,4 @@
+import Glibc
+import WebhookChannel
+
+exit(WebhookChannelMain.run(arguments: Array(CommandLine.arguments.dropFirst())))
