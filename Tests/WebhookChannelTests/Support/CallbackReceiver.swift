@@ -1,0 +1,104 @@
+import Foundation
+import Glibc
+
+/// A tiny HTTP server on `127.0.0.1:0` standing in for a sender's `callback_url`. It answers
+/// each request with the next status of `statuses` (the last one repeats) and records what
+/// it got, with the time it arrived. Runs on its own thread; `stop()` (idempotent, also in
+/// `deinit`) closes it.
+final class CallbackReceiver: @unchecked Sendable {
+    struct Delivery: Sendable {
+        let request: ReceivedRequest
+        let arrivedAt: ContinuousClock.Instant
+    }
+
+    let port: Int
+    private let listener: Int32
+    private let statuses: [Int]
+    private let lock = NSLock()
+    private var recorded: [Delivery] = []
+    private var stopped = false
+
+    init(statuses: [Int] = [200]) throws {
+        precondition(!statuses.isEmpty)
+        self.statuses = statuses
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        guard fd >= 0 else { throw HarnessError("socket() failed: \(String(cString: strerror(errno)))") }
+        var yes: Int32 = 1
+        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &yes, socklen_t(MemoryLayout<Int32>.size))
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = 0
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let bound = withUnsafeMutablePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { pointer in
+                bind(fd, pointer, length) == 0 && listen(fd, 16) == 0
+                    && getsockname(fd, pointer, &length) == 0
+            }
+        }
+        guard bound else {
+            let reason = String(cString: strerror(errno))
+            Glibc.close(fd)
+            throw HarnessError("callback receiver could not listen: \(reason)")
+        }
+        listener = fd
+        port = Int(UInt16(bigEndian: address.sin_port))
+        let thread = Thread { [self] in acceptLoop() }
+        thread.name = "e2e-callback-receiver"
+        thread.start()
+    }
+
+    deinit { stop() }
+
+    /// `http://127.0.0.1:PORT<path>`
+    func url(path: String = "/callback") -> String { "http://127.0.0.1:\(port)\(path)" }
+
+    var deliveries: [Delivery] { lock.withLock { recorded } }
+
+    /// Waits (bounded) until at least `count` requests arrived; returns all of them.
+    func waitForDeliveries(_ count: Int, timeout: Duration = defaultTimeout) async throws -> [Delivery] {
+        try await poll(timeout: timeout, "\(count) request(s) at the callback receiver (got \(deliveries.count))") {
+            let all = deliveries
+            return all.count >= count ? all : nil
+        }
+    }
+
+    func stop() {
+        lock.withLock {
+            guard !stopped else { return }
+            stopped = true
+            shutdown(listener, Int32(SHUT_RDWR))
+        }
+    }
+
+    private var isStopped: Bool { lock.withLock { stopped } }
+
+    private func acceptLoop() {
+        defer { Glibc.close(listener) }
+        while !isStopped {
+            var ready = pollfd(fd: listener, events: Int16(POLLIN), revents: 0)
+            guard Glibc.poll(&ready, 1, 100) > 0, !isStopped else { continue }
+            let fd = ChildProcess.spawnLock.withLock {
+                let fd = accept(listener, nil, nil)
+                if fd >= 0 { _ = fcntl(fd, F_SETFD, FD_CLOEXEC) }
+                return fd
+            }
+            guard fd >= 0 else { continue }
+            let connection = HTTPConnection(fd: fd)
+            // One request per connection, answered and closed: enough for a callback.
+            guard let request = try? connection.readRequestBlocking(timeout: Duration.seconds(5)) else {
+                connection.close()
+                continue
+            }
+            let index = lock.withLock {
+                recorded.append(Delivery(request: request, arrivedAt: .now))
+                return recorded.count - 1
+            }
+            let status = statuses[min(index, statuses.count - 1)]
+            let body = #"{"ok":true}"#
+            let response = "HTTP/1.1 \(status) Test\r\nContent-Type: application/json\r\nContent-Length: \(body.utf8.count)\r\nConnection: close\r\n\r\n\(body)"
+            try? connection.sendBlocking(Data(response.utf8), timeout: Duration.seconds(5))
+            connection.close()
+        }
+    }
+}
