@@ -35,6 +35,23 @@ enum JSON: Equatable, Sendable, CustomStringConvertible {
 
     var description: String { encodedString }
 
+    /// Pretty text the way `JSON.stringify(value, null, 2)` writes it (2-space indent,
+    /// `"key": value`), keys sorted; what another program editing `sources.json` writes.
+    func prettyPrinted(indent: String = "") -> String {
+        let inner = indent + "  "
+        switch self {
+        case .array(let items) where !items.isEmpty:
+            return "[\n" + items.map { inner + $0.prettyPrinted(indent: inner) }.joined(separator: ",\n") + "\n\(indent)]"
+        case .object(let members) where !members.isEmpty:
+            let lines = members.keys.sorted().map { key in
+                inner + JSON.string(key).encodedString + ": " + members[key]!.prettyPrinted(indent: inner)
+            }
+            return "{\n" + lines.joined(separator: ",\n") + "\n\(indent)}"
+        default:
+            return encodedString
+        }
+    }
+
     // MARK: Accessors (nil when the value has another type)
 
     subscript(key: String) -> JSON? {

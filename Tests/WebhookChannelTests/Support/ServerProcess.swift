@@ -94,27 +94,36 @@ enum Termination: Equatable, CustomStringConvertible {
 }
 
 /// One spawned process with its stdin writable and its stdout and stderr captured line by
-/// line on background threads. Pipes are close-on-exec, and they are made and the child
-/// spawned under one process-wide lock, so a child spawned by a test running in parallel
-/// never inherits our end of this child's stdin (it would hold the pipe open and this child
-/// would never see EOF).
+/// line on background threads.
+///
+/// Spawned with `posix_spawn` rather than Foundation's `Process`: `Process` hands the child
+/// the signal mask of the thread that calls `run()`, and the cooperative and Dispatch
+/// threads a test runs on block nearly every signal, so the child would start with SIGTERM
+/// and SIGINT blocked. Here the child gets what a shell gives it: an empty signal mask and
+/// every signal at its default disposition. The test process itself never ignores SIGPIPE
+/// (that would be inherited too); the stdin writer thread blocks it for itself instead.
+///
+/// Pipes are close-on-exec and are made under `spawnLock`, which every spawn holds, so a
+/// child spawned by a test running in parallel never inherits our end of this child's
+/// stdin (it would hold the pipe open and this child would never see EOF).
 ///
 /// `kill()` is idempotent and runs from `deinit` too, so a child never outlives its test.
 final class ChildProcess: @unchecked Sendable {
-    let process = Process()
     let stdout = LineBuffer()
     let stderr = LineBuffer()
     let commandLine: String
+    let pid: pid_t
 
-    private let stdinQueue = DispatchQueue(label: "e2e.child.stdin")
-    private let lock = NSLock()
+    private let lock = NSCondition()
     private var stdinFD: Int32
+    private var stdinChunks: [Data] = []
+    private var stdinCloseRequested = false
+    private var stdinBusy = false
     private var writeErrors: [String] = []
-    private var exitedAt: ContinuousClock.Instant?
 
-    /// Ignore SIGPIPE in the test process once: a write to a child that already died must
-    /// fail with EPIPE, not kill the whole test run.
-    private static let ignoreSIGPIPE: Void = { signal(SIGPIPE, SIG_IGN) }()
+    /// Why writes to stdin failed (EPIPE once the child is gone), for failure messages.
+    var stdinWriteErrors: [String] { lock.withLock { writeErrors } }
+    private var ended: (termination: Termination, at: ContinuousClock.Instant)?
 
     /// `pipe2` and `accept4` are not exported by the Glibc module, so making a descriptor
     /// and setting `FD_CLOEXEC` on it happen under this lock, which every spawn holds too:
@@ -122,122 +131,124 @@ final class ChildProcess: @unchecked Sendable {
     static let spawnLock = NSLock()
 
     init(executable: URL, arguments: [String], environment: [String: String]) throws {
-        _ = Self.ignoreSIGPIPE
         commandLine = ([executable.path] + arguments).joined(separator: " ")
-        Self.spawnLock.lock()
-        defer { Self.spawnLock.unlock() }
-        let stdinPipe = try Self.makePipe()
-        let stdoutPipe = try Self.makePipe()
-        let stderrPipe = try Self.makePipe()
-        stdinFD = stdinPipe.write
-
-        process.executableURL = executable
-        process.arguments = arguments
-        process.environment = environment
-        process.standardInput = FileHandle(fileDescriptor: stdinPipe.read, closeOnDealloc: false)
-        process.standardOutput = FileHandle(fileDescriptor: stdoutPipe.write, closeOnDealloc: false)
-        process.standardError = FileHandle(fileDescriptor: stderrPipe.write, closeOnDealloc: false)
-        process.terminationHandler = { [weak self] _ in self?.markExited() }
-        do {
-            try process.run()
-        } catch {
-            for fd in [stdinPipe.read, stdinPipe.write, stdoutPipe.read, stdoutPipe.write,
-                       stderrPipe.read, stderrPipe.write] {
-                close(fd)
-            }
-            throw HarnessError("could not launch \(executable.path): \(error)")
+        let (spawned, stdinWrite, stdoutRead, stderrRead) = try Self.spawnLock.withLock {
+            try Self.spawn(executable: executable, arguments: arguments, environment: environment)
         }
-        // The child has its copies; keep only our ends, or EOF never arrives.
-        close(stdinPipe.read)
-        close(stdoutPipe.write)
-        close(stderrPipe.write)
-        Self.startReader(fd: stdoutPipe.read, into: stdout, name: "stdout")
-        Self.startReader(fd: stderrPipe.read, into: stderr, name: "stderr")
+        pid = spawned
+        stdinFD = stdinWrite
+        Self.startReader(fd: stdoutRead, into: stdout, name: "stdout")
+        Self.startReader(fd: stderrRead, into: stderr, name: "stderr")
+        startWaiter()
+        startStdinWriter()
     }
 
     deinit { kill() }
 
-    var pid: Int32 { process.processIdentifier }
+    var isRunning: Bool { lock.withLock { ended == nil } }
 
-    var isRunning: Bool { process.isRunning }
+    /// How the child ended (nil while it runs).
+    var termination: Termination? { lock.withLock { ended?.termination } }
 
-    /// Queues bytes for the child's stdin. Writes happen in order on a serial queue and
-    /// never block the caller, so a test can send a huge line and still wait for the answer
-    /// with a timeout even if the child never reads it.
+    /// When the child was reaped (nil while it runs): the moment `waitpid` returned.
+    var exitInstant: ContinuousClock.Instant? { lock.withLock { ended?.at } }
+
+    /// Queues bytes for the child's stdin. A dedicated thread writes them in order, so the
+    /// caller never blocks: a test can send a huge line and still wait for the answer with
+    /// a timeout even if the child never reads it.
     func write(_ data: Data) {
-        stdinQueue.async { [self] in
-            let fd = lock.withLock { stdinFD }
-            guard fd >= 0 else { return }
-            var offset = 0
-            while offset < data.count {
-                let written = data.withUnsafeBytes { buffer in
-                    Glibc.write(fd, buffer.baseAddress! + offset, data.count - offset)
-                }
-                if written < 0 {
-                    if errno == EINTR { continue }
-                    let reason = String(cString: strerror(errno))
-                    lock.withLock { writeErrors.append(reason) }
-                    return
-                }
-                offset += written
-            }
+        lock.withLock {
+            stdinChunks.append(data)
+            lock.broadcast()
         }
     }
 
-    /// Closes our end of the child's stdin (EOF for the child) once the queued writes are
-    /// done, and returns when it is closed.
+    /// Closes our end of the child's stdin (EOF for the child) after the queued writes, and
+    /// returns once it is closed — or after 5 s when the child does not read them.
     func closeStdin() {
-        stdinQueue.sync {
-            lock.withLock {
-                if stdinFD >= 0 {
-                    close(stdinFD)
-                    stdinFD = -1
-                }
-            }
+        lock.lock()
+        defer { lock.unlock() }
+        stdinCloseRequested = true
+        lock.broadcast()
+        let deadline = Date().addingTimeInterval(5)
+        while stdinFD >= 0 && Date() < deadline {
+            _ = lock.wait(until: deadline)
         }
     }
 
     func send(signal: Int32) {
-        if isRunning { Glibc.kill(pid, signal) }
+        lock.withLock {
+            // Never signal a reaped pid: it may already belong to another process.
+            if ended == nil { _ = Glibc.kill(pid, signal) }
+        }
     }
 
     /// Waits for the child to end; throws when it is still running after `timeout`.
     func waitForExit(timeout: Duration = defaultTimeout) async throws -> Termination {
-        _ = try await poll(timeout: timeout, every: .milliseconds(2), "\(commandLine) (pid \(pid)) to exit; stderr:\n\(stderr.tail())") {
-            process.isRunning ? nil : true
-        }
-        return termination
-    }
-
-    /// The time the termination handler saw the exit (nil while running).
-    var exitInstant: ContinuousClock.Instant? { lock.withLock { exitedAt } }
-
-    var termination: Termination {
-        switch process.terminationReason {
-        case .exit: return .exited(process.terminationStatus)
-        case .uncaughtSignal: return .signaled(process.terminationStatus)
-        @unknown default: return .exited(process.terminationStatus)
+        try await poll(timeout: timeout, every: .milliseconds(2), "\(commandLine) (pid \(pid)) to exit; stderr:\n\(stderr.tail())") {
+            termination
         }
     }
 
     /// SIGKILL if still running, then a bounded wait for the exit; closes stdin. Idempotent.
     func kill() {
-        if process.isRunning {
-            Glibc.kill(pid, SIGKILL)
-            let deadline = Date().addingTimeInterval(5)
-            while process.isRunning && Date() < deadline { usleep(2_000) }
+        send(signal: SIGKILL)
+        lock.lock()
+        defer { lock.unlock() }
+        let deadline = Date().addingTimeInterval(5)
+        while ended == nil && Date() < deadline {
+            _ = lock.wait(until: deadline)
         }
-        lock.withLock {
-            if stdinFD >= 0 {
-                close(stdinFD)
-                stdinFD = -1
-            }
+        stdinCloseRequested = true
+        if !stdinBusy && stdinFD >= 0 {
+            close(stdinFD)
+            stdinFD = -1
         }
+        lock.broadcast()
     }
 
-    private func markExited() {
-        let now = ContinuousClock.now
-        lock.withLock { if exitedAt == nil { exitedAt = now } }
+    // MARK: Internals
+
+    private static func spawn(
+        executable: URL, arguments: [String], environment: [String: String]
+    ) throws -> (pid_t, Int32, Int32, Int32) {
+        let stdinPipe = try makePipe()
+        let stdoutPipe = try makePipe()
+        let stderrPipe = try makePipe()
+
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        posix_spawn_file_actions_adddup2(&actions, stdinPipe.read, 0)
+        posix_spawn_file_actions_adddup2(&actions, stdoutPipe.write, 1)
+        posix_spawn_file_actions_adddup2(&actions, stderrPipe.write, 2)
+
+        var attributes = posix_spawnattr_t()
+        posix_spawnattr_init(&attributes)
+        defer { posix_spawnattr_destroy(&attributes) }
+        var noSignals = sigset_t()
+        sigemptyset(&noSignals)
+        var allSignals = sigset_t()
+        sigfillset(&allSignals)
+        posix_spawnattr_setsigmask(&attributes, &noSignals)
+        posix_spawnattr_setsigdefault(&attributes, &allSignals)
+        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
+
+        let argv = ([executable.path] + arguments).map { strdup($0) } + [nil]
+        let envp = environment.map { strdup("\($0.key)=\($0.value)") } + [nil]
+        defer {
+            argv.forEach { free($0) }
+            envp.forEach { free($0) }
+        }
+        var pid: pid_t = 0
+        let result = posix_spawn(&pid, executable.path, &actions, &attributes, argv, envp)
+        // The child has its copies; keep only our ends, or EOF never arrives.
+        for fd in [stdinPipe.read, stdoutPipe.write, stderrPipe.write] { close(fd) }
+        guard result == 0 else {
+            for fd in [stdinPipe.write, stdoutPipe.read, stderrPipe.read] { close(fd) }
+            throw HarnessError("could not launch \(executable.path): \(String(cString: strerror(result)))")
+        }
+        return (pid, stdinPipe.write, stdoutPipe.read, stderrPipe.read)
     }
 
     private static func makePipe() throws -> (read: Int32, write: Int32) {
@@ -247,6 +258,75 @@ final class ChildProcess: @unchecked Sendable {
         }
         for fd in fds { _ = fcntl(fd, F_SETFD, FD_CLOEXEC) }
         return (fds[0], fds[1])
+    }
+
+    /// Reaps the child the moment it ends and records how and when.
+    private func startWaiter() {
+        let thread = Thread { [self] in
+            var status: Int32 = 0
+            while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
+            let now = ContinuousClock.now
+            // WIFEXITED / WEXITSTATUS / WTERMSIG, which Swift does not import as macros.
+            let signal = status & 0x7f
+            let termination: Termination = signal == 0 ? .exited((status >> 8) & 0xff) : .signaled(signal)
+            lock.withLock {
+                ended = (termination, now)
+                lock.broadcast()
+            }
+        }
+        thread.name = "e2e-waitpid-\(pid)"
+        thread.start()
+    }
+
+    private func startStdinWriter() {
+        let thread = Thread { [self] in
+            // A write to a child that died must fail with EPIPE, not kill the test run.
+            var pipeSignal = sigset_t()
+            sigemptyset(&pipeSignal)
+            sigaddset(&pipeSignal, SIGPIPE)
+            pthread_sigmask(SIG_BLOCK, &pipeSignal, nil)
+            lock.lock()
+            while true {
+                if stdinFD < 0 { break }
+                if !stdinChunks.isEmpty {
+                    let chunk = stdinChunks.removeFirst()
+                    let fd = stdinFD
+                    stdinBusy = true
+                    lock.unlock()
+                    let error = Self.writeAll(chunk, to: fd)
+                    lock.lock()
+                    stdinBusy = false
+                    if let error {
+                        writeErrors.append(error)
+                        stdinChunks.removeAll()
+                    }
+                    continue
+                }
+                if stdinCloseRequested {
+                    close(stdinFD)
+                    stdinFD = -1
+                    lock.broadcast()
+                    break
+                }
+                lock.wait()
+            }
+            lock.unlock()
+        }
+        thread.name = "e2e-stdin-\(pid)"
+        thread.start()
+    }
+
+    private static func writeAll(_ data: Data, to fd: Int32) -> String? {
+        var offset = 0
+        while offset < data.count {
+            let written = data.withUnsafeBytes { Glibc.write(fd, $0.baseAddress! + offset, data.count - offset) }
+            if written < 0 {
+                if errno == EINTR { continue }
+                return String(cString: strerror(errno))
+            }
+            offset += written
+        }
+        return nil
     }
 
     private static func startReader(fd: Int32, into buffer: LineBuffer, name: String) {
@@ -272,6 +352,47 @@ final class ChildProcess: @unchecked Sendable {
 
 // MARK: - The product under test
 
+/// Bounds how many servers run at once. swift-testing starts every test at the same time;
+/// dozens of servers starting together on a 2-core machine would turn timing contracts
+/// (exit within 0.5 s) and start-up waits into measurements of the machine's load instead
+/// of the product. `WEBHOOK_E2E_PARALLEL` overrides the default of twice the core count.
+final class ServerSlots: @unchecked Sendable {
+    static let shared = ServerSlots(
+        Int(ProcessInfo.processInfo.environment["WEBHOOK_E2E_PARALLEL"] ?? "")
+            ?? max(2, ProcessInfo.processInfo.activeProcessorCount * 2))
+
+    private let lock = NSLock()
+    private var available: Int
+    private var waiters: [CheckedContinuation<Void, Never>] = []
+
+    init(_ count: Int) {
+        available = max(1, count)
+    }
+
+    func acquire() async {
+        await withCheckedContinuation { continuation in
+            lock.withLock {
+                if available > 0 {
+                    available -= 1
+                    continuation.resume()
+                } else {
+                    waiters.append(continuation)
+                }
+            }
+        }
+    }
+
+    func release() {
+        lock.withLock {
+            if waiters.isEmpty {
+                available += 1
+            } else {
+                waiters.removeFirst().resume()
+            }
+        }
+    }
+}
+
 /// The real `webhook-channel` binary, started as Claude Code would start it, on its own
 /// free port (`WEBHOOK_PORT=0`) and its own temporary state directory.
 ///
@@ -285,6 +406,8 @@ final class ServerProcess: @unchecked Sendable {
     /// The port read from `server.json` or the `listening on` log line.
     let port: Int
     private let ownsStateDir: Bool
+    private let lock = NSLock()
+    private var holdsSlot = true
 
     var stdout: LineBuffer { child.stdout }
     var stderr: LineBuffer { child.stderr }
@@ -305,30 +428,46 @@ final class ServerProcess: @unchecked Sendable {
     ///   - stateDir: pass one to pre-write files or share it with CLI runs; it is then the
     ///     caller's to remove. Without one a fresh directory is made and removed by `stop()`.
     ///   - environment: extra variables, overriding the defaults.
+    ///   - timeout: for the port to appear. Longer than other waits: start-up competes with
+    ///     the other servers and builds on the machine, and is not what these tests measure.
     static func start(
         stateDir: TempStateDir? = nil,
         environment: [String: String] = [:],
-        timeout: Duration = defaultTimeout
+        timeout: Duration = .seconds(10)
     ) async throws -> ServerProcess {
-        let dir = try stateDir ?? TempStateDir()
-        let child = try ChildProcess(
-            executable: try binaryURL(), arguments: [],
-            environment: childEnvironment(stateDir: dir, overrides: environment))
+        await ServerSlots.shared.acquire()
+        let dir: TempStateDir
+        let child: ChildProcess
+        do {
+            dir = try stateDir ?? TempStateDir()
+            child = try ChildProcess(
+                executable: try binaryURL(), arguments: [],
+                environment: childEnvironment(stateDir: dir, overrides: environment))
+        } catch {
+            ServerSlots.shared.release()
+            throw error
+        }
         do {
             let port = try await waitForPort(of: child, stateDir: dir, timeout: timeout)
             return ServerProcess(child: child, stateDir: dir, port: port, ownsStateDir: stateDir == nil)
         } catch {
             child.kill()
             if stateDir == nil { dir.remove() }
+            ServerSlots.shared.release()
             throw error
         }
     }
 
-    /// Kills the child if it is still running and removes a state directory it made.
-    /// Idempotent; safe in `defer`.
+    /// Kills the child if it is still running, removes a state directory it made and frees
+    /// its slot. Idempotent; safe in `defer`.
     func stop() {
         child.kill()
         if ownsStateDir { stateDir.remove() }
+        let release = lock.withLock {
+            defer { holdsSlot = false }
+            return holdsSlot
+        }
+        if release { ServerSlots.shared.release() }
     }
 
     /// Raw bytes to the server's stdin (a test adds the `\n` itself when it wants one).
@@ -406,8 +545,8 @@ final class ServerProcess: @unchecked Sendable {
             if let port = portFromLog(child.stderr.textLines) ?? portFromServerFile(stateDir) {
                 return port
             }
-            if !child.isRunning {
-                throw HarnessError("server exited (\(child.termination)) before reporting a port; stderr:\n\(child.stderr.tail())")
+            if let termination = child.termination {
+                throw HarnessError("server exited (\(termination)) before reporting a port; stderr:\n\(child.stderr.tail())")
             }
             return nil
         }

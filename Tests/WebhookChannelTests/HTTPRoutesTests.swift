@@ -1,0 +1,161 @@
+import Foundation
+import Testing
+
+/// The HTTP surface outside signature checks: health, routing errors, JSON routes, browser
+/// defence and connection reuse (SPEC 4 and 5).
+@Suite struct HTTPRoutesTests {
+    @Test func healthSaysWaitingBeforeInitializedWithZeroCounts() async throws {
+        let channel = try await Channel.start(handshake: false)
+        defer { channel.stop() }
+
+        let response = try await channel.http.get("/health")
+
+        #expect(response.status == 200, "\(response)")
+        #expect(response.header("Content-Type")?.lowercased().hasPrefix("application/json") == true)
+        #expect(response.header("Access-Control-Allow-Origin") == nil, "no CORS headers")
+        let health = try response.json()
+        #expect(health["status"] == "ok")
+        #expect(health["sources"] == 0)
+        #expect(health["pending"] == 0)
+        #expect(health["mcp"] == "waiting", "\(health)")
+    }
+
+    @Test func healthCountsSourcesAndPendingAndSaysConnectedAfterInitialized() async throws {
+        let channel = try await Channel.start()
+        defer { channel.stop() }
+        _ = try await channel.http.pairSource(name: "paired")
+        _ = try await channel.http.requestPairing(name: "waiting-one")
+        _ = try await channel.http.requestPairing(name: "waiting-two")
+
+        let health = try await channel.http.get("/health").json()
+
+        #expect(health["status"] == "ok")
+        #expect(health["sources"] == 1, "\(health)")
+        #expect(health["pending"] == 2, "\(health)")
+        #expect(health["mcp"] == "connected", "\(health)")
+    }
+
+    @Test func unknownPathIs404JSONError() async throws {
+        let channel = try await Channel.start()
+        defer { channel.stop() }
+
+        expectJSONError(try await channel.http.get("/no/such/path"), status: 404)
+        expectJSONError(try await channel.http.postJSON("/webhooks", ["a": 1]), status: 404)
+    }
+
+    @Test(arguments: [
+        ("GET", "/webhook", "POST"),
+        ("POST", "/health", "GET"),
+        ("GET", "/pair", "POST"),
+        ("DELETE", "/pair/complete", "POST"),
+        ("POST", "/pair/status", "GET"),
+    ])
+    func wrongMethodIs405WithAllowHeader(method: String, path: String, allowed: String) async throws {
+        let channel = try await Channel.start()
+        defer { channel.stop() }
+
+        let body: Data? = method == "POST" ? Data("{}".utf8) : nil
+        let headers: [(String, String)] = body == nil ? [] : [("Content-Type", "application/json")]
+        let response = try await channel.http.request(method, path, headers: headers, body: body)
+
+        expectJSONError(response, status: 405)
+        let allow = try #require(response.header("Allow"), "405 without Allow: \(response)")
+        let methods = allow.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
+        #expect(methods.contains(allowed), "Allow: \(allow)")
+        #expect(!methods.contains(method), "Allow: \(allow) lists the refused method")
+    }
+
+    @Test func pairRequiresAJSONContentTypeButAllowsParameters() async throws {
+        let channel = try await Channel.start()
+        defer { channel.stop() }
+        let body = Data(#"{"name":"ci"}"#.utf8)
+
+        let plain = try await channel.http.postJSON("/pair", body: body, headers: [("Content-Type", "text/plain")])
+        let missing = try await channel.http.request("POST", "/pair", body: body)
+        let form = try await channel.http.postJSON("/pair", body: body, headers: [("Content-Type", "application/x-www-form-urlencoded")])
+        expectJSONError(plain, status: 415)
+        expectJSONError(missing, status: 415)
+        expectJSONError(form, status: 415)
+        #expect(try await channel.http.get("/health").json()["pending"] == 0)
+
+        let charset = try await channel.http.postJSON("/pair", body: body, headers: [("Content-Type", "application/json; charset=utf-8")])
+        #expect(charset.status == 200, "\(charset)")
+    }
+
+    @Test func pairCompleteRequiresAJSONContentType() async throws {
+        let channel = try await Channel.start()
+        defer { channel.stop() }
+        let ticket = try await channel.http.requestPairing(name: "ci")
+        let body = Data(#"{"code":"\#(ticket.code)"}"#.utf8)
+
+        let plain = try await channel.http.postJSON("/pair/complete", body: body, headers: [("Content-Type", "text/plain")])
+        expectJSONError(plain, status: 415)
+        #expect(try await channel.http.get("/health").json()["sources"] == 0)
+
+        let charset = try await channel.http.postJSON("/pair/complete", body: body,
+                                                      headers: [("Content-Type", "Application/JSON; charset=UTF-8")])
+        #expect(charset.status == 200, "\(charset)")
+    }
+
+    @Test(arguments: ["evil.example", "evil.example:8788", "127.0.0.1.nip.io"])
+    func pairingWithAForeignHostHeaderIsRefused(host: String) async throws {
+        let channel = try await Channel.start()
+        defer { channel.stop() }
+
+        let response = try await channel.http.postJSON("/pair", ["name": "rebound"], headers: [("Host", host)])
+
+        #expect((400..<500).contains(response.status), "Host \(host): \(response)")
+        #expect(try await channel.http.get("/health").json()["pending"] == 0)
+
+        let local = try await channel.http.postJSON("/pair", ["name": "local"],
+                                                    headers: [("Host", "localhost:\(channel.server.port)")])
+        #expect(local.status == 200, "Host localhost:\(channel.server.port): \(local)")
+    }
+
+    @Test func pairingFromABrowserOriginIsRefused() async throws {
+        let channel = try await Channel.start()
+        defer { channel.stop() }
+
+        let response = try await channel.http.postJSON("/pair", ["name": "csrf"], headers: [("Origin", "http://evil.example")])
+
+        #expect((400..<500).contains(response.status), "\(response)")
+        #expect(response.header("Access-Control-Allow-Origin") == nil)
+        #expect(try await channel.http.get("/health").json()["pending"] == 0)
+    }
+
+    @Test func keepAliveConnectionServesSequentialRequests() async throws {
+        let channel = try await Channel.start()
+        defer { channel.stop() }
+        let connection = try await HTTPConnection.open(port: channel.server.port)
+        defer { connection.close() }
+
+        for _ in 0..<3 {
+            try await connection.send(channel.http.requestBytes("GET", "/health", keepAlive: true))
+            let response = try await connection.readResponse()
+            #expect(response.status == 200, "\(response)")
+            #expect(try response.json()["status"] == "ok")
+        }
+    }
+
+    @Test func pipelinedRequestsAreAnsweredInOrder() async throws {
+        let channel = try await Channel.start()
+        defer { channel.stop() }
+        let connection = try await HTTPConnection.open(port: channel.server.port)
+        defer { connection.close() }
+
+        var bytes = channel.http.requestBytes("GET", "/health", keepAlive: true)
+        bytes.append(channel.http.requestBytes("GET", "/missing", keepAlive: true))
+        bytes.append(channel.http.requestBytes("POST", "/pair", headers: [("Content-Type", "application/json")],
+                                               body: Data(#"{"name":"piped"}"#.utf8), keepAlive: true))
+        try await connection.send(bytes)
+
+        let first = try await connection.readResponse()
+        let second = try await connection.readResponse()
+        let third = try await connection.readResponse()
+        #expect(first.status == 200, "\(first)")
+        #expect(try first.json()["status"] == "ok")
+        #expect(second.status == 404, "\(second)")
+        #expect(third.status == 200, "\(third)")
+        #expect(try third.json()["pairing_code"]?.stringValue != nil, "\(third)")
+    }
+}

@@ -1,0 +1,89 @@
+import Foundation
+import Glibc
+import Testing
+
+/// Start-up reporting and clean shutdown (SPEC 2 and 3).
+@Suite struct LifecycleTests {
+    /// SPEC 3: "Exit cleanly (code 0, within 0.5 s, HTTP socket closed)".
+    static let exitBudget: Duration = .milliseconds(500)
+
+    @Test func serverFileAndLogLineNameTheBoundPort() async throws {
+        let server = try await ServerProcess.start()
+        defer { server.stop() }
+
+        let file = try await poll("server.json") { try? JSON.parse(Data(contentsOf: server.stateDir.serverFile)) }
+        #expect(file["pid"] == .number(Double(server.pid)), "\(file)")
+        #expect(file["host"] == "127.0.0.1", "\(file)")
+        let port = try #require(file["port"]?.intValue, "\(file)")
+        #expect(port > 0 && port <= 65_535)
+        _ = try await server.stderr.waitForLine("`listening on 127.0.0.1:\(port)` on stderr") {
+            $0.contains("listening on 127.0.0.1:\(port)")
+        }
+        let health = try await RawHTTPClient(port: port).get("/health")
+        #expect(health.status == 200, "\(health)")
+    }
+
+    @Test func closingStdinExitsWithCodeZeroPromptlyAndCleansUp() async throws {
+        let channel = try await Channel.start()
+        defer { channel.stop() }
+
+        let started = ContinuousClock.now
+        channel.server.closeStdin()
+        try await expectPromptCleanExit(channel.server, since: started)
+    }
+
+    @Test(arguments: [SIGTERM, SIGINT])
+    func terminationSignalExitsWithCodeZeroPromptlyAndCleansUp(signal: Int32) async throws {
+        let channel = try await Channel.start()
+        defer { channel.stop() }
+
+        let started = ContinuousClock.now
+        channel.server.child.send(signal: signal)
+        try await expectPromptCleanExit(channel.server, since: started)
+    }
+
+    @Test func closingStdinBeforeAnyMessageStillExitsCleanly() async throws {
+        let server = try await ServerProcess.start()
+        defer { server.stop() }
+
+        let started = ContinuousClock.now
+        server.closeStdin()
+        try await expectPromptCleanExit(server, since: started)
+    }
+
+    @Test(arguments: [("WEBHOOK_PORT", "not-a-port"), ("WEBHOOK_PORT", "70000")])
+    func badSettingIsAOneLineErrorNamingTheVariableAndExitTwo(variable: String, value: String) async throws {
+        let dir = try TempStateDir()
+        defer { dir.remove() }
+        let child = try ChildProcess(executable: try ServerProcess.binaryURL(), arguments: [],
+                                     environment: ServerProcess.childEnvironment(stateDir: dir, overrides: [variable: value]))
+        defer { child.kill() }
+
+        let termination = try await child.waitForExit()
+
+        #expect(termination == .exited(2), "\(termination); stderr:\n\(child.stderr.tail())")
+        _ = try await poll("stderr to close") { child.stderr.isFinished ? true : nil }
+        #expect(child.stderr.textLines.contains { $0.contains(variable) }, "stderr:\n\(child.stderr.text)")
+        #expect(child.stdout.count == 0, "stdout must stay clean: \(child.stdout.text)")
+    }
+
+    /// Exit code 0 within the budget, `server.json` gone, the port closed.
+    private func expectPromptCleanExit(_ server: ServerProcess, since started: ContinuousClock.Instant) async throws {
+        let termination = try await server.child.waitForExit(timeout: .seconds(5))
+        let exited = server.child.exitInstant ?? ContinuousClock.now
+        let elapsed = exited - started
+
+        #expect(termination == .exited(0), "stderr:\n\(server.stderr.tail())")
+        #expect(elapsed <= Self.exitBudget, "took \(elapsed) to exit")
+        #expect(!FileManager.default.fileExists(atPath: server.stateDir.serverFile.path), "server.json left behind")
+        let refused: Bool
+        do {
+            let connection = try await HTTPConnection.open(port: server.port, timeout: .seconds(1))
+            connection.close()
+            refused = false
+        } catch {
+            refused = true
+        }
+        #expect(refused, "port \(server.port) still accepts connections after exit")
+    }
+}

@@ -1,0 +1,231 @@
+import Foundation
+import Testing
+
+/// `sources.json` and the state directory (SPEC 7): private modes, the seed's schema both
+/// ways, edits by another process seen without a restart, corrupt files set aside.
+@Suite struct StateFileTests {
+    @Test func pairedSourceIsStoredPrivatelyInTheSeedSchemaAsPrettyJSON() async throws {
+        let channel = try await Channel.start()
+        defer { channel.stop() }
+        let callback = "http://127.0.0.1:9/callback"
+        let credentials = try await channel.http.pairSource(name: "ci", callbackURL: callback)
+        let dir = channel.stateDir
+
+        #expect(dir.mode(of: dir.path) == 0o700, "state dir mode \(String(dir.mode(of: dir.path) ?? -1, radix: 8))")
+        #expect(dir.mode(of: dir.sourcesFile.path) == 0o600,
+                "sources.json mode \(String(dir.mode(of: dir.sourcesFile.path) ?? -1, radix: 8))")
+
+        let text = try dir.readSourcesFile()
+        let file = try JSON.parse(text)
+        let source = try #require(file["sources"]?[credentials.sourceID], "source missing from \(text)")
+        #expect(source["name"] == "ci")
+        #expect(source["hmac_secret"] == .string(credentials.secret))
+        #expect(source["callback_url"] == .string(callback))
+        expectRecentUTCTimestamp(source["paired_at"])
+        #expect(file["pending_pairings"]?.objectValue?.isEmpty == true, "\(text)")
+
+        // 2-space pretty JSON, as the seed's skill writes it.
+        let lines = text.split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
+        #expect(lines.first == "{", "\(text)")
+        #expect(!text.contains("\t"))
+        #expect(lines.contains { $0.wholeMatch(of: #/  "sources" ?: \{/#) != nil }, "\(text)")
+        #expect(lines.contains { $0.wholeMatch(of: #/  "pending_pairings" ?: \{ *\}?,?/#) != nil }, "\(text)")
+        #expect(lines.contains { $0.wholeMatch(of: #/    "src_[0-9a-f]{32}" ?: \{/#) != nil }, "\(text)")
+        #expect(lines.contains { $0.wholeMatch(of: #/      "hmac_secret" ?: "whsec_[0-9a-f]{64}",?/#) != nil }, "\(text)")
+    }
+
+    @Test func everyStateFileIsPrivate() async throws {
+        let channel = try await Channel.start()
+        defer { channel.stop() }
+        let credentials = try await channel.http.pairSource(name: "ci")
+        #expect(try await channel.http.postWebhook(#"{"event":"logged"}"#, as: credentials).status == 200)
+        _ = try await channel.mcp.channelEvent()
+
+        let dir = channel.stateDir
+        let enumerator = try #require(FileManager.default.enumerator(atPath: dir.path))
+        var checked = 0
+        while let relative = enumerator.nextObject() as? String {
+            let path = dir.url.appendingPathComponent(relative).path
+            let isDirectory = (try? FileManager.default.attributesOfItem(atPath: path)[.type] as? FileAttributeType) == .typeDirectory
+            let mode = dir.mode(of: path)
+            #expect(mode == (isDirectory ? 0o700 : 0o600), "\(relative) has mode \(String(mode ?? -1, radix: 8))")
+            checked += 1
+        }
+        #expect(checked >= 2, "expected at least sources.json and server.json in \(dir.entries())")
+    }
+
+    @Test func pendingPairingIsStoredInTheSeedSchema() async throws {
+        let channel = try await Channel.start()
+        defer { channel.stop() }
+        let callback = "http://127.0.0.1:9/hook"
+
+        let ticket = try await channel.http.requestPairing(name: "later", callbackURL: callback)
+
+        let file = try await poll("the pending code in sources.json") {
+            (try? JSON.parse(channel.stateDir.readSourcesFile())).flatMap { $0["pending_pairings"]?[ticket.code] != nil ? $0 : nil }
+        }
+        let pending = try #require(file["pending_pairings"]?[ticket.code])
+        #expect(pending["name"] == "later")
+        #expect(pending["callback_url"] == .string(callback))
+        expectRecentUTCTimestamp(pending["created_at"])
+        #expect(file["sources"]?.objectValue?.isEmpty == true, "\(file)")
+    }
+
+    @Test func fileWrittenBySeedSkillLoadsUnchanged() async throws {
+        let dir = try TempStateDir()
+        defer { dir.remove() }
+        let legacy = SourceCredentials(sourceID: "src_0123456789abcdef0123456789abcdef",
+                                       secret: "whsec_" + String(repeating: "5a", count: 32))
+        try dir.writeSourcesFile(seedFile(
+            source: legacy, name: "legacy", pendingCode: "K7M2QX",
+            createdAt: nodeISOString(Date().addingTimeInterval(-20))))
+        let channel = try await Channel.start(stateDir: dir)
+        defer { channel.stop() }
+
+        let health = try await channel.http.get("/health").json()
+        #expect(health["sources"] == 1, "\(health)")
+        #expect(health["pending"] == 1, "\(health)")
+
+        let webhook = try await channel.http.postWebhook(#"{"event":"legacy"}"#, as: legacy, scheme: .seed)
+        #expect(webhook.status == 200, "\(webhook)")
+        let meta = try await channel.mcp.channelEvent()["meta"]
+        #expect(meta?["source_id"] == .string(legacy.sourceID))
+        #expect(meta?["source_name"] == "legacy")
+
+        let status = try await channel.http.get("/pair/status?code=K7M2QX").json()
+        #expect(status["status"] == "pending", "\(status)")
+        let completed = try await channel.http.completePairing(code: "K7M2QX")
+        #expect(completed.sourceID.wholeMatch(of: Formats.sourceID) != nil)
+
+        let file = try JSON.parse(dir.readSourcesFile())
+        #expect(file["sources"]?[legacy.sourceID]?["hmac_secret"] == .string(legacy.secret), "\(file)")
+        #expect(file["sources"]?[legacy.sourceID]?["callback_url"] == .null, "\(file)")
+        #expect(file["sources"]?[completed.sourceID]?["name"] == "later", "\(file)")
+        #expect(!dir.entries().contains { $0.contains("corrupt") }, "\(dir.entries())")
+    }
+
+    @Test func expiredSeedPendingCodeCannotBeCompleted() async throws {
+        let dir = try TempStateDir()
+        defer { dir.remove() }
+        let legacy = SourceCredentials(sourceID: "src_fedcba9876543210fedcba9876543210",
+                                       secret: "whsec_" + String(repeating: "c3", count: 32))
+        try dir.writeSourcesFile(seedFile(
+            source: legacy, name: "legacy", pendingCode: "K7M2QX",
+            createdAt: nodeISOString(Date().addingTimeInterval(-301))))
+        let channel = try await Channel.start(stateDir: dir)
+        defer { channel.stop() }
+
+        let response = try await channel.http.postJSON("/pair/complete", ["code": "K7M2QX"])
+
+        #expect((400..<500).contains(response.status), "an expired code completed: \(response)")
+        #expect(try response.json()["hmac_secret"] == nil)
+        let status = try await channel.http.get("/pair/status?code=K7M2QX").json()
+        // "expired" per SPEC 4; "unknown" is also truthful once an expired code was pruned.
+        #expect(status["status"] == "expired" || status["status"] == "unknown", "\(status)")
+        #expect(try await channel.http.get("/health").json()["sources"] == 1)
+    }
+
+    @Test func sourceAddedByAnotherProcessIsAcceptedWithoutRestart() async throws {
+        let channel = try await Channel.start()
+        defer { channel.stop() }
+        _ = try await channel.http.pairSource(name: "existing")
+        let added = SourceCredentials(sourceID: "src_aaaabbbbccccddddeeeeffff00001111",
+                                      secret: "whsec_" + String(repeating: "7e", count: 32))
+        #expect(try await channel.http.postWebhook(#"{"event":"early"}"#, as: added).status == 401)
+
+        try await editSourcesFile(channel.stateDir) { sources in
+            sources[added.sourceID] = [
+                "name": "edited-in", "hmac_secret": .string(added.secret),
+                "callback_url": nil, "paired_at": .string(nodeISOString(Date())),
+            ]
+        }
+        let response = try await channel.http.postWebhook(#"{"event":"late"}"#, as: added)
+
+        #expect(response.status == 200, "\(response)")
+        let meta = try await channel.mcp.channelEvent()["meta"]
+        #expect(meta?["source_name"] == "edited-in")
+    }
+
+    @Test func sourceRemovedByAnotherProcessIsRefusedOnTheNextRequest() async throws {
+        let channel = try await Channel.start()
+        defer { channel.stop() }
+        let credentials = try await channel.http.pairSource(name: "doomed")
+        #expect(try await channel.http.postWebhook(#"{"event":"before"}"#, as: credentials).status == 200)
+
+        try await editSourcesFile(channel.stateDir) { sources in
+            sources[credentials.sourceID] = nil
+        }
+        let response = try await channel.http.postWebhook(#"{"event":"after"}"#, as: credentials)
+
+        #expect(response.status == 401, "\(response)")
+    }
+
+    @Test func corruptSourcesFileIsSetAsideAndTheServerKeepsServing() async throws {
+        let dir = try TempStateDir()
+        defer { dir.remove() }
+        try dir.createStateDir()
+        try dir.writeSourcesFile("{not json")
+        let channel = try await Channel.start(stateDir: dir)
+        defer { channel.stop() }
+
+        let health = try await channel.http.get("/health")
+        #expect(health.status == 200, "\(health)")
+        #expect(try health.json()["status"] == "ok")
+        #expect(try health.json()["sources"] == 0)
+
+        let setAside = try await poll("a sources.json.corrupt-* file in \(dir.entries())") {
+            dir.entries().first { $0.hasPrefix("sources.json.corrupt-") }
+        }
+        let kept = try String(contentsOf: dir.url.appendingPathComponent(setAside), encoding: .utf8)
+        #expect(kept == "{not json", "the corrupt content must be kept as it was")
+        _ = try await channel.server.stderr.waitForLine("a log line saying `corrupt`") {
+            $0.lowercased().contains("corrupt")
+        }
+
+        let credentials = try await channel.http.pairSource(name: "fresh")
+        let file = try JSON.parse(dir.readSourcesFile())
+        #expect(file["sources"]?[credentials.sourceID]?["name"] == "fresh", "\(file)")
+    }
+}
+
+/// A `sources.json` exactly as the seed's skill writes it (`JSON.stringify(…, null, 2)`).
+func seedFile(source: SourceCredentials, name: String, pendingCode: String, createdAt: String) -> String {
+    """
+    {
+      "sources": {
+        "\(source.sourceID)": {
+          "name": "\(name)",
+          "hmac_secret": "\(source.secret)",
+          "callback_url": null,
+          "paired_at": "2026-01-02T03:04:05.678Z"
+        }
+      },
+      "pending_pairings": {
+        "\(pendingCode)": {
+          "name": "later",
+          "callback_url": null,
+          "created_at": "\(createdAt)"
+        }
+      }
+    }
+    """
+}
+
+/// `new Date().toISOString()`: UTC with milliseconds and `Z`.
+func nodeISOString(_ date: Date) -> String {
+    let formatter = ISO8601DateFormatter()
+    formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
+    return formatter.string(from: date)
+}
+
+/// Rewrites `sources.json` the way another process would: read, change `sources`, write a
+/// temp file, rename over.
+func editSourcesFile(_ dir: TempStateDir, _ change: (inout [String: JSON]) -> Void) async throws {
+    let current = try await poll("sources.json to exist") { try? JSON.parse(dir.readSourcesFile()) }
+    guard case .object(var file) = current, case .object(var sources)? = file["sources"] else {
+        throw HarnessError("sources.json has no sources object: \(current)")
+    }
+    change(&sources)
+    file["sources"] = .object(sources)
+    try dir.writeSourcesFile(JSON.object(file).prettyPrinted() + "\n")
+}
