@@ -72,8 +72,7 @@ enum ServeCommand {
             log.warning("listening on non-loopback address \(config.host): anyone who can reach it can POST /pair; "
                 + "put it behind a tunnel or firewall you control")
         }
-        var limits = HTTPLimits.standard
-        limits.maxBodyBytes = config.maxBodyBytes
+        let limits = HTTPLimits(maxBodyBytes: config.maxBodyBytes)
         let routes = WebhookRoutes(state: state, callbackPolicy: policy, enforceLoopbackHost: loopback, log: log)
         let result = Mutex<HTTPServer?>(nil)
         let done = ConditionSignal()
@@ -122,11 +121,12 @@ struct ServerFile: Sendable {
     }
 }
 
-/// Runs the exit path once, from a signal or from the end of input.
-final class Shutdown: Sendable {
+/// Runs the exit path once, from a signal or from the end of input. `sources` is written once,
+/// at start-up on the main thread, before any signal can arrive.
+final class Shutdown: @unchecked Sendable {
     private let once = Mutex(false)
     private let action: @Sendable () -> Void
-    private let sources = Mutex<[any DispatchSourceSignal]>([])
+    private var sources: [any DispatchSourceSignal] = []
 
     init(_ action: @escaping @Sendable () -> Void) { self.action = action }
 
@@ -144,7 +144,7 @@ final class Shutdown: Sendable {
             let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
             source.setEventHandler { [self] in self.run() }
             source.resume()
-            sources.withLock { $0.append(source) }
+            sources.append(source)
         }
     }
 }

@@ -1,6 +1,7 @@
 /// Ties the socket layer to HTTP: one `HTTPServerConnection` per accepted socket, and a
 /// `503` for connections past the cap.
-public final class HTTPServer {
+/// Created, started and stopped on the event loop thread only.
+public final class HTTPServer: @unchecked Sendable {
     /// SPEC section 5: at least 512 at once.
     public static let defaultMaxConnections = 1024
 

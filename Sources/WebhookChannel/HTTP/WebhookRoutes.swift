@@ -2,7 +2,8 @@ import Foundation
 
 /// The HTTP API (SPEC section 4) and the browser defences of section 5. Runs on the event
 /// loop thread, which is the state actor's executor, so it uses the state synchronously.
-final class WebhookRoutes {
+/// Confined to the event loop thread (`@unchecked` because the compiler cannot see that).
+final class WebhookRoutes: @unchecked Sendable {
     private let state: ChannelState
     private let callbackPolicy: CallbackURLPolicy
     /// When the operator bound a non-loopback address on purpose, other Host names are expected.
@@ -137,8 +138,10 @@ final class WebhookRoutes {
                     "pairing_code": .string(pairing.code), "poll_token": .optionalString(pairing.pollToken),
                     "expires_in": .int(Int64(PairingBook.codeLifetime)), "interval": 2,
                 ])
-            } catch {
+            } catch let error as ChannelState.PairingError {
                 return pairingFailure(error)
+            } catch {
+                return pairingFailure(.storage(String(describing: error)))
             }
         }
     }
@@ -159,8 +162,10 @@ final class WebhookRoutes {
             do {
                 let credentials = try state.completePairing(code: code)
                 return .json(["source_id": .string(credentials.sourceID), "hmac_secret": .string(credentials.secret)])
-            } catch {
+            } catch let error as ChannelState.PairingError {
                 return pairingFailure(error)
+            } catch {
+                return pairingFailure(.storage(String(describing: error)))
             }
         }
     }

@@ -21,7 +21,7 @@ public final class MCPServer: JSONRPCHandler {
     }
 
     public func isOrdered(method: String) -> Bool {
-        method == "initialize"
+        method != "tools/call"
     }
 
     public func handleRequest(method: String, params: JSONValue?) async throws(JSONRPCError) -> JSONValue {

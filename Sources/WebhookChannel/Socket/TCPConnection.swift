@@ -17,7 +17,8 @@ public final class TCPConnection: EventLoopHandler {
 
     public let fd: Int32
     public let peer: SocketAddress?
-    public weak var delegate: (any TCPConnectionDelegate)?
+    /// Owned: the protocol handler lives exactly as long as its connection.
+    public var delegate: (any TCPConnectionDelegate)?
     public private(set) var isClosed = false
     public let acceptedAt: UInt64
 
