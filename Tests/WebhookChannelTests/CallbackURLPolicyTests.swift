@@ -25,7 +25,7 @@ struct CallbackURLPolicyTests {
         ("http://0.0.0.0/", "unspecified"),
         ("http://[::]/", "unspecified"),
         ("http://[::ffff:10.0.0.1]/", "private"),
-        ("not a url", "valid URL"),
+        ("not a url", "http or https"),
     ])
     func refusesEachDangerousClassWithItsReason(_ url: String, _ reasonFragment: String) {
         do {

@@ -4,14 +4,20 @@ import Testing
 struct ReplayMemoryTests {
     @Test func repeatedKeyWithinLifetimeIsADuplicate() {
         var memory = ReplayMemory(lifetime: 100, capacity: 10)
-        #expect(memory.insert("a", now: 0))
-        #expect(!memory.insert("a", now: 99))
-        #expect(memory.insert("a", now: 100.5))
+        let first = memory.insert("a", now: 0)
+        let repeated = memory.insert("a", now: 99)
+        let afterExpiry = memory.insert("a", now: 100.5)
+        #expect(first)
+        #expect(!repeated)
+        #expect(afterExpiry)
     }
 
     @Test func oldestKeyIsForgottenWhenFull() {
         var memory = ReplayMemory(lifetime: 1000, capacity: 3)
-        for key in ["a", "b", "c", "d"] { #expect(memory.insert(key, now: 1)) }
+        for key in ["a", "b", "c", "d"] {
+            let inserted = memory.insert(key, now: 1)
+            #expect(inserted)
+        }
         #expect(memory.count == 3)
         #expect(!memory.contains("a", now: 2))
         #expect(memory.contains("d", now: 2))
