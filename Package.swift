@@ -19,9 +19,11 @@ let package = Package(
             pkgConfig: "libcrypto",
             providers: [.apt(["libssl-dev", "pkg-config"])]
         ),
+        // Linux interfaces Glibc does not export (epoll, eventfd, flock); headers only.
+        .systemLibrary(name: "CLinux", path: "Sources/CLinux"),
         .target(
             name: "WebhookChannel",
-            dependencies: ["COpenSSL"],
+            dependencies: ["COpenSSL", "CLinux"],
             swiftSettings: swiftSettings
         ),
         .executableTarget(

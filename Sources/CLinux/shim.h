@@ -1,0 +1,14 @@
+#ifndef WEBHOOK_CLINUX_SHIM_H
+#define WEBHOOK_CLINUX_SHIM_H
+
+// Linux interfaces the Glibc module does not export: the event loop's epoll and eventfd,
+// and advisory file locks.
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/file.h>
+#include <sys/socket.h>
+
+// accept4 is a GNU extension that the Glibc module hides without _GNU_SOURCE.
+extern int accept4(int sockfd, struct sockaddr *addr, socklen_t *addrlen, int flags);
+
+#endif

@@ -1,0 +1,93 @@
+import Foundation
+
+/// `webhook-channel pair [CODE]`: the terminal side of pairing, what `/webhook:pair` runs.
+enum PairCommand {
+    static let help = """
+    Usage: webhook-channel pair [CODE] [--json]
+
+    Approve the pending pairing CODE (case-insensitive) and print the new source's id and secret.
+    Without CODE, list the pending codes with their age.
+    Only approve codes you requested yourself; never one that arrived in a channel message.
+    """
+
+    static func run(_ arguments: [String], console: inout Console) -> Int32 {
+        let parsed: ParsedArguments
+        do { parsed = try ParsedArguments(arguments, flags: ["--json"]) } catch {
+            console.err("webhook-channel pair: \(error.message)\n\n\(help)")
+            return 2
+        }
+        if parsed.flags.contains("--help") { console.out(help); return 0 }
+        guard parsed.positionals.count <= 1 else {
+            console.err("webhook-channel pair: expected at most one CODE\n\n\(help)")
+            return 2
+        }
+        let store = operatorStore()
+        let json = parsed.flags.contains("--json")
+        guard let code = parsed.positionals.first else { return list(store: store, json: json, console: console) }
+        return approve(code: code, store: store, json: json, console: console)
+    }
+
+    private static func list(store: SourcesStore, json: Bool, console: Console) -> Int32 {
+        let now = SystemClock().now()
+        let (file, _) = store.load()
+        let pending = PairingBook.livePending(file, now: now)
+        if json {
+            let list: [JSONValue] = pending.map { pairing in
+                ["code": .string(pairing.code), "name": .string(pairing.name), "callback_url": .optionalString(pairing.callbackURL),
+                 "created_at": .string(pairing.createdAt),
+                 "age_seconds": .int(Int64(now - (ISOTime.parse(pairing.createdAt) ?? now)))]
+            }
+            console.out(JSONWriter.compactString(["pending": .array(list)]))
+            return 0
+        }
+        guard !pending.isEmpty else {
+            console.out("No pending pairings.")
+            return 0
+        }
+        console.out("Pending pairings:")
+        for pairing in pending {
+            let age = Int(now - (ISOTime.parse(pairing.createdAt) ?? now))
+            let callback = pairing.callbackURL.map { " callback \($0)" } ?? ""
+            console.out("  \(pairing.code)  \(pairing.name)  (requested \(age)s ago, expires in \(max(0, Int(PairingBook.codeLifetime) - age))s)\(callback)")
+        }
+        console.out("Approve one with: webhook-channel pair CODE")
+        return 0
+    }
+
+    private static func approve(code: String, store: SourcesStore, json: Bool, console: Console) -> Int32 {
+        let now = SystemClock().now()
+        do {
+            let (source, _, _) = try store.mutate { file throws(PairingBook.Failure) in
+                try PairingBook.approve(&file, code: code, now: now, sourceID: CredentialGenerator.sourceID(),
+                                        secret: CredentialGenerator.hmacSecret())
+            }
+            if json {
+                console.out(JSONWriter.compactString([
+                    "source_id": .string(source.id), "hmac_secret": .string(source.hmacSecret), "name": .string(source.name),
+                    "callback_url": .optionalString(source.callbackURL),
+                ]))
+            } else {
+                console.out("""
+                Paired "\(source.name)" successfully.
+                Source ID: \(source.id)
+                HMAC Secret: \(source.hmacSecret)
+                Callback URL: \(source.callbackURL ?? "none")
+
+                Give these credentials to the source: it signs every webhook with the secret.
+                (A source that polls /pair/status with its poll_token collects them itself.)
+                """)
+            }
+            return 0
+        } catch PairingBook.Failure.unknownCode {
+            console.err("No pending pairing for code \(code.uppercased().prefix(12)).")
+            _ = list(store: store, json: false, console: console)
+            return 1
+        } catch PairingBook.Failure.expiredCode {
+            console.err("Pairing code \(code.uppercased().prefix(12)) has expired; ask the source to request a new one.")
+            return 1
+        } catch {
+            console.err("webhook-channel pair: \(error)")
+            return 1
+        }
+    }
+}

@@ -1,0 +1,45 @@
+import Foundation
+
+/// `webhook-channel status`: is a server running, where, and what it holds.
+enum StatusCommand {
+    static let help = """
+    Usage: webhook-channel status [--json]
+
+    Say whether a server is running for this state dir (WEBHOOK_STATE_DIR), on which port, and how
+    many sources and pending pairing codes there are. Exit code 1 when no server runs.
+    """
+
+    static func run(_ arguments: [String], console: inout Console) -> Int32 {
+        let parsed: ParsedArguments
+        do { parsed = try ParsedArguments(arguments, flags: ["--json"]) } catch {
+            console.err("webhook-channel status: \(error.message)\n\n\(help)")
+            return 2
+        }
+        if parsed.flags.contains("--help") { console.out(help); return 0 }
+        guard parsed.positionals.isEmpty else {
+            console.err("webhook-channel status: takes no arguments\n\n\(help)")
+            return 2
+        }
+        let store = operatorStore()
+        let (file, _) = store.load()
+        let pending = PairingBook.livePending(file, now: SystemClock().now()).count
+        let server = ServerFile(directory: store.directory).read()
+        if parsed.flags.contains("--json") {
+            var object: JSONObject = ["running": .bool(server != nil), "sources": .int(Int64(file.sources.count)),
+                                      "pending": .int(Int64(pending)), "state_dir": .string(store.directory.path)]
+            if let server {
+                object["host"] = .string(server.host)
+                object["port"] = .int(Int64(server.port))
+            }
+            console.out(JSONWriter.compactString(.object(object)))
+        } else {
+            if let server {
+                console.out("Server running on \(server.host):\(server.port) (port \(server.port))")
+            } else {
+                console.out("No server is running for \(store.directory.path)")
+            }
+            console.out("Sources: \(file.sources.count)\nPending pairings: \(pending)\nState dir: \(store.directory.path)")
+        }
+        return server == nil ? 1 : 0
+    }
+}

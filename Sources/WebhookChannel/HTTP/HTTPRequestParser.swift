@@ -1,0 +1,520 @@
+/// What the parser made of the bytes received so far on a connection.
+public enum HTTPParseResult: Sendable, Equatable {
+    /// The request is not complete yet. `head` is set once the head is complete and valid
+    /// but the body is not, so the connection can answer `Expect: 100-continue`.
+    case needMore(head: HTTPRequestHead?)
+    /// A whole request; `consumed` bytes from the start of the input belong to it, and
+    /// whatever follows is the start of the next (pipelined) request.
+    case complete(HTTPRequest, consumed: Int)
+    /// The request is invalid or over a limit; answer `status` and close.
+    case failure(HTTPParseError)
+}
+
+/// A request head that is complete and valid, reported while its body is still arriving.
+public struct HTTPRequestHead: Sendable, Equatable {
+    public var method: String
+    public var target: String
+    public var version: HTTPVersion
+    public var headers: HTTPHeaders
+    /// The `Content-Length`, when the request has one.
+    public var contentLength: Int?
+    /// Whether the body uses the chunked transfer coding.
+    public var chunked: Bool
+
+    public init(
+        method: String,
+        target: String,
+        version: HTTPVersion,
+        headers: HTTPHeaders,
+        contentLength: Int?,
+        chunked: Bool
+    ) {
+        self.method = method
+        self.target = target
+        self.version = version
+        self.headers = headers
+        self.contentLength = contentLength
+        self.chunked = chunked
+    }
+
+    /// Same rule as `HTTPRequest.expectsContinue`.
+    public var expectsContinue: Bool {
+        HTTPRequest.expectsContinue(version: version, headers: headers)
+    }
+}
+
+/// Why a request was refused: the status to answer, a short code for the JSON error body,
+/// and a sentence for a person. Messages never repeat the client's bytes, so nothing a
+/// client sends ends up reflected into a response or a log line.
+public struct HTTPParseError: Error, Sendable, Equatable {
+    public let status: Int
+    public let code: String
+    public let message: String
+
+    public init(status: Int, code: String, message: String) {
+        self.status = status
+        self.code = code
+        self.message = message
+    }
+
+    static func badRequest(_ message: String) -> HTTPParseError {
+        HTTPParseError(status: 400, code: "bad_request", message: message)
+    }
+
+    static let bareLineFeed = badRequest("Lines must end with CRLF, not a bare LF.")
+    static let bareCarriageReturn = badRequest("A CR must be followed by LF.")
+    static let controlCharacter = badRequest("The request head contains a control character.")
+    static let malformedRequestLine = badRequest("The request line is not 'method target HTTP-version'.")
+    static let malformedVersion = badRequest("The HTTP version is malformed.")
+    static let obsoleteLineFolding = badRequest("A header line starts with whitespace (obsolete line folding is not allowed).")
+    static let whitespaceBeforeColon = badRequest("Whitespace between a header name and its colon is not allowed.")
+    static let emptyFieldName = badRequest("A header line has an empty field name.")
+    static let invalidFieldName = badRequest("A header field name contains a character that is not allowed.")
+    static let missingColon = badRequest("A header line has no colon.")
+    static let missingHost = badRequest("An HTTP/1.1 request must have a Host header.")
+    static let multipleHosts = badRequest("The request has more than one Host header.")
+    static let lengthAndEncoding = badRequest("The request has both Content-Length and Transfer-Encoding.")
+    static let invalidContentLength = badRequest("Content-Length is not a valid number.")
+    static let conflictingContentLength = badRequest("The request has differing Content-Length values.")
+    static let encodingOnHTTP10 = badRequest("Transfer-Encoding is not allowed in an HTTP/1.0 request.")
+    static let invalidChunkSize = badRequest("A chunk size is malformed.")
+    static let chunkLineTooLong = badRequest("A chunk-size line is longer than \(HTTPLimits.maxChunkLineBytes) bytes.")
+    static let unterminatedChunk = badRequest("Chunk data must be followed by CRLF.")
+
+    static let unsupportedVersion = HTTPParseError(
+        status: 505, code: "version_not_supported", message: "Only HTTP/1.0 and HTTP/1.1 are supported.")
+    static let unsupportedEncoding = HTTPParseError(
+        status: 501, code: "not_implemented", message: "Only the chunked transfer coding is supported.")
+    static let lengthRequired = HTTPParseError(
+        status: 411, code: "length_required",
+        message: "This method needs a Content-Length header or a chunked body.")
+
+    static func requestLineTooLong(_ limits: HTTPLimits) -> HTTPParseError {
+        HTTPParseError(
+            status: 414, code: "uri_too_long",
+            message: "The request line is longer than \(limits.maxRequestLineBytes) bytes.")
+    }
+
+    static func headersTooLarge(_ limits: HTTPLimits) -> HTTPParseError {
+        HTTPParseError(
+            status: 431, code: "headers_too_large",
+            message: "The header section is larger than \(limits.maxHeaderBytes) bytes.")
+    }
+
+    static func tooManyHeaders(_ limits: HTTPLimits) -> HTTPParseError {
+        HTTPParseError(
+            status: 431, code: "headers_too_large",
+            message: "The request has more than \(limits.maxHeaderCount) header fields.")
+    }
+
+    static func bodyTooLarge(_ limits: HTTPLimits) -> HTTPParseError {
+        HTTPParseError(
+            status: 413, code: "payload_too_large",
+            message: "The request body is larger than \(limits.maxBodyBytes) bytes.")
+    }
+
+    static func chunkFramingTooLarge(_ limits: HTTPLimits) -> HTTPParseError {
+        HTTPParseError(
+            status: 413, code: "payload_too_large",
+            message: "The chunked body spends more than \(limits.maxChunkFramingBytes) bytes on framing.")
+    }
+}
+
+/// A strict HTTP/1.x request parser (RFC 9112): a pure function from the bytes received so
+/// far to a request, a request for more bytes, or a refusal.
+///
+/// It is run again from the start over the whole buffer whenever bytes arrive, so it keeps
+/// no state, copies nothing until a request is complete, and refuses as early as a limit is
+/// known to be exceeded. It never answers `needMore` for an input longer than
+/// `limits.maxRequestBytes`.
+public enum HTTPRequestParser {
+    public static func parse(_ bytes: [UInt8], limits: HTTPLimits) -> HTTPParseResult {
+        bytes.withUnsafeBytes { parse($0, limits: limits) }
+    }
+
+    public static func parse(_ bytes: UnsafeRawBufferPointer, limits: HTTPLimits) -> HTTPParseResult {
+        var scanner = Scanner(bytes: bytes, limits: limits)
+        do throws(Stop) {
+            return try scanner.parseRequest()
+        } catch {
+            switch error {
+            case .needMore: return .needMore(head: scanner.head)
+            case .failure(let failure): return .failure(failure)
+            }
+        }
+    }
+}
+
+/// Why scanning stopped before a whole request was read.
+private enum Stop: Error {
+    case needMore
+    case failure(HTTPParseError)
+}
+
+private let cr: UInt8 = 0x0D
+private let lf: UInt8 = 0x0A
+private let sp: UInt8 = 0x20
+private let htab: UInt8 = 0x09
+
+private struct Scanner {
+    let bytes: UnsafeRawBufferPointer
+    let limits: HTTPLimits
+    /// Set once the head is complete and valid.
+    var head: HTTPRequestHead?
+
+    init(bytes: UnsafeRawBufferPointer, limits: HTTPLimits) {
+        self.bytes = bytes
+        self.limits = limits
+    }
+
+    private var end: Int { bytes.count }
+
+    private enum Framing {
+        case none
+        case length(Int)
+        case chunked
+    }
+
+    mutating func parseRequest() throws(Stop) -> HTTPParseResult {
+        var position = 0
+        // RFC 9112 section 2.2: a server should ignore at least one empty line received
+        // before the request-line (some clients send a CRLF after a POST body). One only,
+        // so a client cannot keep a connection busy with empty lines.
+        if end > 0 && bytes[0] == cr {
+            guard end > 1 else { throw .needMore }
+            guard bytes[1] == lf else { throw .failure(.bareCarriageReturn) }
+            position = 2
+        }
+
+        let lineEnd = try self.lineEnd(
+            from: position, maxLength: limits.maxRequestLineBytes,
+            tooLong: .requestLineTooLong(limits))
+        let (method, target, version) = try requestLine(from: position, to: lineEnd)
+        position = lineEnd + 2
+
+        var headers = HTTPHeaders()
+        position = try fieldSection(from: position, into: &headers, collect: true)
+        let framing = try framing(method: method, version: version, headers: headers)
+
+        var contentLength: Int?
+        var chunked = false
+        switch framing {
+        case .none: break
+        case .length(let length): contentLength = length
+        case .chunked: chunked = true
+        }
+        let methodString = string(method)
+        let targetString = string(target)
+        head = HTTPRequestHead(
+            method: methodString, target: targetString, version: version, headers: headers,
+            contentLength: contentLength, chunked: chunked)
+
+        var body: [UInt8] = []
+        switch framing {
+        case .none:
+            break
+        case .length(let length):
+            guard end - position >= length else { throw .needMore }
+            body = Array(UnsafeRawBufferPointer(rebasing: bytes[position..<(position + length)]))
+            position += length
+        case .chunked:
+            // Validate first without copying (this runs on every read), then copy once.
+            var unused: [UInt8] = []
+            let (bodyEnd, size) = try chunkedBody(from: position, into: &unused, collect: false)
+            body.reserveCapacity(size)
+            _ = try chunkedBody(from: position, into: &body, collect: true)
+            position = bodyEnd
+        }
+        let request = HTTPRequest(
+            method: methodString, target: targetString, version: version, headers: headers, body: body)
+        return .complete(request, consumed: position)
+    }
+
+    // MARK: Lines
+
+    /// The index of the CR that ends the line starting at `start`.
+    ///
+    /// Refuses as soon as the line is longer than `maxLength` (even before its CRLF has
+    /// arrived), and at once on a bare LF, a bare CR (RFC 9112 section 2.2: line endings in
+    /// the head are CRLF; accepting bare LF is what request smuggling builds on) or a
+    /// control character other than HTAB (RFC 9110 section 5.5: field values may not
+    /// contain CTLs; the request line cannot contain them either).
+    private func lineEnd(from start: Int, maxLength: Int, tooLong: HTTPParseError) throws(Stop) -> Int {
+        var index = start
+        while index < end {
+            let byte = bytes[index]
+            if byte == cr {
+                guard index + 1 < end else { throw .needMore }
+                guard bytes[index + 1] == lf else { throw .failure(.bareCarriageReturn) }
+                return index
+            }
+            if index - start >= maxLength { throw .failure(tooLong) }
+            if byte == lf { throw .failure(.bareLineFeed) }
+            if (byte < 0x20 && byte != htab) || byte == 0x7F { throw .failure(.controlCharacter) }
+            index += 1
+        }
+        throw .needMore
+    }
+
+    /// request-line = method SP request-target SP HTTP-version (RFC 9112 section 3),
+    /// with exactly one SP between the parts.
+    private func requestLine(from start: Int, to stop: Int) throws(Stop) -> (Range<Int>, Range<Int>, HTTPVersion) {
+        var index = start
+        while index < stop && isTokenByte(bytes[index]) { index += 1 }
+        guard index > start, index < stop, bytes[index] == sp else { throw .failure(.malformedRequestLine) }
+        let method = start..<index
+        index += 1
+
+        // The target is a URI in one of the four request-target forms; all of them are
+        // visible ASCII (RFC 3986 section 2), so anything else cannot be a target.
+        let targetStart = index
+        while index < stop && bytes[index] > sp && bytes[index] < 0x7F { index += 1 }
+        guard index > targetStart, index < stop, bytes[index] == sp else { throw .failure(.malformedRequestLine) }
+        let target = targetStart..<index
+        index += 1
+
+        return (method, target, try version(from: index, to: stop))
+    }
+
+    /// HTTP-version = "HTTP/" DIGIT "." DIGIT, case-sensitive (RFC 9112 section 2.3).
+    private func version(from start: Int, to stop: Int) throws(Stop) -> HTTPVersion {
+        guard stop - start == 8,
+              UnsafeRawBufferPointer(rebasing: bytes[start..<(start + 5)]).elementsEqual("HTTP/".utf8)
+        else { throw .failure(.malformedVersion) }
+        let major = bytes[start + 5] &- UInt8(ascii: "0")
+        let dot = bytes[start + 6]
+        let minor = bytes[start + 7] &- UInt8(ascii: "0")
+        guard major < 10, dot == UInt8(ascii: "."), minor < 10 else { throw .failure(.malformedVersion) }
+        guard major == 1, minor <= 1 else { throw .failure(.unsupportedVersion) }
+        return HTTPVersion(major: 1, minor: Int(minor))
+    }
+
+    // MARK: Fields
+
+    /// Parses field lines up to and including the empty line that ends them, and returns
+    /// the index after that line. Used for the header section and for the trailer section
+    /// of a chunked body (RFC 9112 section 7.1.2), each with the header budget.
+    private func fieldSection(from start: Int, into headers: inout HTTPHeaders, collect: Bool) throws(Stop) -> Int {
+        var position = start
+        var fieldCount = 0
+        while true {
+            guard position < end else { throw .needMore }
+            let first = bytes[position]
+            if first == cr {
+                guard position + 1 < end else { throw .needMore }
+                guard bytes[position + 1] == lf else { throw .failure(.bareCarriageReturn) }
+                return position + 2
+            }
+            // RFC 9112 section 5.2: obs-fold is rejected rather than unfolded; a line that
+            // starts with whitespace right after the request line is the same trick
+            // (section 2.2).
+            if first == sp || first == htab { throw .failure(.obsoleteLineFolding) }
+            if fieldCount == limits.maxHeaderCount { throw .failure(.tooManyHeaders(limits)) }
+            let used = position - start
+            let lineEnd = try self.lineEnd(
+                from: position, maxLength: limits.maxHeaderBytes - used - 2,
+                tooLong: .headersTooLarge(limits))
+            try fieldLine(from: position, to: lineEnd, into: &headers, collect: collect)
+            fieldCount += 1
+            position = lineEnd + 2
+        }
+    }
+
+    /// field-line = field-name ":" OWS field-value OWS (RFC 9112 section 5). The line has
+    /// already been checked for control characters.
+    private func fieldLine(from start: Int, to stop: Int, into headers: inout HTTPHeaders, collect: Bool) throws(Stop) {
+        var index = start
+        while index < stop && isTokenByte(bytes[index]) { index += 1 }
+        guard index < stop else { throw .failure(.missingColon) }
+        switch bytes[index] {
+        case UInt8(ascii: ":"):
+            guard index > start else { throw .failure(.emptyFieldName) }
+        case sp, htab:
+            // RFC 9112 section 5.1: no whitespace between name and colon, must be 400.
+            throw .failure(.whitespaceBeforeColon)
+        default:
+            throw .failure(.invalidFieldName)
+        }
+        guard collect else { return }
+        let name = start..<index
+        var valueStart = index + 1
+        var valueEnd = stop
+        while valueStart < valueEnd && isWhitespace(bytes[valueStart]) { valueStart += 1 }
+        while valueEnd > valueStart && isWhitespace(bytes[valueEnd - 1]) { valueEnd -= 1 }
+        headers.append(name: string(name), value: string(valueStart..<valueEnd))
+    }
+
+    // MARK: Framing
+
+    /// Decides how the body is delimited (RFC 9112 section 6), refusing every ambiguous
+    /// combination that could let two parsers disagree about where a request ends.
+    private func framing(method: Range<Int>, version: HTTPVersion, headers: HTTPHeaders) throws(Stop) -> Framing {
+        var hostCount = 0
+        var contentLength: Int?
+        var encodings: [String] = []
+        for (name, value) in headers {
+            if HTTPHeaders.namesEqual(name, "Host") {
+                hostCount += 1
+            } else if HTTPHeaders.namesEqual(name, "Content-Length") {
+                // RFC 9112 section 6.3 item 5: a list of identical values may be taken as
+                // that value; anything else is unrecoverable.
+                for element in value.utf8.split(separator: UInt8(ascii: ","), omittingEmptySubsequences: false) {
+                    let length = try Self.contentLength(element)
+                    if let previous = contentLength, previous != length {
+                        throw .failure(.conflictingContentLength)
+                    }
+                    contentLength = length
+                }
+            } else if HTTPHeaders.namesEqual(name, "Transfer-Encoding") {
+                encodings.append(value)
+            }
+        }
+        // RFC 9112 section 3.2: exactly one Host in HTTP/1.1; never more than one.
+        if hostCount > 1 { throw .failure(.multipleHosts) }
+        if hostCount == 0 && version == .http11 { throw .failure(.missingHost) }
+
+        if !encodings.isEmpty {
+            // RFC 9112 section 6.1: both headers at once is a smuggling attempt or a broken
+            // intermediary; section 6.3 item 3 lets a server reject it, which is safer than
+            // guessing.
+            if contentLength != nil { throw .failure(.lengthAndEncoding) }
+            // RFC 9112 section 6.1: HTTP/1.0 has no transfer codings.
+            if version == .http10 { throw .failure(.encodingOnHTTP10) }
+            // Several Transfer-Encoding fields combine into one list (RFC 9110 section 5.3),
+            // and any list other than the single coding "chunked" is one we do not
+            // implement (section 6.1: 501).
+            guard encodings.count == 1, HTTPHeaders.namesEqual(encodings[0], "chunked") else {
+                throw .failure(.unsupportedEncoding)
+            }
+            return .chunked
+        }
+        if let contentLength {
+            // Refused from the header alone, before any of the body is read (SPEC section 5).
+            if contentLength > limits.maxBodyBytes { throw .failure(.bodyTooLarge(limits)) }
+            return .length(contentLength)
+        }
+        // RFC 9112 section 6.3 item 7: a request without either has no body; for methods
+        // that always carry one that is almost surely a client error, so ask for a length.
+        if Self.methodRequiresLength(UnsafeRawBufferPointer(rebasing: bytes[method])) {
+            throw .failure(.lengthRequired)
+        }
+        return .none
+    }
+
+    /// Content-Length = 1*DIGIT (RFC 9110 section 8.6), with the list element's OWS removed.
+    private static func contentLength(_ element: Substring.UTF8View) throws(Stop) -> Int {
+        var digits = element[...]
+        while let first = digits.first, first == sp || first == htab { digits = digits.dropFirst() }
+        while let last = digits.last, last == sp || last == htab { digits = digits.dropLast() }
+        guard !digits.isEmpty else { throw .failure(.invalidContentLength) }
+        var value = 0
+        for byte in digits {
+            let digit = byte &- UInt8(ascii: "0")
+            guard digit < 10 else { throw .failure(.invalidContentLength) }
+            let (shifted, overflow1) = value.multipliedReportingOverflow(by: 10)
+            let (sum, overflow2) = shifted.addingReportingOverflow(Int(digit))
+            guard !overflow1 && !overflow2 else { throw .failure(.invalidContentLength) }
+            value = sum
+        }
+        return value
+    }
+
+    private static func methodRequiresLength(_ method: UnsafeRawBufferPointer) -> Bool {
+        method.elementsEqual("POST".utf8) || method.elementsEqual("PUT".utf8) || method.elementsEqual("PATCH".utf8)
+    }
+
+    // MARK: Chunked body
+
+    /// Reads a chunked body (RFC 9112 section 7.1) starting at `start`; returns the index
+    /// after its final CRLF and the decoded size. With `collect`, appends the data to `body`.
+    private func chunkedBody(from start: Int, into body: inout [UInt8], collect: Bool) throws(Stop) -> (end: Int, size: Int) {
+        var position = start
+        var size = 0
+        var framing = 0
+        let framingLimit = limits.maxChunkFramingBytes
+        while true {
+            // The line may use what is left of the framing budget (keeping 2 bytes for its
+            // CRLF), so an over-long line is refused before it is complete.
+            let room = framingLimit - framing - 2
+            let lineEnd = try self.lineEnd(
+                from: position, maxLength: min(HTTPLimits.maxChunkLineBytes, room),
+                tooLong: room < HTTPLimits.maxChunkLineBytes ? .chunkFramingTooLarge(limits) : .chunkLineTooLong)
+            framing += lineEnd - position + 2
+            let chunkSize = try self.chunkSize(from: position, to: lineEnd)
+            position = lineEnd + 2
+
+            if chunkSize == 0 {
+                // last-chunk, then the trailer section, which we check and drop: nothing
+                // here needs trailer fields, and merging them into headers is unsafe
+                // (RFC 9110 section 6.5.1).
+                var ignored = HTTPHeaders()
+                return (try fieldSection(from: position, into: &ignored, collect: false), size)
+            }
+            guard chunkSize <= limits.maxBodyBytes - size else { throw .failure(.bodyTooLarge(limits)) }
+            // The CRLF after the data counts as framing; refuse before waiting for the data.
+            guard framing + 2 <= framingLimit else { throw .failure(.chunkFramingTooLarge(limits)) }
+
+            let dataEnd = position + chunkSize
+            guard dataEnd < end else { throw .needMore }
+            guard bytes[dataEnd] == cr else { throw .failure(.unterminatedChunk) }
+            guard dataEnd + 1 < end else { throw .needMore }
+            guard bytes[dataEnd + 1] == lf else { throw .failure(.unterminatedChunk) }
+            if collect {
+                body.append(contentsOf: UnsafeRawBufferPointer(rebasing: bytes[position..<dataEnd]))
+            }
+            size += chunkSize
+            framing += 2
+            position = dataEnd + 2
+        }
+    }
+
+    /// chunk-size [ chunk-ext ], where chunk-size = 1*HEXDIG and
+    /// chunk-ext = *( BWS ";" BWS ext-name [ BWS "=" BWS ext-val ] ).
+    /// Extensions carry nothing we use, so after the size only their start is checked; the
+    /// line itself is bounded and free of control characters.
+    private func chunkSize(from start: Int, to stop: Int) throws(Stop) -> Int {
+        var index = start
+        var value = 0
+        while index < stop, let digit = HTTPRequest.hexValue(bytes[index]) {
+            let (shifted, overflow1) = value.multipliedReportingOverflow(by: 16)
+            let (sum, overflow2) = shifted.addingReportingOverflow(Int(digit))
+            guard !overflow1 && !overflow2 else { throw .failure(.invalidChunkSize) }
+            value = sum
+            index += 1
+        }
+        guard index > start else { throw .failure(.invalidChunkSize) }
+        if index < stop {
+            while index < stop && isWhitespace(bytes[index]) { index += 1 }
+            guard index < stop, bytes[index] == UInt8(ascii: ";") else { throw .failure(.invalidChunkSize) }
+        }
+        return value
+    }
+
+    // MARK: Bytes
+
+    private func string(_ range: Range<Int>) -> String {
+        String(decoding: UnsafeRawBufferPointer(rebasing: bytes[range]), as: UTF8.self)
+    }
+}
+
+@inline(__always)
+private func isWhitespace(_ byte: UInt8) -> Bool {
+    byte == sp || byte == htab
+}
+
+/// tchar (RFC 9110 section 5.6.2): the characters of a method or a field name.
+@inline(__always)
+private func isTokenByte(_ byte: UInt8) -> Bool {
+    switch byte {
+    case UInt8(ascii: "a")...UInt8(ascii: "z"),
+         UInt8(ascii: "A")...UInt8(ascii: "Z"),
+         UInt8(ascii: "0")...UInt8(ascii: "9"),
+         UInt8(ascii: "!"), UInt8(ascii: "#"), UInt8(ascii: "$"), UInt8(ascii: "%"),
+         UInt8(ascii: "&"), UInt8(ascii: "'"), UInt8(ascii: "*"), UInt8(ascii: "+"),
+         UInt8(ascii: "-"), UInt8(ascii: "."), UInt8(ascii: "^"), UInt8(ascii: "_"),
+         UInt8(ascii: "`"), UInt8(ascii: "|"), UInt8(ascii: "~"):
+        return true
+    default:
+        return false
+    }
+}

@@ -1,0 +1,34 @@
+/// Ties the socket layer to HTTP: one `HTTPServerConnection` per accepted socket, and a
+/// `503` for connections past the cap.
+/// Created, started and stopped on the event loop thread only.
+public final class HTTPServer: @unchecked Sendable {
+    /// SPEC section 5: at least 512 at once.
+    public static let defaultMaxConnections = 1024
+
+    private let listener: TCPListener
+    public var address: SocketAddress { listener.address }
+
+    /// Binds now (throws if the port is taken); call `start` on the loop thread.
+    init(host: String, port: UInt16, loop: EventLoop, limits: HTTPLimits, maxConnections: Int, routes: WebhookRoutes) throws(SocketError) {
+        listener = try TCPListener(host: host, port: port, loop: loop, maxConnections: maxConnections) { connection, overLimit in
+            if overLimit {
+                connection.write(HTTPResponse.error(status: 503, code: "too_many_connections",
+                                                    message: "The server is at its connection limit; retry shortly.",
+                                                    headers: [("Retry-After", "1")]).serialized(keepAlive: false))
+                connection.closeAfterWriting(drain: false)
+                return nil
+            }
+            return HTTPServerConnection(limits: limits, startedAt: connection.acceptedAt) { request, connection in
+                routes.respond(to: request, peer: connection.peer)
+            }
+        }
+    }
+
+    func start() throws(SocketError) {
+        try listener.startAccepting()
+    }
+
+    func stop() {
+        listener.stopListening()
+    }
+}

@@ -1,0 +1,99 @@
+/// HTTP/1.1 over one TCP connection: feeds bytes to the parser, answers requests in order
+/// (pipelining), keeps the connection alive when both sides want it, and enforces the
+/// timeouts that stop slow clients from holding it forever.
+final class HTTPServerConnection: TCPConnectionDelegate {
+    struct Timeouts {
+        /// A request head must be complete this long after its first byte (or after accept).
+        var headNanoseconds: UInt64 = 10_000_000_000
+        /// The whole request, body included.
+        var requestNanoseconds: UInt64 = 30_000_000_000
+        /// An idle keep-alive connection is closed after this.
+        var idleNanoseconds: UInt64 = 30_000_000_000
+    }
+
+    typealias Responder = (HTTPRequest, TCPConnection) -> HTTPResponse
+
+    private let limits: HTTPLimits
+    private let timeouts: Timeouts
+    private let respond: Responder
+    private var buffer: [UInt8] = []
+    /// When the request now being read started (first byte, or accept for the first one).
+    private var requestStartedAt: UInt64?
+    private var lastActivity: UInt64
+    private var sentContinue = false
+    private var closing = false
+
+    init(limits: HTTPLimits, timeouts: Timeouts = Timeouts(), startedAt: UInt64, respond: @escaping Responder) {
+        self.limits = limits
+        self.timeouts = timeouts
+        self.respond = respond
+        self.requestStartedAt = startedAt
+        self.lastActivity = startedAt
+    }
+
+    func connection(_ connection: TCPConnection, didReceive bytes: UnsafeRawBufferPointer) {
+        guard !closing else { return }
+        let now = MonotonicClock.nowNanoseconds()
+        lastActivity = now
+        if requestStartedAt == nil { requestStartedAt = now }
+        buffer.append(contentsOf: bytes)
+        processBuffer(connection)
+    }
+
+    private func processBuffer(_ connection: TCPConnection) {
+        while !closing && !buffer.isEmpty {
+            let result = buffer.withUnsafeBytes { HTTPRequestParser.parse($0, limits: limits) }
+            switch result {
+            case .needMore(let head):
+                if let head, head.version == .http11, !sentContinue,
+                   head.headers["Expect"]?.lowercased() == "100-continue"
+                {
+                    sentContinue = true
+                    connection.write(Array("HTTP/1.1 100 Continue\r\n\r\n".utf8))
+                }
+                return
+            case .complete(let request, let consumed):
+                buffer.removeFirst(consumed)
+                sentContinue = false
+                requestStartedAt = buffer.isEmpty ? nil : MonotonicClock.nowNanoseconds()
+                let response = respond(request, connection)
+                connection.write(response.serialized(keepAlive: request.keepAlive))
+                if !request.keepAlive {
+                    closing = true
+                    connection.closeAfterWriting(drain: false)
+                }
+            case .failure(let error):
+                fail(connection, status: error.status, code: error.code, message: error.message)
+            }
+        }
+    }
+
+    /// Answers, then closes after draining what the client already sent.
+    private func fail(_ connection: TCPConnection, status: Int, code: String, message: String) {
+        closing = true
+        buffer = []
+        connection.write(HTTPResponse.error(status: status, code: code, message: message).serialized(keepAlive: false))
+        connection.closeAfterWriting(drain: true)
+    }
+
+    func connectionTick(_ connection: TCPConnection, now: UInt64) {
+        guard !closing else { return }
+        if let started = requestStartedAt {
+            let headComplete = buffer.withUnsafeBytes { raw -> Bool in
+                if case .needMore(let head?) = HTTPRequestParser.parse(raw, limits: limits) { return head.method.isEmpty == false }
+                return false
+            }
+            let limit = headComplete ? timeouts.requestNanoseconds : timeouts.headNanoseconds
+            if now - started > limit {
+                fail(connection, status: 408, code: "request_timeout", message: "The request was not received in time.")
+            }
+        } else if now - lastActivity > timeouts.idleNanoseconds {
+            closing = true
+            connection.closeNow()
+        }
+    }
+
+    func connectionDidClose(_ connection: TCPConnection) {
+        buffer = []
+    }
+}

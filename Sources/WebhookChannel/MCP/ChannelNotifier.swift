@@ -1,0 +1,48 @@
+import Synchronization
+
+/// Sends channel events to Claude Code. Until the client says `notifications/initialized`,
+/// events wait in a bounded queue and are then sent in arrival order.
+public final class ChannelNotifier: Sendable {
+    public static let maxQueued = 1024
+
+    private struct State {
+        var initialized = false
+        var queue: [ChannelEvent] = []
+    }
+
+    private let output: ProtocolOutput
+    private let state = Mutex(State())
+
+    public init(output: ProtocolOutput) {
+        self.output = output
+    }
+
+    public var isInitialized: Bool { state.withLock { $0.initialized } }
+
+    /// Returns false when the client is not ready yet and the queue is full: the caller answers
+    /// 503 so the sender retries, rather than the event being lost.
+    public func deliver(_ event: ChannelEvent) -> Bool {
+        state.withLock { state in
+            if state.initialized {
+                output.send { event.writeNotification(into: &$0) }
+                return true
+            }
+            guard state.queue.count < ChannelNotifier.maxQueued else { return false }
+            state.queue.append(event)
+            return true
+        }
+    }
+
+    /// Flushes the queue and switches to direct delivery. Done under the lock so an event
+    /// arriving meanwhile cannot overtake the queued ones.
+    public func markInitialized() {
+        state.withLock { state in
+            guard !state.initialized else { return }
+            for event in state.queue {
+                output.send { event.writeNotification(into: &$0) }
+            }
+            state.queue = []
+            state.initialized = true
+        }
+    }
+}

@@ -1,0 +1,77 @@
+/// The tools Claude gets. None of them pairs, approves, revokes or shows a secret: those stay
+/// with the person at the terminal.
+public enum WebhookTools {
+    public static func all(state: ChannelState, replies: ReplySender) -> [MCPTool] {
+        [reply(state: state, replies: replies), sources(state: state), deliveries(replies: replies)]
+    }
+
+    static func reply(state: ChannelState, replies: ReplySender) -> MCPTool {
+        MCPTool(
+            name: "webhook_reply",
+            description: "Send a JSON payload back to a webhook source's callback URL, signed with its secret. "
+                + "Use the source_id from the <channel> tag. Answers with the HTTP status, or says it is retrying.",
+            inputSchema: [
+                "type": "object",
+                "properties": [
+                    "source_id": ["type": "string", "description": "The source_id attribute of the channel tag (src_…)."],
+                    "payload": ["description": "Any JSON value; it is sent as the request body."],
+                    "event_id": ["type": "string", "description": "Optional: the event this answers (evt_…)."],
+                ],
+                "required": ["source_id", "payload"],
+            ]
+        ) { object throws(JSONRPCError) in
+            let arguments = ToolArguments(object: object)
+            let sourceID = try arguments.requiredString("source_id")
+            guard let payload = object["payload"] else { throw .invalidParams("missing required argument \"payload\"") }
+            let eventID = try arguments.optionalString("event_id")
+            guard let source = await state.source(id: sourceID) else {
+                return .error("No paired source has id \(sourceID.prefix(80)). webhook_sources lists them.")
+            }
+            return await replies.send(source: source, payload: payload, eventID: eventID)
+        }
+    }
+
+    static func sources(state: ChannelState) -> MCPTool {
+        MCPTool(
+            name: "webhook_sources",
+            description: "List the paired webhook sources: id, name, scheme, callback URL, when paired, events received. Never shows secrets.",
+            inputSchema: ["type": "object", "properties": .object(JSONObject())]
+        ) { _ throws(JSONRPCError) in
+            let sources = await state.allSources()
+            guard !sources.isEmpty else { return MCPToolResult(text: "No sources are paired.") }
+            let list: [JSONValue] = sources.map { source, stats in
+                [
+                    "source_id": .string(source.id), "name": .string(source.name), "scheme": .string(source.scheme.rawValue),
+                    "callback_url": .optionalString(source.callbackURL), "paired_at": .string(source.pairedAt),
+                    "event_count": .int(Int64(stats.eventCount)),
+                    "last_event_at": .optionalString(stats.lastEventAt.map(ISOTime.format)),
+                ]
+            }
+            return MCPToolResult(text: String(decoding: JSONWriter.pretty(.array(list)), as: UTF8.self))
+        }
+    }
+
+    static func deliveries(replies: ReplySender) -> MCPTool {
+        MCPTool(
+            name: "webhook_deliveries",
+            description: "Show recent webhook_reply deliveries, newest first, with each attempt's outcome.",
+            inputSchema: [
+                "type": "object",
+                "properties": ["limit": ["type": "integer", "minimum": 1, "maximum": 200]],
+            ]
+        ) { object throws(JSONRPCError) in
+            let limit = try ToolArguments(object: object).optionalInt("limit", range: 1...200) ?? 20
+            let records = replies.recentRecords(limit: Int(limit))
+            guard !records.isEmpty else { return MCPToolResult(text: "No replies have been sent.") }
+            let list: [JSONValue] = records.map { record in
+                [
+                    "delivery_id": .string(record.deliveryID), "source_id": .string(record.sourceID),
+                    "event_id": .optionalString(record.eventID), "state": .string(record.state.rawValue),
+                    "created_at": .string(ISOTime.format(record.createdAt)),
+                    "attempts": .array(record.attempts.map { .string($0) }),
+                ]
+            }
+            return MCPToolResult(text: String(decoding: JSONWriter.pretty(.array(list)), as: UTF8.self))
+        }
+    }
+}

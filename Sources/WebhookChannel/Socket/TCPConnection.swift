@@ -1,0 +1,153 @@
+import Glibc
+
+/// What the protocol layer above a connection implements. Called on the loop thread.
+public protocol TCPConnectionDelegate: AnyObject {
+    func connection(_ connection: TCPConnection, didReceive bytes: UnsafeRawBufferPointer)
+    func connectionTick(_ connection: TCPConnection, now: UInt64)
+    func connectionDidClose(_ connection: TCPConnection)
+}
+
+/// A non-blocking accepted socket: buffered writes, half-close with drain, nothing about HTTP.
+public final class TCPConnection: EventLoopHandler {
+    /// How long a half-closed connection keeps reading (and discarding) what the client still
+    /// sends, so it reads our error response instead of a reset.
+    static let drainNanoseconds: UInt64 = 2_000_000_000
+    /// Stop reading while this much output waits for a client that does not read.
+    static let maxPendingOutput = 1 << 20
+
+    public let fd: Int32
+    public let peer: SocketAddress?
+    /// Owned: the protocol handler lives exactly as long as its connection.
+    public var delegate: (any TCPConnectionDelegate)?
+    public private(set) var isClosed = false
+    public let acceptedAt: UInt64
+
+    private unowned let loop: EventLoop
+    private let scratch: UnsafeMutableRawBufferPointer
+    private var output: [UInt8] = []
+    private var outputOffset = 0
+    private var closeWhenFlushed = false
+    private var drainWhenFlushed = false
+    private var drainingSince: UInt64?
+    private var wantsWritable = false
+    private var readingPaused = false
+    private let onClose: (TCPConnection) -> Void
+
+    init(fd: Int32, peer: SocketAddress?, loop: EventLoop, scratch: UnsafeMutableRawBufferPointer,
+         onClose: @escaping (TCPConnection) -> Void)
+    {
+        self.fd = fd
+        self.peer = peer
+        self.loop = loop
+        self.scratch = scratch
+        self.onClose = onClose
+        self.acceptedAt = MonotonicClock.nowNanoseconds()
+    }
+
+    public var hasPendingOutput: Bool { outputOffset < output.count }
+
+    /// Sends bytes now if the socket takes them, else keeps them until it is writable.
+    public func write(_ bytes: [UInt8]) {
+        guard !isClosed, !closeWhenFlushed else { return }
+        if hasPendingOutput {
+            output.append(contentsOf: bytes)
+        } else {
+            output = bytes
+            outputOffset = 0
+        }
+        flush()
+    }
+
+    /// Closes once everything written has been sent. With `drain`, the write side is shut
+    /// first and input is read and discarded for a short while (RFC 9112 §9.6).
+    public func closeAfterWriting(drain: Bool) {
+        guard !isClosed else { return }
+        closeWhenFlushed = true
+        drainWhenFlushed = drain
+        if !hasPendingOutput { finishClosing() }
+    }
+
+    public func closeNow() {
+        guard !isClosed else { return }
+        isClosed = true
+        loop.unregister(fd: fd)
+        close(fd)
+        output = []
+        delegate?.connectionDidClose(self)
+        onClose(self)
+    }
+
+    // MARK: EventLoopHandler
+
+    public func readable() {
+        guard !isClosed else { return }
+        while true {
+            let n = recv(fd, scratch.baseAddress, scratch.count, 0)
+            if n > 0 {
+                if drainingSince != nil { continue }
+                delegate?.connection(self, didReceive: UnsafeRawBufferPointer(rebasing: scratch[0..<n]))
+                if isClosed || readingPaused || drainingSince != nil && drainingSince == 0 { return }
+                if n < scratch.count { return }
+                continue
+            }
+            if n == 0 { closeNow(); return }
+            switch errno {
+            case EINTR: continue
+            case EAGAIN, EWOULDBLOCK: return
+            default: closeNow(); return
+            }
+        }
+    }
+
+    public func writable() {
+        flush()
+    }
+
+    public func tick(now: UInt64) {
+        guard !isClosed else { return }
+        if let since = drainingSince {
+            if now - since > TCPConnection.drainNanoseconds { closeNow() }
+            return
+        }
+        delegate?.connectionTick(self, now: now)
+    }
+
+    // MARK: Internals
+
+    private func flush() {
+        while hasPendingOutput {
+            let n = output.withUnsafeBytes { raw in
+                send(fd, raw.baseAddress! + outputOffset, raw.count - outputOffset, Int32(MSG_NOSIGNAL))
+            }
+            if n > 0 { outputOffset += n; continue }
+            if n < 0 && errno == EINTR { continue }
+            if n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK) {
+                updateInterest(writable: true)
+                if output.count - outputOffset > TCPConnection.maxPendingOutput { readingPaused = true }
+                return
+            }
+            closeNow()
+            return
+        }
+        output.removeAll(keepingCapacity: output.capacity <= 65536)
+        outputOffset = 0
+        if readingPaused { readingPaused = false }
+        updateInterest(writable: false)
+        if closeWhenFlushed { finishClosing() }
+    }
+
+    private func updateInterest(writable: Bool) {
+        let readable = !readingPaused
+        guard writable != wantsWritable || !readable else { return }
+        wantsWritable = writable
+        loop.modify(fd: fd, readable: readable, writable: writable)
+    }
+
+    private func finishClosing() {
+        guard drainWhenFlushed else { closeNow(); return }
+        shutdown(fd, Int32(SHUT_WR))
+        drainingSince = MonotonicClock.nowNanoseconds()
+        readingPaused = false
+        loop.modify(fd: fd, readable: true, writable: false)
+    }
+}

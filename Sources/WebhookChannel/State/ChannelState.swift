@@ -1,0 +1,233 @@
+import Foundation
+
+/// Everything the two sides of the process share: paired sources, pending pairings, replay
+/// memory and per-source counters, plus the verifier. It runs on the HTTP event loop's thread
+/// (its executor), so HTTP handlers reach it synchronously and MCP tools with `await`.
+public actor ChannelState {
+    public enum WebhookOutcome: Equatable, Sendable {
+        case accepted(eventID: String)
+        case duplicate
+        /// Unknown source, bad or missing signature, stale timestamp: one answer for all.
+        case unauthorized
+        case invalidJSON
+        /// The client has not initialised and the waiting queue is full.
+        case notReady
+    }
+
+    public enum PairingError: Error, Equatable, Sendable {
+        case tooManyPending
+        case unknownCode
+        case expiredCode
+        case tooManyFailures
+        case storage(String)
+    }
+
+    public struct Credentials: Sendable, Equatable {
+        public let sourceID: String
+        public let secret: String
+    }
+
+    public struct SourceStats: Sendable {
+        public var eventCount = 0
+        public var lastEventAt: Double?
+    }
+
+    /// Failed `/pair/complete` attempts allowed per window before answering 429, so the
+    /// 32^6 code space cannot be walked from a loopback process.
+    static let maxFailedCompletions = 10
+    static let failedCompletionWindow: Double = 60
+
+    nonisolated let loop: EventLoop
+    public nonisolated var unownedExecutor: UnownedSerialExecutor { loop.asUnownedSerialExecutor() }
+
+    let store: SourcesStore
+    let clock: any WallClock
+    let notifier: ChannelNotifier
+    let log: Logger
+
+    private(set) var file = SourcesFile()
+    private var fileIdentity: FileIdentity?
+    private var replay = ReplayMemory()
+    private(set) var stats: [String: SourceStats] = [:]
+    private var failedCompletions: [Double] = []
+
+    public init(loop: EventLoop, store: SourcesStore, clock: any WallClock, notifier: ChannelNotifier, log: Logger) {
+        self.loop = loop
+        self.store = store
+        self.clock = clock
+        self.notifier = notifier
+        self.log = log
+    }
+
+    // MARK: Sources file
+
+    /// Picks up changes another process (the CLI, the seed's skill) made, with one stat().
+    public func refreshIfChanged() {
+        let identity = store.identity()
+        guard identity != fileIdentity else { return }
+        let (loaded, loadedIdentity) = store.load()
+        file = loaded
+        fileIdentity = loadedIdentity
+    }
+
+    private func mutate<T>(_ change: (inout SourcesFile) throws -> T) throws -> T {
+        let (result, written, identity) = try store.mutate(change)
+        file = written
+        fileIdentity = identity
+        return result
+    }
+
+    public var sourceCount: Int { file.sources.count }
+    public var pendingCount: Int { PairingBook.livePending(file, now: clock.now()).count }
+    public var isClientConnected: Bool { notifier.isInitialized }
+
+    public func source(id: String) -> SourceRecord? {
+        refreshIfChanged()
+        return file.source(id: id)
+    }
+
+    public func allSources() -> [(SourceRecord, SourceStats)] {
+        refreshIfChanged()
+        return file.sources.map { ($0, stats[$0.id] ?? SourceStats()) }
+    }
+
+    // MARK: Pairing
+
+    public func requestPairing(name: String, callbackURL: String?) throws(PairingError) -> PendingPairing {
+        do {
+            return try mutate { file in
+                try PairingBook.request(&file, name: name, callbackURL: callbackURL, now: clock.now(),
+                                        generateCode: CredentialGenerator.pairingCode,
+                                        pollToken: CredentialGenerator.pollToken())
+            }
+        } catch let failure as PairingBook.Failure {
+            throw Self.map(failure)
+        } catch {
+            throw .storage(String(describing: error))
+        }
+    }
+
+    public func completePairing(code: String) throws(PairingError) -> Credentials {
+        let now = clock.now()
+        failedCompletions.removeAll { now - $0 > Self.failedCompletionWindow }
+        guard failedCompletions.count < Self.maxFailedCompletions else { throw .tooManyFailures }
+        do {
+            let source = try mutate { file in
+                try PairingBook.approve(&file, code: code, now: now, sourceID: CredentialGenerator.sourceID(),
+                                        secret: CredentialGenerator.hmacSecret())
+            }
+            log.info("paired source \(source.id) (\(source.name.prefix(64)))")
+            return Credentials(sourceID: source.id, secret: source.hmacSecret)
+        } catch let failure as PairingBook.Failure {
+            failedCompletions.append(now)
+            throw Self.map(failure)
+        } catch {
+            throw .storage(String(describing: error))
+        }
+    }
+
+    /// The device-flow poll. With the right poll token, the first `paired` answer carries the
+    /// credentials; later ones do not.
+    public func pairingStatus(code: String, pollToken: String?) -> (PairingBook.Status, Credentials?) {
+        refreshIfChanged()
+        let normalized = code.trimmingCharacters(in: .whitespacesAndNewlines).uppercased()
+        let status = PairingBook.status(file, code: normalized, now: clock.now())
+        guard case .paired(let sourceID, true) = status, let pollToken,
+              let approval = file.approved.first(where: { $0.code == normalized }),
+              let expected = approval.pollToken,
+              ConstantTime.equals(Array(expected.utf8), Array(pollToken.utf8))
+        else { return (status, nil) }
+        do {
+            let source: SourceRecord? = try mutate { file in
+                guard let index = file.approved.firstIndex(where: { $0.code == normalized }), !file.approved[index].claimed else {
+                    return nil
+                }
+                file.approved[index].claimed = true
+                return file.source(id: sourceID)
+            }
+            guard let source else { return (status, nil) }
+            return (status, Credentials(sourceID: source.id, secret: source.hmacSecret))
+        } catch {
+            log.error("cannot record collected credentials: \(error)")
+            return (status, nil)
+        }
+    }
+
+    private static func map(_ failure: PairingBook.Failure) -> PairingError {
+        switch failure {
+        case .tooManyPending: return .tooManyPending
+        case .unknownCode: return .unknownCode
+        case .expiredCode: return .expiredCode
+        }
+    }
+
+    // MARK: Webhooks
+
+    /// Verifies and delivers one webhook. `pathSourceID` is set for `/webhook/{id}`, where the
+    /// source's scheme decides the headers; `/webhook` uses the seed's headers.
+    public func receiveWebhook(pathSourceID: String?, headers: HTTPHeaders, body: [UInt8]) -> WebhookOutcome {
+        refreshIfChanged()
+        let now = clock.now()
+        guard let sourceID = pathSourceID ?? headers["X-Source-Id"], let source = file.source(id: sourceID) else {
+            return .unauthorized
+        }
+        let scheme = pathSourceID == nil ? SignatureScheme.webhook : source.scheme
+        let verdict = body.withUnsafeBytes { raw in
+            SignatureScheme.verify(scheme: scheme, secrets: source.acceptedSecrets(now: now),
+                                   input: SignatureInput(headerLookup: { headers[$0] }, body: raw, now: Int64(now)))
+        }
+        guard case .valid(let details) = verdict else { return .unauthorized }
+
+        let contentType = headers["Content-Type"] ?? ""
+        var parsed: JSONValue? = nil
+        if pathSourceID == nil || Self.looksLikeJSON(contentType) {
+            parsed = try? JSONParser.parse(body)
+            if parsed == nil && pathSourceID == nil { return .invalidJSON }
+        }
+
+        let deliveryID = Self.deliveryID(headers: headers, body: parsed, scheme: scheme)
+        var replayKeys: [String] = []
+        if let deliveryID { replayKeys.append("d:\(source.id):\(deliveryID)") }
+        if let seedSignature = details.seedSignature { replayKeys.append("s:\(source.id):\(seedSignature)") }
+        if replayKeys.contains(where: { replay.contains($0, now: now) }) { return .duplicate }
+
+        let eventID = CredentialGenerator.eventID()
+        let (content, truncated) = body.withUnsafeBytes { ChannelEvent.content(fromBody: $0, contentType: contentType) }
+        var meta: [(key: String, value: String)] = [
+            ("source_id", source.id), ("source_name", source.name), ("event_id", eventID),
+        ]
+        if let type = Self.eventType(headers: headers, body: parsed) { meta.append(("event_type", type)) }
+        if let deliveryID { meta.append(("delivery_id", deliveryID)) }
+        meta.append(("received_at", ISOTime.format(now)))
+        meta.append(("content_type", contentType.isEmpty ? "application/octet-stream" : contentType))
+        if truncated { meta.append(("truncated", "true")) }
+        guard notifier.deliver(ChannelEvent(content: content, meta: meta)) else { return .notReady }
+
+        for key in replayKeys { _ = replay.insert(key, now: now) }
+        stats[source.id, default: SourceStats()].eventCount += 1
+        stats[source.id, default: SourceStats()].lastEventAt = now
+        return .accepted(eventID: eventID)
+    }
+
+    static func looksLikeJSON(_ contentType: String) -> Bool {
+        let mediaType = contentType.split(separator: ";").first.map { $0.trimmingCharacters(in: .whitespaces).lowercased() } ?? ""
+        return mediaType == "application/json" || mediaType.hasSuffix("+json")
+    }
+
+    /// SPEC section 4: the first present of these headers, or Stripe's body `id`.
+    static func deliveryID(headers: HTTPHeaders, body: JSONValue?, scheme: SignatureScheme) -> String? {
+        for name in ["X-Webhook-Id", "X-Delivery-Id", "X-GitHub-Delivery", "webhook-id"] {
+            if let value = headers[name], !value.isEmpty { return String(value.prefix(200)) }
+        }
+        if scheme == .stripe, let id = body?["id"]?.stringValue { return String(id.prefix(200)) }
+        return nil
+    }
+
+    static func eventType(headers: HTTPHeaders, body: JSONValue?) -> String? {
+        for name in ["X-GitHub-Event", "X-Event-Type"] {
+            if let value = headers[name], !value.isEmpty { return String(value.prefix(200)) }
+        }
+        if let type = body?["type"]?.stringValue ?? body?["event"]?.stringValue { return String(type.prefix(200)) }
+        return nil
+    }
+}

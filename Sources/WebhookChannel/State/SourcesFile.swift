@@ -1,0 +1,202 @@
+/// A paired sender, as stored in `sources.json`. Fields the seed wrote come first; fields this
+/// version adds are optional so a seed-written file loads unchanged, and unknown fields are
+/// kept as they were.
+public struct SourceRecord: Sendable, Equatable {
+    public var id: String
+    public var name: String
+    public var hmacSecret: String
+    public var callbackURL: String?
+    public var pairedAt: String
+    /// Absent in seed files: those sources use the seed's own headers.
+    public var scheme: SignatureScheme
+    public var previousSecret: String?
+    public var previousExpiresAt: String?
+    public var extra: JSONObject
+
+    public init(id: String, name: String, hmacSecret: String, callbackURL: String?, pairedAt: String,
+                scheme: SignatureScheme = .webhook, previousSecret: String? = nil, previousExpiresAt: String? = nil,
+                extra: JSONObject = JSONObject())
+    {
+        self.id = id
+        self.name = name
+        self.hmacSecret = hmacSecret
+        self.callbackURL = callbackURL
+        self.pairedAt = pairedAt
+        self.scheme = scheme
+        self.previousSecret = previousSecret
+        self.previousExpiresAt = previousExpiresAt
+        self.extra = extra
+    }
+
+    /// The secrets a signature may be made with now: the current one, then a rotated-out one
+    /// while its grace period lasts.
+    public func acceptedSecrets(now: Double) -> [String] {
+        guard let previousSecret, let expiry = previousExpiresAt.flatMap(ISOTime.parse), now < expiry else {
+            return [hmacSecret]
+        }
+        return [hmacSecret, previousSecret]
+    }
+}
+
+/// A code waiting for the person at the terminal (seed schema plus the device-flow token).
+public struct PendingPairing: Sendable, Equatable {
+    public var code: String
+    public var name: String
+    public var callbackURL: String?
+    public var createdAt: String
+    public var pollToken: String?
+    public var extra: JSONObject
+}
+
+/// A code that was approved, kept for a while so the holder of its poll token can collect the
+/// credentials once (RFC 8628-style device flow).
+public struct ApprovedPairing: Sendable, Equatable {
+    public var code: String
+    public var sourceID: String
+    public var approvedAt: String
+    public var pollToken: String?
+    public var claimed: Bool
+}
+
+/// The whole of `sources.json`.
+public struct SourcesFile: Sendable, Equatable {
+    public static let fileName = "sources.json"
+
+    public var sources: [SourceRecord] = []
+    public var pending: [PendingPairing] = []
+    public var approved: [ApprovedPairing] = []
+    /// Top-level keys this version does not know, written back untouched.
+    public var extra = JSONObject()
+
+    public init() {}
+
+    public func source(id: String) -> SourceRecord? { sources.first { $0.id == id } }
+
+    public struct DecodeError: Error, CustomStringConvertible {
+        public let description: String
+    }
+
+    /// A missing file is an empty state; anything that is not the expected shape is an error
+    /// (the caller moves the file aside rather than guess).
+    public static func decode(_ bytes: [UInt8]) throws -> SourcesFile {
+        let value: JSONValue
+        do { value = try JSONParser.parse(bytes) } catch {
+            throw DecodeError(description: "not valid JSON (\(error))")
+        }
+        guard case .object(let root) = value else { throw DecodeError(description: "the top level is not an object") }
+        var file = SourcesFile()
+        for member in root {
+            switch member.key {
+            case "sources":
+                guard let object = member.value.objectValue else { throw DecodeError(description: "\"sources\" is not an object") }
+                file.sources = try object.map { try decodeSource(id: $0.key, $0.value) }
+            case "pending_pairings":
+                guard let object = member.value.objectValue else {
+                    throw DecodeError(description: "\"pending_pairings\" is not an object")
+                }
+                file.pending = try object.map { try decodePending(code: $0.key, $0.value) }
+            case "approved_pairings":
+                // Only ours; a malformed entry is dropped rather than failing the whole file.
+                file.approved = member.value.objectValue?.compactMap { decodeApproved(code: $0.key, $0.value) } ?? []
+            default:
+                file.extra[member.key] = member.value
+            }
+        }
+        return file
+    }
+
+    private static func decodeSource(id: String, _ value: JSONValue) throws -> SourceRecord {
+        guard var object = value.objectValue else { throw DecodeError(description: "source \(id) is not an object") }
+        guard let name = object["name"]?.stringValue, let secret = object["hmac_secret"]?.stringValue else {
+            throw DecodeError(description: "source \(id) lacks a name or hmac_secret")
+        }
+        var scheme = SignatureScheme.webhook
+        if let text = object["scheme"]?.stringValue {
+            guard let known = SignatureScheme(rawValue: text) else {
+                throw DecodeError(description: "source \(id) has an unknown scheme")
+            }
+            scheme = known
+        }
+        let record = SourceRecord(
+            id: id, name: name, hmacSecret: secret,
+            callbackURL: object["callback_url"]?.stringValue,
+            pairedAt: object["paired_at"]?.stringValue ?? "",
+            scheme: scheme,
+            previousSecret: object["previous_secret"]?.stringValue,
+            previousExpiresAt: object["previous_expires_at"]?.stringValue)
+        for key in ["name", "hmac_secret", "callback_url", "paired_at", "scheme", "previous_secret", "previous_expires_at"] {
+            object[key] = nil
+        }
+        var withExtra = record
+        withExtra.extra = object
+        return withExtra
+    }
+
+    private static func decodePending(code: String, _ value: JSONValue) throws -> PendingPairing {
+        guard var object = value.objectValue else { throw DecodeError(description: "pending pairing is not an object") }
+        let pending = PendingPairing(
+            code: code.uppercased(),
+            name: object["name"]?.stringValue ?? "",
+            callbackURL: object["callback_url"]?.stringValue,
+            createdAt: object["created_at"]?.stringValue ?? "",
+            pollToken: object["poll_token"]?.stringValue,
+            extra: JSONObject())
+        for key in ["name", "callback_url", "created_at", "poll_token"] { object[key] = nil }
+        var withExtra = pending
+        withExtra.extra = object
+        return withExtra
+    }
+
+    private static func decodeApproved(code: String, _ value: JSONValue) -> ApprovedPairing? {
+        guard let object = value.objectValue, let sourceID = object["source_id"]?.stringValue else { return nil }
+        return ApprovedPairing(
+            code: code, sourceID: sourceID,
+            approvedAt: object["approved_at"]?.stringValue ?? "",
+            pollToken: object["poll_token"]?.stringValue,
+            claimed: object["claimed"]?.boolValue ?? false)
+    }
+
+    /// 2-space pretty JSON in the seed's key order, new fields after the seed's.
+    public func encode() -> [UInt8] {
+        var root = JSONObject()
+        var sourcesObject = JSONObject()
+        for source in sources {
+            var entry: JSONObject = [
+                "name": .string(source.name),
+                "hmac_secret": .string(source.hmacSecret),
+                "callback_url": .optionalString(source.callbackURL),
+                "paired_at": .string(source.pairedAt),
+            ]
+            if source.scheme != .webhook || source.extra["scheme"] != nil { entry["scheme"] = .string(source.scheme.rawValue) }
+            if let previous = source.previousSecret { entry["previous_secret"] = .string(previous) }
+            if let expiry = source.previousExpiresAt { entry["previous_expires_at"] = .string(expiry) }
+            for member in source.extra { entry[member.key] = member.value }
+            sourcesObject[source.id] = .object(entry)
+        }
+        root["sources"] = .object(sourcesObject)
+        var pendingObject = JSONObject()
+        for pairing in pending {
+            var entry: JSONObject = [
+                "name": .string(pairing.name),
+                "callback_url": .optionalString(pairing.callbackURL),
+                "created_at": .string(pairing.createdAt),
+            ]
+            if let token = pairing.pollToken { entry["poll_token"] = .string(token) }
+            for member in pairing.extra { entry[member.key] = member.value }
+            pendingObject[pairing.code] = .object(entry)
+        }
+        root["pending_pairings"] = .object(pendingObject)
+        if !approved.isEmpty {
+            var approvedObject = JSONObject()
+            for pairing in approved {
+                var entry: JSONObject = ["source_id": .string(pairing.sourceID), "approved_at": .string(pairing.approvedAt)]
+                if let token = pairing.pollToken { entry["poll_token"] = .string(token) }
+                entry["claimed"] = .bool(pairing.claimed)
+                approvedObject[pairing.code] = .object(entry)
+            }
+            root["approved_pairings"] = .object(approvedObject)
+        }
+        for member in extra { root[member.key] = member.value }
+        return JSONWriter.pretty(.object(root))
+    }
+}

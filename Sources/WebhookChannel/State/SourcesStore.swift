@@ -1,0 +1,54 @@
+import Foundation
+
+/// `sources.json` on disk: read-modify-write under the state directory's advisory lock, written
+/// atomically, shared by the server and CLI processes. A corrupt file is moved aside (never
+/// fatal) and reported through `onCorrupt`.
+public struct SourcesStore: Sendable {
+    public let directory: StateDirectory
+    private let log: Logger
+
+    public init(directory: StateDirectory, log: Logger) {
+        self.directory = directory
+        self.log = log
+    }
+
+    /// Reads the current file without the lock: writers replace it by rename, so a reader sees
+    /// either the old or the new file, never half of one.
+    public func load() -> (SourcesFile, FileIdentity?) {
+        do {
+            try directory.ensureExists()
+            return try directory.withExclusiveLock { try loadLocked() }
+        } catch {
+            log.error("cannot read \(SourcesFile.fileName): \(error)")
+            return (SourcesFile(), nil)
+        }
+    }
+
+    public func identity() -> FileIdentity? {
+        directory.fileIdentity(SourcesFile.fileName)
+    }
+
+    /// Applies `change` to the freshest file and writes it back, all under the lock.
+    public func mutate<T>(_ change: (inout SourcesFile) throws -> T) throws -> (T, SourcesFile, FileIdentity?) {
+        try directory.ensureExists()
+        return try directory.withExclusiveLock {
+            var (file, _) = try loadLocked()
+            let result = try change(&file)
+            try directory.writeFileAtomically(SourcesFile.fileName, file.encode())
+            return (result, file, directory.fileIdentity(SourcesFile.fileName))
+        }
+    }
+
+    /// Must hold the lock: a corrupt file is moved aside, which is a write.
+    private func loadLocked() throws -> (SourcesFile, FileIdentity?) {
+        let identity = directory.fileIdentity(SourcesFile.fileName)
+        guard let bytes = try directory.readFile(SourcesFile.fileName) else { return (SourcesFile(), nil) }
+        do {
+            return (try SourcesFile.decode(bytes), identity)
+        } catch {
+            let movedTo = try directory.moveAside(SourcesFile.fileName, now: Date())
+            log.error("\(SourcesFile.fileName) is corrupt (\(error)); moved it aside to \(movedTo) and started with no sources")
+            return (SourcesFile(), nil)
+        }
+    }
+}

@@ -1,0 +1,52 @@
+import Foundation
+
+/// The serving process's settings, from the environment (SPEC section 2).
+public struct ServerConfig: Sendable {
+    public var host = "127.0.0.1"
+    public var port: UInt16 = 8788
+    public var stateDirectory: String
+    public var maxBodyBytes = HTTPLimits.standard.maxBodyBytes
+    public var allowPrivateCallbacks = false
+
+    public struct Invalid: Error, CustomStringConvertible {
+        public let description: String
+    }
+
+    public static func defaultStateDirectory(environment: [String: String]) -> String {
+        if let dir = environment["WEBHOOK_STATE_DIR"], !dir.isEmpty { return dir }
+        let home = environment["HOME"].flatMap { $0.isEmpty ? nil : $0 } ?? NSHomeDirectory()
+        return home + "/.claude/channels/webhook"
+    }
+
+    /// Bad values are refused with a message naming the variable, never replaced by a default.
+    public static func fromEnvironment(_ environment: [String: String] = ProcessInfo.processInfo.environment) throws(Invalid) -> ServerConfig {
+        var config = ServerConfig(stateDirectory: defaultStateDirectory(environment: environment))
+        if let text = environment["WEBHOOK_PORT"] {
+            let trimmed = text.trimmingCharacters(in: .whitespaces)
+            guard !trimmed.isEmpty, trimmed.allSatisfy(\.isASCII), trimmed.allSatisfy(\.isNumber), let port = Int(trimmed), port <= 65535 else {
+                throw Invalid(description: "WEBHOOK_PORT must be a number from 0 to 65535 (got \"\(text.prefix(40))\")")
+            }
+            config.port = UInt16(port)
+        }
+        if let host = environment["WEBHOOK_HOST"] {
+            guard !host.isEmpty, SocketAddress.resolve(host: host, port: 0) != nil else {
+                throw Invalid(description: "WEBHOOK_HOST \"\(host.prefix(100))\" cannot be resolved to an address")
+            }
+            config.host = host
+        }
+        if let text = environment["WEBHOOK_MAX_BODY_BYTES"] {
+            guard let value = Int(text), value >= 1024, value <= 64 << 20 else {
+                throw Invalid(description: "WEBHOOK_MAX_BODY_BYTES must be a number from 1024 to 67108864")
+            }
+            config.maxBodyBytes = value
+        }
+        if let text = environment["WEBHOOK_ALLOW_PRIVATE_CALLBACKS"] {
+            config.allowPrivateCallbacks = ["1", "true", "yes"].contains(text.lowercased())
+        }
+        return config
+    }
+
+    public var bindsLoopback: Bool {
+        SocketAddress.resolve(host: host, port: 0)?.isLoopback ?? false
+    }
+}

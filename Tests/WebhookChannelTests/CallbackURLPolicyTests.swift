@@ -1,0 +1,48 @@
+import Testing
+@testable import WebhookChannel
+
+struct CallbackURLPolicyTests {
+    @Test(arguments: [
+        "http://127.0.0.1:9000/hook", "http://localhost/x", "http://[::1]:8080/", "https://example.com/hooks?a=1",
+        "https://93.184.216.34/",
+    ])
+    func allowsPublicAndLoopbackURLs(_ url: String) {
+        #expect(throws: Never.self) { try CallbackURLPolicy().check(url) }
+    }
+
+    @Test(arguments: [
+        ("ftp://example.com/", "http or https"),
+        ("https://user:pw@example.com/", "user name"),
+        ("http://169.254.169.254/latest/meta-data", "metadata"),
+        ("http://[fd00:ec2::254]/", "metadata"),
+        ("http://metadata.google.internal/", "metadata"),
+        ("http://169.254.10.1/", "link-local"),
+        ("http://[fe80::1]/", "link-local"),
+        ("http://10.0.0.5/", "private"),
+        ("http://172.16.3.4/", "private"),
+        ("http://192.168.1.1/", "private"),
+        ("http://[fd12::1]/", "private"),
+        ("http://0.0.0.0/", "unspecified"),
+        ("http://[::]/", "unspecified"),
+        ("http://[::ffff:10.0.0.1]/", "private"),
+        ("not a url", "http or https"),
+    ])
+    func refusesEachDangerousClassWithItsReason(_ url: String, _ reasonFragment: String) {
+        do {
+            _ = try CallbackURLPolicy().check(url)
+            Issue.record("\(url) was allowed")
+        } catch {
+            #expect(error.reason.contains(reasonFragment), "\(url): \(error.reason)")
+        }
+    }
+
+    @Test func privateNetworksAreAllowedWhenTheOperatorOptsIn() {
+        #expect(throws: Never.self) { try CallbackURLPolicy(allowPrivate: true).check("http://10.1.2.3:8080/") }
+        #expect(throws: CallbackURLPolicy.Refusal.self) { try CallbackURLPolicy(allowPrivate: true).check("http://169.254.169.254/") }
+    }
+
+    @Test func resolvedAddressesAreCheckedAgain() {
+        #expect(throws: CallbackURLPolicy.Refusal.self) { try CallbackURLPolicy().checkResolved(["93.184.216.34", "10.0.0.1"]) }
+        #expect(throws: Never.self) { try CallbackURLPolicy().checkResolved(["127.0.0.1"]) }
+    }
+}

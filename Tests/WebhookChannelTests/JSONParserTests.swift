@@ -1,0 +1,58 @@
+import Testing
+@testable import WebhookChannel
+
+struct JSONParserTests {
+    @Test func parsesNestedValuesKeepingMemberOrder() throws {
+        let value = try JSONParser.parse(#"{"b": [1, -2.5, true, null], "a": {"x": "y"}}"#)
+        #expect(value.objectValue?.keys == ["b", "a"])
+        #expect(value["b"] == [1, .double(-2.5), true, nil])
+        #expect(value["a"]?["x"] == "y")
+    }
+
+    @Test func decodesEscapesAndSurrogatePairs() throws {
+        let value = try JSONParser.parse(#""a\"\\\/\n\t\u00e9\ud83d\ude00""#)
+        #expect(value == .string("a\"\\/\n\té😀"))
+    }
+
+    @Test func loneSurrogateBecomesReplacementCharacter() throws {
+        #expect(try JSONParser.parse(#""\ud800x""#) == .string("\u{FFFD}x"))
+    }
+
+    @Test(arguments: ["", "{", "[1,]", "{\"a\":}", "01", "1.", "tru", "\"abc", "{} x", "[1 2]", "\"\u{01}\"", "{'a':1}", "-"])
+    func rejectsMalformedInput(_ text: String) {
+        #expect(throws: JSONParseError.self) { try JSONParser.parse(text) }
+    }
+
+    @Test func rejectsInvalidUTF8InStrings() {
+        #expect(throws: JSONParseError.self) { try JSONParser.parse([0x22, 0xC3, 0x28, 0x22]) }
+    }
+
+    @Test func boundsNestingDepth() {
+        let deep = String(repeating: "[", count: 10_000) + String(repeating: "]", count: 10_000)
+        #expect(throws: JSONParseError.self) { try JSONParser.parse(deep) }
+        let fine = String(repeating: "[", count: 100) + String(repeating: "]", count: 100)
+        #expect(throws: Never.self) { try JSONParser.parse(fine) }
+    }
+
+    @Test func integersStayExact() throws {
+        #expect(try JSONParser.parse("9007199254740993") == .int(9_007_199_254_740_993))
+        #expect(try JSONParser.parse("1e3") == .double(1000))
+    }
+
+    @Test func compactWriterEscapesControlCharacters() {
+        let bytes = JSONWriter.compact(["k": .string("line\nbreak\u{01}\"q\"")])
+        #expect(String(decoding: bytes, as: UTF8.self) == #"{"k":"line\nbreak\u0001\"q\""}"#)
+    }
+
+    @Test func prettyWriterMatchesJavaScriptStringify() {
+        let value: JSONValue = ["sources": .object(JSONObject()), "list": [1, 2], "n": nil]
+        let text = String(decoding: JSONWriter.pretty(value), as: UTF8.self)
+        #expect(text == "{\n  \"sources\": {},\n  \"list\": [\n    1,\n    2\n  ],\n  \"n\": null\n}\n")
+    }
+
+    @Test func writerOutputParsesBackToTheSameValue() throws {
+        let value: JSONValue = ["a": ["b": [true, false, nil, 1, .double(0.5), "é\u{7f}\\"]], "c": ""]
+        #expect(try JSONParser.parse(JSONWriter.compact(value)) == value)
+        #expect(try JSONParser.parse(JSONWriter.pretty(value)) == value)
+    }
+}

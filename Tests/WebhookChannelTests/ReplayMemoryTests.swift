@@ -1,0 +1,34 @@
+import Testing
+@testable import WebhookChannel
+
+struct ReplayMemoryTests {
+    @Test func repeatedKeyWithinLifetimeIsADuplicate() {
+        var memory = ReplayMemory(lifetime: 100, capacity: 10)
+        let first = memory.insert("a", now: 0)
+        let repeated = memory.insert("a", now: 99)
+        let afterExpiry = memory.insert("a", now: 100.5)
+        #expect(first)
+        #expect(!repeated)
+        #expect(afterExpiry)
+    }
+
+    @Test func oldestKeyIsForgottenWhenFull() {
+        var memory = ReplayMemory(lifetime: 1000, capacity: 3)
+        for key in ["a", "b", "c", "d"] {
+            let inserted = memory.insert(key, now: 1)
+            #expect(inserted)
+        }
+        #expect(memory.count == 3)
+        #expect(!memory.contains("a", now: 2))
+        #expect(memory.contains("d", now: 2))
+    }
+
+    @Test func entriesRoundTripThroughRestore() {
+        var memory = ReplayMemory(lifetime: 50, capacity: 10)
+        _ = memory.insert("x", now: 10)
+        var restored = ReplayMemory(lifetime: 50, capacity: 10)
+        for entry in memory.entries { restored.restore(key: entry.key, expiresAt: entry.expiresAt, now: 20) }
+        #expect(restored.contains("x", now: 30))
+        #expect(!restored.contains("x", now: 61))
+    }
+}
