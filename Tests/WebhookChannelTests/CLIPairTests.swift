@@ -5,7 +5,7 @@ import Testing
 /// sharing its state directory (SPEC 7).
 @Suite struct CLIPairTests {
     @Test func pairWithoutCodeListsPendingCodesWithTheirAge() async throws {
-        let channel = try await Channel.start()
+        let channel = try await TestChannel.start()
         defer { channel.stop() }
         let first = try await channel.http.requestPairing(name: "ci-first")
         let second = try await channel.http.requestPairing(name: "ci-second")
@@ -24,7 +24,7 @@ import Testing
     }
 
     @Test func pairWithLowercaseCodeApprovesAndTheRunningServerAcceptsTheSecret() async throws {
-        let channel = try await Channel.start()
+        let channel = try await TestChannel.start()
         defer { channel.stop() }
         let ticket = try await channel.http.requestPairing(name: "from-cli")
 
@@ -53,7 +53,7 @@ import Testing
     }
 
     @Test func pairWithUnknownCodeExitsOneAndPairsNothing() async throws {
-        let channel = try await Channel.start()
+        let channel = try await TestChannel.start()
         defer { channel.stop() }
         _ = try await channel.http.requestPairing(name: "ci")
 

@@ -5,7 +5,7 @@ import Testing
 /// defence and connection reuse (SPEC 4 and 5).
 @Suite struct HTTPRoutesTests {
     @Test func healthSaysWaitingBeforeInitializedWithZeroCounts() async throws {
-        let channel = try await Channel.start(handshake: false)
+        let channel = try await TestChannel.start(handshake: false)
         defer { channel.stop() }
 
         let response = try await channel.http.get("/health")
@@ -21,7 +21,7 @@ import Testing
     }
 
     @Test func healthCountsSourcesAndPendingAndSaysConnectedAfterInitialized() async throws {
-        let channel = try await Channel.start()
+        let channel = try await TestChannel.start()
         defer { channel.stop() }
         _ = try await channel.http.pairSource(name: "paired")
         _ = try await channel.http.requestPairing(name: "waiting-one")
@@ -36,7 +36,7 @@ import Testing
     }
 
     @Test func unknownPathIs404JSONError() async throws {
-        let channel = try await Channel.start()
+        let channel = try await TestChannel.start()
         defer { channel.stop() }
 
         expectJSONError(try await channel.http.get("/no/such/path"), status: 404)
@@ -51,7 +51,7 @@ import Testing
         ("POST", "/pair/status", "GET"),
     ])
     func wrongMethodIs405WithAllowHeader(method: String, path: String, allowed: String) async throws {
-        let channel = try await Channel.start()
+        let channel = try await TestChannel.start()
         defer { channel.stop() }
 
         let body: Data? = method == "POST" ? Data("{}".utf8) : nil
@@ -66,7 +66,7 @@ import Testing
     }
 
     @Test func pairRequiresAJSONContentTypeButAllowsParameters() async throws {
-        let channel = try await Channel.start()
+        let channel = try await TestChannel.start()
         defer { channel.stop() }
         let body = Data(#"{"name":"ci"}"#.utf8)
 
@@ -83,7 +83,7 @@ import Testing
     }
 
     @Test func pairCompleteRequiresAJSONContentType() async throws {
-        let channel = try await Channel.start()
+        let channel = try await TestChannel.start()
         defer { channel.stop() }
         let ticket = try await channel.http.requestPairing(name: "ci")
         let body = Data(#"{"code":"\#(ticket.code)"}"#.utf8)
@@ -99,7 +99,7 @@ import Testing
 
     @Test(arguments: ["evil.example", "evil.example:8788", "127.0.0.1.nip.io"])
     func pairingWithAForeignHostHeaderIsRefused(host: String) async throws {
-        let channel = try await Channel.start()
+        let channel = try await TestChannel.start()
         defer { channel.stop() }
 
         let response = try await channel.http.postJSON("/pair", ["name": "rebound"], headers: [("Host", host)])
@@ -113,7 +113,7 @@ import Testing
     }
 
     @Test func pairingFromABrowserOriginIsRefused() async throws {
-        let channel = try await Channel.start()
+        let channel = try await TestChannel.start()
         defer { channel.stop() }
 
         let response = try await channel.http.postJSON("/pair", ["name": "csrf"], headers: [("Origin", "http://evil.example")])
@@ -124,7 +124,7 @@ import Testing
     }
 
     @Test func keepAliveConnectionServesSequentialRequests() async throws {
-        let channel = try await Channel.start()
+        let channel = try await TestChannel.start()
         defer { channel.stop() }
         let connection = try await HTTPConnection.open(port: channel.server.port)
         defer { connection.close() }
@@ -138,7 +138,7 @@ import Testing
     }
 
     @Test func pipelinedRequestsAreAnsweredInOrder() async throws {
-        let channel = try await Channel.start()
+        let channel = try await TestChannel.start()
         defer { channel.stop() }
         let connection = try await HTTPConnection.open(port: channel.server.port)
         defer { connection.close() }

@@ -24,7 +24,7 @@ import Testing
     }
 
     @Test func closingStdinExitsWithCodeZeroPromptlyAndCleansUp() async throws {
-        let channel = try await Channel.start()
+        let channel = try await TestChannel.start()
         defer { channel.stop() }
 
         let started = ContinuousClock.now
@@ -34,7 +34,7 @@ import Testing
 
     @Test(arguments: [SIGTERM, SIGINT])
     func terminationSignalExitsWithCodeZeroPromptlyAndCleansUp(signal: Int32) async throws {
-        let channel = try await Channel.start()
+        let channel = try await TestChannel.start()
         defer { channel.stop() }
 
         let started = ContinuousClock.now

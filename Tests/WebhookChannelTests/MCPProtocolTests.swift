@@ -8,7 +8,7 @@ import Testing
 
     @Test(arguments: ["2024-11-05", "2025-03-26", "2025-06-18", "2025-11-25"])
     func initializeEchoesASupportedProtocolVersion(version: String) async throws {
-        let channel = try await Channel.start(handshake: false)
+        let channel = try await TestChannel.start(handshake: false)
         defer { channel.stop() }
 
         let response = try await channel.mcp.initialize(protocolVersion: version)
@@ -18,7 +18,7 @@ import Testing
     }
 
     @Test func initializeWithUnsupportedVersionAnswersTheNewest() async throws {
-        let channel = try await Channel.start(handshake: false)
+        let channel = try await TestChannel.start(handshake: false)
         defer { channel.stop() }
 
         let response = try await channel.mcp.initialize(protocolVersion: "1999-01-01")
@@ -27,7 +27,7 @@ import Testing
     }
 
     @Test func initializeNamesTheServerWebhookAndAdvertisesToolsAndChannel() async throws {
-        let channel = try await Channel.start(handshake: false)
+        let channel = try await TestChannel.start(handshake: false)
         defer { channel.stop() }
 
         let result = try #require(try await channel.mcp.initialize()["result"])
@@ -40,7 +40,7 @@ import Testing
     }
 
     @Test func instructionsFitInTwoKilobytesAndExplainHowToReply() async throws {
-        let channel = try await Channel.start(handshake: false)
+        let channel = try await TestChannel.start(handshake: false)
         defer { channel.stop() }
 
         let result = try #require(try await channel.mcp.initialize()["result"])
@@ -52,7 +52,7 @@ import Testing
     }
 
     @Test func pingAnswersAnEmptyObjectWithTheRequestID() async throws {
-        let channel = try await Channel.start()
+        let channel = try await TestChannel.start()
         defer { channel.stop() }
 
         channel.mcp.sendLine(#"{"jsonrpc":"2.0","id":"ping-1","method":"ping"}"#)
@@ -62,7 +62,7 @@ import Testing
     }
 
     @Test func toolsListOffersReplyAndSourcesWithObjectSchemasAndNoPairingTool() async throws {
-        let channel = try await Channel.start()
+        let channel = try await TestChannel.start()
         defer { channel.stop() }
 
         let tools = try #require(try await channel.mcp.result("tools/list")["tools"]?.arrayValue)
@@ -84,7 +84,7 @@ import Testing
     // MARK: Errors that keep the session alive
 
     @Test func malformedJSONGetsParseErrorWithNullIDAndSessionContinues() async throws {
-        let channel = try await Channel.start()
+        let channel = try await TestChannel.start()
         defer { channel.stop() }
 
         channel.mcp.sendLine(#"{"jsonrpc":"2.0","id":1,"method":"#)
@@ -98,7 +98,7 @@ import Testing
 
     @Test(arguments: ["42", #""x""#, "true", "null"])
     func jsonThatIsNotAnObjectIsAnInvalidRequest(line: String) async throws {
-        let channel = try await Channel.start()
+        let channel = try await TestChannel.start()
         defer { channel.stop() }
 
         channel.mcp.sendLine(line)
@@ -109,7 +109,7 @@ import Testing
     }
 
     @Test func batchArrayIsAnInvalidRequestAndIsNotExecuted() async throws {
-        let channel = try await Channel.start()
+        let channel = try await TestChannel.start()
         defer { channel.stop() }
 
         channel.mcp.sendLine(#"[{"jsonrpc":"2.0","id":901,"method":"ping"},{"jsonrpc":"2.0","id":902,"method":"ping"}]"#)
@@ -123,7 +123,7 @@ import Testing
 
     @Test(arguments: [#"{"a":1}"#, "[1]", "true"])
     func requestWithIllTypedIDIsAnInvalidRequestWithNullID(id: String) async throws {
-        let channel = try await Channel.start()
+        let channel = try await TestChannel.start()
         defer { channel.stop() }
 
         channel.mcp.sendLine(#"{"jsonrpc":"2.0","id":\#(id),"method":"ping"}"#)
@@ -135,7 +135,7 @@ import Testing
 
     @Test(arguments: [#""req-7""#, "7"])
     func unknownMethodIsMethodNotFoundWithTheSameID(id: String) async throws {
-        let channel = try await Channel.start()
+        let channel = try await TestChannel.start()
         defer { channel.stop() }
         let expectedID = try JSON.parse(id)
 
@@ -148,7 +148,7 @@ import Testing
     }
 
     @Test func serverDiscoverIsMethodNotFoundPromptly() async throws {
-        let channel = try await Channel.start(handshake: false)
+        let channel = try await TestChannel.start(handshake: false)
         defer { channel.stop() }
 
         let clock = ContinuousClock()
@@ -162,7 +162,7 @@ import Testing
     }
 
     @Test func notificationWithUnknownMethodGetsNoAnswer() async throws {
-        let channel = try await Channel.start()
+        let channel = try await TestChannel.start()
         defer { channel.stop() }
 
         channel.mcp.sendLine(#"{"jsonrpc":"2.0","method":"notifications/no-such-thing","params":{}}"#)
@@ -182,7 +182,7 @@ import Testing
         #"{"name":"webhook_reply","arguments":"not an object"}"#,
     ])
     func toolsCallWithUnknownToolOrBadArgumentsIsRejected(params: String) async throws {
-        let channel = try await Channel.start()
+        let channel = try await TestChannel.start()
         defer { channel.stop() }
 
         channel.mcp.sendLine(#"{"jsonrpc":"2.0","id":"call","method":"tools/call","params":\#(params)}"#)
@@ -196,7 +196,7 @@ import Testing
     }
 
     @Test func lineOverOneMebibyteIsAnInvalidRequestAndTheNextLineWorks() async throws {
-        let channel = try await Channel.start()
+        let channel = try await TestChannel.start()
         defer { channel.stop() }
 
         let padding = String(repeating: "a", count: 1_048_576 + 1024)
@@ -211,7 +211,7 @@ import Testing
     }
 
     @Test func lineJustUnderOneMebibyteIsStillServed() async throws {
-        let channel = try await Channel.start()
+        let channel = try await TestChannel.start()
         defer { channel.stop() }
 
         let padding = String(repeating: "b", count: 1_000_000)
@@ -222,7 +222,7 @@ import Testing
     }
 
     @Test func stdoutCarriesOnlyJSONRPCMessages() async throws {
-        let channel = try await Channel.start(handshake: false)
+        let channel = try await TestChannel.start(handshake: false)
         defer { channel.stop() }
 
         // A session that exercises every path that might print: handshake, tools, errors,

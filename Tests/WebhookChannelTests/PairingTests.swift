@@ -4,7 +4,7 @@ import Testing
 /// Pairing over HTTP: `/pair`, `/pair/complete`, `/pair/status` (SPEC 4 and 5).
 @Suite struct PairingTests {
     @Test func pairAnswersACodeAPollTokenAndTheTimings() async throws {
-        let channel = try await Channel.start()
+        let channel = try await TestChannel.start()
         defer { channel.stop() }
 
         let response = try await channel.http.postJSON("/pair", ["name": "ci"])
@@ -20,7 +20,7 @@ import Testing
     }
 
     @Test func pairingCodesAreDistinctAndUseTheUnambiguousAlphabet() async throws {
-        let channel = try await Channel.start()
+        let channel = try await TestChannel.start()
         defer { channel.stop() }
 
         var codes: Set<String> = []
@@ -33,7 +33,7 @@ import Testing
     }
 
     @Test func pairCompleteReturnsCredentialsInTheSeedFormatAndTheCodeIsSingleUse() async throws {
-        let channel = try await Channel.start()
+        let channel = try await TestChannel.start()
         defer { channel.stop() }
         let ticket = try await channel.http.requestPairing(name: "ci")
 
@@ -55,7 +55,7 @@ import Testing
     }
 
     @Test func pairingCodeIsMatchedCaseInsensitively() async throws {
-        let channel = try await Channel.start()
+        let channel = try await TestChannel.start()
         defer { channel.stop() }
         let ticket = try await channel.http.requestPairing(name: "ci")
 
@@ -67,7 +67,7 @@ import Testing
     }
 
     @Test func unknownCodeCannotBeCompleted() async throws {
-        let channel = try await Channel.start()
+        let channel = try await TestChannel.start()
         defer { channel.stop() }
         _ = try await channel.http.requestPairing(name: "ci")
 
@@ -79,7 +79,7 @@ import Testing
     }
 
     @Test func pairStatusFollowsTheCodeAndHandsTheSecretToTheTokenHolderOnce() async throws {
-        let channel = try await Channel.start()
+        let channel = try await TestChannel.start()
         defer { channel.stop() }
         let ticket = try await channel.http.requestPairing(name: "device")
         let bearer = [("Authorization", "Bearer \(ticket.pollToken)")]
@@ -113,7 +113,7 @@ import Testing
     }
 
     @Test func seventeenthPendingPairingIs429() async throws {
-        let channel = try await Channel.start()
+        let channel = try await TestChannel.start()
         defer { channel.stop() }
 
         for index in 1...16 {
@@ -128,7 +128,7 @@ import Testing
 
     @Test(arguments: [("X-Forwarded-For", "203.0.113.9"), ("Forwarded", "for=203.0.113.9")])
     func pairCompleteThroughAProxyIsForbidden(header: String, value: String) async throws {
-        let channel = try await Channel.start()
+        let channel = try await TestChannel.start()
         defer { channel.stop() }
         let ticket = try await channel.http.requestPairing(name: "tunnel")
 
@@ -150,7 +150,7 @@ import Testing
         "http://192.168.1.20:8080/hook",
     ])
     func pairWithARefusedCallbackURLIs400(callbackURL: String) async throws {
-        let channel = try await Channel.start()
+        let channel = try await TestChannel.start()
         defer { channel.stop() }
 
         let response = try await channel.http.postJSON("/pair", ["name": "ci", "callback_url": .string(callbackURL)])
@@ -161,7 +161,7 @@ import Testing
 
     @Test(arguments: [#"{}"#, #"{"name":42}"#, #"{"name":"#, #"[]"#])
     func pairWithoutAUsableNameIs400(body: String) async throws {
-        let channel = try await Channel.start()
+        let channel = try await TestChannel.start()
         defer { channel.stop() }
 
         let response = try await channel.http.postJSON("/pair", body: Data(body.utf8))

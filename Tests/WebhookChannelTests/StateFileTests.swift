@@ -5,7 +5,7 @@ import Testing
 /// ways, edits by another process seen without a restart, corrupt files set aside.
 @Suite struct StateFileTests {
     @Test func pairedSourceIsStoredPrivatelyInTheSeedSchemaAsPrettyJSON() async throws {
-        let channel = try await Channel.start()
+        let channel = try await TestChannel.start()
         defer { channel.stop() }
         let callback = "http://127.0.0.1:9/callback"
         let credentials = try await channel.http.pairSource(name: "ci", callbackURL: callback)
@@ -35,7 +35,7 @@ import Testing
     }
 
     @Test func everyStateFileIsPrivate() async throws {
-        let channel = try await Channel.start()
+        let channel = try await TestChannel.start()
         defer { channel.stop() }
         let credentials = try await channel.http.pairSource(name: "ci")
         #expect(try await channel.http.postWebhook(#"{"event":"logged"}"#, as: credentials).status == 200)
@@ -55,7 +55,7 @@ import Testing
     }
 
     @Test func pendingPairingIsStoredInTheSeedSchema() async throws {
-        let channel = try await Channel.start()
+        let channel = try await TestChannel.start()
         defer { channel.stop() }
         let callback = "http://127.0.0.1:9/hook"
 
@@ -79,7 +79,7 @@ import Testing
         try dir.writeSourcesFile(seedFile(
             source: legacy, name: "legacy", pendingCode: "K7M2QX",
             createdAt: nodeISOString(Date().addingTimeInterval(-20))))
-        let channel = try await Channel.start(stateDir: dir)
+        let channel = try await TestChannel.start(stateDir: dir)
         defer { channel.stop() }
 
         let health = try await channel.http.get("/health").json()
@@ -112,7 +112,7 @@ import Testing
         try dir.writeSourcesFile(seedFile(
             source: legacy, name: "legacy", pendingCode: "K7M2QX",
             createdAt: nodeISOString(Date().addingTimeInterval(-301))))
-        let channel = try await Channel.start(stateDir: dir)
+        let channel = try await TestChannel.start(stateDir: dir)
         defer { channel.stop() }
 
         let response = try await channel.http.postJSON("/pair/complete", ["code": "K7M2QX"])
@@ -126,7 +126,7 @@ import Testing
     }
 
     @Test func sourceAddedByAnotherProcessIsAcceptedWithoutRestart() async throws {
-        let channel = try await Channel.start()
+        let channel = try await TestChannel.start()
         defer { channel.stop() }
         _ = try await channel.http.pairSource(name: "existing")
         let added = SourceCredentials(sourceID: "src_aaaabbbbccccddddeeeeffff00001111",
@@ -147,7 +147,7 @@ import Testing
     }
 
     @Test func sourceRemovedByAnotherProcessIsRefusedOnTheNextRequest() async throws {
-        let channel = try await Channel.start()
+        let channel = try await TestChannel.start()
         defer { channel.stop() }
         let credentials = try await channel.http.pairSource(name: "doomed")
         #expect(try await channel.http.postWebhook(#"{"event":"before"}"#, as: credentials).status == 200)
@@ -165,7 +165,7 @@ import Testing
         defer { dir.remove() }
         try dir.createStateDir()
         try dir.writeSourcesFile("{not json")
-        let channel = try await Channel.start(stateDir: dir)
+        let channel = try await TestChannel.start(stateDir: dir)
         defer { channel.stop() }
 
         let health = try await channel.http.get("/health")

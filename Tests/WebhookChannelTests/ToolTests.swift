@@ -4,7 +4,7 @@ import Testing
 /// The MCP tools Claude uses: `webhook_sources` and `webhook_reply` (SPEC 3 and 6).
 @Suite struct ToolTests {
     @Test func webhookSourcesListsIDsNamesAndCallbacksButNeverASecret() async throws {
-        let channel = try await Channel.start()
+        let channel = try await TestChannel.start()
         defer { channel.stop() }
         let callback = "http://127.0.0.1:9/answers"
         let withCallback = try await channel.http.pairSource(name: "ci-alpha", callbackURL: callback)
@@ -25,7 +25,7 @@ import Testing
     }
 
     @Test func webhookReplyPostsThePayloadSignedWithBothSchemesAndNamesTheStatus() async throws {
-        let channel = try await Channel.start()
+        let channel = try await TestChannel.start()
         defer { channel.stop() }
         let receiver = try CallbackReceiver(statuses: [202])
         defer { receiver.stop() }
@@ -51,7 +51,7 @@ import Testing
     }
 
     @Test func webhookReplyRetriesAServerErrorWithTheSameWebhookID() async throws {
-        let channel = try await Channel.start()
+        let channel = try await TestChannel.start()
         defer { channel.stop() }
         let receiver = try CallbackReceiver(statuses: [503, 200])
         defer { receiver.stop() }
@@ -73,7 +73,7 @@ import Testing
     }
 
     @Test func webhookReplyDoesNotRetryAClientErrorAndReportsIt() async throws {
-        let channel = try await Channel.start()
+        let channel = try await TestChannel.start()
         defer { channel.stop() }
         let receiver = try CallbackReceiver(statuses: [400])
         defer { receiver.stop() }
@@ -91,7 +91,7 @@ import Testing
     }
 
     @Test func webhookReplyToAnUnknownSourceIsAnError() async throws {
-        let channel = try await Channel.start()
+        let channel = try await TestChannel.start()
         defer { channel.stop() }
 
         let response = try await channel.mcp.callTool("webhook_reply", arguments: [
@@ -104,7 +104,7 @@ import Testing
     }
 
     @Test func webhookReplyToASourceWithoutCallbackIsAnError() async throws {
-        let channel = try await Channel.start()
+        let channel = try await TestChannel.start()
         defer { channel.stop() }
         let credentials = try await channel.http.pairSource(name: "no-callback")
 

@@ -4,7 +4,7 @@ import Testing
 /// Signed webhooks become exactly one `notifications/claude/channel` each (SPEC 3 and 4).
 @Suite struct WebhookDeliveryTests {
     @Test func v1SignedWebhookBecomesExactlyOneChannelNotification() async throws {
-        let channel = try await Channel.start()
+        let channel = try await TestChannel.start()
         defer { channel.stop() }
         let credentials = try await channel.http.pairSource(name: "ci")
         let body = #"{"event":"deploy","status":"success","note":"naïve ✓"}"#
@@ -38,7 +38,7 @@ import Testing
     }
 
     @Test func seedSha256SignedWebhookIsDeliveredWithoutDeliveryID() async throws {
-        let channel = try await Channel.start()
+        let channel = try await TestChannel.start()
         defer { channel.stop() }
         let credentials = try await channel.http.pairSource(name: "ci")
         let body = #"{"type":"push","ref":"refs/heads/main"}"#
@@ -63,7 +63,7 @@ import Testing
     }
 
     @Test func eventTypeComesFromTheHeaderWhenTheBodyHasNone() async throws {
-        let channel = try await Channel.start()
+        let channel = try await TestChannel.start()
         defer { channel.stop() }
         let credentials = try await channel.http.pairSource(name: "builder")
 
@@ -78,7 +78,7 @@ import Testing
     }
 
     @Test func eventTypeMetaIsPresentOnlyWhenTheEventTypeIsKnown() async throws {
-        let channel = try await Channel.start()
+        let channel = try await TestChannel.start()
         defer { channel.stop() }
         let credentials = try await channel.http.pairSource(name: "ci")
 
@@ -95,7 +95,7 @@ import Testing
     /// A multibyte character straddles byte 16384; the content must stop before it.
     @Test(arguments: ["é", "€", "😀"])
     func bodyOver16KiBIsCutAtAUTF8BoundaryAndMarkedTruncated(straddling character: String) async throws {
-        let channel = try await Channel.start()
+        let channel = try await TestChannel.start()
         defer { channel.stop() }
         let credentials = try await channel.http.pairSource(name: "big")
         let limit = 16_384
@@ -123,7 +123,7 @@ import Testing
     }
 
     @Test func truncationStartsAfterExactly16KiB() async throws {
-        let channel = try await Channel.start()
+        let channel = try await TestChannel.start()
         defer { channel.stop() }
         let credentials = try await channel.http.pairSource(name: "edge")
         func body(bytes: Int) -> String {
@@ -146,7 +146,7 @@ import Testing
     }
 
     @Test func eventsBeforeInitializedAreQueuedAndDeliveredInOrderAfterIt() async throws {
-        let channel = try await Channel.start(handshake: false)
+        let channel = try await TestChannel.start(handshake: false)
         defer { channel.stop() }
         let initialize = try await channel.mcp.initialize()
         #expect(initialize["result"] != nil, "\(initialize)")
@@ -180,7 +180,7 @@ import Testing
     }
 
     @Test func stderrNeverContainsASecretSignatureOrBody() async throws {
-        let channel = try await Channel.start()
+        let channel = try await TestChannel.start()
         defer { channel.stop() }
         let receiver = try CallbackReceiver(statuses: [200])
         defer { receiver.stop() }

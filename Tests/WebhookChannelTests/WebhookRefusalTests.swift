@@ -4,7 +4,7 @@ import Testing
 /// What `POST /webhook` refuses or acknowledges without a second delivery (SPEC 4 and 6).
 @Suite struct WebhookRefusalTests {
     @Test func unauthenticatedWebhooksAre401WithByteIdenticalBodies() async throws {
-        let channel = try await Channel.start()
+        let channel = try await TestChannel.start()
         defer { channel.stop() }
         let credentials = try await channel.http.pairSource(name: "ci")
         let body = #"{"event":"deploy"}"#
@@ -39,7 +39,7 @@ import Testing
     }
 
     @Test func timestampWindowIsThreeHundredSecondsEitherWay() async throws {
-        let channel = try await Channel.start()
+        let channel = try await TestChannel.start()
         defer { channel.stop() }
         let credentials = try await channel.http.pairSource(name: "ci")
 
@@ -55,7 +55,7 @@ import Testing
     }
 
     @Test func validSignatureOnNonJSONBodyIs400InvalidJSON() async throws {
-        let channel = try await Channel.start()
+        let channel = try await TestChannel.start()
         defer { channel.stop() }
         let credentials = try await channel.http.pairSource(name: "ci")
 
@@ -67,7 +67,7 @@ import Testing
     }
 
     @Test func duplicateSeedSignatureIsAcknowledgedOnce() async throws {
-        let channel = try await Channel.start()
+        let channel = try await TestChannel.start()
         defer { channel.stop() }
         let credentials = try await channel.http.pairSource(name: "ci")
         let body = #"{"event":"deploy","run":1}"#
@@ -89,7 +89,7 @@ import Testing
     /// The seed's signature does not cover the timestamp, so a captured request replayed
     /// with a fresh `X-Timestamp` is still the same delivery.
     @Test func seedSignatureReplayedWithAFreshTimestampIsADuplicate() async throws {
-        let channel = try await Channel.start()
+        let channel = try await TestChannel.start()
         defer { channel.stop() }
         let credentials = try await channel.http.pairSource(name: "ci")
         let body = #"{"event":"deploy","run":2}"#
@@ -105,7 +105,7 @@ import Testing
     }
 
     @Test func duplicateWebhookIDIsAcknowledgedOnce() async throws {
-        let channel = try await Channel.start()
+        let channel = try await TestChannel.start()
         defer { channel.stop() }
         let credentials = try await channel.http.pairSource(name: "ci")
         let delivery = [("X-Webhook-Id", "dlv-dup-1")]
@@ -125,7 +125,7 @@ import Testing
     }
 
     @Test func sameWebhookIDFromAnotherSourceIsNotADuplicate() async throws {
-        let channel = try await Channel.start()
+        let channel = try await TestChannel.start()
         defer { channel.stop() }
         let first = try await channel.http.pairSource(name: "one")
         let second = try await channel.http.pairSource(name: "two")

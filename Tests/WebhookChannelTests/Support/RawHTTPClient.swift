@@ -14,7 +14,7 @@ struct ReceivedRequest: Sendable {
 }
 
 /// One parsed HTTP/1.1 response.
-struct HTTPResponse: Sendable, CustomStringConvertible {
+struct RawHTTPResponse: Sendable, CustomStringConvertible {
     let status: Int
     let reason: String
     /// Header fields in arrival order, names as sent.
@@ -69,7 +69,7 @@ final class HTTPConnection: @unchecked Sendable {
     }
 
     /// Reads exactly one response (leaving any pipelined bytes for the next call).
-    func readResponse(timeout: Duration = defaultTimeout) async throws -> HTTPResponse {
+    func readResponse(timeout: Duration = defaultTimeout) async throws -> RawHTTPResponse {
         try await offloaded { try self.readResponseBlocking(timeout: timeout) }
     }
 
@@ -166,7 +166,7 @@ final class HTTPConnection: @unchecked Sendable {
         return false
     }
 
-    private func readResponseBlocking(timeout: Duration) throws -> HTTPResponse {
+    private func readResponseBlocking(timeout: Duration) throws -> RawHTTPResponse {
         let deadline = Date().addingTimeInterval(timeout.seconds)
         while true {
             let response = try readOneResponse(deadline: deadline)
@@ -175,17 +175,17 @@ final class HTTPConnection: @unchecked Sendable {
         }
     }
 
-    private func readOneResponse(deadline: Date) throws -> HTTPResponse {
+    private func readOneResponse(deadline: Date) throws -> RawHTTPResponse {
         let (statusLine, headers) = try readHead(deadline: deadline, what: "a response head")
         let parts = statusLine.split(separator: " ", maxSplits: 2, omittingEmptySubsequences: false)
         guard parts.count >= 2, parts[0].hasPrefix("HTTP/1."), let status = Int(parts[1]) else {
             throw HarnessError("malformed status line: \(statusLine)")
         }
         let reason = parts.count > 2 ? String(parts[2]) : ""
-        let framing = HTTPResponse(status: status, reason: reason, headers: headers, body: Data())
+        let framing = RawHTTPResponse(status: status, reason: reason, headers: headers, body: Data())
         let bodyless = (100..<200).contains(status) || status == 204 || status == 304
         let body = try readBody(framing.header, deadline: deadline, untilCloseWhenUnframed: !bodyless)
-        return HTTPResponse(status: status, reason: reason, headers: headers, body: body)
+        return RawHTTPResponse(status: status, reason: reason, headers: headers, body: body)
     }
 
     /// One request, as a tiny test server sees it (used by `CallbackReceiver`).
@@ -194,7 +194,7 @@ final class HTTPConnection: @unchecked Sendable {
         let (requestLine, headers) = try readHead(deadline: deadline, what: "a request head")
         let parts = requestLine.split(separator: " ")
         guard parts.count == 3 else { throw HarnessError("malformed request line: \(requestLine)") }
-        let framing = HTTPResponse(status: 0, reason: "", headers: headers, body: Data())
+        let framing = RawHTTPResponse(status: 0, reason: "", headers: headers, body: Data())
         let body = try readBody(framing.header, deadline: deadline, untilCloseWhenUnframed: false)
         return ReceivedRequest(method: String(parts[0]), target: String(parts[1]), headers: headers, body: body)
     }
@@ -319,7 +319,7 @@ struct RawHTTPClient: Sendable {
     }
 
     /// Sends exact bytes on a new connection and reads one response.
-    func send(raw: Data, timeout: Duration = defaultTimeout) async throws -> HTTPResponse {
+    func send(raw: Data, timeout: Duration = defaultTimeout) async throws -> RawHTTPResponse {
         let connection = try await HTTPConnection.open(host: host, port: port, timeout: timeout)
         defer { connection.close() }
         try await connection.send(raw, timeout: timeout)
@@ -330,20 +330,20 @@ struct RawHTTPClient: Sendable {
         _ method: String, _ target: String,
         headers: [(String, String)] = [], body: Data? = nil,
         timeout: Duration = defaultTimeout
-    ) async throws -> HTTPResponse {
+    ) async throws -> RawHTTPResponse {
         try await send(raw: requestBytes(method, target, headers: headers, body: body), timeout: timeout)
     }
 
-    func get(_ target: String, headers: [(String, String)] = []) async throws -> HTTPResponse {
+    func get(_ target: String, headers: [(String, String)] = []) async throws -> RawHTTPResponse {
         try await request("GET", target, headers: headers)
     }
 
     /// POST with `Content-Type: application/json` (unless `headers` sets another).
-    func postJSON(_ target: String, _ body: JSON, headers: [(String, String)] = []) async throws -> HTTPResponse {
+    func postJSON(_ target: String, _ body: JSON, headers: [(String, String)] = []) async throws -> RawHTTPResponse {
         try await postJSON(target, body: body.encoded, headers: headers)
     }
 
-    func postJSON(_ target: String, body: Data, headers: [(String, String)] = []) async throws -> HTTPResponse {
+    func postJSON(_ target: String, body: Data, headers: [(String, String)] = []) async throws -> RawHTTPResponse {
         var fields = headers
         if !fields.contains(where: { $0.0.lowercased() == "content-type" }) {
             fields.insert(("Content-Type", "application/json"), at: 0)

@@ -14,7 +14,7 @@ struct PairingTicket: Sendable {
     let response: JSON
 }
 
-enum SignatureScheme: Sendable {
+enum SigningScheme: Sendable {
     /// `X-Signature: v1=…` over `"<ts>.<body>"`.
     case v1
     /// `X-Signature: sha256=…` over the body (the seed's scheme).
@@ -66,7 +66,7 @@ extension RawHTTPClient {
     /// The seed-style headers for a signed `POST /webhook`.
     static func webhookHeaders(
         _ credentials: SourceCredentials, body: Data,
-        scheme: SignatureScheme = .v1, timestamp: Int = unixNow()
+        scheme: SigningScheme = .v1, timestamp: Int = unixNow()
     ) -> [(String, String)] {
         let ts = String(timestamp)
         let signature = switch scheme {
@@ -79,9 +79,9 @@ extension RawHTTPClient {
     /// A correctly signed `POST /webhook` with `Content-Type: application/json`.
     func postWebhook(
         _ body: String, as credentials: SourceCredentials,
-        scheme: SignatureScheme = .v1, timestamp: Int = unixNow(),
+        scheme: SigningScheme = .v1, timestamp: Int = unixNow(),
         extraHeaders: [(String, String)] = []
-    ) async throws -> HTTPResponse {
+    ) async throws -> RawHTTPResponse {
         let data = Data(body.utf8)
         return try await postJSON(
             "/webhook", body: data,
@@ -91,7 +91,7 @@ extension RawHTTPClient {
 
 /// A started server with an MCP client and an HTTP client for it. `stop()` kills the child
 /// and removes its temporary state directory; call it in a `defer`.
-struct Channel: Sendable {
+struct TestChannel: Sendable {
     let server: ServerProcess
     let mcp: MCPTestClient
     let http: RawHTTPClient
@@ -102,9 +102,9 @@ struct Channel: Sendable {
         stateDir: TempStateDir? = nil,
         environment: [String: String] = [:],
         handshake: Bool = true
-    ) async throws -> Channel {
+    ) async throws -> TestChannel {
         let server = try await ServerProcess.start(stateDir: stateDir, environment: environment)
-        let channel = Channel(server: server, mcp: MCPTestClient(server), http: RawHTTPClient(port: server.port))
+        let channel = TestChannel(server: server, mcp: MCPTestClient(server), http: RawHTTPClient(port: server.port))
         if handshake {
             do {
                 try await channel.mcp.handshake()
@@ -124,7 +124,7 @@ struct Channel: Sendable {
 /// Fails the test unless `response` is a JSON error answer `{"error": code, "message": …}`
 /// with the given status.
 func expectJSONError(
-    _ response: HTTPResponse, status: Int, error code: String? = nil,
+    _ response: RawHTTPResponse, status: Int, error code: String? = nil,
     sourceLocation: SourceLocation = #_sourceLocation
 ) {
     #expect(response.status == status, "\(response)", sourceLocation: sourceLocation)
