@@ -120,9 +120,6 @@ final class ChildProcess: @unchecked Sendable {
     private var stdinCloseRequested = false
     private var stdinBusy = false
     private var writeErrors: [String] = []
-
-    /// Why writes to stdin failed (EPIPE once the child is gone), for failure messages.
-    var stdinWriteErrors: [String] { lock.withLock { writeErrors } }
     private var ended: (termination: Termination, at: ContinuousClock.Instant)?
 
     /// `pipe2` and `accept4` are not exported by the Glibc module, so making a descriptor
@@ -152,6 +149,9 @@ final class ChildProcess: @unchecked Sendable {
 
     /// When the child was reaped (nil while it runs): the moment `waitpid` returned.
     var exitInstant: ContinuousClock.Instant? { lock.withLock { ended?.at } }
+
+    /// Why writes to stdin failed (EPIPE once the child is gone), for failure messages.
+    var stdinWriteErrors: [String] { lock.withLock { writeErrors } }
 
     /// Queues bytes for the child's stdin. A dedicated thread writes them in order, so the
     /// caller never blocks: a test can send a huge line and still wait for the answer with
