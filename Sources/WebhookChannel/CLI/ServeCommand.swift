@@ -73,6 +73,9 @@ enum ServeCommand {
                 + "put it behind a tunnel or firewall you control")
         }
         let limits = HTTPLimits(maxBodyBytes: config.maxBodyBytes)
+        let timeouts = HTTPServerConnection.Timeouts(
+            headNanoseconds: UInt64(config.headerTimeout * 1e9), requestNanoseconds: UInt64(max(config.headerTimeout, 30) * 1e9),
+            idleNanoseconds: UInt64(config.idleTimeout * 1e9))
         let controlToken = ControlToken.create(directory: StateDirectory(path: config.stateDirectory), log: log)
         let routes = WebhookRoutes(state: state, callbackPolicy: policy, enforceLoopbackHost: loopback,
                                    controlToken: controlToken, log: log)
@@ -81,8 +84,8 @@ enum ServeCommand {
         loop.execute {
             state.assumeIsolated { $0.restoreFromEventLog() }
             do {
-                let server = try HTTPServer(host: config.host, port: config.port, loop: loop, limits: limits,
-                                            maxConnections: HTTPServer.defaultMaxConnections, routes: routes)
+                let server = try HTTPServer(host: config.host, port: config.port, loop: loop, limits: limits, timeouts: timeouts,
+                                            maxConnections: config.maxConnections, routes: routes)
                 try server.start()
                 result.withLock { $0 = server }
                 log.info("listening on \(server.address)")

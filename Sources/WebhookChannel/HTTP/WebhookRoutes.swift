@@ -27,7 +27,9 @@ final class WebhookRoutes: @unchecked Sendable {
     }
 
     func respond(to request: HTTPRequest, peer: SocketAddress?) -> HTTPResponse {
-        if enforceLoopbackHost, !Self.isLoopbackHost(request.headers["Host"]) {
+        // HTTP/1.0 clients may omit Host; browsers (the rebinding threat) always send it.
+        let host = request.headers["Host"]
+        if enforceLoopbackHost, !(host == nil && request.version == .http10), !Self.isLoopbackHost(host) {
             return .error(status: 421, code: "misdirected_request",
                           message: "This server only answers requests addressed to localhost, 127.0.0.1 or [::1].")
         }
