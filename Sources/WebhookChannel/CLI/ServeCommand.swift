@@ -115,7 +115,7 @@ struct ServerFile: Sendable {
     func remove() {
         guard let bytes = try? directory.readFile(ServerFile.name), let value = try? JSONParser.parse(bytes),
               value["pid"]?.intValue == Int64(getpid()) else { return }
-        unlink(directory.path + "/" + ServerFile.name)
+        unlink(directory.path(of: ServerFile.name))
     }
 
     /// The running server's address, if its file names a live process.

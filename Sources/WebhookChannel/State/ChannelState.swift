@@ -189,10 +189,8 @@ public actor ChannelState {
             return .unauthorized
         }
         let scheme = pathSourceID == nil ? SignatureScheme.webhook : source.scheme
-        let verdict = body.withUnsafeBytes { raw in
-            SignatureScheme.verify(scheme: scheme, secrets: source.acceptedSecrets(now: now),
-                                   input: SignatureInput(headerLookup: { headers[$0] }, body: raw, now: Int64(now)))
-        }
+        let verdict = SignatureScheme.verify(scheme: scheme, secrets: source.acceptedSecrets(now: now),
+                                             input: SignatureInput(headerLookup: { headers[$0] }, body: body, now: Int64(now)))
         guard case .valid(let details) = verdict else { return .unauthorized }
 
         let contentType = headers["Content-Type"] ?? ""
@@ -210,7 +208,7 @@ public actor ChannelState {
         if let deliveryID { replayKeys.append("d:\(source.id):\(deliveryID)") }
         if let seedSignature = details.seedSignature {
             // Remembered (and logged) only as a digest: a signature never reaches a file.
-            let digest = Hex.encode(HMACSHA256.mac(key: "replay-memory", parts: [Array(seedSignature.utf8)]))
+            let digest = Hex.encode(HMACSHA256.mac(key: Array("replay-memory".utf8), message: Array(seedSignature.utf8)))
             replayKeys.append("s:\(source.id):\(digest)")
         }
         if replayKeys.contains(where: { replay.contains($0, now: now) }) { return .duplicate }

@@ -66,7 +66,7 @@ public final class EventLog: @unchecked Sendable {
     }
 
     private func rotateIfNeeded(adding count: Int) {
-        let path = directory.filePath(EventLog.fileName)
+        let path = directory.path(of: EventLog.fileName)
         if fd < 0 {
             fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0o600)
             guard fd >= 0 else {
