@@ -142,8 +142,6 @@ final class ChildProcess: @unchecked Sendable {
 
     deinit { kill() }
 
-    var isRunning: Bool { lock.withLock { ended == nil } }
-
     /// How the child ended (nil while it runs).
     var termination: Termination? { lock.withLock { ended?.termination } }
 
