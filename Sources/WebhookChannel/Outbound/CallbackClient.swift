@@ -55,7 +55,7 @@ public enum CallbackClient {
                 if target.scheme == "https" {
                     switch TLSStream.open(fd: fd, host: target.host, deadline: deadline) {
                     case .success(let tls): stream = tls
-                    case .failure(let error): return .failure(Failure(reason: error.reason, retryable: true))
+                    case .failure(let error): return .failure(Failure(reason: error.reason, retryable: error.retryable))
                     }
                 }
                 return exchange(stream: stream, target: target, headers: headers, body: body, deadline: deadline)

@@ -20,7 +20,11 @@ final class TLSStream: ByteStream {
         SSL_CTX_free(context)
     }
 
-    struct Failure: Error { let reason: String }
+    struct Failure: Error {
+        let reason: String
+        /// A refused certificate will not fix itself in seconds; a failed handshake might.
+        var retryable = true
+    }
 
     static func open(fd: Int32, host: String, deadline: Date) -> Result<TLSStream, Failure> {
         guard let context = SSL_CTX_new(TLS_client_method()) else { return .failure(Failure(reason: "TLS is unavailable")) }
@@ -47,7 +51,7 @@ final class TLSStream: ByteStream {
                 let reason = verify != X509_V_OK
                     ? "the callback's TLS certificate was refused (\(String(cString: X509_verify_cert_error_string(verify))))"
                     : "the TLS handshake with the callback failed"
-                return .failure(Failure(reason: reason))
+                return .failure(Failure(reason: reason, retryable: verify == X509_V_OK))
             }
         }
     }
