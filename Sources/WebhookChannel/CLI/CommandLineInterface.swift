@@ -12,6 +12,14 @@ public enum WebhookChannelMain {
         case "serve": ServeCommand.run()
         case "pair": return PairCommand.run(rest, console: &console)
         case "status": return StatusCommand.run(rest, console: &console)
+        case "sources": return SourceCommands.sources(rest, console: console)
+        case "add": return SourceCommands.add(rest, console: console)
+        case "revoke": return SourceCommands.revoke(rest, console: console)
+        case "rotate": return SourceCommands.rotate(rest, console: console)
+        case "send": return SendCommand.send(rest, console: console)
+        case "sign": return SendCommand.sign(rest, console: console)
+        case "events": return EventCommands.events(rest, console: console)
+        case "replay": return EventCommands.replay(rest, console: console)
         case "-h", "--help", "help":
             console.out(usage)
             return 0
@@ -31,8 +39,16 @@ public enum WebhookChannelMain {
     (default 127.0.0.1:8788). Claude Code starts it this way.
 
     Commands (each takes --help):
-      pair [CODE]   approve a pending pairing code; without CODE, list pending codes
-      status        is a server running, on which port, how many sources and pending codes
+      pair [CODE]            approve a pending pairing code; without CODE, list pending codes
+      sources                list paired sources (never their secrets)
+      add NAME --scheme S    add a provider source (github, stripe, standard, slack, webhook)
+      revoke ID              remove a source
+      rotate ID              new secret; the old one works for 24 more hours
+      send ID [FILE|-]       sign a body as the source would and POST it to the running server
+      sign ID [FILE|-]       print the signed headers for a body (for curl)
+      events                 list logged events
+      replay EVENT_ID        deliver a logged event again
+      status                 is a server running, on which port, how many sources and pending codes
 
     Environment: WEBHOOK_PORT, WEBHOOK_HOST, WEBHOOK_STATE_DIR (default ~/.claude/channels/webhook)
     """

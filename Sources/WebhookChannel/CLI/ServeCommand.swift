@@ -73,13 +73,19 @@ enum ServeCommand {
                 + "put it behind a tunnel or firewall you control")
         }
         let limits = HTTPLimits(maxBodyBytes: config.maxBodyBytes)
-        let routes = WebhookRoutes(state: state, callbackPolicy: policy, enforceLoopbackHost: loopback, log: log)
+        let timeouts = HTTPServerConnection.Timeouts(
+            headNanoseconds: UInt64(config.headerTimeout * 1e9), requestNanoseconds: UInt64(max(config.headerTimeout, 30) * 1e9),
+            idleNanoseconds: UInt64(config.idleTimeout * 1e9))
+        let controlToken = ControlToken.create(directory: StateDirectory(path: config.stateDirectory), log: log)
+        let routes = WebhookRoutes(state: state, callbackPolicy: policy, enforceLoopbackHost: loopback,
+                                   controlToken: controlToken, log: log)
         let result = Mutex<HTTPServer?>(nil)
         let done = ConditionSignal()
         loop.execute {
+            state.assumeIsolated { $0.restoreFromEventLog() }
             do {
-                let server = try HTTPServer(host: config.host, port: config.port, loop: loop, limits: limits,
-                                            maxConnections: HTTPServer.defaultMaxConnections, routes: routes)
+                let server = try HTTPServer(host: config.host, port: config.port, loop: loop, limits: limits, timeouts: timeouts,
+                                            maxConnections: config.maxConnections, routes: routes)
                 try server.start()
                 result.withLock { $0 = server }
                 log.info("listening on \(server.address)")
@@ -109,7 +115,7 @@ struct ServerFile: Sendable {
     func remove() {
         guard let bytes = try? directory.readFile(ServerFile.name), let value = try? JSONParser.parse(bytes),
               value["pid"]?.intValue == Int64(getpid()) else { return }
-        unlink(directory.path + "/" + ServerFile.name)
+        unlink(directory.path(of: ServerFile.name))
     }
 
     /// The running server's address, if its file names a live process.
@@ -118,6 +124,23 @@ struct ServerFile: Sendable {
               let pid = value["pid"]?.intValue, let port = value["port"]?.intValue, let host = value["host"]?.stringValue,
               kill(pid_t(pid), 0) == 0 || errno == EPERM, (1...65535).contains(port) else { return nil }
         return (host, UInt16(port))
+    }
+}
+
+/// A random token in a 0600 file of the state dir, for the CLI's control requests (`replay`).
+enum ControlToken {
+    static let name = "control.token"
+
+    static func create(directory: StateDirectory, log: Logger) -> String {
+        let token = SecureRandom.hex(32)
+        do { try directory.writeFileAtomically(name, Array(token.utf8)) } catch {
+            log.error("cannot write \(name): \(error)")
+        }
+        return token
+    }
+
+    static func read(directory: StateDirectory) -> String? {
+        (try? directory.readFile(name)).flatMap { $0 }.map { String(decoding: $0, as: UTF8.self) }
     }
 }
 

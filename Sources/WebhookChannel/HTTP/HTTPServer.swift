@@ -9,16 +9,17 @@ public final class HTTPServer: @unchecked Sendable {
     public var address: SocketAddress { listener.address }
 
     /// Binds now (throws if the port is taken); call `start` on the loop thread.
-    init(host: String, port: UInt16, loop: EventLoop, limits: HTTPLimits, maxConnections: Int, routes: WebhookRoutes) throws(SocketError) {
+    init(host: String, port: UInt16, loop: EventLoop, limits: HTTPLimits, timeouts: HTTPServerConnection.Timeouts,
+         maxConnections: Int, routes: WebhookRoutes) throws(SocketError) {
         listener = try TCPListener(host: host, port: port, loop: loop, maxConnections: maxConnections) { connection, overLimit in
             if overLimit {
                 connection.write(HTTPResponse.error(status: 503, code: "too_many_connections",
                                                     message: "The server is at its connection limit; retry shortly.",
                                                     headers: [("Retry-After", "1")]).serialized(keepAlive: false))
-                connection.closeAfterWriting(drain: false)
-                return nil
+                connection.closeAfterWriting(drain: true)
+                return DiscardingConnection()
             }
-            return HTTPServerConnection(limits: limits, startedAt: connection.acceptedAt) { request, connection in
+            return HTTPServerConnection(limits: limits, timeouts: timeouts, startedAt: connection.acceptedAt) { request, connection in
                 routes.respond(to: request, peer: connection.peer)
             }
         }
@@ -31,4 +32,11 @@ public final class HTTPServer: @unchecked Sendable {
     func stop() {
         listener.stopListening()
     }
+}
+
+/// Reads and drops whatever a refused connection still sends, until it is closed.
+final class DiscardingConnection: TCPConnectionDelegate {
+    func connection(_ connection: TCPConnection, didReceive bytes: UnsafeRawBufferPointer) {}
+    func connectionTick(_ connection: TCPConnection, now: UInt64) {}
+    func connectionDidClose(_ connection: TCPConnection) {}
 }

@@ -9,13 +9,17 @@ final class WebhookRoutes: @unchecked Sendable {
     /// When the operator bound a non-loopback address on purpose, other Host names are expected.
     private let enforceLoopbackHost: Bool
     private let log: Logger
+    /// Proves a control request comes from someone who can read the state dir (the operator's
+    /// CLI): the token is in a 0600 file there.
+    private let controlToken: String
 
     /// Every rejected signature gets these exact bytes, so the answer tells an attacker nothing
     /// about which check failed.
     static let unauthorized = HTTPResponse.error(
         status: 401, code: "unauthorized", message: "Unknown source, bad or missing signature, or stale timestamp.")
 
-    init(state: ChannelState, callbackPolicy: CallbackURLPolicy, enforceLoopbackHost: Bool, log: Logger) {
+    init(state: ChannelState, callbackPolicy: CallbackURLPolicy, enforceLoopbackHost: Bool, controlToken: String, log: Logger) {
+        self.controlToken = controlToken
         self.state = state
         self.callbackPolicy = callbackPolicy
         self.enforceLoopbackHost = enforceLoopbackHost
@@ -23,7 +27,9 @@ final class WebhookRoutes: @unchecked Sendable {
     }
 
     func respond(to request: HTTPRequest, peer: SocketAddress?) -> HTTPResponse {
-        if enforceLoopbackHost, !Self.isLoopbackHost(request.headers["Host"]) {
+        // HTTP/1.0 clients may omit Host; browsers (the rebinding threat) always send it.
+        let host = request.headers["Host"]
+        if enforceLoopbackHost, !(host == nil && request.version == .http10), !Self.isLoopbackHost(host) {
             return .error(status: 421, code: "misdirected_request",
                           message: "This server only answers requests addressed to localhost, 127.0.0.1 or [::1].")
         }
@@ -43,6 +49,8 @@ final class WebhookRoutes: @unchecked Sendable {
             return guardStateChange(request) ?? completePairing(request, peer: peer)
         case ("GET", "/pair/status"):
             return pairingStatus(request)
+        case ("POST", "/control/replay"):
+            return guardStateChange(request) ?? replay(request, peer: peer)
         case ("POST", "/webhook"):
             return guardOrigin(request) ?? webhook(request, pathSourceID: nil)
         case ("POST", _) where path.hasPrefix("/webhook/"):
@@ -65,7 +73,7 @@ final class WebhookRoutes: @unchecked Sendable {
     static func allowedMethods(_ path: String) -> String? {
         switch path {
         case "/health", "/pair/status": return "GET"
-        case "/pair", "/pair/complete", "/webhook": return "POST"
+        case "/pair", "/pair/complete", "/webhook", "/control/replay": return "POST"
         default: return path.hasPrefix("/webhook/") ? "POST" : nil
         }
     }
@@ -213,6 +221,26 @@ final class WebhookRoutes: @unchecked Sendable {
         }
     }
 
+    /// `webhook-channel replay EVENT_ID` asks the running server to deliver a logged event again.
+    private func replay(_ request: HTTPRequest, peer: SocketAddress?) -> HTTPResponse {
+        let given = request.headers["Authorization"].map { $0.hasPrefix("Bearer ") ? String($0.dropFirst(7)) : "" } ?? ""
+        guard peer?.isLoopback == true, ConstantTime.equals(Array(given.utf8), Array(controlToken.utf8)) else {
+            return .error(status: 403, code: "forbidden", message: "Control requests need the local control token.")
+        }
+        guard let eventID = jsonBody(request)?["event_id"]?.stringValue else {
+            return .error(status: 400, code: "missing_event_id", message: "\"event_id\" must be a string.")
+        }
+        return state.assumeIsolated { state in
+            guard state.event(id: eventID) != nil else {
+                return .error(status: 404, code: "unknown_event", message: "No logged event has that id.")
+            }
+            guard state.replayEvent(id: eventID) else {
+                return .error(status: 503, code: "not_ready", message: "Claude Code has not connected yet; retry later.")
+            }
+            return .json(["replayed": true, "event_id": .string(eventID)])
+        }
+    }
+
     private func webhook(_ request: HTTPRequest, pathSourceID: String?) -> HTTPResponse {
         state.assumeIsolated { state in
             switch state.receiveWebhook(pathSourceID: pathSourceID, headers: request.headers, body: request.body) {
@@ -224,6 +252,8 @@ final class WebhookRoutes: @unchecked Sendable {
                 return Self.unauthorized
             case .invalidJSON:
                 return .error(status: 400, code: "invalid_json", message: "The body must be JSON.")
+            case .challenge(let challenge):
+                return .json(["challenge": .string(challenge)])
             case .notReady:
                 return .error(status: 503, code: "not_ready", message: "Claude Code has not connected yet; retry later.",
                               headers: [("Retry-After", "5")])

@@ -2,7 +2,8 @@
 /// with the person at the terminal.
 public enum WebhookTools {
     public static func all(state: ChannelState, replies: ReplySender) -> [MCPTool] {
-        [reply(state: state, replies: replies), sources(state: state), deliveries(replies: replies)]
+        [reply(state: state, replies: replies), sources(state: state), events(state: state), event(state: state),
+         deliveries(replies: replies)]
     }
 
     static func reply(state: ChannelState, replies: ReplySender) -> MCPTool {
@@ -48,6 +49,52 @@ public enum WebhookTools {
                 ]
             }
             return MCPToolResult(text: String(decoding: JSONWriter.pretty(.array(list)), as: UTF8.self))
+        }
+    }
+
+    static func events(state: ChannelState) -> MCPTool {
+        MCPTool(
+            name: "webhook_events",
+            description: "List recent webhook events (metadata only, newest first), optionally for one source.",
+            inputSchema: [
+                "type": "object",
+                "properties": [
+                    "source_id": ["type": "string", "description": "Only events from this source."],
+                    "limit": ["type": "integer", "minimum": 1, "maximum": 500, "description": "How many (default 20)."],
+                ],
+            ]
+        ) { object throws(JSONRPCError) in
+            let arguments = ToolArguments(object: object)
+            let sourceID = try arguments.optionalString("source_id")
+            let limit = try arguments.optionalInt("limit", range: 1...500) ?? 20
+            let records = await state.recentEvents(sourceID: sourceID, limit: Int(limit))
+            guard !records.isEmpty else { return MCPToolResult(text: "No events logged.") }
+            return MCPToolResult(text: String(decoding: JSONWriter.pretty(.array(records.map(EventLog.summary))), as: UTF8.self))
+        }
+    }
+
+    static func event(state: ChannelState) -> MCPTool {
+        MCPTool(
+            name: "webhook_event",
+            description: "Show one webhook event in full (its whole body, also when the notification was truncated).",
+            inputSchema: [
+                "type": "object",
+                "properties": ["event_id": ["type": "string", "description": "The event_id attribute (evt_…)."]],
+                "required": ["event_id"],
+            ]
+        ) { object throws(JSONRPCError) in
+            let eventID = try ToolArguments(object: object).requiredString("event_id")
+            guard let record = await state.event(id: eventID) else {
+                return .error("No logged event has id \(eventID.prefix(80)).")
+            }
+            guard case .object(var summary) = EventLog.summary(record) else { return .error("unreadable event") }
+            summary["headers"] = .object(JSONObject(record.headers.sorted { $0.key < $1.key }.map { ($0.key, .string($0.value)) }))
+            if let text = String(validating: record.body, as: UTF8.self) {
+                summary["body"] = .string(text)
+            } else {
+                summary["body_base64"] = .string(Base64.encode(record.body))
+            }
+            return MCPToolResult(text: String(decoding: JSONWriter.pretty(.object(summary)), as: UTF8.self))
         }
     }
 

@@ -9,6 +9,8 @@ public enum CallbackClient {
         public let status: Int
         /// Seconds from `Retry-After`, when the receiver sent one.
         public let retryAfter: Double?
+        /// The start of the answer's body (at most 64 KiB), for the CLI to show.
+        public var body: [UInt8] = []
     }
 
     public struct Failure: Error, Sendable, Equatable, CustomStringConvertible {
@@ -86,13 +88,22 @@ public enum CallbackClient {
             }
             if chunk.isEmpty { break }
             received.append(contentsOf: chunk)
-            if received.count >= 12, let parsed = parseHead(received) { return .success(parsed) }
+            if let (parsed, bodyStart, length) = parseHead(received), received.count - bodyStart >= length {
+                var response = parsed
+                response.body = Array(received[bodyStart..<(bodyStart + length)])
+                return .success(response)
+            }
         }
-        if let parsed = parseHead(received) { return .success(parsed) }
+        if let (parsed, bodyStart, _) = parseHead(received) {
+            var response = parsed
+            response.body = Array(received[min(bodyStart, received.count)...])
+            return .success(response)
+        }
         return .failure(Failure(reason: "the receiver's answer was not HTTP", retryable: true))
     }
 
-    static func parseHead(_ bytes: [UInt8]) -> Response? {
+    /// The status, where the body starts, and its announced length (a bounded guess without one).
+    static func parseHead(_ bytes: [UInt8]) -> (Response, bodyStart: Int, length: Int)? {
         guard let end = findHeadEnd(bytes) else { return nil }
         let text = String(decoding: bytes[0..<end], as: UTF8.self)
         let lines = text.components(separatedBy: "\r\n")
@@ -100,16 +111,21 @@ public enum CallbackClient {
         guard statusParts.count >= 2, statusParts[0].hasPrefix("HTTP/1."), let status = Int(statusParts[1]),
               (100...599).contains(status) else { return nil }
         if status == 100 {
-            return parseHead(Array(bytes[(end + 4)...]))
+            return parseHead(Array(bytes[(end + 4)...])).map { ($0.0, $0.bodyStart + end + 4, $0.length) }
         }
         var retryAfter: Double? = nil
+        var length = 64 * 1024
         for line in lines.dropFirst() {
             let pieces = line.split(separator: ":", maxSplits: 1)
             if pieces.count == 2, pieces[0].lowercased() == "retry-after" {
                 retryAfter = Double(pieces[1].trimmingCharacters(in: .whitespaces))
             }
+            if pieces.count == 2, pieces[0].lowercased() == "content-length",
+               let value = Int(pieces[1].trimmingCharacters(in: .whitespaces)) {
+                length = min(value, 64 * 1024)
+            }
         }
-        return Response(status: status, retryAfter: retryAfter)
+        return (Response(status: status, retryAfter: retryAfter), end + 4, length)
     }
 
     private static func findHeadEnd(_ bytes: [UInt8]) -> Int? {

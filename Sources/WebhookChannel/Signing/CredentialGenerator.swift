@@ -1,29 +1,52 @@
-import Foundation
-
-/// The shapes of everything we hand out (SPEC section 4).
+/// The identifiers and secrets the product hands out (SPEC section 4).
 public enum CredentialGenerator {
-    /// 32 symbols without 0/O/1/I: 5 random bits pick one, so there is no modulo bias.
-    public static let pairingAlphabet = Array("ABCDEFGHJKLMNPQRSTUVWXYZ23456789")
+    /// Pairing codes avoid 0/O and 1/I so a code read aloud or off a screen is typed right.
+    /// 32 letters, so each letter is exactly 5 random bits and no letter is more likely.
+    public static let pairingAlphabet = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"
     public static let pairingCodeLength = 6
 
-    public static func sourceID() -> String { "src_" + SecureRandom.hex(16) }
-    public static func hmacSecret() -> String { "whsec_" + SecureRandom.hex(32) }
-    public static func eventID() -> String { "evt_" + SecureRandom.hex(12) }
+    private static let pairingLetters: [UInt8] = Array(pairingAlphabet.utf8)
 
+    /// `src_` + 32 lowercase hex.
+    public static func sourceID() -> String {
+        "src_" + SecureRandom.hex(16)
+    }
+
+    /// `whsec_` + 64 lowercase hex (256 bits).
+    public static func hmacSecret() -> String {
+        "whsec_" + SecureRandom.hex(32)
+    }
+
+    /// `evt_` + 24 lowercase hex.
+    public static func eventID() -> String {
+        "evt_" + SecureRandom.hex(12)
+    }
+
+    /// Six letters of `pairingAlphabet`.
     public static func pairingCode() -> String {
-        String(SecureRandom.bytes(pairingCodeLength).map { pairingAlphabet[Int($0 & 0x1F)] })
+        let letters = SecureRandom.bytes(pairingCodeLength).map { byte in
+            // The low 5 bits of a uniform byte are uniform over 0..<32: no modulo bias.
+            pairingLetters[Int(byte & 0x1F)]
+        }
+        return String(decoding: letters, as: UTF8.self)
     }
 
-    /// 32 random bytes, URL-safe base64 without padding (43 characters).
+    /// 43 URL-safe characters (256 bits), for the device-flow poll of `/pair/status`.
     public static func pollToken() -> String {
-        Base64.encode(SecureRandom.bytes(32))
-            .replacingOccurrences(of: "+", with: "-").replacingOccurrences(of: "/", with: "_").replacingOccurrences(of: "=", with: "")
+        Base64.encodeURLSafe(SecureRandom.bytes(32))
     }
 
-    /// Trimmed and upper-cased; `nil` unless it is six symbols of the alphabet.
+    /// The canonical form of a code a person typed: surrounding whitespace dropped, letters
+    /// uppercased. Nil unless the result is six letters of `pairingAlphabet`.
     public static func normalizePairingCode(_ text: String) -> String? {
-        let code = text.trimmingCharacters(in: .whitespacesAndNewlines).uppercased()
-        guard code.count == pairingCodeLength, code.allSatisfy(pairingAlphabet.contains) else { return nil }
+        var trimmed = Substring(text)
+        while trimmed.first?.isWhitespace == true { trimmed.removeFirst() }
+        while trimmed.last?.isWhitespace == true { trimmed.removeLast() }
+        let code = trimmed.uppercased()
+        guard code.utf8.count == pairingCodeLength,
+              code.utf8.allSatisfy({ pairingLetters.contains($0) }) else {
+            return nil
+        }
         return code
     }
 }

@@ -1,78 +1,140 @@
 import COpenSSL
 
-/// HMAC-SHA256 from the system's libcrypto (OpenSSL 3 EVP_MAC). The message may come in parts
-/// (`"<timestamp>"`, `"."`, body) so nothing is concatenated on the hot path.
+/// HMAC-SHA256 from the system's libcrypto (OpenSSL 3, `EVP_MAC`).
+///
+/// A message may be given as several parts (for example `"<timestamp>."` and the body) that
+/// are fed to the MAC one after another, so a large body is never copied to be joined.
 public enum HMACSHA256 {
+    /// Length of an HMAC-SHA256 tag in bytes.
     public static let byteCount = 32
 
-    /// Fetched once: fetching an algorithm is the expensive part of OpenSSL 3's EVP API, and
-    /// a fetched EVP_MAC is immutable and safe to share between threads.
-    nonisolated(unsafe) private static let algorithm: OpaquePointer = {
-        guard let mac = EVP_MAC_fetch(nil, "HMAC", nil) else {
-            preconditionFailure("libcrypto has no HMAC implementation; is OpenSSL 3 installed?")
+    /// The MAC of `parts` fed in order, as if they were one concatenated message.
+    public static func mac(key: UnsafeRawBufferPointer, message parts: UnsafeRawBufferPointer...) -> [UInt8] {
+        let context = Context(key: key)
+        for part in parts {
+            context.update(part)
         }
-        return mac
-    }()
+        return context.finalize()
+    }
 
-    public static func mac(key: UnsafeRawBufferPointer, parts: [UnsafeRawBufferPointer]) -> [UInt8] {
-        guard let context = EVP_MAC_CTX_new(algorithm) else { preconditionFailure("EVP_MAC_CTX_new failed: out of memory") }
-        defer { EVP_MAC_CTX_free(context) }
-        var output = [UInt8](repeating: 0, count: byteCount)
-        let ok: Bool = "digest".withCString { digestKey in
-            "SHA256".withCString { digestName in
-                var params = [
-                    OSSL_PARAM_construct_utf8_string(digestKey, UnsafeMutablePointer(mutating: digestName), 0),
-                    OSSL_PARAM_construct_end(),
-                ]
-                // An empty key is legal for HMAC; libcrypto wants a non-null pointer for it.
-                var empty: UInt8 = 0
-                let keyPointer = key.count > 0 ? key.baseAddress!.assumingMemoryBound(to: UInt8.self) : withUnsafeMutablePointer(to: &empty) { UnsafePointer($0) }
-                guard EVP_MAC_init(context, keyPointer, key.count, &params) == 1 else { return false }
-                for part in parts where part.count > 0 {
-                    guard EVP_MAC_update(context, part.baseAddress!.assumingMemoryBound(to: UInt8.self), part.count) == 1 else {
-                        return false
-                    }
-                }
-                var length = 0
-                return output.withUnsafeMutableBufferPointer { EVP_MAC_final(context, $0.baseAddress, &length, byteCount) } == 1
-                    && length == byteCount
+    /// The MAC of `parts` fed in order, as if they were one concatenated message.
+    public static func mac(key: [UInt8], message parts: [UInt8]...) -> [UInt8] {
+        let context = Context(key: key)
+        for part in parts {
+            context.update(part)
+        }
+        return context.finalize()
+    }
+
+    /// An HMAC-SHA256 computation in progress: create with a key, `update` with each part of
+    /// the message, then `finalize` once. Non-copyable because it owns a libcrypto context.
+    public struct Context: ~Copyable {
+        private let handle: OpaquePointer
+
+        public init(key: UnsafeRawBufferPointer) {
+            handle = Self.makeHandle(key: key)
+        }
+
+        public init(key: [UInt8]) {
+            handle = key.withUnsafeBytes { Self.makeHandle(key: $0) }
+        }
+
+        private static func makeHandle(key: UnsafeRawBufferPointer) -> OpaquePointer {
+            guard let handle = EVP_MAC_CTX_dup(hmacTemplate.handle) else {
+                preconditionFailure("libcrypto could not allocate an HMAC context (out of memory)")
+            }
+            // An empty key must still be passed as a non-NULL pointer: for EVP_MAC a NULL key
+            // means "reuse the previous key", and this fresh context has none.
+            let initialised = withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 1) { spare in
+                let bytes = key.baseAddress?.assumingMemoryBound(to: UInt8.self) ?? UnsafePointer(spare.baseAddress!)
+                return EVP_MAC_init(handle, bytes, key.count, nil)
+            }
+            precondition(initialised == 1, "libcrypto refused to initialise HMAC-SHA256")
+            return handle
+        }
+
+        public func update(_ bytes: UnsafeRawBufferPointer) {
+            guard let base = bytes.baseAddress, bytes.count > 0 else { return }
+            let updated = EVP_MAC_update(handle, base.assumingMemoryBound(to: UInt8.self), bytes.count)
+            precondition(updated == 1, "libcrypto failed to update HMAC-SHA256")
+        }
+
+        public func update(_ bytes: [UInt8]) {
+            bytes.withUnsafeBytes { update($0) }
+        }
+
+        /// Feeds the UTF-8 bytes of `text`.
+        public func update(_ text: String) {
+            var text = text
+            text.withUTF8 { update(UnsafeRawBufferPointer($0)) }
+        }
+
+        /// The 32-byte tag. Consumes the context, which is freed right after.
+        public consuming func finalize() -> [UInt8] {
+            let handle = self.handle
+            return [UInt8](unsafeUninitializedCapacity: HMACSHA256.byteCount) { buffer, count in
+                var written = 0
+                let finished = EVP_MAC_final(handle, buffer.baseAddress, &written, HMACSHA256.byteCount)
+                precondition(finished == 1 && written == HMACSHA256.byteCount, "libcrypto failed to finish HMAC-SHA256")
+                count = written
             }
         }
-        precondition(ok, "libcrypto HMAC-SHA256 failed")
-        return output
-    }
 
-    public static func mac(key: [UInt8], message: [UInt8]) -> [UInt8] {
-        key.withUnsafeBytes { k in message.withUnsafeBytes { m in mac(key: k, parts: [m]) } }
-    }
-
-    public static func mac(key: String, parts: [[UInt8]]) -> [UInt8] {
-        let keyBytes = Array(key.utf8)
-        return keyBytes.withUnsafeBytes { k in
-            withBuffers(parts) { mac(key: k, parts: $0) }
+        deinit {
+            EVP_MAC_CTX_free(handle)
         }
-    }
-
-    /// Gives stable pointers to several arrays at once.
-    static func withBuffers<T>(_ arrays: [[UInt8]], _ body: ([UnsafeRawBufferPointer]) -> T) -> T {
-        var pointers: [UnsafeRawBufferPointer] = []
-        func nest(_ index: Int) -> T {
-            guard index < arrays.count else { return body(pointers) }
-            return arrays[index].withUnsafeBytes { buffer in
-                pointers.append(buffer)
-                return nest(index + 1)
-            }
-        }
-        return nest(0)
     }
 }
 
-/// Comparison whose time does not depend on where the inputs differ (libcrypto's CRYPTO_memcmp),
-/// so an attacker cannot find a valid signature byte by byte from response times.
+/// A keyless HMAC context with its digest already set to SHA-256. Fetching "HMAC" and
+/// "SHA256" by name takes a lock and a lookup in libcrypto; doing it once here and duplicating
+/// the prepared context per message keeps that cost off the per-request path.
+private struct HMACTemplate: @unchecked Sendable {
+    // Safe to share: after setup the template is only ever read (by EVP_MAC_CTX_dup), never
+    // initialised, updated or freed.
+    let handle: OpaquePointer
+
+    init() {
+        guard let mac = EVP_MAC_fetch(nil, "HMAC", nil) else {
+            preconditionFailure("libcrypto has no HMAC implementation (OpenSSL 3 default provider missing)")
+        }
+        defer { EVP_MAC_free(mac) }
+        guard let handle = EVP_MAC_CTX_new(mac) else {
+            preconditionFailure("libcrypto could not allocate an HMAC context (out of memory)")
+        }
+        let configured = "digest".withCString { name in
+            "SHA256".withCString { value in
+                var params = [
+                    OSSL_PARAM_construct_utf8_string(name, UnsafeMutablePointer(mutating: value), 0),
+                    OSSL_PARAM_construct_end(),
+                ]
+                return EVP_MAC_CTX_set_params(handle, &params)
+            }
+        }
+        precondition(configured == 1, "libcrypto has no SHA-256 digest for HMAC")
+        self.handle = handle
+    }
+}
+
+// Global lets are initialised once, lazily and thread-safely.
+private let hmacTemplate = HMACTemplate()
+
+/// Comparison whose running time does not depend on where two byte strings differ, so a
+/// signature check does not reveal how many leading bytes of a guess were right.
 public enum ConstantTime {
-    public static func equals(_ a: [UInt8], _ b: [UInt8]) -> Bool {
+    /// True when both buffers have the same length and the same bytes. Lengths are not secret
+    /// (a tag's length is public), so a length mismatch returns at once.
+    public static func equals(_ a: UnsafeRawBufferPointer, _ b: UnsafeRawBufferPointer) -> Bool {
         guard a.count == b.count else { return false }
-        if a.isEmpty { return true }
-        return a.withUnsafeBytes { x in b.withUnsafeBytes { y in CRYPTO_memcmp(x.baseAddress, y.baseAddress, a.count) == 0 } }
+        guard let left = a.baseAddress, let right = b.baseAddress, a.count > 0 else { return true }
+        return CRYPTO_memcmp(left, right, a.count) == 0
+    }
+
+    public static func equals(_ a: [UInt8], _ b: [UInt8]) -> Bool {
+        a.withUnsafeBytes { left in
+            b.withUnsafeBytes { right in
+                equals(left, right)
+            }
+        }
     }
 }

@@ -1,14 +1,22 @@
 import COpenSSL
 
-/// Randomness from libcrypto's CSPRNG (RAND_bytes), for ids, secrets, codes and tokens.
+/// Random bytes from libcrypto's CSPRNG, for secrets, ids and pairing codes.
 public enum SecureRandom {
+    /// `count` random bytes.
     public static func bytes(_ count: Int) -> [UInt8] {
-        var out = [UInt8](repeating: 0, count: count)
-        let ok = out.withUnsafeMutableBufferPointer { RAND_bytes($0.baseAddress, Int32(count)) }
-        // Without entropy no credential is safe to hand out; this is an environment failure.
-        precondition(ok == 1, "libcrypto RAND_bytes failed: no secure randomness available")
-        return out
+        precondition(count >= 0 && count <= Int(Int32.max), "SecureRandom.bytes: count out of range")
+        guard count > 0 else { return [] }
+        return [UInt8](unsafeUninitializedCapacity: count) { buffer, initialized in
+            // RAND_bytes only fails when the system offers no entropy source at all; handing out
+            // predictable secrets instead would be far worse than stopping.
+            let status = RAND_bytes(buffer.baseAddress, Int32(count))
+            precondition(status == 1, "libcrypto RAND_bytes failed: no usable system random source")
+            initialized = count
+        }
     }
 
-    public static func hex(_ byteCount: Int) -> String { Hex.encode(bytes(byteCount)) }
+    /// `byteCount` random bytes as lowercase hex (twice as many characters).
+    public static func hex(_ byteCount: Int) -> String {
+        Hex.encode(bytes(byteCount))
+    }
 }

@@ -1,210 +1,339 @@
-import Foundation
-
-/// How a sender signs its requests (SPEC section 6). Keys are the bytes of the whole secret
-/// string, `whsec_` prefix included, except for Standard Webhooks, whose key is the base64
-/// after the prefix.
+/// How a sender signs its webhooks (SPEC section 6). The raw value is what `sources.json`
+/// and the CLI's `--scheme` use.
 public enum SignatureScheme: String, Sendable, CaseIterable {
-    /// The seed's headers: `X-Source-Id`, `X-Timestamp`, `X-Signature: v1=…` and/or `sha256=…`.
+    /// The seed's own scheme on `POST /webhook`: `X-Timestamp` + `X-Signature` holding
+    /// `v1=<hex HMAC("<ts>.<body>")>` and/or the older `sha256=<hex HMAC(body)>`.
     case webhook
+    /// `X-Hub-Signature-256: sha256=<hex HMAC(body)>`.
     case github
+    /// `Stripe-Signature: t=<ts>,v1=<hex HMAC("<ts>.<body>")>`.
     case stripe
+    /// Standard Webhooks / Svix: `webhook-id`, `webhook-timestamp`,
+    /// `webhook-signature: v1,<base64 HMAC("<id>.<ts>.<body>")>`.
     case standard
+    /// `X-Slack-Signature: v0=<hex HMAC("v0:<ts>:<body>")>`, `X-Slack-Request-Timestamp`.
     case slack
 
-    /// Timestamps further than this from our clock are refused (replay window).
-    public static let tolerance: Int64 = 300
+    /// How far a signed timestamp may be from the receiver's clock, either way, in seconds.
+    /// Five minutes, as the seed and the providers use: wide enough for clock skew and
+    /// retries in flight, narrow enough that a captured request cannot be replayed later.
+    public static let timestampTolerance: Int64 = 300
 }
 
-/// What a verifier sees of a request.
+/// What a signature check looks at. Nothing else (no clock, no state) goes into a verdict.
 public struct SignatureInput {
-    public let headerLookup: (String) -> String?
-    public let body: UnsafeRawBufferPointer
-    public let now: Int64
+    /// Case-insensitive request header lookup; nil when the header is absent.
+    public var headerLookup: (String) -> String?
+    public var body: [UInt8]
+    /// The receiver's clock, Unix seconds.
+    public var now: Int64
 
-    public init(headerLookup: @escaping (String) -> String?, body: UnsafeRawBufferPointer, now: Int64) {
+    public init(headerLookup: @escaping (String) -> String?, body: [UInt8], now: Int64) {
         self.headerLookup = headerLookup
         self.body = body
         self.now = now
     }
 }
 
-public struct SignatureDetails: Sendable, Equatable {
-    public var usedPreviousSecret = false
-    /// For the seed's `sha256=` form, which does not cover the timestamp: the signature itself,
-    /// so the caller can refuse a replay of it.
-    public var seedSignature: String?
-    public var timestamp: Int64?
+public enum SignatureVerdict: Equatable, Sendable {
+    case valid(SignatureDetails)
+    case invalid(SignatureFailure)
 }
 
-/// Why a signature failed. Internal detail: the HTTP answer is the same for all.
-public enum SignatureFailure: Error, Sendable, Equatable {
+public struct SignatureDetails: Equatable, Sendable {
+    /// The match used the previous secret (still in its grace period after a rotation).
+    public var usedPreviousSecret: Bool
+    /// For the `webhook` scheme's `sha256=` form only: the lowercase hex signature. That form
+    /// does not cover the timestamp, so the caller remembers the signature to refuse a replay.
+    public var seedSignature: String?
+    /// The signed (or, for the seed's `sha256=` form, accompanying) timestamp.
+    public var timestamp: Int64?
+
+    public init(usedPreviousSecret: Bool, seedSignature: String? = nil, timestamp: Int64?) {
+        self.usedPreviousSecret = usedPreviousSecret
+        self.seedSignature = seedSignature
+        self.timestamp = timestamp
+    }
+}
+
+/// Why a signature was refused. For logs and tests only: the HTTP answer is the same `401`
+/// for every case, so a prober learns nothing about which part was wrong.
+public enum SignatureFailure: Equatable, Sendable {
     case missingHeader(String)
     case malformedHeader(String)
     case staleTimestamp
     case mismatch
 }
 
-public enum SignatureVerdict: Sendable, Equatable {
-    case valid(SignatureDetails)
-    case invalid(SignatureFailure)
-}
+// MARK: - Verifying
 
 extension SignatureScheme {
+    /// Checks a request's signature. `secrets` holds the current secret first, then a previous
+    /// one still inside its rotation grace period; any of them may match.
+    ///
+    /// Keys are the UTF-8 bytes of the whole secret string, `whsec_` prefix included (seed
+    /// compatibility), except for `standard`, whose key is the base64 decoding of the secret.
     public static func verify(scheme: SignatureScheme, secrets: [String], input: SignatureInput) -> SignatureVerdict {
-        var lastFailure = SignatureFailure.mismatch
-        for (index, secret) in secrets.enumerated() {
-            switch scheme.verify(secret: secret, input: input) {
-            case .success(var details):
-                details.usedPreviousSecret = index > 0
-                return .valid(details)
-            case .failure(let failure):
-                // A missing or stale header fails the same way for every secret.
-                if failure != .mismatch { return .invalid(failure) }
-                lastFailure = failure
-            }
-        }
-        return .invalid(lastFailure)
-    }
-
-    private func verify(secret: String, input: SignatureInput) -> Result<SignatureDetails, SignatureFailure> {
-        let key = Array(secret.utf8)
-        switch self {
-        case .webhook:
-            guard let timestampText = input.headerLookup("X-Timestamp") else { return .failure(.missingHeader("X-Timestamp")) }
-            guard let header = input.headerLookup("X-Signature") else { return .failure(.missingHeader("X-Signature")) }
-            let timestamp: Int64
-            switch Self.checkTimestamp(timestampText, now: input.now, header: "X-Timestamp") {
-            case .success(let value): timestamp = value
-            case .failure(let failure): return .failure(failure)
-            }
-            let items = Self.items(header, separator: ",")
-            // The replay-safe form first: it covers the timestamp.
-            for (name, value) in items where name == "v1" {
-                if Self.matchesHex(value, Self.mac(key, [Array(timestampText.utf8), [0x2E]], input.body)) {
-                    return .success(SignatureDetails(timestamp: timestamp))
-                }
-            }
-            for (name, value) in items where name == "sha256" {
-                if Self.matchesHex(value, Self.mac(key, [], input.body)) {
-                    return .success(SignatureDetails(seedSignature: value.lowercased(), timestamp: timestamp))
-                }
-            }
-            return .failure(items.isEmpty ? .malformedHeader("X-Signature") : .mismatch)
-
-        case .github:
-            guard let header = input.headerLookup("X-Hub-Signature-256") else { return .failure(.missingHeader("X-Hub-Signature-256")) }
-            guard header.hasPrefix("sha256=") else { return .failure(.malformedHeader("X-Hub-Signature-256")) }
-            return Self.matchesHex(header.dropFirst(7), Self.mac(key, [], input.body)) ? .success(SignatureDetails()) : .failure(.mismatch)
-
-        case .stripe:
-            guard let header = input.headerLookup("Stripe-Signature") else { return .failure(.missingHeader("Stripe-Signature")) }
-            let items = Self.items(header, separator: ",")
-            guard let timestampText = items.first(where: { $0.0 == "t" })?.1 else { return .failure(.malformedHeader("Stripe-Signature")) }
-            let timestamp: Int64
-            switch Self.checkTimestamp(timestampText, now: input.now, header: "Stripe-Signature") {
-            case .success(let value): timestamp = value
-            case .failure(let failure): return .failure(failure)
-            }
-            let expected = Self.mac(key, [Array(timestampText.utf8), [0x2E]], input.body)
-            for (name, value) in items where name == "v1" && Self.matchesHex(value, expected) {
-                return .success(SignatureDetails(timestamp: timestamp))
-            }
-            return .failure(.mismatch)
-
-        case .standard:
-            guard let id = input.headerLookup("webhook-id") else { return .failure(.missingHeader("webhook-id")) }
-            guard let timestampText = input.headerLookup("webhook-timestamp") else { return .failure(.missingHeader("webhook-timestamp")) }
-            guard let header = input.headerLookup("webhook-signature") else { return .failure(.missingHeader("webhook-signature")) }
-            let timestamp: Int64
-            switch Self.checkTimestamp(timestampText, now: input.now, header: "webhook-timestamp") {
-            case .success(let value): timestamp = value
-            case .failure(let failure): return .failure(failure)
-            }
-            let expected = Self.mac(Self.standardKey(secret), [Array("\(id).\(timestampText).".utf8)], input.body)
-            for entry in header.split(separator: " ") {
-                let pieces = entry.split(separator: ",", maxSplits: 1)
-                guard pieces.count == 2, pieces[0] == "v1", let given = Base64.decode(pieces[1]) else { continue }
-                if ConstantTime.equals(given, expected) { return .success(SignatureDetails(timestamp: timestamp)) }
-            }
-            return .failure(.mismatch)
-
-        case .slack:
-            guard let timestampText = input.headerLookup("X-Slack-Request-Timestamp") else {
-                return .failure(.missingHeader("X-Slack-Request-Timestamp"))
-            }
-            guard let header = input.headerLookup("X-Slack-Signature") else { return .failure(.missingHeader("X-Slack-Signature")) }
-            let timestamp: Int64
-            switch Self.checkTimestamp(timestampText, now: input.now, header: "X-Slack-Request-Timestamp") {
-            case .success(let value): timestamp = value
-            case .failure(let failure): return .failure(failure)
-            }
-            guard header.hasPrefix("v0=") else { return .failure(.malformedHeader("X-Slack-Signature")) }
-            let expected = Self.mac(key, [Array("v0:\(timestampText):".utf8)], input.body)
-            return Self.matchesHex(header.dropFirst(3), expected) ? .success(SignatureDetails(timestamp: timestamp)) : .failure(.mismatch)
+        switch scheme {
+        case .webhook: return verifySeed(secrets: secrets, input: input)
+        case .github: return verifyGitHub(secrets: secrets, input: input)
+        case .stripe: return verifyStripe(secrets: secrets, input: input)
+        case .standard: return verifyStandard(secrets: secrets, input: input)
+        case .slack: return verifySlack(secrets: secrets, input: input)
         }
     }
 
-    /// The headers a sender of this scheme sends, signed with `secret`. The one signer used by
-    /// replies and by the CLI's `send` and `sign`.
-    public static func signingHeaders(scheme: SignatureScheme, secret: String, body: [UInt8], timestamp: Int64,
-                                      deliveryID: String) -> [(String, String)]
-    {
+    private static func verifySeed(secrets: [String], input: SignatureInput) -> SignatureVerdict {
+        let timestampName = "X-Timestamp", signatureName = "X-Signature"
+        guard let timestampText = header(timestampName, in: input) else { return .invalid(.missingHeader(timestampName)) }
+        guard let signatureText = header(signatureName, in: input) else { return .invalid(.missingHeader(signatureName)) }
+        guard let timestamp = parseTimestamp(timestampText) else { return .invalid(.malformedHeader(timestampName)) }
+
+        // Several comma-separated items let a sender offer both forms at once (SPEC section 6).
+        var v1: [[UInt8]?] = [], sha256: [[UInt8]?] = []
+        for item in items(of: signatureText, separatedBy: ",") {
+            guard case let (name, value)? = keyValue(item, separator: "=") else { continue }
+            switch name {
+            case "v1": v1.append(Hex.decode(value))
+            case "sha256": sha256.append(Hex.decode(value))
+            default: continue
+            }
+        }
+        guard !v1.isEmpty || !sha256.isEmpty else { return .invalid(.malformedHeader(signatureName)) }
+        guard isFresh(timestamp, now: input.now) else { return .invalid(.staleTimestamp) }
+
+        let keys = secrets.map { Array($0.utf8) }
+        // v1 first: it covers the timestamp, so a match there needs no signature memory.
+        if !v1.isEmpty {
+            let prefix = Array("\(timestampText).".utf8)
+            if let match = firstMatch(keys: keys, candidates: v1, mac: { HMACSHA256.mac(key: $0, message: prefix, input.body) }) {
+                return .valid(SignatureDetails(usedPreviousSecret: match.keyIndex > 0, timestamp: timestamp))
+            }
+        }
+        if !sha256.isEmpty {
+            if let match = firstMatch(keys: keys, candidates: sha256, mac: { HMACSHA256.mac(key: $0, message: input.body) }) {
+                return .valid(SignatureDetails(
+                    usedPreviousSecret: match.keyIndex > 0,
+                    seedSignature: Hex.encode(match.signature),
+                    timestamp: timestamp))
+            }
+        }
+        return .invalid(.mismatch)
+    }
+
+    private static func verifyGitHub(secrets: [String], input: SignatureInput) -> SignatureVerdict {
+        let signatureName = "X-Hub-Signature-256"
+        guard let signatureText = header(signatureName, in: input) else { return .invalid(.missingHeader(signatureName)) }
+        guard case let (name, value)? = keyValue(Substring(signatureText), separator: "="), name == "sha256" else {
+            return .invalid(.malformedHeader(signatureName))
+        }
+        let keys = secrets.map { Array($0.utf8) }
+        guard let match = firstMatch(keys: keys, candidates: [Hex.decode(value)], mac: { HMACSHA256.mac(key: $0, message: input.body) }) else {
+            return .invalid(.mismatch)
+        }
+        return .valid(SignatureDetails(usedPreviousSecret: match.keyIndex > 0, timestamp: nil))
+    }
+
+    private static func verifyStripe(secrets: [String], input: SignatureInput) -> SignatureVerdict {
+        let signatureName = "Stripe-Signature"
+        guard let signatureText = header(signatureName, in: input) else { return .invalid(.missingHeader(signatureName)) }
+        var timestampText: Substring?
+        var v1: [[UInt8]?] = []
+        for item in items(of: signatureText, separatedBy: ",") {
+            guard case let (name, value)? = keyValue(item, separator: "=") else { continue }
+            switch name {
+            case "t": if timestampText == nil { timestampText = value }
+            case "v1": v1.append(Hex.decode(value))
+            default: continue  // v0 is Stripe's test-mode scheme; never accept it.
+            }
+        }
+        guard let timestampText, let timestamp = parseTimestamp(timestampText), !v1.isEmpty else {
+            return .invalid(.malformedHeader(signatureName))
+        }
+        guard isFresh(timestamp, now: input.now) else { return .invalid(.staleTimestamp) }
+
+        let keys = secrets.map { Array($0.utf8) }
+        let prefix = Array("\(timestampText).".utf8)
+        guard let match = firstMatch(keys: keys, candidates: v1, mac: { HMACSHA256.mac(key: $0, message: prefix, input.body) }) else {
+            return .invalid(.mismatch)
+        }
+        return .valid(SignatureDetails(usedPreviousSecret: match.keyIndex > 0, timestamp: timestamp))
+    }
+
+    private static func verifyStandard(secrets: [String], input: SignatureInput) -> SignatureVerdict {
+        let idName = "webhook-id", timestampName = "webhook-timestamp", signatureName = "webhook-signature"
+        guard let id = header(idName, in: input) else { return .invalid(.missingHeader(idName)) }
+        guard let timestampText = header(timestampName, in: input) else { return .invalid(.missingHeader(timestampName)) }
+        guard let signatureText = header(signatureName, in: input) else { return .invalid(.missingHeader(signatureName)) }
+        guard let timestamp = parseTimestamp(timestampText) else { return .invalid(.malformedHeader(timestampName)) }
+
+        var v1: [[UInt8]?] = []
+        for item in items(of: signatureText, separatedBy: " ") {
+            // Other versions (such as the asymmetric `v1a`) are not ours to check.
+            guard case let (version, value)? = keyValue(item, separator: ","), version == "v1" else { continue }
+            v1.append(Base64.decode(value))
+        }
+        guard !v1.isEmpty else { return .invalid(.malformedHeader(signatureName)) }
+        guard isFresh(timestamp, now: input.now) else { return .invalid(.staleTimestamp) }
+
+        let keys = secrets.map(standardKey)
+        let prefix = Array("\(id).\(timestampText).".utf8)
+        guard let match = firstMatch(keys: keys, candidates: v1, mac: { HMACSHA256.mac(key: $0, message: prefix, input.body) }) else {
+            return .invalid(.mismatch)
+        }
+        return .valid(SignatureDetails(usedPreviousSecret: match.keyIndex > 0, timestamp: timestamp))
+    }
+
+    private static func verifySlack(secrets: [String], input: SignatureInput) -> SignatureVerdict {
+        let timestampName = "X-Slack-Request-Timestamp", signatureName = "X-Slack-Signature"
+        guard let timestampText = header(timestampName, in: input) else { return .invalid(.missingHeader(timestampName)) }
+        guard let signatureText = header(signatureName, in: input) else { return .invalid(.missingHeader(signatureName)) }
+        guard let timestamp = parseTimestamp(timestampText) else { return .invalid(.malformedHeader(timestampName)) }
+        guard case let (version, value)? = keyValue(Substring(signatureText), separator: "="), version == "v0" else {
+            return .invalid(.malformedHeader(signatureName))
+        }
+        guard isFresh(timestamp, now: input.now) else { return .invalid(.staleTimestamp) }
+
+        let keys = secrets.map { Array($0.utf8) }
+        let prefix = Array("v0:\(timestampText):".utf8)
+        guard let match = firstMatch(keys: keys, candidates: [Hex.decode(value)], mac: { HMACSHA256.mac(key: $0, message: prefix, input.body) }) else {
+            return .invalid(.mismatch)
+        }
+        return .valid(SignatureDetails(usedPreviousSecret: match.keyIndex > 0, timestamp: timestamp))
+    }
+
+    /// The first key (in order: current, then previous) whose MAC equals one of the offered
+    /// signatures. A candidate that failed to decode (nil) never matches.
+    private static func firstMatch(
+        keys: [[UInt8]],
+        candidates: [[UInt8]?],
+        mac: ([UInt8]) -> [UInt8]
+    ) -> (keyIndex: Int, signature: [UInt8])? {
+        for (index, key) in keys.enumerated() {
+            let expected = mac(key)
+            for case let candidate? in candidates where ConstantTime.equals(expected, candidate) {
+                return (index, candidate)
+            }
+        }
+        return nil
+    }
+
+    /// Header value without surrounding whitespace; nil when absent or empty.
+    private static func header(_ name: String, in input: SignatureInput) -> String? {
+        guard let raw = input.headerLookup(name) else { return nil }
+        let value = trimmed(Substring(raw))
+        return value.isEmpty ? nil : String(value)
+    }
+
+    /// Unix seconds: 1 to 18 ASCII digits (no sign, no space), so it cannot overflow Int64.
+    private static func parseTimestamp(_ text: some StringProtocol) -> Int64? {
+        let utf8 = text.utf8
+        guard (1...18).contains(utf8.count) else { return nil }
+        var value: Int64 = 0
+        for character in utf8 {
+            guard (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(character) else { return nil }
+            value = value * 10 + Int64(character - UInt8(ascii: "0"))
+        }
+        return value
+    }
+
+    private static func isFresh(_ timestamp: Int64, now: Int64) -> Bool {
+        let (difference, overflow) = now.subtractingReportingOverflow(timestamp)
+        return !overflow && difference >= -timestampTolerance && difference <= timestampTolerance
+    }
+
+    /// The non-empty items of a header list. Splits on UTF-8 bytes: headers are ASCII, and
+    /// this avoids grapheme breaking on the per-request path.
+    private static func items(of text: String, separatedBy separator: Unicode.Scalar) -> [Substring] {
+        text.utf8.split(separator: UInt8(ascii: separator)).map { Substring($0) }
+    }
+
+    /// Splits `name<separator>value` at the first separator, trimming whitespace around the
+    /// item; nil when there is no separator.
+    private static func keyValue(_ item: Substring, separator: Unicode.Scalar) -> (Substring, Substring)? {
+        let bytes = trimmed(item).utf8
+        guard let index = bytes.firstIndex(of: UInt8(ascii: separator)) else { return nil }
+        return (Substring(bytes[..<index]), Substring(bytes[bytes.index(after: index)...]))
+    }
+
+    /// `text` without leading and trailing spaces and tabs (HTTP's optional whitespace).
+    private static func trimmed(_ text: Substring) -> Substring {
+        let bytes = text.utf8
+        let isBlank = { (byte: UInt8) in byte == UInt8(ascii: " ") || byte == UInt8(ascii: "\t") }
+        guard let first = bytes.firstIndex(where: { !isBlank($0) }),
+              let last = bytes.lastIndex(where: { !isBlank($0) }) else {
+            return text[text.endIndex...]
+        }
+        return Substring(bytes[first...last])
+    }
+
+    /// Standard Webhooks keys are the base64 decoding of the secret after `whsec_` (or of the
+    /// whole secret without that prefix). A secret that is not base64 (typed by hand) falls
+    /// back to its raw bytes. The signer derives its key here too, so both sides agree; our own
+    /// generated `whsec_<hex>` secrets are valid base64 and decode like any other.
+    static func standardKey(_ secret: String) -> [UInt8] {
+        let encoded = secret.hasPrefix("whsec_") ? secret.dropFirst("whsec_".count) : Substring(secret)
+        if !encoded.isEmpty, let key = Base64.decode(encoded) {
+            return key
+        }
+        return Array(secret.utf8)
+    }
+}
+
+// MARK: - Signing
+
+extension SignatureScheme {
+    /// The headers a sender using `scheme` attaches to `body`: the one signer behind both
+    /// `webhook_reply` and the CLI's `send`/`sign`. Callers add `Content-Type`, `X-Source-Id`
+    /// and any event-type header themselves.
+    ///
+    /// `deliveryID` goes into the scheme's own delivery header (`X-Webhook-Id`,
+    /// `X-GitHub-Delivery`, `webhook-id`); Stripe and Slack have none, so they get
+    /// `X-Webhook-Id`, which the receiver also reads as a delivery id.
+    public static func signingHeaders(
+        scheme: SignatureScheme,
+        secret: String,
+        body: [UInt8],
+        timestamp: Int64,
+        deliveryID: String
+    ) -> [(String, String)] {
         let key = Array(secret.utf8)
         let ts = String(timestamp)
-        return body.withUnsafeBytes { raw -> [(String, String)] in
-            switch scheme {
-            case .webhook:
-                let v1 = Hex.encode(mac(key, [Array(ts.utf8), [0x2E]], raw))
-                let sha256 = Hex.encode(mac(key, [], raw))
-                return [("X-Timestamp", ts), ("X-Webhook-Id", deliveryID), ("X-Signature", "v1=\(v1),sha256=\(sha256)")]
-            case .github:
-                return [("X-GitHub-Delivery", deliveryID), ("X-Hub-Signature-256", "sha256=" + Hex.encode(mac(key, [], raw)))]
-            case .stripe:
-                return [("Stripe-Signature", "t=\(ts),v1=" + Hex.encode(mac(key, [Array(ts.utf8), [0x2E]], raw)))]
-            case .standard:
-                let signature = Base64.encode(mac(standardKey(secret), [Array("\(deliveryID).\(ts).".utf8)], raw))
-                return [("webhook-id", deliveryID), ("webhook-timestamp", ts), ("webhook-signature", "v1,\(signature)")]
-            case .slack:
-                return [("X-Slack-Request-Timestamp", ts),
-                        ("X-Slack-Signature", "v0=" + Hex.encode(mac(key, [Array("v0:\(ts):".utf8)], raw)))]
-            }
+        switch scheme {
+        case .webhook:
+            let v1 = HMACSHA256.mac(key: key, message: Array("\(ts).".utf8), body)
+            let sha256 = HMACSHA256.mac(key: key, message: body)
+            return [
+                ("X-Webhook-Id", deliveryID),
+                ("X-Timestamp", ts),
+                ("X-Signature", "v1=\(Hex.encode(v1)),sha256=\(Hex.encode(sha256))"),
+            ]
+        case .github:
+            let signature = HMACSHA256.mac(key: key, message: body)
+            return [
+                ("X-GitHub-Delivery", deliveryID),
+                ("X-Hub-Signature-256", "sha256=\(Hex.encode(signature))"),
+            ]
+        case .stripe:
+            let signature = HMACSHA256.mac(key: key, message: Array("\(ts).".utf8), body)
+            return [
+                ("X-Webhook-Id", deliveryID),
+                ("Stripe-Signature", "t=\(ts),v1=\(Hex.encode(signature))"),
+            ]
+        case .standard:
+            let signature = HMACSHA256.mac(key: standardKey(secret), message: Array("\(deliveryID).\(ts).".utf8), body)
+            return [
+                ("webhook-id", deliveryID),
+                ("webhook-timestamp", ts),
+                ("webhook-signature", "v1,\(Base64.encode(signature))"),
+            ]
+        case .slack:
+            let signature = HMACSHA256.mac(key: key, message: Array("v0:\(ts):".utf8), body)
+            return [
+                ("X-Webhook-Id", deliveryID),
+                ("X-Slack-Request-Timestamp", ts),
+                ("X-Slack-Signature", "v0=\(Hex.encode(signature))"),
+            ]
         }
-    }
-
-    // MARK: Helpers
-
-    /// Standard Webhooks: the key is the base64 after `whsec_` (raw bytes if it is not base64).
-    static func standardKey(_ secret: String) -> [UInt8] {
-        let encoded = secret.hasPrefix("whsec_") ? String(secret.dropFirst(6)) : secret
-        return Base64.decode(encoded) ?? Array(encoded.utf8)
-    }
-
-    private static func mac(_ key: [UInt8], _ prefixes: [[UInt8]], _ body: UnsafeRawBufferPointer) -> [UInt8] {
-        key.withUnsafeBytes { k in
-            HMACSHA256.withBuffers(prefixes) { parts in HMACSHA256.mac(key: k, parts: parts + [body]) }
-        }
-    }
-
-    private static func matchesHex<S: StringProtocol>(_ hex: S, _ expected: [UInt8]) -> Bool {
-        guard let given = Hex.decode(hex.trimmingCharacters(in: .whitespaces)) else { return false }
-        return ConstantTime.equals(given, expected)
-    }
-
-    /// `name=value` items of a signature header (`t=…,v1=…`), whitespace trimmed.
-    private static func items(_ header: String, separator: Character) -> [(String, String)] {
-        header.split(separator: separator).compactMap { item in
-            let pieces = item.split(separator: "=", maxSplits: 1)
-            guard pieces.count == 2 else { return nil }
-            return (pieces[0].trimmingCharacters(in: .whitespaces), pieces[1].trimmingCharacters(in: .whitespaces))
-        }
-    }
-
-    private static func checkTimestamp(_ text: String, now: Int64, header: String) -> Result<Int64, SignatureFailure> {
-        let trimmed = text.trimmingCharacters(in: .whitespaces)
-        guard !trimmed.isEmpty, trimmed.count <= 12, trimmed.allSatisfy({ $0.isASCII && $0.isNumber }), let value = Int64(trimmed) else {
-            return .failure(.malformedHeader(header))
-        }
-        guard abs(value - now) <= tolerance else { return .failure(.staleTimestamp) }
-        return .success(value)
     }
 }

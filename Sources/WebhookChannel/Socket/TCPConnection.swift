@@ -86,11 +86,22 @@ public final class TCPConnection: EventLoopHandler {
             if n > 0 {
                 if drainingSince != nil { continue }
                 delegate?.connection(self, didReceive: UnsafeRawBufferPointer(rebasing: scratch[0..<n]))
-                if isClosed || readingPaused || drainingSince != nil && drainingSince == 0 { return }
+                if isClosed || readingPaused || closeWhenFlushed { return }
                 if n < scratch.count { return }
                 continue
             }
-            if n == 0 { closeNow(); return }
+            if n == 0 {
+                // The peer finished sending; it may still be reading what we owe it.
+                if hasPendingOutput && drainingSince == nil {
+                    readingPaused = true
+                    closeWhenFlushed = true
+                    drainWhenFlushed = false
+                    updateInterest(writable: true)
+                } else {
+                    closeNow()
+                }
+                return
+            }
             switch errno {
             case EINTR: continue
             case EAGAIN, EWOULDBLOCK: return
@@ -122,8 +133,9 @@ public final class TCPConnection: EventLoopHandler {
             if n > 0 { outputOffset += n; continue }
             if n < 0 && errno == EINTR { continue }
             if n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK) {
-                updateInterest(writable: true)
+                // A client that sends but does not read is not read from until it catches up.
                 if output.count - outputOffset > TCPConnection.maxPendingOutput { readingPaused = true }
+                updateInterest(writable: true)
                 return
             }
             closeNow()

@@ -3,7 +3,8 @@ import CLinux
 
 /// A listening socket on the event loop. It accepts, counts connections and hands each one to
 /// `makeDelegate`; past `maxConnections` the connection is still accepted (so the client gets a
-/// clear answer rather than a hang in the backlog) and flagged `overLimit`.
+/// clear answer rather than a hang in the backlog) and flagged `overLimit`. A `nil` delegate
+/// closes the connection at once.
 public final class TCPListener: EventLoopHandler {
     public let address: SocketAddress
     public private(set) var connectionCount = 0

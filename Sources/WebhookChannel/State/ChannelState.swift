@@ -12,6 +12,8 @@ public actor ChannelState {
         case invalidJSON
         /// The client has not initialised and the waiting queue is full.
         case notReady
+        /// Slack's `url_verification`: answer the challenge, deliver nothing.
+        case challenge(String)
     }
 
     public enum PairingError: Error, Equatable, Sendable {
@@ -44,6 +46,7 @@ public actor ChannelState {
     let clock: any WallClock
     let notifier: ChannelNotifier
     let log: Logger
+    let eventLog: EventLog
 
     private(set) var file = SourcesFile()
     private var fileIdentity: FileIdentity?
@@ -57,6 +60,20 @@ public actor ChannelState {
         self.clock = clock
         self.notifier = notifier
         self.log = log
+        self.eventLog = EventLog(directory: store.directory, log: log)
+    }
+
+    /// Rebuilds the replay memory and per-source counters from the event log, so a delivery
+    /// seen before a restart is still a duplicate after it.
+    public func restoreFromEventLog() {
+        let now = clock.now()
+        for record in EventLog.readAll(directory: store.directory) {
+            stats[record.sourceID, default: SourceStats()].eventCount += 1
+            stats[record.sourceID, default: SourceStats()].lastEventAt = record.receivedAt
+            for key in record.replayKeys {
+                replay.restore(key: key, expiresAt: record.receivedAt + replay.lifetime, now: now)
+            }
+        }
     }
 
     // MARK: Sources file
@@ -172,10 +189,8 @@ public actor ChannelState {
             return .unauthorized
         }
         let scheme = pathSourceID == nil ? SignatureScheme.webhook : source.scheme
-        let verdict = body.withUnsafeBytes { raw in
-            SignatureScheme.verify(scheme: scheme, secrets: source.acceptedSecrets(now: now),
-                                   input: SignatureInput(headerLookup: { headers[$0] }, body: raw, now: Int64(now)))
-        }
+        let verdict = SignatureScheme.verify(scheme: scheme, secrets: source.acceptedSecrets(now: now),
+                                             input: SignatureInput(headerLookup: { headers[$0] }, body: body, now: Int64(now)))
         guard case .valid(let details) = verdict else { return .unauthorized }
 
         let contentType = headers["Content-Type"] ?? ""
@@ -184,11 +199,18 @@ public actor ChannelState {
             parsed = try? JSONParser.parse(body)
             if parsed == nil && pathSourceID == nil { return .invalidJSON }
         }
+        if scheme == .slack, parsed?["type"] == "url_verification", let challenge = parsed?["challenge"]?.stringValue {
+            return .challenge(challenge)
+        }
 
         let deliveryID = Self.deliveryID(headers: headers, body: parsed, scheme: scheme)
         var replayKeys: [String] = []
         if let deliveryID { replayKeys.append("d:\(source.id):\(deliveryID)") }
-        if let seedSignature = details.seedSignature { replayKeys.append("s:\(source.id):\(seedSignature)") }
+        if let seedSignature = details.seedSignature {
+            // Remembered (and logged) only as a digest: a signature never reaches a file.
+            let digest = Hex.encode(HMACSHA256.mac(key: Array("replay-memory".utf8), message: Array(seedSignature.utf8)))
+            replayKeys.append("s:\(source.id):\(digest)")
+        }
         if replayKeys.contains(where: { replay.contains($0, now: now) }) { return .duplicate }
 
         let eventID = CredentialGenerator.eventID()
@@ -204,9 +226,40 @@ public actor ChannelState {
         guard notifier.deliver(ChannelEvent(content: content, meta: meta)) else { return .notReady }
 
         for key in replayKeys { _ = replay.insert(key, now: now) }
+        eventLog.append(EventRecord(
+            id: eventID, sourceID: source.id, sourceName: source.name, deliveryID: deliveryID,
+            type: Self.eventType(headers: headers, body: parsed), receivedAt: now, contentType: contentType,
+            headers: EventLog.keptHeaders(from: headers), body: body, replayKeys: replayKeys))
         stats[source.id, default: SourceStats()].eventCount += 1
         stats[source.id, default: SourceStats()].lastEventAt = now
         return .accepted(eventID: eventID)
+    }
+
+    // MARK: Event log
+
+    public func recentEvents(sourceID: String?, limit: Int) -> [EventRecord] {
+        let all = EventLog.readAll(directory: store.directory)
+        return Array(all.reversed().filter { sourceID == nil || $0.sourceID == sourceID }.prefix(limit))
+    }
+
+    public func event(id: String) -> EventRecord? {
+        EventLog.readAll(directory: store.directory).last { $0.id == id }
+    }
+
+    /// Delivers a logged event again, marked `replay: "true"`. Returns false when unknown.
+    public func replayEvent(id: String) -> Bool {
+        guard let record = event(id: id) else { return false }
+        let (content, truncated) = record.body.withUnsafeBytes { ChannelEvent.content(fromBody: $0, contentType: record.contentType) }
+        var meta: [(key: String, value: String)] = [
+            ("source_id", record.sourceID), ("source_name", record.sourceName), ("event_id", record.id),
+        ]
+        if let type = record.type { meta.append(("event_type", type)) }
+        if let deliveryID = record.deliveryID { meta.append(("delivery_id", deliveryID)) }
+        meta.append(("received_at", ISOTime.format(record.receivedAt)))
+        meta.append(("content_type", record.contentType.isEmpty ? "application/octet-stream" : record.contentType))
+        if truncated { meta.append(("truncated", "true")) }
+        meta.append(("replay", "true"))
+        return notifier.deliver(ChannelEvent(content: content, meta: meta))
     }
 
     static func looksLikeJSON(_ contentType: String) -> Bool {

@@ -6,7 +6,8 @@ public enum ISOTime {
     /// Formatting is on the event hot path, so it uses `gmtime_r` rather than a formatter object.
     public static func format(_ seconds: Double) -> String {
         var whole = time_t(seconds.rounded(.down))
-        var millis = Int(((seconds - Double(whole)) * 1000).rounded(.down))
+        // The small bias keeps a parsed ".208" (0.20799…) from printing as .207.
+        var millis = Int(((seconds - Double(whole)) * 1000 + 1e-3).rounded(.down))
         if millis >= 1000 { millis = 999 }
         if millis < 0 { millis = 0 }
         var parts = tm()

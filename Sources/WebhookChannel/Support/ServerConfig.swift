@@ -7,6 +7,11 @@ public struct ServerConfig: Sendable {
     public var stateDirectory: String
     public var maxBodyBytes = HTTPLimits.standard.maxBodyBytes
     public var allowPrivateCallbacks = false
+    public var maxConnections = HTTPServer.defaultMaxConnections
+    /// Seconds a client has to send a complete request head (slowloris defence).
+    public var headerTimeout: Double = 10
+    /// Seconds an idle keep-alive connection stays open.
+    public var idleTimeout: Double = 30
 
     public struct Invalid: Error, CustomStringConvertible {
         public let description: String
@@ -39,6 +44,19 @@ public struct ServerConfig: Sendable {
                 throw Invalid(description: "WEBHOOK_MAX_BODY_BYTES must be a number from 1024 to 67108864")
             }
             config.maxBodyBytes = value
+        }
+        if let text = environment["WEBHOOK_MAX_CONNECTIONS"] {
+            guard let value = Int(text), (1...65536).contains(value) else {
+                throw Invalid(description: "WEBHOOK_MAX_CONNECTIONS must be a number from 1 to 65536")
+            }
+            config.maxConnections = value
+        }
+        for (name, keyPath) in [("WEBHOOK_HEADER_TIMEOUT", \ServerConfig.headerTimeout), ("WEBHOOK_IDLE_TIMEOUT", \ServerConfig.idleTimeout)] {
+            guard let text = environment[name] else { continue }
+            guard let value = Double(text), value > 0, value <= 3600 else {
+                throw Invalid(description: "\(name) must be a number of seconds from 0 to 3600")
+            }
+            config[keyPath: keyPath] = value
         }
         if let text = environment["WEBHOOK_ALLOW_PRIVATE_CALLBACKS"] {
             config.allowPrivateCallbacks = ["1", "true", "yes"].contains(text.lowercased())

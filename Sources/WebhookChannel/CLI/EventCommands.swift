@@ -1,0 +1,68 @@
+import Foundation
+
+/// `events` and `replay`: the event log from the terminal.
+enum EventCommands {
+    static let eventsHelp = """
+    Usage: webhook-channel events [--source SOURCE_ID] [--limit N] [--json]
+
+    List logged events, newest first (default 20).
+    """
+
+    static let replayHelp = """
+    Usage: webhook-channel replay EVENT_ID
+
+    Deliver a logged event to the running session again, marked replay="true".
+    """
+
+    static func events(_ arguments: [String], console: Console) -> Int32 {
+        guard let parsed = parse(arguments, flags: ["--json"], options: ["--source", "--limit"], help: eventsHelp,
+                                 command: "events", console: console) else { return 2 }
+        if parsed.flags.contains("--help") { console.out(eventsHelp); return 0 }
+        guard parsed.positionals.isEmpty else { return usage("events", "takes no positional arguments", eventsHelp, console) }
+        var limit = 20
+        if let text = parsed.options["--limit"] {
+            guard let value = Int(text), value > 0 else { return usage("events", "--limit must be a positive number", eventsHelp, console) }
+            limit = value
+        }
+        let source = parsed.options["--source"]
+        let records = EventLog.readAll(directory: operatorStore().directory).reversed()
+            .filter { source == nil || $0.sourceID == source }.prefix(limit)
+        if parsed.flags.contains("--json") {
+            console.out(JSONWriter.compactString(["events": .array(records.map(EventLog.summary))]))
+            return 0
+        }
+        guard !records.isEmpty else { console.out("No events logged."); return 0 }
+        for record in records {
+            console.out("\(record.id)  \(ISOTime.format(record.receivedAt))  \(record.sourceID) (\(record.sourceName))  "
+                + "type=\(record.type ?? "-")  delivery=\(record.deliveryID ?? "-")  \(record.size) bytes")
+        }
+        return 0
+    }
+
+    static func replay(_ arguments: [String], console: Console) -> Int32 {
+        guard let parsed = parse(arguments, help: replayHelp, command: "replay", console: console) else { return 2 }
+        if parsed.flags.contains("--help") { console.out(replayHelp); return 0 }
+        guard parsed.positionals.count == 1, let eventID = parsed.positionals.first else {
+            return usage("replay", "expected exactly one EVENT_ID", replayHelp, console)
+        }
+        let directory = operatorStore().directory
+        guard let server = ServerFile(directory: directory).read(), let token = ControlToken.read(directory: directory) else {
+            console.err("No server is running for \(directory.path).")
+            return 1
+        }
+        let body = JSONWriter.compact(["event_id": .string(eventID)])
+        let headers = [("Content-Type", "application/json"), ("Authorization", "Bearer \(token)")]
+        switch CallbackClient.postBlocking(url: "http://\(server.host):\(server.port)/control/replay", headers: headers, body: body,
+                                           policy: CallbackURLPolicy(), timeout: 10) {
+        case .success(let response) where response.status == 200:
+            console.out("Replayed \(eventID).")
+            return 0
+        case .success(let response):
+            console.err("Replay refused: HTTP \(response.status) \(String(decoding: response.body, as: UTF8.self))")
+            return 1
+        case .failure(let failure):
+            console.err("webhook-channel replay: \(failure.reason)")
+            return 1
+        }
+    }
+}

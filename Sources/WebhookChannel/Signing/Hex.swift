@@ -1,0 +1,56 @@
+/// Hexadecimal text for signatures, secrets and ids.
+public enum Hex {
+    private static let digits: [UInt8] = Array("0123456789abcdef".utf8)
+
+    /// Lowercase hex, two characters per byte.
+    public static func encode(_ bytes: UnsafeRawBufferPointer) -> String {
+        guard !bytes.isEmpty else { return "" }
+        return String(unsafeUninitializedCapacity: bytes.count * 2) { out in
+            var index = 0
+            for byte in bytes {
+                out[index] = digits[Int(byte >> 4)]
+                out[index + 1] = digits[Int(byte & 0x0F)]
+                index += 2
+            }
+            return index
+        }
+    }
+
+    public static func encode(_ bytes: [UInt8]) -> String {
+        bytes.withUnsafeBytes { encode($0) }
+    }
+
+    /// The bytes spelled by `text`, or nil unless it is an even number of hex digits and
+    /// nothing else (no prefix, no whitespace). Either letter case is accepted.
+    public static func decode(_ text: some StringProtocol) -> [UInt8]? {
+        if let decoded = text.utf8.withContiguousStorageIfAvailable({ decode(utf8: $0) }) {
+            return decoded
+        }
+        return Array(text.utf8).withUnsafeBufferPointer { decode(utf8: $0) }
+    }
+
+    private static func decode(utf8: UnsafeBufferPointer<UInt8>) -> [UInt8]? {
+        guard utf8.count % 2 == 0 else { return nil }
+        var valid = true
+        let result = [UInt8](unsafeUninitializedCapacity: utf8.count / 2) { out, count in
+            for index in 0..<(utf8.count / 2) {
+                guard let high = nibble(utf8[2 * index]), let low = nibble(utf8[2 * index + 1]) else {
+                    valid = false
+                    return
+                }
+                out[index] = high << 4 | low
+                count = index + 1
+            }
+        }
+        return valid ? result : nil
+    }
+
+    private static func nibble(_ character: UInt8) -> UInt8? {
+        switch character {
+        case UInt8(ascii: "0")...UInt8(ascii: "9"): return character - UInt8(ascii: "0")
+        case UInt8(ascii: "a")...UInt8(ascii: "f"): return character - UInt8(ascii: "a") + 10
+        case UInt8(ascii: "A")...UInt8(ascii: "F"): return character - UInt8(ascii: "A") + 10
+        default: return nil
+        }
+    }
+}

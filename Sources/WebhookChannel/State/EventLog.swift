@@ -1,0 +1,145 @@
+import Foundation
+import Glibc
+
+/// One accepted event as the log keeps it: enough to list it, show its whole body, replay it,
+/// and after a restart still recognise its delivery as a duplicate.
+public struct EventRecord: Sendable, Equatable {
+    public var id: String
+    public var sourceID: String
+    public var sourceName: String
+    public var deliveryID: String?
+    public var type: String?
+    public var receivedAt: Double
+    public var contentType: String
+    public var headers: [String: String]
+    public var body: [UInt8]
+    /// Digests of the keys the replay memory holds for this event (never a raw signature).
+    public var replayKeys: [String]
+
+    public var size: Int { body.count }
+}
+
+/// An append-only JSON-lines log in the state dir (mode 0600), rotated by size: at most
+/// `maxFileBytes` in `events.log` plus one rotated `events.log.1`, so it is bounded.
+public final class EventLog: @unchecked Sendable {
+    public static let fileName = "events.log"
+    /// Headers worth keeping: who sent it and what it is. Signature headers, Authorization and
+    /// cookies are never written.
+    static let keptHeaders: Set<String> = [
+        "content-type", "user-agent", "x-github-event", "x-github-delivery", "x-github-hook-id", "x-event-type",
+        "x-webhook-id", "x-delivery-id", "webhook-id", "webhook-timestamp", "x-timestamp", "x-slack-request-timestamp",
+        "x-source-id",
+    ]
+
+    private let directory: StateDirectory
+    private let maxFileBytes: Int
+    private let log: Logger
+    private var fd: Int32 = -1
+    private var currentSize = 0
+
+    public init(directory: StateDirectory, maxFileBytes: Int = 8 << 20, log: Logger) {
+        self.directory = directory
+        self.maxFileBytes = maxFileBytes
+        self.log = log
+    }
+
+    deinit { if fd >= 0 { close(fd) } }
+
+    static func keptHeaders(from headers: HTTPHeaders) -> [String: String] {
+        var kept: [String: String] = [:]
+        for (name, value) in headers where keptHeaders.contains(name.lowercased()) { kept[name] = String(value.prefix(500)) }
+        return kept
+    }
+
+    /// Appends one line. A failure is logged, never fatal: the event was already delivered.
+    public func append(_ record: EventRecord) {
+        var line = JSONWriter.compact(Self.encode(record))
+        line.append(0x0A)
+        if fd < 0 || currentSize + line.count > maxFileBytes { rotateIfNeeded(adding: line.count) }
+        guard fd >= 0 else { return }
+        let written = line.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
+        if written == line.count {
+            currentSize += line.count
+        } else {
+            log.error("cannot append to \(EventLog.fileName): \(String(cString: strerror(errno)))")
+        }
+    }
+
+    private func rotateIfNeeded(adding count: Int) {
+        let path = directory.path(of: EventLog.fileName)
+        if fd < 0 {
+            fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0o600)
+            guard fd >= 0 else {
+                log.error("cannot open \(EventLog.fileName): \(String(cString: strerror(errno)))")
+                return
+            }
+            fchmod(fd, 0o600)
+            currentSize = Int(directory.fileIdentity(EventLog.fileName)?.size ?? 0)
+        }
+        guard currentSize + count > maxFileBytes, currentSize > 0 else { return }
+        close(fd)
+        rename(path, path + ".1")
+        fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0o600)
+        fchmod(fd, 0o600)
+        currentSize = 0
+    }
+
+    /// Every record in the log, oldest first. Unreadable lines are skipped.
+    public static func readAll(directory: StateDirectory) -> [EventRecord] {
+        var records: [EventRecord] = []
+        for name in [fileName + ".1", fileName] {
+            guard let bytes = try? directory.readFile(name) else { continue }
+            for line in bytes.split(separator: 0x0A) {
+                if let value = try? JSONParser.parse(Array(line)), let record = decode(value) { records.append(record) }
+            }
+        }
+        return records
+    }
+
+    static func encode(_ record: EventRecord) -> JSONValue {
+        var object: JSONObject = [
+            "id": .string(record.id), "source_id": .string(record.sourceID), "source_name": .string(record.sourceName),
+            "delivery_id": .optionalString(record.deliveryID), "type": .optionalString(record.type),
+            "received_at": .string(ISOTime.format(record.receivedAt)), "content_type": .string(record.contentType),
+            "size": .int(Int64(record.size)),
+            "headers": .object(JSONObject(record.headers.sorted { $0.key < $1.key }.map { ($0.key, JSONValue.string($0.value)) })),
+        ]
+        if let text = String(validating: record.body, as: UTF8.self) {
+            object["body"] = .string(text)
+        } else {
+            object["body_base64"] = .string(Base64.encode(record.body))
+        }
+        if !record.replayKeys.isEmpty { object["replay_keys"] = .array(record.replayKeys.map { .string($0) }) }
+        return .object(object)
+    }
+
+    static func decode(_ value: JSONValue) -> EventRecord? {
+        guard let id = value["id"]?.stringValue, let sourceID = value["source_id"]?.stringValue,
+              let receivedAt = value["received_at"]?.stringValue.flatMap(ISOTime.parse) else { return nil }
+        let body: [UInt8]
+        if let text = value["body"]?.stringValue {
+            body = Array(text.utf8)
+        } else {
+            body = value["body_base64"]?.stringValue.flatMap(Base64.decode) ?? []
+        }
+        var headers: [String: String] = [:]
+        for member in value["headers"]?.objectValue ?? JSONObject() {
+            if let text = member.value.stringValue { headers[member.key] = text }
+        }
+        return EventRecord(
+            id: id, sourceID: sourceID, sourceName: value["source_name"]?.stringValue ?? "",
+            deliveryID: value["delivery_id"]?.stringValue, type: value["type"]?.stringValue, receivedAt: receivedAt,
+            contentType: value["content_type"]?.stringValue ?? "", headers: headers, body: body,
+            replayKeys: value["replay_keys"]?.arrayValue?.compactMap(\.stringValue) ?? [])
+    }
+
+    /// Metadata for listings (no body), newest first.
+    static func summary(_ record: EventRecord) -> JSONValue {
+        [
+            "event_id": .string(record.id), "source_id": .string(record.sourceID), "source_name": .string(record.sourceName),
+            "delivery_id": .optionalString(record.deliveryID), "event_type": .optionalString(record.type),
+            "received_at": .string(ISOTime.format(record.receivedAt)), "content_type": .string(record.contentType),
+            "size": .int(Int64(record.size)),
+        ]
+    }
+}

@@ -1,0 +1,241 @@
+import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The state directory (`WEBHOOK_STATE_DIR`) at the byte level. The server and CLI processes
+/// use it at the same time, so every change is made under one advisory lock and lands by an
+/// atomic rename: a reader sees the old file or the new one, never half of either.
+public struct StateDirectory: Sendable {
+    public let path: String
+
+    /// Name of the lock file. It is never deleted: removing it while another process holds
+    /// a lock on it would let a third process lock a fresh file and run alongside.
+    public static let lockFileName = ".lock"
+
+    public init(path: String) {
+        self.path = path
+    }
+
+    /// Full path of the file `name` inside the directory.
+    public func path(of name: String) -> String {
+        path.hasSuffix("/") ? path + name : path + "/" + name
+    }
+
+    /// Creates the directory (and missing parents) with mode 0700, and tightens an existing
+    /// one to 0700: it holds HMAC secrets that other local users must not read.
+    public func ensureExists() throws {
+        var prefix = path.hasPrefix("/") ? "/" : ""
+        for component in path.split(separator: "/") {
+            prefix += component
+            if mkdir(prefix, 0o700) != 0 {
+                // An existing parent may still fail with EACCES or EROFS instead of EEXIST.
+                let code = errno
+                var existing = stat()
+                if code != EEXIST && stat(prefix, &existing) != 0 {
+                    throw StateFileError(operation: "create directory", path: prefix, code: code)
+                }
+            }
+            prefix += "/"
+        }
+        var info = stat()
+        guard stat(path, &info) == 0 else {
+            throw StateFileError(operation: "inspect directory", path: path, code: errno)
+        }
+        guard info.st_mode & S_IFMT == S_IFDIR else {
+            throw StateFileError(operation: "use as state directory", path: path, code: ENOTDIR)
+        }
+        if info.st_mode & 0o7777 != 0o700 && chmod(path, 0o700) != 0 {
+            throw StateFileError(operation: "restrict permissions (chmod 700) of", path: path, code: errno)
+        }
+    }
+
+    /// Runs `body` while holding an exclusive `flock` on `<dir>/.lock`, shared by every process
+    /// using this directory. Not reentrant: calling it again from inside `body` deadlocks.
+    public func withExclusiveLock<T>(_ body: () throws -> T) throws -> T {
+        let lockPath = path(of: Self.lockFileName)
+        let descriptor = try retryingEINTR(operation: "open lock file", path: lockPath) {
+            open(lockPath, O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
+        }
+        // Closing the descriptor releases the lock, also on a throw from `body`.
+        defer { close(descriptor) }
+        // The mode passed to open() is narrowed by umask only; make it exact as well.
+        _ = fchmod(descriptor, 0o600)
+        _ = try retryingEINTR(operation: "lock", path: lockPath) {
+            flock(descriptor, LOCK_EX)
+        }
+        return try body()
+    }
+
+    /// The whole content of `name`, or nil when the file does not exist.
+    public func readFile(_ name: String) throws -> [UInt8]? {
+        let filePath = path(of: name)
+        let descriptor = open(filePath, O_RDONLY | O_CLOEXEC)
+        if descriptor < 0 {
+            let code = errno
+            if code == ENOENT { return nil }
+            if code == EINTR { return try readFile(name) }
+            throw StateFileError(operation: "open", path: filePath, code: code)
+        }
+        defer { close(descriptor) }
+
+        var info = stat()
+        let sizeHint = fstat(descriptor, &info) == 0 ? max(Int(info.st_size), 0) : 0
+        var content: [UInt8] = []
+        content.reserveCapacity(sizeHint)
+        var chunk = [UInt8](repeating: 0, count: max(min(sizeHint + 1, 1 << 20), 4096))
+        while true {
+            let count = chunk.withUnsafeMutableBytes { read(descriptor, $0.baseAddress, $0.count) }
+            if count < 0 {
+                if errno == EINTR { continue }
+                throw StateFileError(operation: "read", path: filePath, code: errno)
+            }
+            if count == 0 { return content }
+            content.append(contentsOf: chunk[0..<count])
+        }
+    }
+
+    /// Cheap change detection: one `stat()`. Any write through `writeFileAtomically` gives
+    /// the file a new inode, so a changed identity means "read it again". Nil when the file
+    /// does not exist (or cannot be inspected).
+    public func fileIdentity(_ name: String) -> FileIdentity? {
+        var info = stat()
+        guard stat(path(of: name), &info) == 0 else { return nil }
+        return FileIdentity(
+            device: UInt64(info.st_dev),
+            inode: UInt64(info.st_ino),
+            size: Int64(info.st_size),
+            modificationNanoseconds: Int64(info.st_mtim.tv_sec) * 1_000_000_000 + Int64(info.st_mtim.tv_nsec),
+            changeNanoseconds: Int64(info.st_ctim.tv_sec) * 1_000_000_000 + Int64(info.st_ctim.tv_nsec))
+    }
+
+    /// Replaces `name` with `bytes` so that a crash or a concurrent reader never sees a partial
+    /// file: write a temporary file beside it, fsync it, rename it over the target, fsync the
+    /// directory (so the rename itself survives a power cut). The result has mode 0600.
+    public func writeFileAtomically(_ name: String, _ bytes: [UInt8]) throws {
+        let targetPath = path(of: name)
+        let temporaryPath = path(of: ".\(name).tmp-\(getpid())-\(SecureRandom.hex(6))")
+        let descriptor = try retryingEINTR(operation: "create temporary file", path: temporaryPath) {
+            open(temporaryPath, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
+        }
+        var renamed = false
+        defer {
+            if !renamed { unlink(temporaryPath) }
+        }
+        do {
+            defer { close(descriptor) }
+            // open()'s mode is narrowed by umask; the secrets file must be exactly 0600.
+            guard fchmod(descriptor, 0o600) == 0 else {
+                throw StateFileError(operation: "set permissions (chmod 600) of", path: temporaryPath, code: errno)
+            }
+            try writeAll(bytes, to: descriptor, path: temporaryPath)
+            _ = try retryingEINTR(operation: "flush (fsync)", path: temporaryPath) { fsync(descriptor) }
+        }
+        guard rename(temporaryPath, targetPath) == 0 else {
+            throw StateFileError(operation: "rename temporary file over", path: targetPath, code: errno)
+        }
+        renamed = true
+        try syncDirectory()
+    }
+
+    /// Sets a file that could not be parsed aside as `<name>.corrupt-<YYYYMMDDTHHMMSSZ>` (with
+    /// `-1`, `-2`, … when that name is taken) so that nothing is lost and a fresh file can be
+    /// started. Returns the new name. Call it under `withExclusiveLock`.
+    public func moveAside(_ name: String, now: Date) throws -> String {
+        let stamp = Self.compactUTCStamp(now)
+        let base = "\(name).corrupt-\(stamp)"
+        var candidate = base
+        var counter = 0
+        var info = stat()
+        while lstat(path(of: candidate), &info) == 0 {
+            counter += 1
+            guard counter < 10_000 else {
+                throw StateFileError(operation: "find a free name to set aside", path: path(of: name), code: EEXIST)
+            }
+            candidate = "\(base)-\(counter)"
+        }
+        guard rename(path(of: name), path(of: candidate)) == 0 else {
+            throw StateFileError(operation: "set aside (rename to \(candidate))", path: path(of: name), code: errno)
+        }
+        try syncDirectory()
+        return candidate
+    }
+
+    /// `YYYYMMDDTHHMMSSZ` in UTC: sorts by time and contains no `:` (awkward in file names).
+    static func compactUTCStamp(_ date: Date) -> String {
+        var seconds = time_t(date.timeIntervalSince1970.rounded(.down))
+        var parts = tm()
+        gmtime_r(&seconds, &parts)
+        func pad(_ value: Int32, _ width: Int) -> String {
+            let digits = String(value)
+            return String(repeating: "0", count: max(0, width - digits.count)) + digits
+        }
+        return pad(parts.tm_year + 1900, 4) + pad(parts.tm_mon + 1, 2) + pad(parts.tm_mday, 2)
+            + "T" + pad(parts.tm_hour, 2) + pad(parts.tm_min, 2) + pad(parts.tm_sec, 2) + "Z"
+    }
+
+    private func writeAll(_ bytes: [UInt8], to descriptor: Int32, path filePath: String) throws {
+        try bytes.withUnsafeBytes { buffer in
+            var offset = 0
+            while offset < buffer.count {
+                let written = write(descriptor, buffer.baseAddress! + offset, buffer.count - offset)
+                if written < 0 {
+                    if errno == EINTR { continue }
+                    throw StateFileError(operation: "write", path: filePath, code: errno)
+                }
+                guard written > 0 else {
+                    throw StateFileError(operation: "write", path: filePath, code: EIO)
+                }
+                offset += written
+            }
+        }
+    }
+
+    private func syncDirectory() throws {
+        let descriptor = try retryingEINTR(operation: "open directory", path: path) {
+            open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        }
+        defer { close(descriptor) }
+        _ = try retryingEINTR(operation: "flush (fsync) directory", path: path) { fsync(descriptor) }
+    }
+
+    /// Runs a system call until it is not interrupted by a signal; a result below zero is
+    /// thrown as an error naming `operation` and `path`.
+    private func retryingEINTR(operation: String, path: String, _ call: () -> Int32) throws -> Int32 {
+        while true {
+            let result = call()
+            if result >= 0 { return result }
+            let code = errno
+            if code != EINTR {
+                throw StateFileError(operation: operation, path: path, code: code)
+            }
+        }
+    }
+}
+
+/// What one `stat()` says about a file; equal identities mean the file was not replaced.
+public struct FileIdentity: Equatable, Hashable, Sendable {
+    public var device: UInt64
+    public var inode: UInt64
+    public var size: Int64
+    public var modificationNanoseconds: Int64
+    public var changeNanoseconds: Int64
+}
+
+/// A failed file operation, with what was attempted, on which path, and the system's reason.
+public struct StateFileError: Error, CustomStringConvertible, Sendable {
+    public var operation: String
+    public var path: String
+    /// The `errno` value.
+    public var code: Int32
+
+    public init(operation: String, path: String, code: Int32) {
+        self.operation = operation
+        self.path = path
+        self.code = code
+    }
+
+    public var description: String {
+        "cannot \(operation) \(path): \(String(cString: strerror(code)))"
+    }
+}
