@@ -101,6 +101,48 @@ import Testing
         try await server.expectSurvived()
     }
 
+    /// Unusual targets and methods: never a 500, never a tunnel or a trace, and nothing the
+    /// client sent is reflected into the answer.
+    @Test func oddTargetsAndMethodsAreRefusedWithoutReflection() async throws {
+        let server = try await HardenedServer.start()
+        defer { server.stop() }
+        let h = server.host
+        let marker = server.marker("reflect")
+        let cases: [(String, String, Set<Int>)] = [
+            ("TRACE", "TRACE /health HTTP/1.1\r\nHost: \(h)\r\nX-Echo: \(marker)\r\nConnection: close\r\n\r\n", [405]),
+            ("CONNECT", "CONNECT 127.0.0.1:22 HTTP/1.1\r\nHost: 127.0.0.1:22\r\nX-Echo: \(marker)\r\nConnection: close\r\n\r\n", [400, 404, 405, 421, 501]),
+            ("OPTIONS *", "OPTIONS * HTTP/1.1\r\nHost: \(h)\r\nConnection: close\r\n\r\n", [400, 404, 405, 501]),
+            ("absolute-form with a foreign authority",
+             "GET http://evil.example/\(marker) HTTP/1.1\r\nHost: \(h)\r\nConnection: close\r\n\r\n", [400, 404, 421]),
+            ("lowercase method", "get /health HTTP/1.1\r\nHost: \(h)\r\nConnection: close\r\n\r\n", [400, 404, 405, 501]),
+            ("unknown method", "BREW /\(marker) HTTP/1.1\r\nHost: \(h)\r\nConnection: close\r\n\r\n", [404, 405, 501]),
+            ("a target without a leading slash", "GET health HTTP/1.1\r\nHost: \(h)\r\nConnection: close\r\n\r\n", [400, 404]),
+            ("a double slash", "GET //health HTTP/1.1\r\nHost: \(h)\r\nConnection: close\r\n\r\n", [400, 404]),
+            ("an encoded traversal", "POST /webhook/%2e%2e%2fhealth HTTP/1.1\r\nHost: \(h)\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}", [400, 401, 404]),
+            ("a trailing path segment", "POST /webhook/\(server.credentials.sourceID)/\(marker) HTTP/1.1\r\nHost: \(h)\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}", [404]),
+            ("GET on a POST route", "GET /webhook HTTP/1.1\r\nHost: \(h)\r\nConnection: close\r\n\r\n", [405]),
+            ("a bare percent in the query", "GET /pair/status?code=% HTTP/1.1\r\nHost: \(h)\r\nConnection: close\r\n\r\n", [200, 400]),
+            ("a bad escape in the query", "GET /pair/status?code=%zz%ff%00 HTTP/1.1\r\nHost: \(h)\r\nConnection: close\r\n\r\n", [200, 400]),
+            ("an 8000-byte code", "GET /pair/status?code=\(String(repeating: "Z", count: 8000)) HTTP/1.1\r\nHost: \(h)\r\nConnection: close\r\n\r\n", [200, 400]),
+        ]
+        for (name, request, statuses) in cases {
+            do {
+                let (response, end, _) = try await server.exchange(request)
+                #expect(statuses.contains(response.status), "\(name): expected \(statuses.sorted()), got \(response)")
+                #expect(!String(decoding: response.raw, as: UTF8.self).contains(marker), "\(name): the request was reflected: \(response)")
+                #expect(end == .closed, "\(name): \(String(describing: end))")
+                if response.status == 405 { #expect(response.header("Allow") != nil, "\(name): 405 without Allow: \(response)") }
+                if response.status == 200 {
+                    #expect(try response.json()["status"] == "unknown", "\(name): \(response)")
+                }
+            } catch {
+                Issue.record("\(name): \(error)")
+            }
+            try await server.expectAlive("after \(name):")
+        }
+        try await server.expectSurvived()
+    }
+
     @Test func http10WithoutKeepAliveIsAnsweredAndClosed() async throws {
         let server = try await HardenedServer.start()
         defer { server.stop() }

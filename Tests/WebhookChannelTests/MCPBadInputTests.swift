@@ -167,6 +167,61 @@ import Testing
         try await server.expectSurvived()
     }
 
+    @Test func unknownMethodsAnswerBrieflyWhateverTheirSize() async throws {
+        let server = try await HardenedServer.start()
+        defer { server.stop() }
+        let marker = server.marker("mcp-method")
+        let huge = marker + String(repeating: "m", count: 512 * 1024)
+        for (id, method) in [("h1", huge), ("h2", "\u{202E}\(marker)"), ("h3", ""), ("h4", "rpc.\(marker)"), ("h5", "tools/call/\(marker)")] {
+            let text = JSON.object(["jsonrpc": "2.0", "id": .string(id), "method": .string(method), "params": [:]]).encodedString
+            let answers = try await MCPLine.answers(to: Data(text.utf8), on: server)
+            expectSingleError(answers, code: -32601, id: .string(id), "method \(method.prefix(40).debugDescription)")
+            let line = answers.first?.encodedString ?? ""
+            #expect(line.utf8.count < 1024, "the answer to a \(method.utf8.count)-byte method name is \(line.utf8.count) bytes")
+        }
+        try await server.expectSurvived()
+    }
+
+    @Test func hostileToolArgumentsAreRefusedNotFatal() async throws {
+        let server = try await HardenedServer.start()
+        defer { server.stop() }
+        let deep: JSON = (0..<50).reduce(JSON.string("x")) { inner, _ in ["a": inner] }
+        let calls: [(String, JSON?)] = [
+            ("webhook_event", ["event_id": "../../../../etc/passwd"]),
+            ("webhook_event", ["event_id": .string(String(repeating: "e", count: 100_000))]),
+            ("webhook_event", ["event_id": 42]),
+            ("webhook_event", ["event_id": .string("evt_\u{0}")]),
+            ("webhook_event", nil),
+            ("webhook_events", ["limit": -1]),
+            ("webhook_events", ["limit": 1e308]),
+            ("webhook_events", ["limit": 9_007_199_254_740_993]),
+            ("webhook_events", ["limit": "10"]),
+            ("webhook_events", ["source_id": ["nested": deep]]),
+            ("webhook_reply", ["source_id": .string("src_" + String(repeating: "0", count: 32)), "payload": deep]),
+            ("webhook_reply", ["source_id": .string(server.credentials.sourceID), "payload": "x"]),
+            ("webhook_reply", ["source_id": 7, "payload": [:]]),
+            ("webhook_reply", ["payload": [:]]),
+            ("webhook_sources", ["unexpected": .string(String(repeating: "u", count: 100_000))]),
+            ("webhook_pair", ["code": "ABCDEF"]),
+            ("", [:]),
+        ]
+        for (name, arguments) in calls {
+            let response = try await server.mcp.callTool(name, arguments: arguments)
+            let summary = "\(name) \(String(describing: arguments).prefix(80)): \(response.encodedString.prefix(300))"
+            let rpcError = response["error"]?["code"]?.intValue
+            let toolError = response["result"]?["isError"] == true
+            if name == "webhook_sources" {
+                // Extra arguments to a tool without parameters may be ignored.
+                #expect(rpcError == -32602 || response["result"] != nil, "\(summary)")
+            } else {
+                #expect(rpcError == -32602 || toolError, "\(summary)")
+            }
+            #expect(!response.encodedString.contains("whsec_"), "a secret in a tool answer: \(summary)")
+            #expect(try await server.mcp.result("ping") == [:])
+        }
+        try await server.expectSurvived()
+    }
+
     @Test func deeplyNestedJSONIsRefusedWithoutACrash() async throws {
         let server = try await HardenedServer.start()
         defer { server.stop() }
