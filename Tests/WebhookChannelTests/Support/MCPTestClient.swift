@@ -99,7 +99,7 @@ final class MCPTestClient: @unchecked Sendable {
         timeout: Duration = defaultTimeout,
         where predicate: @escaping (JSON) -> Bool
     ) async throws -> JSON {
-        try await poll(timeout: timeout, "\(what) on stdout; unclaimed messages: \(unclaimedSummary()); stderr:\n\(server.stderr.tail())") {
+        try await poll(timeout: timeout, "\(what) on stdout; \(diagnostics())") {
             ingest()
             return lock.withLock {
                 guard let index = queued.firstIndex(where: predicate) else { return nil }
@@ -182,8 +182,13 @@ final class MCPTestClient: @unchecked Sendable {
         }
     }
 
-    private func unclaimedSummary() -> String {
-        let summary = lock.withLock { queued.map { String($0.encodedString.prefix(200)) } }
-        return summary.isEmpty ? "(none)" : summary.joined(separator: " | ")
+    /// What a failed wait saw instead: unclaimed messages, the child's state, its stderr.
+    private func diagnostics() -> String {
+        let unclaimed = lock.withLock { queued.map { String($0.encodedString.prefix(200)) } }
+        var text = "unclaimed messages: " + (unclaimed.isEmpty ? "(none)" : unclaimed.joined(separator: " | "))
+        if let termination = server.child.termination { text += "; the server has ended (\(termination))" }
+        let writeErrors = server.child.stdinWriteErrors
+        if !writeErrors.isEmpty { text += "; stdin write errors: \(writeErrors.joined(separator: ", "))" }
+        return text + "; stderr:\n" + server.stderr.tail()
     }
 }

@@ -89,8 +89,21 @@ extension RawHTTPClient {
     }
 }
 
-/// A started server with an MCP client and an HTTP client for it. `stop()` kills the child
-/// and removes its temporary state directory; call it in a `defer`.
+/// A started server with an MCP client and an HTTP client for it: the usual start of an
+/// end-to-end test.
+///
+/// ```swift
+/// let channel = try await TestChannel.start()      // own port, own temp state dir
+/// defer { channel.stop() }                         // kills the child, removes the dir
+/// let credentials = try await channel.http.pairSource(name: "ci")
+/// _ = try await channel.http.postWebhook(#"{"event":"x"}"#, as: credentials)
+/// let event = try await channel.mcp.channelEvent() // bounded wait
+/// ```
+///
+/// Building blocks, each usable alone: `ServerProcess` (spawn, port discovery),
+/// `MCPTestClient` (stdio JSON-RPC), `RawHTTPClient`/`HTTPConnection` (exact bytes,
+/// keep-alive), `TestSigner` (libcrypto HMAC), `CallbackReceiver` (a callback URL),
+/// `TempStateDir` (state files), `runCLI` (operator commands).
 struct TestChannel: Sendable {
     let server: ServerProcess
     let mcp: MCPTestClient
