@@ -34,7 +34,7 @@ enum ServeCommand {
         let state = ChannelState(loop: loop, store: SourcesStore(directory: directory, log: log), clock: clock,
                                  notifier: notifier, log: log)
         let policy = CallbackURLPolicy(allowPrivate: config.allowPrivateCallbacks)
-        let replies = ReplySender(policy: policy, clock: clock, log: log)
+        let replies = ReplySender(policy: policy, clock: clock, log: log, delays: config.retryDelays)
 
         let server = startHTTP(config: config, loop: loop, state: state, policy: policy, log: log)
         let serverFile = ServerFile(directory: directory)

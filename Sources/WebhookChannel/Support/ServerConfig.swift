@@ -12,6 +12,8 @@ public struct ServerConfig: Sendable {
     public var headerTimeout: Double = 10
     /// Seconds an idle keep-alive connection stays open.
     public var idleTimeout: Double = 30
+    /// Waits before reply retries; shortened in tests.
+    public var retryDelays = ReplySender.retryDelays
 
     public struct Invalid: Error, CustomStringConvertible {
         public let description: String
@@ -57,6 +59,13 @@ public struct ServerConfig: Sendable {
                 throw Invalid(description: "\(name) must be a number of seconds from 0 to 3600")
             }
             config[keyPath: keyPath] = value
+        }
+        if let text = environment["WEBHOOK_RETRY_DELAYS"] {
+            let values = text.split(separator: ",").map { Double($0.trimmingCharacters(in: .whitespaces)) }
+            guard !values.isEmpty, values.allSatisfy({ $0 != nil && $0! >= 0 && $0! <= 3600 }) else {
+                throw Invalid(description: "WEBHOOK_RETRY_DELAYS must be a comma-separated list of seconds, e.g. 1,5,30")
+            }
+            config.retryDelays = values.map { $0! }
         }
         if let text = environment["WEBHOOK_ALLOW_PRIVATE_CALLBACKS"] {
             config.allowPrivateCallbacks = ["1", "true", "yes"].contains(text.lowercased())
