@@ -23,28 +23,25 @@ public final class JSONRPCSession: Sendable {
         self.log = log
     }
 
-    /// Returns when the input ends.
+    /// Returns as soon as the input ends, without waiting for tool calls still running: the
+    /// process exits promptly on EOF even while a reply waits on a slow receiver.
     public func run(_ events: AsyncStream<LineReader.Event>) async {
-        await withTaskGroup(of: Void.self) { group in
-            for await event in events {
-                switch event {
-                case .endOfInput:
-                    group.cancelAll()
-                    return
-                case .oversized:
-                    log.info("mcp: discarded a line over \(LineReader.defaultMaxLineBytes) bytes")
-                    output.send(line: JSONRPCMessage.encodeError(
-                        id: .null, error: .invalidRequest("message exceeds the 1 MiB line limit")))
-                case .line(let bytes):
-                    if bytes.allSatisfy({ $0 == 0x20 || $0 == 0x09 }) { continue }
-                    await handleLine(bytes, group: &group)
-                }
+        for await event in events {
+            switch event {
+            case .endOfInput:
+                return
+            case .oversized:
+                log.info("mcp: discarded a line over \(LineReader.defaultMaxLineBytes) bytes")
+                output.send(line: JSONRPCMessage.encodeError(
+                    id: .null, error: .invalidRequest("message exceeds the 1 MiB line limit")))
+            case .line(let bytes):
+                if bytes.allSatisfy({ $0 == 0x20 || $0 == 0x09 }) { continue }
+                await handleLine(bytes)
             }
-            group.cancelAll()
         }
     }
 
-    private func handleLine(_ bytes: [UInt8], group: inout TaskGroup<Void>) async {
+    private func handleLine(_ bytes: [UInt8]) async {
         switch JSONRPCMessage.decode(bytes) {
         case .invalid(let id, let error):
             log.info("mcp: answered error \(error.code) to a malformed message (\(bytes.count) bytes)")
@@ -57,7 +54,7 @@ public final class JSONRPCSession: Sendable {
             if handler.isOrdered(method: method) {
                 await answer(id: id, method: method, params: params)
             } else {
-                group.addTask { await self.answer(id: id, method: method, params: params) }
+                Task { await self.answer(id: id, method: method, params: params) }
             }
         }
     }
