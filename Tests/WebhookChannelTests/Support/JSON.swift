@@ -94,8 +94,6 @@ enum JSON: Equatable, Sendable, CustomStringConvertible {
         if case .object(let members) = self { return members }
         return nil
     }
-
-    var isNull: Bool { self == .null }
 }
 
 extension JSON: Codable {

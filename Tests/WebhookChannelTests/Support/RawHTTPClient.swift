@@ -1,16 +1,21 @@
 import Foundation
 import Glibc
 
+typealias HeaderFields = [(name: String, value: String)]
+
+/// The first field with this name (field names are case-insensitive).
+func headerValue(_ name: String, in headers: HeaderFields) -> String? {
+    headers.first { $0.name.caseInsensitiveCompare(name) == .orderedSame }?.value
+}
+
 /// One request received by a test server.
 struct ReceivedRequest: Sendable {
     let method: String
     let target: String
-    let headers: [(name: String, value: String)]
+    let headers: HeaderFields
     let body: Data
 
-    func header(_ name: String) -> String? {
-        headers.first { $0.name.caseInsensitiveCompare(name) == .orderedSame }?.value
-    }
+    func header(_ name: String) -> String? { headerValue(name, in: headers) }
 }
 
 /// One parsed HTTP/1.1 response.
@@ -18,13 +23,10 @@ struct RawHTTPResponse: Sendable, CustomStringConvertible {
     let status: Int
     let reason: String
     /// Header fields in arrival order, names as sent.
-    let headers: [(name: String, value: String)]
+    let headers: HeaderFields
     let body: Data
 
-    /// The first field with this name (case-insensitive).
-    func header(_ name: String) -> String? {
-        headers.first { $0.name.caseInsensitiveCompare(name) == .orderedSame }?.value
-    }
+    func header(_ name: String) -> String? { headerValue(name, in: headers) }
 
     var bodyText: String { String(decoding: body, as: UTF8.self) }
 
@@ -71,12 +73,6 @@ final class HTTPConnection: @unchecked Sendable {
     /// Reads exactly one response (leaving any pipelined bytes for the next call).
     func readResponse(timeout: Duration = defaultTimeout) async throws -> RawHTTPResponse {
         try await offloaded { try self.readResponseBlocking(timeout: timeout) }
-    }
-
-    /// True when the peer closed the connection (EOF) within `timeout`; false when it is
-    /// still open. Bytes that arrive meanwhile are kept for the next `readResponse`.
-    func peerClosed(within timeout: Duration) async throws -> Bool {
-        try await offloaded { try self.waitForEOFBlocking(timeout: timeout) }
     }
 
     func close() {
@@ -154,18 +150,6 @@ final class HTTPConnection: @unchecked Sendable {
         }
     }
 
-    private func waitForEOFBlocking(timeout: Duration) throws -> Bool {
-        let deadline = Date().addingTimeInterval(timeout.seconds)
-        while Date() < deadline {
-            do {
-                if try !fill(deadline: deadline, what: "EOF") { return true }
-            } catch {
-                return false
-            }
-        }
-        return false
-    }
-
     private func readResponseBlocking(timeout: Duration) throws -> RawHTTPResponse {
         let deadline = Date().addingTimeInterval(timeout.seconds)
         while true {
@@ -182,9 +166,8 @@ final class HTTPConnection: @unchecked Sendable {
             throw HarnessError("malformed status line: \(statusLine)")
         }
         let reason = parts.count > 2 ? String(parts[2]) : ""
-        let framing = RawHTTPResponse(status: status, reason: reason, headers: headers, body: Data())
         let bodyless = (100..<200).contains(status) || status == 204 || status == 304
-        let body = try readBody(framing.header, deadline: deadline, untilCloseWhenUnframed: !bodyless)
+        let body = try readBody(headers, deadline: deadline, untilCloseWhenUnframed: !bodyless)
         return RawHTTPResponse(status: status, reason: reason, headers: headers, body: body)
     }
 
@@ -194,13 +177,12 @@ final class HTTPConnection: @unchecked Sendable {
         let (requestLine, headers) = try readHead(deadline: deadline, what: "a request head")
         let parts = requestLine.split(separator: " ")
         guard parts.count == 3 else { throw HarnessError("malformed request line: \(requestLine)") }
-        let framing = RawHTTPResponse(status: 0, reason: "", headers: headers, body: Data())
-        let body = try readBody(framing.header, deadline: deadline, untilCloseWhenUnframed: false)
+        let body = try readBody(headers, deadline: deadline, untilCloseWhenUnframed: false)
         return ReceivedRequest(method: String(parts[0]), target: String(parts[1]), headers: headers, body: body)
     }
 
     /// Reads up to the empty line; returns the start line and the header fields.
-    private func readHead(deadline: Date, what: String) throws -> (String, [(name: String, value: String)]) {
+    private func readHead(deadline: Date, what: String) throws -> (String, HeaderFields) {
         let separator = Data("\r\n\r\n".utf8)
         var headEnd = buffer.range(of: separator)
         while headEnd == nil {
@@ -213,7 +195,7 @@ final class HTTPConnection: @unchecked Sendable {
         buffer = Data(buffer[headEnd!.upperBound...])
         var lines = head.components(separatedBy: "\r\n")
         let startLine = lines.removeFirst()
-        var headers: [(name: String, value: String)] = []
+        var headers: HeaderFields = []
         for line in lines {
             guard let colon = line.firstIndex(of: ":") else { throw HarnessError("malformed header line: \(line)") }
             headers.append((String(line[..<colon]), line[line.index(after: colon)...].trimmingCharacters(in: .whitespaces)))
@@ -223,11 +205,11 @@ final class HTTPConnection: @unchecked Sendable {
 
     /// The body framed by chunked encoding or `Content-Length`; without either, a response
     /// body runs to the close and a request has none.
-    private func readBody(_ header: (String) -> String?, deadline: Date, untilCloseWhenUnframed: Bool) throws -> Data {
-        if header("Transfer-Encoding")?.lowercased().contains("chunked") == true {
+    private func readBody(_ headers: HeaderFields, deadline: Date, untilCloseWhenUnframed: Bool) throws -> Data {
+        if headerValue("Transfer-Encoding", in: headers)?.lowercased().contains("chunked") == true {
             return try readChunkedBody(deadline: deadline)
         }
-        if let lengthText = header("Content-Length") {
+        if let lengthText = headerValue("Content-Length", in: headers) {
             guard let length = Int(lengthText), length >= 0 else { throw HarnessError("bad Content-Length: \(lengthText)") }
             while buffer.count < length {
                 guard try fill(deadline: deadline, what: "a \(length)-byte body") else {
