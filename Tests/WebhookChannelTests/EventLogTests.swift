@@ -133,6 +133,31 @@ import Testing
         #expect(full["body"] == .string(text))
     }
 
+    @Test func aBinaryBodyIsDeliveredAsANoteAndKeptWhole() async throws {
+        // SPEC 4: a body that is not UTF-8 is delivered as a one-line note with its size and
+        // content type; webhook_event still has every byte.
+        let channel = try await TestChannel.start()
+        defer { channel.stop() }
+        let source = try await ProviderFixtures.add("bin", scheme: .github, secret: "b", stateDir: channel.stateDir)
+        let bytes: [UInt8] = [0xFF, 0xFE, 0x00, 0x80, 0xC3, 0x28] + Array(repeating: 0xA0, count: 1_000)
+        let body = Data(bytes)
+
+        let posted = try await ProviderFixtures.post(source, on: channel.http, body: body, contentType: "application/octet-stream")
+
+        let eventID = try #require(expectProviderAccepted(posted.response))
+        let event = try await channel.mcp.channelEvent()
+        let content = try #require(event["content"]?.stringValue, "\(event)")
+        #expect(!content.contains("\n"), "a one-line note: \(content)")
+        #expect(content.contains("1006"), "the note gives the size (1006 bytes): \(content)")
+        #expect(content.contains("application/octet-stream"), "the note gives the content type: \(content)")
+        #expect(!content.contains("\u{FFFD}"), "binary bytes were decoded into the content: \(content)")
+        #expect(event["meta"]?["content_type"] == "application/octet-stream")
+        let shown = ProviderFixtures.text(ofToolResult: try #require(
+            try await channel.mcp.callTool("webhook_event", arguments: ["event_id": .string(eventID)])["result"]))
+        #expect(shown.contains(ProviderCrypto.base64(bytes)) || shown.contains(ProviderCrypto.base64(bytes).replacingOccurrences(of: "/", with: "\\/")),
+                "webhook_event should return every byte (base64): \(shown.prefix(400))")
+    }
+
     @Test func webhookEventForAnUnknownIDIsAnError() async throws {
         let channel = try await TestChannel.start()
         defer { channel.stop() }

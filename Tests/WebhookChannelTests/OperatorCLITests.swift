@@ -241,6 +241,8 @@ import Testing
         defer { dir.remove() }
         let server = try await ServerProcess.start(stateDir: dir)
         let port = server.port
+        // The port may be read from the log line before server.json is written.
+        _ = try await poll("server.json to be written") { ServerProcess.portFromServerFile(dir) }
         server.child.send(signal: SIGKILL)
         _ = try await server.child.waitForExit()
         server.stop()

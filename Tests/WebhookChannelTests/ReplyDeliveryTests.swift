@@ -258,6 +258,9 @@ import Testing
             let response = try await channel.http.postJSON("/pair", ["name": "x", "callback_url": .string(url)])
             #expect(response.status == 400, "callback_url \(url) was accepted at /pair: \(response)")
             #expect((try? response.json())?["error"] == "invalid_callback_url", "\(url): \(response)")
+            let added = try await runCLI(["add", "alias", "--scheme", "github", "--callback", url],
+                                         stateDir: channel.stateDir, stdin: Data("s".utf8))
+            #expect(added.exitCode != 0, "add --callback \(url) was accepted: \(added)")
         }
     }
 
