@@ -1,0 +1,140 @@
+import Foundation
+import Testing
+
+/// Duplicates (SPEC 4): the same source and delivery id within 24 h → `200
+/// {"received":true,"duplicate":true}` and no second notification, also across a restart
+/// (the memory is rebuilt from the event log).
+@Suite struct IdempotencyTests {
+    static let duplicateAnswer: JSON = ["received": true, "duplicate": true]
+
+    @Test(arguments: [ProviderScheme.github, .stripe, .standard, .webhook])
+    func theSameDeliveryIDTwiceIsADuplicateAndDeliveredOnce(_ scheme: ProviderScheme) async throws {
+        let channel = try await TestChannel.start()
+        defer { channel.stop() }
+        let source = try await ProviderFixtures.add("dup-\(scheme)", scheme: scheme, secret: scheme.sampleSecret,
+                                                    stateDir: channel.stateDir)
+        let deliveryID = scheme.makeDeliveryID()
+
+        let first = try await ProviderFixtures.post(source, on: channel.http, deliveryID: deliveryID)
+        expectProviderAccepted(first.response)
+        _ = try await channel.mcp.channelEvent()
+        // A provider's retry: same delivery id and body, signed again with a later timestamp.
+        let second = try await ProviderFixtures.post(source, on: channel.http, body: first.body, deliveryID: deliveryID,
+                                                     timestamp: unixNow() + 2)
+
+        #expect(second.response.status == 200, "\(second.response)")
+        #expect(try second.response.json() == Self.duplicateAnswer, "\(second.response)")
+        let extra = try await channel.mcp.channelEventsUntilQuiet()
+        #expect(extra.isEmpty, "a duplicate was delivered again: \(extra)")
+    }
+
+    @Test func aDifferentDeliveryIDIsNotADuplicate() async throws {
+        let channel = try await TestChannel.start()
+        defer { channel.stop() }
+        let source = try await ProviderFixtures.add("gh", scheme: .github, secret: "dupe-secret", stateDir: channel.stateDir)
+        let body = ProviderScheme.github.sampleBody(deliveryID: "-")
+
+        expectProviderAccepted(try await ProviderFixtures.post(source, on: channel.http, body: body, deliveryID: "11111111-aaaa").response)
+        expectProviderAccepted(try await ProviderFixtures.post(source, on: channel.http, body: body, deliveryID: "22222222-bbbb").response)
+
+        let first = try await channel.mcp.channelEvent()
+        let second = try await channel.mcp.channelEvent()
+        #expect(first["meta"]?["delivery_id"] == "11111111-aaaa")
+        #expect(second["meta"]?["delivery_id"] == "22222222-bbbb")
+    }
+
+    @Test func theSameDeliveryIDFromTwoSourcesIsNotADuplicate() async throws {
+        let channel = try await TestChannel.start()
+        defer { channel.stop() }
+        let one = try await ProviderFixtures.add("gh-one", scheme: .github, secret: "one", stateDir: channel.stateDir)
+        let two = try await ProviderFixtures.add("gh-two", scheme: .github, secret: "two", stateDir: channel.stateDir)
+        let shared = "c0ffee00-0000-4000-8000-000000000001"
+
+        expectProviderAccepted(try await ProviderFixtures.post(one, on: channel.http, deliveryID: shared).response)
+        expectProviderAccepted(try await ProviderFixtures.post(two, on: channel.http, deliveryID: shared).response)
+
+        let sources = [try await channel.mcp.channelEvent(), try await channel.mcp.channelEvent()]
+            .compactMap { $0["meta"]?["source_id"]?.stringValue }
+        #expect(Set(sources) == [one.sourceID, two.sourceID])
+    }
+
+    @Test(arguments: [ProviderScheme.github, .stripe, .standard, .webhook])
+    func aDuplicateIsStillRecognisedAfterARestartOnTheSameStateDir(_ scheme: ProviderScheme) async throws {
+        let dir = try TempStateDir()
+        defer { dir.remove() }
+        let deliveryID = scheme.makeDeliveryID()
+        let source: AddedSource
+        let body: Data
+        do {
+            let channel = try await TestChannel.start(stateDir: dir)
+            defer { channel.stop() }
+            source = try await ProviderFixtures.add("restart-\(scheme)", scheme: scheme, secret: scheme.sampleSecret, stateDir: dir)
+            let first = try await ProviderFixtures.post(source, on: channel.http, deliveryID: deliveryID)
+            expectProviderAccepted(first.response)
+            _ = try await channel.mcp.channelEvent()
+            body = first.body
+            // A clean stop, as Claude Code ends a session: stdin closes.
+            channel.server.closeStdin()
+            let ended = try await channel.server.child.waitForExit()
+            #expect(ended == .exited(0), "\(ended)")
+        }
+
+        let restarted = try await TestChannel.start(stateDir: dir)
+        defer { restarted.stop() }
+        let again = try await ProviderFixtures.post(source, on: restarted.http, body: body, deliveryID: deliveryID,
+                                                    timestamp: unixNow() + 1)
+
+        #expect(again.response.status == 200, "\(again.response)")
+        #expect(try again.response.json() == Self.duplicateAnswer, "after a restart: \(again.response)")
+        #expect(try await restarted.mcp.channelEventsUntilQuiet().isEmpty, "delivered again after a restart")
+        // The restarted server is otherwise serving this source normally.
+        expectProviderAccepted(try await ProviderFixtures.post(source, on: restarted.http).response)
+        _ = try await restarted.mcp.channelEvent()
+    }
+
+    @Test func aSeedSHA256SignatureSeenTwiceIsADuplicateAlsoAfterARestart() async throws {
+        let dir = try TempStateDir()
+        defer { dir.remove() }
+        let body = Data(#"{"event":"seed-style","n":1}"#.utf8)
+        let ts = String(unixNow())
+        let credentials: SourceCredentials
+        var headers: [(String, String)] = []
+        do {
+            let channel = try await TestChannel.start(stateDir: dir)
+            defer { channel.stop() }
+            credentials = try await channel.http.pairSource(name: "seed")
+            headers = [("Content-Type", "application/json"), ("X-Source-Id", credentials.sourceID), ("X-Timestamp", ts),
+                       ("X-Signature", ProviderSigner.webhookSeed(secret: credentials.secret, body: body))]
+            expectProviderAccepted(try await channel.http.request("POST", "/webhook", headers: headers, body: body))
+            _ = try await channel.mcp.channelEvent()
+            let repeated = try await channel.http.request("POST", "/webhook", headers: headers, body: body)
+            #expect(try repeated.json() == Self.duplicateAnswer, "\(repeated)")
+            channel.server.closeStdin()
+            _ = try await channel.server.child.waitForExit()
+        }
+
+        let restarted = try await TestChannel.start(stateDir: dir)
+        defer { restarted.stop() }
+        let afterRestart = try await restarted.http.request("POST", "/webhook", headers: headers, body: body)
+
+        #expect(afterRestart.status == 200, "\(afterRestart)")
+        #expect(try afterRestart.json() == Self.duplicateAnswer, "\(afterRestart)")
+        #expect(try await restarted.mcp.channelEventsUntilQuiet().isEmpty)
+    }
+
+    @Test func aRefusedRetryIsNotTurnedIntoADuplicateAnswer() async throws {
+        // A duplicate answer must never be given to a request whose signature is wrong: that
+        // would tell a prober which delivery ids exist.
+        let channel = try await TestChannel.start()
+        defer { channel.stop() }
+        let source = try await ProviderFixtures.add("gh", scheme: .github, secret: "real", stateDir: channel.stateDir)
+        let first = try await ProviderFixtures.post(source, on: channel.http)
+        expectProviderAccepted(first.response)
+        _ = try await channel.mcp.channelEvent()
+
+        let forged = try await ProviderFixtures.post(source, on: channel.http, body: first.body, deliveryID: first.deliveryID,
+                                                     secret: "forged")
+
+        expectJSONError(forged.response, status: 401)
+    }
+}

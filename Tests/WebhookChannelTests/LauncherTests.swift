@@ -1,0 +1,182 @@
+import Foundation
+import Testing
+
+/// Packaging (SPEC 8): `.mcp.json` runs `scripts/launch`, whose stdout must carry only
+/// JSON-RPC, also when it has to build first.
+@Suite struct LauncherTests {
+    static let repoRoot = URL(fileURLWithPath: #filePath)
+        .deletingLastPathComponent()  // WebhookChannelTests
+        .deletingLastPathComponent()  // Tests
+        .deletingLastPathComponent()
+
+    static var launchScript: URL { repoRoot.appendingPathComponent("scripts/launch") }
+
+    /// A plugin root with `Package.swift` and an empty `Sources/`, both dated 2000-01-01.
+    static func makePluginRoot(in dir: TempStateDir) throws -> URL {
+        let root = dir.root.appendingPathComponent("plugin", isDirectory: true)
+        let sources = root.appendingPathComponent("Sources", isDirectory: true)
+        try FileManager.default.createDirectory(at: sources, withIntermediateDirectories: true)
+        let manifest = root.appendingPathComponent("Package.swift")
+        try Data("// swift-tools-version:6.0\n// not built in this test\n".utf8).write(to: manifest)
+        let past = Date(timeIntervalSince1970: 946_684_800)  // touch -d '2000-01-01' (UTC)
+        for url in [manifest, sources] {
+            try FileManager.default.setAttributes([.modificationDate: past], ofItemAtPath: url.path)
+        }
+        return root
+    }
+
+    /// Writes a script and makes it executable while no child can be spawned: a child forked
+    /// while the file is open for writing would keep it open, and running the script would
+    /// then fail with ETXTBSY ("Text file busy").
+    static func writeExecutable(_ text: String, to url: URL) throws {
+        try ChildProcess.spawnLock.withLock {
+            try Data(text.utf8).write(to: url)
+            try FileManager.default.setAttributes([.posixPermissions: 0o755], ofItemAtPath: url.path)
+        }
+    }
+
+    static func linkBinary(into root: URL) throws {
+        let release = root.appendingPathComponent(".build/release", isDirectory: true)
+        try FileManager.default.createDirectory(at: release, withIntermediateDirectories: true)
+        try FileManager.default.createSymbolicLink(
+            atPath: release.appendingPathComponent("webhook-channel").path,
+            withDestinationPath: try ServerProcess.binaryURL().path)
+    }
+
+    /// Runs `bash scripts/launch` as Claude Code would, speaks initialize + tools/list, closes
+    /// stdin and returns every stdout line and the stderr text.
+    static func runLauncher(pluginRoot: URL, dir: TempStateDir, path: String? = nil) async throws -> (stdout: [String], stderr: String, exit: Termination) {
+        var environment = ServerProcess.childEnvironment(stateDir: dir)
+        environment["CLAUDE_PLUGIN_ROOT"] = pluginRoot.path
+        if let path { environment["PATH"] = path }
+        let child = try ChildProcess(executable: URL(fileURLWithPath: "/bin/bash"), arguments: [launchScript.path],
+                                     environment: environment)
+        defer { child.kill() }
+        let lines = [
+            #"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"launcher-e2e","version":"1"}}}"#,
+            #"{"jsonrpc":"2.0","method":"notifications/initialized"}"#,
+            #"{"jsonrpc":"2.0","id":2,"method":"tools/list"}"#,
+        ]
+        child.write(Data((lines.joined(separator: "\n") + "\n").utf8))
+        _ = try await poll(timeout: .seconds(30), "the tools/list answer (id 2) on the launcher's stdout; stdout:\n\(child.stdout.tail())\nstderr:\n\(child.stderr.tail())\nexit: \(String(describing: child.termination))") {
+            if let line = child.stdout.textLines.first(where: { (try? JSON.parse($0))?["id"] == 2 }) { return line }
+            if let ended = child.termination, child.stdout.isFinished {
+                throw HarnessError("the launcher ended (\(ended)) without answering; stdout:\n\(child.stdout.tail())\nstderr:\n\(child.stderr.tail())")
+            }
+            return nil
+        }
+        child.closeStdin()
+        let exit = try await child.waitForExit(timeout: .seconds(10))
+        _ = try await poll(timeout: .seconds(2), "the launcher's pipes to close") {
+            child.stdout.isFinished && child.stderr.isFinished ? true : nil
+        }
+        return (child.stdout.textLines, child.stderr.text, exit)
+    }
+
+    static func expectOnlyJSONRPC(_ lines: [String], sourceLocation: SourceLocation = #_sourceLocation) {
+        #expect(lines.count >= 2, "expected the two responses: \(lines)", sourceLocation: sourceLocation)
+        for line in lines {
+            let message = try? JSON.parse(line)
+            #expect(message?.objectValue != nil && message?["jsonrpc"] == "2.0",
+                    "a stdout line is not a JSON-RPC object: \(line.prefix(300))", sourceLocation: sourceLocation)
+        }
+        let tools = lines.compactMap { try? JSON.parse($0) }.first { $0["id"] == 2 }?["result"]?["tools"]?.arrayValue ?? []
+        #expect(tools.contains { $0["name"] == "webhook_reply" }, "tools/list through the launcher: \(lines)", sourceLocation: sourceLocation)
+    }
+
+    @Test func withABuiltBinaryTheLauncherStdoutCarriesOnlyJSONRPC() async throws {
+        let dir = try TempStateDir()
+        defer { dir.remove() }
+        let root = try Self.makePluginRoot(in: dir)
+        try Self.linkBinary(into: root)
+
+        let run = try await Self.runLauncher(pluginRoot: root, dir: dir)
+
+        Self.expectOnlyJSONRPC(run.stdout)
+        #expect(run.exit == .exited(0), "\(run.exit); stderr:\n\(run.stderr)")
+        #expect(!run.stderr.contains("building"), "an up-to-date binary must not be rebuilt: \(run.stderr)")
+    }
+
+    @Test func whenItMustBuildTheBuildOutputGoesToStderr() async throws {
+        let dir = try TempStateDir()
+        defer { dir.remove() }
+        let root = try Self.makePluginRoot(in: dir)
+        let fakeBin = dir.root.appendingPathComponent("fakebin", isDirectory: true)
+        try FileManager.default.createDirectory(at: fakeBin, withIntermediateDirectories: true)
+        let marker = dir.root.appendingPathComponent("swift-was-called")
+        let fake = """
+        #!/bin/sh
+        echo "Compiling junk"
+        echo "[1/2] Compiling webhook-channel main.swift"
+        echo "$*" > '\(marker.path)'
+        mkdir -p '\(root.path)/.build/release'
+        ln -sf '\(try ServerProcess.binaryURL().path)' '\(root.path)/.build/release/webhook-channel'
+        echo "Build complete!"
+        """
+        let swift = fakeBin.appendingPathComponent("swift")
+        try Self.writeExecutable(fake, to: swift)
+        let path = fakeBin.path + ":" + (ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin")
+
+        let run = try await Self.runLauncher(pluginRoot: root, dir: dir, path: path)
+
+        #expect(FileManager.default.fileExists(atPath: marker.path), "the fake swift was not run; stderr:\n\(run.stderr)")
+        let arguments = (try? String(contentsOf: marker, encoding: .utf8)) ?? ""
+        #expect(arguments.contains("build"), "swift was run as: \(arguments)")
+        Self.expectOnlyJSONRPC(run.stdout)
+        #expect(!run.stdout.joined(separator: "\n").contains("Compiling"), "build output reached stdout")
+        #expect(run.stderr.contains("Compiling junk"), "the build's output should go to stderr: \(run.stderr)")
+        #expect(run.exit == .exited(0), "\(run.exit); stderr:\n\(run.stderr)")
+    }
+
+    @Test func aFailedBuildExitsNonZeroWithNothingOnStdout() async throws {
+        let dir = try TempStateDir()
+        defer { dir.remove() }
+        let root = try Self.makePluginRoot(in: dir)
+        let fakeBin = dir.root.appendingPathComponent("fakebin", isDirectory: true)
+        try FileManager.default.createDirectory(at: fakeBin, withIntermediateDirectories: true)
+        let swift = fakeBin.appendingPathComponent("swift")
+        try Self.writeExecutable("#!/bin/sh\necho 'error: compile failed'\nexit 1\n", to: swift)
+        var environment = ServerProcess.childEnvironment(stateDir: dir)
+        environment["CLAUDE_PLUGIN_ROOT"] = root.path
+        environment["PATH"] = fakeBin.path + ":" + (environment["PATH"] ?? "/usr/bin:/bin")
+
+        let child = try ChildProcess(executable: URL(fileURLWithPath: "/bin/bash"), arguments: [Self.launchScript.path],
+                                     environment: environment)
+        defer { child.kill() }
+        child.closeStdin()
+        let exit = try await child.waitForExit(timeout: .seconds(10))
+        _ = try await poll(timeout: .seconds(2), "pipes to close") { child.stdout.isFinished && child.stderr.isFinished ? true : nil }
+
+        #expect(exit != .exited(0), "\(exit)")
+        #expect(child.stdout.textLines.isEmpty, "stdout: \(child.stdout.text)")
+        #expect(child.stderr.text.contains("compile failed"), "\(child.stderr.text)")
+    }
+
+    @Test func mcpJSONRegistersWebhookThroughTheLauncher() throws {
+        let json = try JSON.parse(Data(contentsOf: Self.repoRoot.appendingPathComponent(".mcp.json")))
+        let servers = try #require(json["mcpServers"]?.objectValue, "\(json)")
+        #expect(Array(servers.keys) == ["webhook"], "\(json)")
+        let entry = try #require(servers["webhook"])
+        let commandLine = ([entry["command"]?.stringValue ?? ""] + (entry["args"]?.arrayValue ?? []).compactMap(\.stringValue))
+            .joined(separator: " ")
+        #expect(commandLine.contains("scripts/launch"), ".mcp.json should run scripts/launch: \(entry)")
+    }
+
+    @Test func pluginManifestNamesThePluginWebhook() throws {
+        let manifest = try JSON.parse(Data(contentsOf: Self.repoRoot.appendingPathComponent(".claude-plugin/plugin.json")))
+        #expect(manifest["name"] == "webhook", "\(manifest)")
+    }
+
+    @Test func serverInfoNameThroughTheLauncherIsWebhook() async throws {
+        let dir = try TempStateDir()
+        defer { dir.remove() }
+        let root = try Self.makePluginRoot(in: dir)
+        try Self.linkBinary(into: root)
+
+        let run = try await Self.runLauncher(pluginRoot: root, dir: dir)
+
+        let initialize = run.stdout.compactMap { try? JSON.parse($0) }.first { $0["id"] == 1 }
+        #expect(initialize?["result"]?["serverInfo"]?["name"] == "webhook", "\(String(describing: initialize))")
+        #expect(initialize?["result"]?["capabilities"]?["experimental"]?["claude/channel"] != nil, "\(String(describing: initialize))")
+    }
+}

@@ -1,0 +1,101 @@
+import Foundation
+import Glibc
+
+/// Like `CallbackReceiver`, but each answer is scripted in full (status and extra header
+/// fields, such as a redirect's `Location`). Listens on `127.0.0.1:0`, one request per
+/// connection, records every request; the last answer repeats.
+final class ScriptedReceiver: @unchecked Sendable {
+    struct Answer: Sendable {
+        var status: Int
+        var headers: [(String, String)] = []
+        var body: String = #"{"ok":true}"#
+    }
+
+    let port: Int
+    private let listener: Int32
+    private let answers: [Answer]
+    private let lock = NSLock()
+    private var recorded: [CallbackReceiver.Delivery] = []
+    private var stopped = false
+
+    init(_ answers: [Answer]) throws {
+        precondition(!answers.isEmpty)
+        self.answers = answers
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        guard fd >= 0 else { throw HarnessError("socket() failed: \(String(cString: strerror(errno)))") }
+        var yes: Int32 = 1
+        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &yes, socklen_t(MemoryLayout<Int32>.size))
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = 0
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let bound = withUnsafeMutablePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { pointer in
+                bind(fd, pointer, length) == 0 && listen(fd, 16) == 0 && getsockname(fd, pointer, &length) == 0
+            }
+        }
+        guard bound else {
+            let reason = String(cString: strerror(errno))
+            Glibc.close(fd)
+            throw HarnessError("scripted receiver could not listen: \(reason)")
+        }
+        listener = fd
+        port = Int(UInt16(bigEndian: address.sin_port))
+        let thread = Thread { [self] in acceptLoop() }
+        thread.name = "e2e-scripted-receiver"
+        thread.start()
+    }
+
+    deinit { stop() }
+
+    func url(path: String = "/callback") -> String { "http://127.0.0.1:\(port)\(path)" }
+
+    var deliveries: [CallbackReceiver.Delivery] { lock.withLock { recorded } }
+
+    func waitForDeliveries(_ count: Int, timeout: Duration = defaultTimeout) async throws -> [CallbackReceiver.Delivery] {
+        try await poll(timeout: timeout, "\(count) request(s) at the scripted receiver (got \(deliveries.count))") {
+            let all = deliveries
+            return all.count >= count ? all : nil
+        }
+    }
+
+    func stop() {
+        lock.withLock {
+            guard !stopped else { return }
+            stopped = true
+            shutdown(listener, Int32(SHUT_RDWR))
+        }
+    }
+
+    private var isStopped: Bool { lock.withLock { stopped } }
+
+    private func acceptLoop() {
+        defer { Glibc.close(listener) }
+        while !isStopped {
+            var ready = pollfd(fd: listener, events: Int16(POLLIN), revents: 0)
+            guard Glibc.poll(&ready, 1, 100) > 0, !isStopped else { continue }
+            let fd = ChildProcess.spawnLock.withLock {
+                let fd = accept(listener, nil, nil)
+                if fd >= 0 { _ = fcntl(fd, F_SETFD, FD_CLOEXEC) }
+                return fd
+            }
+            guard fd >= 0 else { continue }
+            let connection = HTTPConnection(fd: fd)
+            guard let request = try? connection.readRequestBlocking(timeout: Duration.seconds(5)) else {
+                connection.close()
+                continue
+            }
+            let index = lock.withLock {
+                recorded.append(CallbackReceiver.Delivery(request: request, arrivedAt: .now))
+                return recorded.count - 1
+            }
+            let answer = answers[min(index, answers.count - 1)]
+            var head = "HTTP/1.1 \(answer.status) Scripted\r\nContent-Type: application/json\r\n"
+            for (name, value) in answer.headers { head += "\(name): \(value)\r\n" }
+            head += "Content-Length: \(answer.body.utf8.count)\r\nConnection: close\r\n\r\n"
+            try? connection.sendBlocking(Data((head + answer.body).utf8), timeout: Duration.seconds(5))
+            connection.close()
+        }
+    }
+}
