@@ -1,7 +1,7 @@
 -- wrk script: distinct, validly signed `POST /webhook` requests (v1 scheme, 1 KiB JSON body).
 --
 --   wrk -t T -c C -d D -s webhook.lua http://127.0.0.1:PORT/ \
---       SECRET SOURCE_ID TIMESTAMP RUN_ID POOL_PER_THREAD CLOSE
+--       SECRET SOURCE_ID TIMESTAMP RUN_ID POOL_PER_THREAD CLOSE [DELAY_MS]
 --
 -- Every request has its own delivery id (X-Webhook-Id = RUN_ID-THREAD-SEQ) and its own body
 -- (the body carries run, thread and seq, and a filler derived from them), signed as
@@ -10,7 +10,10 @@
 -- fixed-size records, so sending one costs a copy. If a thread runs past its pool it signs
 -- further requests as it sends them (counted as `live`; the driver sizes pools so that this
 -- does not happen). HMAC comes from the libcrypto wrk itself links, through LuaJIT's FFI.
--- CLOSE = 1 adds `Connection: close` (wrk then reconnects for every request).
+-- CLOSE = 1 adds `Connection: close` (wrk then reconnects for every request). DELAY_MS > 0
+-- makes each connection wait a random time averaging DELAY_MS after every answer (wrk's
+-- delay()): about connections * 1000 / DELAY_MS requests/s instead of as fast as the server
+-- answers.
 --
 -- done() prints one line `BENCH-WRK {json}` with wrk's counters, latency percentiles (us), the
 -- latency histogram, and per thread `sent` (requests handed to wrk to write), `live` and the
@@ -101,6 +104,16 @@ function init(args)
   local secret, source_id, ts, run_id = args[1], args[2], args[3], args[4]
   pool_n = tonumber(args[5])
   local close = args[6] == "1"
+  local delay_ms = tonumber(args[7] or "0")
+  if delay_ms > 0 then
+    -- wrk looks for a global delay() after init() to decide whether to pace requests. The
+    -- waits are exponential with mean DELAY_MS, so that the connections do not fall into
+    -- step and arrivals are spread like independent senders' (Poisson), not in bursts.
+    math.randomseed(tid * 7919 + os.time())
+    function delay()
+      return math.floor(-math.log(1 - math.random()) * delay_ms + 0.5)
+    end
+  end
   ts_dot = ts .. "."
   C.HMAC_Init_ex(hctx, secret, #secret, C.EVP_sha256(), nil)
 
