@@ -60,7 +60,9 @@ final class HTTPServerConnection: TCPConnectionDelegate {
                 connection.write(response.serialized(keepAlive: request.keepAlive))
                 if !request.keepAlive {
                     closing = true
-                    connection.closeAfterWriting(drain: false)
+                    // Drain anything pipelined behind it, so the client reads this answer
+                    // rather than a reset (RFC 9112 §9.6).
+                    connection.closeAfterWriting(drain: true)
                 }
             case .failure(let error):
                 fail(connection, status: error.status, code: error.code, message: error.message)

@@ -82,7 +82,9 @@ public enum AddressClass: Sendable, Equatable {
     public static func of(literal host: String) -> AddressClass? {
         if host == "localhost" || host.hasSuffix(".localhost") { return .loopback }
         var v4 = in_addr()
-        if inet_pton(AF_INET, host, &v4) == 1 {
+        // inet_aton also reads the forms getaddrinfo will later accept and inet_pton does not:
+        // "2852039166", "0xa9fea9fe", "0251.0376.0251.0376", "10.1" — aliases of forbidden addresses.
+        if inet_pton(AF_INET, host, &v4) == 1 || inet_aton(host, &v4) != 0 {
             return of(ipv4: UInt32(bigEndian: v4.s_addr))
         }
         var v6 = in6_addr()

@@ -14,6 +14,8 @@ public final class TCPConnection: EventLoopHandler {
     static let drainNanoseconds: UInt64 = 2_000_000_000
     /// Stop reading while this much output waits for a client that does not read.
     static let maxPendingOutput = 1 << 20
+    /// A client that has not taken a single byte of pending output for this long is gone.
+    static let stuckOutputNanoseconds: UInt64 = 10_000_000_000
 
     public let fd: Int32
     public let peer: SocketAddress?
@@ -29,6 +31,11 @@ public final class TCPConnection: EventLoopHandler {
     private var closeWhenFlushed = false
     private var drainWhenFlushed = false
     private var drainingSince: UInt64?
+    /// When we decided to close; a client that never reads what we owe it is cut off after
+    /// `drainNanoseconds` instead of holding the connection forever.
+    private var closingSince: UInt64?
+    /// Since when output has waited without any progress.
+    private var outputStuckSince: UInt64?
     private var wantsWritable = false
     private var readingPaused = false
     private let onClose: (TCPConnection) -> Void
@@ -64,6 +71,7 @@ public final class TCPConnection: EventLoopHandler {
         guard !isClosed else { return }
         closeWhenFlushed = true
         drainWhenFlushed = drain
+        closingSince = MonotonicClock.nowNanoseconds()
         if !hasPendingOutput { finishClosing() }
     }
 
@@ -96,6 +104,7 @@ public final class TCPConnection: EventLoopHandler {
                     readingPaused = true
                     closeWhenFlushed = true
                     drainWhenFlushed = false
+                    closingSince = MonotonicClock.nowNanoseconds()
                     updateInterest(writable: true)
                 } else {
                     closeNow()
@@ -116,8 +125,14 @@ public final class TCPConnection: EventLoopHandler {
 
     public func tick(now: UInt64) {
         guard !isClosed else { return }
-        if let since = drainingSince {
+        if let since = drainingSince ?? closingSince {
             if now - since > TCPConnection.drainNanoseconds { closeNow() }
+            return
+        }
+        // Output stuck behind a client that stopped reading: the protocol layer's timeouts
+        // cannot help (its answer would queue behind the rest), so the socket layer ends it.
+        if hasPendingOutput, let stuck = outputStuckSince, now - stuck > TCPConnection.stuckOutputNanoseconds {
+            closeNow()
             return
         }
         delegate?.connectionTick(self, now: now)
@@ -130,9 +145,10 @@ public final class TCPConnection: EventLoopHandler {
             let n = output.withUnsafeBytes { raw in
                 send(fd, raw.baseAddress! + outputOffset, raw.count - outputOffset, Int32(MSG_NOSIGNAL))
             }
-            if n > 0 { outputOffset += n; continue }
+            if n > 0 { outputOffset += n; outputStuckSince = nil; continue }
             if n < 0 && errno == EINTR { continue }
             if n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK) {
+                if outputStuckSince == nil { outputStuckSince = MonotonicClock.nowNanoseconds() }
                 // A client that sends but does not read is not read from until it catches up.
                 if output.count - outputOffset > TCPConnection.maxPendingOutput { readingPaused = true }
                 updateInterest(writable: true)

@@ -1,12 +1,25 @@
 /// Remembers keys (delivery ids, seed signatures) for a fixed time, bounded in size: when full,
 /// the oldest key is forgotten first. Entries are kept in insertion order, which is also expiry
 /// order because every key lives the same time.
+///
+/// Keys are held as 64-bit FNV-1a digests, not strings: 100 000 remembered deliveries cost a
+/// few megabytes instead of tens. A false duplicate needs a 64-bit collision among live keys
+/// (about 1 in 10^9 at full capacity). The event log keeps the keys themselves for restarts.
 public struct ReplayMemory: Sendable {
     public let lifetime: Double
     public let capacity: Int
-    private var expiries: [String: Double] = [:]
-    private var order: [String] = []
+    private var expiries: [UInt64: Double] = [:]
+    private var order: [UInt64] = []
     private var head = 0
+
+    static func digest(_ key: String) -> UInt64 {
+        var hash: UInt64 = 0xcbf2_9ce4_8422_2325
+        for byte in key.utf8 {
+            hash ^= UInt64(byte)
+            hash = hash &* 0x0000_0100_0000_01B3
+        }
+        return hash
+    }
 
     public init(lifetime: Double = 24 * 3600, capacity: Int = 100_000) {
         self.lifetime = lifetime
@@ -16,7 +29,7 @@ public struct ReplayMemory: Sendable {
     public var count: Int { expiries.count }
 
     public func contains(_ key: String, now: Double) -> Bool {
-        guard let expiry = expiries[key] else { return false }
+        guard let expiry = expiries[Self.digest(key)] else { return false }
         return expiry > now
     }
 
@@ -25,21 +38,18 @@ public struct ReplayMemory: Sendable {
         evictExpired(now: now)
         if contains(key, now: now) { return false }
         if expiries.count >= capacity { evictOldest() }
-        expiries[key] = now + lifetime
-        order.append(key)
+        let digest = Self.digest(key)
+        expiries[digest] = now + lifetime
+        order.append(digest)
         return true
     }
 
-    /// Keys with their expiry, oldest first, for persisting across restarts.
-    public var entries: [(key: String, expiresAt: Double)] {
-        order[head...].compactMap { key in expiries[key].map { (key, $0) } }
-    }
-
     public mutating func restore(key: String, expiresAt: Double, now: Double) {
-        guard expiresAt > now, expiries[key] == nil else { return }
+        let digest = Self.digest(key)
+        guard expiresAt > now, expiries[digest] == nil else { return }
         if expiries.count >= capacity { evictOldest() }
-        expiries[key] = expiresAt
-        order.append(key)
+        expiries[digest] = expiresAt
+        order.append(digest)
     }
 
     private mutating func evictExpired(now: Double) {
