@@ -78,6 +78,12 @@ public final class EventLog: @unchecked Sendable {
         }
         guard currentSize + count > maxFileBytes, currentSize > 0 else { return }
         close(fd)
+        // Freeing the old rotated file's blocks can take milliseconds; that happens on another
+        // thread, so the event loop only pays for two renames.
+        let discarded = path + ".1.discard-\(SecureRandom.hex(4))"
+        if rename(path + ".1", discarded) == 0 {
+            DispatchQueue.global(qos: .utility).async { _ = unlink(discarded) }
+        }
         rename(path, path + ".1")
         fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0o600)
         fchmod(fd, 0o600)
