@@ -1,26 +1,37 @@
 import Foundation
 import Glibc
 
-/// A tiny HTTP server on `127.0.0.1:0` standing in for a sender's `callback_url`. It answers
-/// each request with the next status of `statuses` (the last one repeats) and records what
-/// it got, with the time it arrived. Runs on its own thread; `stop()` (idempotent, also in
-/// `deinit`) closes it.
+/// A tiny HTTP server on `127.0.0.1:0` standing in for a sender's `callback_url`. Each answer
+/// is scripted (status and extra header fields, such as a redirect's `Location`); the last one
+/// repeats. One request per connection; every request is recorded with the time it arrived.
+/// Runs on its own thread; `stop()` (idempotent, also in `deinit`) closes it.
 final class CallbackReceiver: @unchecked Sendable {
     struct Delivery: Sendable {
         let request: ReceivedRequest
         let arrivedAt: ContinuousClock.Instant
     }
 
+    struct Answer: Sendable {
+        var status: Int
+        var headers: [(String, String)] = []
+        var body: String = #"{"ok":true}"#
+    }
+
     let port: Int
     private let listener: Int32
-    private let statuses: [Int]
+    private let answers: [Answer]
     private let lock = NSLock()
     private var recorded: [Delivery] = []
     private var stopped = false
 
-    init(statuses: [Int] = [200]) throws {
-        precondition(!statuses.isEmpty)
-        self.statuses = statuses
+    /// Answers with these statuses in turn.
+    convenience init(statuses: [Int] = [200]) throws {
+        try self.init(statuses.map { Answer(status: $0) })
+    }
+
+    init(_ answers: [Answer]) throws {
+        precondition(!answers.isEmpty)
+        self.answers = answers
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         guard fd >= 0 else { throw HarnessError("socket() failed: \(String(cString: strerror(errno)))") }
         var yes: Int32 = 1
@@ -32,32 +43,29 @@ final class CallbackReceiver: @unchecked Sendable {
         var length = socklen_t(MemoryLayout<sockaddr_in>.size)
         let bound = withUnsafeMutablePointer(to: &address) {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { pointer in
-                bind(fd, pointer, length) == 0 && listen(fd, 16) == 0
-                    && getsockname(fd, pointer, &length) == 0
+                bind(fd, pointer, length) == 0 && listen(fd, 16) == 0 && getsockname(fd, pointer, &length) == 0
             }
         }
         guard bound else {
             let reason = String(cString: strerror(errno))
             Glibc.close(fd)
-            throw HarnessError("callback receiver could not listen: \(reason)")
+            throw HarnessError("scripted receiver could not listen: \(reason)")
         }
         listener = fd
         port = Int(UInt16(bigEndian: address.sin_port))
         let thread = Thread { [self] in acceptLoop() }
-        thread.name = "e2e-callback-receiver"
+        thread.name = "e2e-scripted-receiver"
         thread.start()
     }
 
     deinit { stop() }
 
-    /// `http://127.0.0.1:PORT<path>`
     func url(path: String = "/callback") -> String { "http://127.0.0.1:\(port)\(path)" }
 
     var deliveries: [Delivery] { lock.withLock { recorded } }
 
-    /// Waits (bounded) until at least `count` requests arrived; returns all of them.
     func waitForDeliveries(_ count: Int, timeout: Duration = defaultTimeout) async throws -> [Delivery] {
-        try await poll(timeout: timeout, "\(count) request(s) at the callback receiver (got \(deliveries.count))") {
+        try await poll(timeout: timeout, "\(count) request(s) at the scripted receiver (got \(deliveries.count))") {
             let all = deliveries
             return all.count >= count ? all : nil
         }
@@ -85,7 +93,6 @@ final class CallbackReceiver: @unchecked Sendable {
             }
             guard fd >= 0 else { continue }
             let connection = HTTPConnection(fd: fd)
-            // One request per connection, answered and closed: enough for a callback.
             guard let request = try? connection.readRequestBlocking(timeout: Duration.seconds(5)) else {
                 connection.close()
                 continue
@@ -94,11 +101,15 @@ final class CallbackReceiver: @unchecked Sendable {
                 recorded.append(Delivery(request: request, arrivedAt: .now))
                 return recorded.count - 1
             }
-            let status = statuses[min(index, statuses.count - 1)]
-            let body = #"{"ok":true}"#
-            let response = "HTTP/1.1 \(status) Test\r\nContent-Type: application/json\r\nContent-Length: \(body.utf8.count)\r\nConnection: close\r\n\r\n\(body)"
-            try? connection.sendBlocking(Data(response.utf8), timeout: Duration.seconds(5))
+            let answer = answers[min(index, answers.count - 1)]
+            var head = "HTTP/1.1 \(answer.status) Scripted\r\nContent-Type: application/json\r\n"
+            for (name, value) in answer.headers { head += "\(name): \(value)\r\n" }
+            head += "Content-Length: \(answer.body.utf8.count)\r\nConnection: close\r\n\r\n"
+            try? connection.sendBlocking(Data((head + answer.body).utf8), timeout: Duration.seconds(5))
             connection.close()
         }
     }
 }
+
+/// The name the provider tests use for a receiver with scripted answers.
+typealias ScriptedReceiver = CallbackReceiver
