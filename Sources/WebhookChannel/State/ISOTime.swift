@@ -20,14 +20,59 @@ public enum ISOTime {
             + "\(pad(parts.tm_hour, 2)):\(pad(parts.tm_min, 2)):\(pad(parts.tm_sec, 2)).\(pad(Int32(millis), 3))Z"
     }
 
-    /// Accepts what people and tools write: with or without fractions, `Z` or an offset.
+    /// Accepts what people and tools write: `YYYY-MM-DDTHH:MM:SS`, optional fraction, then `Z`
+    /// or `±HH:MM`. Hand-written with `timegm`: Foundation's date formatters load ICU, which
+    /// costs several megabytes of resident memory for a few timestamps.
     public static func parse(_ text: String) -> Double? {
-        let withFraction = ISO8601DateFormatter()
-        withFraction.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
-        if let date = withFraction.date(from: text) { return date.timeIntervalSince1970 }
-        let plain = ISO8601DateFormatter()
-        plain.formatOptions = [.withInternetDateTime]
-        return plain.date(from: text)?.timeIntervalSince1970
+        let b = Array(text.utf8)
+        func number(_ from: Int, _ count: Int) -> Int? {
+            guard from + count <= b.count else { return nil }
+            var value = 0
+            for byte in b[from..<(from + count)] {
+                guard (0x30...0x39).contains(byte) else { return nil }
+                value = value * 10 + Int(byte - 0x30)
+            }
+            return value
+        }
+        guard b.count >= 20, b[4] == 0x2D, b[7] == 0x2D, b[10] == 0x54 || b[10] == 0x74 || b[10] == 0x20,
+              b[13] == 0x3A, b[16] == 0x3A,
+              let year = number(0, 4), let month = number(5, 2), let day = number(8, 2),
+              let hour = number(11, 2), let minute = number(14, 2), let second = number(17, 2),
+              (1...12).contains(month), (1...31).contains(day), hour < 24, minute < 60, second < 61
+        else { return nil }
+        var index = 19
+        var fraction = 0.0
+        if b[index] == 0x2E {
+            index += 1
+            var scale = 0.1
+            let start = index
+            while index < b.count, (0x30...0x39).contains(b[index]) {
+                fraction += Double(b[index] - 0x30) * scale
+                scale /= 10
+                index += 1
+            }
+            guard index > start else { return nil }
+        }
+        guard index < b.count else { return nil }
+        var offset = 0
+        switch b[index] {
+        case 0x5A, 0x7A:
+            guard index + 1 == b.count else { return nil }
+        case 0x2B, 0x2D:
+            guard index + 6 == b.count, b[index + 3] == 0x3A, let hours = number(index + 1, 2), let minutes = number(index + 4, 2)
+            else { return nil }
+            offset = (hours * 60 + minutes) * 60 * (b[index] == 0x2B ? 1 : -1)
+        default:
+            return nil
+        }
+        var parts = tm()
+        parts.tm_year = Int32(year - 1900)
+        parts.tm_mon = Int32(month - 1)
+        parts.tm_mday = Int32(day)
+        parts.tm_hour = Int32(hour)
+        parts.tm_min = Int32(minute)
+        parts.tm_sec = Int32(second)
+        return Double(timegm(&parts) - offset) + fraction
     }
 
     /// For file names: `20261123T090000Z`.
