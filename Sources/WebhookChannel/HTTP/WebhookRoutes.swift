@@ -231,11 +231,13 @@ final class WebhookRoutes: @unchecked Sendable {
             return .error(status: 400, code: "missing_event_id", message: "\"event_id\" must be a string.")
         }
         return state.assumeIsolated { state in
-            guard state.event(id: eventID) != nil else {
+            switch state.replayEvent(id: eventID) {
+            case .unknownEvent:
                 return .error(status: 404, code: "unknown_event", message: "No logged event has that id.")
-            }
-            guard state.replayEvent(id: eventID) else {
+            case .notReady:
                 return .error(status: 503, code: "not_ready", message: "Claude Code has not connected yet; retry later.")
+            case .replayed:
+                break
             }
             return .json(["replayed": true, "event_id": .string(eventID)])
         }

@@ -213,26 +213,17 @@ public actor ChannelState {
         }
         if replayKeys.contains(where: { replay.contains($0, now: now) }) { return .duplicate }
 
-        let eventID = CredentialGenerator.eventID()
-        let (content, truncated) = body.withUnsafeBytes { ChannelEvent.content(fromBody: $0, contentType: contentType) }
-        var meta: [(key: String, value: String)] = [
-            ("source_id", source.id), ("source_name", source.name), ("event_id", eventID),
-        ]
-        if let type = Self.eventType(headers: headers, body: parsed) { meta.append(("event_type", type)) }
-        if let deliveryID { meta.append(("delivery_id", deliveryID)) }
-        meta.append(("received_at", ISOTime.format(now)))
-        meta.append(("content_type", contentType.isEmpty ? "application/octet-stream" : contentType))
-        if truncated { meta.append(("truncated", "true")) }
-        guard notifier.deliver(ChannelEvent(content: content, meta: meta)) else { return .notReady }
+        let record = EventRecord(
+            id: CredentialGenerator.eventID(), sourceID: source.id, sourceName: source.name, deliveryID: deliveryID,
+            type: Self.eventType(headers: headers, body: parsed), receivedAt: now, contentType: contentType,
+            headers: EventLog.keptHeaders(from: headers), body: body, replayKeys: replayKeys)
+        guard notifier.deliver(Self.channelEvent(for: record, replay: false)) else { return .notReady }
 
         for key in replayKeys { _ = replay.insert(key, now: now) }
-        eventLog.append(EventRecord(
-            id: eventID, sourceID: source.id, sourceName: source.name, deliveryID: deliveryID,
-            type: Self.eventType(headers: headers, body: parsed), receivedAt: now, contentType: contentType,
-            headers: EventLog.keptHeaders(from: headers), body: body, replayKeys: replayKeys))
+        eventLog.append(record)
         stats[source.id, default: SourceStats()].eventCount += 1
         stats[source.id, default: SourceStats()].lastEventAt = now
-        return .accepted(eventID: eventID)
+        return .accepted(eventID: record.id)
     }
 
     // MARK: Event log
@@ -246,9 +237,16 @@ public actor ChannelState {
         EventLog.readAll(directory: store.directory).last { $0.id == id }
     }
 
-    /// Delivers a logged event again, marked `replay: "true"`. Returns false when unknown.
-    public func replayEvent(id: String) -> Bool {
-        guard let record = event(id: id) else { return false }
+    public enum ReplayOutcome: Equatable, Sendable { case replayed, unknownEvent, notReady }
+
+    /// Delivers a logged event again, marked `replay: "true"`.
+    public func replayEvent(id: String) -> ReplayOutcome {
+        guard let record = event(id: id) else { return .unknownEvent }
+        return notifier.deliver(Self.channelEvent(for: record, replay: true)) ? .replayed : .notReady
+    }
+
+    /// The notification for an event, the same for a first delivery and a replay.
+    static func channelEvent(for record: EventRecord, replay: Bool) -> ChannelEvent {
         let (content, truncated) = record.body.withUnsafeBytes { ChannelEvent.content(fromBody: $0, contentType: record.contentType) }
         var meta: [(key: String, value: String)] = [
             ("source_id", record.sourceID), ("source_name", record.sourceName), ("event_id", record.id),
@@ -258,8 +256,8 @@ public actor ChannelState {
         meta.append(("received_at", ISOTime.format(record.receivedAt)))
         meta.append(("content_type", record.contentType.isEmpty ? "application/octet-stream" : record.contentType))
         if truncated { meta.append(("truncated", "true")) }
-        meta.append(("replay", "true"))
-        return notifier.deliver(ChannelEvent(content: content, meta: meta))
+        if replay { meta.append(("replay", "true")) }
+        return ChannelEvent(content: content, meta: meta)
     }
 
     static func looksLikeJSON(_ contentType: String) -> Bool {
