@@ -91,20 +91,7 @@ final class HTTPConnection: @unchecked Sendable {
         guard fd >= 0 else { throw HarnessError("socket() failed: \(String(cString: strerror(errno)))") }
         let connection = HTTPConnection(fd: fd)
         connection.setTimeout(timeout)
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_port = in_port_t(UInt16(port).bigEndian)
-        guard inet_pton(AF_INET, host, &address.sin_addr) == 1 else {
-            throw HarnessError("not an IPv4 address: \(host)")
-        }
-        let result = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                Glibc.connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
-            }
-        }
-        guard result == 0 else {
-            throw HarnessError("connect to \(host):\(port) failed: \(String(cString: strerror(errno)))")
-        }
+        try connectIPv4(fd, host: host, port: port)
         return connection
     }
 
@@ -331,5 +318,23 @@ struct RawHTTPClient: Sendable {
             fields.insert(("Content-Type", "application/json"), at: 0)
         }
         return try await request("POST", target, headers: fields, body: body)
+    }
+}
+
+/// Connects a blocking socket to an IPv4 literal; shared by every raw test client.
+func connectIPv4(_ fd: Int32, host: String, port: Int) throws {
+    var address = sockaddr_in()
+    address.sin_family = sa_family_t(AF_INET)
+    address.sin_port = in_port_t(UInt16(port).bigEndian)
+    guard inet_pton(AF_INET, host, &address.sin_addr) == 1 else {
+        throw HarnessError("not an IPv4 address: \(host)")
+    }
+    let result = withUnsafePointer(to: &address) {
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+            Glibc.connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
+        }
+    }
+    guard result == 0 else {
+        throw HarnessError("connect to \(host):\(port) failed: \(String(cString: strerror(errno)))")
     }
 }
