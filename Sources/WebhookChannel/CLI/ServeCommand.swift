@@ -30,7 +30,9 @@ enum ServeCommand {
         loop.start()
 
         let clock = SystemClock()
-        let notifier = ChannelNotifier(output: output)
+        // Webhooks are delivered on the loop thread; the writer is woken once per loop pass.
+        let notifier = ChannelNotifier(output: output, wakesWriterLater: true)
+        loop.addEndOfPassAction { output.wakeWriterIfQueued() }
         let state = ChannelState(loop: loop, store: SourcesStore(directory: directory, log: log), clock: clock,
                                  notifier: notifier, log: log)
         let policy = CallbackURLPolicy(allowPrivate: config.allowPrivateCallbacks)

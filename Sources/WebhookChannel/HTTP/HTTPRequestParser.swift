@@ -239,7 +239,8 @@ private struct Scanner {
     /// the head are CRLF; accepting bare LF is what request smuggling builds on) or a
     /// control character other than HTAB (RFC 9110 section 5.5: field values may not
     /// contain CTLs; the request line cannot contain them either).
-    private func lineEnd(from start: Int, maxLength: Int, tooLong: HTTPParseError) throws(Stop) -> Int {
+    /// `tooLong` is only built when needed: its message is formatted, and this runs per line.
+    private func lineEnd(from start: Int, maxLength: Int, tooLong: @autoclosure () -> HTTPParseError) throws(Stop) -> Int {
         var index = start
         while index < end {
             let byte = bytes[index]
@@ -248,7 +249,7 @@ private struct Scanner {
                 guard bytes[index + 1] == lf else { throw .failure(.bareCarriageReturn) }
                 return index
             }
-            if index - start >= maxLength { throw .failure(tooLong) }
+            if index - start >= maxLength { throw .failure(tooLong()) }
             if byte == lf { throw .failure(.bareLineFeed) }
             if (byte < 0x20 && byte != htab) || byte == 0x7F { throw .failure(.controlCharacter) }
             index += 1

@@ -79,20 +79,26 @@ final class WebhookRoutes: @unchecked Sendable {
     }
 
     /// DNS rebinding defence: a browser tricked into calling us sends the attacker's host name.
+    /// Accepts `localhost`, `127.0.0.1` or `[::1]` (ASCII case-insensitive), optionally with
+    /// `:` and a port of ASCII digits. Runs per request, so it works on the bytes.
     static func isLoopbackHost(_ host: String?) -> Bool {
-        guard let host = host?.lowercased() else { return false }
-        let name: Substring
-        if host.hasPrefix("[") {
-            guard let close = host.firstIndex(of: "]") else { return false }
-            name = host[...close]
-            let rest = host[host.index(after: close)...]
-            guard rest.isEmpty || (rest.hasPrefix(":") && rest.dropFirst().allSatisfy(\.isNumber)) else { return false }
+        guard let host else { return false }
+        let bytes = host.utf8
+        let nameEnd: String.UTF8View.Index
+        if bytes.first == UInt8(ascii: "[") {
+            guard let close = bytes.firstIndex(of: UInt8(ascii: "]")) else { return false }
+            nameEnd = bytes.index(after: close)
         } else {
-            let parts = host.split(separator: ":", maxSplits: 1, omittingEmptySubsequences: false)
-            name = parts[0]
-            guard parts.count == 1 || parts[1].allSatisfy(\.isNumber) && !parts[1].isEmpty else { return false }
+            nameEnd = bytes.firstIndex(of: UInt8(ascii: ":")) ?? bytes.endIndex
         }
-        return name == "localhost" || name == "127.0.0.1" || name == "[::1]"
+        let port = bytes[nameEnd...]
+        if let colon = port.first {
+            guard colon == UInt8(ascii: ":"), port.dropFirst().allSatisfy({ (0x30...0x39).contains($0) }) else { return false }
+        }
+        let name = bytes[..<nameEnd]
+        return ["localhost", "127.0.0.1", "[::1]"].contains { allowed in
+            allowed.utf8.elementsEqual(name) { $0 == HTTPHeaders.asciiLowercased($1) }
+        }
     }
 
     /// CSRF defence: browsers always send `Origin` on cross-site POSTs; senders never need it.

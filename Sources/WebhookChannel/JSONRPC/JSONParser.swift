@@ -30,6 +30,34 @@ public enum JSONParser {
         return value
     }
 
+    /// Checks that `buffer` is exactly one JSON value, accepting what `parse` accepts, and
+    /// returns those top-level members named in `names` whose values are strings (the last
+    /// one wins, as in `parse`). Builds no tree: a webhook body is checked on every request
+    /// and only a few of its top-level fields are read.
+    public static func validate(_ buffer: UnsafeBufferPointer<UInt8>, collectingStrings names: [String])
+        throws(JSONParseError) -> [String: String]
+    {
+        var reader = Reader(bytes: buffer)
+        var found: [String: String] = [:]
+        reader.skipWhitespace()
+        if !reader.atEnd, reader.current == UInt8(ascii: "{") {
+            try reader.readObject(depth: 1) { reader, name throws(JSONParseError) in
+                guard names.contains(name) else { return try reader.skipValue(depth: 1) }
+                if !reader.atEnd, reader.current == UInt8(ascii: "\"") {
+                    found[name] = try reader.parseString()
+                } else {
+                    found[name] = nil
+                    try reader.skipValue(depth: 1)
+                }
+            }
+        } else {
+            try reader.skipValue(depth: 0)
+        }
+        reader.skipWhitespace()
+        guard reader.index == buffer.count else { throw reader.error("unexpected data after the JSON value") }
+        return found
+    }
+
     private struct Reader {
         let bytes: UnsafeBufferPointer<UInt8>
         var index = 0
@@ -73,29 +101,9 @@ public enum JSONParser {
         }
 
         mutating func parseObject(depth: Int) throws(JSONParseError) -> JSONValue {
-            guard depth <= JSONParser.maxDepth else { throw error("nesting too deep") }
-            index += 1
             var members: [(key: String, value: JSONValue)] = []
-            skipWhitespace()
-            if !atEnd, current == UInt8(ascii: "}") {
-                index += 1
-                return .object(JSONObject())
-            }
-            while true {
-                skipWhitespace()
-                guard !atEnd, current == UInt8(ascii: "\"") else { throw error("expected a member name") }
-                let key = try parseString()
-                skipWhitespace()
-                guard !atEnd, current == UInt8(ascii: ":") else { throw error("expected ':'") }
-                index += 1
-                skipWhitespace()
-                let value = try parseValue(depth: depth)
-                members.append((key, value))
-                skipWhitespace()
-                guard !atEnd else { throw error("unexpected end of input") }
-                if current == UInt8(ascii: ",") { index += 1; continue }
-                if current == UInt8(ascii: "}") { index += 1; break }
-                throw error("expected ',' or '}'")
+            try readObject(depth: depth) { reader, name throws(JSONParseError) in
+                members.append((name, try reader.parseValue(depth: depth)))
             }
             // Duplicate names: the last one wins, as in JavaScript, which senders are written in.
             var object = JSONObject()
@@ -104,24 +112,116 @@ public enum JSONParser {
         }
 
         mutating func parseArray(depth: Int) throws(JSONParseError) -> JSONValue {
+            var elements: [JSONValue] = []
+            try readArray(depth: depth) { reader throws(JSONParseError) in
+                elements.append(try reader.parseValue(depth: depth))
+            }
+            return .array(elements)
+        }
+
+        /// Reads `{ "name": value, … }`. `readValue` gets each name with the reader at its
+        /// value, and must read that value.
+        mutating func readObject(
+            depth: Int, readValue: (inout Reader, String) throws(JSONParseError) -> Void
+        ) throws(JSONParseError) {
             guard depth <= JSONParser.maxDepth else { throw error("nesting too deep") }
             index += 1
-            var elements: [JSONValue] = []
             skipWhitespace()
-            if !atEnd, current == UInt8(ascii: "]") {
+            if !atEnd, current == UInt8(ascii: "}") {
                 index += 1
-                return .array([])
+                return
             }
             while true {
                 skipWhitespace()
-                elements.append(try parseValue(depth: depth))
+                guard !atEnd, current == UInt8(ascii: "\"") else { throw error("expected a member name") }
+                let name = try parseString()
+                skipWhitespace()
+                guard !atEnd, current == UInt8(ascii: ":") else { throw error("expected ':'") }
+                index += 1
+                skipWhitespace()
+                try readValue(&self, name)
                 skipWhitespace()
                 guard !atEnd else { throw error("unexpected end of input") }
                 if current == UInt8(ascii: ",") { index += 1; continue }
-                if current == UInt8(ascii: "]") { index += 1; break }
+                if current == UInt8(ascii: "}") { index += 1; return }
+                throw error("expected ',' or '}'")
+            }
+        }
+
+        /// Reads `[ value, … ]`; `readElement` is called with the reader at each element.
+        mutating func readArray(depth: Int, readElement: (inout Reader) throws(JSONParseError) -> Void) throws(JSONParseError) {
+            guard depth <= JSONParser.maxDepth else { throw error("nesting too deep") }
+            index += 1
+            skipWhitespace()
+            if !atEnd, current == UInt8(ascii: "]") {
+                index += 1
+                return
+            }
+            while true {
+                skipWhitespace()
+                try readElement(&self)
+                skipWhitespace()
+                guard !atEnd else { throw error("unexpected end of input") }
+                if current == UInt8(ascii: ",") { index += 1; continue }
+                if current == UInt8(ascii: "]") { index += 1; return }
                 throw error("expected ',' or ']'")
             }
-            return .array(elements)
+        }
+
+        /// Checks one value as `parseValue` would, keeping nothing.
+        mutating func skipValue(depth: Int) throws(JSONParseError) {
+            guard !atEnd else { throw error("unexpected end of input") }
+            switch current {
+            case UInt8(ascii: "{"):
+                try readObject(depth: depth + 1) { reader, _ throws(JSONParseError) in try reader.skipValue(depth: depth + 1) }
+            case UInt8(ascii: "["):
+                try readArray(depth: depth + 1) { reader throws(JSONParseError) in try reader.skipValue(depth: depth + 1) }
+            case UInt8(ascii: "\""): try skipString()
+            case UInt8(ascii: "t"): try expectLiteral("true")
+            case UInt8(ascii: "f"): try expectLiteral("false")
+            case UInt8(ascii: "n"): try expectLiteral("null")
+            case UInt8(ascii: "-"), UInt8(ascii: "0")...UInt8(ascii: "9"): _ = try parseNumber()
+            default: throw error("unexpected character")
+            }
+        }
+
+        /// Checks a string as `parseString` would (escapes, control characters, UTF-8) without
+        /// building it. Runs with nothing special are skipped eight bytes at a time.
+        mutating func skipString() throws(JSONParseError) {
+            index += 1  // opening quote
+            let start = index
+            var runStart = index
+            let raw = UnsafeRawPointer(bytes.baseAddress!)
+            while true {
+                while index + 8 <= bytes.count, !JSONWriter.needsEscape(raw.loadUnaligned(fromByteOffset: index, as: UInt64.self)) {
+                    index += 8
+                }
+                guard index < bytes.count else { throw error("unterminated string") }
+                let byte = bytes[index]
+                if byte != UInt8(ascii: "\"") && byte != UInt8(ascii: "\\") {
+                    if byte < 0x20 { throw error("control character in string") }
+                    index += 1
+                    continue
+                }
+                guard UTF8Validation.isValid(UnsafeBufferPointer(rebasing: bytes[runStart..<index])) else {
+                    throw JSONParseError(reason: "invalid UTF-8 in string", offset: start)
+                }
+                index += 1
+                if byte == UInt8(ascii: "\"") { return }
+                guard !atEnd else { throw error("unterminated string") }
+                let escape = current
+                index += 1
+                switch escape {
+                case UInt8(ascii: "\""), UInt8(ascii: "\\"), UInt8(ascii: "/"), UInt8(ascii: "b"), UInt8(ascii: "f"),
+                     UInt8(ascii: "n"), UInt8(ascii: "r"), UInt8(ascii: "t"):
+                    break
+                case UInt8(ascii: "u"):
+                    _ = try parseUnicodeEscape()
+                default:
+                    throw error("invalid escape")
+                }
+                runStart = index
+            }
         }
 
         mutating func parseNumber() throws(JSONParseError) -> JSONValue {

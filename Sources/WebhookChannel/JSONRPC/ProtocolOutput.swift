@@ -18,6 +18,8 @@ public final class ProtocolOutput: Sendable {
     private let buffer = Mutex(Buffer())
     private let wakeup = ConditionSignal()
     private let drained = ConditionSignal()
+    /// Set by `enqueue`: messages wait for `wakeWriterIfQueued`.
+    private let wakeOwed = Atomic<Bool>(false)
 
     /// Takes over descriptor 1. Call once, before anything can print.
     public static func takeOverStandardOutput() -> ProtocolOutput {
@@ -46,6 +48,22 @@ public final class ProtocolOutput: Sendable {
             state.bytes.append(0x0A)
         }
         wakeup.signal()
+    }
+
+    /// Queues one message without waking the writer. The caller must call `wakeWriterIfQueued`
+    /// soon; the event loop does at the end of each pass, so a burst of channel events costs
+    /// one wake-up of the writer thread instead of one per event.
+    public func enqueue(_ writeMessage: (inout [UInt8]) -> Void) {
+        buffer.withLock { state in
+            guard !state.closed else { return }
+            writeMessage(&state.bytes)
+            state.bytes.append(0x0A)
+        }
+        wakeOwed.store(true, ordering: .releasing)
+    }
+
+    public func wakeWriterIfQueued() {
+        if wakeOwed.exchange(false, ordering: .acquiringAndReleasing) { wakeup.signal() }
     }
 
     /// Waits (bounded) until everything queued has been written; used at exit.

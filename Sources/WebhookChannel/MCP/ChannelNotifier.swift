@@ -12,9 +12,13 @@ public final class ChannelNotifier: Sendable {
 
     private let output: ProtocolOutput
     private let state = Mutex(State())
+    /// When true, `deliver` only queues the line and whoever set this wakes the writer later
+    /// (`ProtocolOutput.wakeWriterIfQueued`, once per event-loop pass).
+    private let wakesLater: Bool
 
-    public init(output: ProtocolOutput) {
+    public init(output: ProtocolOutput, wakesWriterLater: Bool = false) {
         self.output = output
+        self.wakesLater = wakesWriterLater
     }
 
     public var isInitialized: Bool { state.withLock { $0.initialized } }
@@ -24,7 +28,11 @@ public final class ChannelNotifier: Sendable {
     public func deliver(_ event: ChannelEvent) -> Bool {
         state.withLock { state in
             if state.initialized {
-                output.send { event.writeNotification(into: &$0) }
+                if wakesLater {
+                    output.enqueue { event.writeNotification(into: &$0) }
+                } else {
+                    output.send { event.writeNotification(into: &$0) }
+                }
                 return true
             }
             guard state.queue.count < ChannelNotifier.maxQueued else { return false }

@@ -25,6 +25,12 @@ public final class EventLoop: SerialExecutor, @unchecked Sendable {
     /// Only touched on the loop thread.
     private var handlers: [Int32: any EventLoopHandler] = [:]
     private var lastTick: UInt64 = 0
+    /// Counts rounds: each return of `epoll_wait`, and each batch of queued jobs taken, starts
+    /// one, so anything handled in a round was received before the round began. Read on the
+    /// loop thread only.
+    public private(set) var round: UInt64 = 0
+    /// Only touched on the loop thread.
+    private var endOfPassActions: [() -> Void] = []
     private let finished = ConditionSignal()
     private let isFinished = Atomic<Bool>(false)
 
@@ -88,6 +94,14 @@ public final class EventLoop: SerialExecutor, @unchecked Sendable {
         wake()
     }
 
+    /// Runs `action` on the loop thread after every pass of the loop (the readiness events of
+    /// one `epoll_wait`, then the queued jobs), and once more when the loop stops. Work that
+    /// the many requests of one pass produce (waking the stdout writer, appending to the event
+    /// log) is then done once per pass instead of once per request.
+    public func addEndOfPassAction(_ action: @escaping @Sendable () -> Void) {
+        execute { [self] in endOfPassActions.append(action) }
+    }
+
     // MARK: Registration (loop thread only)
 
     public func register(fd: Int32, handler: any EventLoopHandler, readable: Bool = true, writable: Bool = false) throws(SocketError) {
@@ -135,6 +149,7 @@ public final class EventLoop: SerialExecutor, @unchecked Sendable {
             let count = events.withUnsafeMutableBufferPointer {
                 epoll_wait(epollFD, $0.baseAddress, Int32($0.count), EventLoop.tickIntervalMilliseconds)
             }
+            round &+= 1
             if count > 0 {
                 for index in 0..<Int(count) {
                     let event = events[index]
@@ -156,6 +171,7 @@ public final class EventLoop: SerialExecutor, @unchecked Sendable {
                 }
             }
             runPending()
+            for action in endOfPassActions { action() }
             let now = MonotonicClock.nowNanoseconds()
             if now - lastTick >= UInt64(EventLoop.tickIntervalMilliseconds) * 1_000_000 {
                 lastTick = now
@@ -167,6 +183,7 @@ public final class EventLoop: SerialExecutor, @unchecked Sendable {
             close(fd)
         }
         runPending()
+        for action in endOfPassActions { action() }
         isFinished.store(true, ordering: .releasing)
         finished.signal()
     }
@@ -182,6 +199,7 @@ public final class EventLoop: SerialExecutor, @unchecked Sendable {
                 return taken
             }
             if jobs.isEmpty && closures.isEmpty { return }
+            round &+= 1
             for closure in closures { closure() }
             for job in jobs { job.runSynchronously(on: asUnownedSerialExecutor()) }
         }

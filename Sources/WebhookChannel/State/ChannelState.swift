@@ -50,6 +50,8 @@ public actor ChannelState {
 
     private(set) var file = SourcesFile()
     private var fileIdentity: FileIdentity?
+    /// The loop round of the last `refreshIfChanged` stat (0: none yet; rounds start at 1).
+    private var refreshedInRound: UInt64 = 0
     private var replay = ReplayMemory()
     private(set) var stats: [String: SourceStats] = [:]
     private var failedCompletions: [Double] = []
@@ -60,7 +62,10 @@ public actor ChannelState {
         self.clock = clock
         self.notifier = notifier
         self.log = log
-        self.eventLog = EventLog(directory: store.directory, log: log)
+        let eventLog = EventLog(directory: store.directory, log: log)
+        self.eventLog = eventLog
+        // Lines accepted during a loop pass are written together when the pass ends.
+        loop.addEndOfPassAction { eventLog.flush() }
     }
 
     /// Rebuilds the replay memory and per-source counters from the event log, so a delivery
@@ -78,8 +83,13 @@ public actor ChannelState {
 
     // MARK: Sources file
 
-    /// Picks up changes another process (the CLI, the seed's skill) made, with one stat().
+    /// Picks up changes another process (the CLI, the seed's skill) made, with one stat() per
+    /// event-loop round rather than per request. What a round handles was received before the
+    /// round began (`EventLoop.round`), or at most the round's own microseconds after, and the
+    /// stat comes after it began: a change the CLI finished before a request was sent is seen.
     public func refreshIfChanged() {
+        guard loop.round != refreshedInRound else { return }
+        refreshedInRound = loop.round
         let identity = store.identity()
         guard identity != fileIdentity else { return }
         let (loaded, loadedIdentity) = store.load()
@@ -194,16 +204,19 @@ public actor ChannelState {
         guard case .valid(let details) = verdict else { return .unauthorized }
 
         let contentType = headers["Content-Type"] ?? ""
-        var parsed: JSONValue? = nil
+        // Only a few top-level strings of a body are ever read, so it is validated, not parsed.
+        var fields: [String: String]? = nil
         if pathSourceID == nil || Self.looksLikeJSON(contentType) {
-            parsed = try? JSONParser.parse(body)
-            if parsed == nil && pathSourceID == nil { return .invalidJSON }
+            fields = try? body.withUnsafeBufferPointer { bytes throws(JSONParseError) in
+                try JSONParser.validate(bytes, collectingStrings: Self.bodyFieldNames)
+            }
+            if fields == nil && pathSourceID == nil { return .invalidJSON }
         }
-        if scheme == .slack, parsed?["type"] == "url_verification", let challenge = parsed?["challenge"]?.stringValue {
+        if scheme == .slack, fields?["type"] == "url_verification", let challenge = fields?["challenge"] {
             return .challenge(challenge)
         }
 
-        let deliveryID = Self.deliveryID(headers: headers, body: parsed, scheme: scheme)
+        let deliveryID = Self.deliveryID(headers: headers, bodyFields: fields, scheme: scheme)
         var replayKeys: [String] = []
         if let deliveryID { replayKeys.append("d:\(source.id):\(deliveryID)") }
         if let seedSignature = details.seedSignature {
@@ -215,7 +228,7 @@ public actor ChannelState {
 
         let record = EventRecord(
             id: CredentialGenerator.eventID(), sourceID: source.id, sourceName: source.name, deliveryID: deliveryID,
-            type: Self.eventType(headers: headers, body: parsed), receivedAt: now, contentType: contentType,
+            type: Self.eventType(headers: headers, bodyFields: fields), receivedAt: now, contentType: contentType,
             headers: EventLog.keptHeaders(from: headers), body: body, replayKeys: replayKeys)
         guard notifier.deliver(Self.channelEvent(for: record, replay: false)) else { return .notReady }
 
@@ -229,12 +242,14 @@ public actor ChannelState {
     // MARK: Event log
 
     public func recentEvents(sourceID: String?, limit: Int) -> [EventRecord] {
+        eventLog.flush()
         let all = EventLog.readAll(directory: store.directory)
         return Array(all.reversed().filter { sourceID == nil || $0.sourceID == sourceID }.prefix(limit))
     }
 
     public func event(id: String) -> EventRecord? {
-        EventLog.readAll(directory: store.directory).last { $0.id == id }
+        eventLog.flush()
+        return EventLog.readAll(directory: store.directory).last { $0.id == id }
     }
 
     public enum ReplayOutcome: Equatable, Sendable { case replayed, unknownEvent, notReady }
@@ -265,20 +280,24 @@ public actor ChannelState {
         return mediaType == "application/json" || mediaType.hasSuffix("+json")
     }
 
+    /// The top-level body members the channel reads: the event type (`type`, `event`),
+    /// Stripe's `id` and Slack's `challenge`.
+    static let bodyFieldNames = ["type", "event", "id", "challenge"]
+
     /// SPEC section 4: the first present of these headers, or Stripe's body `id`.
-    static func deliveryID(headers: HTTPHeaders, body: JSONValue?, scheme: SignatureScheme) -> String? {
+    static func deliveryID(headers: HTTPHeaders, bodyFields: [String: String]?, scheme: SignatureScheme) -> String? {
         for name in ["X-Webhook-Id", "X-Delivery-Id", "X-GitHub-Delivery", "webhook-id"] {
-            if let value = headers[name], !value.isEmpty { return String(value.prefix(200)) }
+            if let value = headers[name], !value.isEmpty { return value.truncated(toCharacters: 200) }
         }
-        if scheme == .stripe, let id = body?["id"]?.stringValue { return String(id.prefix(200)) }
+        if scheme == .stripe, let id = bodyFields?["id"] { return id.truncated(toCharacters: 200) }
         return nil
     }
 
-    static func eventType(headers: HTTPHeaders, body: JSONValue?) -> String? {
+    static func eventType(headers: HTTPHeaders, bodyFields: [String: String]?) -> String? {
         for name in ["X-GitHub-Event", "X-Event-Type"] {
-            if let value = headers[name], !value.isEmpty { return String(value.prefix(200)) }
+            if let value = headers[name], !value.isEmpty { return value.truncated(toCharacters: 200) }
         }
-        if let type = body?["type"]?.stringValue ?? body?["event"]?.stringValue { return String(type.prefix(200)) }
+        if let type = bodyFields?["type"] ?? bodyFields?["event"] { return type.truncated(toCharacters: 200) }
         return nil
     }
 }

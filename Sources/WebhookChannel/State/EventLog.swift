@@ -25,7 +25,7 @@ public final class EventLog: @unchecked Sendable {
     public static let fileName = "events.log"
     /// Headers worth keeping: who sent it and what it is. Signature headers, Authorization and
     /// cookies are never written.
-    static let keptHeaders: Set<String> = [
+    static let keptHeaderNames: [String] = [
         "content-type", "user-agent", "x-github-event", "x-github-delivery", "x-github-hook-id", "x-event-type",
         "x-webhook-id", "x-delivery-id", "webhook-id", "webhook-timestamp", "x-timestamp", "x-slack-request-timestamp",
         "x-source-id",
@@ -36,6 +36,8 @@ public final class EventLog: @unchecked Sendable {
     private let log: Logger
     private var fd: Int32 = -1
     private var currentSize = 0
+    /// Lines appended since the last `flush`.
+    private var pending: [UInt8] = []
 
     public init(directory: StateDirectory, maxFileBytes: Int = 8 << 20, log: Logger) {
         self.directory = directory
@@ -47,19 +49,27 @@ public final class EventLog: @unchecked Sendable {
 
     static func keptHeaders(from headers: HTTPHeaders) -> [String: String] {
         var kept: [String: String] = [:]
-        for (name, value) in headers where keptHeaders.contains(name.lowercased()) { kept[name] = String(value.prefix(500)) }
+        for (name, value) in headers where keptHeaderNames.contains(where: { HTTPHeaders.namesEqual($0, name) }) {
+            kept[name] = value.truncated(toCharacters: 500)
+        }
         return kept
     }
 
-    /// Appends one line. A failure is logged, never fatal: the event was already delivered.
+    /// Queues one line; `flush` writes what is queued. The server flushes at the end of every
+    /// event-loop pass, so a burst of webhooks costs one `write` instead of one each.
     public func append(_ record: EventRecord) {
-        var line = JSONWriter.compact(Self.encode(record))
-        line.append(0x0A)
-        if fd < 0 || currentSize + line.count > maxFileBytes { rotateIfNeeded(adding: line.count) }
+        Self.appendLine(record, into: &pending)
+    }
+
+    /// Writes the queued lines. A failure is logged, never fatal: the events were delivered.
+    public func flush() {
+        guard !pending.isEmpty else { return }
+        defer { pending.removeAll(keepingCapacity: pending.capacity <= 1 << 20) }
+        if fd < 0 || currentSize + pending.count > maxFileBytes { rotateIfNeeded(adding: pending.count) }
         guard fd >= 0 else { return }
-        let written = line.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
-        if written == line.count {
-            currentSize += line.count
+        let written = pending.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
+        if written == pending.count {
+            currentSize += pending.count
         } else {
             log.error("cannot append to \(EventLog.fileName): \(String(cString: strerror(errno)))")
         }
@@ -102,21 +112,46 @@ public final class EventLog: @unchecked Sendable {
         return records
     }
 
-    static func encode(_ record: EventRecord) -> JSONValue {
-        var object: JSONObject = [
-            "id": .string(record.id), "source_id": .string(record.sourceID), "source_name": .string(record.sourceName),
-            "delivery_id": .optionalString(record.deliveryID), "type": .optionalString(record.type),
-            "received_at": .string(ISOTime.format(record.receivedAt)), "content_type": .string(record.contentType),
-            "size": .int(Int64(record.size)),
-            "headers": .object(JSONObject(record.headers.sorted { $0.key < $1.key }.map { ($0.key, JSONValue.string($0.value)) })),
-        ]
-        if let text = String(validating: record.body, as: UTF8.self) {
-            object["body"] = .string(text)
-        } else {
-            object["body_base64"] = .string(Base64.encode(record.body))
+    /// One JSON line (newline included), written straight into `out`: this runs for every
+    /// webhook, so it builds no intermediate JSON tree.
+    static func appendLine(_ record: EventRecord, into out: inout [UInt8]) {
+        func member(_ key: String, _ value: String?) {
+            out.append(contentsOf: key.utf8)
+            if let value { JSONWriter.appendString(value, into: &out) } else { out.append(contentsOf: "null".utf8) }
         }
-        if !record.replayKeys.isEmpty { object["replay_keys"] = .array(record.replayKeys.map { .string($0) }) }
-        return .object(object)
+        member(#"{"id":"#, record.id)
+        member(#","source_id":"#, record.sourceID)
+        member(#","source_name":"#, record.sourceName)
+        member(#","delivery_id":"#, record.deliveryID)
+        member(#","type":"#, record.type)
+        member(#","received_at":"#, ISOTime.format(record.receivedAt))
+        member(#","content_type":"#, record.contentType)
+        out.append(contentsOf: #","size":"#.utf8)
+        out.append(contentsOf: String(record.size).utf8)
+        out.append(contentsOf: #","headers":{"#.utf8)
+        for (index, header) in record.headers.sorted(by: { $0.key < $1.key }).enumerated() {
+            if index > 0 { out.append(UInt8(ascii: ",")) }
+            JSONWriter.appendString(header.key, into: &out)
+            out.append(UInt8(ascii: ":"))
+            JSONWriter.appendString(header.value, into: &out)
+        }
+        out.append(UInt8(ascii: "}"))
+        let isText = record.body.withUnsafeBufferPointer { bytes in
+            guard UTF8Validation.isValid(bytes) else { return false }
+            out.append(contentsOf: #","body":"#.utf8)
+            JSONWriter.appendString(utf8: bytes, into: &out)
+            return true
+        }
+        if !isText { member(#","body_base64":"#, Base64.encode(record.body)) }
+        if !record.replayKeys.isEmpty {
+            out.append(contentsOf: #","replay_keys":["#.utf8)
+            for (index, key) in record.replayKeys.enumerated() {
+                if index > 0 { out.append(UInt8(ascii: ",")) }
+                JSONWriter.appendString(key, into: &out)
+            }
+            out.append(UInt8(ascii: "]"))
+        }
+        out.append(contentsOf: "}\n".utf8)
     }
 
     static func decode(_ value: JSONValue) -> EventRecord? {

@@ -12,12 +12,26 @@ public enum ISOTime {
         if millis < 0 { millis = 0 }
         var parts = tm()
         gmtime_r(&whole, &parts)
-        func pad(_ value: Int32, _ width: Int) -> String {
-            let text = String(value)
-            return String(repeating: "0", count: max(0, width - text.count)) + text
+        // Digits written into one 24-byte buffer: no intermediate strings per field.
+        return String(unsafeUninitializedCapacity: 24) { out in
+            var at = 0
+            func put(_ value: Int, _ width: Int) {
+                var value = value
+                for offset in stride(from: width - 1, through: 0, by: -1) {
+                    out[at + offset] = UInt8(ascii: "0") + UInt8(value % 10)
+                    value /= 10
+                }
+                at += width
+            }
+            func mark(_ ascii: Unicode.Scalar) {
+                out[at] = UInt8(ascii: ascii)
+                at += 1
+            }
+            put(min(max(Int(parts.tm_year) + 1900, 0), 9999), 4); mark("-"); put(Int(parts.tm_mon) + 1, 2); mark("-"); put(Int(parts.tm_mday), 2)
+            mark("T"); put(Int(parts.tm_hour), 2); mark(":"); put(Int(parts.tm_min), 2); mark(":"); put(Int(parts.tm_sec), 2)
+            mark("."); put(millis, 3); mark("Z")
+            return at
         }
-        return "\(pad(parts.tm_year + 1900, 4))-\(pad(parts.tm_mon + 1, 2))-\(pad(parts.tm_mday, 2))T"
-            + "\(pad(parts.tm_hour, 2)):\(pad(parts.tm_min, 2)):\(pad(parts.tm_sec, 2)).\(pad(Int32(millis), 3))Z"
     }
 
     /// Accepts what people and tools write: `YYYY-MM-DDTHH:MM:SS`, optional fraction, then `Z`

@@ -1,0 +1,137 @@
+import Testing
+@testable import WebhookChannel
+
+/// The per-webhook fast paths (validating a body without a tree, escaping and UTF-8 checks
+/// eight bytes at a time) must give exactly the answers of the plain code they replace.
+/// Seeded and deterministic; a failure names its seed.
+struct FastPathEquivalenceTests {
+    /// Bytes that exercise JSON's special cases, so random mixes hit them often.
+    static let alphabet: [[UInt8]] = [
+        "{", "}", "[", "]", ",", ":", "\"", "\\", " ", "\n", "\t", "0", "1", "-", ".", "e", "+",
+        "true", "false", "null", "a", "type", "\"type\":", "\\u00e9", "\\ud83d", "\\ude00", "\\n", "\\x",
+    ].map { Array($0.utf8) } + [[0x01], [0x1F], [0x7F], [0xC3, 0xA9], [0xC3], [0xA9], [0xF0, 0x9F, 0x98, 0x80], [0xFF]]
+
+    static let validSamples = [
+        #"{"type":"push","id":"evt_1","nested":{"type":"inner","list":[1,2.5e-3,true,null,"x"]},"event":"e"}"#,
+        #"{"type":"a","type":"b","id":5,"challenge":"c\u00e9\n\"q\""}"#,
+        #"[{"type":"not top level"}]"#, #""just a string""#, "  -0.5e+10  ", #"{}"#, #"{"type":{"deep":"x"}}"#,
+        #"{"long":"\#(String(repeating: "abcdefgh", count: 40))é\#(String(repeating: "z", count: 13))"}"#,
+    ]
+
+    /// A valid sample with random edits, or a random string over `alphabet`.
+    static func input(seed: UInt64) -> [UInt8] {
+        var random = SplitMix64(seed: seed)
+        if random.below(3) == 0 {
+            var bytes: [UInt8] = []
+            for _ in 0..<random.below(40) { bytes += alphabet[random.below(alphabet.count)] }
+            return bytes
+        }
+        var bytes = Array(validSamples[random.below(validSamples.count)].utf8)
+        for _ in 0..<random.below(4) {
+            let at = random.below(bytes.count + 1)
+            switch random.below(3) {
+            case 0 where at < bytes.count: bytes.remove(at: at)
+            case 1: bytes.insert(contentsOf: alphabet[random.below(alphabet.count)], at: at)
+            default: if at < bytes.count { bytes[at] = UInt8(truncatingIfNeeded: random.next()) }
+            }
+        }
+        return bytes
+    }
+
+    @Test func validateAcceptsExactlyWhatParseAcceptsAndFindsTheSameTopLevelStrings() {
+        let names = ["type", "event", "id", "challenge"]
+        var accepted = 0, withStrings = 0
+        for iteration in 0..<20_000 {
+            let seed = 0xBEEF &+ UInt64(iteration) &* 0x9E37_79B9
+            let bytes = Self.input(seed: seed)
+            let parsed = try? JSONParser.parse(bytes)
+            let validated = try? bytes.withUnsafeBufferPointer { try JSONParser.validate($0, collectingStrings: names) }
+            guard (parsed == nil) == (validated == nil) else {
+                Issue.record("seed \(seed): parse \(parsed == nil ? "refused" : "accepted"), validate did not: \(bytes)")
+                return
+            }
+            guard let parsed, let validated else { continue }
+            accepted += 1
+            if !validated.isEmpty { withStrings += 1 }
+            var expected: [String: String] = [:]
+            for name in names { if let text = parsed[name]?.stringValue { expected[name] = text } }
+            #expect(validated == expected, "seed \(seed)")
+        }
+        // The inputs must exercise both answers, or the comparison above proves little.
+        #expect(accepted > 2_000 && accepted < 18_000, "accepted \(accepted) of 20000")
+        #expect(withStrings > 1_000, "only \(withStrings) accepted inputs had top-level strings")
+    }
+
+    @Test func validateRefusesTrailingDataAndDeepNesting() {
+        for text in [#"{"type":"a"} x"#, #"{"type":"a"}{"#, String(repeating: "[", count: 300) + String(repeating: "]", count: 300)] {
+            let bytes = Array(text.utf8)
+            #expect((try? bytes.withUnsafeBufferPointer { try JSONParser.validate($0, collectingStrings: ["type"]) }) == nil, "\(text.prefix(20))")
+        }
+    }
+
+    /// The escaper as it was before the eight-byte scan: one byte at a time.
+    static func referenceEscape(_ bytes: [UInt8]) -> [UInt8] {
+        var out: [UInt8] = [0x22]
+        for byte in bytes {
+            switch byte {
+            case 0x22: out += [0x5C, 0x22]
+            case 0x5C: out += [0x5C, 0x5C]
+            case 0x0A: out += Array(#"\n"#.utf8)
+            case 0x0D: out += Array(#"\r"#.utf8)
+            case 0x09: out += Array(#"\t"#.utf8)
+            case 0x08: out += Array(#"\b"#.utf8)
+            case 0x0C: out += Array(#"\f"#.utf8)
+            case ..<0x20:
+                let hex = Array("0123456789abcdef".utf8)
+                out += Array(#"\u00"#.utf8) + [hex[Int(byte >> 4)], hex[Int(byte & 0xF)]]
+            default: out.append(byte)
+            }
+        }
+        return out + [0x22]
+    }
+
+    @Test func writerEscapesEverySpecialByteAtEveryPositionOfAWord() {
+        let specials: [UInt8] = Array(0x00...0x1F) + [0x22, 0x5C, 0x20, 0x21, 0x23, 0x5B, 0x5D, 0x7F, 0x80, 0xA2, 0xDC]
+        for length in 0...19 {
+            for position in 0..<max(length, 1) {
+                for special in specials {
+                    var bytes = [UInt8](repeating: UInt8(ascii: "a"), count: length)
+                    if length > 0 { bytes[position] = special }
+                    var out: [UInt8] = []
+                    bytes.withUnsafeBufferPointer { JSONWriter.appendString(utf8: $0, into: &out) }
+                    #expect(out == Self.referenceEscape(bytes), "length \(length), byte \(special) at \(position)")
+                }
+            }
+        }
+    }
+
+    @Test func utf8CheckAgreesWithTheStandardLibrary() {
+        var valid = 0
+        for iteration in 0..<20_000 {
+            let seed = 0xF00D &+ UInt64(iteration) &* 0x9E37_79B9
+            var random = SplitMix64(seed: seed)
+            var bytes = [UInt8](repeating: UInt8(ascii: "x"), count: random.below(40))
+            for _ in 0..<random.below(3) where !bytes.isEmpty {
+                let pieces = Self.alphabet.filter { $0.count > 1 || $0[0] >= 0x80 }
+                let piece = pieces[random.below(pieces.count)]
+                let at = random.below(bytes.count)
+                bytes.replaceSubrange(at..<min(at + piece.count, bytes.count), with: piece)
+            }
+            let expected = String(validating: bytes, as: UTF8.self) != nil
+            if expected { valid += 1 }
+            #expect(bytes.withUnsafeBufferPointer { UTF8Validation.isValid($0) } == expected, "seed \(seed): \(bytes)")
+        }
+        #expect(valid > 2_000 && valid < 18_000, "valid \(valid) of 20000")
+    }
+
+    @Test(arguments: ["localhost", "LocalHost:8788", "127.0.0.1", "127.0.0.1:1", "[::1]", "[::1]:8788", "localhost:"])
+    func loopbackHostNamesAreAccepted(host: String) {
+        #expect(WebhookRoutes.isLoopbackHost(host))
+    }
+
+    @Test(arguments: ["", "evil.example", "localhost.evil", "localhost:80x", "localhost:８０", "[::1]x", "[::1", "127.0.0.1:80:80",
+                      "localhost@evil", "127.0.0.2", "[::2]:1", "ｌocalhost", "localhos"])
+    func otherHostNamesAreRefused(host: String) {
+        #expect(!WebhookRoutes.isLoopbackHost(host))
+    }
+}
