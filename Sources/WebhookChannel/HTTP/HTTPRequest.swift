@@ -92,18 +92,22 @@ public struct HTTPHeaders: Sendable, Equatable, Sequence, ExpressibleByDictionar
 
     public var underestimatedCount: Int { fields.count }
 
-    /// ASCII case-insensitive comparison over the UTF-8 views; field names are tokens, so
-    /// ASCII folding is all that is needed, and it allocates nothing.
+    /// ASCII case-insensitive comparison over the UTF-8 bytes; field names are tokens, so
+    /// ASCII folding is all that is needed, and it allocates nothing. Runs many times per
+    /// request, so it compares contiguous bytes when both strings have them (they always do
+    /// here: parsed and literal strings are native).
     static func namesEqual(_ a: String, _ b: String) -> Bool {
         let x = a.utf8
         let y = b.utf8
         guard x.count == y.count else { return false }
-        var i = x.makeIterator()
-        var j = y.makeIterator()
-        while let p = i.next(), let q = j.next() {
-            if p != q && asciiLowercased(p) != asciiLowercased(q) { return false }
+        let fast = x.withContiguousStorageIfAvailable { p in
+            y.withContiguousStorageIfAvailable { q in
+                for i in 0..<p.count where p[i] != q[i] && asciiLowercased(p[i]) != asciiLowercased(q[i]) { return false }
+                return true
+            }
         }
-        return true
+        if let fast = fast ?? nil { return fast }
+        return x.elementsEqual(y) { $0 == $1 || asciiLowercased($0) == asciiLowercased($1) }
     }
 
     @inline(__always)

@@ -180,7 +180,7 @@ public enum JSONParser {
             case UInt8(ascii: "t"): try expectLiteral("true")
             case UInt8(ascii: "f"): try expectLiteral("false")
             case UInt8(ascii: "n"): try expectLiteral("null")
-            case UInt8(ascii: "-"), UInt8(ascii: "0")...UInt8(ascii: "9"): _ = try parseNumber()
+            case UInt8(ascii: "-"), UInt8(ascii: "0")...UInt8(ascii: "9"): _ = try skipNumber()
             default: throw error("unexpected character")
             }
         }
@@ -226,6 +226,15 @@ public enum JSONParser {
 
         mutating func parseNumber() throws(JSONParseError) -> JSONValue {
             let start = index
+            let isInteger = try skipNumber()
+            let text = String(decoding: UnsafeBufferPointer(rebasing: bytes[start..<index]), as: UTF8.self)
+            if isInteger, let integer = Int64(text) { return .int(integer) }
+            guard let double = Double(text) else { throw error("invalid number") }
+            return .double(double)
+        }
+
+        /// Reads a number's grammar (RFC 8259 section 6) and returns whether it is an integer.
+        mutating func skipNumber() throws(JSONParseError) -> Bool {
             var isInteger = true
             if current == UInt8(ascii: "-") { index += 1 }
             guard !atEnd else { throw error("invalid number") }
@@ -251,10 +260,7 @@ public enum JSONParser {
                 while !atEnd, (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(current) { index += 1 }
                 guard index > digitsStart else { throw error("invalid number") }
             }
-            let text = String(decoding: UnsafeBufferPointer(rebasing: bytes[start..<index]), as: UTF8.self)
-            if isInteger, let integer = Int64(text) { return .int(integer) }
-            guard let double = Double(text) else { throw error("invalid number") }
-            return .double(double)
+            return isInteger
         }
 
         mutating func parseString() throws(JSONParseError) -> String {
