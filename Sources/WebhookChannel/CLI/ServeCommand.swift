@@ -48,6 +48,7 @@ enum ServeCommand {
             if let server { loop.execute { server.stop() } }
             serverFile.remove()
             loop.stop(timeoutMilliseconds: 150)
+            state.finishEventLog()
             output.flush(timeoutMilliseconds: 150)
             exit(0)
         }

@@ -11,7 +11,18 @@ import Synchronization
 public final class ProtocolOutput: Sendable {
     private struct Buffer {
         var bytes: [UInt8] = []
+        /// Messages the writer thread serialises itself, after `bytes` (see `enqueue`).
+        var deferred: [@Sendable (inout [UInt8]) -> Void] = []
         var closed = false
+
+        /// Keeps every message in order: deferred ones come before anything sent after them.
+        mutating func serializeDeferred() {
+            for writeMessage in deferred {
+                writeMessage(&bytes)
+                bytes.append(0x0A)
+            }
+            deferred.removeAll(keepingCapacity: true)
+        }
     }
 
     private let fd: Int32
@@ -44,20 +55,21 @@ public final class ProtocolOutput: Sendable {
     public func send(_ writeMessage: (inout [UInt8]) -> Void) {
         buffer.withLock { state in
             guard !state.closed else { return }
+            state.serializeDeferred()
             writeMessage(&state.bytes)
             state.bytes.append(0x0A)
         }
         wakeup.signal()
     }
 
-    /// Queues one message without waking the writer. The caller must call `wakeWriterIfQueued`
-    /// soon; the event loop does at the end of each pass, so a burst of channel events costs
-    /// one wake-up of the writer thread instead of one per event.
-    public func enqueue(_ writeMessage: (inout [UInt8]) -> Void) {
+    /// Queues one message that the writer thread serialises, and does not wake the writer:
+    /// the caller must call `wakeWriterIfQueued` soon. The event loop does at the end of each
+    /// pass, so a burst of channel events costs one wake-up of the writer instead of one each,
+    /// and their encoding is done off the loop thread.
+    public func enqueue(_ writeMessage: @escaping @Sendable (inout [UInt8]) -> Void) {
         buffer.withLock { state in
             guard !state.closed else { return }
-            writeMessage(&state.bytes)
-            state.bytes.append(0x0A)
+            state.deferred.append(writeMessage)
         }
         wakeOwed.store(true, ordering: .releasing)
     }
@@ -70,7 +82,7 @@ public final class ProtocolOutput: Sendable {
     public func flush(timeoutMilliseconds: Int = 200) {
         let deadline = MonotonicClock.nowNanoseconds() + UInt64(timeoutMilliseconds) * 1_000_000
         while MonotonicClock.nowNanoseconds() < deadline {
-            if buffer.withLock({ $0.bytes.isEmpty }) { return }
+            if buffer.withLock({ $0.bytes.isEmpty && $0.deferred.isEmpty }) { return }
             wakeup.signal()
             drained.wait(timeoutMilliseconds: 10)
         }
@@ -78,11 +90,20 @@ public final class ProtocolOutput: Sendable {
 
     private func writerLoop() {
         var pendingWrite: [UInt8] = []
+        var deferred: [@Sendable (inout [UInt8]) -> Void] = []
+        BackgroundPriority.applyToCurrentThread()
         while true {
             let closed = buffer.withLock { state -> Bool in
                 swap(&pendingWrite, &state.bytes)
+                swap(&deferred, &state.deferred)
                 return state.closed
             }
+            // Serialised here, outside the lock and off the thread that queued them.
+            for writeMessage in deferred {
+                writeMessage(&pendingWrite)
+                pendingWrite.append(0x0A)
+            }
+            deferred.removeAll(keepingCapacity: true)
             if pendingWrite.isEmpty {
                 drained.signal()
                 if closed { return }
@@ -91,7 +112,7 @@ public final class ProtocolOutput: Sendable {
             }
             if !writeAll(pendingWrite) {
                 // The client is gone; keep draining so senders never block, but write nothing.
-                buffer.withLock { $0.closed = true; $0.bytes = [] }
+                buffer.withLock { $0.closed = true; $0.bytes = []; $0.deferred = [] }
             }
             pendingWrite.removeAll(keepingCapacity: pendingWrite.capacity <= 1 << 20)
         }

@@ -230,7 +230,7 @@ public actor ChannelState {
             id: CredentialGenerator.eventID(), sourceID: source.id, sourceName: source.name, deliveryID: deliveryID,
             type: Self.eventType(headers: headers, bodyFields: fields), receivedAt: now, contentType: contentType,
             headers: EventLog.keptHeaders(from: headers), body: body, replayKeys: replayKeys)
-        guard notifier.deliver(Self.channelEvent(for: record, replay: false)) else { return .notReady }
+        guard notifier.deliver(building: { Self.channelEvent(for: record, replay: false) }) else { return .notReady }
 
         for key in replayKeys { _ = replay.insert(key, now: now) }
         eventLog.append(record)
@@ -241,14 +241,19 @@ public actor ChannelState {
 
     // MARK: Event log
 
+    /// At exit: returns once every accepted event is in the log file.
+    public nonisolated func finishEventLog() {
+        eventLog.waitUntilWritten()
+    }
+
     public func recentEvents(sourceID: String?, limit: Int) -> [EventRecord] {
-        eventLog.flush()
+        eventLog.waitUntilWritten()
         let all = EventLog.readAll(directory: store.directory)
         return Array(all.reversed().filter { sourceID == nil || $0.sourceID == sourceID }.prefix(limit))
     }
 
     public func event(id: String) -> EventRecord? {
-        eventLog.flush()
+        eventLog.waitUntilWritten()
         return EventLog.readAll(directory: store.directory).last { $0.id == id }
     }
 
@@ -257,7 +262,7 @@ public actor ChannelState {
     /// Delivers a logged event again, marked `replay: "true"`.
     public func replayEvent(id: String) -> ReplayOutcome {
         guard let record = event(id: id) else { return .unknownEvent }
-        return notifier.deliver(Self.channelEvent(for: record, replay: true)) ? .replayed : .notReady
+        return notifier.deliver(building: { Self.channelEvent(for: record, replay: true) }) ? .replayed : .notReady
     }
 
     /// The notification for an event, the same for a first delivery and a replay.

@@ -1,5 +1,6 @@
 import Foundation
 import Glibc
+import Synchronization
 
 /// One accepted event as the log keeps it: enough to list it, show its whole body, replay it,
 /// and after a restart still recognise its delivery as a duplicate.
@@ -21,6 +22,9 @@ public struct EventRecord: Sendable, Equatable {
 
 /// An append-only JSON-lines log in the state dir (mode 0600), rotated by size: at most
 /// `maxFileBytes` in `events.log` plus one rotated `events.log.1`, so it is bounded.
+///
+/// Records are encoded and written on a serial background queue, in order: the event loop
+/// only hands them over, so a burst of webhooks is answered without waiting for the disk.
 public final class EventLog: @unchecked Sendable {
     public static let fileName = "events.log"
     /// Headers worth keeping: who sent it and what it is. Signature headers, Authorization and
@@ -34,10 +38,13 @@ public final class EventLog: @unchecked Sendable {
     private let directory: StateDirectory
     private let maxFileBytes: Int
     private let log: Logger
+    /// Records appended since the last `flush`.
+    private let pending = Mutex<[EventRecord]>([])
+    /// Encodes and writes; `fd`, `currentSize` and `line` are only touched on it.
+    private let writer = DispatchQueue(label: "event-log")
     private var fd: Int32 = -1
     private var currentSize = 0
-    /// Lines appended since the last `flush`.
-    private var pending: [UInt8] = []
+    private var line: [UInt8] = []
 
     public init(directory: StateDirectory, maxFileBytes: Int = 8 << 20, log: Logger) {
         self.directory = directory
@@ -55,21 +62,40 @@ public final class EventLog: @unchecked Sendable {
         return kept
     }
 
-    /// Queues one line; `flush` writes what is queued. The server flushes at the end of every
-    /// event-loop pass, so a burst of webhooks costs one `write` instead of one each.
+    /// Queues one record; `flush` hands what is queued to the writer. The server flushes at
+    /// the end of every event-loop pass, so a burst of webhooks costs one hand-over and one
+    /// `write` instead of one each.
     public func append(_ record: EventRecord) {
-        Self.appendLine(record, into: &pending)
+        pending.withLock { $0.append(record) }
     }
 
-    /// Writes the queued lines. A failure is logged, never fatal: the events were delivered.
+    /// Hands the queued records to the background writer.
     public func flush() {
-        guard !pending.isEmpty else { return }
-        defer { pending.removeAll(keepingCapacity: pending.capacity <= 1 << 20) }
-        if fd < 0 || currentSize + pending.count > maxFileBytes { rotateIfNeeded(adding: pending.count) }
+        let batch = pending.withLock { queued -> [EventRecord] in
+            defer { queued.removeAll(keepingCapacity: true) }
+            return queued
+        }
+        guard !batch.isEmpty else { return }
+        writer.async { [self] in write(batch) }
+    }
+
+    /// Returns once every record appended so far is in the file (before reading it back, and
+    /// at exit).
+    public func waitUntilWritten() {
+        flush()
+        writer.sync {}
+    }
+
+    /// On the writer queue. A failure is logged, never fatal: the events were delivered.
+    private func write(_ batch: [EventRecord]) {
+        BackgroundPriority.applyToCurrentThread()
+        line.removeAll(keepingCapacity: line.capacity <= 1 << 20)
+        for record in batch { Self.appendLine(record, into: &line) }
+        if fd < 0 || currentSize + line.count > maxFileBytes { rotateIfNeeded(adding: line.count) }
         guard fd >= 0 else { return }
-        let written = pending.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
-        if written == pending.count {
-            currentSize += pending.count
+        let written = line.withUnsafeBytes { Glibc.write(fd, $0.baseAddress, $0.count) }
+        if written == line.count {
+            currentSize += line.count
         } else {
             log.error("cannot append to \(EventLog.fileName): \(String(cString: strerror(errno)))")
         }
