@@ -32,27 +32,7 @@ final class CallbackReceiver: @unchecked Sendable {
     init(_ answers: [Answer]) throws {
         precondition(!answers.isEmpty)
         self.answers = answers
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
-        guard fd >= 0 else { throw HarnessError("socket() failed: \(String(cString: strerror(errno)))") }
-        var yes: Int32 = 1
-        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &yes, socklen_t(MemoryLayout<Int32>.size))
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_port = 0
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-        let bound = withUnsafeMutablePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { pointer in
-                bind(fd, pointer, length) == 0 && listen(fd, 16) == 0 && getsockname(fd, pointer, &length) == 0
-            }
-        }
-        guard bound else {
-            let reason = String(cString: strerror(errno))
-            Glibc.close(fd)
-            throw HarnessError("scripted receiver could not listen: \(reason)")
-        }
-        listener = fd
-        port = Int(UInt16(bigEndian: address.sin_port))
+        (listener, port) = try listenOnLoopback()
         let thread = Thread { [self] in acceptLoop() }
         thread.name = "e2e-scripted-receiver"
         thread.start()
@@ -86,11 +66,7 @@ final class CallbackReceiver: @unchecked Sendable {
         while !isStopped {
             var ready = pollfd(fd: listener, events: Int16(POLLIN), revents: 0)
             guard Glibc.poll(&ready, 1, 100) > 0, !isStopped else { continue }
-            let fd = ChildProcess.spawnLock.withLock {
-                let fd = accept(listener, nil, nil)
-                if fd >= 0 { _ = fcntl(fd, F_SETFD, FD_CLOEXEC) }
-                return fd
-            }
+            let fd = acceptCloseOnExec(listener)
             guard fd >= 0 else { continue }
             let connection = HTTPConnection(fd: fd)
             guard let request = try? connection.readRequestBlocking(timeout: Duration.seconds(5)) else {
@@ -113,3 +89,38 @@ final class CallbackReceiver: @unchecked Sendable {
 
 /// The name the provider tests use for a receiver with scripted answers.
 typealias ScriptedReceiver = CallbackReceiver
+
+/// A listening socket on `127.0.0.1` with a port the kernel picked; close-on-exec, so no
+/// spawned child inherits it. Shared by the test receivers (`CallbackReceiver`, `TLSFront`).
+func listenOnLoopback(backlog: Int32 = 16) throws -> (fd: Int32, port: Int) {
+    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+    guard fd >= 0 else { throw HarnessError("socket() failed: \(String(cString: strerror(errno)))") }
+    var yes: Int32 = 1
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &yes, socklen_t(MemoryLayout<Int32>.size))
+    var address = sockaddr_in()
+    address.sin_family = sa_family_t(AF_INET)
+    address.sin_port = 0
+    address.sin_addr.s_addr = inet_addr("127.0.0.1")
+    var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+    let bound = withUnsafeMutablePointer(to: &address) {
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { pointer in
+            bind(fd, pointer, length) == 0 && listen(fd, backlog) == 0 && getsockname(fd, pointer, &length) == 0
+        }
+    }
+    guard bound else {
+        let reason = String(cString: strerror(errno))
+        Glibc.close(fd)
+        throw HarnessError("test receiver could not listen: \(reason)")
+    }
+    return (fd, Int(UInt16(bigEndian: address.sin_port)))
+}
+
+/// `accept()` with `FD_CLOEXEC` set under `ChildProcess.spawnLock` (`accept4` is not exported
+/// by the Glibc module), so a child spawned meanwhile never inherits the connection.
+func acceptCloseOnExec(_ listener: Int32) -> Int32 {
+    ChildProcess.spawnLock.withLock {
+        let fd = accept(listener, nil, nil)
+        if fd >= 0 { _ = fcntl(fd, F_SETFD, FD_CLOEXEC) }
+        return fd
+    }
+}
