@@ -61,7 +61,7 @@ public final class ReplySender: Sendable {
                 await self.retryLoop(deliveryID: deliveryID, source: source, url: url, body: body, eventID: eventID, firstWait: wait)
             }
             return MCPToolResult(text: "First attempt to \(source.name) (\(source.id)) did not succeed (\(reason)); "
-                + "retrying in \(Int(wait)) s, up to \(delays.count) more attempts. Delivery id \(deliveryID); "
+                + "retrying in \(Self.seconds(wait)) s, up to \(delays.count) more attempts. Delivery id \(deliveryID); "
                 + "webhook_deliveries shows the outcome.")
         }
     }
@@ -139,5 +139,10 @@ public final class ReplySender: Sendable {
         records.withLock { records in
             if let index = records.lastIndex(where: { $0.deliveryID == deliveryID }) { change(&records[index]) }
         }
+    }
+
+    /// Whole seconds as "5", shorter waits (test settings, a fractional Retry-After) as "0.2".
+    static func seconds(_ value: Double) -> String {
+        value >= 1 && value == value.rounded() ? String(Int(value)) : String(format: "%.1f", value)
     }
 }

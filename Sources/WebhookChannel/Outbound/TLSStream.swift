@@ -38,11 +38,17 @@ final class TLSStream: ByteStream {
         }
         let stream = TLSStream(fd: fd, context: context, ssl: ssl)
         SSL_set_fd(ssl, fd)
-        // SNI (SSL_set_tlsext_host_name is a macro) and certificate name check.
-        _ = host.withCString { name in
-            SSL_ctrl(ssl, SSL_CTRL_SET_TLSEXT_HOSTNAME, Int(TLSEXT_NAMETYPE_host_name), UnsafeMutableRawPointer(mutating: name))
+        // SNI (SSL_set_tlsext_host_name is a macro) carries DNS names only (RFC 6066 section
+        // 3); an IP literal is still checked against the certificate by SSL_set1_host.
+        if !Self.isIPLiteral(host) {
+            _ = host.withCString { name in
+                SSL_ctrl(ssl, SSL_CTRL_SET_TLSEXT_HOSTNAME, Int(TLSEXT_NAMETYPE_host_name), UnsafeMutableRawPointer(mutating: name))
+            }
         }
-        _ = SSL_set1_host(ssl, host)
+        // Without the name check any trusted certificate would do, so a failure here is final.
+        guard SSL_set1_host(ssl, host) == 1 else {
+            return .failure(Failure(reason: "the callback's host name cannot be checked against its certificate", retryable: false))
+        }
         while true {
             let result = SSL_connect(ssl)
             if result == 1 { return .success(stream) }
@@ -54,6 +60,11 @@ final class TLSStream: ByteStream {
                 return .failure(Failure(reason: reason, retryable: verify == X509_V_OK))
             }
         }
+    }
+
+    static func isIPLiteral(_ host: String) -> Bool {
+        var address = in6_addr()
+        return inet_pton(AF_INET, host, &address) == 1 || inet_pton(AF_INET6, host, &address) == 1
     }
 
     /// After a non-blocking SSL call: waits for the socket when OpenSSL asks to, else gives up.

@@ -23,7 +23,7 @@ public struct EventRecord: Sendable, Equatable {
 /// An append-only JSON-lines log in the state dir (mode 0600), rotated by size: at most
 /// `maxFileBytes` in `events.log` plus one rotated `events.log.1`, so it is bounded.
 ///
-/// Records are encoded and written on a serial background queue, in order: the event loop
+/// Records are encoded and written on a background thread, in order: the event loop
 /// only hands them over, so a burst of webhooks is answered without waiting for the disk.
 public final class EventLog: @unchecked Sendable {
     public static let fileName = "events.log"
@@ -40,8 +40,8 @@ public final class EventLog: @unchecked Sendable {
     private let log: Logger
     /// Records appended since the last `flush`.
     private let pending = Mutex<[EventRecord]>([])
-    /// Encodes and writes; `fd`, `currentSize` and `line` are only touched on it.
-    private let writer = DispatchQueue(label: "event-log")
+    /// Encodes and writes; `fd`, `currentSize` and `line` are only touched on its thread.
+    private let writer = SerialWorker(name: "event-log")
     private var fd: Int32 = -1
     private var currentSize = 0
     private var line: [UInt8] = []
@@ -83,12 +83,11 @@ public final class EventLog: @unchecked Sendable {
     /// at exit).
     public func waitUntilWritten() {
         flush()
-        writer.sync {}
+        writer.sync()
     }
 
-    /// On the writer queue. A failure is logged, never fatal: the events were delivered.
+    /// On the writer thread. A failure is logged, never fatal: the events were delivered.
     private func write(_ batch: [EventRecord]) {
-        BackgroundPriority.applyToCurrentThread()
         line.removeAll(keepingCapacity: line.capacity <= 1 << 20)
         for record in batch { Self.appendLine(record, into: &line) }
         if fd < 0 || currentSize + line.count > maxFileBytes { rotateIfNeeded(adding: line.count) }
@@ -114,12 +113,8 @@ public final class EventLog: @unchecked Sendable {
         }
         guard currentSize + count > maxFileBytes, currentSize > 0 else { return }
         close(fd)
-        // Freeing the old rotated file's blocks can take milliseconds; that happens on another
-        // thread, so the event loop only pays for two renames.
-        let discarded = path + ".1.discard-\(SecureRandom.hex(4))"
-        if rename(path + ".1", discarded) == 0 {
-            DispatchQueue.global(qos: .utility).async { _ = unlink(discarded) }
-        }
+        // Replacing events.log.1 frees its blocks, which takes milliseconds; this runs on the
+        // writer thread, so only later log lines wait for it, never the event loop.
         rename(path, path + ".1")
         fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0o600)
         fchmod(fd, 0o600)
