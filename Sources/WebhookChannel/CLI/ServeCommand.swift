@@ -8,7 +8,9 @@ enum ServeCommand {
 
     static func run() -> Never {
         // Before anything can print: descriptor 1 becomes stderr, protocol lines go elsewhere.
-        let output = ProtocolOutput.takeOverStandardOutput()
+        // One background thread writes both protocol lines and event-log lines.
+        let writer = SerialWorker(name: "writer")
+        let output = ProtocolOutput.takeOverStandardOutput(worker: writer)
         signal(SIGPIPE, SIG_IGN)
         let log = Logger()
 
@@ -34,7 +36,7 @@ enum ServeCommand {
         let notifier = ChannelNotifier(output: output, wakesWriterLater: true)
         loop.addEndOfPassAction { output.wakeWriterIfQueued() }
         let state = ChannelState(loop: loop, store: SourcesStore(directory: directory, log: log), clock: clock,
-                                 notifier: notifier, log: log)
+                                 notifier: notifier, writer: writer, log: log)
         let policy = CallbackURLPolicy(allowPrivate: config.allowPrivateCallbacks)
         let replies = ReplySender(policy: policy, clock: clock, log: log, delays: config.retryDelays)
 

@@ -1,4 +1,3 @@
-import Foundation
 import Glibc
 import Synchronization
 
@@ -6,14 +5,18 @@ import Synchronization
 /// and descriptor 1 is pointed at stderr, so a stray `print` from anywhere (ours or a library's)
 /// can never corrupt the JSON-RPC stream.
 ///
-/// Lines are queued and written by one thread in batches: two messages never interleave, and a
-/// burst of channel events costs one `write` instead of one per event.
+/// Lines are queued and written by one background thread (a `SerialWorker`) in batches: two
+/// messages never interleave, and a burst of channel events costs one `write` instead of one
+/// per event. The worker may be shared with other background writing (the event log), so a
+/// burst wakes one thread, once.
 public final class ProtocolOutput: Sendable {
     private struct Buffer {
         var bytes: [UInt8] = []
-        /// Messages the writer thread serialises itself, after `bytes` (see `enqueue`).
+        /// Messages the worker serialises itself, after `bytes` (see `enqueue`).
         var deferred: [@Sendable (inout [UInt8]) -> Void] = []
         var closed = false
+        /// A drain job is queued on the worker and has not started yet.
+        var drainQueued = false
 
         /// Keeps every message in order: deferred ones come before anything sent after them.
         mutating func serializeDeferred() {
@@ -23,27 +26,31 @@ public final class ProtocolOutput: Sendable {
             }
             deferred.removeAll(keepingCapacity: true)
         }
+
+        /// True when the caller must queue a drain job (none is waiting to run).
+        mutating func claimDrain() -> Bool {
+            guard !drainQueued, !closed else { return false }
+            drainQueued = true
+            return true
+        }
     }
 
     private let fd: Int32
     private let buffer = Mutex(Buffer())
-    private let wakeup = ConditionSignal()
-    private let drained = ConditionSignal()
+    private let worker: SerialWorker
     /// Set by `enqueue`: messages wait for `wakeWriterIfQueued`.
     private let wakeOwed = Atomic<Bool>(false)
 
     /// Takes over descriptor 1. Call once, before anything can print.
-    public static func takeOverStandardOutput() -> ProtocolOutput {
+    public static func takeOverStandardOutput(worker: SerialWorker) -> ProtocolOutput {
         let privateFD = dup(STDOUT_FILENO)
         _ = dup2(STDERR_FILENO, STDOUT_FILENO)
-        return ProtocolOutput(fd: privateFD >= 0 ? privateFD : STDERR_FILENO)
+        return ProtocolOutput(fd: privateFD >= 0 ? privateFD : STDERR_FILENO, worker: worker)
     }
 
-    public init(fd: Int32) {
+    public init(fd: Int32, worker: SerialWorker = SerialWorker(name: "stdout-writer")) {
         self.fd = fd
-        let thread = Thread { [self] in self.writerLoop() }
-        thread.name = "stdout-writer"
-        thread.start()
+        self.worker = worker
     }
 
     /// Queues one message; a newline is appended.
@@ -53,19 +60,20 @@ public final class ProtocolOutput: Sendable {
 
     /// Lets the caller write a message straight into the output buffer (no intermediate array).
     public func send(_ writeMessage: (inout [UInt8]) -> Void) {
-        buffer.withLock { state in
-            guard !state.closed else { return }
+        let mustDrain = buffer.withLock { state -> Bool in
+            guard !state.closed else { return false }
             state.serializeDeferred()
             writeMessage(&state.bytes)
             state.bytes.append(0x0A)
+            return state.claimDrain()
         }
-        wakeup.signal()
+        if mustDrain { worker.async { [self] in drain() } }
     }
 
-    /// Queues one message that the writer thread serialises, and does not wake the writer:
-    /// the caller must call `wakeWriterIfQueued` soon. The event loop does at the end of each
-    /// pass, so a burst of channel events costs one wake-up of the writer instead of one each,
-    /// and their encoding is done off the loop thread.
+    /// Queues one message that the worker serialises, and does not wake it: the caller must
+    /// call `wakeWriterIfQueued` soon. The event loop does at the end of each pass, so a burst
+    /// of channel events costs one wake-up instead of one each, and their encoding is done
+    /// off the loop thread.
     public func enqueue(_ writeMessage: @escaping @Sendable (inout [UInt8]) -> Void) {
         buffer.withLock { state in
             guard !state.closed else { return }
@@ -75,46 +83,34 @@ public final class ProtocolOutput: Sendable {
     }
 
     public func wakeWriterIfQueued() {
-        if wakeOwed.exchange(false, ordering: .acquiringAndReleasing) { wakeup.signal() }
+        guard wakeOwed.exchange(false, ordering: .acquiringAndReleasing) else { return }
+        if buffer.withLock({ $0.claimDrain() }) { worker.async { [self] in drain() } }
     }
 
     /// Waits (bounded) until everything queued has been written; used at exit.
     public func flush(timeoutMilliseconds: Int = 200) {
-        let deadline = MonotonicClock.nowNanoseconds() + UInt64(timeoutMilliseconds) * 1_000_000
-        while MonotonicClock.nowNanoseconds() < deadline {
-            if buffer.withLock({ $0.bytes.isEmpty && $0.deferred.isEmpty }) { return }
-            wakeup.signal()
-            drained.wait(timeoutMilliseconds: 10)
-        }
+        wakeOwed.store(false, ordering: .releasing)
+        if buffer.withLock({ $0.claimDrain() }) { worker.async { [self] in drain() } }
+        worker.sync(timeoutMilliseconds: timeoutMilliseconds)
     }
 
-    private func writerLoop() {
-        var pendingWrite: [UInt8] = []
-        var deferred: [@Sendable (inout [UInt8]) -> Void] = []
-        BackgroundPriority.applyToCurrentThread()
-        while true {
-            let closed = buffer.withLock { state -> Bool in
-                swap(&pendingWrite, &state.bytes)
-                swap(&deferred, &state.deferred)
-                return state.closed
-            }
-            // Serialised here, outside the lock and off the thread that queued them.
-            for writeMessage in deferred {
-                writeMessage(&pendingWrite)
-                pendingWrite.append(0x0A)
-            }
-            deferred.removeAll(keepingCapacity: true)
-            if pendingWrite.isEmpty {
-                drained.signal()
-                if closed { return }
-                wakeup.wait(timeoutMilliseconds: 1000)
-                continue
-            }
-            if !writeAll(pendingWrite) {
-                // The client is gone; keep draining so senders never block, but write nothing.
-                buffer.withLock { $0.closed = true; $0.bytes = []; $0.deferred = [] }
-            }
-            pendingWrite.removeAll(keepingCapacity: pendingWrite.capacity <= 1 << 20)
+    /// On the worker: takes everything queued, serialises the deferred messages outside the
+    /// lock, and writes it all with as few `write` calls as the pipe allows.
+    private func drain() {
+        var (bytes, deferred) = buffer.withLock { state in
+            state.drainQueued = false
+            defer { state.bytes = []; state.deferred = [] }
+            return (state.bytes, state.deferred)
+        }
+        for writeMessage in deferred {
+            writeMessage(&bytes)
+            bytes.append(0x0A)
+        }
+        deferred = []
+        guard !bytes.isEmpty else { return }
+        if !writeAll(bytes) {
+            // The client is gone; keep accepting so senders never block, but write nothing.
+            buffer.withLock { $0.closed = true; $0.bytes = []; $0.deferred = [] }
         }
     }
 

@@ -56,13 +56,17 @@ public actor ChannelState {
     private(set) var stats: [String: SourceStats] = [:]
     private var failedCompletions: [Double] = []
 
-    public init(loop: EventLoop, store: SourcesStore, clock: any WallClock, notifier: ChannelNotifier, log: Logger) {
+    /// `writer` is the background thread that writes the event log (shared with the protocol
+    /// output, so a burst of webhooks wakes one thread).
+    public init(loop: EventLoop, store: SourcesStore, clock: any WallClock, notifier: ChannelNotifier, writer: SerialWorker,
+                log: Logger)
+    {
         self.loop = loop
         self.store = store
         self.clock = clock
         self.notifier = notifier
         self.log = log
-        let eventLog = EventLog(directory: store.directory, log: log)
+        let eventLog = EventLog(directory: store.directory, writer: writer, log: log)
         self.eventLog = eventLog
         // Lines accepted during a loop pass are written together when the pass ends.
         loop.addEndOfPassAction { eventLog.flush() }

@@ -41,13 +41,14 @@ public final class EventLog: @unchecked Sendable {
     /// Records appended since the last `flush`.
     private let pending = Mutex<[EventRecord]>([])
     /// Encodes and writes; `fd`, `currentSize` and `line` are only touched on its thread.
-    private let writer = SerialWorker(name: "event-log")
+    private let writer: SerialWorker
     private var fd: Int32 = -1
     private var currentSize = 0
     private var line: [UInt8] = []
 
-    public init(directory: StateDirectory, maxFileBytes: Int = 8 << 20, log: Logger) {
+    public init(directory: StateDirectory, maxFileBytes: Int = 8 << 20, writer: SerialWorker, log: Logger) {
         self.directory = directory
+        self.writer = writer
         self.maxFileBytes = maxFileBytes
         self.log = log
     }

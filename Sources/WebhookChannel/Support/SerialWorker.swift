@@ -1,26 +1,26 @@
 import Foundation
 import Synchronization
 
-/// One dedicated background thread that runs jobs in the order they were given. Used for
-/// writing that the event loop hands off; the thread runs SCHED_BATCH (see
-/// `BackgroundPriority`), which a shared Dispatch thread must not be switched to.
-final class SerialWorker: Sendable {
+/// One dedicated background thread that runs jobs in the order they were given: the writing
+/// the event loop hands off (protocol lines, event-log lines). The thread runs SCHED_BATCH
+/// (see `BackgroundPriority`), which a shared Dispatch thread must not be switched to.
+public final class SerialWorker: Sendable {
     private let jobs = Mutex<[@Sendable () -> Void]>([])
     private let wakeup = ConditionSignal()
 
-    init(name: String) {
+    public init(name: String) {
         let thread = Thread { [self] in self.run() }
         thread.name = name
         thread.start()
     }
 
-    func async(_ job: @escaping @Sendable () -> Void) {
+    public func async(_ job: @escaping @Sendable () -> Void) {
         jobs.withLock { $0.append(job) }
         wakeup.signal()
     }
 
     /// Returns once every job given before this call has run (or after `timeoutMilliseconds`).
-    func sync(timeoutMilliseconds: Int = 5000) {
+    public func sync(timeoutMilliseconds: Int = 5000) {
         let done = ConditionSignal()
         async { done.signal() }
         done.wait(timeoutMilliseconds: timeoutMilliseconds)
