@@ -258,11 +258,11 @@ private func invariantViolation(_ input: [UInt8], limits: HTTPLimits) -> String?
         // Whatever follows a complete request must not change it (pipelining).
         let exact = HTTPRequestParser.parse(Array(input[..<consumed]), limits: limits)
         if exact != result { return "the request alone parses differently: \(exact)" }
-    case .needMore(let head):
+    case .needMore(let progress):
         if input.count > limits.maxRequestBytes {
             return "needMore for \(input.count) bytes, over maxRequestBytes \(limits.maxRequestBytes)"
         }
-        if let head, let length = head.contentLength, length > limits.maxBodyBytes {
+        if let head = progress.head, let length = head.contentLength, length > limits.maxBodyBytes {
             return "head with Content-Length \(length) over the limit"
         }
     case .failure(let error):
@@ -285,6 +285,67 @@ private func prefixViolation(_ input: [UInt8], cut: Int, limits: HTTPLimits) -> 
         let whole = HTTPRequestParser.parse(input, limits: limits)
         return whole == partial ? nil : "prefix of \(cut) bytes gave \(partial) but the whole input gave \(whole)"
     }
+}
+
+/// What a connection makes of `input` when it arrives in pieces of `pieceSizes` bytes (once
+/// they run out, the rest in one piece): every complete request or failure in order, then the
+/// `needMore` it is left waiting with, if any. Like `HTTPServerConnection`, the parser is
+/// handed its progress back on each piece and starts afresh after a complete request.
+/// `examined` adds up the bytes the parser looked at and `calls` the calls it took.
+private func connectionResults(
+    _ input: [UInt8], pieceSizes: [Int], limits: HTTPLimits, examined: inout Int, calls: inout Int
+) -> [HTTPParseResult] {
+    var results: [HTTPParseResult] = []
+    var buffer: [UInt8] = []
+    var progress: HTTPParseProgress?
+    var offset = 0
+    var piece = 0
+    while offset < input.count {
+        let size = piece < pieceSizes.count ? max(1, pieceSizes[piece]) : input.count - offset
+        piece += 1
+        buffer += input[offset..<min(input.count, offset + size)]
+        offset += size
+        reading: while !buffer.isEmpty {
+            calls += 1
+            let result = buffer.withUnsafeBytes {
+                HTTPRequestParser.parse($0, limits: limits, resuming: progress, examined: &examined)
+            }
+            switch result {
+            case .needMore(let next):
+                progress = next
+                break reading
+            case .complete(_, let consumed):
+                results.append(result)
+                buffer.removeFirst(consumed)
+                progress = nil
+            case .failure:
+                results.append(result)
+                return results
+            }
+        }
+    }
+    if let progress, !buffer.isEmpty { results.append(.needMore(progress)) }
+    return results
+}
+
+/// Ways to cut an input into reads: byte by byte (for inputs short enough to keep the test
+/// fast), small or large random pieces, one cut.
+private func randomPieceSizes(for count: Int, _ rng: inout SplitMix64) -> [Int] {
+    var sizes: [Int] = []
+    var total = 0
+    let mode = count > 2000 ? 1 + rng.below(3) : rng.below(4)
+    while total < count {
+        let size: Int
+        switch mode {
+        case 0: size = 1
+        case 1: size = rng.inRange(1...16)
+        case 2: size = rng.inRange(1...max(1, count / 3))
+        default: size = total == 0 ? rng.inRange(1...max(1, count)) : count
+        }
+        sizes.append(size)
+        total += size
+    }
+    return sizes
 }
 
 struct HTTPRequestParserFuzzTests {
@@ -329,11 +390,11 @@ struct HTTPRequestParserFuzzTests {
 
         // Any strict prefix is incomplete, with the head reported once it is whole.
         let cut = rng.below(generated.wire.count)
-        guard case .needMore(let head) = HTTPRequestParser.parse(Array(generated.wire[..<cut]), limits: .standard) else {
+        guard case .needMore(let progress) = HTTPRequestParser.parse(Array(generated.wire[..<cut]), limits: .standard) else {
             return "prefix of \(cut) bytes was not needMore for \(wireText)"
         }
-        if (head != nil) != (cut >= generated.headLength) {
-            return "prefix of \(cut) bytes (head is \(generated.headLength)) reported head \(head != nil)"
+        if (progress.head != nil) != (cut >= generated.headLength) {
+            return "prefix of \(cut) bytes (head is \(generated.headLength)) reported head \(progress.head != nil)"
         }
 
         // Pipelining: another request right behind this one.
@@ -393,6 +454,54 @@ struct HTTPRequestParserFuzzTests {
                 }
             }
         }
+    }
+
+    /// Resuming from the progress of a shorter input is the same as parsing from the start:
+    /// any request, valid or damaged, cut into any pieces, gives the same requests, the
+    /// same consumed counts, the same failure (so every limit is decided at the same byte)
+    /// and the same progress as parsing the whole buffer at once, while the parser looks
+    /// at each byte only a bounded number of times.
+    @Test func parsingInPiecesGivesTheSameResultsAsParsingAtOnce() {
+        var issues = 0
+        for iteration in 0..<(Self.iterations / 4) where issues < 5 {
+            let seed = 0x1_7C0_0000 &+ UInt64(iteration) &* 0x9E37_79B9
+            if let problem = checkPiecewiseParsing(seed: seed) {
+                Issue.record("seed \(seed): \(problem)")
+                issues += 1
+            }
+        }
+    }
+
+    private func checkPiecewiseParsing(seed: UInt64) -> String? {
+        var rng = SplitMix64(seed: seed)
+        var input = Generator.request(&rng).wire
+        switch rng.below(4) {
+        case 0: input = Generator.mutate(input, &rng)
+        case 1: input += Generator.request(&rng).wire  // pipelined
+        case 2:
+            let next = Generator.request(&rng).wire
+            input += next[..<rng.below(next.count)]  // pipelined, second one incomplete
+        default: break
+        }
+        let limits = rng.chance(30) ? smallLimits : .standard
+        let pieces = randomPieceSizes(for: input.count, &rng)
+
+        var examined = 0
+        var calls = 0
+        let atOnce = connectionResults(input, pieceSizes: [], limits: limits, examined: &examined, calls: &calls)
+        examined = 0
+        calls = 0
+        let inPieces = connectionResults(input, pieceSizes: pieces, limits: limits, examined: &examined, calls: &calls)
+        let text = String(decoding: input.prefix(200), as: UTF8.self).debugDescription
+        if inPieces != atOnce {
+            return "in \(pieces.count) pieces: \(inPieces), at once: \(atOnce), for \(input.count) bytes \(text)"
+        }
+        // Lines are scanned once (a CR at the end of a piece is looked at again), the head
+        // and the body copied once.
+        if examined > 3 * input.count + calls {
+            return "examined \(examined) bytes of \(input.count) in \(calls) calls for \(text)"
+        }
+        return nil
     }
 
     @Test func inputsOverTheLimitsAreNeverLeftWaiting() {

@@ -56,12 +56,12 @@ private func expectNeedMore(
     sourceLocation: SourceLocation = #_sourceLocation
 ) {
     let result = parse(text, limits: limits)
-    guard case .needMore(let head) = result else {
+    guard case .needMore(let progress) = result else {
         Issue.record("expected needMore, got \(result)", sourceLocation: sourceLocation)
         return
     }
     if let expectHead {
-        #expect((head != nil) == expectHead, sourceLocation: sourceLocation)
+        #expect((progress.head != nil) == expectHead, sourceLocation: sourceLocation)
     }
 }
 
@@ -476,7 +476,7 @@ struct HTTPRequestParserTests {
 
     @Test func incompleteChunkedBodyReportsTheHead() throws {
         let result = parse("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhel")
-        guard case .needMore(let head?) = result else {
+        guard case .needMore(let progress) = result, let head = progress.head else {
             Issue.record("expected needMore with a head, got \(result)")
             return
         }
@@ -504,11 +504,11 @@ struct HTTPRequestParserTests {
         #expect(consumed == bytes.count)
         for split in 0..<bytes.count {
             let result = parseBytes(Array(bytes[..<split]))
-            guard case .needMore(let head) = result else {
+            guard case .needMore(let progress) = result else {
                 Issue.record("prefix of \(split) bytes gave \(result)")
                 continue
             }
-            if let head {
+            if let head = progress.head {
                 #expect(head.method == full.method)
                 #expect(head.headers == full.headers)
             }
@@ -525,7 +525,7 @@ struct HTTPRequestParserTests {
 
     @Test func expectContinueHeadIsReportedBeforeTheBody() throws {
         let result = parse("POST /webhook HTTP/1.1\r\nHost: a\r\nExpect: 100-Continue\r\nContent-Length: 5\r\n\r\n")
-        guard case .needMore(let head?) = result else {
+        guard case .needMore(let progress) = result, let head = progress.head else {
             Issue.record("expected a head, got \(result)")
             return
         }
@@ -566,6 +566,114 @@ struct HTTPRequestParserTests {
         let first = "GET /a HTTP/1.1\r\nHost: a\r\n\r\n"
         let (_, consumed) = try #require(complete(first + "GET /b HT"))
         #expect(consumed == first.utf8.count)
+    }
+
+    // MARK: Resuming
+
+    /// Feeds `wire` in reads of `readSize` bytes, passing the progress back each time as
+    /// `HTTPServerConnection` does (or not, with `resume: false`). Returns the last result
+    /// and how many bytes the parser looked at in all.
+    private func parseInReads(_ wire: [UInt8], readSize: Int, resume: Bool = true) -> (HTTPParseResult?, examined: Int) {
+        var examined = 0
+        var progress: HTTPParseProgress?
+        var result: HTTPParseResult?
+        var received = 0
+        while received < wire.count {
+            received = min(wire.count, received + readSize)
+            result = wire.withUnsafeBytes { raw in
+                HTTPRequestParser.parse(
+                    UnsafeRawBufferPointer(rebasing: raw[..<received]), limits: .standard,
+                    resuming: resume ? progress : nil, examined: &examined)
+            }
+            guard case .needMore(let next) = result else { break }
+            progress = next
+        }
+        return (result, examined)
+    }
+
+    private func tinyChunks(_ count: Int) -> [UInt8] {
+        var wire = Array("POST /webhook HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n".utf8)
+        wire.reserveCapacity(wire.count + 6 * count + 5)
+        for _ in 0..<count { wire += Array("1\r\nx\r\n".utf8) }
+        wire += Array("0\r\n\r\n".utf8)
+        return wire
+    }
+
+    /// 170 000 one-byte chunks are about 1 MB of framing. Read again from the start on every
+    /// read, they cost time quadratic in their size and stalled the event loop; resumed,
+    /// each byte is looked at a bounded number of times however the reads fall.
+    @Test func aBodyOfManyTinyChunksCostsWorkInProportionToItsSize() throws {
+        let wire = tinyChunks(170_000)
+        for readSize in [65_536, 4096, 100] {
+            let (result, examined) = parseInReads(wire, readSize: readSize)
+            guard case .complete(let request, let consumed) = result else {
+                Issue.record("reads of \(readSize): \(String(describing: result))")
+                continue
+            }
+            #expect(consumed == wire.count)
+            #expect(request.body == [UInt8](repeating: UInt8(ascii: "x"), count: 170_000))
+            // Chunk lines are scanned once, then the body decoded once.
+            #expect(examined <= 2 * wire.count + wire.count / readSize + 2,
+                    "reads of \(readSize): looked at \(examined) bytes of \(wire.count)")
+        }
+    }
+
+    /// The counter above measures what it claims: parsing from the start on every read
+    /// looks at far more bytes, already for a small body.
+    @Test func parsingFromTheStartOnEveryReadLooksAtQuadraticallyManyBytes() {
+        let wire = tinyChunks(5000)
+        let (resumed, resumedWork) = parseInReads(wire, readSize: 256)
+        let (restarted, restartedWork) = parseInReads(wire, readSize: 256, resume: false)
+        #expect(resumed == restarted)
+        #expect(restartedWork > 10 * resumedWork, "from the start: \(restartedWork) bytes, resumed: \(resumedWork)")
+    }
+
+    /// Once the head says how long the body is, waiting for it is a length check: none of
+    /// the body is looked at until all of it is there, and then it is copied once.
+    @Test func aContentLengthBodyIsNotReadUntilItIsComplete() {
+        let head = Array("POST /webhook HTTP/1.1\r\nHost: a\r\nContent-Length: 100000\r\n\r\n".utf8)
+        let wire = head + [UInt8](repeating: UInt8(ascii: "b"), count: 100_000)
+        let (waiting, headWork) = parseInReads(Array(wire[..<(wire.count - 1)]), readSize: 1000)
+        guard case .needMore(let progress) = waiting else {
+            Issue.record("expected needMore, got \(String(describing: waiting))")
+            return
+        }
+        #expect(progress.head?.contentLength == 100_000)
+        // The head is scanned once and its fields collected once; then nothing.
+        #expect(headWork <= 2 * head.count + 1, "looked at \(headWork) bytes while waiting for the body")
+
+        let (result, work) = parseInReads(wire, readSize: 1000)
+        guard case .complete(let request, let consumed) = result else {
+            Issue.record("expected a complete request, got \(String(describing: result))")
+            return
+        }
+        #expect(consumed == wire.count)
+        #expect(request.body.count == 100_000)
+        #expect(work <= headWork + 100_000)
+    }
+
+    @Test func resumingGivesWhatParsingAtOnceGives() {
+        for text in Self.validRequests {
+            let bytes = Array(text.utf8)
+            for readSize in 1...8 {
+                #expect(parseInReads(bytes, readSize: readSize).0 == parseBytes(bytes), "\(text.debugDescription) in reads of \(readSize)")
+            }
+        }
+        // The same holds for refusals, decided at the same byte.
+        let refused = "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhelloXX\r\n0\r\n\r\n"
+        #expect(parseInReads(Array(refused.utf8), readSize: 3).0 == parse(refused))
+    }
+
+    /// A progress from other bytes (its positions past their end) cannot be trusted, and
+    /// reading where it points could go out of bounds: the parser starts from the beginning.
+    @Test func aProgressThatDoesNotFitTheBytesIsIgnored() throws {
+        let longer = "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n\r\nhel"
+        guard case .needMore(let progress) = parse(longer) else {
+            Issue.record("expected needMore")
+            return
+        }
+        let shorter = Array("GET / HTTP/1.1\r\n".utf8)
+        #expect(HTTPRequestParser.parse(shorter, limits: .standard, resuming: progress) == parseBytes(shorter))
     }
 
     // MARK: Limits
@@ -698,7 +806,7 @@ struct HTTPRequestParserTests {
         let viaBuffer = bytes.withUnsafeBytes { HTTPRequestParser.parse($0, limits: .standard) }
         #expect(viaBuffer == parseBytes(bytes))
         let empty = HTTPRequestParser.parse(UnsafeRawBufferPointer(start: nil, count: 0), limits: .standard)
-        #expect(empty == .needMore(head: nil))
+        #expect(empty == .needMore(HTTPParseProgress()))
     }
 
     // MARK: HTTPRequest helpers

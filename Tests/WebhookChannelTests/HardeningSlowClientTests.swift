@@ -297,6 +297,131 @@ import Testing
         slow.forEach { $0.close() }
         try await server.expectSurvived()
     }
+
+    /// The header timeout is for the head only: once it is complete, the body may take up to
+    /// the whole-request timeout (30 s). A body trickling in over 2.4 s, chunked or with a
+    /// `Content-Length`, is not cut off by a 1 s `WEBHOOK_HEADER_TIMEOUT`.
+    @Test func aSlowBodyAfterACompleteHeadIsNotHeldToTheHeaderTimeout() async throws {
+        let server = try await HardenedServer.start(environment: ["WEBHOOK_HEADER_TIMEOUT": "1"])
+        defer { server.stop() }
+        var markers: [String] = []
+        var senders: [(RawSocket, PacedSender)] = []
+        defer { senders.forEach { $0.0.close() } }
+        for chunked in [true, false] {
+            let marker = server.marker(chunked ? "slow-chunked-body" : "slow-length-body")
+            markers.append(marker)
+            let body = Data(#"{"event":"slow.body","marker":"\#(marker)","pad":"0123456789abcdef"}"#.utf8)
+            let framing = chunked ? "Transfer-Encoding: chunked" : "Content-Length: \(body.count)"
+            let head = ["POST /webhook HTTP/1.1", "Host: \(server.host)", "Content-Type: application/json", framing,
+                        "Connection: close"] + server.signedFields(body: body)
+            // The head at once, then eight pieces of body 300 ms apart.
+            var pieces = [Data((head.joined(separator: "\r\n") + "\r\n\r\n").utf8)]
+            let size = (body.count + 7) / 8
+            for start in stride(from: 0, to: body.count, by: size) {
+                let data = body[start..<min(body.count, start + size)]
+                pieces.append(chunked ? Data((String(data.count, radix: 16) + "\r\n").utf8) + data + Data("\r\n".utf8) : Data(data))
+            }
+            if chunked { pieces[pieces.count - 1] += Data("0\r\n\r\n".utf8) }
+            let socket = try await RawSocket.connect(port: server.port)
+            senders.append((socket, PacedSender(socket, pieces: pieces, pause: .milliseconds(300))))
+        }
+        for ((socket, sender), marker) in zip(senders, markers) {
+            let failure = await sender.wait()
+            #expect(failure == nil, "sending \(marker): \(failure ?? "")")
+            let response = try await socket.readResponse(timeout: .seconds(5))
+            #expect(response.status == 200, "\(marker): \(response)")
+            _ = try await server.mcp.message("the webhook \(marker)") {
+                $0["params"]?["content"]?.stringValue?.contains(marker) == true
+            }
+            socket.close()
+        }
+        try await server.expectSurvived()
+    }
+
+    /// A body of 100 000 one-byte chunks (600 kB on the wire) arriving in many reads. The
+    /// parser used to start again from the beginning of the buffer on every read, so each
+    /// read held the one event-loop thread longer than the last; it now resumes where it
+    /// stopped. A `/health` beside it is answered at once, and the signed webhook is still
+    /// decoded, verified and delivered.
+    @Test func aBodyOfManyTinyChunksDelaysNoOneAndIsStillDelivered() async throws {
+        let server = try await HardenedServer.start()
+        defer { server.stop() }
+        let marker = server.marker("tiny-chunks")
+        let prefix = #"{"event":"tiny.chunks","marker":"\#(marker)","pad":""#
+        let body = Data((prefix + String(repeating: "t", count: 100_000 - prefix.utf8.count - 2) + #""}"#).utf8)
+        let head = ["POST /webhook HTTP/1.1", "Host: \(server.host)", "Content-Type: application/json",
+                    "Transfer-Encoding: chunked", "Connection: close"] + server.signedFields(body: body)
+        var wire = Data((head.joined(separator: "\r\n") + "\r\n\r\n").utf8)
+        for byte in body { wire.append(contentsOf: [UInt8(ascii: "1"), 0x0D, 0x0A, byte, 0x0D, 0x0A]) }
+        wire.append(Data("0\r\n\r\n".utf8))
+        let pieces = stride(from: 0, to: wire.count, by: 8192).map { Data(wire[$0..<min(wire.count, $0 + 8192)]) }
+
+        let streaming = try await RawSocket.connect(port: server.port)
+        defer { streaming.close() }
+        let sender = PacedSender(streaming, pieces: pieces, pause: .milliseconds(2))
+        var times: [Duration] = []
+        repeat {
+            let started = ContinuousClock.now
+            let health = try await server.http.get("/health")
+            times.append(started.duration(to: .now))
+            #expect(health.status == 200, "\(health)")
+            try await Task.sleep(for: .milliseconds(5))
+        } while !sender.finished || times.count < 5
+        let failure = await sender.wait()
+        #expect(failure == nil, "sending the chunked body: \(failure ?? "")")
+        // Bounds as for the 200 slow clients above: the test shares two cores with the suite.
+        let sorted = times.sorted()
+        #expect(sorted[sorted.count / 2] < .milliseconds(200), "median /health beside 100 000 tiny chunks: \(sorted)")
+        #expect(sorted.last! < .seconds(1), "slowest /health beside 100 000 tiny chunks: \(sorted)")
+
+        let response = try await streaming.readResponse(timeout: .seconds(10))
+        #expect(response.status == 200, "\(response)")
+        _ = try await server.mcp.message("the webhook sent in 100 000 chunks") {
+            $0["params"]?["content"]?.stringValue?.contains(marker) == true
+        }
+        streaming.close()
+        try await server.expectSurvived()
+    }
+}
+
+/// Sends `pieces` one after another on a background thread, `pause` apart, so the server
+/// gets them in many reads as from a real network. `wait()` returns once all are sent (so
+/// no send outlives a test), with the reason when sending stopped early.
+final class PacedSender: @unchecked Sendable {
+    private let lock = NSLock()
+    private var done = false
+    private var failure: String?
+    private var task: Task<Void, Never>?
+
+    init(_ socket: RawSocket, pieces: [Data], pause: Duration) {
+        let microseconds = UInt32(pause.seconds * 1_000_000)
+        task = Task.detached { [self] in
+            let failure: String?
+            do {
+                failure = try await offloaded { () -> String? in
+                    for piece in pieces {
+                        if let failure = socket.sendBlocking(piece) { return failure }
+                        usleep(microseconds)
+                    }
+                    return nil
+                }
+            } catch {
+                failure = "\(error)"
+            }
+            lock.withLock {
+                self.failure = failure
+                done = true
+            }
+        }
+    }
+
+    /// Whether the last piece has been sent (or sending failed).
+    var finished: Bool { lock.withLock { done } }
+
+    func wait() async -> String? {
+        await task?.value
+        return lock.withLock { failure }
+    }
 }
 
 /// Sends `bytes` one at a time on a background thread, `every` apart, until they run out or

@@ -1,13 +1,65 @@
 /// What the parser made of the bytes received so far on a connection.
 public enum HTTPParseResult: Sendable, Equatable {
-    /// The request is not complete yet. `head` is set once the head is complete and valid
-    /// but the body is not, so the connection can answer `Expect: 100-continue`.
-    case needMore(head: HTTPRequestHead?)
+    /// The request is not complete yet. Pass `progress` back with the same bytes and those
+    /// that arrive next, and the parser carries on where it stopped instead of reading them
+    /// all again. `progress.head` is set once the head is complete and valid but the body
+    /// is not, so the connection can answer `Expect: 100-continue`.
+    case needMore(HTTPParseProgress)
     /// A whole request; `consumed` bytes from the start of the input belong to it, and
     /// whatever follows is the start of the next (pipelined) request.
     case complete(HTTPRequest, consumed: Int)
     /// The request is invalid or over a limit; answer `status` and close.
     case failure(HTTPParseError)
+}
+
+/// How far the parser got through an incomplete request: the stage it stopped in and where,
+/// so the next call starts there. Every byte before `scanned` has been checked, so each byte
+/// is read a bounded number of times however the request is split into reads (re-reading
+/// everything on each read costs quadratic time, e.g. for a body of many tiny chunks).
+///
+/// Only valid for the bytes it was made from, with more appended, and the same limits. A
+/// value, not a reference: it holds positions and sizes, never the body.
+public struct HTTPParseProgress: Sendable, Equatable {
+    /// The request head, once it is complete and valid.
+    public fileprivate(set) var head: HTTPRequestHead?
+    fileprivate var stage = Stage.requestLine
+    /// Where the line or chunk data the stage waits for starts.
+    fileprivate var position = 0
+    /// Within the line at `position`, the bytes before this index are already checked.
+    fileprivate var scanned = 0
+    /// Where the body starts, once the head is complete.
+    fileprivate var bodyStart = 0
+
+    /// Nothing read yet.
+    init() {}
+
+    fileprivate enum Stage: Sendable, Equatable {
+        case requestLine
+        /// Field lines of the head; `count` of them are checked (and collected only at the
+        /// end, so that waiting holds no strings).
+        case headerFields(RequestLine, sectionStart: Int, count: Int)
+        /// A `Content-Length` body (or none: 0) at `bodyStart`.
+        case lengthBody(Int)
+        /// `size` body bytes and `framing` framing bytes are behind us.
+        case chunkSizeLine(size: Int, framing: Int)
+        /// `chunkSize` bytes of data at `position`, then CRLF.
+        case chunkData(chunkSize: Int, size: Int, framing: Int)
+        /// The trailer section after the last chunk.
+        case trailerFields(size: Int, sectionStart: Int, count: Int)
+    }
+
+    fileprivate struct RequestLine: Sendable, Equatable {
+        var method: Range<Int>
+        var target: Range<Int>
+        var version: HTTPVersion
+    }
+
+    /// Moves on to `stage`, which starts at `position`.
+    fileprivate mutating func advance(to stage: Stage, at position: Int) {
+        self.stage = stage
+        self.position = position
+        scanned = position
+    }
 }
 
 /// A request head that is complete and valid, reported while its body is still arriving.
@@ -123,22 +175,42 @@ public struct HTTPParseError: Error, Sendable, Equatable {
 /// A strict HTTP/1.x request parser (RFC 9112): a pure function from the bytes received so
 /// far to a request, a request for more bytes, or a refusal.
 ///
-/// It is run again from the start over the whole buffer whenever bytes arrive, so it keeps
-/// no state, copies nothing until a request is complete, and refuses as early as a limit is
-/// known to be exceeded. It never answers `needMore` for an input longer than
+/// While a request is incomplete the caller keeps the bytes and the returned progress, and
+/// calls again with both once more bytes arrive; the parser resumes where it stopped, so a
+/// request costs time in proportion to its size however it is split. Without a progress it
+/// reads from the start, with the same result. It copies nothing until a request is
+/// complete, and refuses as early as a limit is known to be exceeded: at the same byte
+/// whether resumed or not. It never answers `needMore` for an input longer than
 /// `limits.maxRequestBytes`.
 public enum HTTPRequestParser {
-    public static func parse(_ bytes: [UInt8], limits: HTTPLimits) -> HTTPParseResult {
-        bytes.withUnsafeBytes { parse($0, limits: limits) }
+    public static func parse(_ bytes: [UInt8], limits: HTTPLimits, resuming progress: HTTPParseProgress? = nil) -> HTTPParseResult {
+        bytes.withUnsafeBytes { parse($0, limits: limits, resuming: progress) }
     }
 
-    public static func parse(_ bytes: UnsafeRawBufferPointer, limits: HTTPLimits) -> HTTPParseResult {
+    public static func parse(
+        _ bytes: UnsafeRawBufferPointer, limits: HTTPLimits, resuming progress: HTTPParseProgress? = nil
+    ) -> HTTPParseResult {
+        var examined = 0
+        return parse(bytes, limits: limits, resuming: progress, examined: &examined)
+    }
+
+    /// `examined` is increased by the bytes the scanning loops looked at, so tests can check
+    /// that the work stays proportional to the input.
+    static func parse(
+        _ bytes: UnsafeRawBufferPointer, limits: HTTPLimits, resuming progress: HTTPParseProgress?, examined: inout Int
+    ) -> HTTPParseResult {
         var scanner = Scanner(bytes: bytes, limits: limits)
+        // Positions past the end cannot come from a prefix of these bytes, and reading there
+        // would be out of bounds: start over rather than trust them.
+        if let progress, max(progress.position, progress.scanned, progress.bodyStart) <= bytes.count {
+            scanner.progress = progress
+        }
+        defer { examined += scanner.examined }
         do throws(Stop) {
             return try scanner.parseRequest()
         } catch {
             switch error {
-            case .needMore: return .needMore(head: scanner.head)
+            case .needMore: return .needMore(scanner.progress)
             case .failure(let failure): return .failure(failure)
             }
         }
@@ -159,12 +231,15 @@ private let htab: UInt8 = 0x09
 private struct Scanner {
     let bytes: UnsafeRawBufferPointer
     let limits: HTTPLimits
-    /// Set once the head is complete and valid.
-    var head: HTTPRequestHead?
+    /// `limits.maxChunkFramingBytes`, which is computed (and allocates): read once, not per chunk.
+    let framingLimit: Int
+    var progress = HTTPParseProgress()
+    var examined = 0
 
     init(bytes: UnsafeRawBufferPointer, limits: HTTPLimits) {
         self.bytes = bytes
         self.limits = limits
+        framingLimit = limits.maxChunkFramingBytes
     }
 
     private var end: Int { bytes.count }
@@ -175,27 +250,92 @@ private struct Scanner {
         case chunked
     }
 
+    /// Runs the stages from where `progress` stopped until the request is complete; throws
+    /// `needMore` with `progress` at the point to resume from.
     mutating func parseRequest() throws(Stop) -> HTTPParseResult {
-        var position = 0
+        while true {
+            let position = progress.position
+            switch progress.stage {
+            case .requestLine:
+                try readRequestLine()
+
+            case .headerFields(let line, let sectionStart, let count):
+                if let headEnd = try fieldLineOrEnd(sectionStart: sectionStart, count: count) {
+                    try finishHead(line, sectionStart: sectionStart, headEnd: headEnd)
+                } else {
+                    progress.stage = .headerFields(line, sectionStart: sectionStart, count: count + 1)
+                }
+
+            case .lengthBody(let length):
+                // Nothing in the body is read before all of it is here.
+                guard end - position >= length else { throw .needMore }
+                let body = Array(UnsafeRawBufferPointer(rebasing: bytes[position..<(position + length)]))
+                examined += length
+                return .complete(request(body: body), consumed: position + length)
+
+            case .chunkSizeLine(let size, let framing):
+                try chunkSizeLine(size: size, framing: framing)
+
+            case .chunkData(let chunkSize, let size, let framing):
+                let dataEnd = position + chunkSize
+                guard dataEnd < end else { throw .needMore }
+                guard bytes[dataEnd] == cr else { throw .failure(.unterminatedChunk) }
+                guard dataEnd + 1 < end else { throw .needMore }
+                guard bytes[dataEnd + 1] == lf else { throw .failure(.unterminatedChunk) }
+                progress.advance(to: .chunkSizeLine(size: size + chunkSize, framing: framing + 2), at: dataEnd + 2)
+
+            case .trailerFields(let size, let sectionStart, let count):
+                // Checked and dropped: nothing here needs trailer fields, and merging them
+                // into headers is unsafe (RFC 9110 section 6.5.1).
+                if let trailerEnd = try fieldLineOrEnd(sectionStart: sectionStart, count: count) {
+                    return .complete(request(body: decodeChunks(size: size)), consumed: trailerEnd)
+                }
+                progress.stage = .trailerFields(size: size, sectionStart: sectionStart, count: count + 1)
+            }
+        }
+    }
+
+    /// The complete request: the head `finishHead` parsed, with `body`.
+    private func request(body: [UInt8]) -> HTTPRequest {
+        // `finishHead` sets the head before any body stage; the fallback only spares a
+        // crash should that ever change.
+        let head = progress.head ?? HTTPRequestHead(
+            method: "", target: "", version: .http11, headers: HTTPHeaders(), contentLength: nil, chunked: false)
+        return HTTPRequest(method: head.method, target: head.target, version: head.version, headers: head.headers, body: body)
+    }
+
+    // MARK: Head
+
+    private mutating func readRequestLine() throws(Stop) {
         // RFC 9112 section 2.2: a server should ignore at least one empty line received
         // before the request-line (some clients send a CRLF after a POST body). One only,
         // so a client cannot keep a connection busy with empty lines.
-        if end > 0 && bytes[0] == cr {
+        if progress.position == 0 && end > 0 && bytes[0] == cr {
             guard end > 1 else { throw .needMore }
             guard bytes[1] == lf else { throw .failure(.bareCarriageReturn) }
-            position = 2
+            progress.advance(to: .requestLine, at: 2)
         }
+        let start = progress.position
+        let lineEnd = try self.lineEnd(maxLength: limits.maxRequestLineBytes, tooLong: HTTPParseError.requestLineTooLong)
+        let line = try requestLine(from: start, to: lineEnd)
+        progress.advance(to: .headerFields(line, sectionStart: lineEnd + 2, count: 0), at: lineEnd + 2)
+    }
 
-        let lineEnd = try self.lineEnd(
-            from: position, maxLength: limits.maxRequestLineBytes,
-            tooLong: .requestLineTooLong(limits))
-        let (method, target, version) = try requestLine(from: position, to: lineEnd)
-        position = lineEnd + 2
-
+    /// Once the empty line ending the head is here: collects the fields, decides the
+    /// framing and moves on to the body.
+    private mutating func finishHead(_ line: HTTPParseProgress.RequestLine, sectionStart: Int, headEnd: Int) throws(Stop) {
         var headers = HTTPHeaders()
-        position = try fieldSection(from: position, into: &headers, collect: true)
-        let framing = try framing(method: method, version: version, headers: headers)
+        var position = sectionStart
+        // Every line up to the empty one is checked already; this pass only copies.
+        while position < headEnd - 2 {
+            var lineEnd = position
+            while bytes[lineEnd] != cr { lineEnd += 1 }
+            try fieldLine(from: position, to: lineEnd, into: &headers, collect: true)
+            position = lineEnd + 2
+        }
+        examined += headEnd - sectionStart
 
+        let framing = try framing(method: line.method, version: line.version, headers: headers)
         var contentLength: Int?
         var chunked = false
         switch framing {
@@ -203,63 +343,55 @@ private struct Scanner {
         case .length(let length): contentLength = length
         case .chunked: chunked = true
         }
-        let methodString = string(method)
-        let targetString = string(target)
-        head = HTTPRequestHead(
-            method: methodString, target: targetString, version: version, headers: headers,
+        progress.head = HTTPRequestHead(
+            method: string(line.method), target: string(line.target), version: line.version, headers: headers,
             contentLength: contentLength, chunked: chunked)
-
-        var body: [UInt8] = []
+        progress.bodyStart = headEnd
         switch framing {
-        case .none:
-            break
-        case .length(let length):
-            guard end - position >= length else { throw .needMore }
-            body = Array(UnsafeRawBufferPointer(rebasing: bytes[position..<(position + length)]))
-            position += length
-        case .chunked:
-            // Validate first without copying (this runs on every read), then copy once.
-            var unused: [UInt8] = []
-            let (bodyEnd, size) = try chunkedBody(from: position, into: &unused, collect: false)
-            body.reserveCapacity(size)
-            _ = try chunkedBody(from: position, into: &body, collect: true)
-            position = bodyEnd
+        case .none: progress.advance(to: .lengthBody(0), at: headEnd)
+        case .length(let length): progress.advance(to: .lengthBody(length), at: headEnd)
+        case .chunked: progress.advance(to: .chunkSizeLine(size: 0, framing: 0), at: headEnd)
         }
-        let request = HTTPRequest(
-            method: methodString, target: targetString, version: version, headers: headers, body: body)
-        return .complete(request, consumed: position)
     }
 
     // MARK: Lines
 
-    /// The index of the CR that ends the line starting at `start`.
+    /// The index of the CR that ends the line starting at `progress.position`.
     ///
     /// Refuses as soon as the line is longer than `maxLength` (even before its CRLF has
     /// arrived), and at once on a bare LF, a bare CR (RFC 9112 section 2.2: line endings in
     /// the head are CRLF; accepting bare LF is what request smuggling builds on) or a
     /// control character other than HTAB (RFC 9110 section 5.5: field values may not
     /// contain CTLs; the request line cannot contain them either).
-    /// `tooLong` is only built when needed: its message is formatted, and this runs per line.
-    private func lineEnd(from start: Int, maxLength: Int, tooLong: @autoclosure () -> HTTPParseError) throws(Stop) -> Int {
-        var index = start
+    /// Each byte is judged on its own, so a line left incomplete is resumed at
+    /// `progress.scanned` rather than read again.
+    /// `tooLong` is only called when needed: its message is formatted, and this runs per line.
+    private mutating func lineEnd(maxLength: Int, tooLong: (HTTPLimits) -> HTTPParseError) throws(Stop) -> Int {
+        let start = progress.position
+        let resume = progress.scanned
+        var index = resume
         while index < end {
             let byte = bytes[index]
             if byte == cr {
-                guard index + 1 < end else { throw .needMore }
+                // A CR in the last byte is looked at again once its LF can be.
+                guard index + 1 < end else { break }
                 guard bytes[index + 1] == lf else { throw .failure(.bareCarriageReturn) }
+                examined += index + 2 - resume
                 return index
             }
-            if index - start >= maxLength { throw .failure(tooLong()) }
+            if index - start >= maxLength { throw .failure(tooLong(limits)) }
             if byte == lf { throw .failure(.bareLineFeed) }
             if (byte < 0x20 && byte != htab) || byte == 0x7F { throw .failure(.controlCharacter) }
             index += 1
         }
+        examined += index - resume
+        progress.scanned = index
         throw .needMore
     }
 
     /// request-line = method SP request-target SP HTTP-version (RFC 9112 section 3),
     /// with exactly one SP between the parts.
-    private func requestLine(from start: Int, to stop: Int) throws(Stop) -> (Range<Int>, Range<Int>, HTTPVersion) {
+    private func requestLine(from start: Int, to stop: Int) throws(Stop) -> HTTPParseProgress.RequestLine {
         var index = start
         while index < stop && isTokenByte(bytes[index]) { index += 1 }
         guard index > start, index < stop, bytes[index] == sp else { throw .failure(.malformedRequestLine) }
@@ -274,7 +406,7 @@ private struct Scanner {
         let target = targetStart..<index
         index += 1
 
-        return (method, target, try version(from: index, to: stop))
+        return HTTPParseProgress.RequestLine(method: method, target: target, version: try version(from: index, to: stop))
     }
 
     /// HTTP-version = "HTTP/" DIGIT "." DIGIT, case-sensitive (RFC 9112 section 2.3).
@@ -292,33 +424,31 @@ private struct Scanner {
 
     // MARK: Fields
 
-    /// Parses field lines up to and including the empty line that ends them, and returns
-    /// the index after that line. Used for the header section and for the trailer section
-    /// of a chunked body (RFC 9112 section 7.1.2), each with the header budget.
-    private func fieldSection(from start: Int, into headers: inout HTTPHeaders, collect: Bool) throws(Stop) -> Int {
-        var position = start
-        var fieldCount = 0
-        while true {
-            guard position < end else { throw .needMore }
-            let first = bytes[position]
-            if first == cr {
-                guard position + 1 < end else { throw .needMore }
-                guard bytes[position + 1] == lf else { throw .failure(.bareCarriageReturn) }
-                return position + 2
-            }
-            // RFC 9112 section 5.2: obs-fold is rejected rather than unfolded; a line that
-            // starts with whitespace right after the request line is the same trick
-            // (section 2.2).
-            if first == sp || first == htab { throw .failure(.obsoleteLineFolding) }
-            if fieldCount == limits.maxHeaderCount { throw .failure(.tooManyHeaders(limits)) }
-            let used = position - start
-            let lineEnd = try self.lineEnd(
-                from: position, maxLength: limits.maxHeaderBytes - used - 2,
-                tooLong: .headersTooLarge(limits))
-            try fieldLine(from: position, to: lineEnd, into: &headers, collect: collect)
-            fieldCount += 1
-            position = lineEnd + 2
+    /// One step through a field section: the header section, or the trailer section of a
+    /// chunked body (RFC 9112 section 7.1.2), each with the header budget. Checks the field
+    /// line at `progress.position` (the section's `count + 1`th) and moves past it,
+    /// returning nil; or, at the empty line that ends the section, returns the index after it.
+    private mutating func fieldLineOrEnd(sectionStart: Int, count: Int) throws(Stop) -> Int? {
+        let position = progress.position
+        guard position < end else { throw .needMore }
+        let first = bytes[position]
+        if first == cr {
+            guard position + 1 < end else { throw .needMore }
+            guard bytes[position + 1] == lf else { throw .failure(.bareCarriageReturn) }
+            return position + 2
         }
+        // RFC 9112 section 5.2: obs-fold is rejected rather than unfolded; a line that
+        // starts with whitespace right after the request line is the same trick
+        // (section 2.2).
+        if first == sp || first == htab { throw .failure(.obsoleteLineFolding) }
+        if count == limits.maxHeaderCount { throw .failure(.tooManyHeaders(limits)) }
+        let used = position - sectionStart
+        let lineEnd = try self.lineEnd(maxLength: limits.maxHeaderBytes - used - 2, tooLong: HTTPParseError.headersTooLarge)
+        var unused = HTTPHeaders()
+        try fieldLine(from: position, to: lineEnd, into: &unused, collect: false)
+        progress.position = lineEnd + 2
+        progress.scanned = lineEnd + 2
+        return nil
     }
 
     /// field-line = field-name ":" OWS field-value OWS (RFC 9112 section 5). The line has
@@ -424,49 +554,28 @@ private struct Scanner {
         method.elementsEqual("POST".utf8) || method.elementsEqual("PUT".utf8) || method.elementsEqual("PATCH".utf8)
     }
 
-    // MARK: Chunked body
+    // MARK: Chunked body (RFC 9112 section 7.1)
 
-    /// Reads a chunked body (RFC 9112 section 7.1) starting at `start`; returns the index
-    /// after its final CRLF and the decoded size. With `collect`, appends the data to `body`.
-    private func chunkedBody(from start: Int, into body: inout [UInt8], collect: Bool) throws(Stop) -> (end: Int, size: Int) {
-        var position = start
-        var size = 0
-        var framing = 0
-        let framingLimit = limits.maxChunkFramingBytes
-        while true {
-            // The line may use what is left of the framing budget (keeping 2 bytes for its
-            // CRLF), so an over-long line is refused before it is complete.
-            let room = framingLimit - framing - 2
-            let lineEnd = try self.lineEnd(
-                from: position, maxLength: min(HTTPLimits.maxChunkLineBytes, room),
-                tooLong: room < HTTPLimits.maxChunkLineBytes ? .chunkFramingTooLarge(limits) : .chunkLineTooLong)
-            framing += lineEnd - position + 2
-            let chunkSize = try self.chunkSize(from: position, to: lineEnd)
-            position = lineEnd + 2
+    private mutating func chunkSizeLine(size: Int, framing: Int) throws(Stop) {
+        let position = progress.position
+        // The line may use what is left of the framing budget (keeping 2 bytes for its
+        // CRLF), so an over-long line is refused before it is complete.
+        let room = framingLimit - framing - 2
+        let lineEnd = try self.lineEnd(
+            maxLength: min(HTTPLimits.maxChunkLineBytes, room),
+            tooLong: { room < HTTPLimits.maxChunkLineBytes ? .chunkFramingTooLarge($0) : .chunkLineTooLong })
+        let framing = framing + lineEnd - position + 2
+        let chunkSize = try self.chunkSize(from: position, to: lineEnd)
 
-            if chunkSize == 0 {
-                // last-chunk, then the trailer section, which we check and drop: nothing
-                // here needs trailer fields, and merging them into headers is unsafe
-                // (RFC 9110 section 6.5.1).
-                var ignored = HTTPHeaders()
-                return (try fieldSection(from: position, into: &ignored, collect: false), size)
-            }
-            guard chunkSize <= limits.maxBodyBytes - size else { throw .failure(.bodyTooLarge(limits)) }
-            // The CRLF after the data counts as framing; refuse before waiting for the data.
-            guard framing + 2 <= framingLimit else { throw .failure(.chunkFramingTooLarge(limits)) }
-
-            let dataEnd = position + chunkSize
-            guard dataEnd < end else { throw .needMore }
-            guard bytes[dataEnd] == cr else { throw .failure(.unterminatedChunk) }
-            guard dataEnd + 1 < end else { throw .needMore }
-            guard bytes[dataEnd + 1] == lf else { throw .failure(.unterminatedChunk) }
-            if collect {
-                body.append(contentsOf: UnsafeRawBufferPointer(rebasing: bytes[position..<dataEnd]))
-            }
-            size += chunkSize
-            framing += 2
-            position = dataEnd + 2
+        if chunkSize == 0 {
+            // last-chunk, then the trailer section.
+            progress.advance(to: .trailerFields(size: size, sectionStart: lineEnd + 2, count: 0), at: lineEnd + 2)
+            return
         }
+        guard chunkSize <= limits.maxBodyBytes - size else { throw .failure(.bodyTooLarge(limits)) }
+        // The CRLF after the data counts as framing; refuse before waiting for the data.
+        guard framing + 2 <= framingLimit else { throw .failure(.chunkFramingTooLarge(limits)) }
+        progress.advance(to: .chunkData(chunkSize: chunkSize, size: size, framing: framing), at: lineEnd + 2)
     }
 
     /// chunk-size [ chunk-ext ], where chunk-size = 1*HEXDIG and
@@ -491,13 +600,33 @@ private struct Scanner {
         return value
     }
 
+    /// The `size` bytes of data of the chunked body at `progress.bodyStart`, whose framing
+    /// has all been checked: this pass only reads the sizes and copies, once.
+    private mutating func decodeChunks(size: Int) -> [UInt8] {
+        var body: [UInt8] = []
+        body.reserveCapacity(size)
+        var position = progress.bodyStart
+        while body.count < size {
+            var chunkSize = 0
+            while let digit = HTTPRequest.hexValue(bytes[position]) {
+                chunkSize = chunkSize &* 16 &+ Int(digit)
+                position += 1
+            }
+            while bytes[position] != cr { position += 1 }
+            position += 2
+            body.append(contentsOf: UnsafeRawBufferPointer(rebasing: bytes[position..<(position + chunkSize)]))
+            position += chunkSize + 2
+        }
+        examined += position - progress.bodyStart
+        return body
+    }
+
     // MARK: Bytes
 
     private func string(_ range: Range<Int>) -> String {
         String(decoding: UnsafeRawBufferPointer(rebasing: bytes[range]), as: UTF8.self)
     }
 }
-
 @inline(__always)
 private func isWhitespace(_ byte: UInt8) -> Bool {
     byte == sp || byte == htab

@@ -17,6 +17,9 @@ final class HTTPServerConnection: TCPConnectionDelegate {
     private let timeouts: Timeouts
     private let respond: Responder
     private var buffer: [UInt8] = []
+    /// How far the parser got through the incomplete request at the start of `buffer`, so
+    /// each read costs time in proportion to the bytes it brought, not to all buffered so far.
+    private var progress: HTTPParseProgress?
     /// When the request now being read started (first byte, or accept for the first one).
     private var requestStartedAt: UInt64?
     private var lastActivity: UInt64
@@ -42,10 +45,11 @@ final class HTTPServerConnection: TCPConnectionDelegate {
 
     private func processBuffer(_ connection: TCPConnection) {
         while !closing && !buffer.isEmpty {
-            let result = buffer.withUnsafeBytes { HTTPRequestParser.parse($0, limits: limits) }
+            let result = buffer.withUnsafeBytes { HTTPRequestParser.parse($0, limits: limits, resuming: progress) }
             switch result {
-            case .needMore(let head):
-                if let head, head.version == .http11, !sentContinue,
+            case .needMore(let progress):
+                self.progress = progress
+                if let head = progress.head, head.version == .http11, !sentContinue,
                    head.headers["Expect"]?.lowercased() == "100-continue"
                 {
                     sentContinue = true
@@ -53,6 +57,7 @@ final class HTTPServerConnection: TCPConnectionDelegate {
                 }
                 return
             case .complete(let request, let consumed):
+                progress = nil
                 buffer.removeFirst(consumed)
                 sentContinue = false
                 requestStartedAt = buffer.isEmpty ? nil : MonotonicClock.nowNanoseconds()
@@ -74,6 +79,7 @@ final class HTTPServerConnection: TCPConnectionDelegate {
     private func fail(_ connection: TCPConnection, status: Int, code: String, message: String) {
         closing = true
         buffer = []
+        progress = nil
         connection.write(HTTPResponse.error(status: status, code: code, message: message).serialized(keepAlive: false))
         connection.closeAfterWriting(drain: true)
     }
@@ -81,11 +87,8 @@ final class HTTPServerConnection: TCPConnectionDelegate {
     func connectionTick(_ connection: TCPConnection, now: UInt64) {
         guard !closing else { return }
         if let started = requestStartedAt {
-            let headComplete = buffer.withUnsafeBytes { raw -> Bool in
-                if case .needMore(let head?) = HTTPRequestParser.parse(raw, limits: limits) { return head.method.isEmpty == false }
-                return false
-            }
-            let limit = headComplete ? timeouts.requestNanoseconds : timeouts.headNanoseconds
+            // Once the head is complete the whole-request timeout applies.
+            let limit = progress?.head != nil ? timeouts.requestNanoseconds : timeouts.headNanoseconds
             if now - started > limit {
                 fail(connection, status: 408, code: "request_timeout", message: "The request was not received in time.")
             }
@@ -97,5 +100,6 @@ final class HTTPServerConnection: TCPConnectionDelegate {
 
     func connectionDidClose(_ connection: TCPConnection) {
         buffer = []
+        progress = nil
     }
 }
