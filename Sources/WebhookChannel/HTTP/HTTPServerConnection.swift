@@ -49,9 +49,7 @@ final class HTTPServerConnection: TCPConnectionDelegate {
             switch result {
             case .needMore(let progress):
                 self.progress = progress
-                if let head = progress.head, head.version == .http11, !sentContinue,
-                   head.headers["Expect"]?.lowercased() == "100-continue"
-                {
+                if let head = progress.head, head.version == .http11, !sentContinue, head.expectsContinue {
                     sentContinue = true
                     connection.write(Array("HTTP/1.1 100 Continue\r\n\r\n".utf8))
                 }
