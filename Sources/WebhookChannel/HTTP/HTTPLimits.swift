@@ -38,24 +38,21 @@ public struct HTTPLimits: Sendable, Equatable {
     /// Proportional to the body limit so ordinary chunk sizes always fit, while a flood of
     /// tiny or empty-looking chunks cannot grow the buffer without end.
     public var maxChunkFramingBytes: Int {
-        Self.saturatingSum(maxBodyBytes, Self.maxChunkLineBytes)
+        Self.adding(maxBodyBytes, Self.maxChunkLineBytes)
     }
 
     /// An upper bound on the bytes of one request on the wire. The parser never answers
     /// `needMore` for an input longer than this, so a connection can cap its buffer here.
     public var maxRequestBytes: Int {
-        let head = Self.saturatingSum(2, maxRequestLineBytes, 2, maxHeaderBytes, 2)
-        let chunked = Self.saturatingSum(maxBodyBytes, maxChunkFramingBytes, maxHeaderBytes, 2)
-        return Self.saturatingSum(head, max(maxBodyBytes, chunked))
+        let head = Self.adding(Self.adding(maxRequestLineBytes, maxHeaderBytes), 6)
+        let chunked = Self.adding(Self.adding(Self.adding(maxBodyBytes, maxChunkFramingBytes), maxHeaderBytes), 2)
+        return Self.adding(head, max(maxBodyBytes, chunked))
     }
 
-    private static func saturatingSum(_ values: Int...) -> Int {
-        var total = 0
-        for value in values {
-            let (sum, overflow) = total.addingReportingOverflow(value)
-            if overflow { return Int.max }
-            total = sum
-        }
-        return total
+    /// `a + b`, or `Int.max` when that overflows (limits may be configured huge). Not
+    /// variadic: these are read per request, and a variadic call allocates its array.
+    private static func adding(_ a: Int, _ b: Int) -> Int {
+        let (sum, overflow) = a.addingReportingOverflow(b)
+        return overflow ? Int.max : sum
     }
 }
