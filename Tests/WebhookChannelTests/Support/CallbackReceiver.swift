@@ -17,12 +17,11 @@ final class CallbackReceiver: @unchecked Sendable {
         var body: String = #"{"ok":true}"#
     }
 
-    let port: Int
-    private let listener: Int32
+    var port: Int { listener.port }
+    private let listener: LoopbackListener
     private let answers: [Answer]
     private let lock = NSLock()
     private var recorded: [Delivery] = []
-    private var stopped = false
 
     /// Answers with these statuses in turn.
     convenience init(statuses: [Int] = [200]) throws {
@@ -32,8 +31,8 @@ final class CallbackReceiver: @unchecked Sendable {
     init(_ answers: [Answer]) throws {
         precondition(!answers.isEmpty)
         self.answers = answers
-        (listener, port) = try listenOnLoopback()
-        let thread = Thread { [self] in acceptLoop() }
+        listener = try LoopbackListener()
+        let thread = Thread { [self] in listener.acceptUntilStopped(answer) }
         thread.name = "e2e-scripted-receiver"
         thread.start()
     }
@@ -52,38 +51,23 @@ final class CallbackReceiver: @unchecked Sendable {
     }
 
     func stop() {
-        lock.withLock {
-            guard !stopped else { return }
-            stopped = true
-            shutdown(listener, Int32(SHUT_RDWR))
-        }
+        listener.stop()
     }
 
-    private var isStopped: Bool { lock.withLock { stopped } }
-
-    private func acceptLoop() {
-        defer { Glibc.close(listener) }
-        while !isStopped {
-            var ready = pollfd(fd: listener, events: Int16(POLLIN), revents: 0)
-            guard Glibc.poll(&ready, 1, 100) > 0, !isStopped else { continue }
-            let fd = acceptCloseOnExec(listener)
-            guard fd >= 0 else { continue }
-            let connection = HTTPConnection(fd: fd)
-            guard let request = try? connection.readRequestBlocking(timeout: Duration.seconds(5)) else {
-                connection.close()
-                continue
-            }
-            let index = lock.withLock {
-                recorded.append(Delivery(request: request, arrivedAt: .now))
-                return recorded.count - 1
-            }
-            let answer = answers[min(index, answers.count - 1)]
-            var head = "HTTP/1.1 \(answer.status) Scripted\r\nContent-Type: application/json\r\n"
-            for (name, value) in answer.headers { head += "\(name): \(value)\r\n" }
-            head += "Content-Length: \(answer.body.utf8.count)\r\nConnection: close\r\n\r\n"
-            try? connection.sendBlocking(Data((head + answer.body).utf8), timeout: Duration.seconds(5))
-            connection.close()
+    /// On the receiver's thread: records one request and sends the next scripted answer.
+    private func answer(_ fd: Int32) {
+        let connection = HTTPConnection(fd: fd)
+        defer { connection.close() }
+        guard let request = try? connection.readRequestBlocking(timeout: Duration.seconds(5)) else { return }
+        let index = lock.withLock {
+            recorded.append(Delivery(request: request, arrivedAt: .now))
+            return recorded.count - 1
         }
+        let answer = answers[min(index, answers.count - 1)]
+        var head = "HTTP/1.1 \(answer.status) Scripted\r\nContent-Type: application/json\r\n"
+        for (name, value) in answer.headers { head += "\(name): \(value)\r\n" }
+        head += "Content-Length: \(answer.body.utf8.count)\r\nConnection: close\r\n\r\n"
+        try? connection.sendBlocking(Data((head + answer.body).utf8), timeout: Duration.seconds(5))
     }
 }
 
@@ -113,6 +97,43 @@ func listenOnLoopback(backlog: Int32 = 16) throws -> (fd: Int32, port: Int) {
         throw HarnessError("test receiver could not listen: \(reason)")
     }
     return (fd, Int(UInt16(bigEndian: address.sin_port)))
+}
+
+/// A listening socket on `127.0.0.1` that its owner's thread accepts from until `stop()`.
+/// Shared by the test receivers (`CallbackReceiver`, `TLSFront`).
+final class LoopbackListener: @unchecked Sendable {
+    let port: Int
+    private let fd: Int32
+    private let lock = NSLock()
+    private var stopped = false
+
+    init() throws {
+        (fd, port) = try listenOnLoopback()
+    }
+
+    var isStopped: Bool { lock.withLock { stopped } }
+
+    func stop() {
+        lock.withLock {
+            guard !stopped else { return }
+            stopped = true
+            shutdown(fd, Int32(SHUT_RDWR))
+        }
+    }
+
+    /// On the calling thread: hands each accepted connection to `serve` (which closes it),
+    /// one at a time, until `stop()`; then closes the listening socket. Polls, so a stop is
+    /// noticed within 100 ms.
+    func acceptUntilStopped(_ serve: (Int32) -> Void) {
+        defer { Glibc.close(fd) }
+        while !isStopped {
+            var ready = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+            guard Glibc.poll(&ready, 1, 100) > 0, !isStopped else { continue }
+            let connection = acceptCloseOnExec(fd)
+            guard connection >= 0 else { continue }
+            serve(connection)
+        }
+    }
 }
 
 /// `accept()` with `FD_CLOEXEC` set under `ChildProcess.spawnLock` (`accept4` is not exported

@@ -31,13 +31,12 @@ final class TLSFront: @unchecked Sendable {
         }
     }
 
-    let port: Int
+    var port: Int { listener.port }
     private let backendPort: Int
-    private let listener: Int32
+    private let listener: LoopbackListener
     private let context: OpaquePointer
     private let lock = NSLock()
     private var recorded: [Handshake] = []
-    private var stopped = false
 
     /// Bounds every read and write on one connection, so a stuck peer cannot hold the thread.
     private static let ioTimeout: Double = 3
@@ -52,7 +51,7 @@ final class TLSFront: @unchecked Sendable {
             throw HarnessError("TLS front could not load \(certificate.lastPathComponent): \(reason)")
         }
         do {
-            (listener, port) = try listenOnLoopback()
+            listener = try LoopbackListener()
         } catch {
             SSL_CTX_free(context)
             throw error
@@ -82,14 +81,8 @@ final class TLSFront: @unchecked Sendable {
     }
 
     func stop() {
-        lock.withLock {
-            guard !stopped else { return }
-            stopped = true
-            shutdown(listener, Int32(SHUT_RDWR))
-        }
+        listener.stop()
     }
-
-    private var isStopped: Bool { lock.withLock { stopped } }
 
     // MARK: The front's thread
 
@@ -100,12 +93,7 @@ final class TLSFront: @unchecked Sendable {
         sigemptyset(&pipeSignal)
         sigaddset(&pipeSignal, SIGPIPE)
         pthread_sigmask(SIG_BLOCK, &pipeSignal, nil)
-        defer { Glibc.close(listener) }
-        while !isStopped {
-            var ready = pollfd(fd: listener, events: Int16(POLLIN), revents: 0)
-            guard Glibc.poll(&ready, 1, 100) > 0, !isStopped else { continue }
-            let fd = acceptCloseOnExec(listener)
-            guard fd >= 0 else { continue }
+        listener.acceptUntilStopped { fd in
             serve(fd)
             Glibc.close(fd)
         }
