@@ -26,8 +26,8 @@ public final class EventLoop: SerialExecutor, @unchecked Sendable {
     private var handlers: [Int32: any EventLoopHandler] = [:]
     private var lastTick: UInt64 = 0
     /// Counts rounds: each return of `epoll_wait`, and each batch of queued jobs taken, starts
-    /// one, so anything handled in a round was received before the round began. Read on the
-    /// loop thread only.
+    /// one, so what a round handles was received before it began (or during its own few
+    /// microseconds). Read on the loop thread only.
     public private(set) var round: UInt64 = 0
     /// Only touched on the loop thread.
     private var endOfPassActions: [() -> Void] = []

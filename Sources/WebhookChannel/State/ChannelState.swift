@@ -68,7 +68,7 @@ public actor ChannelState {
         self.log = log
         let eventLog = EventLog(directory: store.directory, writer: writer, log: log)
         self.eventLog = eventLog
-        // Lines accepted during a loop pass are written together when the pass ends.
+        // Records accepted during a loop pass go to the writer together when the pass ends.
         loop.addEndOfPassAction { eventLog.flush() }
     }
 
