@@ -2,10 +2,11 @@
 #define WEBHOOK_CLINUX_SHIM_H
 
 // Linux interfaces the Glibc module does not export: the event loop's epoll and eventfd,
-// and advisory file locks.
+// inotify for the state dir, and advisory file locks.
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/file.h>
+#include <sys/inotify.h>
 #include <sys/socket.h>
 
 // accept4 is a GNU extension that the Glibc module hides without _GNU_SOURCE.

@@ -87,7 +87,10 @@ enum ServeCommand {
         let result = Mutex<HTTPServer?>(nil)
         let done = ConditionSignal()
         loop.execute {
-            state.assumeIsolated { $0.restoreFromEventLog() }
+            state.assumeIsolated { state in
+                state.restoreFromEventLog()
+                state.watchStateDirectory()
+            }
             do {
                 let server = try HTTPServer(host: config.host, port: config.port, loop: loop, limits: limits, timeouts: timeouts,
                                             maxConnections: config.maxConnections, routes: routes)

@@ -29,6 +29,8 @@ public final class EventLoop: SerialExecutor, @unchecked Sendable {
     /// one, so what a round handles was received before it began (or during its own few
     /// microseconds). Read on the loop thread only.
     public private(set) var round: UInt64 = 0
+    /// The descriptor handled first in each round (see `register(first:)`), or -1.
+    private var firstFD: Int32 = -1
     /// Only touched on the loop thread.
     private var endOfPassActions: [() -> Void] = []
     private let finished = ConditionSignal()
@@ -104,8 +106,14 @@ public final class EventLoop: SerialExecutor, @unchecked Sendable {
 
     // MARK: Registration (loop thread only)
 
-    public func register(fd: Int32, handler: any EventLoopHandler, readable: Bool = true, writable: Bool = false) throws(SocketError) {
+    /// With `first`, this descriptor's events are handled before the others of the same round
+    /// (one descriptor at most: the state dir watch, so a change is seen before requests that
+    /// follow it).
+    public func register(fd: Int32, handler: any EventLoopHandler, readable: Bool = true, writable: Bool = false,
+                         first: Bool = false) throws(SocketError)
+    {
         handlers[fd] = handler
+        if first { firstFD = fd }
         var event = epoll_event()
         event.events = mask(readable: readable, writable: writable)
         event.data.fd = fd
@@ -124,6 +132,7 @@ public final class EventLoop: SerialExecutor, @unchecked Sendable {
 
     public func unregister(fd: Int32) {
         handlers[fd] = nil
+        if fd == firstFD { firstFD = -1 }
         _ = epoll_ctl(epollFD, EPOLL_CTL_DEL, fd, nil)
     }
 
@@ -151,24 +160,11 @@ public final class EventLoop: SerialExecutor, @unchecked Sendable {
             }
             round &+= 1
             if count > 0 {
-                for index in 0..<Int(count) {
-                    let event = events[index]
-                    let fd = event.data.fd
-                    if fd == wakeFD {
-                        var value: UInt64 = 0
-                        _ = read(wakeFD, &value, 8)
-                        continue
-                    }
-                    let bits = event.events
-                    if bits & (EPOLLOUT.rawValue | EPOLLERR.rawValue) != 0, let handler = handlers[fd] {
-                        handler.writable()
-                    }
-                    if bits & (EPOLLIN.rawValue | EPOLLHUP.rawValue | EPOLLRDHUP.rawValue | EPOLLERR.rawValue) != 0,
-                       let handler = handlers[fd]
-                    {
-                        handler.readable()
-                    }
+                let first = firstFD
+                if first >= 0 {
+                    for index in 0..<Int(count) where events[index].data.fd == first { dispatch(events[index]) }
                 }
+                for index in 0..<Int(count) where events[index].data.fd != first { dispatch(events[index]) }
             }
             runPending()
             for action in endOfPassActions { action() }
@@ -186,6 +182,24 @@ public final class EventLoop: SerialExecutor, @unchecked Sendable {
         for action in endOfPassActions { action() }
         isFinished.store(true, ordering: .releasing)
         finished.signal()
+    }
+
+    private func dispatch(_ event: epoll_event) {
+        let fd = event.data.fd
+        if fd == wakeFD {
+            var value: UInt64 = 0
+            _ = read(wakeFD, &value, 8)
+            return
+        }
+        let bits = event.events
+        if bits & (EPOLLOUT.rawValue | EPOLLERR.rawValue) != 0, let handler = handlers[fd] {
+            handler.writable()
+        }
+        if bits & (EPOLLIN.rawValue | EPOLLHUP.rawValue | EPOLLRDHUP.rawValue | EPOLLERR.rawValue) != 0,
+           let handler = handlers[fd]
+        {
+            handler.readable()
+        }
     }
 
     private func runPending() {

@@ -52,6 +52,8 @@ public actor ChannelState {
     private var fileIdentity: FileIdentity?
     /// The loop round of the last `refreshIfChanged` stat (0: none yet; rounds start at 1).
     private var refreshedInRound: UInt64 = 0
+    /// Inotify on the state dir; without it (unavailable), every round stats the file.
+    private var directoryWatch: StateDirectoryWatch?
     private var replay = ReplayMemory()
     private(set) var stats: [String: SourceStats] = [:]
     private var failedCompletions: [Double] = []
@@ -72,6 +74,14 @@ public actor ChannelState {
         loop.addEndOfPassAction { eventLog.flush() }
     }
 
+    /// Starts watching the state dir (on the loop thread, once the directory exists), so that
+    /// requests need no `stat` while nothing there changes.
+    public func watchStateDirectory() {
+        guard directoryWatch == nil else { return }
+        directoryWatch = StateDirectoryWatch(path: store.directory.path, loop: loop)
+        if directoryWatch == nil { log.warning("cannot watch the state directory; sources.json is checked on every request") }
+    }
+
     /// Rebuilds the replay memory and per-source counters from the event log, so a delivery
     /// seen before a restart is still a duplicate after it.
     public func restoreFromEventLog() {
@@ -87,12 +97,14 @@ public actor ChannelState {
 
     // MARK: Sources file
 
-    /// Picks up changes another process (the CLI, the seed's skill) made, with one stat() per
-    /// event-loop round rather than per request. What a round handles was received before the
-    /// round began (`EventLoop.round`), or at most the round's own microseconds after, and the
-    /// stat comes after it began: a change the CLI finished before a request was sent is seen.
+    /// Picks up changes another process (the CLI, the seed's skill) made. With the state dir
+    /// watched (inotify), nothing is read while nothing there changed; otherwise one `stat()`
+    /// per event-loop round. What a round handles was received before the round began
+    /// (`EventLoop.round`), or at most the round's own microseconds after, and the check comes
+    /// after it began: a change the CLI finished before a request was sent is seen.
     public func refreshIfChanged() {
         guard loop.round != refreshedInRound else { return }
+        if let directoryWatch, !directoryWatch.takeChange() { return }
         refreshedInRound = loop.round
         let identity = store.identity()
         guard identity != fileIdentity else { return }

@@ -1,0 +1,66 @@
+import CLinux
+import Glibc
+
+/// Says whether a file in the state dir may have changed since it was last asked, from
+/// inotify events read on the event loop, so `sources.json` is not `stat`ed for every request.
+///
+/// Its descriptor is the loop's first handler of a round (`EventLoop.register(first:)`): the
+/// kernel queues the event inside the other process's `rename` or `close`, so a request sent
+/// after that change becomes ready in the same round or a later one, and this handler has
+/// already marked the change when the request is handled.
+final class StateDirectoryWatch: EventLoopHandler {
+    private let fd: Int32
+    private var changed = true
+    /// The watch is gone (the directory was removed or replaced) or events were dropped:
+    /// from then on every question is answered "changed", as without a watch.
+    private var unreliable = false
+    private var buffer = [UInt8](repeating: 0, count: 4096)
+
+    /// Nil when inotify is unavailable or the directory cannot be watched.
+    init?(path: String, loop: EventLoop) {
+        fd = inotify_init1(Int32(IN_NONBLOCK | IN_CLOEXEC))
+        guard fd >= 0 else { return nil }
+        // Not IN_MODIFY: the event log is written continuously and only sources.json matters,
+        // which every writer (ours, the CLI's, the seed skill's) finishes with a close or a rename.
+        let mask = UInt32(IN_CLOSE_WRITE | IN_MOVED_TO | IN_MOVED_FROM | IN_CREATE | IN_DELETE | IN_ATTRIB
+            | IN_DELETE_SELF | IN_MOVE_SELF)
+        guard inotify_add_watch(fd, path, mask) >= 0 else {
+            close(fd)
+            return nil
+        }
+        do { try loop.register(fd: fd, handler: self, first: true) } catch {
+            close(fd)
+            return nil
+        }
+    }
+
+    /// True when something may have changed since the last call that returned true.
+    func takeChange() -> Bool {
+        defer { changed = false }
+        return changed || unreliable
+    }
+
+    func readable() {
+        changed = true
+        while true {
+            let count = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+            guard count > 0 else { return }
+            // struct inotify_event: wd, mask, cookie, len (4 bytes each), then `len` name bytes.
+            var offset = 0
+            while offset + 16 <= count {
+                let mask = buffer.withUnsafeBytes { $0.loadUnaligned(fromByteOffset: offset + 4, as: UInt32.self) }
+                let nameLength = buffer.withUnsafeBytes { $0.loadUnaligned(fromByteOffset: offset + 12, as: UInt32.self) }
+                if mask & UInt32(IN_IGNORED | IN_Q_OVERFLOW | IN_DELETE_SELF | IN_MOVE_SELF) != 0 { unreliable = true }
+                offset += 16 + Int(nameLength)
+            }
+        }
+    }
+
+    func writable() {}
+
+    /// A safety net for anything inotify cannot see (a file system that does not report
+    /// changes made elsewhere): at most one `stat` per tick while idle.
+    func tick(now: UInt64) {
+        changed = true
+    }
+}
