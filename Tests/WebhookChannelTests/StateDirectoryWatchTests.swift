@@ -17,6 +17,19 @@ struct StateDirectoryWatchTests {
     /// The watch lives on the loop thread; this box only carries it between closures there.
     final class Box: @unchecked Sendable { var watch: StateDirectoryWatch? }
 
+    /// A running loop and a fresh state dir watched on it, with the tick safety net off so
+    /// that only inotify can report a change. `box.watch` is nil when inotify is unavailable.
+    static func startWatching() async throws -> (EventLoop, TempStateDir, Box) {
+        let dir = try TempStateDir()
+        try dir.createStateDir()
+        let loop = try EventLoop()
+        loop.start()
+        let box = Box()
+        let path = dir.path
+        await onLoop(loop) { box.watch = StateDirectoryWatch(path: path, loop: loop, changedOnTick: false) }
+        return (loop, dir, box)
+    }
+
     /// Polls (on the loop) until `takeChange()` says true, for at most `timeout`.
     static func waitForChange(_ loop: EventLoop, _ box: Box, timeout: Duration = .seconds(2)) async -> Bool {
         let deadline = ContinuousClock.now + timeout
@@ -28,18 +41,9 @@ struct StateDirectoryWatchTests {
     }
 
     @Test func aRenameOrAWriteInTheDirectoryIsReportedOnceAndThenTheWatchIsQuiet() async throws {
-        let loop = try EventLoop()
-        loop.start()
-        defer { loop.stop() }
-        let dir = try TempStateDir()
-        defer { dir.remove() }
-        try dir.createStateDir()
-        let box = Box()
-        let path = dir.path
-        let created = await Self.onLoop(loop) {
-            box.watch = StateDirectoryWatch(path: path, loop: loop, changedOnTick: false)
-            return box.watch != nil
-        }
+        let (loop, dir, box) = try await Self.startWatching()
+        defer { loop.stop(); dir.remove() }
+        let created = box.watch != nil
         try #require(created, "inotify is available on this machine")
 
         // Fresh: one change is owed (nothing was read yet); then quiet, also across ticks.
@@ -65,22 +69,13 @@ struct StateDirectoryWatchTests {
     }
 
     @Test func aWatchWhoseDirectoryIsGoneReportsAChangeEveryTime() async throws {
-        let loop = try EventLoop()
-        loop.start()
-        defer { loop.stop() }
-        let dir = try TempStateDir()
-        defer { dir.remove() }
-        try dir.createStateDir()
-        let box = Box()
-        let path = dir.path
-        let created = await Self.onLoop(loop) {
-            box.watch = StateDirectoryWatch(path: path, loop: loop, changedOnTick: false)
-            return box.watch != nil
-        }
+        let (loop, dir, box) = try await Self.startWatching()
+        defer { loop.stop(); dir.remove() }
+        let created = box.watch != nil
         try #require(created)
         _ = await Self.onLoop(loop) { box.watch!.takeChange() }
 
-        #expect(rmdir(path) == 0 || (try? FileManager.default.removeItem(atPath: path)) != nil)
+        #expect(rmdir(dir.path) == 0 || (try? FileManager.default.removeItem(atPath: dir.path)) != nil)
         #expect(await Self.waitForChange(loop, box))
         // From now on it cannot tell, so it always says "changed": the caller stats every round.
         let answers = await Self.onLoop(loop) { (0..<3).map { _ in box.watch!.takeChange() } }
