@@ -20,10 +20,7 @@ public final class ProtocolOutput: Sendable {
 
         /// Keeps every message in order: deferred ones come before anything sent after them.
         mutating func serializeDeferred() {
-            for writeMessage in deferred {
-                writeMessage(&bytes)
-                bytes.append(0x0A)
-            }
+            ProtocolOutput.serialize(deferred, into: &bytes)
             deferred.removeAll(keepingCapacity: true)
         }
 
@@ -102,15 +99,20 @@ public final class ProtocolOutput: Sendable {
             defer { state.bytes = []; state.deferred = [] }
             return (state.bytes, state.deferred)
         }
-        for writeMessage in deferred {
-            writeMessage(&bytes)
-            bytes.append(0x0A)
-        }
+        Self.serialize(deferred, into: &bytes)
         deferred = []
         guard !bytes.isEmpty else { return }
         if !writeAll(bytes) {
             // The client is gone; keep accepting so senders never block, but write nothing.
             buffer.withLock { $0.closed = true; $0.bytes = []; $0.deferred = [] }
+        }
+    }
+
+    /// Each deferred message, then its newline.
+    private static func serialize(_ deferred: [@Sendable (inout [UInt8]) -> Void], into bytes: inout [UInt8]) {
+        for writeMessage in deferred {
+            writeMessage(&bytes)
+            bytes.append(0x0A)
         }
     }
 
