@@ -7,7 +7,11 @@ import Testing
 /// `503` and are closed, and 200 hanging clients never delay a normal one. Timeouts are
 /// shortened through `WEBHOOK_HEADER_TIMEOUT` / `WEBHOOK_IDLE_TIMEOUT` (checked every
 /// 250 ms by the server, hence the slack in the bounds).
-@Suite struct HardeningSlowClientTests {
+///
+/// Serialized: each test loads the machine on purpose (hundreds of slow clients, a body in
+/// 100 000 chunks) while it measures how promptly others are served, so two of them at once
+/// would measure each other.
+@Suite(.serialized) struct HardeningSlowClientTests {
     /// A 1 s timeout, checked every 250 ms, observed by a test process that shares two cores
     /// with the rest of the suite: the answer must come within this (the default timeouts are
     /// 10 s and 30 s, so a server ignoring the setting still fails).
