@@ -4,9 +4,9 @@ import Testing
 struct ReplayMemoryTests {
     @Test func repeatedKeyWithinLifetimeIsADuplicate() {
         var memory = ReplayMemory(lifetime: 100, capacity: 10)
-        let first = memory.insert("a", now: 0)
-        let repeated = memory.insert("a", now: 99)
-        let afterExpiry = memory.insert("a", now: 100.5)
+        let first = memory.insert("a", now: 0) != nil
+        let repeated = memory.insert("a", now: 99) != nil
+        let afterExpiry = memory.insert("a", now: 100.5) != nil
         #expect(first)
         #expect(!repeated)
         #expect(afterExpiry)
@@ -15,7 +15,7 @@ struct ReplayMemoryTests {
     @Test func oldestKeyIsForgottenWhenFull() {
         var memory = ReplayMemory(lifetime: 1000, capacity: 3)
         for key in ["a", "b", "c", "d"] {
-            let inserted = memory.insert(key, now: 1)
+            let inserted = memory.insert(key, now: 1) != nil
             #expect(inserted)
         }
         #expect(memory.count == 3)

@@ -8,9 +8,9 @@ enum ServeCommand {
 
     static func run() -> Never {
         // Before anything can print: descriptor 1 becomes stderr, protocol lines go elsewhere.
-        // One background thread writes both protocol lines and event-log lines.
-        let writer = SerialWorker(name: "writer")
-        let output = ProtocolOutput.takeOverStandardOutput(worker: writer)
+        // Protocol lines have a writer thread of their own: a reader that stops reading stalls
+        // only it (the event log is written on the loop, see ChannelState.commitAcceptedEvents).
+        let output = ProtocolOutput.takeOverStandardOutput(worker: SerialWorker(name: "stdout"))
         signal(SIGPIPE, SIG_IGN)
         let log = Logger()
 
@@ -32,11 +32,15 @@ enum ServeCommand {
         loop.start()
 
         let clock = SystemClock()
-        // Webhooks are delivered on the loop thread; the writer is woken once per loop pass.
-        let notifier = ChannelNotifier(output: output, wakesWriterLater: true)
-        loop.addEndOfPassAction { output.wakeWriterIfQueued() }
+        let notifier = ChannelNotifier(output: output)
         let state = ChannelState(loop: loop, store: SourcesStore(directory: directory, log: log), clock: clock,
-                                 notifier: notifier, writer: writer, log: log)
+                                 notifier: notifier, syncsLog: config.syncsEventLog, log: log)
+        // Once per loop pass: the events the pass accepted go to the event log with one
+        // write, then their answers and notifications go out; the stdout writer is woken once.
+        loop.addEndOfPassAction {
+            state.assumeIsolated { $0.commitAcceptedEvents() }
+            output.wakeWriterIfQueued()
+        }
         let policy = CallbackURLPolicy(allowPrivate: config.allowPrivateCallbacks)
         let replies = ReplySender(policy: policy, clock: clock, log: log, delays: config.retryDelays)
 
@@ -50,7 +54,6 @@ enum ServeCommand {
             if let server { loop.execute { server.stop() } }
             serverFile.remove()
             loop.stop(timeoutMilliseconds: 150)
-            state.finishEventLog()
             output.flush(timeoutMilliseconds: 150)
             exit(0)
         }
@@ -88,12 +91,12 @@ enum ServeCommand {
         let done = ConditionSignal()
         loop.execute {
             state.assumeIsolated { state in
-                state.restoreFromEventLog()
+                state.openLogs()
                 state.watchStateDirectory()
             }
             do {
                 let server = try HTTPServer(host: config.host, port: config.port, loop: loop, limits: limits, timeouts: timeouts,
-                                            maxConnections: config.maxConnections, routes: routes)
+                                            maxConnections: config.maxConnections, respond: routes.respond)
                 try server.start()
                 result.withLock { $0 = server }
                 log.info("listening on \(server.address)")

@@ -54,8 +54,11 @@ enum SourceCommands {
         guard let parsed = parse(arguments, flags: ["--json", "--allow-private"], options: ["--scheme", "--callback"],
                                  help: addHelp, command: "add", console: console) else { return 2 }
         if parsed.flags.contains("--help") { console.out(addHelp); return 0 }
-        guard parsed.positionals.count == 1, let name = parsed.positionals.first, !name.isEmpty else {
+        guard parsed.positionals.count == 1, let rawName = parsed.positionals.first else {
             return usage("add", "expected exactly one NAME", addHelp, console)
+        }
+        guard let name = SourceName.validated(rawName) else {
+            return usage("add", "NAME must be \(SourceName.rule)", addHelp, console)
         }
         guard let schemeName = parsed.options["--scheme"] else { return usage("add", "--scheme is required", addHelp, console) }
         guard let scheme = SignatureScheme(rawValue: schemeName.lowercased()) else {

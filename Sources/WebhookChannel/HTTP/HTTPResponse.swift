@@ -120,3 +120,12 @@ public struct HTTPResponse: Sendable {
         }
     }
 }
+
+/// What a responder gives back for one request: the answer now, or an answer that follows on
+/// the loop thread (after the event log holds the event it acknowledges, or after a file
+/// change made on another thread). Requests pipelined behind a pending answer wait for it, so
+/// answers keep their order.
+public enum HTTPReply: Sendable {
+    case now(HTTPResponse)
+    case later(Pending<HTTPResponse>)
+}

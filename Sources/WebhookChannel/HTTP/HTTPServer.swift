@@ -10,7 +10,7 @@ public final class HTTPServer: @unchecked Sendable {
 
     /// Binds now (throws if the port is taken); call `start` on the loop thread.
     init(host: String, port: UInt16, loop: EventLoop, limits: HTTPLimits, timeouts: HTTPServerConnection.Timeouts,
-         maxConnections: Int, routes: WebhookRoutes) throws(SocketError) {
+         maxConnections: Int, respond: @escaping (HTTPRequest, SocketAddress?) -> HTTPReply) throws(SocketError) {
         listener = try TCPListener(host: host, port: port, loop: loop, maxConnections: maxConnections) { connection, overLimit in
             if overLimit {
                 connection.write(HTTPResponse.error(status: 503, code: "too_many_connections",
@@ -20,7 +20,7 @@ public final class HTTPServer: @unchecked Sendable {
                 return DiscardingConnection()
             }
             return HTTPServerConnection(limits: limits, timeouts: timeouts, startedAt: connection.acceptedAt) { request, connection in
-                routes.respond(to: request, peer: connection.peer)
+                respond(request, connection.peer)
             }
         }
     }

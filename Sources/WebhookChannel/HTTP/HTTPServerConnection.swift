@@ -11,7 +11,7 @@ final class HTTPServerConnection: TCPConnectionDelegate {
         var idleNanoseconds: UInt64 = 30_000_000_000
     }
 
-    typealias Responder = (HTTPRequest, TCPConnection) -> HTTPResponse
+    typealias Responder = (HTTPRequest, TCPConnection) -> HTTPReply
 
     private let limits: HTTPLimits
     private let timeouts: Timeouts
@@ -25,6 +25,8 @@ final class HTTPServerConnection: TCPConnectionDelegate {
     private var lastActivity: UInt64
     private var sentContinue = false
     private var closing = false
+    /// A request's answer is pending: later requests stay in `buffer` until it is written.
+    private var awaitingAnswer = false
 
     init(limits: HTTPLimits, timeouts: Timeouts = Timeouts(), startedAt: UInt64, respond: @escaping Responder) {
         self.limits = limits
@@ -44,7 +46,7 @@ final class HTTPServerConnection: TCPConnectionDelegate {
     }
 
     private func processBuffer(_ connection: TCPConnection) {
-        while !closing && !buffer.isEmpty {
+        while !closing && !awaitingAnswer && !buffer.isEmpty {
             let result = buffer.withUnsafeBytes { HTTPRequestParser.parse($0, limits: limits, resuming: progress) }
             switch result {
             case .needMore(let progress):
@@ -59,17 +61,32 @@ final class HTTPServerConnection: TCPConnectionDelegate {
                 buffer.removeFirst(consumed)
                 sentContinue = false
                 requestStartedAt = buffer.isEmpty ? nil : MonotonicClock.nowNanoseconds()
-                let response = respond(request, connection)
-                connection.write(response.serialized(keepAlive: request.keepAlive))
-                if !request.keepAlive {
-                    closing = true
-                    // Drain anything pipelined behind it, so the client reads this answer
-                    // rather than a reset (RFC 9112 §9.6).
-                    connection.closeAfterWriting(drain: true)
+                let keepAlive = request.keepAlive
+                switch respond(request, connection) {
+                case .now(let response):
+                    write(response, keepAlive: keepAlive, to: connection)
+                case .later(let pending):
+                    awaitingAnswer = true
+                    pending.whenReady { [weak self, weak connection] response in
+                        guard let self, let connection, !connection.isClosed else { return }
+                        self.awaitingAnswer = false
+                        self.write(response, keepAlive: keepAlive, to: connection)
+                        self.processBuffer(connection)
+                    }
                 }
             case .failure(let error):
                 fail(connection, status: error.status, code: error.code, message: error.message)
             }
+        }
+    }
+
+    private func write(_ response: HTTPResponse, keepAlive: Bool, to connection: TCPConnection) {
+        connection.write(response.serialized(keepAlive: keepAlive))
+        if !keepAlive {
+            closing = true
+            // Drain anything pipelined behind it, so the client reads this answer
+            // rather than a reset (RFC 9112 §9.6).
+            connection.closeAfterWriting(drain: true)
         }
     }
 
@@ -83,7 +100,8 @@ final class HTTPServerConnection: TCPConnectionDelegate {
     }
 
     func connectionTick(_ connection: TCPConnection, now: UInt64) {
-        guard !closing else { return }
+        // A pending answer is the server's wait, not the client's: no timeout runs meanwhile.
+        guard !closing, !awaitingAnswer else { return }
         if let started = requestStartedAt {
             // Once the head is complete the whole-request timeout applies.
             let limit = progress?.head != nil ? timeouts.requestNanoseconds : timeouts.headNanoseconds

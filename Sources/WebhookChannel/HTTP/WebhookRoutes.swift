@@ -26,43 +26,51 @@ final class WebhookRoutes: @unchecked Sendable {
         self.log = log
     }
 
-    func respond(to request: HTTPRequest, peer: SocketAddress?) -> HTTPResponse {
+    /// Unauthenticated JSON routes read small bodies; anything larger is refused before it
+    /// is looked at.
+    static let maxJSONRouteBodyBytes = 64 * 1024
+
+    func respond(to request: HTTPRequest, peer: SocketAddress?) -> HTTPReply {
         // HTTP/1.0 clients may omit Host; browsers (the rebinding threat) always send it.
         let host = request.headers["Host"]
         if enforceLoopbackHost, !(host == nil && request.version == .http10), !Self.isLoopbackHost(host) {
-            return .error(status: 421, code: "misdirected_request",
-                          message: "This server only answers requests addressed to localhost, 127.0.0.1 or [::1].")
+            return .now(.error(status: 421, code: "misdirected_request",
+                               message: "This server only answers requests addressed to localhost, 127.0.0.1 or [::1]."))
         }
         let path = request.path
         switch (request.method, path) {
         case ("GET", "/health"):
-            return state.assumeIsolated { state in
-                state.refreshIfChanged()
-                return .json([
-                    "status": "ok", "sources": .int(Int64(state.sourceCount)), "pending": .int(Int64(state.pendingCount)),
-                    "mcp": .string(state.isClientConnected ? "connected" : "waiting"),
-                ])
-            }
+            return .now(health())
         case ("POST", "/pair"):
-            return guardStateChange(request) ?? pair(request)
+            return guardJSONRoute(request) ?? pair(request)
         case ("POST", "/pair/complete"):
-            return guardStateChange(request) ?? completePairing(request, peer: peer)
+            return guardJSONRoute(request) ?? completePairing(request, peer: peer)
         case ("GET", "/pair/status"):
             return pairingStatus(request)
         case ("POST", "/control/replay"):
-            return guardStateChange(request) ?? replay(request, peer: peer)
+            return guardJSONRoute(request) ?? replay(request, peer: peer)
         case ("POST", "/webhook"):
-            return guardOrigin(request) ?? webhook(request, pathSourceID: nil)
+            return guardOrigin(request).map(HTTPReply.now) ?? webhook(request, pathSourceID: nil)
         case ("POST", _) where path.hasPrefix("/webhook/"):
             let id = String(path.dropFirst("/webhook/".count))
-            guard !id.isEmpty, !id.contains("/") else { return notFound() }
-            return guardOrigin(request) ?? webhook(request, pathSourceID: id)
+            guard !id.isEmpty, !id.contains("/") else { return .now(notFound()) }
+            return guardOrigin(request).map(HTTPReply.now) ?? webhook(request, pathSourceID: id)
         default:
             if let allowed = Self.allowedMethods(path) {
-                return .error(status: 405, code: "method_not_allowed", message: "Use \(allowed) for \(path).",
-                              headers: [("Allow", allowed)])
+                return .now(.error(status: 405, code: "method_not_allowed", message: "Use \(allowed) for \(path).",
+                                   headers: [("Allow", allowed)]))
             }
-            return notFound()
+            return .now(notFound())
+        }
+    }
+
+    private func health() -> HTTPResponse {
+        state.assumeIsolated { state in
+            state.refreshIfChanged()
+            return .json([
+                "status": "ok", "sources": .int(Int64(state.sourceCount)), "pending": .int(Int64(state.pendingCount)),
+                "mcp": .string(state.isClientConnected ? "connected" : "waiting"),
+            ])
         }
     }
 
@@ -107,84 +115,82 @@ final class WebhookRoutes: @unchecked Sendable {
         return .error(status: 403, code: "origin_forbidden", message: "Requests from web pages are not accepted.")
     }
 
-    private func guardStateChange(_ request: HTTPRequest) -> HTTPResponse? {
-        if let refused = guardOrigin(request) { return refused }
-        let mediaType = request.headers["Content-Type"]?.split(separator: ";").first?
-            .trimmingCharacters(in: .whitespaces).lowercased()
-        guard mediaType == "application/json" else {
-            return .error(status: 415, code: "unsupported_media_type", message: "Send Content-Type: application/json.")
+    /// The JSON routes: no `Origin`, `Content-Type: application/json`, at most 64 KiB.
+    private func guardJSONRoute(_ request: HTTPRequest) -> HTTPReply? {
+        if let refused = guardOrigin(request) { return .now(refused) }
+        guard MediaType.isJSON(request.headers["Content-Type"], allowSuffix: false) else {
+            return .now(.error(status: 415, code: "unsupported_media_type", message: "Send Content-Type: application/json."))
+        }
+        guard request.body.count <= Self.maxJSONRouteBodyBytes else {
+            return .now(.error(status: 413, code: "payload_too_large",
+                               message: "This route accepts at most \(Self.maxJSONRouteBodyBytes) bytes."))
         }
         return nil
     }
 
-    private func jsonBody(_ request: HTTPRequest) -> JSONObject? {
-        guard case .object(let object)? = try? JSONParser.parse(request.body) else { return nil }
-        return object
+    /// The named top-level members of a JSON object body, read without building a tree; nil
+    /// when the body is not a JSON object (or nests deeper than the parser allows).
+    private func fields(_ request: HTTPRequest, _ names: [String]) -> JSONParser.TopLevelFields? {
+        guard let found = try? request.body.withUnsafeBufferPointer({ bytes throws(JSONParseError) in
+            try JSONParser.fields(in: bytes, named: names)
+        }), found.isObject else { return nil }
+        return found
     }
 
-    private func pair(_ request: HTTPRequest) -> HTTPResponse {
-        guard let body = jsonBody(request) else {
-            return .error(status: 400, code: "invalid_json", message: "The body must be a JSON object.")
+    private static let notAnObject = HTTPReply.now(
+        .error(status: 400, code: "invalid_json", message: "The body must be a JSON object."))
+
+    private func pair(_ request: HTTPRequest) -> HTTPReply {
+        guard let body = fields(request, ["name", "callback_url"]) else { return Self.notAnObject }
+        guard let name = body.strings["name"].flatMap(SourceName.validated) else {
+            return .now(.error(status: 400, code: "invalid_name", message: "\"name\" must be \(SourceName.rule)."))
         }
-        guard let name = body["name"]?.stringValue?.trimmingCharacters(in: .whitespacesAndNewlines), !name.isEmpty,
-              name.utf8.count <= 200, !name.unicodeScalars.contains(where: { $0.properties.generalCategory == .control })
-        else {
-            return .error(status: 400, code: "invalid_name", message: "\"name\" must be a non-empty string of at most 200 bytes.")
+        if body.otherValues.contains("callback_url") {
+            return .now(.error(status: 400, code: "invalid_callback_url", message: "\"callback_url\" must be a string."))
         }
-        var callbackURL: String? = nil
-        switch body["callback_url"] {
-        case nil, .null?: break
-        case .string(let text)?:
-            do {
-                _ = try callbackPolicy.check(text)
-                callbackURL = text
-            } catch {
-                return .error(status: 400, code: "invalid_callback_url", message: "Refused callback_url: \(error.reason).")
+        let callbackURL = body.strings["callback_url"]
+        if let callbackURL {
+            do { _ = try callbackPolicy.check(callbackURL) } catch {
+                return .now(.error(status: 400, code: "invalid_callback_url", message: "Refused callback_url: \(error.reason)."))
             }
-        default:
-            return .error(status: 400, code: "invalid_callback_url", message: "\"callback_url\" must be a string.")
         }
-        return state.assumeIsolated { state in
-            do {
-                let pairing = try state.requestPairing(name: name, callbackURL: callbackURL)
+        let log = self.log
+        return .later(state.assumeIsolated { $0.requestPairing(name: name, callbackURL: callbackURL) }.map { result in
+            switch result {
+            case .success(let pairing):
                 log.info("pairing requested by \(name.prefix(64)); approve with: webhook-channel pair \(pairing.code)")
                 return .json([
                     "pairing_code": .string(pairing.code), "poll_token": .optionalString(pairing.pollToken),
                     "expires_in": .int(Int64(PairingBook.codeLifetime)), "interval": 2,
                 ])
-            } catch let error as ChannelState.PairingError {
-                return pairingFailure(error)
-            } catch {
-                return pairingFailure(.storage(String(describing: error)))
+            case .failure(let error):
+                return Self.pairingFailure(error, log: log)
             }
-        }
+        })
     }
 
-    private func completePairing(_ request: HTTPRequest, peer: SocketAddress?) -> HTTPResponse {
+    private func completePairing(_ request: HTTPRequest, peer: SocketAddress?) -> HTTPReply {
         // A tunnel or proxy forwards from localhost; its headers show the request came from afar.
-        guard peer?.isLoopback == true, !request.headers.contains("Forwarded"), !request.headers.contains("X-Forwarded-For")
+        guard let peer, peer.isLoopback, !request.headers.contains("Forwarded"), !request.headers.contains("X-Forwarded-For")
         else {
-            return .error(status: 403, code: "forbidden", message: "Pairing can only be completed from this machine.")
+            return .now(.error(status: 403, code: "forbidden", message: "Pairing can only be completed from this machine."))
         }
-        guard let body = jsonBody(request) else {
-            return .error(status: 400, code: "invalid_json", message: "The body must be a JSON object.")
+        guard let body = fields(request, ["code"]) else { return Self.notAnObject }
+        guard let code = body.strings["code"], !code.isEmpty else {
+            return .now(.error(status: 400, code: "missing_code", message: "\"code\" must be a string."))
         }
-        guard let code = body["code"]?.stringValue, !code.isEmpty else {
-            return .error(status: 400, code: "missing_code", message: "\"code\" must be a string.")
-        }
-        return state.assumeIsolated { state in
-            do {
-                let credentials = try state.completePairing(code: code)
+        let log = self.log
+        return .later(state.assumeIsolated { $0.completePairing(code: code, peer: peer.host) }.map { result in
+            switch result {
+            case .success(let credentials):
                 return .json(["source_id": .string(credentials.sourceID), "hmac_secret": .string(credentials.secret)])
-            } catch let error as ChannelState.PairingError {
-                return pairingFailure(error)
-            } catch {
-                return pairingFailure(.storage(String(describing: error)))
+            case .failure(let error):
+                return Self.pairingFailure(error, log: log)
             }
-        }
+        })
     }
 
-    private func pairingFailure(_ error: ChannelState.PairingError) -> HTTPResponse {
+    private static func pairingFailure(_ error: ChannelState.PairingError, log: Logger) -> HTTPResponse {
         switch error {
         case .tooManyPending:
             return .error(status: 429, code: "too_many_pending", message: "Too many pairings are pending; try again later.",
@@ -202,16 +208,12 @@ final class WebhookRoutes: @unchecked Sendable {
         }
     }
 
-    private func pairingStatus(_ request: HTTPRequest) -> HTTPResponse {
+    private func pairingStatus(_ request: HTTPRequest) -> HTTPReply {
         guard let code = request.queryParameter("code"), !code.isEmpty else {
-            return .error(status: 400, code: "missing_code", message: "Pass the code as ?code=XXXXXX.")
+            return .now(.error(status: 400, code: "missing_code", message: "Pass the code as ?code=XXXXXX."))
         }
-        var token: String? = nil
-        if let authorization = request.headers["Authorization"], authorization.lowercased().hasPrefix("bearer ") {
-            token = String(authorization.dropFirst(7)).trimmingCharacters(in: .whitespaces)
-        }
-        return state.assumeIsolated { state in
-            let (status, credentials) = state.pairingStatus(code: code, pollToken: token)
+        let token = Self.bearerToken(request)
+        return .later(state.assumeIsolated { $0.pairingStatus(code: code, pollToken: token) }.map { status, credentials in
             switch status {
             case .pending: return .json(["status": "pending"])
             case .expired: return .json(["status": "expired"])
@@ -224,47 +226,69 @@ final class WebhookRoutes: @unchecked Sendable {
                 }
                 return .json(.object(answer))
             }
-        }
+        })
+    }
+
+    /// The token of `Authorization: Bearer <token>` (scheme name in any case, RFC 9110 §11.1).
+    static func bearerToken(_ request: HTTPRequest) -> String? {
+        guard let authorization = request.headers["Authorization"], authorization.utf8.count > 7,
+              authorization.prefix(7).lowercased() == "bearer " else { return nil }
+        return String(authorization.dropFirst(7)).trimmingCharacters(in: .whitespaces)
     }
 
     /// `webhook-channel replay EVENT_ID` asks the running server to deliver a logged event again.
-    private func replay(_ request: HTTPRequest, peer: SocketAddress?) -> HTTPResponse {
-        let given = request.headers["Authorization"].map { $0.hasPrefix("Bearer ") ? String($0.dropFirst(7)) : "" } ?? ""
+    private func replay(_ request: HTTPRequest, peer: SocketAddress?) -> HTTPReply {
+        let given = Self.bearerToken(request) ?? ""
         guard peer?.isLoopback == true, ConstantTime.equals(Array(given.utf8), Array(controlToken.utf8)) else {
-            return .error(status: 403, code: "forbidden", message: "Control requests need the local control token.")
+            return .now(.error(status: 403, code: "forbidden", message: "Control requests need the local control token."))
         }
-        guard let eventID = jsonBody(request)?["event_id"]?.stringValue else {
-            return .error(status: 400, code: "missing_event_id", message: "\"event_id\" must be a string.")
+        guard let eventID = fields(request, ["event_id"])?.strings["event_id"] else {
+            return .now(.error(status: 400, code: "missing_event_id", message: "\"event_id\" must be a string."))
         }
-        return state.assumeIsolated { state in
-            switch state.replayEvent(id: eventID) {
+        return .later(state.assumeIsolated { $0.replayEvent(id: eventID) }.map { outcome in
+            switch outcome {
             case .unknownEvent:
                 return .error(status: 404, code: "unknown_event", message: "No logged event has that id.")
             case .notReady:
-                return .error(status: 503, code: "not_ready", message: "Claude Code has not connected yet; retry later.")
+                return Self.notReady
+            case .backlog:
+                return Self.backlog
             case .replayed:
-                break
+                return .json(["replayed": true, "event_id": .string(eventID)])
             }
-            return .json(["replayed": true, "event_id": .string(eventID)])
-        }
+        })
     }
 
-    private func webhook(_ request: HTTPRequest, pathSourceID: String?) -> HTTPResponse {
+    static let notReady = HTTPResponse.error(status: 503, code: "not_ready",
+                                             message: "Claude Code has not connected yet; retry later.",
+                                             headers: [("Retry-After", "5")])
+    static let backlog = HTTPResponse.error(status: 503, code: "backlog",
+                                            message: "Claude Code is not reading events fast enough; retry shortly.",
+                                            headers: [("Retry-After", "1")])
+    static let notWritten = HTTPResponse.error(status: 503, code: "storage_unavailable",
+                                               message: "The event could not be written to the event log; retry later.",
+                                               headers: [("Retry-After", "5")])
+
+    private func webhook(_ request: HTTPRequest, pathSourceID: String?) -> HTTPReply {
         state.assumeIsolated { state in
             switch state.receiveWebhook(pathSourceID: pathSourceID, headers: request.headers, body: request.body) {
-            case .accepted(let eventID):
-                return .json(["received": true, "event_id": .string(eventID)])
+            case .accepted(let eventID, let written):
+                // Answered at the end of the loop pass, once the event log holds the event.
+                return .later(written.map { written in
+                    written ? .json(["received": true, "event_id": .string(eventID)]) : Self.notWritten
+                })
             case .duplicate:
-                return .json(["received": true, "duplicate": true])
+                return .now(.json(["received": true, "duplicate": true]))
             case .unauthorized:
-                return Self.unauthorized
+                return .now(Self.unauthorized)
             case .invalidJSON:
-                return .error(status: 400, code: "invalid_json", message: "The body must be JSON.")
+                return .now(.error(status: 400, code: "invalid_json", message: "The body must be JSON."))
             case .challenge(let challenge):
-                return .json(["challenge": .string(challenge)])
+                return .now(.json(["challenge": .string(challenge)]))
             case .notReady:
-                return .error(status: 503, code: "not_ready", message: "Claude Code has not connected yet; retry later.",
-                              headers: [("Retry-After", "5")])
+                return .now(Self.notReady)
+            case .backlog:
+                return .now(Self.backlog)
             }
         }
     }

@@ -30,24 +30,47 @@ public enum JSONParser {
         return value
     }
 
+    /// What `fields(in:named:)` found among the top-level members of a JSON value.
+    public struct TopLevelFields: Sendable {
+        /// The value was an object.
+        public var isObject = false
+        /// Named members whose value is a string (the last one wins, as in `parse`).
+        public var strings: [String: String] = [:]
+        /// Named members present with a value that is neither a string nor null.
+        public var otherValues: Set<String> = []
+    }
+
     /// Checks that `buffer` is exactly one JSON value, accepting what `parse` accepts, and
-    /// returns those top-level members named in `names` whose values are strings (the last
-    /// one wins, as in `parse`). Builds no tree: a webhook body is checked on every request
-    /// and only a few of its top-level fields are read.
+    /// returns those top-level members named in `names` whose values are strings. Builds no
+    /// tree: a webhook body is checked on every request and only a few of its top-level
+    /// fields are read.
     public static func validate(_ buffer: UnsafeBufferPointer<UInt8>, collectingStrings names: [String])
         throws(JSONParseError) -> [String: String]
     {
+        try fields(in: buffer, named: names).strings
+    }
+
+    /// Like `validate`, and also says whether the value was an object and which named members
+    /// held something other than a string or null. The unauthenticated JSON routes read their
+    /// parameters this way: time linear in the body, memory for the named strings only.
+    public static func fields(in buffer: UnsafeBufferPointer<UInt8>, named names: [String])
+        throws(JSONParseError) -> TopLevelFields
+    {
         var reader = Reader(bytes: buffer)
-        var found: [String: String] = [:]
+        var found = TopLevelFields()
         reader.skipWhitespace()
         if !reader.atEnd, reader.current == UInt8(ascii: "{") {
+            found.isObject = true
             try reader.readObject(depth: 1) { reader, name throws(JSONParseError) in
                 guard names.contains(name) else { return try reader.skipValue(depth: 1) }
+                found.strings[name] = nil
+                found.otherValues.remove(name)
                 if !reader.atEnd, reader.current == UInt8(ascii: "\"") {
-                    found[name] = try reader.parseString()
+                    found.strings[name] = try reader.parseString()
                 } else {
-                    found[name] = nil
+                    let isNull = !reader.atEnd && reader.current == UInt8(ascii: "n")
                     try reader.skipValue(depth: 1)
+                    if !isNull { found.otherValues.insert(name) }
                 }
             }
         } else {
@@ -101,13 +124,11 @@ public enum JSONParser {
         }
 
         mutating func parseObject(depth: Int) throws(JSONParseError) -> JSONValue {
-            var members: [(key: String, value: JSONValue)] = []
-            try readObject(depth: depth) { reader, name throws(JSONParseError) in
-                members.append((name, try reader.parseValue(depth: depth)))
-            }
             // Duplicate names: the last one wins, as in JavaScript, which senders are written in.
             var object = JSONObject()
-            for member in members { object[member.key] = member.value }
+            try readObject(depth: depth) { reader, name throws(JSONParseError) in
+                object[name] = try reader.parseValue(depth: depth)
+            }
             return .object(object)
         }
 

@@ -50,11 +50,17 @@ public enum JSONValue: Sendable, Equatable {
 /// more than asymptotics here.
 public struct JSONObject: Sendable, Equatable, Sequence, ExpressibleByDictionaryLiteral {
     public private(set) var members: [(key: String, value: JSONValue)]
+    /// Where each key sits in `members`, so a lookup or insert costs the same for the
+    /// 100,000th key as for the first (a body of many keys is parsed in linear time).
+    private var positions: [String: Int]
 
-    public init() { members = [] }
+    public init() {
+        members = []
+        positions = [:]
+    }
 
     public init(_ members: [(String, JSONValue)]) {
-        self.members = []
+        self.init()
         for (key, value) in members { self[key] = value }
     }
 
@@ -63,11 +69,18 @@ public struct JSONObject: Sendable, Equatable, Sequence, ExpressibleByDictionary
     }
 
     public subscript(key: String) -> JSONValue? {
-        get { members.first(where: { $0.key == key })?.value }
+        get { positions[key].map { members[$0].value } }
         set {
-            if let index = members.firstIndex(where: { $0.key == key }) {
-                if let newValue { members[index].value = newValue } else { members.remove(at: index) }
+            if let index = positions[key] {
+                if let newValue {
+                    members[index].value = newValue
+                } else {
+                    members.remove(at: index)
+                    positions[key] = nil
+                    for later in index..<members.count { positions[members[later].key] = later }
+                }
             } else if let newValue {
+                positions[key] = members.count
                 members.append((key, newValue))
             }
         }

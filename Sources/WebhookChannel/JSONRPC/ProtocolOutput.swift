@@ -1,4 +1,4 @@
-import Glibc
+import Foundation
 import Synchronization
 
 /// The only writer of protocol lines. At start the real stdout is moved to a private descriptor
@@ -7,8 +7,8 @@ import Synchronization
 ///
 /// Lines are queued and written by one background thread (a `SerialWorker`) in batches: two
 /// messages never interleave, and a burst of channel events costs one `write` instead of one
-/// per event. The worker may be shared with other background writing (the event log), so a
-/// burst wakes one thread, once.
+/// per event. It counts what it holds (`backlog`) until the write returns, so a reader that
+/// stopped reading shows up as a growing backlog that callers can bound.
 public final class ProtocolOutput: Sendable {
     private struct Buffer {
         var bytes: [UInt8] = []
@@ -17,6 +17,9 @@ public final class ProtocolOutput: Sendable {
         var closed = false
         /// A drain job is queued on the worker and has not started yet.
         var drainQueued = false
+        /// Enqueued messages not yet taken by a drain, and those a drain is writing.
+        var queued = Backlog()
+        var writing = Backlog()
 
         /// Keeps every message in order: deferred ones come before anything sent after them.
         mutating func serializeDeferred() {
@@ -30,6 +33,12 @@ public final class ProtocolOutput: Sendable {
             drainQueued = true
             return true
         }
+    }
+
+    /// Messages (and their weight in bytes) accepted and not yet written.
+    public struct Backlog: Sendable, Equatable {
+        public var messages = 0
+        public var bytes = 0
     }
 
     private let fd: Int32
@@ -71,12 +80,24 @@ public final class ProtocolOutput: Sendable {
     /// call `wakeWriterIfQueued` soon. The event loop does at the end of each pass, so a burst
     /// of channel events costs one wake-up instead of one each, and their encoding is done
     /// off the loop thread.
-    public func enqueue(_ writeMessage: @escaping @Sendable (inout [UInt8]) -> Void) {
+    /// `weight` is what the message holds in memory until it is written; it counts in
+    /// `backlog` until the write that carries it returns.
+    public func enqueue(weight: Int = 0, _ writeMessage: @escaping @Sendable (inout [UInt8]) -> Void) {
         buffer.withLock { state in
             guard !state.closed else { return }
             state.deferred.append(writeMessage)
+            state.queued.messages += 1
+            state.queued.bytes += weight
         }
         wakeOwed.store(true, ordering: .releasing)
+    }
+
+    /// Enqueued messages not yet written (all of them while the reader is not reading).
+    /// Zero once the reader is gone: nothing will ever be written again.
+    public var backlog: Backlog {
+        buffer.withLock { state in
+            Backlog(messages: state.queued.messages + state.writing.messages, bytes: state.queued.bytes + state.writing.bytes)
+        }
     }
 
     public func wakeWriterIfQueued() {
@@ -96,15 +117,23 @@ public final class ProtocolOutput: Sendable {
     private func drain() {
         var (bytes, deferred) = buffer.withLock { state in
             state.drainQueued = false
+            state.writing = state.queued
+            state.queued = Backlog()
             defer { state.bytes = []; state.deferred = [] }
             return (state.bytes, state.deferred)
         }
         Self.serialize(deferred, into: &bytes)
         deferred = []
-        guard !bytes.isEmpty else { return }
-        if !writeAll(bytes) {
-            // The client is gone; keep accepting so senders never block, but write nothing.
-            buffer.withLock { $0.closed = true; $0.bytes = []; $0.deferred = [] }
+        let written = bytes.isEmpty || writeFully(fd, bytes) == 0
+        buffer.withLock { state in
+            state.writing = Backlog()
+            if !written {
+                // The client is gone; keep accepting so senders never block, but write nothing.
+                state.closed = true
+                state.bytes = []
+                state.deferred = []
+                state.queued = Backlog()
+            }
         }
     }
 
@@ -113,21 +142,6 @@ public final class ProtocolOutput: Sendable {
         for writeMessage in deferred {
             writeMessage(&bytes)
             bytes.append(0x0A)
-        }
-    }
-
-    private func writeAll(_ bytes: [UInt8]) -> Bool {
-        bytes.withUnsafeBytes { raw in
-            var offset = 0
-            while offset < raw.count {
-                let n = write(fd, raw.baseAddress! + offset, raw.count - offset)
-                if n < 0 {
-                    if errno == EINTR || errno == EAGAIN { continue }
-                    return false
-                }
-                offset += n
-            }
-            return true
         }
     }
 }

@@ -8,9 +8,76 @@ public struct ChannelEvent: Sendable, Equatable {
     /// Claude Code drops the whole message otherwise.
     public var meta: [(key: String, value: String)]
 
+    /// Meta values a sender chooses (`delivery_id`, `event_type`, …) are cut to this many characters.
+    public static let maxMetaValueCharacters = 200
+
+    /// `content` is sender text: every `<channel` / `</channel` in it is defused (see
+    /// `neutralizingChannelTags`). Meta values lose control and bidi-override characters and
+    /// are cut to 200 characters; keys that Claude Code would reject are dropped.
     public init(content: String, meta: [(key: String, value: String)]) {
-        self.content = content
-        self.meta = meta.filter { ChannelEvent.isValidMetaKey($0.key) }
+        self.content = Self.neutralizingChannelTags(content)
+        self.meta = meta.compactMap { pair in
+            ChannelEvent.isValidMetaKey(pair.key) ? (pair.key, Self.cleanMetaValue(pair.value)) : nil
+        }
+    }
+
+    /// Claude Code escapes meta values but writes the content as it is between
+    /// `<channel …>` and `</channel>`: a body holding `</channel><channel source="…">` would
+    /// close the real tag and open a forged one. The `<` of every `<channel` and `</channel`
+    /// (any letter case) becomes `&lt;`; nothing else changes. The event log and
+    /// `webhook_event` keep the body as sent.
+    public static func neutralizingChannelTags(_ text: String) -> String {
+        var text = text
+        return text.withUTF8 { bytes -> String? in
+            guard bytes.contains(UInt8(ascii: "<")) else { return nil }
+            let name = Array("channel".utf8)
+            var out: [UInt8] = []
+            var changed = false
+            out.reserveCapacity(bytes.count + 16)
+            var index = 0
+            while index < bytes.count {
+                let byte = bytes[index]
+                if byte == UInt8(ascii: "<") {
+                    var start = index + 1
+                    if start < bytes.count && bytes[start] == UInt8(ascii: "/") { start += 1 }
+                    if start + name.count <= bytes.count,
+                       name.indices.allSatisfy({ bytes[start + $0] | 0x20 == name[$0] })
+                    {
+                        out.append(contentsOf: "&lt;".utf8)
+                        changed = true
+                        index += 1
+                        continue
+                    }
+                }
+                out.append(byte)
+                index += 1
+            }
+            return changed ? String(decoding: out, as: UTF8.self) : nil
+        } ?? text
+    }
+
+    /// No control characters (a newline in an attribute), no bidi overrides (text that reads
+    /// differently from what it is), at most 200 characters.
+    static func cleanMetaValue(_ value: String) -> String {
+        let needsWork = value.utf8.count > maxMetaValueCharacters
+            || value.utf8.contains(where: { $0 < 0x20 || $0 == 0x7F || $0 >= 0xC2 })
+        guard needsWork else { return value }
+        var scalars = String.UnicodeScalarView()
+        var characters = 0
+        for scalar in value.unicodeScalars where !isUnsafeInAttribute(scalar) {
+            scalars.append(scalar)
+            characters += 1
+            if characters == maxMetaValueCharacters { break }
+        }
+        return String(scalars)
+    }
+
+    /// Control characters (C0, DEL, C1) and the bidi embedding, override and isolate marks.
+    public static func isUnsafeInAttribute(_ scalar: Unicode.Scalar) -> Bool {
+        switch scalar.value {
+        case 0..<0x20, 0x7F...0x9F, 0x200E, 0x200F, 0x202A...0x202E, 0x2066...0x2069: return true
+        default: return false
+        }
     }
 
     public static func == (lhs: ChannelEvent, rhs: ChannelEvent) -> Bool {

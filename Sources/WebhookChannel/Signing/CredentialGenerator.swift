@@ -35,18 +35,4 @@ public enum CredentialGenerator {
     public static func pollToken() -> String {
         Base64.encodeURLSafe(SecureRandom.bytes(32))
     }
-
-    /// The canonical form of a code a person typed: surrounding whitespace dropped, letters
-    /// uppercased. Nil unless the result is six letters of `pairingAlphabet`.
-    public static func normalizePairingCode(_ text: String) -> String? {
-        var trimmed = Substring(text)
-        while trimmed.first?.isWhitespace == true { trimmed.removeFirst() }
-        while trimmed.last?.isWhitespace == true { trimmed.removeLast() }
-        let code = trimmed.uppercased()
-        guard code.utf8.count == pairingCodeLength,
-              code.utf8.allSatisfy({ pairingLetters.contains($0) }) else {
-            return nil
-        }
-        return code
-    }
 }

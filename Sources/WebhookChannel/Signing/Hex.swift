@@ -16,6 +16,9 @@ public enum Hex {
         }
     }
 
+    /// The lowercase hex digit for a value 0...15.
+    public static func digit(_ value: UInt8) -> UInt8 { digits[Int(value & 0x0F)] }
+
     public static func encode(_ bytes: [UInt8]) -> String {
         bytes.withUnsafeBytes { encode($0) }
     }

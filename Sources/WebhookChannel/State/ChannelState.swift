@@ -4,14 +4,18 @@ import Foundation
 /// memory and per-source counters, plus the verifier. It runs on the HTTP event loop's thread
 /// (its executor), so HTTP handlers reach it synchronously and MCP tools with `await`.
 public actor ChannelState {
-    public enum WebhookOutcome: Equatable, Sendable {
-        case accepted(eventID: String)
+    public enum WebhookOutcome {
+        /// Verified and queued for the log: `written` says, at the end of the loop pass,
+        /// whether its line reached the event log (only then may it be acknowledged).
+        case accepted(eventID: String, written: Pending<Bool>)
         case duplicate
         /// Unknown source, bad or missing signature, stale timestamp: one answer for all.
         case unauthorized
         case invalidJSON
-        /// The client has not initialised and the waiting queue is full.
+        /// The client has not initialised and the waiting room is full.
         case notReady
+        /// Notifications are not being read fast enough: the sender should retry shortly.
+        case backlog
         /// Slack's `url_verification`: answer the challenge, deliver nothing.
         case challenge(String)
     }
@@ -34,9 +38,13 @@ public actor ChannelState {
         public var lastEventAt: Double?
     }
 
-    /// Failed `/pair/complete` attempts allowed per window before answering 429, so the
-    /// 32^6 code space cannot be walked from a loopback process.
-    static let maxFailedCompletions = 10
+    /// Failed `/pair/complete` attempts allowed per peer address and window before answering
+    /// 429, so the 32^6 code space cannot be walked from a loopback process — and one process
+    /// guessing does not lock out the person who holds the right code (a terminal's `curl`
+    /// from another address, or `webhook-channel pair`). All peers together get ten times as
+    /// many, so even many loopback addresses (127/8) cannot walk the space.
+    static let maxFailedCompletionsPerPeer = 10
+    static let maxFailedCompletions = 100
     static let failedCompletionWindow: Double = 60
 
     nonisolated let loop: EventLoop
@@ -47,6 +55,23 @@ public actor ChannelState {
     let notifier: ChannelNotifier
     let log: Logger
     let eventLog: EventLog
+    private let dedupeJournal: DedupeJournal
+    /// `WEBHOOK_FSYNC=1`: answers also wait for `fdatasync` of the log.
+    private let syncsLog: Bool
+    /// Runs what may block, off the loop: `fdatasync`, unlinking rotated files.
+    private let logWorker: SerialWorker
+    /// Runs `sources.json` changes (lock, write, fsync, rename) off the loop.
+    private let fileWorker: SerialWorker
+    /// Events accepted in this loop pass, waiting for their log line to be written.
+    private var uncommitted: [Uncommitted] = []
+
+    private struct Uncommitted {
+        var event: ChannelEvent
+        var weight: Int
+        var sourceID: String
+        var replayKeys: [String]
+        var written: Pending<Bool>
+    }
 
     private(set) var file = SourcesFile()
     private var fileIdentity: FileIdentity?
@@ -56,11 +81,9 @@ public actor ChannelState {
     private var directoryWatch: StateDirectoryWatch?
     private var replay = ReplayMemory()
     private(set) var stats: [String: SourceStats] = [:]
-    private var failedCompletions: [Double] = []
+    private var failedCompletions: [(peer: String, at: Double)] = []
 
-    /// `writer` is the background thread that writes the event log (shared with the protocol
-    /// output, so a burst of webhooks wakes one thread).
-    public init(loop: EventLoop, store: SourcesStore, clock: any WallClock, notifier: ChannelNotifier, writer: SerialWorker,
+    public init(loop: EventLoop, store: SourcesStore, clock: any WallClock, notifier: ChannelNotifier, syncsLog: Bool = false,
                 log: Logger)
     {
         self.loop = loop
@@ -68,10 +91,11 @@ public actor ChannelState {
         self.clock = clock
         self.notifier = notifier
         self.log = log
-        let eventLog = EventLog(directory: store.directory, writer: writer, log: log)
-        self.eventLog = eventLog
-        // Records accepted during a loop pass go to the writer together when the pass ends.
-        loop.addEndOfPassAction { eventLog.flush() }
+        self.syncsLog = syncsLog
+        logWorker = SerialWorker(name: "log-sync")
+        fileWorker = SerialWorker(name: "state-files")
+        eventLog = EventLog(directory: store.directory, background: logWorker, log: log)
+        dedupeJournal = DedupeJournal(directory: store.directory, capacity: replay.capacity, background: logWorker, log: log)
     }
 
     /// Starts watching the state dir (on the loop thread, once the directory exists), so that
@@ -82,16 +106,28 @@ public actor ChannelState {
         if directoryWatch == nil { log.warning("cannot watch the state directory; sources.json is checked on every request") }
     }
 
-    /// Rebuilds the replay memory and per-source counters from the event log, so a delivery
-    /// seen before a restart is still a duplicate after it.
-    public func restoreFromEventLog() {
+    /// At start-up: opens the event log and the duplicate memory's journal (repairing a torn
+    /// last line of either), rebuilds per-source counters from the log and the duplicate
+    /// memory from the journal, so a delivery seen before a restart is still a duplicate
+    /// after it. A state dir from before the journal rebuilds the memory from the log.
+    public func openLogs() {
         let now = clock.now()
-        for record in EventLog.readAll(directory: store.directory) {
+        let records = eventLog.open()
+        for record in records {
             stats[record.sourceID, default: SourceStats()].eventCount += 1
             stats[record.sourceID, default: SourceStats()].lastEventAt = record.receivedAt
-            for key in record.replayKeys {
-                replay.restore(key: key, expiresAt: record.receivedAt + replay.lifetime, now: now)
+        }
+        if let entries = dedupeJournal.open() {
+            for entry in entries { replay.restore(digest: entry.digest, expiresAt: entry.expiresAt, now: now) }
+        } else {
+            for record in records {
+                for key in record.replayKeys {
+                    let expiresAt = record.receivedAt + replay.lifetime
+                    replay.restore(key: key, expiresAt: expiresAt, now: now)
+                    dedupeJournal.append(digest: ReplayMemory.digest(key), expiresAt: expiresAt)
+                }
             }
+            dedupeJournal.writePending()
         }
     }
 
@@ -113,11 +149,27 @@ public actor ChannelState {
         fileIdentity = loadedIdentity
     }
 
-    private func mutate<T>(_ change: (inout SourcesFile) throws -> T) throws -> T {
-        let (result, written, identity) = try store.mutate(change)
-        file = written
-        fileIdentity = identity
-        return result
+    /// Changes `sources.json` on the file worker (lock, write, fsync, rename: all of which
+    /// may wait, so never on the loop), then takes the written file as the current one here.
+    private func changeFile<T: Sendable>(_ change: @escaping @Sendable (inout SourcesFile) throws -> T)
+        -> Pending<Result<T, any Error>>
+    {
+        let done = Pending<Result<T, any Error>>()
+        let store = self.store
+        let loop = self.loop
+        fileWorker.async {
+            let result = Result { try store.mutate(change) }
+            loop.execute {
+                self.assumeIsolated { state in
+                    if case .success(let (_, written, identity)) = result {
+                        state.file = written
+                        state.fileIdentity = identity
+                    }
+                    done.fulfil(result.map(\.0))
+                }
+            }
+        }
+        return done
     }
 
     public var sourceCount: Int { file.sources.count }
@@ -136,71 +188,82 @@ public actor ChannelState {
 
     // MARK: Pairing
 
-    public func requestPairing(name: String, callbackURL: String?) throws(PairingError) -> PendingPairing {
-        do {
-            return try mutate { file in
-                try PairingBook.request(&file, name: name, callbackURL: callbackURL, now: clock.now(),
-                                        generateCode: CredentialGenerator.pairingCode,
-                                        pollToken: CredentialGenerator.pollToken())
-            }
-        } catch let failure as PairingBook.Failure {
-            throw Self.map(failure)
-        } catch {
-            throw .storage(String(describing: error))
-        }
+    public func requestPairing(name: String, callbackURL: String?) -> Pending<Result<PendingPairing, PairingError>> {
+        let now = clock.now()
+        let pollToken = CredentialGenerator.pollToken()
+        return changeFile { file in
+            try PairingBook.request(&file, name: name, callbackURL: callbackURL, now: now,
+                                    generateCode: CredentialGenerator.pairingCode, pollToken: pollToken)
+        }.map { $0.mapError(Self.map) }
     }
 
-    public func completePairing(code: String) throws(PairingError) -> Credentials {
+    /// `peer` is the address the request came from (failures are limited per peer).
+    public func completePairing(code: String, peer: String) -> Pending<Result<Credentials, PairingError>> {
         let now = clock.now()
-        failedCompletions.removeAll { now - $0 > Self.failedCompletionWindow }
-        guard failedCompletions.count < Self.maxFailedCompletions else { throw .tooManyFailures }
-        do {
-            let source = try mutate { file in
-                try PairingBook.approve(&file, code: code, now: now, sourceID: CredentialGenerator.sourceID(),
-                                        secret: CredentialGenerator.hmacSecret())
+        failedCompletions.removeAll { now - $0.at > Self.failedCompletionWindow }
+        guard failedCompletions.count < Self.maxFailedCompletions,
+              failedCompletions.count(where: { $0.peer == peer }) < Self.maxFailedCompletionsPerPeer
+        else {
+            let refused = Pending<Result<Credentials, PairingError>>()
+            refused.fulfil(.failure(.tooManyFailures))
+            return refused
+        }
+        let sourceID = CredentialGenerator.sourceID()
+        let secret = CredentialGenerator.hmacSecret()
+        return changeFile { file in
+            try PairingBook.approve(&file, code: code, now: now, sourceID: sourceID, secret: secret)
+        }.map { [log] result in
+            switch result {
+            case .success(let source):
+                log.info("paired source \(source.id) (\(source.name.prefix(64)))")
+                return .success(Credentials(sourceID: source.id, secret: source.hmacSecret))
+            case .failure(let error):
+                if error is PairingBook.Failure {
+                    self.assumeIsolated { $0.failedCompletions.append((peer, now)) }
+                }
+                return .failure(Self.map(error))
             }
-            log.info("paired source \(source.id) (\(source.name.prefix(64)))")
-            return Credentials(sourceID: source.id, secret: source.hmacSecret)
-        } catch let failure as PairingBook.Failure {
-            failedCompletions.append(now)
-            throw Self.map(failure)
-        } catch {
-            throw .storage(String(describing: error))
         }
     }
 
     /// The device-flow poll. With the right poll token, the first `paired` answer carries the
     /// credentials; later ones do not.
-    public func pairingStatus(code: String, pollToken: String?) -> (PairingBook.Status, Credentials?) {
+    public func pairingStatus(code: String, pollToken: String?) -> Pending<(PairingBook.Status, Credentials?)> {
         refreshIfChanged()
-        let normalized = code.trimmingCharacters(in: .whitespacesAndNewlines).uppercased()
+        let normalized = PairingBook.canonicalCode(code)
         let status = PairingBook.status(file, code: normalized, now: clock.now())
+        let answer = Pending<(PairingBook.Status, Credentials?)>()
         guard case .paired(let sourceID, true) = status, let pollToken,
               let approval = file.approved.first(where: { $0.code == normalized }),
               let expected = approval.pollToken,
               ConstantTime.equals(Array(expected.utf8), Array(pollToken.utf8))
-        else { return (status, nil) }
-        do {
-            let source: SourceRecord? = try mutate { file in
-                guard let index = file.approved.firstIndex(where: { $0.code == normalized }), !file.approved[index].claimed else {
-                    return nil
-                }
-                file.approved[index].claimed = true
-                return file.source(id: sourceID)
+        else {
+            answer.fulfil((status, nil))
+            return answer
+        }
+        return changeFile { file -> SourceRecord? in
+            guard let index = file.approved.firstIndex(where: { $0.code == normalized }), !file.approved[index].claimed else {
+                return nil
             }
-            guard let source else { return (status, nil) }
-            return (status, Credentials(sourceID: source.id, secret: source.hmacSecret))
-        } catch {
-            log.error("cannot record collected credentials: \(error)")
-            return (status, nil)
+            file.approved[index].claimed = true
+            return file.source(id: sourceID)
+        }.map { [log] result in
+            switch result {
+            case .success(let source?): return (status, Credentials(sourceID: source.id, secret: source.hmacSecret))
+            case .success(nil): return (status, nil)
+            case .failure(let error):
+                log.error("cannot record collected credentials: \(error)")
+                return (status, nil)
+            }
         }
     }
 
-    private static func map(_ failure: PairingBook.Failure) -> PairingError {
-        switch failure {
-        case .tooManyPending: return .tooManyPending
-        case .unknownCode: return .unknownCode
-        case .expiredCode: return .expiredCode
+    private static func map(_ error: any Error) -> PairingError {
+        switch error as? PairingBook.Failure {
+        case .tooManyPending?: return .tooManyPending
+        case .unknownCode?: return .unknownCode
+        case .expiredCode?: return .expiredCode
+        case nil: return .storage(String(describing: error))
         }
     }
 
@@ -222,7 +285,7 @@ public actor ChannelState {
         let contentType = headers["Content-Type"] ?? ""
         // Only a few top-level strings of a body are ever read, so it is validated, not parsed.
         var fields: [String: String]? = nil
-        if pathSourceID == nil || Self.looksLikeJSON(contentType) {
+        if pathSourceID == nil || MediaType.isJSON(contentType, allowSuffix: true) {
             fields = try? body.withUnsafeBufferPointer { bytes throws(JSONParseError) in
                 try JSONParser.validate(bytes, collectingStrings: Self.bodyFieldNames)
             }
@@ -246,39 +309,112 @@ public actor ChannelState {
             id: CredentialGenerator.eventID(), sourceID: source.id, sourceName: source.name, deliveryID: deliveryID,
             type: Self.eventType(headers: headers, bodyFields: fields), receivedAt: now, contentType: contentType,
             headers: EventLog.keptHeaders(from: headers), body: body, replayKeys: replayKeys)
-        guard notifier.deliver(building: { Self.channelEvent(for: record, replay: false) }) else { return .notReady }
+        let event = Self.channelEvent(for: record, replay: false)
+        let weight = ChannelNotifier.weight(of: event)
+        switch notifier.admit(weight: weight) {
+        case .admitted: break
+        case .notReady: return .notReady
+        case .backlog: return .backlog
+        }
 
-        for key in replayKeys { _ = replay.insert(key, now: now) }
+        for key in replayKeys {
+            if let digest = replay.insert(key, now: now) { dedupeJournal.append(digest: digest, expiresAt: now + replay.lifetime) }
+        }
         eventLog.append(record)
         stats[source.id, default: SourceStats()].eventCount += 1
         stats[source.id, default: SourceStats()].lastEventAt = now
-        return .accepted(eventID: record.id)
+        let written = Pending<Bool>()
+        uncommitted.append(Uncommitted(event: event, weight: weight, sourceID: source.id, replayKeys: replayKeys,
+                                       written: written))
+        return .accepted(eventID: record.id, written: written)
+    }
+
+    /// At the end of every loop pass: the events the pass accepted are written to the event
+    /// log with one `write` (and their duplicate keys to the journal with another), and only
+    /// then notified and acknowledged. With `WEBHOOK_FSYNC=1` an `fdatasync` of both, on the
+    /// log worker, comes before that. If the log cannot be written, none of them is
+    /// acknowledged: they are forgotten again and their senders get a 503 and retry.
+    public func commitAcceptedEvents() {
+        guard !uncommitted.isEmpty else { return }
+        let batch = uncommitted
+        uncommitted.removeAll(keepingCapacity: true)
+        let written = eventLog.writePending()
+        dedupeJournal.writePending()
+        guard written else {
+            for accepted in batch {
+                notifier.cancel(weight: accepted.weight)
+                for key in accepted.replayKeys { replay.remove(key) }
+                stats[accepted.sourceID]?.eventCount -= 1
+                accepted.written.fulfil(false)
+            }
+            return
+        }
+        guard syncsLog else {
+            release(batch)
+            return
+        }
+        let descriptors = [eventLog.file.descriptor, dedupeJournal.file.descriptor]
+        let loop = self.loop
+        logWorker.async {
+            for descriptor in descriptors where descriptor >= 0 { _ = fdatasync(descriptor) }
+            loop.execute { self.assumeIsolated { $0.release(batch) } }
+        }
+    }
+
+    private func release(_ batch: [Uncommitted]) {
+        for accepted in batch {
+            notifier.deliver(accepted.event, weight: accepted.weight)
+            accepted.written.fulfil(true)
+        }
     }
 
     // MARK: Event log
 
-    /// At exit: returns once every accepted event is in the log file.
-    public nonisolated func finishEventLog() {
-        eventLog.waitUntilWritten()
-    }
-
+    /// The most recent events (no bodies), newest first, from the in-memory index.
     public func recentEvents(sourceID: String?, limit: Int) -> [EventRecord] {
-        eventLog.waitUntilWritten()
-        let all = EventLog.readAll(directory: store.directory)
-        return Array(all.reversed().filter { sourceID == nil || $0.sourceID == sourceID }.prefix(limit))
+        eventLog.recent(sourceID: sourceID, limit: limit)
     }
 
-    public func event(id: String) -> EventRecord? {
-        eventLog.waitUntilWritten()
-        return EventLog.readAll(directory: store.directory).last { $0.id == id }
+    /// Where the event's line is; reading it is the caller's (off the loop).
+    public func eventLocation(id: String) -> EventLocation? {
+        eventLog.location(of: id)
     }
 
-    public enum ReplayOutcome: Equatable, Sendable { case replayed, unknownEvent, notReady }
+    public nonisolated var stateDirectory: StateDirectory { store.directory }
 
-    /// Delivers a logged event again, marked `replay: "true"`.
-    public func replayEvent(id: String) -> ReplayOutcome {
-        guard let record = event(id: id) else { return .unknownEvent }
-        return notifier.deliver(building: { Self.channelEvent(for: record, replay: true) }) ? .replayed : .notReady
+    /// One logged event in full. The file is read on the caller's thread, never on the loop.
+    public nonisolated func event(id: String) async -> EventRecord? {
+        let location = await eventLocation(id: id)
+        return EventLog.read(eventID: id, at: location, directory: store.directory)
+    }
+
+    public enum ReplayOutcome: Equatable, Sendable { case replayed, unknownEvent, notReady, backlog }
+
+    /// Delivers a logged event again, marked `replay: "true"`. The log is read on the file
+    /// worker, the event delivered back on the loop.
+    public func replayEvent(id: String) -> Pending<ReplayOutcome> {
+        let outcome = Pending<ReplayOutcome>()
+        let location = eventLog.location(of: id)
+        let directory = store.directory
+        let loop = self.loop
+        fileWorker.async {
+            let record = EventLog.read(eventID: id, at: location, directory: directory)
+            loop.execute {
+                self.assumeIsolated { state in
+                    guard let record else { return outcome.fulfil(.unknownEvent) }
+                    let event = Self.channelEvent(for: record, replay: true)
+                    let weight = ChannelNotifier.weight(of: event)
+                    switch state.notifier.admit(weight: weight) {
+                    case .admitted:
+                        state.notifier.deliver(event, weight: weight)
+                        outcome.fulfil(.replayed)
+                    case .notReady: outcome.fulfil(.notReady)
+                    case .backlog: outcome.fulfil(.backlog)
+                    }
+                }
+            }
+        }
+        return outcome
     }
 
     /// The notification for an event, the same for a first delivery and a replay.
@@ -294,11 +430,6 @@ public actor ChannelState {
         if truncated { meta.append(("truncated", "true")) }
         if replay { meta.append(("replay", "true")) }
         return ChannelEvent(content: content, meta: meta)
-    }
-
-    static func looksLikeJSON(_ contentType: String) -> Bool {
-        let mediaType = contentType.split(separator: ";").first.map { $0.trimmingCharacters(in: .whitespaces).lowercased() } ?? ""
-        return mediaType == "application/json" || mediaType.hasSuffix("+json")
     }
 
     /// The top-level body members the channel reads: the event type (`type`, `event`),

@@ -1,6 +1,4 @@
 import Foundation
-import Glibc
-import Synchronization
 
 /// One accepted event as the log keeps it: enough to list it, show its whole body, replay it,
 /// and after a restart still recognise its delivery as a duplicate.
@@ -16,17 +14,54 @@ public struct EventRecord: Sendable, Equatable {
     public var body: [UInt8]
     /// Digests of the keys the replay memory holds for this event (never a raw signature).
     public var replayKeys: [String]
+    /// The body's size (kept when a listing leaves the body out).
+    public var size: Int
 
-    public var size: Int { body.count }
+    public init(id: String, sourceID: String, sourceName: String, deliveryID: String?, type: String?, receivedAt: Double,
+                contentType: String, headers: [String: String], body: [UInt8], replayKeys: [String])
+    {
+        self.id = id
+        self.sourceID = sourceID
+        self.sourceName = sourceName
+        self.deliveryID = deliveryID
+        self.type = type
+        self.receivedAt = receivedAt
+        self.contentType = contentType
+        self.headers = headers
+        self.body = body
+        self.replayKeys = replayKeys
+        self.size = body.count
+    }
+
+    /// What a listing needs: everything but the body and headers.
+    var withoutBody: EventRecord {
+        var summary = self
+        summary.body = []
+        summary.headers = [:]
+        summary.replayKeys = []
+        return summary
+    }
 }
 
-/// An append-only JSON-lines log in the state dir (mode 0600), rotated by size: at most
-/// `maxFileBytes` in `events.log` plus one rotated `events.log.1`, so it is bounded.
+/// Where an event's line is in the log, for reading it back off the event loop thread.
+public struct EventLocation: Sendable {
+    public var path: String
+    public var offset: Int
+    public var length: Int
+}
+
+/// The event log: JSON lines in the state dir (mode 0600), at most `maxFileBytes` in
+/// `events.log` plus the older `events.log.1`.
 ///
-/// Records are encoded and written on a background thread, in order: the event loop
-/// only hands them over, so a burst of webhooks is answered without waiting for the disk.
-public final class EventLog: @unchecked Sendable {
-    public static let fileName = "events.log"
+/// The events a loop pass accepts are appended with one `write` at the end of the pass, and
+/// only then answered (`IntakeCommit`): an acknowledged event is in the file as far as the
+/// kernel is concerned, so a crash of this process cannot lose it. Listings come from an
+/// in-memory index of the most recent events (metadata and the line's place in the file);
+/// bodies are read back by whoever asks, on their own thread, never on the loop.
+final class EventLog {
+    static let fileName = "events.log"
+    /// How many recent events the index keeps for listings (a tool lists at most 500).
+    static let indexCapacity = 5_000
     /// Headers worth keeping: who sent it and what it is. Signature headers, Authorization and
     /// cookies are never written.
     static let keptHeaderNames: [String] = [
@@ -35,25 +70,28 @@ public final class EventLog: @unchecked Sendable {
         "x-source-id",
     ]
 
-    private let directory: StateDirectory
-    private let maxFileBytes: Int
-    private let log: Logger
-    /// Records appended since the last `flush`.
-    private let pending = Mutex<[EventRecord]>([])
-    /// Encodes and writes; `fd`, `currentSize` and `line` are only touched on its thread.
-    private let writer: SerialWorker
-    private var fd: Int32 = -1
-    private var currentSize = 0
-    private var line: [UInt8] = []
-
-    public init(directory: StateDirectory, maxFileBytes: Int = 8 << 20, writer: SerialWorker, log: Logger) {
-        self.directory = directory
-        self.writer = writer
-        self.maxFileBytes = maxFileBytes
-        self.log = log
+    private struct IndexEntry {
+        /// The record without its body and headers.
+        var summary: EventRecord
+        var generation: Int
+        var offset: Int
+        var length: Int
     }
 
-    deinit { if fd >= 0 { close(fd) } }
+    let file: RotatingLineFile
+    private let directory: StateDirectory
+    /// Oldest first; trimmed from the front when past twice the capacity.
+    private var index: [IndexEntry] = []
+    /// Lines accepted in this loop pass and not yet written, and their index entries
+    /// (offsets relative to the start of `pendingLines`).
+    private var pendingLines: [UInt8] = []
+    private var pendingEntries: [IndexEntry] = []
+
+    init(directory: StateDirectory, maxFileBytes: Int = 8 << 20, background: SerialWorker, log: Logger) {
+        self.directory = directory
+        file = RotatingLineFile(name: Self.fileName, directory: directory, maxBytes: maxFileBytes, background: background,
+                                log: log)
+    }
 
     static func keptHeaders(from headers: HTTPHeaders) -> [String: String] {
         var kept: [String: String] = [:]
@@ -63,75 +101,105 @@ public final class EventLog: @unchecked Sendable {
         return kept
     }
 
-    /// Queues one record; `flush` hands what is queued to the writer. The server flushes at
-    /// the end of every event-loop pass, so a burst of webhooks costs one hand-over and one
-    /// `write` instead of one each.
-    public func append(_ record: EventRecord) {
-        pending.withLock { $0.append(record) }
-    }
-
-    /// Hands the queued records to the background writer.
-    public func flush() {
-        let batch = pending.withLock { queued -> [EventRecord] in
-            defer { queued.removeAll(keepingCapacity: true) }
-            return queued
-        }
-        guard !batch.isEmpty else { return }
-        writer.async { [self] in write(batch) }
-    }
-
-    /// Returns once every record appended so far is in the file (before reading it back, and
-    /// at exit).
-    public func waitUntilWritten() {
-        flush()
-        writer.sync()
-    }
-
-    /// On the writer thread. A failure is logged, never fatal: the events were delivered.
-    private func write(_ batch: [EventRecord]) {
-        line.removeAll(keepingCapacity: line.capacity <= 1 << 20)
-        for record in batch { Self.appendLine(record, into: &line) }
-        if fd < 0 || currentSize + line.count > maxFileBytes { rotateIfNeeded(adding: line.count) }
-        guard fd >= 0 else { return }
-        let written = line.withUnsafeBytes { Glibc.write(fd, $0.baseAddress, $0.count) }
-        if written == line.count {
-            currentSize += line.count
-        } else {
-            log.error("cannot append to \(EventLog.fileName): \(String(cString: strerror(errno)))")
-        }
-    }
-
-    private func rotateIfNeeded(adding count: Int) {
-        let path = directory.path(of: EventLog.fileName)
-        if fd < 0 {
-            fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0o600)
-            guard fd >= 0 else {
-                log.error("cannot open \(EventLog.fileName): \(String(cString: strerror(errno)))")
-                return
-            }
-            fchmod(fd, 0o600)
-            currentSize = Int(directory.fileIdentity(EventLog.fileName)?.size ?? 0)
-        }
-        guard currentSize + count > maxFileBytes, currentSize > 0 else { return }
-        close(fd)
-        // Replacing events.log.1 frees its blocks, which takes milliseconds; this runs on the
-        // writer thread, so only later log lines wait for it, never the event loop.
-        rename(path, path + ".1")
-        fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0o600)
-        fchmod(fd, 0o600)
-        currentSize = 0
-    }
-
-    /// Every record in the log, oldest first. Unreadable lines are skipped.
-    public static func readAll(directory: StateDirectory) -> [EventRecord] {
+    /// At start-up: repairs a torn last line, then reads every record, oldest first, and
+    /// indexes the most recent ones.
+    func open() -> [EventRecord] {
+        file.open()
         var records: [EventRecord] = []
-        for name in [fileName + ".1", fileName] {
-            guard let bytes = try? directory.readFile(name) else { continue }
-            for line in bytes.split(separator: 0x0A) {
-                if let value = try? JSONParser.parse(Array(line)), let record = decode(value) { records.append(record) }
+        for (path, generation) in [(file.olderPath, file.generation - 1), (file.path, file.generation)] {
+            Self.scan(path: path) { record, offset, length in
+                records.append(record)
+                addToIndex(IndexEntry(summary: record.withoutBody, generation: generation, offset: offset, length: length))
             }
         }
         return records
+    }
+
+    /// Queues one record for the end of the pass.
+    func append(_ record: EventRecord) {
+        let offset = pendingLines.count
+        Self.appendLine(record, into: &pendingLines)
+        pendingEntries.append(IndexEntry(summary: record.withoutBody, generation: 0, offset: offset,
+                                         length: pendingLines.count - offset))
+    }
+
+    var hasPending: Bool { !pendingLines.isEmpty }
+
+    /// Writes the queued records with one `write`. False when they could not be written (none
+    /// of them is then in the file).
+    func writePending() -> Bool {
+        defer {
+            pendingLines.removeAll(keepingCapacity: pendingLines.capacity <= 1 << 20)
+            pendingEntries.removeAll(keepingCapacity: true)
+        }
+        guard let (generation, start) = file.append(pendingLines) else { return false }
+        for var entry in pendingEntries {
+            entry.generation = generation
+            entry.offset += start
+            addToIndex(entry)
+        }
+        return true
+    }
+
+    private func addToIndex(_ entry: IndexEntry) {
+        index.append(entry)
+        if index.count >= 2 * Self.indexCapacity { index.removeFirst(index.count - Self.indexCapacity) }
+    }
+
+    /// The most recent events (bodies left out), newest first.
+    func recent(sourceID: String?, limit: Int) -> [EventRecord] {
+        var found: [EventRecord] = []
+        for entry in index.reversed() where file.path(forGeneration: entry.generation) != nil {
+            guard found.count < limit else { break }
+            if sourceID == nil || entry.summary.sourceID == sourceID { found.append(entry.summary) }
+        }
+        return found
+    }
+
+    /// Where the event's line is, if the index still has it.
+    func location(of eventID: String) -> EventLocation? {
+        guard let entry = index.last(where: { $0.summary.id == eventID }),
+              let path = file.path(forGeneration: entry.generation) else { return nil }
+        return EventLocation(path: path, offset: entry.offset, length: entry.length)
+    }
+
+    /// Reads one event: from its indexed place when given (checked, since a rotation may have
+    /// moved it since), else by reading the whole log. Does file I/O: not on the loop thread.
+    static func read(eventID: String, at location: EventLocation?, directory: StateDirectory) -> EventRecord? {
+        if let location, let fd = Optional(Foundation.open(location.path, O_RDONLY | O_CLOEXEC)), fd >= 0 {
+            defer { close(fd) }
+            var line = [UInt8](repeating: 0, count: location.length)
+            let count = line.withUnsafeMutableBytes { pread(fd, $0.baseAddress, location.length, off_t(location.offset)) }
+            if count == location.length, let value = try? JSONParser.parse(line), let record = decode(value),
+               record.id == eventID { return record }
+        }
+        return readAll(directory: directory).last { $0.id == eventID }
+    }
+
+    /// Every record in the log, oldest first. Unreadable lines are skipped.
+    static func readAll(directory: StateDirectory) -> [EventRecord] {
+        var records: [EventRecord] = []
+        for name in [fileName + ".1", fileName] {
+            scan(path: directory.path(of: name)) { record, _, _ in records.append(record) }
+        }
+        return records
+    }
+
+    /// Each decodable line of a file with its offset and length (newline included).
+    private static func scan(path: String, _ visit: (EventRecord, Int, Int) -> Void) {
+        guard let bytes = FileManager.default.contents(atPath: path) else { return }
+        bytes.withUnsafeBytes { (raw: UnsafeRawBufferPointer) in
+            let all = raw.bindMemory(to: UInt8.self)
+            var start = 0
+            while start < all.count {
+                let end = all[start...].firstIndex(of: 0x0A) ?? all.count
+                let line = UnsafeBufferPointer(rebasing: all[start..<end])
+                if let value = try? JSONParser.parse(line), let record = decode(value) {
+                    visit(record, start, min(end + 1, all.count) - start)
+                }
+                start = end + 1
+            }
+        }
     }
 
     /// One JSON line (newline included), written straight into `out`: this runs for every

@@ -175,20 +175,8 @@ public struct StateDirectory: Sendable {
     }
 
     private func writeAll(_ bytes: [UInt8], to descriptor: Int32, path filePath: String) throws {
-        try bytes.withUnsafeBytes { buffer in
-            var offset = 0
-            while offset < buffer.count {
-                let written = write(descriptor, buffer.baseAddress! + offset, buffer.count - offset)
-                if written < 0 {
-                    if errno == EINTR { continue }
-                    throw StateFileError(operation: "write", path: filePath, code: errno)
-                }
-                guard written > 0 else {
-                    throw StateFileError(operation: "write", path: filePath, code: EIO)
-                }
-                offset += written
-            }
-        }
+        let code = writeFully(descriptor, bytes)
+        if code != 0 { throw StateFileError(operation: "write", path: filePath, code: code) }
     }
 
     private func syncDirectory() throws {

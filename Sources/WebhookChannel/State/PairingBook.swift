@@ -69,7 +69,7 @@ public enum PairingBook {
     public static func approve(_ file: inout SourcesFile, code rawCode: String, now: Double,
                                sourceID: String, secret: String) throws(Failure) -> SourceRecord
     {
-        let code = rawCode.trimmingCharacters(in: .whitespacesAndNewlines).uppercased()
+        let code = canonicalCode(rawCode)
         guard let index = file.pending.firstIndex(where: { $0.code == code }) else { throw .unknownCode }
         let pairing = file.pending[index]
         if isExpired(pairing, now: now) {
@@ -85,8 +85,14 @@ public enum PairingBook {
         return source
     }
 
+    /// A code as a person typed it, as stored: surrounding whitespace dropped, letters
+    /// uppercased (codes match case-insensitively).
+    public static func canonicalCode(_ typed: String) -> String {
+        typed.trimmingCharacters(in: .whitespacesAndNewlines).uppercased()
+    }
+
     public static func status(_ file: SourcesFile, code rawCode: String, now: Double) -> Status {
-        let code = rawCode.trimmingCharacters(in: .whitespacesAndNewlines).uppercased()
+        let code = canonicalCode(rawCode)
         if let approval = file.approved.first(where: { $0.code == code }) {
             return .paired(sourceID: approval.sourceID, claimable: !approval.claimed)
         }

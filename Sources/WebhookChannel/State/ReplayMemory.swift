@@ -4,7 +4,7 @@
 ///
 /// Keys are held as 64-bit FNV-1a digests, not strings: 100 000 remembered deliveries cost a
 /// few megabytes instead of tens. A false duplicate needs a 64-bit collision among live keys
-/// (about 1 in 10^9 at full capacity). The event log keeps the keys themselves for restarts.
+/// (about 1 in 10^9 at full capacity). `DedupeJournal` keeps the digests for restarts.
 public struct ReplayMemory: Sendable {
     public let lifetime: Double
     public let capacity: Int
@@ -33,19 +33,29 @@ public struct ReplayMemory: Sendable {
         return expiry > now
     }
 
-    /// Records a key; returns false when it was already remembered (a duplicate).
-    public mutating func insert(_ key: String, now: Double) -> Bool {
+    /// Records a key; returns its digest, or nil when it was already remembered (a duplicate).
+    @discardableResult
+    public mutating func insert(_ key: String, now: Double) -> UInt64? {
         evictExpired(now: now)
-        if contains(key, now: now) { return false }
+        if contains(key, now: now) { return nil }
         if expiries.count >= capacity { evictOldest() }
         let digest = Self.digest(key)
         expiries[digest] = now + lifetime
         order.append(digest)
-        return true
+        return digest
+    }
+
+    /// Forgets a key recorded for an event that was then refused (its log line could not be
+    /// written), so the sender's retry is not taken for a duplicate.
+    public mutating func remove(_ key: String) {
+        expiries[Self.digest(key)] = nil
     }
 
     public mutating func restore(key: String, expiresAt: Double, now: Double) {
-        let digest = Self.digest(key)
+        restore(digest: Self.digest(key), expiresAt: expiresAt, now: now)
+    }
+
+    public mutating func restore(digest: UInt64, expiresAt: Double, now: Double) {
         guard expiresAt > now, expiries[digest] == nil else { return }
         if expiries.count >= capacity { evictOldest() }
         expiries[digest] = expiresAt

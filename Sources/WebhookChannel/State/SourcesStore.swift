@@ -13,9 +13,14 @@ public struct SourcesStore: Sendable {
     }
 
     /// Reads the current file without the lock: writers replace it by rename, so a reader sees
-    /// either the old or the new file, never half of one.
+    /// either the old or the new file, never half of one — and the server's event loop never
+    /// waits for another process that holds the lock. Only a corrupt file takes the lock, to
+    /// move it aside (rare, and a write).
     public func load() -> (SourcesFile, FileIdentity?) {
+        let identity = directory.fileIdentity(SourcesFile.fileName)
         do {
+            guard let bytes = try directory.readFile(SourcesFile.fileName) else { return (SourcesFile(), nil) }
+            if let file = try? SourcesFile.decode(bytes) { return (file, identity) }
             try directory.ensureExists()
             return try directory.withExclusiveLock { try loadLocked() }
         } catch {

@@ -1,4 +1,4 @@
-import Glibc
+import Foundation
 
 /// Log lines go to stderr only, one `write` per line so lines from threads never interleave.
 /// Callers log ids, sizes and statuses — never a secret, a signature or a body.
@@ -24,14 +24,6 @@ public struct Logger: Sendable {
     private func emit(_ line: String) {
         var bytes = Array(line.utf8)
         bytes.append(0x0A)
-        bytes.withUnsafeBytes { raw in
-            var offset = 0
-            while offset < raw.count {
-                let n = write(STDERR_FILENO, raw.baseAddress! + offset, raw.count - offset)
-                if n < 0 && errno == EINTR { continue }
-                if n <= 0 { return }
-                offset += n
-            }
-        }
+        writeFully(STDERR_FILENO, bytes)
     }
 }

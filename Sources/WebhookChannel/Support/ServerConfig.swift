@@ -7,6 +7,9 @@ public struct ServerConfig: Sendable {
     public var stateDirectory: String
     public var maxBodyBytes = HTTPLimits.standard.maxBodyBytes
     public var allowPrivateCallbacks = false
+    /// `WEBHOOK_FSYNC=1`: an event is acknowledged only after `fdatasync` of the event log
+    /// (power-loss durability); otherwise once `write` returned (process-crash durability).
+    public var syncsEventLog = false
     public var maxConnections = HTTPServer.defaultMaxConnections
     /// Seconds a client has to send a complete request head (slowloris defence).
     public var headerTimeout: Double = 10
@@ -66,6 +69,9 @@ public struct ServerConfig: Sendable {
                 throw Invalid(description: "WEBHOOK_RETRY_DELAYS must be a comma-separated list of seconds, e.g. 1,5,30")
             }
             config.retryDelays = values.map { $0! }
+        }
+        if let text = environment["WEBHOOK_FSYNC"] {
+            config.syncsEventLog = ["1", "true", "yes"].contains(text.lowercased())
         }
         if let text = environment["WEBHOOK_ALLOW_PRIVATE_CALLBACKS"] {
             config.allowPrivateCallbacks = ["1", "true", "yes"].contains(text.lowercased())

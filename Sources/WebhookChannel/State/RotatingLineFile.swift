@@ -1,0 +1,120 @@
+import Foundation
+
+/// A file in the state dir that only grows by whole lines, at most `maxBytes` in `<name>` plus
+/// one older `<name>.1`: the event log and the duplicate memory's journal.
+///
+/// Written on the event loop thread, one `write` per loop pass, because an answer that
+/// acknowledges an event may only go out once its line is in the file. What could take long
+/// is done on `background`: `fdatasync`, closing a rotated descriptor, and unlinking the
+/// generation a rotation drops (freeing its blocks took ~10 ms on the loop).
+final class RotatingLineFile {
+    let name: String
+    private let directory: StateDirectory
+    private let maxBytes: Int
+    private let background: SerialWorker
+    private let log: Logger
+    private(set) var descriptor: Int32 = -1
+    private(set) var size = 0
+    /// Counts rotations: a line written in generation `g` is in `<name>` while `generation == g`,
+    /// in `<name>.1` while `generation == g + 1`, and gone after that.
+    private(set) var generation = 0
+
+    init(name: String, directory: StateDirectory, maxBytes: Int, background: SerialWorker, log: Logger) {
+        self.name = name
+        self.directory = directory
+        self.maxBytes = maxBytes
+        self.background = background
+        self.log = log
+    }
+
+    deinit { if descriptor >= 0 { close(descriptor) } }
+
+    var path: String { directory.path(of: name) }
+    var olderPath: String { directory.path(of: name + ".1") }
+
+    /// The file a line of `lineGeneration` is in now, if it is still kept.
+    func path(forGeneration lineGeneration: Int) -> String? {
+        switch generation - lineGeneration {
+        case 0: return path
+        case 1: return olderPath
+        default: return nil
+        }
+    }
+
+    /// Opens `<name>` for appending. A last line without its newline is what a crash in the
+    /// middle of a write leaves: it is cut off (with one warning), so the next line starts on
+    /// a line of its own instead of being glued to the torn one and lost with it.
+    @discardableResult
+    func open() -> Bool {
+        guard descriptor < 0 else { return true }
+        let fd = Foundation.open(path, O_RDWR | O_APPEND | O_CREAT | O_CLOEXEC, 0o600)
+        guard fd >= 0 else {
+            log.error("cannot open \(name): \(String(cString: strerror(errno)))")
+            return false
+        }
+        fchmod(fd, 0o600)
+        var info = stat()
+        fstat(fd, &info)
+        size = Int(info.st_size)
+        if size > 0, let keep = Self.lengthOfWholeLines(fd: fd, size: size), keep < size {
+            if ftruncate(fd, off_t(keep)) == 0 {
+                log.warning("\(name) ended with a torn line of \(size - keep) bytes (a crash while writing); "
+                    + "cut it back to the last complete line")
+                size = keep
+            } else {
+                log.error("cannot repair the torn last line of \(name): \(String(cString: strerror(errno)))")
+            }
+        }
+        descriptor = fd
+        return true
+    }
+
+    /// The length of the file up to and including its last newline (0 if it has none).
+    private static func lengthOfWholeLines(fd: Int32, size: Int) -> Int? {
+        var end = size
+        var chunk = [UInt8](repeating: 0, count: 64 * 1024)
+        while end > 0 {
+            let start = max(0, end - chunk.count)
+            let count = chunk.withUnsafeMutableBytes { pread(fd, $0.baseAddress, end - start, off_t(start)) }
+            guard count == end - start else { return nil }
+            if let newline = chunk[0..<count].lastIndex(of: 0x0A) { return start + newline + 1 }
+            end = start
+        }
+        return 0
+    }
+
+    /// Appends whole lines with one `write`. Returns the generation and offset where they
+    /// begin, or nil when they could not be written; then nothing of them stays in the file
+    /// (a partial write is cut back), so the caller can refuse what they acknowledge.
+    func append(_ lines: [UInt8]) -> (generation: Int, offset: Int)? {
+        guard !lines.isEmpty else { return (generation, size) }
+        if descriptor < 0 { open() }
+        if size > 0 && size + lines.count > maxBytes { rotate() }
+        guard descriptor >= 0 else { return nil }
+        let code = writeFully(descriptor, lines)
+        guard code == 0 else {
+            log.error("cannot append to \(name): \(String(cString: strerror(code)))")
+            _ = ftruncate(descriptor, off_t(size))
+            return nil
+        }
+        defer { size += lines.count }
+        return (generation, size)
+    }
+
+    /// `<name>` becomes `<name>.1`; the old `<name>.1` is renamed out of the way first and
+    /// unlinked on the background thread (two renames are cheap; freeing blocks is not).
+    private func rotate() {
+        let discarded = directory.path(of: ".\(name).discarded-\(getpid())")
+        let hadOlder = rename(olderPath, discarded) == 0
+        rename(path, olderPath)
+        let old = descriptor
+        descriptor = -1
+        generation += 1
+        size = 0
+        background.async {
+            if old >= 0 { close(old) }
+            if hadOlder { unlink(discarded) }
+        }
+        open()
+    }
+}

@@ -1,0 +1,37 @@
+/// A value that arrives later, on the event loop thread: an HTTP answer that waits until the
+/// event log holds the event it acknowledges, or until a file change made on another thread
+/// is done. Whoever fulfils it from another thread does so through `EventLoop.execute`, so
+/// the value and the waiter are only ever touched on the loop thread (hence `@unchecked`).
+public final class Pending<Value>: @unchecked Sendable {
+    private var value: Value?
+    private var waiter: ((Value) -> Void)?
+
+    public init() {}
+
+    /// Hands the value to the waiter, or keeps it until one asks. Call once.
+    public func fulfil(_ value: Value) {
+        if let waiter {
+            self.waiter = nil
+            waiter(value)
+        } else {
+            self.value = value
+        }
+    }
+
+    /// Runs `body` with the value: at once when it is here, else when it is fulfilled.
+    public func whenReady(_ body: @escaping (Value) -> Void) {
+        if let value {
+            self.value = nil
+            body(value)
+        } else {
+            waiter = body
+        }
+    }
+
+    /// A pending value computed from this one when it arrives.
+    public func map<Other>(_ transform: @escaping (Value) -> Other) -> Pending<Other> {
+        let mapped = Pending<Other>()
+        whenReady { mapped.fulfil(transform($0)) }
+        return mapped
+    }
+}
