@@ -246,7 +246,9 @@ public actor ChannelState {
             id: CredentialGenerator.eventID(), sourceID: source.id, sourceName: source.name, deliveryID: deliveryID,
             type: Self.eventType(headers: headers, bodyFields: fields), receivedAt: now, contentType: contentType,
             headers: EventLog.keptHeaders(from: headers), body: body, replayKeys: replayKeys)
-        guard notifier.deliver(building: { Self.channelEvent(for: record, replay: false) }) else { return .notReady }
+        let contentMode = source.contentMode
+        guard notifier.deliver(building: { Self.channelEvent(for: record, replay: false, contentMode: contentMode, scheme: scheme) })
+        else { return .notReady }
 
         for key in replayKeys { _ = replay.insert(key, now: now) }
         eventLog.append(record)
@@ -278,12 +280,21 @@ public actor ChannelState {
     /// Delivers a logged event again, marked `replay: "true"`.
     public func replayEvent(id: String) -> ReplayOutcome {
         guard let record = event(id: id) else { return .unknownEvent }
-        return notifier.deliver(building: { Self.channelEvent(for: record, replay: true) }) ? .replayed : .notReady
+        // A revoked source's events replay in full: there is no mode left to follow.
+        let source = self.source(id: record.sourceID)
+        let contentMode = source?.contentMode ?? .full, scheme = source?.scheme ?? .webhook
+        return notifier.deliver(building: { Self.channelEvent(for: record, replay: true, contentMode: contentMode, scheme: scheme) })
+            ? .replayed : .notReady
     }
 
-    /// The notification for an event, the same for a first delivery and a replay.
-    static func channelEvent(for record: EventRecord, replay: Bool) -> ChannelEvent {
-        let (content, truncated) = record.body.withUnsafeBytes { ChannelEvent.content(fromBody: $0, contentType: record.contentType) }
+    /// The notification for an event, the same for a first delivery and a replay: the body, or
+    /// its digest when the source's content mode calls for one (SPEC 14).
+    static func channelEvent(for record: EventRecord, replay: Bool, contentMode: ContentMode = .full,
+                             scheme: SignatureScheme = .webhook) -> ChannelEvent
+    {
+        let digest = EventDigest.notificationText(for: record, mode: contentMode, scheme: scheme)
+        let (content, truncated) = digest.map { ($0, false) }
+            ?? record.body.withUnsafeBytes { ChannelEvent.content(fromBody: $0, contentType: record.contentType) }
         var meta: [(key: String, value: String)] = [
             ("source_id", record.sourceID), ("source_name", record.sourceName), ("event_id", record.id),
         ]
@@ -292,6 +303,7 @@ public actor ChannelState {
         meta.append(("received_at", ISOTime.format(record.receivedAt)))
         meta.append(("content_type", record.contentType.isEmpty ? "application/octet-stream" : record.contentType))
         if truncated { meta.append(("truncated", "true")) }
+        if digest != nil { meta += [("digest", "true"), ("body_bytes", String(record.body.count))] }
         if replay { meta.append(("replay", "true")) }
         return ChannelEvent(content: content, meta: meta)
     }
