@@ -68,7 +68,7 @@ enum GitHubDigest {
     private static func push(_ payload: JSONValue, into writer: inout DigestWriter) {
         writer.field("Ref", payload["ref"])
         writer.field("Compare", payload["compare"])
-        let commits = payload["commits"]?.arrayValue ?? []
+        guard let commits = payload["commits"]?.arrayValue else { return }
         writer.line("Commits: \(commits.count)")
         for commit in commits.prefix(maxCommits) {
             let sha = PayloadText.scalar(commit["id"], limit: 80).map { String($0.prefix(7)) } ?? "?"
@@ -134,7 +134,7 @@ enum GitHubDigest {
         for member in payload.objectValue ?? JSONObject() {
             guard !writer.isFull else { return }
             guard case .object(let object) = member.value, object["html_url"] != nil else { continue }
-            writer.field(PayloadText.clean(member.key, limit: 60), object["html_url"])
+            writer.field(PayloadText.clean(member.key, limit: 60) + " URL", object["html_url"])
         }
     }
 

@@ -18,7 +18,7 @@ enum PayloadText {
                 pendingSpace = !scalars.isEmpty
                 continue
             }
-            if isDropped(scalar) { continue }
+            if isDropped(scalar) || (scalar == " " && scalars.isEmpty) { continue }
             if pendingSpace || scalar == " " {
                 pendingSpace = false
                 if scalars.last != " " { scalars.append(" ") }
