@@ -114,17 +114,11 @@ enum SourceCommands {
         guard parsed.positionals.count == 1, let id = parsed.positionals.first else {
             return usage("revoke", "expected exactly one SOURCE_ID", revokeHelp, console)
         }
-        do {
-            let (source, _, _) = try operatorStore().mutate { file throws(SourceAdmin.Failure) in try SourceAdmin.revoke(&file, id: id) }
-            console.out("Revoked \(source.id) (\(source.name)). Its next delivery is refused.")
-            return 0
-        } catch SourceAdmin.Failure.unknownSource {
-            console.err("No source has id \(id.prefix(80)).")
-            return 1
-        } catch {
-            console.err("webhook-channel revoke: \(error)")
-            return 1
-        }
+        guard let source = changeSource("revoke", id: id, console: console, { file, id throws(SourceAdmin.Failure) in
+            try SourceAdmin.revoke(&file, id: id)
+        }) else { return 1 }
+        console.out("Revoked \(source.id) (\(source.name)). Its next delivery is refused.")
+        return 0
     }
 
     static func rotate(_ arguments: [String], console: Console) -> Int32 {
@@ -134,31 +128,23 @@ enum SourceCommands {
             return usage("rotate", "expected exactly one SOURCE_ID", rotateHelp, console)
         }
         let now = SystemClock().now()
-        do {
-            let (source, _, _) = try operatorStore().mutate { file throws(SourceAdmin.Failure) in
-                let scheme = file.source(id: id)?.scheme ?? .webhook
-                return try SourceAdmin.rotate(&file, id: id, now: now, newSecret: SourceAdmin.generateSecret(for: scheme))
-            }
-            if parsed.flags.contains("--json") {
-                console.out(JSONWriter.compactString([
-                    "source_id": .string(source.id), "hmac_secret": .string(source.hmacSecret),
-                    "previous_expires_at": .optionalString(source.previousExpiresAt),
-                ]))
-            } else {
-                console.out("""
-                Rotated \(source.id) (\(source.name)).
-                New secret: \(source.hmacSecret)
-                The old secret is accepted until \(source.previousExpiresAt ?? "now").
-                """)
-            }
-            return 0
-        } catch SourceAdmin.Failure.unknownSource {
-            console.err("No source has id \(id.prefix(80)).")
-            return 1
-        } catch {
-            console.err("webhook-channel rotate: \(error)")
-            return 1
+        guard let source = changeSource("rotate", id: id, console: console, { file, id throws(SourceAdmin.Failure) in
+            let scheme = file.source(id: id)?.scheme ?? .webhook
+            return try SourceAdmin.rotate(&file, id: id, now: now, newSecret: SourceAdmin.generateSecret(for: scheme))
+        }) else { return 1 }
+        if parsed.flags.contains("--json") {
+            console.out(JSONWriter.compactString([
+                "source_id": .string(source.id), "hmac_secret": .string(source.hmacSecret),
+                "previous_expires_at": .optionalString(source.previousExpiresAt),
+            ]))
+        } else {
+            console.out("""
+            Rotated \(source.id) (\(source.name)).
+            New secret: \(source.hmacSecret)
+            The old secret is accepted until \(source.previousExpiresAt ?? "now").
+            """)
         }
+        return 0
     }
 
     static func content(_ arguments: [String], console: Console) -> Int32 {
@@ -170,19 +156,27 @@ enum SourceCommands {
         guard let mode = ContentMode(rawValue: parsed.positionals[1]) else {
             return usage("content", "unknown mode \"\(parsed.positionals[1].prefix(20))\"", contentHelp, console)
         }
+        guard let source = changeSource("content", id: id, console: console, { file, id throws(SourceAdmin.Failure) in
+            try SourceAdmin.setContentMode(&file, id: id, mode: mode)
+        }) else { return 1 }
+        console.out("\(source.id) (\(source.name)) now delivers \(mode.rawValue) content.")
+        return 0
+    }
+
+    /// Applies `change` to source `id` under the state lock. An unknown id or a failed write is
+    /// reported on stderr and gives `nil` (exit 1 for the caller).
+    static func changeSource(_ command: String, id: String, console: Console,
+                             _ change: (inout SourcesFile, String) throws(SourceAdmin.Failure) -> SourceRecord) -> SourceRecord?
+    {
         do {
-            let (source, _, _) = try operatorStore().mutate { file throws(SourceAdmin.Failure) in
-                try SourceAdmin.setContentMode(&file, id: id, mode: mode)
-            }
-            console.out("\(source.id) (\(source.name)) now delivers \(mode.rawValue) content.")
-            return 0
+            let (source, _, _) = try operatorStore().mutate { file throws(SourceAdmin.Failure) in try change(&file, id) }
+            return source
         } catch SourceAdmin.Failure.unknownSource {
             console.err("No source has id \(id.prefix(80)).")
-            return 1
         } catch {
-            console.err("webhook-channel content: \(error)")
-            return 1
+            console.err("webhook-channel \(command): \(error)")
         }
+        return nil
     }
 
     /// The provider's secret, when one is piped in; `nil` for a terminal or empty input.
