@@ -88,6 +88,8 @@ import Testing
         let channel = try await TestChannel.start()
         defer { channel.stop() }
         let source = try await ProviderFixtures.add("big", scheme: .github, secret: "big-secret", stateDir: channel.stateDir)
+        // SPEC 14: a GitHub source starts in auto (a digest above 2 KB); the cut is full mode's.
+        #expect(try await runCLI(["content", source.sourceID, "full"], stateDir: channel.stateDir).exitCode == 0)
         let filler = String(repeating: "0123456789abcdef", count: 1_500)  // 24 000 bytes
         let text = #"{"action":"big","filler":""# + filler + #"","end":"TAIL-MARKER"}"#
         let body = Data(text.utf8)
@@ -117,6 +119,7 @@ import Testing
         let channel = try await TestChannel.start()
         defer { channel.stop() }
         let source = try await ProviderFixtures.add("utf8", scheme: .github, secret: "u", stateDir: channel.stateDir)
+        #expect(try await runCLI(["content", source.sourceID, "full"], stateDir: channel.stateDir).exitCode == 0)
         // 16 383 ASCII bytes, then two-byte characters: byte 16 384 is the middle of one.
         let text = String(repeating: "a", count: 16_383) + String(repeating: "é", count: 100)
         let body = Data(text.utf8)

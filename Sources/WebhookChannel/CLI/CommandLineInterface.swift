@@ -16,6 +16,7 @@ public enum WebhookChannelMain {
         case "add": return SourceCommands.add(rest, console: console)
         case "revoke": return SourceCommands.revoke(rest, console: console)
         case "rotate": return SourceCommands.rotate(rest, console: console)
+        case "content": return SourceCommands.content(rest, console: console)
         case "send": return SendCommand.send(rest, console: console)
         case "sign": return SendCommand.sign(rest, console: console)
         case "events": return EventCommands.events(rest, console: console)
@@ -44,6 +45,7 @@ public enum WebhookChannelMain {
       add NAME --scheme S    add a provider source (github, stripe, standard, slack, webhook)
       revoke ID              remove a source
       rotate ID              new secret; the old one works for 24 more hours
+      content ID MODE        what Claude reads: full body, digest, or auto (digest above 2 KB)
       send ID [FILE|-]       sign a body as the source would and POST it to the running server
       sign ID [FILE|-]       print the signed headers for a body (for curl)
       events                 list logged events

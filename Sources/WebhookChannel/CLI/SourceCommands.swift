@@ -1,13 +1,15 @@
 import Foundation
 import Glibc
 
-/// `sources`, `add`, `revoke`, `rotate`: the operator's hold on who may send. Each changes
+/// `sources`, `add`, `revoke`, `rotate`, `content`: the operator's hold on who may send and
+/// what Claude reads. Each changes
 /// `sources.json` under the same lock as the server, which sees the change on its next request.
 enum SourceCommands {
     static let sourcesHelp = """
     Usage: webhook-channel sources [--json]
 
-    List paired sources: id, name, scheme, callback URL, when paired. Secrets are never shown.
+    List paired sources: id, name, scheme, content mode, callback URL, when paired. Secrets are
+    never shown.
     """
 
     static let addHelp = """
@@ -30,6 +32,17 @@ enum SourceCommands {
     Issue a new secret for a source and print it. The old secret is still accepted for 24 hours.
     """
 
+    static let contentHelp = """
+    Usage: webhook-channel content SOURCE_ID full|digest|auto
+
+    Choose what Claude reads for a source's events:
+      full    the body itself, cut at 16 KiB
+      digest  a summary of at most 1,536 bytes: event, action, the fields a person acts on;
+              webhook_event returns the whole body (a body shorter than its digest is sent as is)
+      auto    the body up to 2,048 bytes, a digest above
+    New github, stripe, standard and slack sources start in auto; webhook sources in full.
+    """
+
     static func sources(_ arguments: [String], console: Console) -> Int32 {
         guard let parsed = parse(arguments, flags: ["--json"], help: sourcesHelp, command: "sources", console: console) else { return 2 }
         if parsed.flags.contains("--help") { console.out(sourcesHelp); return 0 }
@@ -38,14 +51,14 @@ enum SourceCommands {
         if parsed.flags.contains("--json") {
             let list: [JSONValue] = file.sources.map { source in
                 ["source_id": .string(source.id), "name": .string(source.name), "scheme": .string(source.scheme.rawValue),
-                 "callback_url": .optionalString(source.callbackURL), "paired_at": .string(source.pairedAt)]
+                 "content_mode": .string(source.contentMode.rawValue), "callback_url": .optionalString(source.callbackURL), "paired_at": .string(source.pairedAt)]
             }
             console.out(JSONWriter.compactString(["sources": .array(list)]))
             return 0
         }
         guard !file.sources.isEmpty else { console.out("No sources are paired."); return 0 }
         for source in file.sources {
-            console.out("\(source.id)  \(source.name)  scheme=\(source.scheme.rawValue)  callback=\(source.callbackURL ?? "none")  paired=\(source.pairedAt)")
+            console.out("\(source.id)  \(source.name)  scheme=\(source.scheme.rawValue)  content=\(source.contentMode.rawValue)  callback=\(source.callbackURL ?? "none")  paired=\(source.pairedAt)")
         }
         return 0
     }
@@ -104,17 +117,11 @@ enum SourceCommands {
         guard parsed.positionals.count == 1, let id = parsed.positionals.first else {
             return usage("revoke", "expected exactly one SOURCE_ID", revokeHelp, console)
         }
-        do {
-            let (source, _, _) = try operatorStore().mutate { file throws(SourceAdmin.Failure) in try SourceAdmin.revoke(&file, id: id) }
-            console.out("Revoked \(source.id) (\(source.name)). Its next delivery is refused.")
-            return 0
-        } catch SourceAdmin.Failure.unknownSource {
-            console.err("No source has id \(id.prefix(80)).")
-            return 1
-        } catch {
-            console.err("webhook-channel revoke: \(error)")
-            return 1
-        }
+        guard let source = changeSource("revoke", id: id, console: console, { file, id throws(SourceAdmin.Failure) in
+            try SourceAdmin.revoke(&file, id: id)
+        }) else { return 1 }
+        console.out("Revoked \(source.id) (\(source.name)). Its next delivery is refused.")
+        return 0
     }
 
     static func rotate(_ arguments: [String], console: Console) -> Int32 {
@@ -124,31 +131,55 @@ enum SourceCommands {
             return usage("rotate", "expected exactly one SOURCE_ID", rotateHelp, console)
         }
         let now = SystemClock().now()
+        guard let source = changeSource("rotate", id: id, console: console, { file, id throws(SourceAdmin.Failure) in
+            let scheme = file.source(id: id)?.scheme ?? .webhook
+            return try SourceAdmin.rotate(&file, id: id, now: now, newSecret: SourceAdmin.generateSecret(for: scheme))
+        }) else { return 1 }
+        if parsed.flags.contains("--json") {
+            console.out(JSONWriter.compactString([
+                "source_id": .string(source.id), "hmac_secret": .string(source.hmacSecret),
+                "previous_expires_at": .optionalString(source.previousExpiresAt),
+            ]))
+        } else {
+            console.out("""
+            Rotated \(source.id) (\(source.name)).
+            New secret: \(source.hmacSecret)
+            The old secret is accepted until \(source.previousExpiresAt ?? "now").
+            """)
+        }
+        return 0
+    }
+
+    static func content(_ arguments: [String], console: Console) -> Int32 {
+        guard let parsed = parse(arguments, help: contentHelp, command: "content", console: console) else { return 2 }
+        if parsed.flags.contains("--help") { console.out(contentHelp); return 0 }
+        guard parsed.positionals.count == 2, let id = parsed.positionals.first else {
+            return usage("content", "expected SOURCE_ID and one of full, digest, auto", contentHelp, console)
+        }
+        guard let mode = ContentMode(rawValue: parsed.positionals[1]) else {
+            return usage("content", "unknown mode \"\(parsed.positionals[1].prefix(20))\"", contentHelp, console)
+        }
+        guard let source = changeSource("content", id: id, console: console, { file, id throws(SourceAdmin.Failure) in
+            try SourceAdmin.setContentMode(&file, id: id, mode: mode)
+        }) else { return 1 }
+        console.out("\(source.id) (\(source.name)) now delivers \(mode.rawValue) content.")
+        return 0
+    }
+
+    /// Applies `change` to source `id` under the state lock. An unknown id or a failed write is
+    /// reported on stderr and gives `nil` (exit 1 for the caller).
+    static func changeSource(_ command: String, id: String, console: Console,
+                             _ change: (inout SourcesFile, String) throws(SourceAdmin.Failure) -> SourceRecord) -> SourceRecord?
+    {
         do {
-            let (source, _, _) = try operatorStore().mutate { file throws(SourceAdmin.Failure) in
-                let scheme = file.source(id: id)?.scheme ?? .webhook
-                return try SourceAdmin.rotate(&file, id: id, now: now, newSecret: SourceAdmin.generateSecret(for: scheme))
-            }
-            if parsed.flags.contains("--json") {
-                console.out(JSONWriter.compactString([
-                    "source_id": .string(source.id), "hmac_secret": .string(source.hmacSecret),
-                    "previous_expires_at": .optionalString(source.previousExpiresAt),
-                ]))
-            } else {
-                console.out("""
-                Rotated \(source.id) (\(source.name)).
-                New secret: \(source.hmacSecret)
-                The old secret is accepted until \(source.previousExpiresAt ?? "now").
-                """)
-            }
-            return 0
+            let (source, _, _) = try operatorStore().mutate { file throws(SourceAdmin.Failure) in try change(&file, id) }
+            return source
         } catch SourceAdmin.Failure.unknownSource {
             console.err("No source has id \(id.prefix(80)).")
-            return 1
         } catch {
-            console.err("webhook-channel rotate: \(error)")
-            return 1
+            console.err("webhook-channel \(command): \(error)")
         }
+        return nil
     }
 
     /// The provider's secret, when one is piped in; `nil` for a terminal or empty input.

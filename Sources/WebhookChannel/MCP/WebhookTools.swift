@@ -35,7 +35,8 @@ public enum WebhookTools {
     static func sources(state: ChannelState) -> MCPTool {
         MCPTool(
             name: "webhook_sources",
-            description: "List the paired webhook sources: id, name, scheme, callback URL, when paired, events received. Never shows secrets.",
+            description: "List the paired webhook sources: id, name, scheme, content mode, callback URL, when paired, events received. "
+                + "Never shows secrets.",
             inputSchema: ["type": "object", "properties": .object(JSONObject())]
         ) { _ throws(JSONRPCError) in
             let sources = await state.allSources()
@@ -43,7 +44,7 @@ public enum WebhookTools {
             let list: [JSONValue] = sources.map { source, stats in
                 [
                     "source_id": .string(source.id), "name": .string(source.name), "scheme": .string(source.scheme.rawValue),
-                    "callback_url": .optionalString(source.callbackURL), "paired_at": .string(source.pairedAt),
+                    "content_mode": .string(source.contentMode.rawValue), "callback_url": .optionalString(source.callbackURL), "paired_at": .string(source.pairedAt),
                     "event_count": .int(Int64(stats.eventCount)),
                     "last_event_at": .optionalString(stats.lastEventAt.map(ISOTime.format)),
                 ]

@@ -309,7 +309,7 @@ public actor ChannelState {
             id: CredentialGenerator.eventID(), sourceID: source.id, sourceName: source.name, deliveryID: deliveryID,
             type: Self.eventType(headers: headers, bodyFields: fields), receivedAt: now, contentType: contentType,
             headers: EventLog.keptHeaders(from: headers), body: body, replayKeys: replayKeys)
-        let event = Self.channelEvent(for: record, replay: false)
+        let event = Self.channelEvent(for: record, replay: false, contentMode: source.contentMode, scheme: scheme)
         let weight = ChannelNotifier.weight(of: event)
         switch notifier.admit(weight: weight) {
         case .admitted: break
@@ -402,7 +402,10 @@ public actor ChannelState {
             loop.execute {
                 self.assumeIsolated { state in
                     guard let record else { return outcome.fulfil(.unknownEvent) }
-                    let event = Self.channelEvent(for: record, replay: true)
+                    // A revoked source's events replay in full: there is no mode left to follow.
+                    let source = state.source(id: record.sourceID)
+                    let event = Self.channelEvent(for: record, replay: true, contentMode: source?.contentMode ?? .full,
+                                                  scheme: source?.scheme ?? .webhook)
                     let weight = ChannelNotifier.weight(of: event)
                     switch state.notifier.admit(weight: weight) {
                     case .admitted:
@@ -417,9 +420,14 @@ public actor ChannelState {
         return outcome
     }
 
-    /// The notification for an event, the same for a first delivery and a replay.
-    static func channelEvent(for record: EventRecord, replay: Bool) -> ChannelEvent {
-        let (content, truncated) = record.body.withUnsafeBytes { ChannelEvent.content(fromBody: $0, contentType: record.contentType) }
+    /// The notification for an event, the same for a first delivery and a replay: the body, or
+    /// its digest when the source's content mode calls for one (SPEC 14).
+    static func channelEvent(for record: EventRecord, replay: Bool, contentMode: ContentMode = .full,
+                             scheme: SignatureScheme = .webhook) -> ChannelEvent
+    {
+        let digest = EventDigest.notificationText(for: record, mode: contentMode, scheme: scheme)
+        let (content, truncated) = digest.map { ($0, false) }
+            ?? record.body.withUnsafeBytes { ChannelEvent.content(fromBody: $0, contentType: record.contentType) }
         var meta: [(key: String, value: String)] = [
             ("source_id", record.sourceID), ("source_name", record.sourceName), ("event_id", record.id),
         ]
@@ -428,6 +436,7 @@ public actor ChannelState {
         meta.append(("received_at", ISOTime.format(record.receivedAt)))
         meta.append(("content_type", record.contentType.isEmpty ? "application/octet-stream" : record.contentType))
         if truncated { meta.append(("truncated", "true")) }
+        if digest != nil { meta += [("digest", "true"), ("body_bytes", String(record.body.count))] }
         if replay { meta.append(("replay", "true")) }
         return ChannelEvent(content: content, meta: meta)
     }

@@ -34,6 +34,15 @@ public enum SourceAdmin {
         return file.sources.remove(at: index)
     }
 
+    /// Sets what Claude reads for the source's events; an unknown word left by a later version
+    /// is replaced.
+    public static func setContentMode(_ file: inout SourcesFile, id: String, mode: ContentMode) throws(Failure) -> SourceRecord {
+        guard let index = file.sources.firstIndex(where: { $0.id == id }) else { throw .unknownSource }
+        file.sources[index].chosenContentMode = mode
+        file.sources[index].extra["content_mode"] = nil
+        return file.sources[index]
+    }
+
     /// Returns the new secret; the old one is accepted until `previous_expires_at`.
     public static func rotate(_ file: inout SourcesFile, id: String, now: Double, newSecret: String) throws(Failure) -> SourceRecord {
         guard let index = file.sources.firstIndex(where: { $0.id == id }) else { throw .unknownSource }

@@ -11,11 +11,13 @@ public struct SourceRecord: Sendable, Equatable {
     public var scheme: SignatureScheme
     public var previousSecret: String?
     public var previousExpiresAt: String?
+    /// Set by `webhook-channel content`; absent, the scheme's default (`contentMode`).
+    public var chosenContentMode: ContentMode?
     public var extra: JSONObject
 
     public init(id: String, name: String, hmacSecret: String, callbackURL: String?, pairedAt: String,
                 scheme: SignatureScheme = .webhook, previousSecret: String? = nil, previousExpiresAt: String? = nil,
-                extra: JSONObject = JSONObject())
+                chosenContentMode: ContentMode? = nil, extra: JSONObject = JSONObject())
     {
         self.id = id
         self.name = name
@@ -25,8 +27,12 @@ public struct SourceRecord: Sendable, Equatable {
         self.scheme = scheme
         self.previousSecret = previousSecret
         self.previousExpiresAt = previousExpiresAt
+        self.chosenContentMode = chosenContentMode
         self.extra = extra
     }
+
+    /// What Claude reads for this source's events (SPEC 14).
+    public var contentMode: ContentMode { chosenContentMode ?? ContentMode.defaultMode(for: scheme) }
 
     /// The secrets a signature may be made with now: the current one, then a rotated-out one
     /// while its grace period lasts.
@@ -123,10 +129,13 @@ public struct SourcesFile: Sendable, Equatable {
             pairedAt: object["paired_at"]?.stringValue ?? "",
             scheme: scheme,
             previousSecret: object["previous_secret"]?.stringValue,
-            previousExpiresAt: object["previous_expires_at"]?.stringValue)
+            previousExpiresAt: object["previous_expires_at"]?.stringValue,
+            // A word a later version may add is kept as it was (in `extra`) and read as absent.
+            chosenContentMode: object["content_mode"]?.stringValue.flatMap(ContentMode.init(rawValue:)))
         for key in ["name", "hmac_secret", "callback_url", "paired_at", "scheme", "previous_secret", "previous_expires_at"] {
             object[key] = nil
         }
+        if record.chosenContentMode != nil { object["content_mode"] = nil }
         var withExtra = record
         withExtra.extra = object
         return withExtra
@@ -170,6 +179,7 @@ public struct SourcesFile: Sendable, Equatable {
             if source.scheme != .webhook || source.extra["scheme"] != nil { entry["scheme"] = .string(source.scheme.rawValue) }
             if let previous = source.previousSecret { entry["previous_secret"] = .string(previous) }
             if let expiry = source.previousExpiresAt { entry["previous_expires_at"] = .string(expiry) }
+            if let mode = source.chosenContentMode { entry["content_mode"] = .string(mode.rawValue) }
             for member in source.extra { entry[member.key] = member.value }
             sourcesObject[source.id] = .object(entry)
         }

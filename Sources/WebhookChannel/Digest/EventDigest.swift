@@ -1,0 +1,57 @@
+/// What Claude reads instead of a provider's payload (SPEC 14): plain text of at most 1,536
+/// bytes with the provider, the event type and action, the fields a person acts on, and last
+/// the body's size and how to get all of it. Pure: bytes in, text out; any input gives a
+/// bounded digest.
+public enum EventDigest {
+    /// The digest of `body`, an event of `eventType` (the `event_type` meta) from a source of
+    /// `scheme`, logged as `eventID`.
+    public static func text(scheme: SignatureScheme, eventType: String?, body: [UInt8], eventID: String) -> String {
+        var writer = DigestWriter()
+        let payload = try? JSONParser.parse(body)
+        let type = eventType ?? payload?["type"]?.stringValue
+        var header = "\(providerName(scheme)) event: " + (type.map { PayloadText.clean($0, limit: 100) } ?? "unknown")
+        if let action = PayloadText.scalar(payload?["action"], limit: 100) { header += ", action: \(action)" }
+        writer.line(header)
+
+        switch payload {
+        case .object(let object)?:
+            switch scheme {
+            case .github: GitHubDigest.write(event: eventType, payload: .object(object), into: &writer)
+            case .stripe: StripeDigest.write(payload: .object(object), into: &writer)
+            case .standard, .slack, .webhook: GenericDigest.write(object, into: &writer)
+            }
+        case .array(let items)?:
+            writer.line("Body: a JSON array of \(PayloadText.grouped(items.count)) items, not an object")
+        case let value?:
+            writer.field("Body: a JSON value, not an object", value)
+        case nil:
+            if let text = String(validating: body, as: UTF8.self) {
+                writer.line("Body: not JSON")
+                writer.field("Text", text: PayloadText.clean(text))
+            } else {
+                writer.line("Body: binary, not UTF-8 text")
+            }
+        }
+        let id = PayloadText.clean(eventID, limit: 100)
+        return writer.text(footer: "Full payload: \(PayloadText.grouped(body.count)) bytes — call webhook_event {\"event_id\":\"\(id)\"}")
+    }
+
+    /// The content of `record`'s notification when its source's `mode` calls for a digest and
+    /// the digest is shorter than the body; `nil` to deliver the body as it is. A tiny body in
+    /// `digest` mode is its own best summary, and a notification never grows past its body.
+    static func notificationText(for record: EventRecord, mode: ContentMode, scheme: SignatureScheme) -> String? {
+        guard mode.prefersDigest(bodyBytes: record.body.count) else { return nil }
+        let digest = text(scheme: scheme, eventType: record.type, body: record.body, eventID: record.id)
+        return digest.utf8.count < record.body.count ? digest : nil
+    }
+
+    static func providerName(_ scheme: SignatureScheme) -> String {
+        switch scheme {
+        case .github: return "GitHub"
+        case .stripe: return "Stripe"
+        case .standard: return "Standard Webhooks"
+        case .slack: return "Slack"
+        case .webhook: return "Webhook"
+        }
+    }
+}
