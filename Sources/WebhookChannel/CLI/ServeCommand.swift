@@ -44,16 +44,19 @@ enum ServeCommand {
         let policy = CallbackURLPolicy(allowPrivate: config.allowPrivateCallbacks)
         let replies = ReplySender(policy: policy, clock: clock, log: log, delays: config.retryDelays)
 
-        let server = startHTTP(config: config, loop: loop, state: state, policy: policy, log: log)
-        let serverFile = ServerFile(directory: directory)
-        if let server {
-            serverFile.write(host: server.address.hostForURL, port: server.address.port, log: log)
-        }
+        loop.execute { state.assumeIsolated { $0.watchStateDirectory() } }
+        let sessionCount = Mutex<(@Sendable () -> Int)?>(nil)
+        let bind = httpBinder(config: config, loop: loop, state: state, policy: policy, log: log,
+                              sessions: { sessionCount.withLock { $0 }?() ?? 1 })
+        let coordinator = SessionCoordinator(directory: directory, loop: loop, channel: state, output: output,
+                                             notifier: notifier, log: log, bind: bind)
+        sessionCount.withLock { $0 = { coordinator.sessionCount } }
+        coordinator.begin()
 
         let shutdown = Shutdown {
-            if let server { loop.execute { server.stop() } }
-            serverFile.remove()
+            coordinator.stopServing()
             loop.stop(timeoutMilliseconds: 150)
+            coordinator.releaseFollowers()
             output.flush(timeoutMilliseconds: 150)
             exit(0)
         }
@@ -71,53 +74,74 @@ enum ServeCommand {
         dispatchMain()
     }
 
-    /// Binds on the loop thread. A taken port is logged and the MCP side keeps running.
-    private static func startHTTP(config: ServerConfig, loop: EventLoop, state: ChannelState, policy: CallbackURLPolicy,
-                                  log: Logger) -> HTTPServer?
+    /// What binding the HTTP port takes: called at start-up and again when a follower takes
+    /// over from a hub that went away. Binds on the loop thread; only after the bind succeeded
+    /// does this process open the event log (the hub is its only writer).
+    private static func httpBinder(config: ServerConfig, loop: EventLoop, state: ChannelState, policy: CallbackURLPolicy,
+                                   log: Logger, sessions: @escaping @Sendable () -> Int) -> SessionCoordinator.Bind
     {
         let loopback = config.bindsLoopback
-        if !loopback {
-            log.warning("listening on non-loopback address \(config.host): anyone who can reach it can POST /pair; "
-                + "put it behind a tunnel or firewall you control")
-        }
         let limits = HTTPLimits(maxBodyBytes: config.maxBodyBytes)
         let timeouts = HTTPServerConnection.Timeouts(
             headNanoseconds: UInt64(config.headerTimeout * 1e9), requestNanoseconds: UInt64(max(config.headerTimeout, 30) * 1e9),
             idleNanoseconds: UInt64(config.idleTimeout * 1e9))
-        let controlToken = ControlToken.create(directory: StateDirectory(path: config.stateDirectory), log: log)
-        let routes = WebhookRoutes(state: state, callbackPolicy: policy, enforceLoopbackHost: loopback,
-                                   controlToken: controlToken, log: log)
-        let result = Mutex<HTTPServer?>(nil)
-        let done = ConditionSignal()
-        loop.execute {
-            state.assumeIsolated { state in
-                state.openLogs()
-                state.watchStateDirectory()
+        return {
+            let result = Mutex<Result<HTTPServer, SocketError>?>(nil)
+            let done = ConditionSignal()
+            loop.execute {
+                let outcome: Result<HTTPServer, SocketError>
+                do throws(SocketError) {
+                    let server = try HTTPServer(host: config.host, port: config.port, loop: loop, limits: limits,
+                                                timeouts: timeouts, maxConnections: config.maxConnections, respond: { _, _ in
+                                                    .now(.error(status: 503, code: "not_ready", message: "Starting."))
+                                                })
+                    outcome = .success(server)
+                } catch {
+                    outcome = .failure(error)
+                }
+                if case .success(let server) = outcome {
+                    if !loopback {
+                        log.warning("listening on non-loopback address \(config.host): anyone who can reach it can POST /pair; "
+                            + "put it behind a tunnel or firewall you control")
+                    }
+                    state.assumeIsolated { $0.openLogs() }
+                    let controlToken = ControlToken.create(directory: StateDirectory(path: config.stateDirectory), log: log)
+                    let routes = WebhookRoutes(state: state, callbackPolicy: policy, enforceLoopbackHost: loopback,
+                                               controlToken: controlToken, sessions: sessions, log: log)
+                    server.respond = routes.respond
+                    do throws(SocketError) {
+                        try server.start()
+                        log.info("listening on \(server.address)")
+                        result.withLock { $0 = .success(server) }
+                    } catch {
+                        server.stop()
+                        result.withLock { $0 = .failure(error) }
+                    }
+                } else {
+                    result.withLock { $0 = outcome }
+                }
+                done.signal()
             }
-            do {
-                let server = try HTTPServer(host: config.host, port: config.port, loop: loop, limits: limits, timeouts: timeouts,
-                                            maxConnections: config.maxConnections, respond: routes.respond)
-                try server.start()
-                result.withLock { $0 = server }
-                log.info("listening on \(server.address)")
-            } catch {
-                log.error("HTTP server not started (\(error)); MCP tools keep working, webhooks cannot arrive")
-            }
-            done.signal()
+            done.wait(timeoutMilliseconds: 5000)
+            return result.withLock { $0 } ?? .failure(SocketError(call: "bind (timed out)", code: ETIMEDOUT))
         }
-        done.wait(timeoutMilliseconds: 5000)
-        return result.withLock { $0 }
     }
 }
 
 /// `server.json` in the state dir tells the CLI and tests where the running server listens.
 struct ServerFile: Sendable {
     static let name = "server.json"
+    private static let writing = Mutex(())
     let directory: StateDirectory
 
-    func write(host: String, port: UInt16, log: Logger) {
-        let json: JSONValue = ["pid": .int(Int64(getpid())), "host": .string(host), "port": .int(Int64(port))]
-        do { try directory.writeFileAtomically(ServerFile.name, JSONWriter.pretty(json)) } catch {
+    /// Written by the hub: where it listens and which sessions follow it. Writes from the
+    /// threads that see followers come and go are serialised.
+    func write(host: String, port: UInt16, sessions: [SessionInfo], log: Logger) {
+        let json: JSONValue = [
+            "pid": .int(Int64(getpid())), "host": .string(host), "port": .int(Int64(port)),
+            "sessions": .array(sessions.map(\.json)),
+        ]
+        do { try Self.writing.withLock { _ in try directory.writeFileAtomically(ServerFile.name, JSONWriter.pretty(json)) } } catch {
             log.error("cannot write \(ServerFile.name): \(error)")
         }
     }
@@ -127,6 +151,13 @@ struct ServerFile: Sendable {
         guard let bytes = try? directory.readFile(ServerFile.name), let value = try? JSONParser.parse(bytes),
               value["pid"]?.intValue == Int64(getpid()) else { return }
         unlink(directory.path(of: ServerFile.name))
+    }
+
+    /// The sessions the hub listed (itself first, then its followers).
+    func sessions() -> [SessionInfo] {
+        guard read() != nil, let bytes = try? directory.readFile(ServerFile.name), let value = try? JSONParser.parse(bytes)
+        else { return [] }
+        return value["sessions"]?.arrayValue?.compactMap(SessionInfo.init(json:)) ?? []
     }
 
     /// The running server's address, if its file names a live process.

@@ -51,14 +51,15 @@ enum SourceCommands {
         if parsed.flags.contains("--json") {
             let list: [JSONValue] = file.sources.map { source in
                 ["source_id": .string(source.id), "name": .string(source.name), "scheme": .string(source.scheme.rawValue),
-                 "content_mode": .string(source.contentMode.rawValue), "callback_url": .optionalString(source.callbackURL), "paired_at": .string(source.pairedAt)]
+                 "content_mode": .string(source.contentMode.rawValue), "callback_url": .optionalString(source.callbackURL), "paired_at": .string(source.pairedAt),
+                 "route": .optionalString(source.route)]
             }
             console.out(JSONWriter.compactString(["sources": .array(list)]))
             return 0
         }
         guard !file.sources.isEmpty else { console.out("No sources are paired."); return 0 }
         for source in file.sources {
-            console.out("\(source.id)  \(source.name)  scheme=\(source.scheme.rawValue)  content=\(source.contentMode.rawValue)  callback=\(source.callbackURL ?? "none")  paired=\(source.pairedAt)")
+            console.out("\(source.id)  \(source.name)  scheme=\(source.scheme.rawValue)  content=\(source.contentMode.rawValue)  route=\(source.route ?? "all")  callback=\(source.callbackURL ?? "none")  paired=\(source.pairedAt)")
         }
         return 0
     }

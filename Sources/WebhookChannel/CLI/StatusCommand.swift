@@ -24,17 +24,22 @@ enum StatusCommand {
         let (file, _) = store.load()
         let pending = PairingBook.livePending(file, now: SystemClock().now()).count
         let server = ServerFile(directory: store.directory).read()
+        let sessions = ServerFile(directory: store.directory).sessions()
         if parsed.flags.contains("--json") {
             var object: JSONObject = ["running": .bool(server != nil), "sources": .int(Int64(file.sources.count)),
                                       "pending": .int(Int64(pending)), "state_dir": .string(store.directory.path)]
             if let server {
                 object["host"] = .string(server.host)
                 object["port"] = .int(Int64(server.port))
+                object["sessions"] = .array(sessions.map(\.json))
             }
             console.out(JSONWriter.compactString(.object(object)))
         } else {
             if let server {
                 console.out("Server running on \(server.host):\(server.port) (port \(server.port))")
+                for session in sessions {
+                    console.out("  \(session.role.rawValue)  pid \(session.pid)  \(session.directory)")
+                }
             } else {
                 console.out("No server is running for \(store.directory.path)")
             }

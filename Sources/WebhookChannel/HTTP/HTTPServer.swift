@@ -5,13 +5,18 @@ public final class HTTPServer: @unchecked Sendable {
     /// SPEC section 5: at least 512 at once.
     public static let defaultMaxConnections = 1024
 
-    private let listener: TCPListener
+    public typealias Responder = (HTTPRequest, SocketAddress?) -> HTTPReply
+
+    private var listener: TCPListener!
     public var address: SocketAddress { listener.address }
+    /// Answers every request; may be set after binding, before `start` (loop thread only).
+    var respond: Responder
 
     /// Binds now (throws if the port is taken); call `start` on the loop thread.
     init(host: String, port: UInt16, loop: EventLoop, limits: HTTPLimits, timeouts: HTTPServerConnection.Timeouts,
-         maxConnections: Int, respond: @escaping (HTTPRequest, SocketAddress?) -> HTTPReply) throws(SocketError) {
-        listener = try TCPListener(host: host, port: port, loop: loop, maxConnections: maxConnections) { connection, overLimit in
+         maxConnections: Int, respond: @escaping Responder) throws(SocketError) {
+        self.respond = respond
+        listener = try TCPListener(host: host, port: port, loop: loop, maxConnections: maxConnections) { [unowned self] connection, overLimit in
             if overLimit {
                 connection.write(HTTPResponse.error(status: 503, code: "too_many_connections",
                                                     message: "The server is at its connection limit; retry shortly.",
@@ -20,7 +25,7 @@ public final class HTTPServer: @unchecked Sendable {
                 return DiscardingConnection()
             }
             return HTTPServerConnection(limits: limits, timeouts: timeouts, startedAt: connection.acceptedAt) { request, connection in
-                respond(request, connection.peer)
+                self.respond(request, connection.peer)
             }
         }
     }

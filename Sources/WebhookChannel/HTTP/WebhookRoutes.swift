@@ -12,14 +12,19 @@ final class WebhookRoutes: @unchecked Sendable {
     /// Proves a control request comes from someone who can read the state dir (the operator's
     /// CLI): the token is in a 0600 file there.
     private let controlToken: String
+    /// Connected sessions (the hub's own included), for `/health`.
+    private let sessions: @Sendable () -> Int
 
     /// Every rejected signature gets these exact bytes, so the answer tells an attacker nothing
     /// about which check failed.
     static let unauthorized = HTTPResponse.error(
         status: 401, code: "unauthorized", message: "Unknown source, bad or missing signature, or stale timestamp.")
 
-    init(state: ChannelState, callbackPolicy: CallbackURLPolicy, enforceLoopbackHost: Bool, controlToken: String, log: Logger) {
+    init(state: ChannelState, callbackPolicy: CallbackURLPolicy, enforceLoopbackHost: Bool, controlToken: String,
+         sessions: @escaping @Sendable () -> Int, log: Logger)
+    {
         self.controlToken = controlToken
+        self.sessions = sessions
         self.state = state
         self.callbackPolicy = callbackPolicy
         self.enforceLoopbackHost = enforceLoopbackHost
@@ -65,11 +70,12 @@ final class WebhookRoutes: @unchecked Sendable {
     }
 
     private func health() -> HTTPResponse {
-        state.assumeIsolated { state in
+        let sessions = self.sessions()
+        return state.assumeIsolated { state in
             state.refreshIfChanged()
             return .json([
                 "status": "ok", "sources": .int(Int64(state.sourceCount)), "pending": .int(Int64(state.pendingCount)),
-                "mcp": .string(state.isClientConnected ? "connected" : "waiting"),
+                "mcp": .string(state.isClientConnected ? "connected" : "waiting"), "sessions": .int(Int64(sessions)),
             ])
         }
     }

@@ -45,6 +45,7 @@ public enum WebhookTools {
                 [
                     "source_id": .string(source.id), "name": .string(source.name), "scheme": .string(source.scheme.rawValue),
                     "content_mode": .string(source.contentMode.rawValue), "callback_url": .optionalString(source.callbackURL), "paired_at": .string(source.pairedAt),
+                    "route": .optionalString(source.route),
                     "event_count": .int(Int64(stats.eventCount)),
                     "last_event_at": .optionalString(stats.lastEventAt.map(ISOTime.format)),
                 ]
@@ -69,6 +70,8 @@ public enum WebhookTools {
             let sourceID = try arguments.optionalString("source_id")
             let limit = try arguments.optionalInt("limit", range: 1...500) ?? 20
             let records = await state.recentEvents(sourceID: sourceID, limit: Int(limit))
+                ?? Array(EventLog.readAll(directory: state.stateDirectory).reversed()
+                    .filter { sourceID == nil || $0.sourceID == sourceID }.prefix(Int(limit)))
             guard !records.isEmpty else { return MCPToolResult(text: "No events logged.") }
             return MCPToolResult(text: String(decoding: JSONWriter.pretty(.array(records.map(EventLog.summary))), as: UTF8.self))
         }

@@ -65,9 +65,16 @@ public actor ChannelState {
     /// Events accepted in this loop pass, waiting for their log line to be written.
     private var uncommitted: [Uncommitted] = []
 
+    /// The hub's followers, once this process is the hub (`SessionCoordinator`).
+    var fanOut: (any SessionFanOut)?
+    /// Only the hub opens (and writes) the event log; until then listings read the files.
+    private var logsOpen = false
+
     private struct Uncommitted {
         var event: ChannelEvent
         var weight: Int
+        /// The project the source is pinned to (`webhook-channel route`), if any.
+        var route: String?
         var sourceID: String
         var replayKeys: [String]
         var written: Pending<Bool>
@@ -111,6 +118,8 @@ public actor ChannelState {
     /// memory from the journal, so a delivery seen before a restart is still a duplicate
     /// after it. A state dir from before the journal rebuilds the memory from the log.
     public func openLogs() {
+        guard !logsOpen else { return }
+        logsOpen = true
         let now = clock.now()
         let records = eventLog.open()
         for record in records {
@@ -324,7 +333,8 @@ public actor ChannelState {
         stats[source.id, default: SourceStats()].eventCount += 1
         stats[source.id, default: SourceStats()].lastEventAt = now
         let written = Pending<Bool>()
-        uncommitted.append(Uncommitted(event: event, weight: weight, sourceID: source.id, replayKeys: replayKeys,
+        uncommitted.append(Uncommitted(event: event, weight: weight, route: source.route, sourceID: source.id,
+                                       replayKeys: replayKeys,
                                        written: written))
         return .accepted(eventID: record.id, written: written)
     }
@@ -363,7 +373,11 @@ public actor ChannelState {
 
     private func release(_ batch: [Uncommitted]) {
         for accepted in batch {
-            notifier.deliver(accepted.event, weight: accepted.weight)
+            if fanOut?.share(accepted.event, pinnedTo: accepted.route) ?? true {
+                notifier.deliver(accepted.event, weight: accepted.weight)
+            } else {
+                notifier.cancel(weight: accepted.weight)
+            }
             accepted.written.fulfil(true)
         }
     }
@@ -371,8 +385,9 @@ public actor ChannelState {
     // MARK: Event log
 
     /// The most recent events (no bodies), newest first, from the in-memory index.
-    public func recentEvents(sourceID: String?, limit: Int) -> [EventRecord] {
-        eventLog.recent(sourceID: sourceID, limit: limit)
+    /// Nil when this process does not hold the log (a follower): read the files instead.
+    public func recentEvents(sourceID: String?, limit: Int) -> [EventRecord]? {
+        logsOpen ? eventLog.recent(sourceID: sourceID, limit: limit) : nil
     }
 
     /// Where the event's line is; reading it is the caller's (off the loop).

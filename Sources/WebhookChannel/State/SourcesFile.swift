@@ -31,6 +31,13 @@ public struct SourceRecord: Sendable, Equatable {
         self.extra = extra
     }
 
+    /// The project this source's events are pinned to (`webhook-channel route`): only sessions
+    /// whose directory is inside it get them. Kept with the other added fields in `extra`.
+    public var route: String? {
+        get { extra["route"]?.stringValue }
+        set { extra["route"] = newValue.map(JSONValue.string) }
+    }
+
     /// What Claude reads for this source's events (SPEC 14).
     public var contentMode: ContentMode { chosenContentMode ?? ContentMode.defaultMode(for: scheme) }
 

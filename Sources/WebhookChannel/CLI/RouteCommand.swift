@@ -1,0 +1,43 @@
+import Foundation
+
+/// `webhook-channel route SOURCE_ID DIR|--clear`: pin a source's events to the sessions of
+/// one project (several Claude Code sessions can share one endpoint, see `SessionCoordinator`).
+enum RouteCommand {
+    static let help = """
+    Usage: webhook-channel route SOURCE_ID DIR
+           webhook-channel route SOURCE_ID --clear
+
+    Deliver this source's events only to the Claude Code sessions whose project directory is DIR
+    or inside it. When no such session is connected they go to every session (never nowhere).
+    --clear sends them to every session again. DIR is made absolute.
+    """
+
+    static func run(_ arguments: [String], console: Console) -> Int32 {
+        guard let parsed = parse(arguments, flags: ["--clear"], help: help, command: "route", console: console) else { return 2 }
+        if parsed.flags.contains("--help") { console.out(help); return 0 }
+        let clear = parsed.flags.contains("--clear")
+        guard let id = parsed.positionals.first, parsed.positionals.count == (clear ? 1 : 2) else {
+            return usage("route", clear ? "expected SOURCE_ID with --clear" : "expected SOURCE_ID and DIR, or --clear", help,
+                         console)
+        }
+        let route = clear ? nil : absolute(parsed.positionals[1])
+        guard let source = SourceCommands.changeSource("route", id: id, console: console, { file, id throws(SourceAdmin.Failure) in
+            guard let index = file.sources.firstIndex(where: { $0.id == id }) else { throw .unknownSource }
+            file.sources[index].route = route
+            return file.sources[index]
+        }) else { return 1 }
+        if let route {
+            console.out("\(source.id) (\(source.name)) now goes to sessions in \(route).")
+        } else {
+            console.out("\(source.id) (\(source.name)) now goes to every session.")
+        }
+        return 0
+    }
+
+    /// DIR as an absolute path without a trailing slash (sessions report absolute paths).
+    static func absolute(_ path: String) -> String {
+        let base = path.hasPrefix("/") ? path : FileManager.default.currentDirectoryPath + "/" + path
+        let standardized = URL(fileURLWithPath: base).standardizedFileURL.path
+        return standardized.count > 1 && standardized.hasSuffix("/") ? String(standardized.dropLast()) : standardized
+    }
+}

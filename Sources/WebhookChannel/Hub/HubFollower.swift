@@ -1,0 +1,70 @@
+import Foundation
+
+/// A follower's side of `hub.sock`: attached to the hub, it writes the notification lines the
+/// hub sends to its own stdout, as its own channel events (same `event_id`).
+///
+/// One thread reads the hub. It stops reading while this session's own stdout is backed up
+/// (or Claude Code has not initialised yet), so the hub's bound for this follower applies
+/// instead of this process's memory growing.
+final class HubFollower: @unchecked Sendable {
+    struct Welcome: Sendable {
+        var hubPID: Int32
+        var host: String
+        var port: UInt16
+    }
+
+    private let fd: Int32
+    let welcome: Welcome
+    private let output: ProtocolOutput
+    private let notifier: ChannelNotifier
+
+    /// Connects to the hub of `directory` and says who this session is. Nil when no hub
+    /// answers there (none, or a stale socket from a hub that crashed).
+    init?(directory: StateDirectory, own: SessionInfo, output: ProtocolOutput, notifier: ChannelNotifier) {
+        guard let fd = UnixSocket.connect(path: directory.path(of: HubServer.socketName)) else { return nil }
+        let hello = JSONWriter.compactString([
+            "type": "hello", "pid": .int(Int64(own.pid)), "directory": .string(own.directory),
+        ])
+        UnixSocket.setReceiveTimeout(fd, seconds: 5)
+        var reader = FrameReader(fd: fd, maxLine: HubServer.maxFrameBytes)
+        guard writeFully(fd, Array((hello + "\n").utf8)) == 0, case .line(let line) = reader.next(),
+              let value = try? JSONParser.parse(line), value["type"]?.stringValue == "welcome",
+              let pid = value["hub_pid"]?.intValue, let host = value["host"]?.stringValue,
+              let port = value["port"]?.intValue, (1...65535).contains(port)
+        else {
+            close(fd)
+            return nil
+        }
+        UnixSocket.setReceiveTimeout(fd, seconds: 0)
+        self.fd = fd
+        self.output = output
+        self.notifier = notifier
+        welcome = Welcome(hubPID: Int32(truncatingIfNeeded: pid), host: host, port: UInt16(port))
+    }
+
+    /// Reads the hub until it goes away, then calls `onLost` once (on the reader thread).
+    func run(onLost: @escaping @Sendable () -> Void) {
+        let thread = Thread { [self] in
+            var reader = FrameReader(fd: fd, maxLine: 4 << 20)
+            while case .line(let line) = reader.next() {
+                guard line.first == UInt8(ascii: "{"), (try? JSONParser.parse(line)) != nil else { continue }
+                waitForRoom()
+                output.send(line: line)
+            }
+            close(fd)
+            onLost()
+        }
+        thread.name = "hub-follower"
+        thread.start()
+    }
+
+    /// Holds the reader while this session cannot take more (not initialised, or its stdout
+    /// backlog at the bound): the hub then buffers, up to its own bound.
+    private func waitForRoom() {
+        while !notifier.isInitialized || notifier.waiting.messages >= ChannelNotifier.maxWaitingEvents
+            || notifier.waiting.bytes >= ChannelNotifier.maxWaitingBytes
+        {
+            usleep(10_000)
+        }
+    }
+}

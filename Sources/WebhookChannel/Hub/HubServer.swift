@@ -1,0 +1,219 @@
+import Foundation
+import Synchronization
+
+/// The hub's side of `hub.sock`: followers (other sessions' servers on the same state dir)
+/// attach here and receive every event the hub accepts, as notification lines.
+///
+/// Threads: one accepts; each follower has a reader (its hello, then waiting for its end or a
+/// malformed frame) and a writer. The event loop only appends to a follower's bounded queue,
+/// so a follower that stops reading never slows the hub or the others: past the bound it is
+/// cut off, and it re-attaches.
+final class HubServer: SessionFanOut, @unchecked Sendable {
+    static let socketName = "hub.sock"
+    /// What may wait for one follower before it is cut off.
+    static let maxQueuedBytesPerFollower = 8 << 20
+    static let maxFrameBytes = 64 * 1024
+
+    let own: SessionInfo
+    private let socketPath: String
+    private let listenFD: Int32
+    private let welcome: [UInt8]
+    private let log: Logger
+    private let onChange: @Sendable ([SessionInfo]) -> Void
+    private let links = Mutex<[FollowerLink]>([])
+    private let stopped = Atomic<Bool>(false)
+
+    /// Listens on `hub.sock` in the state dir, replacing a stale one (the caller holds the
+    /// port, so no other hub can be alive on it).
+    init(directory: StateDirectory, own: SessionInfo, host: String, port: UInt16, log: Logger,
+         onChange: @escaping @Sendable ([SessionInfo]) -> Void) throws(SocketError)
+    {
+        self.own = own
+        self.log = log
+        self.onChange = onChange
+        socketPath = directory.path(of: Self.socketName)
+        listenFD = try UnixSocket.listen(path: socketPath)
+        welcome = Array(JSONWriter.compactString([
+            "type": "welcome", "hub_pid": .int(Int64(own.pid)), "host": .string(host), "port": .int(Int64(port)),
+        ]).utf8) + [0x0A]
+    }
+
+    func start() {
+        let thread = Thread { [self] in acceptLoop() }
+        thread.name = "hub-accept"
+        thread.start()
+    }
+
+    /// Closes the socket and every follower link (they then take over the port).
+    func stop() {
+        guard !stopped.exchange(true, ordering: .acquiringAndReleasing) else { return }
+        unlink(socketPath)
+        shutdown(listenFD, Int32(SHUT_RDWR))
+        close(listenFD)
+        for link in links.withLock({ $0 }) { link.cut() }
+    }
+
+    /// The hub's own session first, then the followers in the order they attached.
+    var sessions: [SessionInfo] {
+        [own] + links.withLock { $0.map(\.info) }
+    }
+
+    func share(_ event: ChannelEvent, pinnedTo route: String?) -> Bool {
+        let current = links.withLock { $0 }
+        guard !current.isEmpty else { return true }
+        var targets = current
+        var ownGetsIt = true
+        if let route {
+            targets = current.filter { $0.info.isInside(route) }
+            ownGetsIt = own.isInside(route)
+            if targets.isEmpty && !ownGetsIt {
+                targets = current
+                ownGetsIt = true
+            }
+        }
+        guard !targets.isEmpty else { return ownGetsIt }
+        var line: [UInt8] = []
+        event.writeNotification(into: &line)
+        line.append(0x0A)
+        for link in targets where !link.send(line) {
+            log.warning("follower pid \(link.info.pid) is not reading; cut it off (it re-attaches)")
+        }
+        return ownGetsIt
+    }
+
+    private func acceptLoop() {
+        while !stopped.load(ordering: .acquiring) {
+            let fd = accept(listenFD, nil, nil)
+            if fd < 0 {
+                if errno == EINTR || errno == ECONNABORTED { continue }
+                return
+            }
+            _ = fcntl(fd, F_SETFD, FD_CLOEXEC)
+            UnixSocket.disableSIGPIPE(fd)
+            let thread = Thread { [self] in serve(fd) }
+            thread.name = "hub-follower"
+            thread.start()
+        }
+    }
+
+    /// One follower, from its hello to its end.
+    private func serve(_ fd: Int32) {
+        guard let uid = UnixSocket.peerUserID(fd), uid == getuid() else {
+            log.warning("refused a connection to \(Self.socketName) from another user (uid \(UnixSocket.peerUserID(fd).map(String.init) ?? "unknown"))")
+            close(fd)
+            return
+        }
+        UnixSocket.setReceiveTimeout(fd, seconds: 5)
+        var reader = FrameReader(fd: fd, maxLine: Self.maxFrameBytes)
+        guard case .line(let hello) = reader.next(), let value = try? JSONParser.parse(hello),
+              value["type"]?.stringValue == "hello", let pid = value["pid"]?.intValue,
+              let directory = value["directory"]?.stringValue
+        else {
+            log.warning("malformed hello on \(Self.socketName); closed that connection")
+            close(fd)
+            return
+        }
+        UnixSocket.setReceiveTimeout(fd, seconds: 0)
+        let link = FollowerLink(fd: fd, info: SessionInfo(pid: Int32(truncatingIfNeeded: pid), directory: directory,
+                                                          role: .follower))
+        _ = link.send(welcome)
+        links.withLock { $0.append(link) }
+        if stopped.load(ordering: .acquiring) { link.cut() }
+        log.info("follower attached: pid \(link.info.pid) in \(directory)")
+        onChange(sessions)
+        link.startWriting()
+        // Followers send nothing after hello; anything that is not a JSON line ends the link.
+        loop: while true {
+            switch reader.next() {
+            case .line(let frame):
+                if (try? JSONParser.parse(frame)) == nil {
+                    log.warning("malformed frame from follower pid \(link.info.pid); closed that connection")
+                    break loop
+                }
+            case .end, .tooLong:
+                break loop
+            }
+        }
+        link.finish()
+        links.withLock { $0.removeAll { $0 === link } }
+        log.info("follower detached: pid \(link.info.pid)")
+        onChange(sessions)
+    }
+}
+
+/// One follower's connection: a bounded queue of notification lines and the thread that
+/// writes them.
+final class FollowerLink: @unchecked Sendable {
+    let info: SessionInfo
+    private let fd: Int32
+    private struct Queue {
+        var bytes: [UInt8] = []
+        var closed = false
+    }
+    private let queue = Mutex(Queue())
+    private let wake = ConditionSignal()
+    private let writerDone = ConditionSignal()
+    private let writing = Atomic<Bool>(false)
+
+    init(fd: Int32, info: SessionInfo) {
+        self.fd = fd
+        self.info = info
+    }
+
+    /// Queues a line; false (and the link is cut) when the follower has fallen too far behind.
+    func send(_ line: [UInt8]) -> Bool {
+        let accepted = queue.withLock { state -> Bool in
+            guard !state.closed else { return true }
+            guard state.bytes.count + line.count <= HubServer.maxQueuedBytesPerFollower else { return false }
+            state.bytes.append(contentsOf: line)
+            return true
+        }
+        if accepted { wake.signal() } else { cut() }
+        return accepted
+    }
+
+    func startWriting() {
+        writing.store(true, ordering: .releasing)
+        let thread = Thread { [self] in
+            defer { writerDone.signal() }
+            var taken: [UInt8] = []
+            while true {
+                let closed = queue.withLock { state -> Bool in
+                    swap(&taken, &state.bytes)
+                    return state.closed
+                }
+                if closed { return }
+                if taken.isEmpty {
+                    wake.wait(timeoutMilliseconds: 1000)
+                    continue
+                }
+                if writeFully(fd, taken) != 0 {
+                    cut()
+                    return
+                }
+                taken.removeAll(keepingCapacity: taken.capacity <= 1 << 20)
+            }
+        }
+        thread.name = "hub-writer"
+        thread.start()
+    }
+
+    /// Cuts the link, waits for its writer to stop, and closes the descriptor (only then, so a
+    /// write can never reach a descriptor number reused meanwhile).
+    func finish() {
+        cut()
+        if writing.load(ordering: .acquiring) { writerDone.wait(timeoutMilliseconds: 5000) }
+        close(fd)
+    }
+
+    /// Ends the link: the reader sees the end, the writer stops, the follower sees EOF.
+    func cut() {
+        let first = queue.withLock { state -> Bool in
+            defer { state.closed = true; state.bytes = [] }
+            return !state.closed
+        }
+        guard first else { return }
+        shutdown(fd, Int32(SHUT_RDWR))
+        wake.signal()
+    }
+}

@@ -1,0 +1,192 @@
+import Foundation
+import Synchronization
+
+/// Decides, and changes when it must, what this server is for its state dir:
+/// - the **hub**: it bound the HTTP port, accepts webhooks, and shares each event with the
+///   followers attached to `hub.sock`;
+/// - a **follower**: the port is held by a hub of the same state dir; it receives the hub's
+///   events over `hub.sock` as its own notifications, and takes the port over when the hub
+///   goes away (the first follower to bind it becomes the hub, the others re-attach);
+/// - **alone**: the port is held by something else; the MCP tools work, webhooks cannot
+///   arrive, and it keeps trying quietly in case the port frees up.
+///
+/// Role changes run on a background thread of their own; binding runs on the event loop.
+final class SessionCoordinator: @unchecked Sendable {
+    enum Role: String, Sendable { case starting, hub, follower, alone }
+
+    struct Status: Sendable {
+        var role: Role
+        /// `host:port` the hub listens on (this process's when hub).
+        var address: String?
+        var hubPID: Int32?
+        /// Why this process does not listen, when it does not.
+        var reason: String?
+        var sessions: [SessionInfo]
+    }
+
+    typealias Bind = @Sendable () -> Result<HTTPServer, SocketError>
+
+    private struct State {
+        var role = Role.starting
+        var server: HTTPServer?
+        var hub: HubServer?
+        var followed: HubFollower.Welcome?
+        var reason: String?
+        var shuttingDown = false
+    }
+
+    private let directory: StateDirectory
+    private let loop: EventLoop
+    private let channel: ChannelState
+    private let output: ProtocolOutput
+    private let notifier: ChannelNotifier
+    private let log: Logger
+    private let bind: Bind
+    private let serverFile: ServerFile
+    private let state = Mutex(State())
+
+    init(directory: StateDirectory, loop: EventLoop, channel: ChannelState, output: ProtocolOutput,
+         notifier: ChannelNotifier, log: Logger, bind: @escaping Bind)
+    {
+        self.directory = directory
+        self.loop = loop
+        self.channel = channel
+        self.output = output
+        self.notifier = notifier
+        self.log = log
+        self.bind = bind
+        serverFile = ServerFile(directory: directory)
+    }
+
+    var status: Status {
+        state.withLock { state in
+            let address: String?
+            if let server = state.server {
+                address = "\(server.address.hostForURL):\(server.address.port)"
+            } else {
+                address = state.followed.map { "\($0.host):\($0.port)" }
+            }
+            let own = SessionInfo.current(role: state.role == .hub ? .hub : .follower)
+            return Status(role: state.role, address: address,
+                          hubPID: state.role == .hub ? getpid() : state.followed?.hubPID, reason: state.reason,
+                          sessions: state.hub?.sessions ?? [own])
+        }
+    }
+
+    /// Connected sessions as the hub counts them (its own included); 1 when not the hub.
+    var sessionCount: Int { state.withLock { $0.hub?.sessions.count ?? 1 } }
+
+    /// At start-up: hub if the port is free, else follower of the hub holding it.
+    func begin() {
+        if settle(quietly: false) { return }
+        retryInBackground()
+    }
+
+    /// One attempt at a role. True when this process is now hub or follower.
+    private func settle(quietly: Bool) -> Bool {
+        switch bind() {
+        case .success(let server):
+            becomeHub(server)
+            return true
+        case .failure(let error):
+            if error.code == EADDRINUSE, follow() { return true }
+            let reason = error.code == EADDRINUSE
+                ? "the port is taken by a program that is not a webhook-channel hub for this state dir"
+                : "the HTTP server could not start (\(error))"
+            let changed = state.withLock { state -> Bool in
+                defer { state.role = .alone; state.reason = reason }
+                return state.reason != reason
+            }
+            if !quietly || changed {
+                log.error("HTTP server not started: \(reason); MCP tools keep working, webhooks cannot arrive here")
+            }
+            return false
+        }
+    }
+
+    private func becomeHub(_ server: HTTPServer) {
+        let host = server.address.hostForURL, port = server.address.port
+        let own = SessionInfo.current(role: .hub)
+        let file = serverFile
+        let hub: HubServer?
+        do {
+            hub = try HubServer(directory: directory, own: own, host: host, port: port, log: log) { [log] sessions in
+                file.write(host: host, port: port, sessions: sessions, log: log)
+            }
+        } catch {
+            log.error("cannot serve \(HubServer.socketName) (\(error)); other sessions on this state dir cannot follow")
+            hub = nil
+        }
+        let shuttingDown = state.withLock { state -> Bool in
+            state.role = .hub
+            state.server = server
+            state.hub = hub
+            state.followed = nil
+            state.reason = nil
+            return state.shuttingDown
+        }
+        if shuttingDown { return }
+        serverFile.write(host: host, port: port, sessions: hub?.sessions ?? [own], log: log)
+        if let hub {
+            loop.execute { [channel] in channel.assumeIsolated { $0.fanOut = hub } }
+            hub.start()
+        }
+    }
+
+    private func follow() -> Bool {
+        let own = SessionInfo.current(role: .follower)
+        guard let follower = HubFollower(directory: directory, own: own, output: output, notifier: notifier) else {
+            return false
+        }
+        let welcome = follower.welcome
+        let wasFollowing = state.withLock { state -> Bool in
+            defer {
+                state.role = .follower
+                state.followed = welcome
+                state.reason = nil
+            }
+            return state.role == .follower || state.role == .alone
+        }
+        log.info("\(wasFollowing ? "re-attached, " : "")following the hub (pid \(welcome.hubPID)) on \(welcome.host):\(welcome.port); "
+            + "its webhooks arrive in this session too")
+        follower.run { [self] in
+            guard !state.withLock({ $0.shuttingDown }) else { return }
+            log.info("the hub went away; taking over its port or following the next hub")
+            retryInBackground()
+        }
+        return true
+    }
+
+    /// Tries to become hub or follower: every 50 ms for the first 5 s (a hub hand-over),
+    /// then every 2 s (a port held by another program may free up).
+    private func retryInBackground() {
+        let thread = Thread { [self] in
+            var attempt = 0
+            while !state.withLock({ $0.shuttingDown }) {
+                if settle(quietly: attempt > 0) { return }
+                attempt += 1
+                usleep(attempt < 100 ? 50_000 : 2_000_000)
+            }
+        }
+        thread.name = "session-coordinator"
+        thread.start()
+    }
+
+    /// At exit, first step: stop accepting webhooks and forget `server.json`.
+    func stopServing() {
+        let server = state.withLock { state -> HTTPServer? in
+            state.shuttingDown = true
+            return state.server
+        }
+        if let server {
+            loop.execute { server.stop() }
+            serverFile.remove()
+        }
+    }
+
+    /// At exit, after the loop has written its last events: let the followers go (one of
+    /// them takes the port over).
+    func releaseFollowers() {
+        state.withLock { $0.hub }?.stop()
+    }
+}

@@ -1,0 +1,55 @@
+import Foundation
+
+/// One Claude Code session served through a state dir: the hub's own, or a follower's.
+public struct SessionInfo: Sendable, Equatable {
+    public enum Role: String, Sendable { case hub, follower }
+
+    public var pid: Int32
+    /// The project the session runs in (`CLAUDE_PROJECT_DIR`, else the working directory).
+    public var directory: String
+    public var role: Role
+
+    /// This process, as the session it serves.
+    public static func current(role: Role) -> SessionInfo {
+        let environment = ProcessInfo.processInfo.environment
+        let directory = environment["CLAUDE_PROJECT_DIR"].flatMap { $0.isEmpty ? nil : $0 }
+            ?? FileManager.default.currentDirectoryPath
+        return SessionInfo(pid: getpid(), directory: directory, role: role)
+    }
+
+    /// Whether a source pinned to `route` (`webhook-channel route`) is for this session: its
+    /// directory is the route's or inside it. Compared by path components, so `/a/bc` is not
+    /// inside `/a/b`.
+    public func isInside(_ route: String) -> Bool {
+        let base = Self.components(route)
+        let own = Self.components(directory)
+        return own.count >= base.count && Array(own.prefix(base.count)) == base
+    }
+
+    private static func components(_ path: String) -> [Substring] {
+        path.split(separator: "/", omittingEmptySubsequences: true).filter { $0 != "." }
+    }
+
+    var json: JSONValue {
+        ["pid": .int(Int64(pid)), "directory": .string(directory), "role": .string(role.rawValue)]
+    }
+
+    init(pid: Int32, directory: String, role: Role) {
+        self.pid = pid
+        self.directory = directory
+        self.role = role
+    }
+
+    init?(json: JSONValue) {
+        guard let pid = json["pid"]?.intValue, let directory = json["directory"]?.stringValue,
+              let role = json["role"]?.stringValue.flatMap(Role.init(rawValue:)) else { return nil }
+        self.init(pid: Int32(truncatingIfNeeded: pid), directory: directory, role: role)
+    }
+}
+
+/// Hands an accepted event to the other sessions (the hub's followers). Says whether this
+/// process's own session gets it too: a source pinned to a project goes only to the sessions
+/// in that project, and to every session when none is — never nowhere.
+public protocol SessionFanOut: AnyObject, Sendable {
+    func share(_ event: ChannelEvent, pinnedTo route: String?) -> Bool
+}
