@@ -1,0 +1,196 @@
+import Foundation
+import Testing
+
+/// Several Claude Code sessions on one state dir share one endpoint: the first server binds
+/// the port (the hub), later ones follow it over `hub.sock` and get every event as their own
+/// notification; a follower takes the port over when the hub goes away. Serialized: each test
+/// holds up to three servers at once, and the harness bounds how many run (`ServerSlots`).
+@Suite(.serialized) struct HubTests {
+    /// A port that was free a moment ago (hub and followers must share a fixed one).
+    static func freePort() throws -> Int {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(fd) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        address.sin_port = 0
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let bound = withUnsafeMutablePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { pointer -> Int32 in
+                guard bind(fd, pointer, length) == 0 else { return -1 }
+                return getsockname(fd, pointer, &length)
+            }
+        }
+        guard bound == 0 else { throw HarnessError("cannot find a free port") }
+        return Int(UInt16(bigEndian: address.sin_port))
+    }
+
+    /// Sessions on one state dir and one fixed port, each in its own project directory.
+    struct Sessions {
+        let stateDir: TempStateDir
+        let port: Int
+        var channels: [TestChannel] = []
+
+        init() throws {
+            stateDir = try TempStateDir()
+            port = try HubTests.freePort()
+        }
+
+        mutating func start(project: String) async throws -> TestChannel {
+            let channel = try await TestChannel.start(
+                stateDir: stateDir, environment: ["WEBHOOK_PORT": String(port), "CLAUDE_PROJECT_DIR": project])
+            channels.append(channel)
+            return channel
+        }
+
+        func stop() {
+            for channel in channels { channel.stop() }
+            stateDir.remove()
+        }
+    }
+
+    @Test func aFollowerReceivesEveryEventTheHubAcceptsWithTheSameEventID() async throws {
+        var sessions = try Sessions()
+        defer { sessions.stop() }
+        let hub = try await sessions.start(project: "/work/a")
+        let follower = try await sessions.start(project: "/work/b")
+        _ = try await follower.server.stderr.waitForLine("a line with following", where: { $0.contains("following") })
+        let http = RawHTTPClient(port: sessions.port)
+        let health = try await http.get("/health")
+        #expect(try health.json()["sessions"] == 2)
+
+        let credentials = try await http.pairSource(name: "ci")
+        let answer = try await http.postWebhook(#"{"event":"deploy"}"#, as: credentials)
+        let eventID = try answer.json()["event_id"]?.stringValue
+        #expect(answer.status == 200 && eventID != nil)
+        let atHub = try await hub.mcp.channelEvent()
+        let atFollower = try await follower.mcp.channelEvent()
+        #expect(atHub["meta"]?["event_id"]?.stringValue == eventID)
+        #expect(atFollower == atHub)
+
+        let status = try await runCLI(["status"], stateDir: sessions.stateDir)
+        #expect(status.stdout.contains("hub  pid \(hub.server.pid)  /work/a"), "\(status)")
+        #expect(status.stdout.contains("follower  pid \(follower.server.pid)  /work/b"), "\(status)")
+    }
+
+    @Test func aRoutedSourceReachesOnlyTheSessionsInItsProject() async throws {
+        var sessions = try Sessions()
+        defer { sessions.stop() }
+        let hub = try await sessions.start(project: "/work/a")
+        let follower = try await sessions.start(project: "/work/b/app")
+        _ = try await follower.server.stderr.waitForLine("a line with following", where: { $0.contains("following") })
+        let http = RawHTTPClient(port: sessions.port)
+        let credentials = try await http.pairSource(name: "ci")
+
+        let routed = try await runCLI(["route", credentials.sourceID, "/work/b"], stateDir: sessions.stateDir)
+        #expect(routed.exitCode == 0, "\(routed)")
+        let listing = try await runCLI(["sources"], stateDir: sessions.stateDir)
+        #expect(listing.stdout.contains("route=/work/b"), "\(listing)")
+        _ = try await http.postWebhook(#"{"event":"pinned"}"#, as: credentials)
+        #expect(try await follower.mcp.channelEvent()["content"] == #"{"event":"pinned"}"#)
+        #expect(try await hub.mcp.channelEventsUntilQuiet().isEmpty)
+
+        // Pinned to a project no session is in: every session gets it, never none.
+        _ = try await runCLI(["route", credentials.sourceID, "/elsewhere"], stateDir: sessions.stateDir)
+        _ = try await http.postWebhook(#"{"event":"unmatched"}"#, as: credentials)
+        #expect(try await hub.mcp.channelEvent()["content"] == #"{"event":"unmatched"}"#)
+        #expect(try await follower.mcp.channelEvent()["content"] == #"{"event":"unmatched"}"#)
+
+        let cleared = try await runCLI(["route", credentials.sourceID, "--clear"], stateDir: sessions.stateDir)
+        #expect(cleared.exitCode == 0, "\(cleared)")
+        let usage = try await runCLI(["route", credentials.sourceID], stateDir: sessions.stateDir)
+        #expect(usage.exitCode == 2, "\(usage)")
+    }
+
+    @Test func whenTheHubExitsAFollowerTakesThePortAndTheOthersFollowIt() async throws {
+        var sessions = try Sessions()
+        defer { sessions.stop() }
+        let hub = try await sessions.start(project: "/work/a")
+        let second = try await sessions.start(project: "/work/b")
+        let third = try await sessions.start(project: "/work/c")
+        _ = try await second.server.stderr.waitForLine("a line with following", where: { $0.contains("following") })
+        _ = try await third.server.stderr.waitForLine("a line with following", where: { $0.contains("following") })
+        let http = RawHTTPClient(port: sessions.port)
+        let credentials = try await http.pairSource(name: "ci")
+        let first = try await http.postWebhook(#"{"n":1}"#, as: credentials)
+        let firstID = try first.json()["event_id"]?.stringValue
+
+        hub.server.closeStdin()
+        _ = try await hub.server.child.waitForExit()
+        // One of the followers binds the port and the other re-attaches to it; then the next
+        // webhook reaches both.
+        try await retrying(timeout: .seconds(10), "a new hub on port \(sessions.port) with both sessions") {
+            let sessionsNow = try await http.get("/health").json()["sessions"]
+            guard sessionsNow == 2 else { throw HarnessError("sessions: \(String(describing: sessionsNow))") }
+        }
+        let answer = try await http.postWebhook(#"{"n":2}"#, as: credentials)
+        #expect(answer.status == 200, "\(answer)")
+        for follower in [second, third] {
+            let events = try await follower.mcp.channelEventsUntilQuiet(grace: .milliseconds(600))
+            #expect(events.map { $0["content"]?.stringValue } == [#"{"n":1}"#, #"{"n":2}"#], "pid \(follower.server.pid)")
+        }
+        // What the old hub acknowledged is still listed by the new one.
+        let listed = try await runCLI(["events", "--json"], stateDir: sessions.stateDir)
+        #expect(listed.stdout.contains(firstID ?? "none"), "\(listed)")
+    }
+
+    @Test func aStaleHubSocketFromACrashedHubIsReplaced() async throws {
+        var sessions = try Sessions()
+        defer { sessions.stop() }
+        let hub = try await sessions.start(project: "/work/a")
+        hub.server.child.kill()
+        _ = try await hub.server.child.waitForExit()
+        #expect(FileManager.default.fileExists(atPath: sessions.stateDir.url.appendingPathComponent("hub.sock").path))
+        let next = try await sessions.start(project: "/work/b")
+        let follower = try await sessions.start(project: "/work/c")
+        _ = try await follower.server.stderr.waitForLine("a line with following", where: { $0.contains("following") })
+        let http = RawHTTPClient(port: sessions.port)
+        #expect(try await http.get("/health").json()["sessions"] == 2)
+        let credentials = try await http.pairSource(name: "ci")
+        _ = try await http.postWebhook(#"{"event":"after"}"#, as: credentials)
+        #expect(try await next.mcp.channelEvent()["content"] == #"{"event":"after"}"#)
+        #expect(try await follower.mcp.channelEvent()["content"] == #"{"event":"after"}"#)
+    }
+
+    @Test func aMalformedHelloOnTheHubSocketClosesThatPeerOnly() async throws {
+        var sessions = try Sessions()
+        defer { sessions.stop() }
+        let hub = try await sessions.start(project: "/work/a")
+        let follower = try await sessions.start(project: "/work/b")
+        _ = try await follower.server.stderr.waitForLine("a line with following", where: { $0.contains("following") })
+
+        let path = sessions.stateDir.url.appendingPathComponent("hub.sock").path
+        var attributes = stat()
+        #expect(stat(path, &attributes) == 0 && attributes.st_mode & 0o777 == 0o600)
+        let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(fd) }
+        var address = sockaddr_un()
+        address.sun_family = sa_family_t(AF_UNIX)
+        withUnsafeMutableBytes(of: &address.sun_path) { $0.copyBytes(from: Array(path.utf8) + [0]) }
+        let connected = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+        }
+        #expect(connected == 0)
+        _ = Array("this is not json\n".utf8).withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
+        _ = try await hub.server.stderr.waitForLine("a line with malformed hello", where: { $0.contains("malformed hello") })
+
+        let http = RawHTTPClient(port: sessions.port)
+        let credentials = try await http.pairSource(name: "ci")
+        _ = try await http.postWebhook(#"{"event":"still"}"#, as: credentials)
+        #expect(try await hub.mcp.channelEvent()["content"] == #"{"event":"still"}"#)
+        #expect(try await follower.mcp.channelEvent()["content"] == #"{"event":"still"}"#)
+        #expect(try await http.get("/health").json()["sessions"] == 2)
+    }
+}
+
+/// Runs `attempt` until it does not throw (each error is a retry) or `timeout` passes.
+func retrying<T>(timeout: Duration, _ what: @autoclosure () -> String, _ attempt: () async throws -> T) async throws -> T {
+    let clock = ContinuousClock()
+    let deadline = clock.now.advanced(by: timeout)
+    while true {
+        do { return try await attempt() } catch {
+            if clock.now >= deadline { throw HarnessError("timed out waiting for \(what()): \(error)") }
+        }
+        try await Task.sleep(for: .milliseconds(20))
+    }
+}
