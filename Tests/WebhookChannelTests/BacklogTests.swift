@@ -33,8 +33,10 @@ import Testing
         #expect(acknowledged.count < 1_000, "\(acknowledged.count) acknowledged: the 8 MiB bound did not hold")
         let resident = try Durability.residentBytes(of: server.pid)
         #expect(resident < 64 << 20, "VmRSS \(resident >> 20) MiB while stalled")
-        // Still stalled: still refused (nothing is acknowledged that cannot be delivered).
-        let stillStalled = try await http.postWebhook(#"{"event":"while-stalled"}"#, as: credentials)
+        // Still stalled: an event of the same size is still refused (a much smaller one may
+        // still fit in the 8 MiB).
+        let stillStalled = try await http.send(raw: Durability.webhookRequest(
+            http, credentials, body: Durability.body(tag: "ordered", index: 99_999, padding: 12_000)))
         expectJSONError(stillStalled, status: 503, error: "backlog")
 
         server.child.resumeStdout()

@@ -21,8 +21,8 @@ import Testing
     @Test func aMegabyteOfKeysToPairIs413AndTheServerStillAnswers() async throws {
         let channel = try await TestChannel.start()
         defer { channel.stop() }
-        let body = Self.manyKeys(100_000, extra: #""name":"bulk""#)
-        #expect(body.count > 1_000_000 && body.count < 1 << 20, "\(body.count)")
+        let body = Self.manyKeys(90_000, extra: #""name":"bulk""#)
+        #expect(body.count > 950_000 && body.count < 1 << 20, "\(body.count)")
 
         for route in ["/pair", "/pair/complete"] {
             let answer = try await channel.http.postJSON(route, body: body)
@@ -34,15 +34,15 @@ import Testing
     @Test func sixtyKilobytesOfKeysToPairIsAnsweredAndHealthStillAnswers() async throws {
         let channel = try await TestChannel.start()
         defer { channel.stop() }
-        let withName = Self.manyKeys(5_000, extra: #""name":"many-keys""#)
-        let withoutName = Self.manyKeys(5_000)
+        let withName = Self.manyKeys(6_200, extra: #""name":"many-keys""#)
+        let withoutName = Self.manyKeys(6_200)
         #expect(withName.count > 60_000 && withName.count <= 64 * 1024, "\(withName.count)")
 
         let paired = try await channel.http.postJSON("/pair", body: withName)
         #expect(paired.status == 200, "\(paired)")
         #expect(try paired.json()["pairing_code"]?.stringValue?.wholeMatch(of: Formats.pairingCode) != nil, "\(paired)")
         expectJSONError(try await channel.http.postJSON("/pair", body: withoutName), status: 400, error: "invalid_name")
-        let guessed = try await channel.http.postJSON("/pair/complete", body: Self.manyKeys(5_000, extra: #""code":"AAAAAA""#))
+        let guessed = try await channel.http.postJSON("/pair/complete", body: Self.manyKeys(6_200, extra: #""code":"AAAAAA""#))
         expectJSONError(guessed, status: 404, error: "unknown_code")
         let health = try await channel.http.get("/health")
         #expect(health.status == 200, "\(health)")
@@ -104,7 +104,7 @@ import Testing
 
     // MARK: Names
 
-    @Test(arguments: ["evil\u{202E}name", "evil\nname", "two\u{2066}isolates\u{2069}", "bell\u{07}", "c1\u{0085}"])
+    @Test(arguments: ["evil\u{202E}name", "evil\nname", "two\u{2066}isolates\u{2069}", "bell\u{07}", "c1\u{0085}inside"])
     func pairRefusesANameWithAControlOrBidiCharacter(_ name: String) async throws {
         let channel = try await TestChannel.start()
         defer { channel.stop() }
