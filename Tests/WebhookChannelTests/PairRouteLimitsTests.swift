@@ -102,6 +102,25 @@ import Testing
         #expect(try await Self.complete(code: another.code, from: "127.0.0.3", port: channel.server.port).status == 200)
     }
 
+    @Test func aHundredBadGuessesFromManyLoopbackAddressesLockOutEveryPeerForTheMinute() async throws {
+        let channel = try await TestChannel.start()
+        defer { channel.stop() }
+        let ticket = try await channel.http.requestPairing(name: "global")
+        let wrong = ticket.code == "AAAAAA" ? "BBBBBB" : "AAAAAA"
+
+        // Ten peers, ten bad guesses each: every one is under its own limit.
+        for peer in 2...11 {
+            for _ in 1...10 {
+                let answer = try await Self.complete(code: wrong, from: "127.0.0.\(peer)", port: channel.server.port)
+                #expect(answer.status == 404, "127.0.0.\(peer): \(answer)")
+            }
+        }
+        // The 101st failure in the window, from a peer that never guessed: refused, even the right code.
+        expectJSONError(try await Self.complete(code: ticket.code, from: "127.0.0.12", port: channel.server.port),
+                        status: 429, error: "too_many_attempts")
+        #expect(try await channel.http.get("/health").json()["pending"] == 1)
+    }
+
     // MARK: Names
 
     @Test(arguments: ["evil\u{202E}name", "evil\nname", "two\u{2066}isolates\u{2069}", "bell\u{07}", "c1\u{0085}inside"])
