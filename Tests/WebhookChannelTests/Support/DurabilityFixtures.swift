@@ -78,18 +78,19 @@ final class Acknowledgements: @unchecked Sendable {
     private var others: [RawHTTPResponse] = []
     private var failures: [String] = []
 
-    /// Records one answer; returns how many events have been acknowledged so far.
+    /// Records one answer; returns whether it acknowledged an event, and how many events
+    /// have been acknowledged so far.
     @discardableResult
-    func record(_ response: RawHTTPResponse) -> Int {
+    func record(_ response: RawHTTPResponse) -> (acknowledged: Bool, count: Int) {
         lock.withLock {
             if response.status == 200, let json = try? response.json(), json["received"] == true,
                json["duplicate"] == nil, let id = json["event_id"]?.stringValue
             {
                 ids.append(id)
-            } else {
-                others.append(response)
+                return (true, ids.count)
             }
-            return ids.count
+            others.append(response)
+            return (false, ids.count)
         }
     }
 
@@ -128,9 +129,8 @@ final class Acknowledgements: @unchecked Sendable {
             do {
                 try connection.sendBlocking(request(index), timeout: .seconds(10))
                 let response = try connection.readResponseBlocking(timeout: .seconds(10))
-                let before = acknowledged.count
-                let count = record(response)
-                guard count > before else {
+                let (accepted, count) = record(response)
+                guard accepted else {
                     stop()
                     return
                 }
