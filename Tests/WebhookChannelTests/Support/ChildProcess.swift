@@ -48,20 +48,37 @@ final class ChildProcess: @unchecked Sendable {
     /// no child can be spawned in between and inherit the descriptor.
     static let spawnLock = NSLock()
 
-    init(executable: URL, arguments: [String], environment: [String: String]) throws {
+    /// Holds back the stdout reader until `resumeStdout()` (see `init(…holdStdout:)`).
+    private let stdoutGate = DispatchSemaphore(value: 0)
+    private let stdoutHeld: Bool
+    private var stdoutResumed = false
+
+    /// - Parameter holdStdout: nothing reads the child's stdout until `resumeStdout()`: the
+    ///   pipe fills up and the child's writes block, as when Claude Code stops reading.
+    init(executable: URL, arguments: [String], environment: [String: String], holdStdout: Bool = false) throws {
         commandLine = ([executable.path] + arguments).joined(separator: " ")
         let (spawned, stdinWrite, stdoutRead, stderrRead) = try Self.spawnLock.withLock {
             try Self.spawn(executable: executable, arguments: arguments, environment: environment)
         }
         pid = spawned
         stdinFD = stdinWrite
-        Self.startReader(fd: stdoutRead, into: stdout, name: "stdout")
+        stdoutHeld = holdStdout
+        Self.startReader(fd: stdoutRead, into: stdout, name: "stdout", gate: holdStdout ? stdoutGate : nil)
         Self.startReader(fd: stderrRead, into: stderr, name: "stderr")
         startWaiter()
         startStdinWriter()
     }
 
     deinit { kill() }
+
+    /// Starts reading stdout when it was held back (`holdStdout`); idempotent.
+    func resumeStdout() {
+        let resume = lock.withLock {
+            defer { stdoutResumed = true }
+            return stdoutHeld && !stdoutResumed
+        }
+        if resume { stdoutGate.signal() }
+    }
 
     /// How the child ended (nil while it runs).
     var termination: Termination? { lock.withLock { ended?.termination } }
@@ -109,8 +126,14 @@ final class ChildProcess: @unchecked Sendable {
         }
     }
 
-    /// SIGKILL if still running, then a bounded wait for the exit; closes stdin. Idempotent.
+    /// SIGKILL if still running, then a bounded wait for the exit; closes stdin and lets a
+    /// held stdout reader drain what is left. Idempotent.
     func kill() {
+        killAndWait()
+        resumeStdout()
+    }
+
+    private func killAndWait() {
         send(signal: SIGKILL)
         lock.lock()
         defer { lock.unlock() }
@@ -248,8 +271,9 @@ final class ChildProcess: @unchecked Sendable {
         return nil
     }
 
-    private static func startReader(fd: Int32, into buffer: LineBuffer, name: String) {
+    private static func startReader(fd: Int32, into buffer: LineBuffer, name: String, gate: DispatchSemaphore? = nil) {
         let thread = Thread {
+            gate?.wait()
             var chunk = [UInt8](repeating: 0, count: 65_536)
             while true {
                 let count = chunk.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress!, $0.count) }

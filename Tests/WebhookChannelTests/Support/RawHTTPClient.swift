@@ -137,7 +137,7 @@ final class HTTPConnection: @unchecked Sendable {
         }
     }
 
-    private func readResponseBlocking(timeout: Duration) throws -> RawHTTPResponse {
+    func readResponseBlocking(timeout: Duration) throws -> RawHTTPResponse {
         let deadline = Date().addingTimeInterval(timeout.seconds)
         while true {
             let response = try readOneResponse(deadline: deadline)

@@ -82,7 +82,8 @@ final class ServerProcess: @unchecked Sendable {
     static func start(
         stateDir: TempStateDir? = nil,
         environment: [String: String] = [:],
-        timeout: Duration = .seconds(10)
+        timeout: Duration = .seconds(10),
+        holdStdout: Bool = false
     ) async throws -> ServerProcess {
         await ServerSlots.shared.acquire()
         let dir: TempStateDir
@@ -91,7 +92,7 @@ final class ServerProcess: @unchecked Sendable {
             dir = try stateDir ?? TempStateDir()
             child = try ChildProcess(
                 executable: try binaryURL(), arguments: [],
-                environment: childEnvironment(stateDir: dir, overrides: environment))
+                environment: childEnvironment(stateDir: dir, overrides: environment), holdStdout: holdStdout)
         } catch {
             ServerSlots.shared.release()
             throw error

@@ -1,0 +1,84 @@
+import Foundation
+import Testing
+
+/// Claude Code can stop reading stdout (SPEC 9): notifications not yet written are bounded
+/// (4096 events or 8 MiB); past that `POST /webhook` answers `503 {"error":"backlog"}` with
+/// `Retry-After: 1`, resident memory stays under 64 MiB, and once the reader resumes every
+/// acknowledged event is written exactly once, in order.
+@Suite(.serialized) struct BacklogTests {
+    @Test func afterAStallEveryAcknowledgedEventIsNotifiedOnceInOrderAndWebhooksAreAcceptedAgain() async throws {
+        let server = try await ServerProcess.start(holdStdout: true)
+        defer { server.stop() }
+        let http = RawHTTPClient(port: server.port)
+        let credentials = try await http.pairSource(name: "slow-reader")
+        try await Durability.initializeWithoutReading(server)
+
+        // 12 KB bodies on one connection, one at a time: the 8 MiB bound is reached first,
+        // and acknowledgement order is sending order.
+        let acks = Acknowledgements()
+        let deadline = Date().addingTimeInterval(90)
+        try await offloaded {
+            acks.sendLoop(port: server.port, limit: 3_000, deadline: deadline) { index in
+                Durability.webhookRequest(http, credentials, body: Durability.body(tag: "ordered", index: index, padding: 12_000))
+            }
+        }
+        let acknowledged = acks.acknowledged
+        let refusal = try #require(acks.otherAnswers.first,
+                                   "no 503 after \(acknowledged.count) acknowledged; \(acks.connectionFailures)")
+        expectJSONError(refusal, status: 503, error: "backlog")
+        #expect(refusal.header("Retry-After") == "1", "\(refusal)")
+        #expect(acks.connectionFailures.isEmpty, "\(acks.connectionFailures)")
+        // About 8 MiB of 12 KB notifications, plus what the pipe holds; far below 4096.
+        #expect(acknowledged.count >= (ChannelBounds.maxWaitingBytes / 13_000), "only \(acknowledged.count) acknowledged")
+        #expect(acknowledged.count < 1_000, "\(acknowledged.count) acknowledged: the 8 MiB bound did not hold")
+        let resident = try Durability.residentBytes(of: server.pid)
+        #expect(resident < 64 << 20, "VmRSS \(resident >> 20) MiB while stalled")
+        // Still stalled: an event of the same size is still refused (a much smaller one may
+        // still fit in the 8 MiB).
+        let stillStalled = try await http.send(raw: Durability.webhookRequest(
+            http, credentials, body: Durability.body(tag: "ordered", index: 99_999, padding: 12_000)))
+        expectJSONError(stillStalled, status: 503, error: "backlog")
+
+        server.child.resumeStdout()
+        let mcp = MCPTestClient(server)
+        let initialized = try await mcp.response(to: "stalled-initialize")
+        #expect(initialized["result"] != nil, "\(initialized)")
+        var delivered: [String] = []
+        for _ in acknowledged {
+            let event = try await mcp.channelEvent(timeout: .seconds(15))
+            delivered.append(event["meta"]?["event_id"]?.stringValue ?? "(none)")
+        }
+        #expect(delivered == acknowledged, "first difference at \(delivered.indices.first { $0 >= acknowledged.count || delivered[$0] != acknowledged[$0] } ?? -1)")
+        #expect(try await mcp.channelEventsUntilQuiet().isEmpty, "more notifications than acknowledged events")
+
+        let after = try await http.postWebhook(#"{"event":"after-resume"}"#, as: credentials)
+        let afterID = try #require(expectProviderAccepted(after))
+        #expect(try await mcp.channelEvent()["meta"]?["event_id"] == .string(afterID))
+    }
+
+    @Test func beforeInitializedAFullWaitingRoomAnswers503NotReady() async throws {
+        // No handshake at all: events wait for notifications/initialized, up to the bound.
+        let server = try await ServerProcess.start()
+        defer { server.stop() }
+        let http = RawHTTPClient(port: server.port)
+        let credentials = try await http.pairSource(name: "early")
+        let acks = Acknowledgements()
+        let deadline = Date().addingTimeInterval(60)
+        try await offloaded {
+            acks.sendLoop(port: server.port, limit: 3_000, deadline: deadline) { index in
+                Durability.webhookRequest(http, credentials, body: Durability.body(tag: "early", index: index, padding: 12_000))
+            }
+        }
+        let refusal = try #require(acks.otherAnswers.first, "no 503 after \(acks.acknowledged.count)")
+        expectJSONError(refusal, status: 503, error: "not_ready")
+
+        let mcp = MCPTestClient(server)
+        try await mcp.handshake()
+        var delivered: [String] = []
+        for _ in acks.acknowledged {
+            delivered.append(try await mcp.channelEvent(timeout: .seconds(15))["meta"]?["event_id"]?.stringValue ?? "(none)")
+        }
+        #expect(delivered == acks.acknowledged)
+        expectProviderAccepted(try await http.postWebhook(#"{"event":"after-initialized"}"#, as: credentials))
+    }
+}
