@@ -17,6 +17,8 @@ public enum WebhookChannelMain {
         case "revoke": return SourceCommands.revoke(rest, console: console)
         case "rotate": return SourceCommands.rotate(rest, console: console)
         case "content": return SourceCommands.content(rest, console: console)
+        case "approver": return SourceCommands.approver(rest, console: console)
+        case "filter": return SourceCommands.filter(rest, console: console)
         case "send": return SendCommand.send(rest, console: console)
         case "sign": return SendCommand.sign(rest, console: console)
         case "events": return EventCommands.events(rest, console: console)
@@ -46,6 +48,8 @@ public enum WebhookChannelMain {
       revoke ID              remove a source
       rotate ID              new secret; the old one works for 24 more hours
       content ID MODE        what Claude reads: full body, digest, or auto (digest above 2 KB)
+      approver ID on|off     let a source answer Claude Code's permission prompts
+      filter ID --events L   notify only these event types (--clear: all again)
       send ID [FILE|-]       sign a body as the source would and POST it to the running server
       sign ID [FILE|-]       print the signed headers for a body (for curl)
       events                 list logged events

@@ -44,7 +44,7 @@ enum ServeCommand {
         let policy = CallbackURLPolicy(allowPrivate: config.allowPrivateCallbacks)
         let replies = ReplySender(policy: policy, clock: clock, log: log, delays: config.retryDelays)
 
-        let server = startHTTP(config: config, loop: loop, state: state, policy: policy, log: log)
+        let (server, listener) = startHTTP(config: config, loop: loop, state: state, policy: policy, log: log)
         let serverFile = ServerFile(directory: directory)
         if let server {
             serverFile.write(host: server.address.hostForURL, port: server.address.port, log: log)
@@ -59,8 +59,20 @@ enum ServeCommand {
         }
         shutdown.onSignals([SIGTERM, SIGINT])
 
-        let mcp = MCPServer(name: "webhook", version: version, instructions: Instructions.text,
-                            tools: WebhookTools.all(state: state, replies: replies), notifier: notifier, log: log)
+        let relay = state.permissionRelay
+        let mcp = MCPServer(
+            name: "webhook", version: version, instructions: Instructions.text,
+            tools: WebhookTools.all(state: state, replies: replies, listener: listener), notifier: notifier,
+            // Read at each initialize: an approver added at the terminal counts from the next session.
+            experimentalCapabilities: {
+                await state.approvers().isEmpty ? JSONObject() : ["claude/channel/permission": .object(JSONObject())]
+            },
+            notificationHandlers: [
+                "notifications/claude/channel/permission_request": { params in
+                    relay.relay(request: params, approvers: await state.approvers(), replies: replies)
+                },
+            ],
+            log: log)
         let session = JSONRPCSession(output: output, handler: mcp, log: log)
         let lines = LineReader(fd: STDIN_FILENO).start()
         Task.detached {
@@ -73,7 +85,7 @@ enum ServeCommand {
 
     /// Binds on the loop thread. A taken port is logged and the MCP side keeps running.
     private static func startHTTP(config: ServerConfig, loop: EventLoop, state: ChannelState, policy: CallbackURLPolicy,
-                                  log: Logger) -> HTTPServer?
+                                  log: Logger) -> (HTTPServer?, ListenerStatus)
     {
         let loopback = config.bindsLoopback
         if !loopback {
@@ -84,10 +96,11 @@ enum ServeCommand {
         let timeouts = HTTPServerConnection.Timeouts(
             headNanoseconds: UInt64(config.headerTimeout * 1e9), requestNanoseconds: UInt64(max(config.headerTimeout, 30) * 1e9),
             idleNanoseconds: UInt64(config.idleTimeout * 1e9))
-        let controlToken = ControlToken.create(directory: StateDirectory(path: config.stateDirectory), log: log)
+        let directory = StateDirectory(path: config.stateDirectory)
+        let controlToken = ControlToken.create(directory: directory, log: log)
         let routes = WebhookRoutes(state: state, callbackPolicy: policy, enforceLoopbackHost: loopback,
                                    controlToken: controlToken, log: log)
-        let result = Mutex<HTTPServer?>(nil)
+        let result = Mutex<Result<HTTPServer, any Error>?>(nil)
         let done = ConditionSignal()
         loop.execute {
             state.assumeIsolated { state in
@@ -98,15 +111,26 @@ enum ServeCommand {
                 let server = try HTTPServer(host: config.host, port: config.port, loop: loop, limits: limits, timeouts: timeouts,
                                             maxConnections: config.maxConnections, respond: routes.respond)
                 try server.start()
-                result.withLock { $0 = server }
+                result.withLock { $0 = .success(server) }
                 log.info("listening on \(server.address)")
             } catch {
-                log.error("HTTP server not started (\(error)); MCP tools keep working, webhooks cannot arrive")
+                result.withLock { $0 = .failure(error) }
             }
             done.signal()
         }
         done.wait(timeoutMilliseconds: 5000)
-        return result.withLock { $0 }
+        // Off the loop: who holds a taken port is read from server.json.
+        switch result.withLock({ $0 }) {
+        case .success(let server)?:
+            return (server, .listening("\(server.address)"))
+        case .failure(let error)?:
+            let status = ListenerStatus.notListening(host: config.host, port: config.port, error: error, directory: directory)
+            log.error("HTTP server not started: \(status.problem ?? "\(error)"); MCP tools keep working, webhooks cannot arrive")
+            return (nil, status)
+        case nil:
+            log.error("HTTP server not started within 5 s; MCP tools keep working")
+            return (nil, ListenerStatus(address: nil, problem: "the HTTP server did not start within 5 s"))
+        }
     }
 }
 
@@ -129,12 +153,12 @@ struct ServerFile: Sendable {
         unlink(directory.path(of: ServerFile.name))
     }
 
-    /// The running server's address, if its file names a live process.
-    func read() -> (host: String, port: UInt16)? {
+    /// The running server's pid and address, if its file names a live process.
+    func read() -> (pid: Int32, host: String, port: UInt16)? {
         guard let bytes = try? directory.readFile(ServerFile.name), let value = try? JSONParser.parse(bytes),
               let pid = value["pid"]?.intValue, let port = value["port"]?.intValue, let host = value["host"]?.stringValue,
               kill(pid_t(pid), 0) == 0 || errno == EPERM, (1...65535).contains(port) else { return nil }
-        return (host, UInt16(port))
+        return (Int32(pid), host, UInt16(port))
     }
 }
 
