@@ -1,0 +1,67 @@
+import Foundation
+import Testing
+
+/// `webhook_status`, tool annotations and `_meta` on results (SPEC 13).
+@Suite struct StatusAndAnnotationTests {
+    @Test func toolsListCarriesAnnotationsAndDescribesEveryProperty() async throws {
+        let channel = try await TestChannel.start()
+        defer { channel.stop() }
+
+        let tools = try #require(try await channel.mcp.result("tools/list")["tools"]?.arrayValue)
+
+        let byName = Dictionary(uniqueKeysWithValues: tools.compactMap { tool in tool["name"]?.stringValue.map { ($0, tool) } })
+        for name in ["webhook_status", "webhook_sources", "webhook_events", "webhook_event", "webhook_deliveries"] {
+            #expect(byName[name]?["annotations"]?["readOnlyHint"] == true, "\(name): \(byName[name] ?? .null)")
+        }
+        #expect(byName["webhook_reply"]?["annotations"]?["openWorldHint"] == true, "\(byName["webhook_reply"] ?? .null)")
+        #expect(byName["webhook_reply"]?["annotations"]?["readOnlyHint"] != true)
+        for tool in tools {
+            for (key, property) in tool["inputSchema"]?["properties"]?.objectValue ?? [:] {
+                #expect(property["description"]?.stringValue?.isEmpty == false, "\(tool["name"] ?? .null).\(key) has no description")
+            }
+        }
+    }
+
+    @Test func webhookStatusAnswersWithRoleAddressAndCounts() async throws {
+        let channel = try await TestChannel.start()
+        defer { channel.stop() }
+        _ = try await channel.http.pairSource(name: "ci")
+        _ = try await channel.http.requestPairing(name: "waiting")
+
+        let status = try await EventFilterTests.status(channel)
+
+        #expect(status["role"] == "hub", "\(status)")
+        #expect(status["listening"] == .string("127.0.0.1:\(channel.server.port)"), "\(status)")
+        #expect(status["not_listening_reason"] == .null, "\(status)")
+        #expect(status["sources"] == 1, "\(status)")
+        #expect(status["pending_pairings"] == 1, "\(status)")
+        #expect(status["sessions"] == 1, "\(status)")
+        #expect(status["notifications_waiting"]?.intValue != nil, "\(status)")
+    }
+
+    @Test func webhookStatusNamesThePidHoldingATakenPort() async throws {
+        let first = try await TestChannel.start()
+        defer { first.stop() }
+        let second = try await TestChannel.start(stateDir: first.stateDir, environment: ["WEBHOOK_PORT": String(first.server.port)])
+        defer { second.stop() }
+
+        let status = try await EventFilterTests.status(second)
+
+        #expect(status["listening"] == .null, "\(status)")
+        let reason = try #require(status["not_listening_reason"]?.stringValue, "\(status)")
+        #expect(reason.contains("\(first.server.port)") && reason.contains("taken"), "\(reason)")
+        #expect(reason.contains("pid \(first.server.pid)"), "\(reason)")
+    }
+
+    @Test func webhookEventRaisesTheClientsResultSizeLimit() async throws {
+        let channel = try await TestChannel.start()
+        defer { channel.stop() }
+        let source = try await channel.http.pairSource(name: "ci")
+        let eventID = try #require(expectProviderAccepted(try await channel.http.postWebhook(#"{"event":"x"}"#, as: source)))
+
+        let response = try await channel.mcp.callTool("webhook_event", arguments: ["event_id": .string(eventID)])
+
+        let limit = try #require(response["result"]?["_meta"]?["anthropic/maxResultSizeChars"]?.intValue, "\(response)")
+        #expect(limit >= 1_500_000)
+    }
+}
