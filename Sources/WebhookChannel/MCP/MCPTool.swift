@@ -41,6 +41,9 @@ public struct MCPTool: Sendable {
         self.run = run
     }
 
+    /// The input schema of a tool that takes no arguments.
+    public static let noArguments: JSONValue = ["type": "object", "properties": .object(JSONObject())]
+
     /// For tools that only read: the client may run them without asking.
     public static let readOnly: JSONObject = ["readOnlyHint": true, "openWorldHint": false]
 

@@ -44,7 +44,7 @@ public enum WebhookTools {
             name: "webhook_sources",
             description: "List the paired webhook sources: id, name, scheme, content mode, callback URL, when paired, "
                 + "whether it is a permission approver, its event filter, events received. Never shows secrets.",
-            inputSchema: ["type": "object", "properties": .object(JSONObject())],
+            inputSchema: MCPTool.noArguments,
             annotations: MCPTool.readOnly
         ) { _ throws(JSONRPCError) in
             let sources = await state.allSources()
@@ -143,7 +143,7 @@ public enum WebhookTools {
             name: "webhook_status",
             description: "Show this channel's state: hub or follower, the address it takes webhooks on (or why it does not), "
                 + "sources, approvers, pending pairing codes, connected sessions, notifications waiting to be written.",
-            inputSchema: ["type": "object", "properties": .object(JSONObject())],
+            inputSchema: MCPTool.noArguments,
             annotations: MCPTool.readOnly
         ) { _ throws(JSONRPCError) in
             let sources = await state.allSources().map(\.0)
