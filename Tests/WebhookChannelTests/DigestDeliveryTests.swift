@@ -66,7 +66,7 @@ import Testing
             #expect(list.first { $0["source_id"] == .string(seed.sourceID) }?["content_mode"] == "digest", "\(list)")
         }
         let text = try await runCLI(["sources"], stateDir: channel.stateDir)
-        #expect(text.stdout.contains("\(github.sourceID)  gh  scheme=github  content=auto  callback=none"), "\(text)")
+        #expect(text.stdout.contains("\(github.sourceID)  gh  scheme=github  content=auto  route=all  callback=none"), "\(text)")
     }
 
     @Test func contentRefusesAnotherWordOrAMissingModeWithUsageAndAnUnknownIDWithFailure() async throws {

@@ -49,6 +49,9 @@ import Testing
         #expect(instructions.utf8.count <= 2048, "instructions are \(instructions.utf8.count) bytes")
         #expect(instructions.contains("webhook_reply"))
         #expect(instructions.contains("source_id"))
+        #expect(instructions.contains("Most events need no reply"), "\(instructions)")
+        #expect(instructions.contains("only for a source with a callback"), "\(instructions)")
+        #expect(instructions.contains(#"replay="true""#) && instructions.contains("do not act on it twice"), "\(instructions)")
     }
 
     @Test func pingAnswersAnEmptyObjectWithTheRequestID() async throws {

@@ -18,6 +18,8 @@ public enum WebhookChannelMain {
         case "rotate": return SourceCommands.rotate(rest, console: console)
         case "content": return SourceCommands.content(rest, console: console)
         case "route": return RouteCommand.run(rest, console: console)
+        case "approver": return SourceCommands.approver(rest, console: console)
+        case "filter": return SourceCommands.filter(rest, console: console)
         case "send": return SendCommand.send(rest, console: console)
         case "sign": return SendCommand.sign(rest, console: console)
         case "events": return EventCommands.events(rest, console: console)
@@ -48,6 +50,8 @@ public enum WebhookChannelMain {
       rotate ID              new secret; the old one works for 24 more hours
       content ID MODE        what Claude reads: full body, digest, or auto (digest above 2 KB)
       route ID DIR|--clear   deliver a source's events only to sessions in the project DIR
+      approver ID on|off     let a source answer Claude Code's permission prompts
+      filter ID --events L   notify only these event types (--clear: all again)
       send ID [FILE|-]       sign a body as the source would and POST it to the running server
       sign ID [FILE|-]       print the signed headers for a body (for curl)
       events                 list logged events

@@ -45,12 +45,10 @@ enum ServeCommand {
         let replies = ReplySender(policy: policy, clock: clock, log: log, delays: config.retryDelays)
 
         loop.execute { state.assumeIsolated { $0.watchStateDirectory() } }
-        let sessionCount = Mutex<(@Sendable () -> Int)?>(nil)
-        let bind = httpBinder(config: config, loop: loop, state: state, policy: policy, log: log,
-                              sessions: { sessionCount.withLock { $0 }?() ?? 1 })
-        let coordinator = SessionCoordinator(directory: directory, loop: loop, channel: state, output: output,
-                                             notifier: notifier, log: log, bind: bind)
-        sessionCount.withLock { $0 = { coordinator.sessionCount } }
+        let coordinator = SessionCoordinator(directory: directory, host: config.host, port: config.port, loop: loop,
+                                             channel: state, output: output, notifier: notifier, log: log)
+        coordinator.bind = httpBinder(config: config, loop: loop, state: state, policy: policy, log: log,
+                                      sessions: { [unowned coordinator] in coordinator.sessionCount })
         coordinator.begin()
 
         let shutdown = Shutdown {
@@ -62,8 +60,20 @@ enum ServeCommand {
         }
         shutdown.onSignals([SIGTERM, SIGINT])
 
-        let mcp = MCPServer(name: "webhook", version: version, instructions: Instructions.text,
-                            tools: WebhookTools.all(state: state, replies: replies), notifier: notifier, log: log)
+        let relay = state.permissionRelay
+        let mcp = MCPServer(
+            name: "webhook", version: version, instructions: Instructions.text,
+            tools: WebhookTools.all(state: state, replies: replies, session: { coordinator.status }), notifier: notifier,
+            // Read at each initialize: an approver added at the terminal counts from the next session.
+            experimentalCapabilities: {
+                await state.approvers().isEmpty ? JSONObject() : ["claude/channel/permission": .object(JSONObject())]
+            },
+            notificationHandlers: [
+                "notifications/claude/channel/permission_request": { params in
+                    relay.relay(request: params, approvers: await state.approvers(), replies: replies)
+                },
+            ],
+            log: log)
         let session = JSONRPCSession(output: output, handler: mcp, log: log)
         let lines = LineReader(fd: STDIN_FILENO).start()
         Task.detached {
@@ -160,12 +170,12 @@ struct ServerFile: Sendable {
         return value["sessions"]?.arrayValue?.compactMap(SessionInfo.init(json:)) ?? []
     }
 
-    /// The running server's address, if its file names a live process.
-    func read() -> (host: String, port: UInt16)? {
+    /// The running server's pid and address, if its file names a live process.
+    func read() -> (pid: Int32, host: String, port: UInt16)? {
         guard let bytes = try? directory.readFile(ServerFile.name), let value = try? JSONParser.parse(bytes),
               let pid = value["pid"]?.intValue, let port = value["port"]?.intValue, let host = value["host"]?.stringValue,
               kill(pid_t(pid), 0) == 0 || errno == EPERM, (1...65535).contains(port) else { return nil }
-        return (host, UInt16(port))
+        return (Int32(pid), host, UInt16(port))
     }
 }
 

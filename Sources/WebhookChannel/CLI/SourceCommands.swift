@@ -1,8 +1,8 @@
 import Foundation
 import Glibc
 
-/// `sources`, `add`, `revoke`, `rotate`, `content`: the operator's hold on who may send and
-/// what Claude reads. Each changes
+/// `sources`, `add`, `revoke`, `rotate`, `content`, `approver`, `filter`: the operator's hold
+/// on who may send, who may approve and what Claude reads. Each changes
 /// `sources.json` under the same lock as the server, which sees the change on its next request.
 enum SourceCommands {
     static let sourcesHelp = """
@@ -43,23 +43,45 @@ enum SourceCommands {
     New github, stripe, standard and slack sources start in auto; webhook sources in full.
     """
 
+    static let approverHelp = """
+    Usage: webhook-channel approver SOURCE_ID on|off
+
+    Let a source answer Claude Code's permission prompts (or stop it). Each prompt is POSTed,
+    signed like a reply, to every approver's callback as {"type":"permission_request",…}; the
+    source answers with a v1-signed POST /webhook {"type":"permission_verdict","request_id",
+    "behavior":"allow"|"deny"}. Only a webhook-scheme source with a callback URL can be one.
+    Claude Code is offered the relay when a session starts with at least one approver.
+    """
+
+    static let filterHelp = """
+    Usage: webhook-channel filter SOURCE_ID --events LIST
+           webhook-channel filter SOURCE_ID --clear
+
+    Notify Claude only of the listed event types (comma-separated; a trailing * matches a
+    prefix, a lone * every event, also one without a type). Other events are still verified,
+    logged and deduplicated, answered {"received":true,…,"filtered":true}, and listed by
+    webhook_events with "filtered": true. --clear notifies every event again.
+    Examples: --events 'workflow_run,check_suite,pull_request*'
+              --events 'invoice.payment_failed,charge.dispute.*'
+    """
+
     static func sources(_ arguments: [String], console: Console) -> Int32 {
         guard let parsed = parse(arguments, flags: ["--json"], help: sourcesHelp, command: "sources", console: console) else { return 2 }
         if parsed.flags.contains("--help") { console.out(sourcesHelp); return 0 }
         guard parsed.positionals.isEmpty else { return usage("sources", "takes no arguments", sourcesHelp, console) }
         let (file, _) = operatorStore().load()
         if parsed.flags.contains("--json") {
-            let list: [JSONValue] = file.sources.map { source in
-                ["source_id": .string(source.id), "name": .string(source.name), "scheme": .string(source.scheme.rawValue),
-                 "content_mode": .string(source.contentMode.rawValue), "callback_url": .optionalString(source.callbackURL), "paired_at": .string(source.pairedAt),
-                 "route": .optionalString(source.route)]
-            }
+            let list: [JSONValue] = file.sources.map { .object($0.listing) }
             console.out(JSONWriter.compactString(["sources": .array(list)]))
             return 0
         }
         guard !file.sources.isEmpty else { console.out("No sources are paired."); return 0 }
         for source in file.sources {
-            console.out("\(source.id)  \(source.name)  scheme=\(source.scheme.rawValue)  content=\(source.contentMode.rawValue)  route=\(source.route ?? "all")  callback=\(source.callbackURL ?? "none")  paired=\(source.pairedAt)")
+            var line = "\(source.id)  \(source.name)  scheme=\(source.scheme.rawValue)  content=\(source.contentMode.rawValue)  route=\(source.route ?? "all")"
+                + "  callback=\(source.callbackURL ?? "none")  paired=\(source.pairedAt)"
+            if source.isApprover { line += "  approver" }
+            if let filter = source.eventFilter { line += "  events=\(filter.list)" }
+            console.out(line)
         }
         return 0
     }
@@ -167,6 +189,59 @@ enum SourceCommands {
         return 0
     }
 
+    static func approver(_ arguments: [String], console: Console) -> Int32 {
+        guard let parsed = parse(arguments, help: approverHelp, command: "approver", console: console) else { return 2 }
+        if parsed.flags.contains("--help") { console.out(approverHelp); return 0 }
+        guard parsed.positionals.count == 2, let id = parsed.positionals.first else {
+            return usage("approver", "expected SOURCE_ID and on or off", approverHelp, console)
+        }
+        let word = parsed.positionals[1]
+        guard word == "on" || word == "off" else {
+            return usage("approver", "expected on or off, not \"\(word.prefix(20))\"", approverHelp, console)
+        }
+        guard let source = changeSource("approver", id: id, console: console, { file, id throws(SourceAdmin.Failure) in
+            try SourceAdmin.setApprover(&file, id: id, on: word == "on")
+        }) else { return 1 }
+        if source.approver {
+            console.out("\(source.id) (\(source.name)) is now an approver: permission requests go to \(source.callbackURL ?? "")."
+                + "\nSessions started from now on offer the relay to Claude Code.")
+        } else {
+            console.out("\(source.id) (\(source.name)) is no longer an approver; its verdicts approve nothing.")
+        }
+        return 0
+    }
+
+    static func filter(_ arguments: [String], console: Console) -> Int32 {
+        guard let parsed = parse(arguments, flags: ["--clear"], options: ["--events"], help: filterHelp, command: "filter",
+                                 console: console) else { return 2 }
+        if parsed.flags.contains("--help") { console.out(filterHelp); return 0 }
+        guard parsed.positionals.count == 1, let id = parsed.positionals.first else {
+            return usage("filter", "expected exactly one SOURCE_ID", filterHelp, console)
+        }
+        let clear = parsed.flags.contains("--clear")
+        let filter: EventFilter?
+        switch (parsed.options["--events"], clear) {
+        case (let list?, false):
+            guard let parsedFilter = EventFilter(list: list) else {
+                return usage("filter", "--events needs a comma-separated list of event types (a * only at the end)", filterHelp, console)
+            }
+            filter = parsedFilter
+        case (nil, true):
+            filter = nil
+        default:
+            return usage("filter", "give either --events LIST or --clear", filterHelp, console)
+        }
+        guard let source = changeSource("filter", id: id, console: console, { file, id throws(SourceAdmin.Failure) in
+            try SourceAdmin.setEventFilter(&file, id: id, filter: filter)
+        }) else { return 1 }
+        if let filter {
+            console.out("\(source.id) (\(source.name)) now notifies only: \(filter.list). Other events are logged, not notified.")
+        } else {
+            console.out("\(source.id) (\(source.name)) notifies every event again.")
+        }
+        return 0
+    }
+
     /// Applies `change` to source `id` under the state lock. An unknown id or a failed write is
     /// reported on stderr and gives `nil` (exit 1 for the caller).
     static func changeSource(_ command: String, id: String, console: Console,
@@ -177,6 +252,8 @@ enum SourceCommands {
             return source
         } catch SourceAdmin.Failure.unknownSource {
             console.err("No source has id \(id.prefix(80)).")
+        } catch SourceAdmin.Failure.refused(let reason) {
+            console.err("webhook-channel \(command): refused: \(reason)")
         } catch {
             console.err("webhook-channel \(command): \(error)")
         }

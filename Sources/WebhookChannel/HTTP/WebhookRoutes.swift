@@ -278,11 +278,21 @@ final class WebhookRoutes: @unchecked Sendable {
     private func webhook(_ request: HTTPRequest, pathSourceID: String?) -> HTTPReply {
         state.assumeIsolated { state in
             switch state.receiveWebhook(pathSourceID: pathSourceID, headers: request.headers, body: request.body) {
-            case .accepted(let eventID, let written):
+            case .accepted(let eventID, let filtered, let written):
                 // Answered at the end of the loop pass, once the event log holds the event.
                 return .later(written.map { written in
-                    written ? .json(["received": true, "event_id": .string(eventID)]) : Self.notWritten
+                    guard written else { return Self.notWritten }
+                    var answer: JSONObject = ["received": true, "event_id": .string(eventID)]
+                    if filtered { answer["filtered"] = true }
+                    return .json(.object(answer))
                 })
+            case .verdict(.answered(let behavior)):
+                return .now(.json(["received": true, "verdict": .string(behavior.rawValue)]))
+            case .verdict(.unknownRequest):
+                return .now(.error(status: 404, code: "unknown_request",
+                                   message: "No open permission request has that request_id (never sent, or already answered)."))
+            case .verdict(.invalid(let reason)):
+                return .now(.error(status: 400, code: "invalid_verdict", message: reason))
             case .duplicate:
                 return .now(.json(["received": true, "duplicate": true]))
             case .unauthorized:

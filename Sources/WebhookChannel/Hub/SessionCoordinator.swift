@@ -36,25 +36,29 @@ final class SessionCoordinator: @unchecked Sendable {
     }
 
     private let directory: StateDirectory
+    private let host: String
+    private let port: UInt16
     private let loop: EventLoop
     private let channel: ChannelState
     private let output: ProtocolOutput
     private let notifier: ChannelNotifier
     private let log: Logger
-    private let bind: Bind
+    /// Set once, before `begin` (it needs this coordinator to count sessions for `/health`).
+    var bind: Bind = { .failure(SocketError(call: "bind (not configured)", code: EINVAL)) }
     private let serverFile: ServerFile
     private let state = Mutex(State())
 
-    init(directory: StateDirectory, loop: EventLoop, channel: ChannelState, output: ProtocolOutput,
-         notifier: ChannelNotifier, log: Logger, bind: @escaping Bind)
+    init(directory: StateDirectory, host: String, port: UInt16, loop: EventLoop, channel: ChannelState,
+         output: ProtocolOutput, notifier: ChannelNotifier, log: Logger)
     {
         self.directory = directory
+        self.host = host
+        self.port = port
         self.loop = loop
         self.channel = channel
         self.output = output
         self.notifier = notifier
         self.log = log
-        self.bind = bind
         serverFile = ServerFile(directory: directory)
     }
 
@@ -90,9 +94,8 @@ final class SessionCoordinator: @unchecked Sendable {
             return true
         case .failure(let error):
             if error.code == EADDRINUSE, follow() { return true }
-            let reason = error.code == EADDRINUSE
-                ? "the port is taken by a program that is not a webhook-channel hub for this state dir"
-                : "the HTTP server could not start (\(error))"
+            let reason = ListenerStatus.notListening(host: host, port: port, error: error, directory: directory).problem
+                ?? "the HTTP server could not start (\(error))"
             let changed = state.withLock { state -> Bool in
                 defer { state.role = .alone; state.reason = reason }
                 return state.reason != reason

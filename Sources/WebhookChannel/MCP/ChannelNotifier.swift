@@ -102,6 +102,16 @@ public final class ChannelNotifier: Sendable {
         }
     }
 
+    /// Passes a permission verdict on to Claude Code (SPEC 12). A handful of bytes, rare, and
+    /// only ever after the client asked: it does not count against the event backlog.
+    public func sendPermission(requestID: String, behavior: String) {
+        let line = JSONWriter.compact([
+            "jsonrpc": "2.0", "method": "notifications/claude/channel/permission",
+            "params": ["request_id": .string(requestID), "behavior": .string(behavior)],
+        ])
+        output.enqueue { $0.append(contentsOf: line) }
+    }
+
     /// Flushes the queue and switches to direct delivery. Done under the lock so an event
     /// arriving meanwhile cannot overtake the queued ones.
     public func markInitialized() {

@@ -9,14 +9,23 @@ public final class MCPServer: JSONRPCHandler {
     private let instructions: String
     private let tools: [MCPTool]
     private let notifier: ChannelNotifier
+    /// Capabilities under `experimental` besides `claude/channel`, decided at each `initialize`.
+    private let experimentalCapabilities: @Sendable () async -> JSONObject
+    /// Handlers for notifications beyond MCP's own, by method.
+    private let notificationHandlers: [String: @Sendable (JSONValue?) async -> Void]
     private let log: Logger
 
-    public init(name: String, version: String, instructions: String, tools: [MCPTool], notifier: ChannelNotifier, log: Logger) {
+    public init(name: String, version: String, instructions: String, tools: [MCPTool], notifier: ChannelNotifier,
+                experimentalCapabilities: @escaping @Sendable () async -> JSONObject = { JSONObject() },
+                notificationHandlers: [String: @Sendable (JSONValue?) async -> Void] = [:], log: Logger)
+    {
         self.name = name
         self.version = version
         self.instructions = instructions
         self.tools = tools
         self.notifier = notifier
+        self.experimentalCapabilities = experimentalCapabilities
+        self.notificationHandlers = notificationHandlers
         self.log = log
     }
 
@@ -26,7 +35,7 @@ public final class MCPServer: JSONRPCHandler {
 
     public func handleRequest(method: String, params: JSONValue?) async throws(JSONRPCError) -> JSONValue {
         switch method {
-        case "initialize": return initialize(params)
+        case "initialize": return await initialize(params)
         case "ping": return .object(JSONObject())
         case "tools/list": return ["tools": .array(tools.map(\.listing))]
         case "tools/call": return try await callTool(params)
@@ -42,19 +51,22 @@ public final class MCPServer: JSONRPCHandler {
         case "notifications/cancelled":
             break  // Tool calls here are short or already retried in the background.
         default:
-            break  // Unknown notifications are ignored, as JSON-RPC prescribes.
+            // Unknown notifications are ignored, as JSON-RPC prescribes.
+            if let handler = notificationHandlers[method] { await handler(params) }
         }
     }
 
-    private func initialize(_ params: JSONValue?) -> JSONValue {
+    private func initialize(_ params: JSONValue?) async -> JSONValue {
         let requested = params?["protocolVersion"]?.stringValue
         let version = requested.flatMap { MCPServer.supportedProtocolVersions.contains($0) ? $0 : nil }
             ?? MCPServer.supportedProtocolVersions.last!
         let client = params?["clientInfo"]?["name"]?.stringValue ?? "unknown"
         log.info("mcp: initialize from \(client.prefix(64)), protocol \(version)")
+        var experimental: JSONObject = ["claude/channel": .object(JSONObject())]
+        for member in await experimentalCapabilities() { experimental[member.key] = member.value }
         return [
             "protocolVersion": .string(version),
-            "capabilities": ["tools": .object(JSONObject()), "experimental": ["claude/channel": .object(JSONObject())]],
+            "capabilities": ["tools": .object(JSONObject()), "experimental": .object(experimental)],
             "serverInfo": ["name": .string(name), "version": .string(self.version)],
             "instructions": .string(instructions),
         ]

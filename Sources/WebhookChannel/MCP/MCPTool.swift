@@ -2,16 +2,21 @@
 public struct MCPToolResult: Sendable, Equatable {
     public var text: String
     public var isError: Bool
+    /// The result's `_meta` (for instance Claude Code's `anthropic/maxResultSizeChars`).
+    public var meta: JSONObject?
 
-    public init(text: String, isError: Bool = false) {
+    public init(text: String, isError: Bool = false, meta: JSONObject? = nil) {
         self.text = text
         self.isError = isError
+        self.meta = meta
     }
 
     public static func error(_ text: String) -> MCPToolResult { MCPToolResult(text: text, isError: true) }
 
     var json: JSONValue {
-        ["content": [["type": "text", "text": .string(text)]], "isError": .bool(isError)]
+        var result: JSONObject = ["content": [["type": "text", "text": .string(text)]], "isError": .bool(isError)]
+        if let meta { result["_meta"] = .object(meta) }
+        return .object(result)
     }
 }
 
@@ -20,20 +25,32 @@ public struct MCPTool: Sendable {
     public let name: String
     public let description: String
     public let inputSchema: JSONValue
+    /// MCP tool annotations (`readOnlyHint`, `openWorldHint`, …): hints a client uses to
+    /// decide what needs the user's approval.
+    public let annotations: JSONObject
     /// Throws `-32602` for arguments that do not fit the schema.
     public let run: @Sendable (JSONObject) async throws(JSONRPCError) -> MCPToolResult
 
-    public init(name: String, description: String, inputSchema: JSONValue,
+    public init(name: String, description: String, inputSchema: JSONValue, annotations: JSONObject = JSONObject(),
                 run: @escaping @Sendable (JSONObject) async throws(JSONRPCError) -> MCPToolResult)
     {
         self.name = name
         self.description = description
         self.inputSchema = inputSchema
+        self.annotations = annotations
         self.run = run
     }
 
+    /// The input schema of a tool that takes no arguments.
+    public static let noArguments: JSONValue = ["type": "object", "properties": .object(JSONObject())]
+
+    /// For tools that only read: the client may run them without asking.
+    public static let readOnly: JSONObject = ["readOnlyHint": true, "openWorldHint": false]
+
     var listing: JSONValue {
-        ["name": .string(name), "description": .string(description), "inputSchema": inputSchema]
+        var listing: JSONObject = ["name": .string(name), "description": .string(description), "inputSchema": inputSchema]
+        if !annotations.isEmpty { listing["annotations"] = .object(annotations) }
+        return .object(listing)
     }
 }
 

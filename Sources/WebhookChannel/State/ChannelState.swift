@@ -7,7 +7,10 @@ public actor ChannelState {
     public enum WebhookOutcome {
         /// Verified and queued for the log: `written` says, at the end of the loop pass,
         /// whether its line reached the event log (only then may it be acknowledged).
-        case accepted(eventID: String, written: Pending<Bool>)
+        /// `filtered`: logged only, not notified (the source's event filter, SPEC 13).
+        case accepted(eventID: String, filtered: Bool, written: Pending<Bool>)
+        /// A permission verdict from an approver (SPEC 12): never an event, never logged.
+        case verdict(PermissionRelay.VerdictOutcome)
         case duplicate
         /// Unknown source, bad or missing signature, stale timestamp: one answer for all.
         case unauthorized
@@ -55,6 +58,8 @@ public actor ChannelState {
     let notifier: ChannelNotifier
     let log: Logger
     let eventLog: EventLog
+    /// Permission prompts out to approvers, their verdicts back to Claude Code.
+    public nonisolated let permissionRelay: PermissionRelay
     private let dedupeJournal: DedupeJournal
     /// `WEBHOOK_FSYNC=1`: answers also wait for `fdatasync` of the log.
     private let syncsLog: Bool
@@ -71,7 +76,8 @@ public actor ChannelState {
     private var logsOpen = false
 
     private struct Uncommitted {
-        var event: ChannelEvent
+        /// Nil for a filtered event: logged, not notified, no room reserved.
+        var event: ChannelEvent?
         var weight: Int
         /// The project the source is pinned to (`webhook-channel route`), if any.
         var route: String?
@@ -102,6 +108,7 @@ public actor ChannelState {
         logWorker = SerialWorker(name: "log-sync")
         fileWorker = SerialWorker(name: "state-files")
         eventLog = EventLog(directory: store.directory, background: logWorker, log: log)
+        permissionRelay = PermissionRelay(notifier: notifier, log: log)
         dedupeJournal = DedupeJournal(directory: store.directory, capacity: replay.capacity, background: logWorker, log: log)
     }
 
@@ -188,6 +195,12 @@ public actor ChannelState {
     public func source(id: String) -> SourceRecord? {
         refreshIfChanged()
         return file.source(id: id)
+    }
+
+    /// The sources permission requests go to (SPEC 12), as the file says now.
+    public func approvers() -> [SourceRecord] {
+        refreshIfChanged()
+        return file.sources.filter(\.isApprover)
     }
 
     public func allSources() -> [(SourceRecord, SourceStats)] {
@@ -314,16 +327,31 @@ public actor ChannelState {
         }
         if replayKeys.contains(where: { replay.contains($0, now: now) }) { return .duplicate }
 
+        // Only on the seed route, only from an approver, and only when signed with `v1=`, which
+        // binds the timestamp: a `sha256=` signature alone could be replayed for 24 h after a
+        // restart forgot it. The same body from any other source is an ordinary event.
+        if pathSourceID == nil, source.isApprover, fields?["type"] == PermissionRelay.verdictType {
+            guard details.seedSignature == nil else { return .unauthorized }
+            return .verdict(permissionRelay.answer(requestID: fields?["request_id"], behavior: fields?["behavior"]))
+        }
+
+        let type = Self.eventType(headers: headers, bodyFields: fields)
         let record = EventRecord(
             id: CredentialGenerator.eventID(), sourceID: source.id, sourceName: source.name, deliveryID: deliveryID,
-            type: Self.eventType(headers: headers, bodyFields: fields), receivedAt: now, contentType: contentType,
-            headers: EventLog.keptHeaders(from: headers), body: body, replayKeys: replayKeys)
-        let event = Self.channelEvent(for: record, replay: false, contentMode: source.contentMode, scheme: scheme)
-        let weight = ChannelNotifier.weight(of: event)
-        switch notifier.admit(weight: weight) {
-        case .admitted: break
-        case .notReady: return .notReady
-        case .backlog: return .backlog
+            type: type, receivedAt: now, contentType: contentType,
+            headers: EventLog.keptHeaders(from: headers), body: body, replayKeys: replayKeys,
+            filtered: !source.notifies(eventType: type))
+        // A filtered event reserves no room: it never waits to be written to stdout.
+        var event: ChannelEvent?
+        var weight = 0
+        if !record.filtered {
+            let notification = Self.channelEvent(for: record, replay: false, contentMode: source.contentMode, scheme: scheme)
+            weight = ChannelNotifier.weight(of: notification)
+            switch notifier.admit(weight: weight) {
+            case .admitted: event = notification
+            case .notReady: return .notReady
+            case .backlog: return .backlog
+            }
         }
 
         for key in replayKeys {
@@ -336,7 +364,7 @@ public actor ChannelState {
         uncommitted.append(Uncommitted(event: event, weight: weight, route: source.route, sourceID: source.id,
                                        replayKeys: replayKeys,
                                        written: written))
-        return .accepted(eventID: record.id, written: written)
+        return .accepted(eventID: record.id, filtered: record.filtered, written: written)
     }
 
     /// At the end of every loop pass: the events the pass accepted are written to the event
@@ -352,7 +380,7 @@ public actor ChannelState {
         dedupeJournal.writePending()
         guard written else {
             for accepted in batch {
-                notifier.cancel(weight: accepted.weight)
+                if accepted.event != nil { notifier.cancel(weight: accepted.weight) }
                 for key in accepted.replayKeys { replay.remove(key) }
                 stats[accepted.sourceID]?.eventCount -= 1
                 accepted.written.fulfil(false)
@@ -373,10 +401,12 @@ public actor ChannelState {
 
     private func release(_ batch: [Uncommitted]) {
         for accepted in batch {
-            if fanOut?.share(accepted.event, pinnedTo: accepted.route) ?? true {
-                notifier.deliver(accepted.event, weight: accepted.weight)
-            } else {
-                notifier.cancel(weight: accepted.weight)
+            if let event = accepted.event {
+                if fanOut?.share(event, pinnedTo: accepted.route) ?? true {
+                    notifier.deliver(event, weight: accepted.weight)
+                } else {
+                    notifier.cancel(weight: accepted.weight)
+                }
             }
             accepted.written.fulfil(true)
         }
@@ -457,8 +487,8 @@ public actor ChannelState {
     }
 
     /// The top-level body members the channel reads: the event type (`type`, `event`),
-    /// Stripe's `id` and Slack's `challenge`.
-    static let bodyFieldNames = ["type", "event", "id", "challenge"]
+    /// Stripe's `id`, Slack's `challenge`, and a permission verdict's `request_id` and `behavior`.
+    static let bodyFieldNames = ["type", "event", "id", "challenge", "request_id", "behavior"]
 
     /// SPEC section 4: the first present of these headers, or Stripe's body `id`.
     static func deliveryID(headers: HTTPHeaders, bodyFields: [String: String]?, scheme: SignatureScheme) -> String? {

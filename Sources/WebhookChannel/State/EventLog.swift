@@ -16,9 +16,11 @@ public struct EventRecord: Sendable, Equatable {
     public var replayKeys: [String]
     /// The body's size (kept when a listing leaves the body out).
     public var size: Int
+    /// Logged but not notified: the source's event filter left its type out (SPEC 13).
+    public var filtered: Bool
 
     public init(id: String, sourceID: String, sourceName: String, deliveryID: String?, type: String?, receivedAt: Double,
-                contentType: String, headers: [String: String], body: [UInt8], replayKeys: [String])
+                contentType: String, headers: [String: String], body: [UInt8], replayKeys: [String], filtered: Bool = false)
     {
         self.id = id
         self.sourceID = sourceID
@@ -31,6 +33,7 @@ public struct EventRecord: Sendable, Equatable {
         self.body = body
         self.replayKeys = replayKeys
         self.size = body.count
+        self.filtered = filtered
     }
 
     /// What a listing needs: everything but the body and headers.
@@ -218,6 +221,7 @@ final class EventLog {
         member(#","content_type":"#, record.contentType)
         out.append(contentsOf: #","size":"#.utf8)
         out.append(contentsOf: String(record.size).utf8)
+        if record.filtered { out.append(contentsOf: #","filtered":true"#.utf8) }
         out.append(contentsOf: #","headers":{"#.utf8)
         for (index, header) in record.headers.sorted(by: { $0.key < $1.key }).enumerated() {
             if index > 0 { out.append(UInt8(ascii: ",")) }
@@ -261,7 +265,8 @@ final class EventLog {
             id: id, sourceID: sourceID, sourceName: value["source_name"]?.stringValue ?? "",
             deliveryID: value["delivery_id"]?.stringValue, type: value["type"]?.stringValue, receivedAt: receivedAt,
             contentType: value["content_type"]?.stringValue ?? "", headers: headers, body: body,
-            replayKeys: value["replay_keys"]?.arrayValue?.compactMap(\.stringValue) ?? [])
+            replayKeys: value["replay_keys"]?.arrayValue?.compactMap(\.stringValue) ?? [],
+            filtered: value["filtered"]?.boolValue ?? false)
     }
 
     /// Metadata for listings (no body), newest first.
@@ -270,7 +275,7 @@ final class EventLog {
             "event_id": .string(record.id), "source_id": .string(record.sourceID), "source_name": .string(record.sourceName),
             "delivery_id": .optionalString(record.deliveryID), "event_type": .optionalString(record.type),
             "received_at": .string(ISOTime.format(record.receivedAt)), "content_type": .string(record.contentType),
-            "size": .int(Int64(record.size)),
+            "size": .int(Int64(record.size)), "filtered": .bool(record.filtered),
         ]
     }
 }

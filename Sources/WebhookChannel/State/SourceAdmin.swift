@@ -8,6 +8,8 @@ public enum SourceAdmin {
 
     public enum Failure: Error, Equatable {
         case unknownSource
+        /// The change is refused for this source; the text says why, for the person.
+        case refused(String)
     }
 
     /// A new secret in the form the scheme expects (Standard Webhooks: base64 after `whsec_`).
@@ -40,6 +42,33 @@ public enum SourceAdmin {
         guard let index = file.sources.firstIndex(where: { $0.id == id }) else { throw .unknownSource }
         file.sources[index].chosenContentMode = mode
         file.sources[index].extra["content_mode"] = nil
+        return file.sources[index]
+    }
+
+    /// Makes a source an approver or not (SPEC 12). Only a `webhook`-scheme source with a
+    /// callback can be one: permission requests go to its callback, and its verdicts must be
+    /// signed with the timestamp-bound `v1=` form, which provider schemes do not have.
+    public static func setApprover(_ file: inout SourcesFile, id: String, on: Bool) throws(Failure) -> SourceRecord {
+        guard let index = file.sources.firstIndex(where: { $0.id == id }) else { throw .unknownSource }
+        let source = file.sources[index]
+        if on, source.scheme != .webhook {
+            throw .refused("\(source.id) (\(source.name)) uses the \(source.scheme.rawValue) scheme; only a webhook-scheme "
+                + "source (paired with /pair) can be an approver.")
+        }
+        if on, source.callbackURL == nil {
+            throw .refused("\(source.id) (\(source.name)) has no callback URL, so permission requests could not reach it; "
+                + "pair it again with a callback_url.")
+        }
+        file.sources[index].approver = on
+        file.sources[index].extra["approver"] = nil
+        return file.sources[index]
+    }
+
+    /// Sets (or, with nil, clears) which event types of the source are notified (SPEC 13).
+    public static func setEventFilter(_ file: inout SourcesFile, id: String, filter: EventFilter?) throws(Failure) -> SourceRecord {
+        guard let index = file.sources.firstIndex(where: { $0.id == id }) else { throw .unknownSource }
+        file.sources[index].eventFilter = filter
+        file.sources[index].extra["event_filter"] = nil
         return file.sources[index]
     }
 

@@ -13,11 +13,18 @@ public struct SourceRecord: Sendable, Equatable {
     public var previousExpiresAt: String?
     /// Set by `webhook-channel content`; absent, the scheme's default (`contentMode`).
     public var chosenContentMode: ContentMode?
+    /// Set by `webhook-channel approver`: permission requests go to its callback, and its
+    /// `v1=`-signed verdicts answer them (SPEC 12). Stored as `"approver": true`.
+    public var approver: Bool
+    /// Set by `webhook-channel filter`: only these event types are notified (SPEC 13).
+    /// Stored as `"event_filter": ["type", "prefix*", …]`.
+    public var eventFilter: EventFilter?
     public var extra: JSONObject
 
     public init(id: String, name: String, hmacSecret: String, callbackURL: String?, pairedAt: String,
                 scheme: SignatureScheme = .webhook, previousSecret: String? = nil, previousExpiresAt: String? = nil,
-                chosenContentMode: ContentMode? = nil, extra: JSONObject = JSONObject())
+                chosenContentMode: ContentMode? = nil, approver: Bool = false, eventFilter: EventFilter? = nil,
+                extra: JSONObject = JSONObject())
     {
         self.id = id
         self.name = name
@@ -28,6 +35,8 @@ public struct SourceRecord: Sendable, Equatable {
         self.previousSecret = previousSecret
         self.previousExpiresAt = previousExpiresAt
         self.chosenContentMode = chosenContentMode
+        self.approver = approver
+        self.eventFilter = eventFilter
         self.extra = extra
     }
 
@@ -40,6 +49,24 @@ public struct SourceRecord: Sendable, Equatable {
 
     /// What Claude reads for this source's events (SPEC 14).
     public var contentMode: ContentMode { chosenContentMode ?? ContentMode.defaultMode(for: scheme) }
+
+    /// Only a seed-scheme source with a callback can take permission requests and answer them;
+    /// a flag left on a source that lost either (a hand-edited file) counts for nothing.
+    public var isApprover: Bool { approver && scheme == .webhook && callbackURL != nil }
+
+    /// Whether an event of this type is notified (no filter: every event).
+    public func notifies(eventType: String?) -> Bool { eventFilter?.passes(eventType) ?? true }
+
+    /// What `sources --json` and `webhook_sources` show of a source: never a secret.
+    public var listing: JSONObject {
+        [
+            "source_id": .string(id), "name": .string(name), "scheme": .string(scheme.rawValue),
+            "content_mode": .string(contentMode.rawValue), "callback_url": .optionalString(callbackURL),
+            "paired_at": .string(pairedAt), "approver": .bool(isApprover),
+            "event_filter": eventFilter.map { .array($0.patterns.map(JSONValue.string)) } ?? .null,
+            "route": .optionalString(route),
+        ]
+    }
 
     /// The secrets a signature may be made with now: the current one, then a rotated-out one
     /// while its grace period lasts.
@@ -138,11 +165,17 @@ public struct SourcesFile: Sendable, Equatable {
             previousSecret: object["previous_secret"]?.stringValue,
             previousExpiresAt: object["previous_expires_at"]?.stringValue,
             // A word a later version may add is kept as it was (in `extra`) and read as absent.
-            chosenContentMode: object["content_mode"]?.stringValue.flatMap(ContentMode.init(rawValue:)))
+            chosenContentMode: object["content_mode"]?.stringValue.flatMap(ContentMode.init(rawValue:)),
+            approver: object["approver"]?.boolValue ?? false,
+            eventFilter: object["event_filter"]?.arrayValue.flatMap { items in
+                EventFilter(patterns: items.compactMap(\.stringValue)).flatMap { $0.patterns.count == items.count ? $0 : nil }
+            })
         for key in ["name", "hmac_secret", "callback_url", "paired_at", "scheme", "previous_secret", "previous_expires_at"] {
             object[key] = nil
         }
         if record.chosenContentMode != nil { object["content_mode"] = nil }
+        if object["approver"]?.boolValue != nil { object["approver"] = nil }
+        if record.eventFilter != nil { object["event_filter"] = nil }
         var withExtra = record
         withExtra.extra = object
         return withExtra
@@ -187,6 +220,8 @@ public struct SourcesFile: Sendable, Equatable {
             if let previous = source.previousSecret { entry["previous_secret"] = .string(previous) }
             if let expiry = source.previousExpiresAt { entry["previous_expires_at"] = .string(expiry) }
             if let mode = source.chosenContentMode { entry["content_mode"] = .string(mode.rawValue) }
+            if source.approver { entry["approver"] = true }
+            if let filter = source.eventFilter { entry["event_filter"] = .array(filter.patterns.map(JSONValue.string)) }
             for member in source.extra { entry[member.key] = member.value }
             sourcesObject[source.id] = .object(entry)
         }
