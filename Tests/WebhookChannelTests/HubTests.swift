@@ -181,6 +181,38 @@ import Testing
         #expect(try await follower.mcp.channelEvent()["content"] == #"{"event":"still"}"#)
         #expect(try await http.get("/health").json()["sessions"] == 2)
     }
+    @Test func aVerdictReachesTheFollowerWhoseClaudeCodeAsked() async throws {
+        var sessions = try Sessions()
+        defer { sessions.stop() }
+        let receiver = try CallbackReceiver(statuses: [200])
+        defer { receiver.stop() }
+        let hub = try await sessions.start(project: "/work/a")
+        let http = RawHTTPClient(port: sessions.port)
+        let approver = try await http.pairSource(name: "phone", callbackURL: receiver.url())
+        let made = try await runCLI(["approver", approver.sourceID, "on"], stateDir: sessions.stateDir)
+        #expect(made.exitCode == 0, "\(made)")
+        let follower = try await sessions.start(project: "/work/b")
+        _ = try await follower.server.stderr.waitForLine("a line with following", where: { $0.contains("following") })
+
+        follower.mcp.notify(PermissionRelayTests.requestMethod, params: PermissionRelayTests.requestParams("qwert"))
+        let request = try #require(try await receiver.waitForDeliveries(1).last).request
+        #expect(try JSON.parse(request.body)["request_id"] == "qwert")
+
+        // The verdict arrives at the hub's port; it reaches the follower, not the hub's session.
+        let answer = try await retrying(timeout: .seconds(10), "the hub to know request qwert") {
+            let answer = try await http.postWebhook(PermissionRelayTests.verdictBody("qwert"), as: approver)
+            guard answer.status == 200 else { throw HarnessError("\(answer)") }
+            return answer
+        }
+        #expect(try answer.json() == ["received": true, "verdict": "allow"], "\(answer)")
+        let verdict = try await follower.mcp.message("a permission verdict") {
+            $0["method"]?.stringValue == PermissionRelayTests.verdictMethod
+        }
+        #expect(verdict["params"] == ["request_id": "qwert", "behavior": "allow"], "\(verdict)")
+        _ = try await hub.mcp.result("ping")
+        #expect(PermissionRelayTests.verdictNotifications(hub.mcp).isEmpty)
+        #expect(try await http.postWebhook(PermissionRelayTests.verdictBody("qwert"), as: approver).status == 404)
+    }
 }
 
 /// Runs `attempt` until it does not throw (each error is a retry) or `timeout` passes.

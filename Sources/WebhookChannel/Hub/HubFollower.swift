@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 
 /// A follower's side of `hub.sock`: attached to the hub, it writes the notification lines the
 /// hub sends to its own stdout, as its own channel events (same `event_id`).
@@ -14,6 +15,7 @@ final class HubFollower: @unchecked Sendable {
     }
 
     private let fd: Int32
+    private let writing = Mutex(())
     let welcome: Welcome
     private let output: ProtocolOutput
     private let notifier: ChannelNotifier
@@ -40,6 +42,13 @@ final class HubFollower: @unchecked Sendable {
         self.output = output
         self.notifier = notifier
         welcome = Welcome(hubPID: Int32(truncatingIfNeeded: pid), host: host, port: UInt16(port))
+    }
+
+    /// Tells the hub that this session's Claude Code asked for a permission verdict (the
+    /// verdict arrives at the hub's port and comes back here).
+    func registerPermissionRequest(_ requestID: String) {
+        let frame = JSONWriter.compactString(["type": "permission_request", "request_id": .string(requestID)]) + "\n"
+        writing.withLock { _ in _ = writeFully(fd, Array(frame.utf8)) }
     }
 
     /// Reads the hub until it goes away, then calls `onLost` once (on the reader thread).

@@ -20,15 +20,17 @@ final class HubServer: SessionFanOut, @unchecked Sendable {
     private let welcome: [UInt8]
     private let log: Logger
     private let onChange: @Sendable ([SessionInfo]) -> Void
+    private let permissions: PermissionRelay
     private let links = Mutex<[FollowerLink]>([])
     private let stopped = Atomic<Bool>(false)
 
     /// Listens on `hub.sock` in the state dir, replacing a stale one (the caller holds the
     /// port, so no other hub can be alive on it).
-    init(directory: StateDirectory, own: SessionInfo, host: String, port: UInt16, log: Logger,
+    init(directory: StateDirectory, own: SessionInfo, host: String, port: UInt16, permissions: PermissionRelay, log: Logger,
          onChange: @escaping @Sendable ([SessionInfo]) -> Void) throws(SocketError)
     {
         self.own = own
+        self.permissions = permissions
         self.log = log
         self.onChange = onChange
         socketPath = directory.path(of: Self.socketName)
@@ -122,13 +124,21 @@ final class HubServer: SessionFanOut, @unchecked Sendable {
         log.info("follower attached: pid \(link.info.pid) in \(directory)")
         onChange(sessions)
         link.startWriting()
-        // Followers send nothing after hello; anything that is not a JSON line ends the link.
+        // After hello a follower only registers its Claude Code's permission requests, so the
+        // verdict (which arrives here) goes back to it. Anything not a JSON object ends the link.
         loop: while true {
             switch reader.next() {
             case .line(let frame):
-                if (try? JSONParser.parse(frame)) == nil {
+                guard let value = try? JSONParser.parse(frame), value.objectValue != nil else {
                     log.warning("malformed frame from follower pid \(link.info.pid); closed that connection")
                     break loop
+                }
+                if value["type"]?.stringValue == "permission_request", let id = value["request_id"]?.stringValue {
+                    permissions.remember(requestID: id) { [weak link] behavior in
+                        var line = ChannelNotifier.permissionLine(requestID: id, behavior: behavior.rawValue)
+                        line.append(0x0A)
+                        _ = link?.send(line)
+                    }
                 }
             case .end, .tooLong:
                 break loop

@@ -113,7 +113,8 @@ final class SessionCoordinator: @unchecked Sendable {
         let file = serverFile
         let hub: HubServer?
         do {
-            hub = try HubServer(directory: directory, own: own, host: host, port: port, log: log) { [log] sessions in
+            hub = try HubServer(directory: directory, own: own, host: host, port: port,
+                                permissions: channel.permissionRelay, log: log) { [log] sessions in
                 file.write(host: host, port: port, sessions: sessions, log: log)
             }
         } catch {
@@ -129,6 +130,7 @@ final class SessionCoordinator: @unchecked Sendable {
             return state.shuttingDown
         }
         if shuttingDown { return }
+        channel.permissionRelay.registerWithHub(nil)
         serverFile.write(host: host, port: port, sessions: hub?.sessions ?? [own], log: log)
         if let hub {
             loop.execute { [channel] in channel.assumeIsolated { $0.fanOut = hub } }
@@ -150,6 +152,7 @@ final class SessionCoordinator: @unchecked Sendable {
             }
             return state.role == .follower || state.role == .alone
         }
+        channel.permissionRelay.registerWithHub { [weak follower] id in follower?.registerPermissionRequest(id) }
         log.info("\(wasFollowing ? "re-attached, " : "")following the hub (pid \(welcome.hubPID)) on \(welcome.host):\(welcome.port); "
             + "its webhooks arrive in this session too")
         follower.run { [self] in

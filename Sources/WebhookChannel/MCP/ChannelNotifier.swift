@@ -105,11 +105,16 @@ public final class ChannelNotifier: Sendable {
     /// Passes a permission verdict on to Claude Code (SPEC 12). A handful of bytes, rare, and
     /// only ever after the client asked: it does not count against the event backlog.
     public func sendPermission(requestID: String, behavior: String) {
-        let line = JSONWriter.compact([
+        let line = Self.permissionLine(requestID: requestID, behavior: behavior)
+        output.enqueue { $0.append(contentsOf: line) }
+    }
+
+    /// `notifications/claude/channel/permission` (no newline), for this session or a follower's.
+    public static func permissionLine(requestID: String, behavior: String) -> [UInt8] {
+        JSONWriter.compact([
             "jsonrpc": "2.0", "method": "notifications/claude/channel/permission",
             "params": ["request_id": .string(requestID), "behavior": .string(behavior)],
         ])
-        output.enqueue { $0.append(contentsOf: line) }
     }
 
     /// Flushes the queue and switches to direct delivery. Done under the lock so an event

@@ -28,10 +28,22 @@ public final class PermissionRelay: Sendable {
     /// long answered at the terminal (which Claude Code does not tell channels).
     static let maxOpenRequests = 256
 
+    /// Where a verdict goes: this session's Claude Code, or (on the hub) the follower session
+    /// whose Claude Code asked.
+    typealias Answer = @Sendable (Behavior) -> Void
+
+    private struct OpenRequest {
+        var id: String
+        var answer: Answer?
+    }
+
     private let notifier: ChannelNotifier
     private let log: Logger
-    /// Open request ids, oldest first.
-    private let open = Mutex<[String]>([])
+    /// Open request ids, oldest first; `answer` nil means this session's own.
+    private let open = Mutex<[OpenRequest]>([])
+    /// Set while this process follows a hub: verdicts arrive at the hub's port, so each
+    /// request id is also registered there (`HubServer`), which sends the verdict back here.
+    private let hubRegistration = Mutex<(@Sendable (String) -> Void)?>(nil)
 
     init(notifier: ChannelNotifier, log: Logger) {
         self.notifier = notifier
@@ -44,6 +56,24 @@ public final class PermissionRelay: Sendable {
     }
 
     var openRequestCount: Int { open.withLock { $0.count } }
+
+    func registerWithHub(_ register: (@Sendable (String) -> Void)?) {
+        hubRegistration.withLock { $0 = register }
+    }
+
+    /// On the hub: a follower's Claude Code asked; its verdict goes back through `answer`.
+    func remember(requestID: String, answer: @escaping Answer) {
+        guard Self.isRequestID(requestID) else { return }
+        remember(OpenRequest(id: requestID, answer: answer))
+    }
+
+    private func remember(_ request: OpenRequest) {
+        open.withLock { open in
+            open.removeAll { $0.id == request.id }
+            open.append(request)
+            if open.count > Self.maxOpenRequests { open.removeFirst(open.count - Self.maxOpenRequests) }
+        }
+    }
 
     // MARK: Requests (MCP side)
 
@@ -58,11 +88,8 @@ public final class PermissionRelay: Sendable {
             log.info("permission: request \(requestID) not relayed: no source is an approver")
             return
         }
-        open.withLock { open in
-            open.removeAll { $0 == requestID }
-            open.append(requestID)
-            if open.count > Self.maxOpenRequests { open.removeFirst(open.count - Self.maxOpenRequests) }
-        }
+        remember(OpenRequest(id: requestID, answer: nil))
+        hubRegistration.withLock { $0 }?(requestID)
         var payload: JSONObject = ["type": "permission_request", "request_id": .string(requestID)]
         for key in ["tool_name", "description", "input_preview"] {
             payload[key] = .string(params?[key]?.stringValue ?? "")
@@ -87,13 +114,16 @@ public final class PermissionRelay: Sendable {
         guard let behavior = behavior.flatMap(Behavior.init(rawValue:)) else {
             return .invalid("\"behavior\" must be \"allow\" or \"deny\".")
         }
-        let wasOpen = open.withLock { open in
-            guard let index = open.firstIndex(of: requestID) else { return false }
-            open.remove(at: index)
-            return true
+        let request = open.withLock { open -> OpenRequest? in
+            guard let index = open.firstIndex(where: { $0.id == requestID }) else { return nil }
+            return open.remove(at: index)
         }
-        guard wasOpen else { return .unknownRequest }
-        notifier.sendPermission(requestID: requestID, behavior: behavior.rawValue)
+        guard let request else { return .unknownRequest }
+        if let answer = request.answer {
+            answer(behavior)
+        } else {
+            notifier.sendPermission(requestID: requestID, behavior: behavior.rawValue)
+        }
         log.info("permission: request \(requestID) answered \(behavior.rawValue)")
         return .answered(behavior)
     }
