@@ -1,5 +1,4 @@
 import Foundation
-import Glibc
 
 /// `sources`, `add`, `revoke`, `rotate`: the operator's hold on who may send. Each changes
 /// `sources.json` under the same lock as the server, which sees the change on its next request.

@@ -1,4 +1,4 @@
-import Glibc
+import Foundation
 import Synchronization
 
 /// The only writer of protocol lines. At start the real stdout is moved to a private descriptor

@@ -1,5 +1,4 @@
 import Foundation
-import Glibc
 import Synchronization
 
 /// One accepted event as the log keeps it: enough to list it, show its whole body, replay it,
@@ -93,7 +92,7 @@ public final class EventLog: @unchecked Sendable {
         for record in batch { Self.appendLine(record, into: &line) }
         if fd < 0 || currentSize + line.count > maxFileBytes { rotateIfNeeded(adding: line.count) }
         guard fd >= 0 else { return }
-        let written = line.withUnsafeBytes { Glibc.write(fd, $0.baseAddress, $0.count) }
+        let written = line.withUnsafeBytes { Foundation.write(fd, $0.baseAddress, $0.count) }
         if written == line.count {
             currentSize += line.count
         } else {
