@@ -1,5 +1,4 @@
 import Foundation
-import Glibc
 import Testing
 
 /// Start-up reporting and clean shutdown (SPEC 2 and 3).

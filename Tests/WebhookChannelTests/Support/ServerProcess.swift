@@ -1,5 +1,4 @@
 import Foundation
-import Glibc
 
 /// Bounds how many servers run at once. swift-testing starts every test at the same time;
 /// dozens of servers starting together on a 2-core machine would turn timing contracts
