@@ -9,17 +9,21 @@ import Darwin
 extension stat {
     var modificationNanoseconds: Int64 {
         #if canImport(Darwin)
-        return Int64(st_mtimespec.tv_sec) * 1_000_000_000 + Int64(st_mtimespec.tv_nsec)
+        return Self.nanoseconds(st_mtimespec)
         #else
-        return Int64(st_mtim.tv_sec) * 1_000_000_000 + Int64(st_mtim.tv_nsec)
+        return Self.nanoseconds(st_mtim)
         #endif
     }
 
     var changeNanoseconds: Int64 {
         #if canImport(Darwin)
-        return Int64(st_ctimespec.tv_sec) * 1_000_000_000 + Int64(st_ctimespec.tv_nsec)
+        return Self.nanoseconds(st_ctimespec)
         #else
-        return Int64(st_ctim.tv_sec) * 1_000_000_000 + Int64(st_ctim.tv_nsec)
+        return Self.nanoseconds(st_ctim)
         #endif
+    }
+
+    private static func nanoseconds(_ time: timespec) -> Int64 {
+        Int64(time.tv_sec) * 1_000_000_000 + Int64(time.tv_nsec)
     }
 }

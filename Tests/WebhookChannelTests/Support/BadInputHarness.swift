@@ -1,4 +1,5 @@
 import Foundation
+@testable import WebhookChannel
 import Testing
 
 // Helpers for the bad-input / hardening suites (issue 4, SPEC section 5): a socket that
@@ -172,7 +173,7 @@ final class RawSocket: @unchecked Sendable {
         guard fd >= 0 else { return "socket already closed" }
         var offset = 0
         while offset < data.count {
-            let sent = data.withUnsafeBytes { TestSocket.send(fd, $0.baseAddress! + offset, data.count - offset) }
+            let sent = data.withUnsafeBytes { NoSignalSend.send(fd, $0.baseAddress! + offset, data.count - offset) }
             if sent < 0 {
                 if errno == EINTR { continue }
                 return "send failed after \(offset) of \(data.count) bytes: \(String(cString: strerror(errno)))"

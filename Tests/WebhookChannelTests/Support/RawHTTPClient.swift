@@ -1,4 +1,5 @@
 import Foundation
+@testable import WebhookChannel
 
 typealias HeaderFields = [(name: String, value: String)]
 
@@ -105,7 +106,7 @@ final class HTTPConnection: @unchecked Sendable {
         setTimeout(timeout)
         var offset = 0
         while offset < data.count {
-            let sent = data.withUnsafeBytes { TestSocket.send(fd, $0.baseAddress! + offset, data.count - offset) }
+            let sent = data.withUnsafeBytes { NoSignalSend.send(fd, $0.baseAddress! + offset, data.count - offset) }
             if sent < 0 {
                 if errno == EINTR { continue }
                 throw HarnessError("send failed after \(offset) of \(data.count) bytes: \(String(cString: strerror(errno)))")
