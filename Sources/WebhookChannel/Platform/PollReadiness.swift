@@ -39,7 +39,12 @@ final class PollReadiness: ReadinessBackend {
         }
         guard count > 0 else { return }
         var closed: [Int32] = []
-        for entry in descriptors where entry.revents != 0 {
+        // Newest registrations first, so connections come before the listener (registered at
+        // start and never moved): a round handles the hang-ups of closed connections before it
+        // accepts new ones, as epoll's ready list (in order of readiness) does when the closes
+        // came first. In array order, a client that closes connections at the connection cap
+        // and opens a new one would be refused with 503.
+        for entry in descriptors.reversed() where entry.revents != 0 {
             let bits = Int32(entry.revents)
             // A descriptor closed without being removed: epoll forgets it on close, so do the same.
             if bits & Int32(POLLNVAL) != 0 { closed.append(entry.fd); continue }
