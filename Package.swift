@@ -8,18 +8,22 @@ let swiftSettings: [SwiftSetting] = [
 
 let package = Package(
     name: "webhook-channel",
+    platforms: [.macOS(.v15)],
     products: [
         .executable(name: "webhook-channel", targets: ["webhook-channel"]),
     ],
     targets: [
         // The system's libcrypto/libssl (OpenSSL 3): HMAC, RNG, constant-time compare, TLS.
+        // pkg-config finds it; on macOS that is Homebrew's openssl@3 (scripts/launch sets
+        // PKG_CONFIG_PATH from `brew --prefix openssl@3`).
         .systemLibrary(
             name: "COpenSSL",
             path: "Sources/COpenSSL",
             pkgConfig: "libcrypto",
-            providers: [.apt(["libssl-dev", "pkg-config"])]
+            providers: [.apt(["libssl-dev", "pkg-config"]), .brew(["openssl@3"])]
         ),
-        // Linux interfaces Glibc does not export (epoll, eventfd, flock); headers only.
+        // Linux interfaces Glibc does not export (epoll, eventfd, inotify, accept4); headers
+        // only, empty on other platforms. Imported by Sources/WebhookChannel/Platform only.
         .systemLibrary(name: "CLinux", path: "Sources/CLinux"),
         .target(
             name: "WebhookChannel",

@@ -2,7 +2,9 @@
 #define WEBHOOK_CLINUX_SHIM_H
 
 // Linux interfaces the Glibc module does not export: the event loop's epoll and eventfd,
-// inotify for the state dir, and advisory file locks.
+// inotify for the state dir, and advisory file locks. Empty elsewhere, so the module still
+// builds on macOS (where only Sources/WebhookChannel/Platform imports it, under canImport(Glibc)).
+#ifdef __linux__
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/file.h>
@@ -11,5 +13,6 @@
 
 // accept4 is a GNU extension that the Glibc module hides without _GNU_SOURCE.
 extern int accept4(int sockfd, struct sockaddr *addr, socklen_t *addrlen, int flags);
+#endif
 
 #endif

@@ -1,4 +1,4 @@
-import Glibc
+import Foundation
 import WebhookChannel
 
 exit(WebhookChannelMain.run(arguments: Array(CommandLine.arguments.dropFirst())))

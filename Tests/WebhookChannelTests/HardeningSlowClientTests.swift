@@ -1,5 +1,4 @@
 import Foundation
-import Glibc
 import Testing
 
 /// Slow and many clients (issue 4, SPEC section 5): slowloris gets `408` within the header

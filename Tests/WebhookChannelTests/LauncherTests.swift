@@ -45,9 +45,8 @@ import Testing
 
     /// Runs `bash scripts/launch` as Claude Code would, speaks initialize + tools/list, closes
     /// stdin and returns every stdout line and the stderr text.
-    static func runLauncher(pluginRoot: URL, dir: TempStateDir, path: String? = nil) async throws -> (stdout: [String], stderr: String, exit: Termination) {
-        var environment = ServerProcess.childEnvironment(stateDir: dir)
-        environment["CLAUDE_PLUGIN_ROOT"] = pluginRoot.path
+    static func runLauncher(pluginRoot: URL, dir: TempStateDir, path: String? = nil, pluginData: URL? = nil) async throws -> (stdout: [String], stderr: String, exit: Termination) {
+        var environment = launcherEnvironment(pluginRoot: pluginRoot, dir: dir, pluginData: pluginData)
         if let path { environment["PATH"] = path }
         let child = try ChildProcess(executable: URL(fileURLWithPath: "/bin/bash"), arguments: [launchScript.path],
                                      environment: environment)
@@ -71,6 +70,38 @@ import Testing
             child.stdout.isFinished && child.stderr.isFinished ? true : nil
         }
         return (child.stdout.textLines, child.stderr.text, exit)
+    }
+
+    /// What Claude Code gives the launcher: the plugin root and, when given, the plugin's data dir.
+    static func launcherEnvironment(pluginRoot: URL, dir: TempStateDir, pluginData: URL? = nil) -> [String: String] {
+        var environment = ServerProcess.childEnvironment(stateDir: dir)
+        environment["CLAUDE_PLUGIN_ROOT"] = pluginRoot.path
+        environment["CLAUDE_PLUGIN_DATA"] = pluginData?.path
+        return environment
+    }
+
+    /// A directory with a fake `swift` (answering `--version` as Swift 6 does, running `build`
+    /// as `body`), to put first on PATH.
+    static func makeFakeSwift(in dir: TempStateDir, build body: String) throws -> URL {
+        let fakeBin = dir.root.appendingPathComponent("fakebin", isDirectory: true)
+        try FileManager.default.createDirectory(at: fakeBin, withIntermediateDirectories: true)
+        let script = """
+        #!/bin/sh
+        if [ "$1" = --version ]; then echo "Swift version 6.0.3 (swift-6.0.3-RELEASE)"; exit 0; fi
+        \(body)
+        """
+        try writeExecutable(script, to: fakeBin.appendingPathComponent("swift"))
+        return fakeBin
+    }
+
+    /// Runs the launcher with stdin closed and waits for it to end.
+    static func runToExit(arguments: [String] = [], environment: [String: String]) async throws -> (exit: Termination, child: ChildProcess) {
+        let child = try ChildProcess(executable: URL(fileURLWithPath: "/bin/bash"), arguments: [launchScript.path] + arguments,
+                                     environment: environment)
+        child.closeStdin()
+        let exit = try await child.waitForExit(timeout: .seconds(10))
+        _ = try await poll(timeout: .seconds(2), "pipes to close") { child.stdout.isFinished && child.stderr.isFinished ? true : nil }
+        return (exit, child)
     }
 
     static func expectOnlyJSONRPC(_ lines: [String], sourceLocation: SourceLocation = #_sourceLocation) {
@@ -101,20 +132,15 @@ import Testing
         let dir = try TempStateDir()
         defer { dir.remove() }
         let root = try Self.makePluginRoot(in: dir)
-        let fakeBin = dir.root.appendingPathComponent("fakebin", isDirectory: true)
-        try FileManager.default.createDirectory(at: fakeBin, withIntermediateDirectories: true)
         let marker = dir.root.appendingPathComponent("swift-was-called")
-        let fake = """
-        #!/bin/sh
+        let fakeBin = try Self.makeFakeSwift(in: dir, build: """
         echo "Compiling junk"
         echo "[1/2] Compiling webhook-channel main.swift"
         echo "$*" > '\(marker.path)'
         mkdir -p '\(root.path)/.build/release'
         ln -sf '\(try ServerProcess.binaryURL().path)' '\(root.path)/.build/release/webhook-channel'
         echo "Build complete!"
-        """
-        let swift = fakeBin.appendingPathComponent("swift")
-        try Self.writeExecutable(fake, to: swift)
+        """)
         let path = fakeBin.path + ":" + (ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin")
 
         let run = try await Self.runLauncher(pluginRoot: root, dir: dir, path: path)
@@ -132,24 +158,79 @@ import Testing
         let dir = try TempStateDir()
         defer { dir.remove() }
         let root = try Self.makePluginRoot(in: dir)
-        let fakeBin = dir.root.appendingPathComponent("fakebin", isDirectory: true)
-        try FileManager.default.createDirectory(at: fakeBin, withIntermediateDirectories: true)
-        let swift = fakeBin.appendingPathComponent("swift")
-        try Self.writeExecutable("#!/bin/sh\necho 'error: compile failed'\nexit 1\n", to: swift)
-        var environment = ServerProcess.childEnvironment(stateDir: dir)
-        environment["CLAUDE_PLUGIN_ROOT"] = root.path
+        let fakeBin = try Self.makeFakeSwift(in: dir, build: "echo 'error: compile failed'\nexit 1")
+        var environment = Self.launcherEnvironment(pluginRoot: root, dir: dir)
         environment["PATH"] = fakeBin.path + ":" + (environment["PATH"] ?? "/usr/bin:/bin")
 
-        let child = try ChildProcess(executable: URL(fileURLWithPath: "/bin/bash"), arguments: [Self.launchScript.path],
-                                     environment: environment)
+        for arguments in [[], ["setup"]] {
+            let (exit, child) = try await Self.runToExit(arguments: arguments, environment: environment)
+            defer { child.kill() }
+
+            #expect(exit != .exited(0), "\(arguments): \(exit)")
+            #expect(child.stdout.textLines.isEmpty, "\(arguments): stdout: \(child.stdout.text)")
+            #expect(child.stderr.text.contains("compile failed"), "\(arguments): \(child.stderr.text)")
+        }
+    }
+
+    /// SPEC 10: without Swift the launcher says, in one line, what to install, and ends at once.
+    @Test func withoutSwiftTheLauncherFailsFastWithTheInstallHint() async throws {
+        let dir = try TempStateDir()
+        defer { dir.remove() }
+        let root = try Self.makePluginRoot(in: dir)
+        // A PATH with the tools the script uses and no swift.
+        let tools = dir.root.appendingPathComponent("tools", isDirectory: true)
+        try FileManager.default.createDirectory(at: tools, withIntermediateDirectories: true)
+        for tool in ["uname", "sed", "head", "grep", "find", "dirname", "pkg-config"] {
+            for directory in ["/usr/bin", "/bin"] where FileManager.default.isExecutableFile(atPath: "\(directory)/\(tool)") {
+                try? FileManager.default.createSymbolicLink(atPath: tools.appendingPathComponent(tool).path,
+                                                            withDestinationPath: "\(directory)/\(tool)")
+            }
+        }
+        var environment = Self.launcherEnvironment(pluginRoot: root, dir: dir)
+        environment["PATH"] = tools.path
+
+        let (exit, child) = try await Self.runToExit(environment: environment)
         defer { child.kill() }
-        child.closeStdin()
-        let exit = try await child.waitForExit(timeout: .seconds(10))
-        _ = try await poll(timeout: .seconds(2), "pipes to close") { child.stdout.isFinished && child.stderr.isFinished ? true : nil }
 
         #expect(exit != .exited(0), "\(exit)")
-        #expect(child.stdout.textLines.isEmpty, "stdout: \(child.stdout.text)")
-        #expect(child.stderr.text.contains("compile failed"), "\(child.stderr.text)")
+        #expect(child.stdout.text.isEmpty, "stdout: \(child.stdout.text)")
+        let lines = child.stderr.textLines.filter { !$0.isEmpty }
+        #expect(lines.count == 1, "one line: \(child.stderr.text)")
+        #expect(lines.first?.contains("swift.org/install") == true || lines.first?.contains("xcode-select --install") == true,
+                "the install hint: \(child.stderr.text)")
+    }
+
+    /// With CLAUDE_PLUGIN_DATA the build goes there (the plugin folder is a replaceable
+    /// cache), and `setup` builds without serving.
+    @Test func withPluginDataTheBuildGoesThereAndSetupOnlyBuilds() async throws {
+        let dir = try TempStateDir()
+        defer { dir.remove() }
+        let root = try Self.makePluginRoot(in: dir)
+        let data = dir.root.appendingPathComponent("plugin-data", isDirectory: true)
+        let marker = dir.root.appendingPathComponent("swift-arguments")
+        let fakeBin = try Self.makeFakeSwift(in: dir, build: """
+        echo "$*" > '\(marker.path)'
+        echo "Compiling junk"
+        mkdir -p '\(data.path)/build/release'
+        ln -sf '\(try ServerProcess.binaryURL().path)' '\(data.path)/build/release/webhook-channel'
+        """)
+        var environment = Self.launcherEnvironment(pluginRoot: root, dir: dir, pluginData: data)
+        environment["PATH"] = fakeBin.path + ":" + (environment["PATH"] ?? "/usr/bin:/bin")
+
+        let (exit, child) = try await Self.runToExit(arguments: ["setup"], environment: environment)
+        defer { child.kill() }
+
+        #expect(exit == .exited(0), "\(exit); stderr:\n\(child.stderr.text)")
+        #expect(child.stdout.text.isEmpty, "setup must not serve or print on stdout: \(child.stdout.text)")
+        #expect(child.stderr.text.contains("Compiling junk"), "\(child.stderr.text)")
+        let arguments = (try? String(contentsOf: marker, encoding: .utf8)) ?? ""
+        #expect(arguments.contains("--scratch-path \(data.path)/build"), "swift was run as: \(arguments)")
+
+        // The binary built there is what the launcher then runs, without building again.
+        try FileManager.default.removeItem(at: marker)
+        let run = try await Self.runLauncher(pluginRoot: root, dir: dir, path: environment["PATH"], pluginData: data)
+        Self.expectOnlyJSONRPC(run.stdout)
+        #expect(!FileManager.default.fileExists(atPath: marker.path), "an up-to-date binary was rebuilt: \(run.stderr)")
     }
 
     @Test func mcpJSONRegistersWebhookThroughTheLauncher() throws {

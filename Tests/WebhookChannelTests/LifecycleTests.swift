@@ -1,5 +1,4 @@
 import Foundation
-import Glibc
 import Testing
 
 /// Start-up reporting and clean shutdown (SPEC 2 and 3).
@@ -51,7 +50,7 @@ import Testing
         try await expectPromptCleanExit(server, since: started)
     }
 
-    @Test(arguments: [("WEBHOOK_PORT", "not-a-port"), ("WEBHOOK_PORT", "70000")])
+    @Test(arguments: [("WEBHOOK_PORT", "not-a-port"), ("WEBHOOK_PORT", "70000"), ("WEBHOOK_EVENT_LOOP", "kqueue")])
     func badSettingIsAOneLineErrorNamingTheVariableAndExitTwo(variable: String, value: String) async throws {
         let dir = try TempStateDir()
         defer { dir.remove() }

@@ -1,4 +1,4 @@
-import Glibc
+import Foundation
 import Synchronization
 import Testing
 @testable import WebhookChannel
@@ -30,8 +30,8 @@ struct ProtocolOutputTests {
         }
 
         func close() {
-            Glibc.close(readFD)
-            Glibc.close(writeFD)
+            Foundation.close(readFD)
+            Foundation.close(writeFD)
         }
     }
 
@@ -81,8 +81,8 @@ struct ProtocolOutputTests {
 
     @Test func aClosedReaderDoesNotBlockSenders() throws {
         let pipe = try Pipe()
-        Glibc.close(pipe.readFD)
-        defer { Glibc.close(pipe.writeFD) }
+        Foundation.close(pipe.readFD)
+        defer { Foundation.close(pipe.writeFD) }
         signal(SIGPIPE, SIG_IGN)
         let output = ProtocolOutput(fd: pipe.writeFD)
         let started = MonotonicClock.nowNanoseconds()

@@ -1,5 +1,4 @@
 import Foundation
-import Glibc
 
 /// The operator CLI: the same binary with a subcommand. Exit codes: 0 ok, 1 failed (unknown id
 /// or code, no server), 2 usage.

@@ -1,5 +1,4 @@
 import Foundation
-import Glibc
 import Synchronization
 
 /// `webhook-channel` with no arguments: MCP on stdio and the HTTP server, in one process.
@@ -25,7 +24,7 @@ enum ServeCommand {
             log.error("state directory \(config.stateDirectory): \(error)")
         }
         let loop: EventLoop
-        do { loop = try EventLoop() } catch {
+        do { loop = try EventLoop(backend: config.eventLoop) } catch {
             log.error("cannot start the event loop: \(error)")
             exit(1)
         }

@@ -1,5 +1,4 @@
 import Foundation
-import Glibc
 
 /// `sources`, `add`, `revoke`, `rotate`, `content`, `approver`, `filter`: the operator's hold
 /// on who may send, who may approve and what Claude reads. Each changes

@@ -34,7 +34,7 @@ final class HubServer: SessionFanOut, @unchecked Sendable {
         self.log = log
         self.onChange = onChange
         socketPath = directory.path(of: Self.socketName)
-        listenFD = try UnixSocket.listen(path: socketPath)
+        listenFD = try UnixSocket.listening(at: socketPath)
         welcome = Array(JSONWriter.compactString([
             "type": "welcome", "hub_pid": .int(Int64(own.pid)), "host": .string(host), "port": .int(Int64(port)),
         ]).utf8) + [0x0A]

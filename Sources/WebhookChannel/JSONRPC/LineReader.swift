@@ -1,5 +1,4 @@
 import Foundation
-import Glibc
 
 /// Reads newline-delimited messages from a file descriptor on a dedicated thread, so a slow
 /// or silent client never occupies a Swift concurrency thread.

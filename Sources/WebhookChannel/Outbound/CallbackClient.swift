@@ -1,5 +1,4 @@
 import Foundation
-import Glibc
 
 /// One HTTP/1.1 POST to a callback URL, on plain sockets (TLS through libssl for https). Runs
 /// on its own thread so a slow receiver never blocks the event loop or the MCP loop. Redirects
@@ -139,7 +138,7 @@ public enum CallbackClient {
     static func resolveAll(host: String, port: UInt16) -> [SocketAddress] {
         var hints = addrinfo()
         hints.ai_family = AF_UNSPEC
-        hints.ai_socktype = Int32(SOCK_STREAM.rawValue)
+        hints.ai_socktype = StreamSocket.type
         var result: UnsafeMutablePointer<addrinfo>?
         guard getaddrinfo(host, String(port), &hints, &result) == 0 else { return [] }
         defer { freeaddrinfo(result) }
@@ -157,9 +156,9 @@ public enum CallbackClient {
     }
 
     private static func connect(to address: SocketAddress, deadline: Date) -> Result<Int32, SocketError> {
-        let fd = socket(address.protocolFamily, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_NONBLOCK.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        let fd = StreamSocket.make(family: address.protocolFamily)
         guard fd >= 0 else { return .failure(.system("socket")) }
-        let started = address.withSockaddr { Glibc.connect(fd, $0, $1) }
+        let started = address.withSockaddr { Foundation.connect(fd, $0, $1) }
         if started != 0 && errno != EINPROGRESS {
             let error = SocketError.system("connect \(address)")
             close(fd)
@@ -205,7 +204,7 @@ struct PlainStream: ByteStream {
     func writeAll(_ bytes: [UInt8], deadline: Date) -> Bool {
         var offset = 0
         while offset < bytes.count {
-            let n = bytes.withUnsafeBytes { send(fd, $0.baseAddress! + offset, $0.count - offset, Int32(MSG_NOSIGNAL)) }
+            let n = bytes.withUnsafeBytes { NoSignalSend.send(fd, $0.baseAddress! + offset, $0.count - offset) }
             if n > 0 { offset += n; continue }
             if n < 0 && (errno == EAGAIN || errno == EINTR) {
                 guard PlainStream.waitFor(fd: fd, events: Int16(POLLOUT), deadline: deadline) else { return false }

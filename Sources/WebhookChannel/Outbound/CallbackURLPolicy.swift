@@ -1,5 +1,4 @@
 import Foundation
-import Glibc
 
 /// Where replies may be sent. A callback URL comes from an unauthenticated `/pair` request, so
 /// without this a sender could make Claude POST into the local network or a cloud metadata

@@ -1,6 +1,5 @@
 import COpenSSL
 import Foundation
-import Glibc
 
 /// TLS over a connected non-blocking socket with the system's libssl: the system trust store,
 /// SNI, and host name verification. Used for https callback URLs.

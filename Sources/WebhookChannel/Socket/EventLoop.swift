@@ -1,6 +1,4 @@
 import Foundation
-import Glibc
-import CLinux
 import Synchronization
 
 /// Something the event loop tells about readiness on a descriptor. Called on the loop thread.
@@ -11,21 +9,25 @@ public protocol EventLoopHandler: AnyObject {
     func tick(now: UInt64)
 }
 
-/// One thread running epoll. It is also a Swift `SerialExecutor`: the state actor runs its jobs
-/// here, so the HTTP side (already on this thread) reaches the actor synchronously, with no
+/// One thread waiting on a readiness backend (epoll or poll(2), see `EventLoopBackend`). It is
+/// also a Swift `SerialExecutor`: the state actor runs its jobs here, so the HTTP side (already on this thread) reaches the actor synchronously, with no
 /// hop and no allocation per request, while the MCP side reaches it with an ordinary `await`.
 public final class EventLoop: SerialExecutor, @unchecked Sendable {
     public static let tickIntervalMilliseconds: Int32 = 250
 
-    private let epollFD: Int32
-    private let wakeFD: Int32
+    /// Which readiness mechanism (and companions: wake-up, directory watch, accept) it uses.
+    public let backend: EventLoopBackend
+    private let readiness: any ReadinessBackend
+    private let wakeup: LoopWakeup
+    /// What the last wait found ready. Only touched on the loop thread.
+    private var ready: [ReadyEvent] = []
     private let pending = Mutex<(jobs: [UnownedJob], closures: [@Sendable () -> Void])>(([], []))
     private let stopFlag = Atomic<Bool>(false)
     private var threadID: pthread_t?
     /// Only touched on the loop thread.
     private var handlers: [Int32: any EventLoopHandler] = [:]
     private var lastTick: UInt64 = 0
-    /// Counts rounds: each return of `epoll_wait`, and each batch of queued jobs taken, starts
+    /// Counts rounds: each return of the backend's wait, and each batch of queued jobs taken, starts
     /// one, so what a round handles was received before it began (or during its own few
     /// microseconds). Read on the loop thread only.
     public private(set) var round: UInt64 = 0
@@ -36,15 +38,12 @@ public final class EventLoop: SerialExecutor, @unchecked Sendable {
     private let finished = ConditionSignal()
     private let isFinished = Atomic<Bool>(false)
 
-    public init() throws(SocketError) {
-        epollFD = epoll_create1(Int32(EPOLL_CLOEXEC))
-        guard epollFD >= 0 else { throw SocketError.system("epoll_create1") }
-        wakeFD = eventfd(0, Int32(EFD_NONBLOCK | EFD_CLOEXEC))
-        guard wakeFD >= 0 else { throw SocketError.system("eventfd") }
-        var event = epoll_event()
-        event.events = EPOLLIN.rawValue
-        event.data.fd = wakeFD
-        guard epoll_ctl(epollFD, EPOLL_CTL_ADD, wakeFD, &event) == 0 else { throw SocketError.system("epoll_ctl") }
+    public init(backend: EventLoopBackend = .native) throws(SocketError) {
+        self.backend = backend
+        readiness = try backend.makeReadiness()
+        wakeup = try LoopWakeup(eventFD: backend.usesLinuxExtensions)
+        try readiness.add(fd: wakeup.fd, readable: true, writable: false)
+        ready.reserveCapacity(256)
     }
 
     /// Starts the loop on its own thread.
@@ -97,7 +96,7 @@ public final class EventLoop: SerialExecutor, @unchecked Sendable {
     }
 
     /// Runs `action` on the loop thread after every pass of the loop (the readiness events of
-    /// one `epoll_wait`, then the queued jobs), and once more when the loop stops. Work that
+    /// one wait, then the queued jobs), and once more when the loop stops. Work that
     /// the many requests of one pass produce (waking the stdout writer, appending to the event
     /// log) is then done once per pass instead of once per request.
     public func addEndOfPassAction(_ action: @escaping @Sendable () -> Void) {
@@ -114,57 +113,41 @@ public final class EventLoop: SerialExecutor, @unchecked Sendable {
     {
         handlers[fd] = handler
         if first { firstFD = fd }
-        var event = epoll_event()
-        event.events = mask(readable: readable, writable: writable)
-        event.data.fd = fd
-        guard epoll_ctl(epollFD, EPOLL_CTL_ADD, fd, &event) == 0 else {
+        do { try readiness.add(fd: fd, readable: readable, writable: writable) } catch {
             handlers[fd] = nil
-            throw SocketError.system("epoll_ctl(ADD)")
+            if first { firstFD = -1 }
+            throw error
         }
     }
 
     public func modify(fd: Int32, readable: Bool, writable: Bool) {
-        var event = epoll_event()
-        event.events = mask(readable: readable, writable: writable)
-        event.data.fd = fd
-        _ = epoll_ctl(epollFD, EPOLL_CTL_MOD, fd, &event)
+        readiness.modify(fd: fd, readable: readable, writable: writable)
     }
 
     public func unregister(fd: Int32) {
         handlers[fd] = nil
         if fd == firstFD { firstFD = -1 }
-        _ = epoll_ctl(epollFD, EPOLL_CTL_DEL, fd, nil)
-    }
-
-    private func mask(readable: Bool, writable: Bool) -> UInt32 {
-        var bits: UInt32 = EPOLLRDHUP.rawValue
-        if readable { bits |= EPOLLIN.rawValue }
-        if writable { bits |= EPOLLOUT.rawValue }
-        return bits
+        readiness.remove(fd: fd)
     }
 
     // MARK: Loop
 
     private func wake() {
-        var one: UInt64 = 1
-        _ = write(wakeFD, &one, 8)
+        wakeup.signal()
     }
 
     private func run() {
         threadID = pthread_self()
-        var events = [epoll_event](repeating: epoll_event(), count: 256)
         lastTick = MonotonicClock.nowNanoseconds()
         while !stopFlag.load(ordering: .acquiring) {
-            let count = events.withUnsafeMutableBufferPointer {
-                epoll_wait(epollFD, $0.baseAddress, Int32($0.count), EventLoop.tickIntervalMilliseconds)
-            }
+            readiness.wait(into: &ready, timeoutMilliseconds: EventLoop.tickIntervalMilliseconds)
             round &+= 1
-            if count > 0 {
+            if !ready.isEmpty {
                 let first = firstFD
                 if first >= 0 {
-                    for index in 0..<Int(count) where events[index].data.fd == first { dispatch(events[index]) }
+                    for index in ready.indices where ready[index].fd == first { dispatch(ready[index]) }
                 }
-                for index in 0..<Int(count) where events[index].data.fd != first { dispatch(events[index]) }
+                for index in ready.indices where ready[index].fd != first { dispatch(ready[index]) }
             }
             runPending()
             for action in endOfPassActions { action() }
@@ -176,7 +159,7 @@ public final class EventLoop: SerialExecutor, @unchecked Sendable {
         }
         for fd in Array(handlers.keys) {
             unregister(fd: fd)
-            close(fd)
+            Foundation.close(fd)
         }
         runPending()
         for action in endOfPassActions { action() }
@@ -184,20 +167,16 @@ public final class EventLoop: SerialExecutor, @unchecked Sendable {
         finished.signal()
     }
 
-    private func dispatch(_ event: epoll_event) {
-        let fd = event.data.fd
-        if fd == wakeFD {
-            var value: UInt64 = 0
-            _ = read(wakeFD, &value, 8)
+    private func dispatch(_ event: ReadyEvent) {
+        let fd = event.fd
+        if fd == wakeup.fd {
+            wakeup.drain()
             return
         }
-        let bits = event.events
-        if bits & (EPOLLOUT.rawValue | EPOLLERR.rawValue) != 0, let handler = handlers[fd] {
+        if event.writable, let handler = handlers[fd] {
             handler.writable()
         }
-        if bits & (EPOLLIN.rawValue | EPOLLHUP.rawValue | EPOLLRDHUP.rawValue | EPOLLERR.rawValue) != 0,
-           let handler = handlers[fd]
-        {
+        if event.readable, let handler = handlers[fd] {
             handler.readable()
         }
     }

@@ -1,4 +1,4 @@
-import Glibc
+import Foundation
 
 /// An IPv4 or IPv6 socket address, resolved with getaddrinfo (numeric or by name).
 public struct SocketAddress: Sendable, CustomStringConvertible {
@@ -12,7 +12,7 @@ public struct SocketAddress: Sendable, CustomStringConvertible {
     public static func resolve(host: String, port: UInt16) -> SocketAddress? {
         var hints = addrinfo()
         hints.ai_family = AF_UNSPEC
-        hints.ai_socktype = Int32(SOCK_STREAM.rawValue)
+        hints.ai_socktype = StreamSocket.type
         var result: UnsafeMutablePointer<addrinfo>?
         let bareHost = host.hasPrefix("[") && host.hasSuffix("]") ? String(host.dropFirst().dropLast()) : host
         guard getaddrinfo(bareHost, String(port), &hints, &result) == 0, let first = result else { return nil }
@@ -31,7 +31,8 @@ public struct SocketAddress: Sendable, CustomStringConvertible {
 
     /// Builds from a kernel-filled sockaddr (accept, getsockname).
     public init?(raw: UnsafeRawPointer, length: Int) {
-        let family = raw.load(as: sa_family_t.self)
+        // Not at offset 0 everywhere: BSD sockaddrs start with a length byte.
+        let family = raw.load(fromByteOffset: MemoryLayout<sockaddr>.offset(of: \sockaddr.sa_family)!, as: sa_family_t.self)
         storage = Array(UnsafeRawBufferPointer(start: raw, count: length))
         var text = [CChar](repeating: 0, count: Int(INET6_ADDRSTRLEN) + 1)
         switch Int32(family) {

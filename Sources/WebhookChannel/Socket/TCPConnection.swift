@@ -1,4 +1,4 @@
-import Glibc
+import Foundation
 
 /// What the protocol layer above a connection implements. Called on the loop thread.
 public protocol TCPConnectionDelegate: AnyObject {
@@ -143,7 +143,7 @@ public final class TCPConnection: EventLoopHandler {
     private func flush() {
         while hasPendingOutput {
             let n = output.withUnsafeBytes { raw in
-                send(fd, raw.baseAddress! + outputOffset, raw.count - outputOffset, Int32(MSG_NOSIGNAL))
+                NoSignalSend.send(fd, raw.baseAddress! + outputOffset, raw.count - outputOffset)
             }
             if n > 0 { outputOffset += n; outputStuckSince = nil; continue }
             if n < 0 && errno == EINTR { continue }

@@ -1,5 +1,4 @@
-import Glibc
-import CLinux
+import Foundation
 
 /// A listening socket on the event loop. It accepts, counts connections and hands each one to
 /// `makeDelegate`; past `maxConnections` the connection is still accepted (so the client gets a
@@ -24,19 +23,19 @@ public final class TCPListener: EventLoopHandler {
         guard let requested = SocketAddress.resolve(host: host, port: port) else {
             throw SocketError(call: "resolve \(host)", code: EINVAL)
         }
-        let fd = socket(requested.protocolFamily, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_NONBLOCK.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        let fd = StreamSocket.make(family: requested.protocolFamily, linuxFlags: loop.backend.usesLinuxExtensions)
         guard fd >= 0 else { throw SocketError.system("socket") }
         var one: Int32 = 1
         setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, socklen_t(MemoryLayout<Int32>.size))
         let bound = requested.withSockaddr { bind(fd, $0, $1) }
         guard bound == 0 else {
             let error = SocketError.system("bind \(requested)")
-            Glibc.close(fd)
+            Foundation.close(fd)
             throw error
         }
         guard listen(fd, 1024) == 0 else {
             let error = SocketError.system("listen")
-            Glibc.close(fd)
+            Foundation.close(fd)
             throw error
         }
         var storage = sockaddr_storage()
@@ -46,7 +45,7 @@ public final class TCPListener: EventLoopHandler {
         }
         guard named == 0, let actual = withUnsafePointer(to: &storage, { SocketAddress(raw: $0, length: Int(length)) }) else {
             let error = SocketError.system("getsockname")
-            Glibc.close(fd)
+            Foundation.close(fd)
             throw error
         }
         self.fd = fd
@@ -69,7 +68,7 @@ public final class TCPListener: EventLoopHandler {
             var length = socklen_t(MemoryLayout<sockaddr_storage>.size)
             let client = withUnsafeMutablePointer(to: &storage) {
                 $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                    accept4(fd, $0, &length, Int32(SOCK_NONBLOCK.rawValue) | Int32(SOCK_CLOEXEC.rawValue))
+                    StreamSocket.accept(fd, $0, &length, linuxFlags: loop.backend.usesLinuxExtensions)
                 }
             }
             if client < 0 {
@@ -111,7 +110,7 @@ public final class TCPListener: EventLoopHandler {
 
     public func stopListening() {
         loop.unregister(fd: fd)
-        Glibc.close(fd)
+        Foundation.close(fd)
         for connection in Array(connections.values) { connection.closeNow() }
     }
 }

@@ -1,7 +1,4 @@
 import Foundation
-#if canImport(Glibc)
-import Glibc
-#endif
 
 /// The state directory (`WEBHOOK_STATE_DIR`) at the byte level. The server and CLI processes
 /// use it at the same time, so every change is made under one advisory lock and lands by an
@@ -105,8 +102,8 @@ public struct StateDirectory: Sendable {
             device: UInt64(info.st_dev),
             inode: UInt64(info.st_ino),
             size: Int64(info.st_size),
-            modificationNanoseconds: Int64(info.st_mtim.tv_sec) * 1_000_000_000 + Int64(info.st_mtim.tv_nsec),
-            changeNanoseconds: Int64(info.st_ctim.tv_sec) * 1_000_000_000 + Int64(info.st_ctim.tv_nsec))
+            modificationNanoseconds: info.modificationNanoseconds,
+            changeNanoseconds: info.changeNanoseconds)
     }
 
     /// Replaces `name` with `bytes` so that a crash or a concurrent reader never sees a partial

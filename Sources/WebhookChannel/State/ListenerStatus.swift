@@ -1,4 +1,4 @@
-import Glibc
+import Foundation
 
 /// Where this server takes webhooks, or why it does not: what `webhook_status` reports.
 public struct ListenerStatus: Sendable, Equatable {

@@ -1,4 +1,4 @@
-import Glibc
+import Foundation
 import Synchronization
 
 /// Wall-clock time in seconds since 1970, injectable so expiry (pairing codes, replay memory,

@@ -1,4 +1,4 @@
-import Glibc
+import Foundation
 
 public enum MonotonicClock {
     public static func nowNanoseconds() -> UInt64 {

@@ -17,13 +17,20 @@ public struct ServerConfig: Sendable {
     public var idleTimeout: Double = 30
     /// Waits before reply retries; shortened in tests.
     public var retryDelays = ReplySender.retryDelays
+    /// `WEBHOOK_EVENT_LOOP`: epoll (Linux's default) or the portable poll(2).
+    public var eventLoop = EventLoopBackend.native
 
     public struct Invalid: Error, CustomStringConvertible {
         public let description: String
     }
 
+    /// The state dir for the server and every CLI command: `WEBHOOK_STATE_DIR`, else
+    /// `channels/webhook` inside Claude Code's config dir (`CLAUDE_CONFIG_DIR`, else `~/.claude`).
     public static func defaultStateDirectory(environment: [String: String]) -> String {
         if let dir = environment["WEBHOOK_STATE_DIR"], !dir.isEmpty { return dir }
+        if let config = environment["CLAUDE_CONFIG_DIR"], !config.isEmpty {
+            return (config.hasSuffix("/") ? String(config.dropLast()) : config) + "/channels/webhook"
+        }
         let home = environment["HOME"].flatMap { $0.isEmpty ? nil : $0 } ?? NSHomeDirectory()
         return home + "/.claude/channels/webhook"
     }
@@ -72,6 +79,16 @@ public struct ServerConfig: Sendable {
         }
         if let text = environment["WEBHOOK_FSYNC"] {
             config.syncsEventLog = ["1", "true", "yes"].contains(text.lowercased())
+        }
+        if let text = environment["WEBHOOK_EVENT_LOOP"] {
+            let names = EventLoopBackend.allCases.map(\.rawValue).joined(separator: " or ")
+            guard let backend = EventLoopBackend(rawValue: text.trimmingCharacters(in: .whitespaces).lowercased()) else {
+                throw Invalid(description: "WEBHOOK_EVENT_LOOP must be \(names) (got \"\(text.prefix(40))\")")
+            }
+            guard backend.isAvailable else {
+                throw Invalid(description: "WEBHOOK_EVENT_LOOP=\(backend) is not available on this platform; use \(EventLoopBackend.native)")
+            }
+            config.eventLoop = backend
         }
         if let text = environment["WEBHOOK_ALLOW_PRIVATE_CALLBACKS"] {
             config.allowPrivateCallbacks = ["1", "true", "yes"].contains(text.lowercased())

@@ -1,5 +1,5 @@
 import Foundation
-import Glibc
+@testable import WebhookChannel
 import Testing
 
 // Helpers for the bad-input / hardening suites (issue 4, SPEC section 5): a socket that
@@ -114,7 +114,7 @@ final class RawSocket: @unchecked Sendable {
     static func connectBlocking(
         host: String = "127.0.0.1", port: Int, timeout: Duration = defaultTimeout, receiveBuffer: Int32? = nil
     ) throws -> RawSocket {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        let fd = TestSocket.makeIPv4()
         guard fd >= 0 else { throw HarnessError("socket() failed: \(String(cString: strerror(errno)))") }
         let connection = RawSocket(fd: fd)
         let whole = Int(timeout.seconds)
@@ -130,7 +130,7 @@ final class RawSocket: @unchecked Sendable {
     func close() {
         lock.withLock {
             if fd >= 0 {
-                Glibc.close(fd)
+                Foundation.close(fd)
                 fd = -1
             }
         }
@@ -173,7 +173,7 @@ final class RawSocket: @unchecked Sendable {
         guard fd >= 0 else { return "socket already closed" }
         var offset = 0
         while offset < data.count {
-            let sent = data.withUnsafeBytes { Glibc.send(fd, $0.baseAddress! + offset, data.count - offset, Int32(MSG_NOSIGNAL)) }
+            let sent = data.withUnsafeBytes { NoSignalSend.send(fd, $0.baseAddress! + offset, data.count - offset) }
             if sent < 0 {
                 if errno == EINTR { continue }
                 return "send failed after \(offset) of \(data.count) bytes: \(String(cString: strerror(errno)))"
@@ -244,10 +244,10 @@ final class RawSocket: @unchecked Sendable {
         }
         var descriptor = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
         let milliseconds = Int32(min(max(remaining.seconds * 1000, 1), 60_000))
-        let ready = Glibc.poll(&descriptor, 1, milliseconds)
+        let ready = Foundation.poll(&descriptor, 1, milliseconds)
         guard ready > 0 else { return }
         var chunk = [UInt8](repeating: 0, count: 65_536)
-        let count = chunk.withUnsafeMutableBytes { Glibc.recv(fd, $0.baseAddress!, $0.count, Int32(MSG_DONTWAIT)) }
+        let count = chunk.withUnsafeMutableBytes { Foundation.recv(fd, $0.baseAddress!, $0.count, Int32(MSG_DONTWAIT)) }
         lock.withLock {
             if count > 0 {
                 buffer.append(contentsOf: chunk[0..<count])

@@ -1,5 +1,4 @@
 import Foundation
-import Glibc
 
 /// A tiny HTTP server on `127.0.0.1:0` standing in for a sender's `callback_url`. Each answer
 /// is scripted (status and extra header fields, such as a redirect's `Location`); the last one
@@ -77,7 +76,7 @@ typealias ScriptedReceiver = CallbackReceiver
 /// A listening socket on `127.0.0.1` with a port the kernel picked; close-on-exec, so no
 /// spawned child inherits it. Shared by the test receivers (`CallbackReceiver`, `TLSFront`).
 func listenOnLoopback(backlog: Int32 = 16) throws -> (fd: Int32, port: Int) {
-    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+    let fd = TestSocket.makeIPv4()
     guard fd >= 0 else { throw HarnessError("socket() failed: \(String(cString: strerror(errno)))") }
     var yes: Int32 = 1
     setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &yes, socklen_t(MemoryLayout<Int32>.size))
@@ -93,7 +92,7 @@ func listenOnLoopback(backlog: Int32 = 16) throws -> (fd: Int32, port: Int) {
     }
     guard bound else {
         let reason = String(cString: strerror(errno))
-        Glibc.close(fd)
+        Foundation.close(fd)
         throw HarnessError("test receiver could not listen: \(reason)")
     }
     return (fd, Int(UInt16(bigEndian: address.sin_port)))
@@ -125,10 +124,10 @@ final class LoopbackListener: @unchecked Sendable {
     /// one at a time, until `stop()`; then closes the listening socket. Polls, so a stop is
     /// noticed within 100 ms.
     func acceptUntilStopped(_ serve: (Int32) -> Void) {
-        defer { Glibc.close(fd) }
+        defer { Foundation.close(fd) }
         while !isStopped {
             var ready = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
-            guard Glibc.poll(&ready, 1, 100) > 0, !isStopped else { continue }
+            guard Foundation.poll(&ready, 1, 100) > 0, !isStopped else { continue }
             let connection = acceptCloseOnExec(fd)
             guard connection >= 0 else { continue }
             serve(connection)

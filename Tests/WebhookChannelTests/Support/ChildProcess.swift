@@ -1,5 +1,4 @@
 import Foundation
-import Glibc
 
 /// How a child ended.
 enum Termination: Equatable, CustomStringConvertible {
@@ -115,7 +114,7 @@ final class ChildProcess: @unchecked Sendable {
     func send(signal: Int32) {
         lock.withLock {
             // Never signal a reaped pid: it may already belong to another process.
-            if ended == nil { _ = Glibc.kill(pid, signal) }
+            if ended == nil { _ = Foundation.kill(pid, signal) }
         }
     }
 
@@ -261,7 +260,7 @@ final class ChildProcess: @unchecked Sendable {
     private static func writeAll(_ data: Data, to fd: Int32) -> String? {
         var offset = 0
         while offset < data.count {
-            let written = data.withUnsafeBytes { Glibc.write(fd, $0.baseAddress! + offset, data.count - offset) }
+            let written = data.withUnsafeBytes { Foundation.write(fd, $0.baseAddress! + offset, data.count - offset) }
             if written < 0 {
                 if errno == EINTR { continue }
                 return String(cString: strerror(errno))
@@ -276,7 +275,7 @@ final class ChildProcess: @unchecked Sendable {
             gate?.wait()
             var chunk = [UInt8](repeating: 0, count: 65_536)
             while true {
-                let count = chunk.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress!, $0.count) }
+                let count = chunk.withUnsafeMutableBytes { Foundation.read(fd, $0.baseAddress!, $0.count) }
                 if count > 0 {
                     buffer.append(Data(chunk[0..<count]))
                 } else if count < 0 && errno == EINTR {

@@ -1,5 +1,5 @@
 import Foundation
-import Glibc
+@testable import WebhookChannel
 
 typealias HeaderFields = [(name: String, value: String)]
 
@@ -79,7 +79,7 @@ final class HTTPConnection: @unchecked Sendable {
         lock.withLock {
             if !closed {
                 closed = true
-                Glibc.close(fd)
+                Foundation.close(fd)
             }
         }
     }
@@ -87,7 +87,7 @@ final class HTTPConnection: @unchecked Sendable {
     // MARK: Blocking internals
 
     private static func connectBlocking(host: String, port: Int, timeout: Duration) throws -> HTTPConnection {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        let fd = TestSocket.makeIPv4()
         guard fd >= 0 else { throw HarnessError("socket() failed: \(String(cString: strerror(errno)))") }
         let connection = HTTPConnection(fd: fd)
         connection.setTimeout(timeout)
@@ -106,7 +106,7 @@ final class HTTPConnection: @unchecked Sendable {
         setTimeout(timeout)
         var offset = 0
         while offset < data.count {
-            let sent = data.withUnsafeBytes { Glibc.send(fd, $0.baseAddress! + offset, data.count - offset, Int32(MSG_NOSIGNAL)) }
+            let sent = data.withUnsafeBytes { NoSignalSend.send(fd, $0.baseAddress! + offset, data.count - offset) }
             if sent < 0 {
                 if errno == EINTR { continue }
                 throw HarnessError("send failed after \(offset) of \(data.count) bytes: \(String(cString: strerror(errno)))")
@@ -122,7 +122,7 @@ final class HTTPConnection: @unchecked Sendable {
         setTimeout(.milliseconds(Int64(remaining * 1000) + 1))
         var chunk = [UInt8](repeating: 0, count: 65_536)
         while true {
-            let count = chunk.withUnsafeMutableBytes { Glibc.recv(fd, $0.baseAddress!, $0.count, 0) }
+            let count = chunk.withUnsafeMutableBytes { Foundation.recv(fd, $0.baseAddress!, $0.count, 0) }
             if count > 0 {
                 buffer.append(contentsOf: chunk[0..<count])
                 return true
@@ -331,7 +331,7 @@ func connectIPv4(_ fd: Int32, host: String, port: Int) throws {
     }
     let result = withUnsafePointer(to: &address) {
         $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-            Glibc.connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
+            Foundation.connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
         }
     }
     guard result == 0 else {

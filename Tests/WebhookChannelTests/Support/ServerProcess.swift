@@ -1,5 +1,4 @@
 import Foundation
-import Glibc
 
 /// Bounds how many servers run at once. swift-testing starts every test at the same time;
 /// dozens of servers starting together on a 2-core machine would turn timing contracts
@@ -129,12 +128,16 @@ final class ServerProcess: @unchecked Sendable {
 
     // MARK: Locating and configuring the binary
 
-    /// The environment a server or CLI run gets: ours without any `WEBHOOK_*`, plus the
-    /// test's port, loopback host and state directory. `HOME` points into the temporary
-    /// directory, so a product that ignored `WEBHOOK_STATE_DIR` could never touch the real
-    /// `~/.claude` (and would fail the tests instead).
+    /// The environment a server or CLI run gets: ours without any `WEBHOOK_*` (except
+    /// `WEBHOOK_EVENT_LOOP`, so `WEBHOOK_EVENT_LOOP=poll swift test` runs every end-to-end
+    /// test on the poll backend) or `CLAUDE_CONFIG_DIR`, plus the test's port, loopback host
+    /// and state directory. `HOME` points into the temporary directory, so a product that
+    /// ignored `WEBHOOK_STATE_DIR` could never touch the real `~/.claude` (and would fail the
+    /// tests instead).
     static func childEnvironment(stateDir: TempStateDir, overrides: [String: String] = [:]) -> [String: String] {
-        var environment = ProcessInfo.processInfo.environment.filter { !$0.key.hasPrefix("WEBHOOK_") }
+        var environment = ProcessInfo.processInfo.environment.filter {
+            $0.key == "WEBHOOK_EVENT_LOOP" || !($0.key.hasPrefix("WEBHOOK_") || $0.key == "CLAUDE_CONFIG_DIR")
+        }
         environment["WEBHOOK_PORT"] = "0"
         environment["WEBHOOK_HOST"] = "127.0.0.1"
         environment["WEBHOOK_STATE_DIR"] = stateDir.path

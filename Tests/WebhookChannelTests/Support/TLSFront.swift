@@ -1,6 +1,5 @@
 import COpenSSL
 import Foundation
-import Glibc
 
 /// An https face for a `CallbackReceiver`: listens on `127.0.0.1:0`, completes the TLS
 /// handshake with one certificate (libssl, the same library the product uses), and hands the
@@ -95,7 +94,7 @@ final class TLSFront: @unchecked Sendable {
         pthread_sigmask(SIG_BLOCK, &pipeSignal, nil)
         listener.acceptUntilStopped { fd in
             serve(fd)
-            Glibc.close(fd)
+            Foundation.close(fd)
         }
     }
 
@@ -140,7 +139,7 @@ final class TLSFront: @unchecked Sendable {
     /// Sends the request to the plain receiver and returns everything it answers (it closes
     /// after one answer).
     private func forward(_ request: Data) -> Data? {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        let fd = TestSocket.makeIPv4()
         guard fd >= 0 else { return nil }
         let backend = HTTPConnection(fd: fd)
         defer { backend.close() }

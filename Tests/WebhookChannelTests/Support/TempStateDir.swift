@@ -1,5 +1,4 @@
 import Foundation
-import Glibc
 
 /// A private temporary directory for one test: `root` is created at once; `path` (the
 /// `WEBHOOK_STATE_DIR`) is a child that is NOT created, so the product has to create it —

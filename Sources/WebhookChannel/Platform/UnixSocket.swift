@@ -1,4 +1,8 @@
-import Foundation
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
 
 /// The few Unix-domain socket calls the hub and its followers need, with blocking I/O (each
 /// link has threads of its own; nothing here runs on the event loop).
@@ -20,17 +24,13 @@ enum UnixSocket {
     }
 
     private static func makeSocket() -> Int32 {
-        #if canImport(Glibc)
-        let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
-        #else
-        let fd = socket(AF_UNIX, SOCK_STREAM, 0)
-        #endif
+        let fd = socket(AF_UNIX, StreamSocket.type, 0)
         if fd >= 0 { _ = fcntl(fd, F_SETFD, FD_CLOEXEC) }
         return fd
     }
 
     /// Listens on `path` (mode 0600). The caller has made sure no live hub answers there.
-    static func listen(path: String) throws(SocketError) -> Int32 {
+    static func listening(at path: String) throws(SocketError) -> Int32 {
         let fd = makeSocket()
         guard fd >= 0 else { throw .system("socket(AF_UNIX)") }
         unlink(path)
@@ -44,7 +44,7 @@ enum UnixSocket {
             throw error
         }
         chmod(path, 0o600)
-        guard Foundation.listen(fd, 16) == 0 else {
+        guard listen(fd, 16) == 0 else {
             let error = SocketError.system("listen")
             close(fd)
             throw error
@@ -53,10 +53,10 @@ enum UnixSocket {
     }
 
     /// Connects to `path`; nil when nothing listens there (no hub, or a stale socket file).
-    static func connect(path: String) -> Int32? {
+    static func connected(to path: String) -> Int32? {
         let fd = makeSocket()
         guard fd >= 0 else { return nil }
-        let connected = withAddress(path) { Foundation.connect(fd, $0, $1) } ?? -1
+        let connected = withAddress(path) { connect(fd, $0, $1) } ?? -1
         guard connected == 0 else {
             close(fd)
             return nil

@@ -1,8 +1,14 @@
+#if canImport(Glibc)
 import CLinux
 import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
 
 /// Says whether a file in the state dir may have changed since it was last asked, from
 /// inotify events read on the event loop, so `sources.json` is not `stat`ed for every request.
+/// Without inotify (the poll backend, macOS) it always says "changed": the caller then
+/// `stat`s once per loop round.
 ///
 /// Its descriptor is the loop's first handler of a round (`EventLoop.register(first:)`): the
 /// kernel queues the event inside the other process's `rename` or `close`, so a request sent
@@ -10,6 +16,8 @@ import Glibc
 /// already marked the change when the request is handled.
 final class StateDirectoryWatch: EventLoopHandler {
     private let fd: Int32
+    /// Inotify is in use (false: stat per round).
+    let isWatching: Bool
     private var changed = true
     /// The watch is gone (the directory was removed or replaced) or events were dropped:
     /// from then on every question is answered "changed", as without a watch.
@@ -21,6 +29,14 @@ final class StateDirectoryWatch: EventLoopHandler {
     /// (off only in tests, to see inotify alone) reports a change at every loop tick.
     init?(path: String, loop: EventLoop, changedOnTick: Bool = true) {
         self.changedOnTick = changedOnTick
+        #if canImport(Glibc)
+        guard loop.backend.usesLinuxExtensions else {
+            fd = -1
+            isWatching = false
+            unreliable = true
+            return
+        }
+        isWatching = true
         fd = inotify_init1(Int32(IN_NONBLOCK | IN_CLOEXEC))
         guard fd >= 0 else { return nil }
         // Not IN_MODIFY: the event log is written continuously and only sources.json matters,
@@ -35,6 +51,11 @@ final class StateDirectoryWatch: EventLoopHandler {
             close(fd)
             return nil
         }
+        #else
+        fd = -1
+        isWatching = false
+        unreliable = true
+        #endif
     }
 
     /// True when something may have changed since the last call that returned true.
@@ -44,6 +65,7 @@ final class StateDirectoryWatch: EventLoopHandler {
     }
 
     func readable() {
+        #if canImport(Glibc)
         changed = true
         while true {
             let count = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
@@ -57,6 +79,7 @@ final class StateDirectoryWatch: EventLoopHandler {
                 offset += 16 + Int(nameLength)
             }
         }
+        #endif
     }
 
     func writable() {}
