@@ -6,6 +6,9 @@ enum ServeCommand {
     static let version = "0.1.0"
 
     static func run() -> Never {
+        // Before any thread starts (they inherit the mask): SIGTERM and SIGINT are taken by
+        // one thread with sigwait (`Shutdown.onSignals`), not by handlers or Dispatch sources.
+        Shutdown.blockSignals([SIGTERM, SIGINT])
         // Before anything can print: descriptor 1 becomes stderr, protocol lines go elsewhere.
         // Protocol lines have a writer thread of their own: a reader that stops reading stalls
         // only it (the event log is written on the loop, see ChannelState.commitAcceptedEvents).
@@ -35,10 +38,10 @@ enum ServeCommand {
         let state = ChannelState(loop: loop, store: SourcesStore(directory: directory, log: log), clock: clock,
                                  notifier: notifier, syncsLog: config.syncsEventLog, log: log)
         // Once per loop pass: the events the pass accepted go to the event log with one
-        // write, then their answers and notifications go out; the stdout writer is woken once.
+        // write, then their answers and notifications go out, the notifications with one write.
         loop.addEndOfPassAction {
             state.assumeIsolated { $0.commitAcceptedEvents() }
-            output.wakeWriterIfQueued()
+            output.writeQueued()
         }
         let policy = CallbackURLPolicy(allowPrivate: config.allowPrivateCallbacks)
         let replies = ReplySender(policy: policy, clock: clock, log: log, delays: config.retryDelays)
@@ -80,7 +83,8 @@ enum ServeCommand {
             log.info("stdin closed; exiting")
             shutdown.run()
         }
-        dispatchMain()
+        // The main thread has nothing left to do; everything runs on the threads started above.
+        while true { sleep(3600) }
     }
 
     /// What binding the HTTP port takes: called at start-up and again when a follower takes
@@ -195,12 +199,14 @@ enum ControlToken {
     }
 }
 
-/// Runs the exit path once, from a signal or from the end of input. `sources` is written once,
-/// at start-up on the main thread, before any signal can arrive.
-final class Shutdown: @unchecked Sendable {
+/// Runs the exit path once, from a signal or from the end of input.
+///
+/// Signals are waited for by a thread of their own (`sigwait`), with no Dispatch source and
+/// no handler: the process then holds no descriptor for them (libdispatch would add an epoll
+/// set, a signalfd and a timerfd, which the poll backend is meant to do without).
+final class Shutdown: Sendable {
     private let once = Mutex(false)
     private let action: @Sendable () -> Void
-    private var sources: [any DispatchSourceSignal] = []
 
     init(_ action: @escaping @Sendable () -> Void) { self.action = action }
 
@@ -212,13 +218,28 @@ final class Shutdown: @unchecked Sendable {
         if first { action() }
     }
 
+    /// Blocks `signals` in the calling thread and every thread it starts afterwards.
+    static func blockSignals(_ signals: [Int32]) {
+        var set = signalSet(signals)
+        pthread_sigmask(SIG_BLOCK, &set, nil)
+    }
+
+    /// Waits for `signals` (blocked by `blockSignals`) on a thread of its own and runs the exit path.
     func onSignals(_ signals: [Int32]) {
-        for number in signals {
-            signal(number, SIG_IGN)
-            let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
-            source.setEventHandler { [self] in self.run() }
-            source.resume()
-            sources.append(source)
+        let thread = Thread { [self] in
+            var set = Self.signalSet(signals)
+            var received: Int32 = 0
+            while sigwait(&set, &received) != 0 {}
+            self.run()
         }
+        thread.name = "signals"
+        thread.start()
+    }
+
+    private static func signalSet(_ signals: [Int32]) -> sigset_t {
+        var set = sigset_t()
+        sigemptyset(&set)
+        for number in signals { sigaddset(&set, number) }
+        return set
     }
 }

@@ -5,19 +5,24 @@ import Synchronization
 /// and descriptor 1 is pointed at stderr, so a stray `print` from anywhere (ours or a library's)
 /// can never corrupt the JSON-RPC stream.
 ///
-/// Lines are queued and written by one background thread (a `SerialWorker`) in batches: two
-/// messages never interleave, and a burst of channel events costs one `write` instead of one
-/// per event. It counts what it holds (`backlog`) until the write returns, so a reader that
-/// stopped reading shows up as a growing backlog that callers can bound.
+/// Channel events are queued during an event-loop pass and written at its end by the loop
+/// itself, with one non-blocking write (`writeQueued`): no thread wake-up in the common case.
+/// What the reader cannot take yet, and every other message (tool results), is written by one
+/// background thread (a `SerialWorker`), blocking; while it has output, the loop leaves all
+/// writing to it, so two writers never interleave and order is kept. Everything not yet
+/// written counts in `backlog`, so a reader that stopped reading shows up as a growing backlog
+/// that callers can bound.
 public final class ProtocolOutput: Sendable {
     private struct Buffer {
         var bytes: [UInt8] = []
-        /// Messages the worker serialises itself, after `bytes` (see `enqueue`).
+        /// Messages serialised by whoever writes them, after `bytes` (see `enqueue`).
         var deferred: [@Sendable (inout [UInt8]) -> Void] = []
         var closed = false
-        /// A drain job is queued on the worker and has not started yet.
-        var drainQueued = false
-        /// Enqueued messages not yet taken by a drain, and those a drain is writing.
+        /// A drain job is queued on the worker, or running (it drains until nothing is left).
+        var workerOwnsOutput = false
+        /// The loop is writing what it took (outside the lock).
+        var loopWriting = false
+        /// Enqueued messages not yet taken by a writer, and those being written.
         var queued = Backlog()
         var writing = Backlog()
 
@@ -27,10 +32,22 @@ public final class ProtocolOutput: Sendable {
             deferred.removeAll(keepingCapacity: true)
         }
 
-        /// True when the caller must queue a drain job (none is waiting to run).
+        var hasOutput: Bool { !bytes.isEmpty || !deferred.isEmpty }
+
+        /// True when the caller must queue a drain job: there is output, and no one else is
+        /// writing (a running drain picks up what arrives; the loop hands over when it is done).
+        /// The client is gone: keep accepting so senders never block, but write nothing.
+        mutating func close() {
+            closed = true
+            bytes = []
+            deferred = []
+            queued = Backlog()
+            writing = Backlog()
+        }
+
         mutating func claimDrain() -> Bool {
-            guard !drainQueued, !closed else { return false }
-            drainQueued = true
+            guard hasOutput, !workerOwnsOutput, !loopWriting, !closed else { return false }
+            workerOwnsOutput = true
             return true
         }
     }
@@ -42,21 +59,26 @@ public final class ProtocolOutput: Sendable {
     }
 
     private let fd: Int32
+    /// For the loop's own writes; nil where stdout cannot be written without blocking.
+    private let direct: NonBlockingWriter?
     private let buffer = Mutex(Buffer())
     private let worker: SerialWorker
-    /// Set by `enqueue`: messages wait for `wakeWriterIfQueued`.
-    private let wakeOwed = Atomic<Bool>(false)
+    /// Set by `enqueue`: messages wait for `writeQueued`.
+    private let writeOwed = Atomic<Bool>(false)
 
     /// Takes over descriptor 1. Call once, before anything can print.
     public static func takeOverStandardOutput(worker: SerialWorker) -> ProtocolOutput {
         let privateFD = dup(STDOUT_FILENO)
         _ = dup2(STDERR_FILENO, STDOUT_FILENO)
-        return ProtocolOutput(fd: privateFD >= 0 ? privateFD : STDERR_FILENO, worker: worker)
+        let fd = privateFD >= 0 ? privateFD : STDERR_FILENO
+        return ProtocolOutput(fd: fd, worker: worker, direct: NonBlockingWriter.make(for: fd))
     }
 
-    public init(fd: Int32, worker: SerialWorker = SerialWorker(name: "stdout-writer")) {
+    /// `direct`: how the loop may write without blocking (none: the worker writes everything).
+    init(fd: Int32, worker: SerialWorker = SerialWorker(name: "stdout-writer"), direct: NonBlockingWriter? = nil) {
         self.fd = fd
         self.worker = worker
+        self.direct = direct
     }
 
     /// Queues one message; a newline is appended.
@@ -76,10 +98,9 @@ public final class ProtocolOutput: Sendable {
         if mustDrain { worker.async { [self] in drain() } }
     }
 
-    /// Queues one message that the worker serialises, and does not wake it: the caller must
-    /// call `wakeWriterIfQueued` soon. The event loop does at the end of each pass, so a burst
-    /// of channel events costs one wake-up instead of one each, and their encoding is done
-    /// off the loop thread.
+    /// Queues one message, serialised when it is written, and does not write it: the caller
+    /// must call `writeQueued` soon. The event loop does at the end of each pass, so a burst
+    /// of channel events costs one write.
     /// `weight` is what the message holds in memory until it is written; it counts in
     /// `backlog` until the write that carries it returns.
     public func enqueue(weight: Int = 0, _ writeMessage: @escaping @Sendable (inout [UInt8]) -> Void) {
@@ -89,7 +110,7 @@ public final class ProtocolOutput: Sendable {
             state.queued.messages += 1
             state.queued.bytes += weight
         }
-        wakeOwed.store(true, ordering: .releasing)
+        writeOwed.store(true, ordering: .releasing)
     }
 
     /// Enqueued messages not yet written (all of them while the reader is not reading).
@@ -100,39 +121,73 @@ public final class ProtocolOutput: Sendable {
         }
     }
 
-    public func wakeWriterIfQueued() {
-        guard wakeOwed.exchange(false, ordering: .acquiringAndReleasing) else { return }
-        if buffer.withLock({ $0.claimDrain() }) { worker.async { [self] in drain() } }
-    }
-
-    /// Waits (bounded) until everything queued has been written; used at exit.
-    public func flush(timeoutMilliseconds: Int = 200) {
-        wakeOwed.store(false, ordering: .releasing)
-        if buffer.withLock({ $0.claimDrain() }) { worker.async { [self] in drain() } }
-        worker.sync(timeoutMilliseconds: timeoutMilliseconds)
-    }
-
-    /// On the worker: takes everything queued, serialises the deferred messages outside the
-    /// lock, and writes it all with as few `write` calls as the pipe allows.
-    private func drain() {
-        var (bytes, deferred) = buffer.withLock { state in
-            state.drainQueued = false
+    /// Writes what `enqueue` queued: at once, with one non-blocking write, when this process
+    /// can write stdout that way and the worker has nothing; what the reader cannot take yet
+    /// goes to the worker (ahead of anything queued meanwhile).
+    public func writeQueued() {
+        guard writeOwed.exchange(false, ordering: .acquiringAndReleasing) else { return }
+        guard let direct else {
+            if buffer.withLock({ $0.claimDrain() }) { worker.async { [self] in drain() } }
+            return
+        }
+        let taken = buffer.withLock { state -> ([UInt8], [@Sendable (inout [UInt8]) -> Void])? in
+            guard state.hasOutput, !state.closed, !state.workerOwnsOutput, !state.loopWriting else { return nil }
+            state.loopWriting = true
             state.writing = state.queued
             state.queued = Backlog()
             defer { state.bytes = []; state.deferred = [] }
             return (state.bytes, state.deferred)
         }
+        guard var (bytes, deferred) = taken else { return }
         Self.serialize(deferred, into: &bytes)
         deferred = []
-        let written = bytes.isEmpty || writeFully(fd, bytes) == 0
-        buffer.withLock { state in
+        let written = bytes.withUnsafeBytes { direct.write($0) }
+        let mustDrain = buffer.withLock { state -> Bool in
+            state.loopWriting = false
+            guard let written else {
+                state.close()
+                return false
+            }
+            if written < bytes.count {
+                // Not all of it fits: the rest goes first, then what others queued meanwhile.
+                state.bytes.insert(contentsOf: bytes[written...], at: 0)
+                state.queued.messages += state.writing.messages
+                state.queued.bytes += state.writing.bytes
+            }
             state.writing = Backlog()
-            if !written {
-                // The client is gone; keep accepting so senders never block, but write nothing.
-                state.closed = true
-                state.bytes = []
-                state.deferred = []
+            return state.claimDrain()
+        }
+        if mustDrain { worker.async { [self] in drain() } }
+    }
+
+    /// Waits (bounded) until everything queued has been written; used at exit.
+    public func flush(timeoutMilliseconds: Int = 200) {
+        writeOwed.store(false, ordering: .releasing)
+        if buffer.withLock({ $0.claimDrain() }) { worker.async { [self] in drain() } }
+        worker.sync(timeoutMilliseconds: timeoutMilliseconds)
+    }
+
+    /// On the worker: writes everything queued, blocking, until nothing is left; only then
+    /// does the loop write again.
+    private func drain() {
+        while true {
+            let taken = buffer.withLock { state -> ([UInt8], [@Sendable (inout [UInt8]) -> Void])? in
+                guard state.hasOutput, !state.closed else {
+                    state.workerOwnsOutput = false
+                    return nil
+                }
+                state.writing = state.queued
                 state.queued = Backlog()
+                defer { state.bytes = []; state.deferred = [] }
+                return (state.bytes, state.deferred)
+            }
+            guard var (bytes, deferred) = taken else { return }
+            Self.serialize(deferred, into: &bytes)
+            deferred = []
+            let written = writeFully(fd, bytes) == 0
+            buffer.withLock { state in
+                state.writing = Backlog()
+                if !written { state.close() }
             }
         }
     }

@@ -88,7 +88,7 @@ public final class ChannelNotifier: Sendable {
     }
 
     /// Sends an admitted event (or keeps it until the client is initialised). The stdout
-    /// writer is woken by whoever wakes it once per loop pass (`ProtocolOutput.wakeWriterIfQueued`).
+    /// lines are written by whoever writes them once per loop pass (`ProtocolOutput.writeQueued`).
     public func deliver(_ event: ChannelEvent, weight: Int) {
         state.withLock { state in
             state.reserved.messages -= 1
@@ -130,6 +130,6 @@ public final class ChannelNotifier: Sendable {
             state.queuedBytes = 0
             state.initialized = true
         }
-        output.wakeWriterIfQueued()
+        output.writeQueued()
     }
 }

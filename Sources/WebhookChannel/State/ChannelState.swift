@@ -69,6 +69,9 @@ public actor ChannelState {
     private let fileWorker: SerialWorker
     /// Events accepted in this loop pass, waiting for their log line to be written.
     private var uncommitted: [Uncommitted] = []
+    /// `WEBHOOK_FSYNC=1`: written events waiting for the next `fdatasync`, and whether one runs.
+    private var awaitingSync: [Uncommitted] = []
+    private var syncInFlight = false
 
     /// The hub's followers, once this process is the hub (`SessionCoordinator`).
     var fanOut: (any SessionFanOut)?
@@ -391,11 +394,28 @@ public actor ChannelState {
             release(batch)
             return
         }
+        awaitingSync += batch
+        syncIfIdle()
+    }
+
+    /// Group commit: one `fdatasync` covers every pass written while the previous one ran, so
+    /// under load a sync carries many events instead of each pass queueing its own.
+    private func syncIfIdle() {
+        guard !syncInFlight, !awaitingSync.isEmpty else { return }
+        syncInFlight = true
+        let batch = awaitingSync
+        awaitingSync = []
         let descriptors = [eventLog.file.descriptor, dedupeJournal.file.descriptor]
         let loop = self.loop
         logWorker.async {
             for descriptor in descriptors where descriptor >= 0 { _ = fdatasync(descriptor) }
-            loop.execute { self.assumeIsolated { $0.release(batch) } }
+            loop.execute {
+                self.assumeIsolated { state in
+                    state.syncInFlight = false
+                    state.release(batch)
+                    state.syncIfIdle()
+                }
+            }
         }
     }
 
