@@ -15,6 +15,8 @@ final class HubFollower: @unchecked Sendable {
     }
 
     private let fd: Int32
+    /// The reader that took the welcome: it may hold the first events already (same read).
+    private let firstReader: FrameReader
     private let writing = Mutex(())
     let welcome: Welcome
     private let output: ProtocolOutput
@@ -39,6 +41,7 @@ final class HubFollower: @unchecked Sendable {
         }
         UnixSocket.setReceiveTimeout(fd, seconds: 0)
         self.fd = fd
+        firstReader = reader
         self.output = output
         self.notifier = notifier
         welcome = Welcome(hubPID: Int32(truncatingIfNeeded: pid), host: host, port: UInt16(port))
@@ -54,9 +57,12 @@ final class HubFollower: @unchecked Sendable {
     /// Reads the hub until it goes away, then calls `onLost` once (on the reader thread).
     func run(onLost: @escaping @Sendable () -> Void) {
         let thread = Thread { [self] in
-            var reader = FrameReader(fd: fd, maxLine: 4 << 20)
+            var reader = firstReader
+            reader.maxLine = 4 << 20
             while case .line(let line) = reader.next() {
-                guard line.first == UInt8(ascii: "{"), (try? JSONParser.parse(line)) != nil else { continue }
+                // The hub (same user, its own socket) sends whole JSON-RPC lines; they are passed
+                // on as they are, not parsed again.
+                guard line.first == UInt8(ascii: "{") else { continue }
                 waitForRoom()
                 output.send(line: line)
             }

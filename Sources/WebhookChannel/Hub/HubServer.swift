@@ -37,7 +37,7 @@ final class HubServer: SessionFanOut, @unchecked Sendable {
         listenFD = try UnixSocket.listening(at: socketPath)
         welcome = Array(JSONWriter.compactString([
             "type": "welcome", "hub_pid": .int(Int64(own.pid)), "host": .string(host), "port": .int(Int64(port)),
-        ]).utf8) + [0x0A]
+        ]).utf8)
     }
 
     func start() {
@@ -60,9 +60,9 @@ final class HubServer: SessionFanOut, @unchecked Sendable {
         [own] + links.withLock { $0.map(\.info) }
     }
 
-    func share(_ event: ChannelEvent, pinnedTo route: String?) -> Bool {
+    func share(_ event: ChannelEvent, pinnedTo route: String?) -> (ownSession: Bool, line: [UInt8]?) {
         let current = links.withLock { $0 }
-        guard !current.isEmpty else { return true }
+        guard !current.isEmpty else { return (true, nil) }
         var targets = current
         var ownGetsIt = true
         if let route {
@@ -73,14 +73,17 @@ final class HubServer: SessionFanOut, @unchecked Sendable {
                 ownGetsIt = true
             }
         }
-        guard !targets.isEmpty else { return ownGetsIt }
+        guard !targets.isEmpty else { return (ownGetsIt, nil) }
         var line: [UInt8] = []
         event.writeNotification(into: &line)
-        line.append(0x0A)
-        for link in targets where !link.send(line) {
+        for link in targets where !link.queue(line) {
             log.warning("follower pid \(link.info.pid) is not reading; cut it off (it re-attaches)")
         }
-        return ownGetsIt
+        return (ownGetsIt, line)
+    }
+
+    func endOfPass() {
+        for link in links.withLock({ $0 }) { link.wakeIfQueued() }
     }
 
     private func acceptLoop() {
@@ -135,9 +138,7 @@ final class HubServer: SessionFanOut, @unchecked Sendable {
                 }
                 if value["type"]?.stringValue == "permission_request", let id = value["request_id"]?.stringValue {
                     permissions.remember(requestID: id) { [weak link] behavior in
-                        var line = ChannelNotifier.permissionLine(requestID: id, behavior: behavior.rawValue)
-                        line.append(0x0A)
-                        _ = link?.send(line)
+                        _ = link?.send(ChannelNotifier.permissionLine(requestID: id, behavior: behavior.rawValue))
                     }
                 }
             case .end, .tooLong:
@@ -159,6 +160,7 @@ final class FollowerLink: @unchecked Sendable {
     private struct Queue {
         var bytes: [UInt8] = []
         var closed = false
+        var wakeOwed = false
     }
     private let queue = Mutex(Queue())
     private let wake = ConditionSignal()
@@ -170,16 +172,34 @@ final class FollowerLink: @unchecked Sendable {
         self.info = info
     }
 
-    /// Queues a line; false (and the link is cut) when the follower has fallen too far behind.
-    func send(_ line: [UInt8]) -> Bool {
+    /// Queues a line (its newline added) for the next `wakeIfQueued`; false (and the link is
+    /// cut) when the follower has fallen too far behind.
+    func queue(_ line: [UInt8]) -> Bool {
         let accepted = queue.withLock { state -> Bool in
             guard !state.closed else { return true }
-            guard state.bytes.count + line.count <= HubServer.maxQueuedBytesPerFollower else { return false }
+            guard state.bytes.count + line.count < HubServer.maxQueuedBytesPerFollower else { return false }
             state.bytes.append(contentsOf: line)
+            state.bytes.append(0x0A)
+            state.wakeOwed = true
             return true
         }
-        if accepted { wake.signal() } else { cut() }
+        if !accepted { cut() }
         return accepted
+    }
+
+    /// Queues a line and wakes the writer at once (messages outside the loop's passes).
+    func send(_ line: [UInt8]) -> Bool {
+        let accepted = queue(line)
+        wakeIfQueued()
+        return accepted
+    }
+
+    func wakeIfQueued() {
+        let owed = queue.withLock { state -> Bool in
+            defer { state.wakeOwed = false }
+            return state.wakeOwed
+        }
+        if owed { wake.signal() }
     }
 
     func startWriting() {

@@ -47,9 +47,13 @@ public struct SessionInfo: Sendable, Equatable {
     }
 }
 
-/// Hands an accepted event to the other sessions (the hub's followers). Says whether this
-/// process's own session gets it too: a source pinned to a project goes only to the sessions
-/// in that project, and to every session when none is — never nowhere.
+/// Hands accepted events to the other sessions (the hub's followers).
 public protocol SessionFanOut: AnyObject, Sendable {
-    func share(_ event: ChannelEvent, pinnedTo route: String?) -> Bool
+    /// Queues the event for the followers it is for. Says whether this process's own session
+    /// gets it too — a source pinned to a project goes only to the sessions in that project,
+    /// and to every session when none is: never nowhere — and gives the notification line
+    /// when it had to encode one (so the own session does not encode it again).
+    func share(_ event: ChannelEvent, pinnedTo route: String?) -> (ownSession: Bool, line: [UInt8]?)
+    /// Wakes each follower's writer once for everything shared in this loop pass.
+    func endOfPass()
 }

@@ -7,6 +7,8 @@ public struct ChannelEvent: Sendable, Equatable {
     /// Ordered key/value pairs. Keys match `[A-Za-z0-9_]+`; every value is a string, because
     /// Claude Code drops the whole message otherwise.
     public var meta: [(key: String, value: String)]
+    /// The whole notification line, when it was encoded already (see `init(encodedNotification:)`).
+    private var encoded: [UInt8]?
 
     /// Meta values a sender chooses (`delivery_id`, `event_type`, …) are cut to this many characters.
     public static let maxMetaValueCharacters = 200
@@ -19,6 +21,14 @@ public struct ChannelEvent: Sendable, Equatable {
         self.meta = meta.compactMap { pair in
             ChannelEvent.isValidMetaKey(pair.key) ? (pair.key, Self.cleanMetaValue(pair.value)) : nil
         }
+    }
+
+    /// An event whose notification line was encoded elsewhere (once, for this session and
+    /// the hub's followers); `writeNotification` writes it as it is.
+    public init(encodedNotification line: [UInt8]) {
+        content = ""
+        meta = []
+        encoded = line
     }
 
     /// Claude Code escapes meta values but writes the content as it is between
@@ -81,7 +91,7 @@ public struct ChannelEvent: Sendable, Equatable {
     }
 
     public static func == (lhs: ChannelEvent, rhs: ChannelEvent) -> Bool {
-        lhs.content == rhs.content && lhs.meta.elementsEqual(rhs.meta, by: { $0 == $1 })
+        lhs.content == rhs.content && lhs.meta.elementsEqual(rhs.meta, by: { $0 == $1 }) && lhs.encoded == rhs.encoded
     }
 
     public static func isValidMetaKey(_ key: String) -> Bool {
@@ -107,6 +117,10 @@ public struct ChannelEvent: Sendable, Equatable {
 
     /// Writes the notification line straight into an output buffer.
     public func writeNotification(into out: inout [UInt8]) {
+        if let encoded {
+            out.append(contentsOf: encoded)
+            return
+        }
         out.append(contentsOf: #"{"jsonrpc":"2.0","method":"notifications/claude/channel","params":{"content":"#.utf8)
         JSONWriter.appendString(content, into: &out)
         out.append(contentsOf: #","meta":{"#.utf8)

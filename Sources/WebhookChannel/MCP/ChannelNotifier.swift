@@ -117,6 +117,12 @@ public final class ChannelNotifier: Sendable {
         ])
     }
 
+    /// `deliver` for an event whose notification line is already encoded (shared with the
+    /// hub's followers), so it is not encoded twice.
+    public func deliver(encoded line: [UInt8], weight: Int) {
+        deliver(ChannelEvent(encodedNotification: line), weight: weight)
+    }
+
     /// Flushes the queue and switches to direct delivery. Done under the lock so an event
     /// arriving meanwhile cannot overtake the queued ones.
     public func markInitialized() {

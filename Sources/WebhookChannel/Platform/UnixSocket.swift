@@ -97,9 +97,9 @@ enum UnixSocket {
 }
 
 /// Reads newline-terminated frames from a blocking descriptor, each at most `maxLine` bytes.
-struct FrameReader {
+struct FrameReader: Sendable {
     let fd: Int32
-    let maxLine: Int
+    var maxLine: Int
     private var buffer: [UInt8] = []
     private var chunk = [UInt8](repeating: 0, count: 64 * 1024)
 

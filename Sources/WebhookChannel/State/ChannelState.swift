@@ -86,6 +86,9 @@ public actor ChannelState {
         var route: String?
         var sourceID: String
         var replayKeys: [String]
+        /// The duplicate memory's digests of `replayKeys`, for the journal once written.
+        var remembered: [UInt64]
+        var receivedAt: Double
         var written: Pending<Bool>
     }
 
@@ -125,8 +128,9 @@ public actor ChannelState {
 
     /// At start-up: opens the event log and the duplicate memory's journal (repairing a torn
     /// last line of either), rebuilds per-source counters from the log and the duplicate
-    /// memory from the journal, so a delivery seen before a restart is still a duplicate
-    /// after it. A state dir from before the journal rebuilds the memory from the log.
+    /// memory from both, so a delivery seen before a restart is still a duplicate after it:
+    /// the journal holds keys whose events the log has rotated away, the log those the
+    /// journal had not been written with yet (it is written at most once a second).
     public func openLogs() {
         guard !logsOpen else { return }
         logsOpen = true
@@ -136,18 +140,17 @@ public actor ChannelState {
             stats[record.sourceID, default: SourceStats()].eventCount += 1
             stats[record.sourceID, default: SourceStats()].lastEventAt = record.receivedAt
         }
-        if let entries = dedupeJournal.open() {
-            for entry in entries { replay.restore(digest: entry.digest, expiresAt: entry.expiresAt, now: now) }
-        } else {
-            for record in records {
-                for key in record.replayKeys {
-                    let expiresAt = record.receivedAt + replay.lifetime
-                    replay.restore(key: key, expiresAt: expiresAt, now: now)
-                    dedupeJournal.append(digest: ReplayMemory.digest(key), expiresAt: expiresAt)
-                }
+        let journaled = dedupeJournal.open()
+        for entry in journaled ?? [] { replay.restore(digest: entry.digest, expiresAt: entry.expiresAt, now: now) }
+        for record in records {
+            for key in record.replayKeys {
+                let expiresAt = record.receivedAt + replay.lifetime
+                replay.restore(key: key, expiresAt: expiresAt, now: now)
+                // A state dir from before the journal: start it from the log.
+                if journaled == nil { dedupeJournal.append(digest: ReplayMemory.digest(key), expiresAt: expiresAt) }
             }
-            dedupeJournal.writePending()
         }
+        dedupeJournal.writePending()
     }
 
     // MARK: Sources file
@@ -357,15 +360,13 @@ public actor ChannelState {
             }
         }
 
-        for key in replayKeys {
-            if let digest = replay.insert(key, now: now) { dedupeJournal.append(digest: digest, expiresAt: now + replay.lifetime) }
-        }
+        let remembered = replayKeys.compactMap { replay.insert($0, now: now) }
         eventLog.append(record)
         stats[source.id, default: SourceStats()].eventCount += 1
         stats[source.id, default: SourceStats()].lastEventAt = now
         let written = Pending<Bool>()
         uncommitted.append(Uncommitted(event: event, weight: weight, route: source.route, sourceID: source.id,
-                                       replayKeys: replayKeys,
+                                       replayKeys: replayKeys, remembered: remembered, receivedAt: now,
                                        written: written))
         return .accepted(eventID: record.id, filtered: record.filtered, written: written)
     }
@@ -379,8 +380,18 @@ public actor ChannelState {
         guard !uncommitted.isEmpty else { return }
         let batch = uncommitted
         uncommitted.removeAll(keepingCapacity: true)
+        let generation = eventLog.file.generation
         let written = eventLog.writePending()
-        dedupeJournal.writePending()
+        if written {
+            for accepted in batch {
+                for digest in accepted.remembered {
+                    dedupeJournal.append(digest: digest, expiresAt: accepted.receivedAt + replay.lifetime)
+                }
+            }
+        }
+        // The journal may lag a second behind the log (whose lines carry the same keys), but
+        // never past a rotation: what the log lets go of is in the journal by then.
+        dedupeJournal.writeIfDue(now: MonotonicClock.nowNanoseconds(), force: eventLog.file.generation != generation)
         guard written else {
             for accepted in batch {
                 if accepted.event != nil { notifier.cancel(weight: accepted.weight) }
@@ -422,14 +433,18 @@ public actor ChannelState {
     private func release(_ batch: [Uncommitted]) {
         for accepted in batch {
             if let event = accepted.event {
-                if fanOut?.share(event, pinnedTo: accepted.route) ?? true {
-                    notifier.deliver(event, weight: accepted.weight)
-                } else {
+                let (ownSession, line) = fanOut?.share(event, pinnedTo: accepted.route) ?? (true, nil)
+                if !ownSession {
                     notifier.cancel(weight: accepted.weight)
+                } else if let line {
+                    notifier.deliver(encoded: line, weight: accepted.weight)
+                } else {
+                    notifier.deliver(event, weight: accepted.weight)
                 }
             }
             accepted.written.fulfil(true)
         }
+        fanOut?.endOfPass()
     }
 
     // MARK: Event log

@@ -4,8 +4,9 @@ import Foundation
 /// `<expiry, Unix seconds> <64-bit digest, 16 hex digits>`. Each file holds up to `capacity`
 /// lines before it rotates, so `dedupe.log` and `dedupe.log.1` together always hold at least
 /// the last `capacity` keys — all the memory keeps — whatever the event log has rotated
-/// away (large bodies fill the event log long before 100,000 events). Written in the same
-/// end-of-pass step as the event log, before the answers.
+/// away (large bodies fill the event log long before 100,000 events). Written at most once a
+/// second (and at every rotation of the event log), one `write` for all keys since: the
+/// event log's lines carry the same keys, and start-up reads both.
 final class DedupeJournal {
     static let fileName = "dedupe.log"
     /// `1700000000 0123456789abcdef\n`
@@ -13,6 +14,8 @@ final class DedupeJournal {
 
     let file: RotatingLineFile
     private var pending: [UInt8] = []
+    private var lastWrite: UInt64 = 0
+    static let writeIntervalNanoseconds: UInt64 = 1_000_000_000
 
     init(directory: StateDirectory, capacity: Int, background: SerialWorker, log: Logger) {
         file = RotatingLineFile(name: Self.fileName, directory: directory, maxBytes: capacity * Self.lineLength,
@@ -47,8 +50,15 @@ final class DedupeJournal {
         pending.append(0x0A)
     }
 
-    /// One `write` for the pass. A failure is logged by the file and costs only duplicate
-    /// detection after a restart; the events themselves are in the event log.
+    /// Writes what is pending when a second has passed since the last write, or when `force`.
+    func writeIfDue(now: UInt64, force: Bool) {
+        guard !pending.isEmpty, force || now &- lastWrite >= Self.writeIntervalNanoseconds else { return }
+        lastWrite = now
+        writePending()
+    }
+
+    /// One `write` for everything pending. A failure is logged by the file and costs only
+    /// duplicate detection after a restart; the events themselves are in the event log.
     func writePending() {
         defer { pending.removeAll(keepingCapacity: true) }
         _ = file.append(pending)
