@@ -34,6 +34,15 @@ public final class ProtocolOutput: Sendable {
 
         var hasOutput: Bool { !bytes.isEmpty || !deferred.isEmpty }
 
+        /// Everything queued, for one writer: it counts as being written until that writer
+        /// reports back.
+        mutating func takeForWriting() -> (bytes: [UInt8], deferred: [@Sendable (inout [UInt8]) -> Void]) {
+            writing = queued
+            queued = Backlog()
+            defer { bytes = []; deferred = [] }
+            return (bytes, deferred)
+        }
+
         /// True when the caller must queue a drain job: there is output, and no one else is
         /// writing (a running drain picks up what arrives; the loop hands over when it is done).
         /// The client is gone: keep accepting so senders never block, but write nothing.
@@ -130,13 +139,10 @@ public final class ProtocolOutput: Sendable {
             if buffer.withLock({ $0.claimDrain() }) { worker.async { [self] in drain() } }
             return
         }
-        let taken = buffer.withLock { state -> ([UInt8], [@Sendable (inout [UInt8]) -> Void])? in
+        let taken = buffer.withLock { state -> (bytes: [UInt8], deferred: [@Sendable (inout [UInt8]) -> Void])? in
             guard state.hasOutput, !state.closed, !state.workerOwnsOutput, !state.loopWriting else { return nil }
             state.loopWriting = true
-            state.writing = state.queued
-            state.queued = Backlog()
-            defer { state.bytes = []; state.deferred = [] }
-            return (state.bytes, state.deferred)
+            return state.takeForWriting()
         }
         guard var (bytes, deferred) = taken else { return }
         Self.serialize(deferred, into: &bytes)
@@ -171,15 +177,12 @@ public final class ProtocolOutput: Sendable {
     /// does the loop write again.
     private func drain() {
         while true {
-            let taken = buffer.withLock { state -> ([UInt8], [@Sendable (inout [UInt8]) -> Void])? in
+            let taken = buffer.withLock { state -> (bytes: [UInt8], deferred: [@Sendable (inout [UInt8]) -> Void])? in
                 guard state.hasOutput, !state.closed else {
                     state.workerOwnsOutput = false
                     return nil
                 }
-                state.writing = state.queued
-                state.queued = Backlog()
-                defer { state.bytes = []; state.deferred = [] }
-                return (state.bytes, state.deferred)
+                return state.takeForWriting()
             }
             guard var (bytes, deferred) = taken else { return }
             Self.serialize(deferred, into: &bytes)
