@@ -60,6 +60,10 @@ public struct MCPTool: Sendable {
 public struct ToolArguments: Sendable {
     public let object: JSONObject
 
+    public init(object: JSONObject) {
+        self.object = object
+    }
+
     public func requiredString(_ key: String) throws(JSONRPCError) -> String {
         guard let value = object[key] else { throw .invalidParams("missing required argument \"\(key)\"") }
         guard let string = value.stringValue, !string.isEmpty else {
