@@ -61,6 +61,7 @@ let package = Package(
             // end-to-end tests launch.
             dependencies: [
                 "Platform", "JSON", "Socket", "HTTP", "Signing", "MCP", "WebhookChannel", "webhook-channel",
+                "COpenSSL",  // the tests sign and serve TLS with libcrypto themselves
             ],
             swiftSettings: swiftSettings
         ),

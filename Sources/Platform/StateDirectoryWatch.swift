@@ -19,7 +19,7 @@ import Darwin
 public final class StateDirectoryWatch {
     private let fd: Int32
     /// Inotify is in use (false: stat per round).
-    public let isWatching: Bool
+    let isWatching: Bool
     private var changed = true
     /// The watch is gone (the directory was removed or replaced) or events were dropped:
     /// from then on every question is answered "changed", as without a watch.

@@ -60,7 +60,7 @@ private let systemAccept = Darwin.accept
 /// on Linux (`MSG_NOSIGNAL`), per socket on macOS (`SO_NOSIGPIPE`).
 public enum NoSignalSend {
     /// Called once on every new socket.
-    public static func prepare(_ fd: Int32) {
+    static func prepare(_ fd: Int32) {
         #if canImport(Darwin)
         var one: Int32 = 1
         _ = setsockopt(fd, SOL_SOCKET, SO_NOSIGPIPE, &one, socklen_t(MemoryLayout<Int32>.size))
