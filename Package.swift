@@ -23,11 +23,31 @@ let package = Package(
             providers: [.apt(["libssl-dev", "pkg-config"]), .brew(["openssl@3"])]
         ),
         // Linux interfaces Glibc does not export (epoll, eventfd, inotify, accept4); headers
-        // only, empty on other platforms. Imported by Sources/WebhookChannel/Platform only.
+        // only, empty on other platforms. Imported by Platform only.
         .systemLibrary(name: "CLinux", path: "Sources/CLinux"),
+
+        // The layers, lowest first. Each may import only what its `dependencies` list, so a
+        // lower layer cannot reach a higher one; what a lower layer needs from above is
+        // handed down as a closure or a protocol it owns.
+
+        // The only target that imports Glibc or Darwin: readiness (epoll, poll), loop
+        // wake-up, state-dir watch, accept, no-SIGPIPE sends, Unix sockets, errno errors;
+        // and the small utilities every layer uses (Logger, Pending, SerialWorker, ...).
+        .target(name: "Platform", dependencies: ["CLinux"], swiftSettings: swiftSettings),
+        // JSONValue, JSONParser, JSONWriter.
+        .target(name: "JSON", dependencies: ["Platform"], swiftSettings: swiftSettings),
+        // EventLoop, TCPListener, TCPConnection, SocketAddress: knows nothing of HTTP.
+        .target(name: "Socket", dependencies: ["Platform"], swiftSettings: swiftSettings),
+        // Request parser (bytes in, request out), responses, limits, a server over any responder.
+        .target(name: "HTTP", dependencies: ["Socket", "JSON", "Platform"], swiftSettings: swiftSettings),
+        // HMAC via libcrypto, one descriptor per signature scheme, credentials from the RNG.
+        .target(name: "Signing", dependencies: ["COpenSSL"], swiftSettings: swiftSettings),
+        // JSON-RPC framing (stdin reader, stdout writer), the MCP server, tools, notifications.
+        .target(name: "MCP", dependencies: ["JSON", "Platform"], swiftSettings: swiftSettings),
+        // The application: state, digests, routes, tools, hub, outbound replies, CLI.
         .target(
             name: "WebhookChannel",
-            dependencies: ["COpenSSL", "CLinux"],
+            dependencies: ["Platform", "JSON", "Socket", "HTTP", "Signing", "MCP", "COpenSSL"],
             swiftSettings: swiftSettings
         ),
         .executableTarget(
@@ -39,7 +59,10 @@ let package = Package(
             name: "WebhookChannelTests",
             // The executable is a dependency so `swift test` builds the real binary the
             // end-to-end tests launch.
-            dependencies: ["WebhookChannel", "webhook-channel"],
+            dependencies: [
+                "Platform", "JSON", "Socket", "HTTP", "Signing", "MCP", "WebhookChannel", "webhook-channel",
+                "COpenSSL",  // the tests sign and serve TLS with libcrypto themselves
+            ],
             swiftSettings: swiftSettings
         ),
     ]

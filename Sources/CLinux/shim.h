@@ -3,7 +3,7 @@
 
 // Linux interfaces the Glibc module does not export: the event loop's epoll and eventfd,
 // inotify for the state dir, and advisory file locks. Empty elsewhere, so the module still
-// builds on macOS (where only Sources/WebhookChannel/Platform imports it, under canImport(Glibc)).
+// builds on macOS (where only Sources/Platform imports it, under canImport(Glibc)).
 #ifdef __linux__
 #include <sys/epoll.h>
 #include <sys/eventfd.h>

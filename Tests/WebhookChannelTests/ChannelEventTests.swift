@@ -1,4 +1,6 @@
 import Testing
+@testable import JSON
+@testable import MCP
 @testable import WebhookChannel
 
 struct ChannelEventTests {

@@ -1,5 +1,7 @@
 import Foundation
 import Testing
+@testable import Signing
+@testable import MCP
 @testable import WebhookChannel
 
 /// SPEC 14: which content a source's mode gives, what the notification then carries, and how

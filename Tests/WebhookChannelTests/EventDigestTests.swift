@@ -1,5 +1,7 @@
 import Foundation
 import Testing
+@testable import JSON
+@testable import Signing
 @testable import WebhookChannel
 
 /// SPEC 14: the digest builder, on real provider payloads and on input that is not what a

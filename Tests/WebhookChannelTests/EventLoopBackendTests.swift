@@ -1,6 +1,8 @@
 import Foundation
 import Synchronization
 import Testing
+@testable import Platform
+@testable import Socket
 @testable import WebhookChannel
 
 /// SPEC 10: the event loop runs on epoll or on the portable poll(2) backend

@@ -1,4 +1,6 @@
 import Testing
+@testable import Platform
+@testable import JSON
 @testable import WebhookChannel
 
 /// The per-webhook fast paths (validating a body without a tree, escaping and UTF-8 checks

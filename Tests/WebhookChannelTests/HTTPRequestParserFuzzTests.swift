@@ -1,4 +1,5 @@
 import Testing
+@testable import HTTP
 @testable import WebhookChannel
 
 // Property tests for HTTPRequestParser with a seeded, deterministic generator. Every

@@ -1,4 +1,5 @@
 import Testing
+@testable import HTTP
 @testable import WebhookChannel
 
 // Requests are written as plain strings; "\r\n" is spelled out so every line ending is

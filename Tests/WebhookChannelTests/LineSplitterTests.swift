@@ -1,4 +1,5 @@
 import Testing
+@testable import MCP
 @testable import WebhookChannel
 
 struct LineSplitterTests {

@@ -1,6 +1,8 @@
 import Foundation
 import Synchronization
 import Testing
+@testable import Platform
+@testable import MCP
 @testable import WebhookChannel
 
 /// The single writer of stdout lines: order, batching hand-off, and the shared worker.

@@ -1,4 +1,5 @@
 import Testing
+@testable import Signing
 @testable import WebhookChannel
 
 /// Expected signatures below were computed outside this code base (Python's `hmac` module and

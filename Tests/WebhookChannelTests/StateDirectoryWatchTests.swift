@@ -1,5 +1,7 @@
 import Foundation
 import Testing
+@testable import Platform
+@testable import Socket
 @testable import WebhookChannel
 
 /// The inotify watch that spares a `stat` of sources.json per request: it must report every

@@ -1,4 +1,5 @@
 import Foundation
+import Platform
 
 /// The operator CLI: the same binary with a subcommand. Exit codes: 0 ok, 1 failed (unknown id
 /// or code, no server), 2 usage.

@@ -1,4 +1,5 @@
 import Foundation
+import JSON
 
 /// `events` and `replay`: the event log from the terminal.
 enum EventCommands {

@@ -1,4 +1,7 @@
 import Foundation
+import Platform
+import JSON
+import Signing
 
 /// `webhook-channel pair [CODE]`: the terminal side of pairing, what `/webhook:pair` runs.
 enum PairCommand {

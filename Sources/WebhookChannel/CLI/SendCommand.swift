@@ -1,4 +1,5 @@
 import Foundation
+import Signing
 
 /// `send` and `sign`: the test sender that replaces the openssl one-liner. Both sign with the
 /// source's own scheme through the same signer replies use.

@@ -1,5 +1,11 @@
 import Foundation
 import Synchronization
+import Platform
+import JSON
+import Socket
+import HTTP
+import Signing
+import MCP
 
 /// `webhook-channel` with no arguments: MCP on stdio and the HTTP server, in one process.
 enum ServeCommand {
@@ -95,7 +101,7 @@ enum ServeCommand {
     {
         let loopback = config.bindsLoopback
         let limits = HTTPLimits(maxBodyBytes: config.maxBodyBytes)
-        let timeouts = HTTPServerConnection.Timeouts(
+        let timeouts = HTTPServer.Timeouts(
             headNanoseconds: UInt64(config.headerTimeout * 1e9), requestNanoseconds: UInt64(max(config.headerTimeout, 30) * 1e9),
             idleNanoseconds: UInt64(config.idleTimeout * 1e9))
         return {

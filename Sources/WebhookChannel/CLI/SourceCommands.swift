@@ -1,4 +1,6 @@
 import Foundation
+import JSON
+import Signing
 
 /// `sources`, `add`, `revoke`, `rotate`, `content`, `approver`, `filter`: the operator's hold
 /// on who may send, who may approve and what Claude reads. Each changes

@@ -1,3 +1,5 @@
+import JSON
+
 /// Collects a digest's lines, one field a line, and assembles them under the byte budget with
 /// the footer always last and always whole.
 struct DigestWriter {

@@ -1,3 +1,5 @@
+import JSON
+
 /// Text taken from a payload, made safe to put in front of a reader: one line, no control
 /// characters, no bidi overrides that could make it read as something else, and short.
 enum PayloadText {

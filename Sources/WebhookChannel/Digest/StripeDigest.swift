@@ -1,3 +1,5 @@
+import JSON
+
 /// The fields of a Stripe event a person acts on (SPEC 14): what object it is about, how much,
 /// its status and customer, why it failed, and what changed.
 enum StripeDigest {

@@ -1,5 +1,8 @@
 import Foundation
 import Synchronization
+import Platform
+import JSON
+import MCP
 
 /// A follower's side of `hub.sock`: attached to the hub, it writes the notification lines the
 /// hub sends to its own stdout, as its own channel events (same `event_id`).

@@ -1,5 +1,8 @@
 import Foundation
 import Synchronization
+import Platform
+import JSON
+import MCP
 
 /// The hub's side of `hub.sock`: followers (other sessions' servers on the same state dir)
 /// attach here and receive every event the hub accepts, as notification lines.

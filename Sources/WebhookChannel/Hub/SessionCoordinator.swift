@@ -1,5 +1,9 @@
 import Foundation
 import Synchronization
+import Platform
+import Socket
+import HTTP
+import MCP
 
 /// Decides, and changes when it must, what this server is for its state dir:
 /// - the **hub**: it bound the HTTP port, accepts webhooks, and shares each event with the

@@ -1,4 +1,6 @@
 import Foundation
+import JSON
+import MCP
 
 /// One Claude Code session served through a state dir: the hub's own, or a follower's.
 public struct SessionInfo: Sendable, Equatable {

@@ -1,4 +1,6 @@
 import Foundation
+import Platform
+import Socket
 
 /// One HTTP/1.1 POST to a callback URL, on plain sockets (TLS through libssl for https). Runs
 /// on its own thread so a slow receiver never blocks the event loop or the MCP loop. Redirects

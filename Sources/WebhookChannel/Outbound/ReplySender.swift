@@ -1,5 +1,9 @@
 import Foundation
 import Synchronization
+import Platform
+import JSON
+import Signing
+import MCP
 
 /// Sends Claude's replies to a source's callback URL: signed like the seed's receivers expect,
 /// retried on network errors, 5xx and 429 (after 1 s, 5 s, 30 s, or `Retry-After` up to a cap),

@@ -1,4 +1,10 @@
 import Foundation
+import Platform
+import JSON
+import Socket
+import HTTP
+import Signing
+import MCP
 
 /// Everything the two sides of the process share: paired sources, pending pairings, replay
 /// memory and per-source counters, plus the verifier. It runs on the HTTP event loop's thread

@@ -1,4 +1,6 @@
 import Foundation
+import Platform
+import Signing
 
 /// The duplicate memory on disk, apart from the event log: one line per remembered key,
 /// `<expiry, Unix seconds> <64-bit digest, 16 hex digits>`. Each file holds up to `capacity`

@@ -1,4 +1,8 @@
 import Foundation
+import Platform
+import JSON
+import HTTP
+import Signing
 
 /// One accepted event as the log keeps it: enough to list it, show its whole body, replay it,
 /// and after a restart still recognise its delivery as a duplicate.

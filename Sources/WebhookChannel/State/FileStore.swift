@@ -1,4 +1,6 @@
 import Foundation
+import Platform
+import Signing
 
 /// The state directory (`WEBHOOK_STATE_DIR`) at the byte level. The server and CLI processes
 /// use it at the same time, so every change is made under one advisory lock and lands by an

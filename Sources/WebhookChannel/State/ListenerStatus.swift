@@ -1,4 +1,5 @@
 import Foundation
+import Platform
 
 /// Where this server takes webhooks, or why it does not: what `webhook_status` reports.
 public struct ListenerStatus: Sendable, Equatable {

@@ -1,4 +1,5 @@
 import Foundation
+import JSON
 
 /// The pairing rules, as pure functions over `SourcesFile`, shared by the server and the CLI so
 /// both approve codes the same way under the same lock.

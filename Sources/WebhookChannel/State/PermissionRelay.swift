@@ -1,4 +1,7 @@
 import Synchronization
+import Platform
+import JSON
+import MCP
 
 /// Claude Code's tool-approval prompts, relayed to approver sources and answered by them
 /// (SPEC 12).

@@ -1,4 +1,5 @@
 import Foundation
+import Platform
 
 /// A file in the state dir that only grows by whole lines, at most `maxBytes` in `<name>` plus
 /// one older `<name>.1`: the event log and the duplicate memory's journal.

@@ -1,4 +1,6 @@
 import Foundation
+import JSON
+import Signing
 
 /// What the operator does to sources, as pure functions over `SourcesFile` (run by the CLI
 /// under the state lock).

@@ -1,4 +1,5 @@
 import Foundation
+import MCP
 
 /// A source's name is shown to the person approving it, in listings and in every event's
 /// `source_name`: it must read as what it is.

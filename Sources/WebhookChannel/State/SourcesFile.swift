@@ -1,3 +1,6 @@
+import JSON
+import Signing
+
 /// A paired sender, as stored in `sources.json`. Fields the seed wrote come first; fields this
 /// version adds are optional so a seed-written file loads unchanged, and unknown fields are
 /// kept as they were.

@@ -1,4 +1,5 @@
 import Foundation
+import Platform
 
 /// `sources.json` on disk: read-modify-write under the state directory's advisory lock, written
 /// atomically, shared by the server and CLI processes. A corrupt file is moved aside (never

@@ -1,4 +1,7 @@
 import Foundation
+import Platform
+import Socket
+import HTTP
 
 /// The serving process's settings, from the environment (SPEC section 2).
 public struct ServerConfig: Sendable {

@@ -1,4 +1,5 @@
 import Foundation
+@testable import Platform
 @testable import WebhookChannel
 
 typealias HeaderFields = [(name: String, value: String)]

@@ -1,4 +1,5 @@
 import Foundation
+@testable import Platform
 @testable import WebhookChannel
 
 /// The test harness's socket set-up that differs between Linux and macOS; sends go through the

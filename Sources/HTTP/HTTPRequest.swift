@@ -1,0 +1,283 @@
+/// An HTTP/1.x version number (RFC 9112 section 2.3).
+public struct HTTPVersion: Sendable, Equatable, CustomStringConvertible {
+    public var major: Int
+    public var minor: Int
+
+    public init(major: Int, minor: Int) {
+        self.major = major
+        self.minor = minor
+    }
+
+    public static let http10 = HTTPVersion(major: 1, minor: 0)
+    public static let http11 = HTTPVersion(major: 1, minor: 1)
+
+    public var description: String { "HTTP/\(major).\(minor)" }
+}
+
+/// Header fields in the order they were received, with the sender's spelling of each name.
+///
+/// Order matters because some fields may repeat and their values combine in order
+/// (RFC 9110 section 5.3). Lookups ignore ASCII case, since field names are
+/// case-insensitive (RFC 9110 section 5.1). Two `HTTPHeaders` are equal when they hold the
+/// same names (exact spelling) and values in the same order.
+public struct HTTPHeaders: Sendable, Equatable, Sequence, ExpressibleByDictionaryLiteral {
+    public typealias Element = (name: String, value: String)
+
+    fileprivate struct Field: Sendable, Equatable {
+        var name: String
+        var value: String
+    }
+
+    private var fields: [Field] = []
+
+    public init() {}
+
+    public init(_ fields: [(String, String)]) {
+        self.fields = fields.map { Field(name: $0.0, value: $0.1) }
+    }
+
+    public init(dictionaryLiteral elements: (String, String)...) {
+        self.init(elements)
+    }
+
+    public var count: Int { fields.count }
+
+    public var isEmpty: Bool { fields.isEmpty }
+
+    /// The first value of the field `name`, or nil.
+    public subscript(name: String) -> String? {
+        for field in fields where Self.namesEqual(field.name, name) {
+            return field.value
+        }
+        return nil
+    }
+
+    /// Every value of the field `name`, in order.
+    public func values(for name: String) -> [String] {
+        var result: [String] = []
+        for field in fields where Self.namesEqual(field.name, name) {
+            result.append(field.value)
+        }
+        return result
+    }
+
+    public func contains(_ name: String) -> Bool {
+        fields.contains { Self.namesEqual($0.name, name) }
+    }
+
+    public mutating func append(name: String, value: String) {
+        fields.append(Field(name: name, value: value))
+    }
+
+    public mutating func reserveCapacity(_ capacity: Int) {
+        fields.reserveCapacity(capacity)
+    }
+
+    public struct Iterator: IteratorProtocol {
+        private var base: IndexingIterator<[Field]>
+
+        fileprivate init(_ fields: [Field]) {
+            base = fields.makeIterator()
+        }
+
+        public mutating func next() -> (name: String, value: String)? {
+            guard let field = base.next() else { return nil }
+            return (field.name, field.value)
+        }
+    }
+
+    public func makeIterator() -> Iterator {
+        Iterator(fields)
+    }
+
+    public var underestimatedCount: Int { fields.count }
+
+    /// ASCII case-insensitive comparison over the UTF-8 bytes; field names are tokens, so
+    /// ASCII folding is all that is needed, and it allocates nothing. Runs many times per
+    /// request, so it compares contiguous bytes when both strings have them (they always do
+    /// here: parsed and literal strings are native).
+    public static func namesEqual(_ a: String, _ b: String) -> Bool {
+        let x = a.utf8
+        let y = b.utf8
+        guard x.count == y.count else { return false }
+        let fast = x.withContiguousStorageIfAvailable { p in
+            y.withContiguousStorageIfAvailable { q in
+                for i in 0..<p.count where p[i] != q[i] && asciiLowercased(p[i]) != asciiLowercased(q[i]) { return false }
+                return true
+            }
+        }
+        if let fast = fast ?? nil { return fast }
+        return x.elementsEqual(y) { $0 == $1 || asciiLowercased($0) == asciiLowercased($1) }
+    }
+
+    @inline(__always)
+    public static func asciiLowercased(_ byte: UInt8) -> UInt8 {
+        byte &- UInt8(ascii: "A") < 26 ? byte | 0x20 : byte
+    }
+}
+
+/// One parsed HTTP/1.x request.
+///
+/// `path` and `query` are derived from `target` when the request is made, which is why
+/// those three (and `method`, `version`) are constants; headers and body may be changed.
+public struct HTTPRequest: Sendable, Equatable {
+    public let method: String
+    /// The request-target exactly as sent (RFC 9112 section 3.2).
+    public let target: String
+    /// `target` up to the first `?`.
+    public let path: String
+    /// `target` after the first `?`, still percent-encoded; nil when there is no `?`.
+    public let query: String?
+    public let version: HTTPVersion
+    public var headers: HTTPHeaders
+    public var body: [UInt8]
+
+    public init(
+        method: String,
+        target: String,
+        version: HTTPVersion = .http11,
+        headers: HTTPHeaders = HTTPHeaders(),
+        body: [UInt8] = []
+    ) {
+        self.method = method
+        self.target = target
+        if let mark = target.utf8.firstIndex(of: UInt8(ascii: "?")) {
+            path = String(target[..<mark])
+            query = String(target[target.index(after: mark)...])
+        } else {
+            path = target
+            query = nil
+        }
+        self.version = version
+        self.headers = headers
+        self.body = body
+    }
+
+    /// Whether the connection stays open after the response (RFC 9112 section 9.3):
+    /// HTTP/1.1 persists unless a `Connection` option says `close`; HTTP/1.0 persists only
+    /// when a `Connection` option says `keep-alive` (and none says `close`).
+    public var keepAlive: Bool {
+        var close = false
+        var keepAlive = false
+        for value in headers.values(for: "Connection") {
+            for option in value.split(separator: ",") {
+                let token = Self.trimmingOWS(option)
+                if HTTPHeaders.namesEqual(token, "close") { close = true }
+                if HTTPHeaders.namesEqual(token, "keep-alive") { keepAlive = true }
+            }
+        }
+        if close { return false }
+        if version == .http10 { return keepAlive }
+        return true
+    }
+
+    /// Whether the client waits for `100 Continue` before sending the body. An HTTP/1.0
+    /// client cannot understand 100 Continue, so its expectation is ignored
+    /// (RFC 9110 section 10.1.1).
+    public var expectsContinue: Bool {
+        Self.expectsContinue(version: version, headers: headers)
+    }
+
+    static func expectsContinue(version: HTTPVersion, headers: HTTPHeaders) -> Bool {
+        guard version != .http10, let expect = headers["Expect"] else { return false }
+        return HTTPHeaders.namesEqual(trimmingOWS(Substring(expect)), "100-continue")
+    }
+
+    /// The first query parameter called `name`, percent-decoded with `+` read as a space
+    /// (the `application/x-www-form-urlencoded` convention browsers and curl use for
+    /// queries). A parameter without `=` has the value "". A malformed `%` escape is kept
+    /// as it was written rather than failing the whole lookup.
+    public func queryParameter(_ name: String) -> String? {
+        guard let query else { return nil }
+        for pair in query.utf8.split(separator: UInt8(ascii: "&"), omittingEmptySubsequences: true) {
+            let equals = pair.firstIndex(of: UInt8(ascii: "="))
+            let rawName = pair[pair.startIndex..<(equals ?? pair.endIndex)]
+            guard Self.percentDecoded(rawName) == name else { continue }
+            guard let equals else { return "" }
+            return Self.percentDecoded(pair[pair.index(after: equals)...])
+        }
+        return nil
+    }
+
+    /// The request as HTTP/1.x bytes: request line, every header except the framing ones
+    /// in order as `Name: value`, then the body.
+    ///
+    /// Framing rule: any `Transfer-Encoding` and `Content-Length` fields are dropped and the
+    /// body is always sent with one `Content-Length`, appended after the other headers.
+    /// It is emitted when the body is non-empty, or when the method is `POST`, `PUT` or
+    /// `PATCH` (which the parser refuses with `411` without a length). So
+    /// `parse(request.serialized())` gives back the request, except that its framing headers
+    /// are now exactly that one trailing `Content-Length`. No `Host` is added: an HTTP/1.1
+    /// request needs one in `headers` to parse again.
+    public func serialized() -> [UInt8] {
+        let needsLength = !body.isEmpty || Self.methodsRequiringLength.contains(method)
+        var out: [UInt8] = []
+        var size = method.utf8.count + target.utf8.count + 16 + body.count + (needsLength ? 40 : 0)
+        for (name, value) in headers {
+            size += name.utf8.count + value.utf8.count + 4
+        }
+        out.reserveCapacity(size)
+        out.append(contentsOf: method.utf8)
+        out.append(0x20)
+        out.append(contentsOf: target.utf8)
+        out.append(0x20)
+        out.append(contentsOf: version.description.utf8)
+        out.append(contentsOf: [0x0D, 0x0A])
+        for (name, value) in headers
+        where !HTTPHeaders.namesEqual(name, "Content-Length") && !HTTPHeaders.namesEqual(name, "Transfer-Encoding") {
+            out.append(contentsOf: name.utf8)
+            out.append(contentsOf: [UInt8(ascii: ":"), 0x20])
+            out.append(contentsOf: value.utf8)
+            out.append(contentsOf: [0x0D, 0x0A])
+        }
+        if needsLength {
+            out.append(contentsOf: "Content-Length: \(body.count)\r\n".utf8)
+        }
+        out.append(contentsOf: [0x0D, 0x0A])
+        out.append(contentsOf: body)
+        return out
+    }
+
+    /// Methods whose requests carry content by definition, so a missing length is an error
+    /// rather than an empty body. Methods are case-sensitive (RFC 9110 section 9.1).
+    static let methodsRequiringLength: Set<String> = ["POST", "PUT", "PATCH"]
+
+    /// OWS is spaces and tabs (RFC 9110 section 5.6.3).
+    static func trimmingOWS(_ text: Substring) -> String {
+        var slice = text.utf8[...]
+        while let first = slice.first, first == 0x20 || first == 0x09 { slice = slice.dropFirst() }
+        while let last = slice.last, last == 0x20 || last == 0x09 { slice = slice.dropLast() }
+        return String(Substring(slice))
+    }
+
+    private static func percentDecoded(_ slice: Substring.UTF8View) -> String {
+        let bytes = Array(slice)
+        var out: [UInt8] = []
+        out.reserveCapacity(bytes.count)
+        var i = 0
+        while i < bytes.count {
+            let byte = bytes[i]
+            if byte == UInt8(ascii: "+") {
+                out.append(0x20)
+            } else if byte == UInt8(ascii: "%"), i + 2 < bytes.count,
+                      let high = hexValue(bytes[i + 1]), let low = hexValue(bytes[i + 2]) {
+                out.append(high << 4 | low)
+                i += 2
+            } else {
+                out.append(byte)
+            }
+            i += 1
+        }
+        return String(decoding: out, as: UTF8.self)
+    }
+
+    @inline(__always)
+    static func hexValue(_ byte: UInt8) -> UInt8? {
+        switch byte {
+        case UInt8(ascii: "0")...UInt8(ascii: "9"): return byte - UInt8(ascii: "0")
+        case UInt8(ascii: "a")...UInt8(ascii: "f"): return byte - UInt8(ascii: "a") + 10
+        case UInt8(ascii: "A")...UInt8(ascii: "F"): return byte - UInt8(ascii: "A") + 10
+        default: return nil
+        }
+    }
+}

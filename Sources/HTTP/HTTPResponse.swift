@@ -1,0 +1,133 @@
+import Platform
+
+/// An HTTP/1.1 response ready to be written to a connection.
+///
+/// The writer owns the framing: `Content-Length` and `Connection` are always its own, so a
+/// caller can never send a length that disagrees with the body. No CORS headers are ever
+/// added (SPEC section 5: a browser page must not be able to read these answers).
+public struct HTTPResponse: Sendable {
+    public var status: Int
+    /// Extra header fields, written in order after the framing ones.
+    public var headers: [(String, String)]
+    public var body: [UInt8]
+
+    public init(status: Int, headers: [(String, String)] = [], body: [UInt8] = []) {
+        self.status = status
+        self.headers = headers
+        self.body = body
+    }
+
+    /// A JSON response (all answers of this server are JSON, SPEC section 4); the
+    /// `Content-Type` comes from `serialized(keepAlive:)`.
+    public static func json(status: Int, body: [UInt8], extraHeaders: [(String, String)] = []) -> HTTPResponse {
+        HTTPResponse(status: status, headers: extraHeaders, body: body)
+    }
+
+    /// The response as bytes:
+    /// `HTTP/1.1 <status> <reason>`, `Content-Type: application/json` when there is a body
+    /// and no Content-Type was set, `Content-Length`, `Connection`, the extra headers, an
+    /// empty line, the body.
+    ///
+    /// Extra `Content-Length`, `Transfer-Encoding` and `Connection` fields are left out,
+    /// since the framing is this function's. A 1xx or 204 response has no content
+    /// (RFC 9110 sections 15.2 and 15.3.5, and 8.6: no Content-Length on them), so it is
+    /// written as the status line, the extra headers and the empty line only.
+    public func serialized(keepAlive: Bool) -> [UInt8] {
+        let hasContent = !(100...199).contains(status) && status != 204
+        var size = 64 + (hasContent ? body.count : 0)
+        for (name, value) in headers {
+            size += name.utf8.count + value.utf8.count + 4
+        }
+        var out: [UInt8] = []
+        out.reserveCapacity(size)
+
+        out.append(contentsOf: "HTTP/1.1 ".utf8)
+        out.append(contentsOf: String(status).utf8)
+        out.append(Self.space)
+        out.append(contentsOf: Self.reasonPhrase(for: status).utf8)
+        out.append(contentsOf: Self.crlf)
+
+        if hasContent {
+            if !body.isEmpty && !headers.contains(where: { HTTPHeaders.namesEqual($0.0, "Content-Type") }) {
+                Self.appendField("Content-Type", "application/json", to: &out)
+            }
+            Self.appendField("Content-Length", String(body.count), to: &out)
+            Self.appendField("Connection", keepAlive ? "keep-alive" : "close", to: &out)
+        }
+        for (name, value) in headers where !Self.isFraming(name) {
+            Self.appendField(name, value, to: &out)
+        }
+        out.append(contentsOf: Self.crlf)
+        if hasContent {
+            out.append(contentsOf: body)
+        }
+        return out
+    }
+
+    /// Reason phrases for every status this server sends (SPEC sections 4 and 5), with the
+    /// RFC 9110 wording. Any other status gets an empty reason, which RFC 9112 section 4
+    /// allows.
+    public static func reasonPhrase(for status: Int) -> String {
+        switch status {
+        case 100: return "Continue"
+        case 200: return "OK"
+        case 201: return "Created"
+        case 202: return "Accepted"
+        case 204: return "No Content"
+        case 400: return "Bad Request"
+        case 401: return "Unauthorized"
+        case 403: return "Forbidden"
+        case 404: return "Not Found"
+        case 405: return "Method Not Allowed"
+        case 408: return "Request Timeout"
+        case 411: return "Length Required"
+        case 413: return "Content Too Large"
+        case 414: return "URI Too Long"
+        case 415: return "Unsupported Media Type"
+        case 417: return "Expectation Failed"
+        case 421: return "Misdirected Request"
+        case 429: return "Too Many Requests"
+        case 431: return "Request Header Fields Too Large"
+        case 500: return "Internal Server Error"
+        case 501: return "Not Implemented"
+        case 503: return "Service Unavailable"
+        case 505: return "HTTP Version Not Supported"
+        default: return ""
+        }
+    }
+
+    private static let space: UInt8 = 0x20
+    private static let crlf: [UInt8] = [0x0D, 0x0A]
+
+    private static func isFraming(_ name: String) -> Bool {
+        HTTPHeaders.namesEqual(name, "Content-Length")
+            || HTTPHeaders.namesEqual(name, "Transfer-Encoding")
+            || HTTPHeaders.namesEqual(name, "Connection")
+    }
+
+    /// Control characters in a name or value would let a header value start a new header
+    /// line (response splitting), so each becomes a space. Values here come from this
+    /// server, but this keeps the guarantee in one place.
+    private static func appendField(_ name: String, _ value: String, to out: inout [UInt8]) {
+        appendSanitized(name, to: &out)
+        out.append(UInt8(ascii: ":"))
+        out.append(space)
+        appendSanitized(value, to: &out)
+        out.append(contentsOf: crlf)
+    }
+
+    private static func appendSanitized(_ text: String, to out: inout [UInt8]) {
+        for byte in text.utf8 {
+            out.append((byte < 0x20 && byte != 0x09) || byte == 0x7F ? space : byte)
+        }
+    }
+}
+
+/// What a responder gives back for one request: the answer now, or an answer that follows on
+/// the loop thread (after the event log holds the event it acknowledges, or after a file
+/// change made on another thread). Requests pipelined behind a pending answer wait for it, so
+/// answers keep their order.
+public enum HTTPReply: Sendable {
+    case now(HTTPResponse)
+    case later(Pending<HTTPResponse>)
+}

@@ -1,0 +1,68 @@
+import Platform
+import Socket
+
+/// Ties the socket layer to HTTP: one `HTTPServerConnection` per accepted socket, and a
+/// `503` for connections past the cap.
+/// Created, started and stopped on the event loop thread only.
+public final class HTTPServer: @unchecked Sendable {
+    /// SPEC section 5: at least 512 at once.
+    public static let defaultMaxConnections = 1024
+
+    public typealias Responder = (HTTPRequest, SocketAddress?) -> HTTPReply
+
+    /// How long a connection may take, per request and while idle.
+    public struct Timeouts: Sendable {
+        /// A request head must be complete this long after its first byte (or after accept).
+        public var headNanoseconds: UInt64 = 10_000_000_000
+        /// The whole request, body included.
+        public var requestNanoseconds: UInt64 = 30_000_000_000
+        /// An idle keep-alive connection is closed after this.
+        public var idleNanoseconds: UInt64 = 30_000_000_000
+
+        public init(headNanoseconds: UInt64 = 10_000_000_000, requestNanoseconds: UInt64 = 30_000_000_000,
+                    idleNanoseconds: UInt64 = 30_000_000_000)
+        {
+            self.headNanoseconds = headNanoseconds
+            self.requestNanoseconds = requestNanoseconds
+            self.idleNanoseconds = idleNanoseconds
+        }
+    }
+
+    private var listener: TCPListener!
+    public var address: SocketAddress { listener.address }
+    /// Answers every request; may be set after binding, before `start` (loop thread only).
+    public var respond: Responder
+
+    /// Binds now (throws if the port is taken); call `start` on the loop thread.
+    public init(host: String, port: UInt16, loop: EventLoop, limits: HTTPLimits, timeouts: Timeouts,
+         maxConnections: Int, respond: @escaping Responder) throws(SocketError) {
+        self.respond = respond
+        listener = try TCPListener(host: host, port: port, loop: loop, maxConnections: maxConnections) { [unowned self] connection, overLimit in
+            if overLimit {
+                connection.write(HTTPResponse.error(status: 503, code: "too_many_connections",
+                                                    message: "The server is at its connection limit; retry shortly.",
+                                                    headers: [("Retry-After", "1")]).serialized(keepAlive: false))
+                connection.closeAfterWriting(drain: true)
+                return DiscardingConnection()
+            }
+            return HTTPServerConnection(limits: limits, timeouts: timeouts, startedAt: connection.acceptedAt) { request, connection in
+                self.respond(request, connection.peer)
+            }
+        }
+    }
+
+    public func start() throws(SocketError) {
+        try listener.startAccepting()
+    }
+
+    public func stop() {
+        listener.stopListening()
+    }
+}
+
+/// Reads and drops whatever a refused connection still sends, until it is closed.
+final class DiscardingConnection: TCPConnectionDelegate {
+    func connection(_ connection: TCPConnection, didReceive bytes: UnsafeRawBufferPointer) {}
+    func connectionTick(_ connection: TCPConnection, now: UInt64) {}
+    func connectionDidClose(_ connection: TCPConnection) {}
+}

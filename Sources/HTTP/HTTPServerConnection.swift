@@ -1,0 +1,117 @@
+import Platform
+import Socket
+
+/// HTTP/1.1 over one TCP connection: feeds bytes to the parser, answers requests in order
+/// (pipelining), keeps the connection alive when both sides want it, and enforces the
+/// timeouts that stop slow clients from holding it forever.
+final class HTTPServerConnection: TCPConnectionDelegate {
+    typealias Timeouts = HTTPServer.Timeouts
+
+    typealias Responder = (HTTPRequest, TCPConnection) -> HTTPReply
+
+    private let limits: HTTPLimits
+    private let timeouts: Timeouts
+    private let respond: Responder
+    private var buffer: [UInt8] = []
+    /// How far the parser got through the incomplete request at the start of `buffer`, so
+    /// each read costs time in proportion to the bytes it brought, not to all buffered so far.
+    private var progress: HTTPParseProgress?
+    /// When the request now being read started (first byte, or accept for the first one).
+    private var requestStartedAt: UInt64?
+    private var lastActivity: UInt64
+    private var sentContinue = false
+    private var closing = false
+    /// A request's answer is pending: later requests stay in `buffer` until it is written.
+    private var awaitingAnswer = false
+
+    init(limits: HTTPLimits, timeouts: Timeouts = Timeouts(), startedAt: UInt64, respond: @escaping Responder) {
+        self.limits = limits
+        self.timeouts = timeouts
+        self.respond = respond
+        self.requestStartedAt = startedAt
+        self.lastActivity = startedAt
+    }
+
+    func connection(_ connection: TCPConnection, didReceive bytes: UnsafeRawBufferPointer) {
+        guard !closing else { return }
+        let now = MonotonicClock.nowNanoseconds()
+        lastActivity = now
+        if requestStartedAt == nil { requestStartedAt = now }
+        buffer.append(contentsOf: bytes)
+        processBuffer(connection)
+    }
+
+    private func processBuffer(_ connection: TCPConnection) {
+        while !closing && !awaitingAnswer && !buffer.isEmpty {
+            let result = buffer.withUnsafeBytes { HTTPRequestParser.parse($0, limits: limits, resuming: progress) }
+            switch result {
+            case .needMore(let progress):
+                self.progress = progress
+                if let head = progress.head, head.version == .http11, !sentContinue, head.expectsContinue {
+                    sentContinue = true
+                    connection.write(Array("HTTP/1.1 100 Continue\r\n\r\n".utf8))
+                }
+                return
+            case .complete(let request, let consumed):
+                progress = nil
+                buffer.removeFirst(consumed)
+                sentContinue = false
+                requestStartedAt = buffer.isEmpty ? nil : MonotonicClock.nowNanoseconds()
+                let keepAlive = request.keepAlive
+                switch respond(request, connection) {
+                case .now(let response):
+                    write(response, keepAlive: keepAlive, to: connection)
+                case .later(let pending):
+                    awaitingAnswer = true
+                    pending.whenReady { [weak self, weak connection] response in
+                        guard let self, let connection, !connection.isClosed else { return }
+                        self.awaitingAnswer = false
+                        self.write(response, keepAlive: keepAlive, to: connection)
+                        self.processBuffer(connection)
+                    }
+                }
+            case .failure(let error):
+                fail(connection, status: error.status, code: error.code, message: error.message)
+            }
+        }
+    }
+
+    private func write(_ response: HTTPResponse, keepAlive: Bool, to connection: TCPConnection) {
+        connection.write(response.serialized(keepAlive: keepAlive))
+        if !keepAlive {
+            closing = true
+            // Drain anything pipelined behind it, so the client reads this answer
+            // rather than a reset (RFC 9112 §9.6).
+            connection.closeAfterWriting(drain: true)
+        }
+    }
+
+    /// Answers, then closes after draining what the client already sent.
+    private func fail(_ connection: TCPConnection, status: Int, code: String, message: String) {
+        closing = true
+        buffer = []
+        progress = nil
+        connection.write(HTTPResponse.error(status: status, code: code, message: message).serialized(keepAlive: false))
+        connection.closeAfterWriting(drain: true)
+    }
+
+    func connectionTick(_ connection: TCPConnection, now: UInt64) {
+        // A pending answer is the server's wait, not the client's: no timeout runs meanwhile.
+        guard !closing, !awaitingAnswer else { return }
+        if let started = requestStartedAt {
+            // Once the head is complete the whole-request timeout applies.
+            let limit = progress?.head != nil ? timeouts.requestNanoseconds : timeouts.headNanoseconds
+            if now - started > limit {
+                fail(connection, status: 408, code: "request_timeout", message: "The request was not received in time.")
+            }
+        } else if now - lastActivity > timeouts.idleNanoseconds {
+            closing = true
+            connection.closeNow()
+        }
+    }
+
+    func connectionDidClose(_ connection: TCPConnection) {
+        buffer = []
+        progress = nil
+    }
+}

@@ -1,0 +1,137 @@
+import JSON
+
+/// One event as Claude sees it: the body text and string-only meta attributes.
+public struct ChannelEvent: Sendable, Equatable {
+    /// Claude Code shows at most this much; the full body stays in the event log.
+    public static let maxContentBytes = 16 * 1024
+
+    public var content: String
+    /// Ordered key/value pairs. Keys match `[A-Za-z0-9_]+`; every value is a string, because
+    /// Claude Code drops the whole message otherwise.
+    public var meta: [(key: String, value: String)]
+    /// The whole notification line, when it was encoded already (see `init(encodedNotification:)`).
+    private var encoded: [UInt8]?
+
+    /// Meta values a sender chooses (`delivery_id`, `event_type`, …) are cut to this many characters.
+    public static let maxMetaValueCharacters = 200
+
+    /// `content` is sender text: every `<channel` / `</channel` in it is defused (see
+    /// `neutralizingChannelTags`). Meta values lose control and bidi-override characters and
+    /// are cut to 200 characters; keys that Claude Code would reject are dropped.
+    public init(content: String, meta: [(key: String, value: String)]) {
+        self.content = Self.neutralizingChannelTags(content)
+        self.meta = meta.compactMap { pair in
+            ChannelEvent.isValidMetaKey(pair.key) ? (pair.key, Self.cleanMetaValue(pair.value)) : nil
+        }
+    }
+
+    /// An event whose notification line was encoded elsewhere (once, for this session and
+    /// the hub's followers); `writeNotification` writes it as it is.
+    public init(encodedNotification line: [UInt8]) {
+        content = ""
+        meta = []
+        encoded = line
+    }
+
+    /// Claude Code escapes meta values but writes the content as it is between
+    /// `<channel …>` and `</channel>`: a body holding `</channel><channel source="…">` would
+    /// close the real tag and open a forged one. The `<` of every `<channel` and `</channel`
+    /// (any letter case) becomes `&lt;`; nothing else changes. The event log and
+    /// `webhook_event` keep the body as sent.
+    public static func neutralizingChannelTags(_ text: String) -> String {
+        var text = text
+        return text.withUTF8 { bytes -> String? in
+            guard bytes.contains(UInt8(ascii: "<")) else { return nil }
+            let name = Array("channel".utf8)
+            var out: [UInt8] = []
+            var changed = false
+            out.reserveCapacity(bytes.count + 16)
+            var index = 0
+            while index < bytes.count {
+                let byte = bytes[index]
+                if byte == UInt8(ascii: "<") {
+                    var start = index + 1
+                    if start < bytes.count && bytes[start] == UInt8(ascii: "/") { start += 1 }
+                    if start + name.count <= bytes.count,
+                       name.indices.allSatisfy({ bytes[start + $0] | 0x20 == name[$0] })
+                    {
+                        out.append(contentsOf: "&lt;".utf8)
+                        changed = true
+                        index += 1
+                        continue
+                    }
+                }
+                out.append(byte)
+                index += 1
+            }
+            return changed ? String(decoding: out, as: UTF8.self) : nil
+        } ?? text
+    }
+
+    /// No control characters (a newline in an attribute), no bidi overrides (text that reads
+    /// differently from what it is), at most 200 characters.
+    static func cleanMetaValue(_ value: String) -> String {
+        let needsWork = value.utf8.count > maxMetaValueCharacters
+            || value.utf8.contains(where: { $0 < 0x20 || $0 == 0x7F || $0 >= 0xC2 })
+        guard needsWork else { return value }
+        var scalars = String.UnicodeScalarView()
+        var characters = 0
+        for scalar in value.unicodeScalars where !isUnsafeInAttribute(scalar) {
+            scalars.append(scalar)
+            characters += 1
+            if characters == maxMetaValueCharacters { break }
+        }
+        return String(scalars)
+    }
+
+    /// Control characters (C0, DEL, C1) and the bidi embedding, override and isolate marks.
+    public static func isUnsafeInAttribute(_ scalar: Unicode.Scalar) -> Bool {
+        switch scalar.value {
+        case 0..<0x20, 0x7F...0x9F, 0x200E, 0x200F, 0x202A...0x202E, 0x2066...0x2069: return true
+        default: return false
+        }
+    }
+
+    public static func == (lhs: ChannelEvent, rhs: ChannelEvent) -> Bool {
+        lhs.content == rhs.content && lhs.meta.elementsEqual(rhs.meta, by: { $0 == $1 }) && lhs.encoded == rhs.encoded
+    }
+
+    public static func isValidMetaKey(_ key: String) -> Bool {
+        // "source" is the tag's own attribute (<channel source="webhook">); never shadow it.
+        !key.isEmpty && key != "source" && key.utf8.allSatisfy { byte in
+            (0x30...0x39).contains(byte) || (0x41...0x5A).contains(byte) || (0x61...0x7A).contains(byte) || byte == 0x5F
+        }
+    }
+
+    /// The body as content: UTF-8 text cut at a character boundary, or a note for binary bodies.
+    /// Returns whether it was cut.
+    public static func content(fromBody body: UnsafeRawBufferPointer, contentType: String) -> (text: String, truncated: Bool) {
+        let bytes = body.bindMemory(to: UInt8.self)
+        guard let whole = String(validating: bytes, as: UTF8.self) else {
+            return ("[binary body: \(body.count) bytes, content-type \(contentType.isEmpty ? "unknown" : contentType)]", false)
+        }
+        guard body.count > maxContentBytes else { return (whole, false) }
+        var cut = maxContentBytes
+        // Step back over continuation bytes (10xxxxxx) to the start of a character.
+        while cut > 0 && bytes[cut] & 0xC0 == 0x80 { cut -= 1 }
+        return (String(decoding: UnsafeBufferPointer(rebasing: bytes[0..<cut]), as: UTF8.self), true)
+    }
+
+    /// Writes the notification line straight into an output buffer.
+    public func writeNotification(into out: inout [UInt8]) {
+        if let encoded {
+            out.append(contentsOf: encoded)
+            return
+        }
+        out.append(contentsOf: #"{"jsonrpc":"2.0","method":"notifications/claude/channel","params":{"content":"#.utf8)
+        JSONWriter.appendString(content, into: &out)
+        out.append(contentsOf: #","meta":{"#.utf8)
+        for (index, pair) in meta.enumerated() {
+            if index > 0 { out.append(UInt8(ascii: ",")) }
+            JSONWriter.appendString(pair.key, into: &out)
+            out.append(UInt8(ascii: ":"))
+            JSONWriter.appendString(pair.value, into: &out)
+        }
+        out.append(contentsOf: "}}}".utf8)
+    }
+}

@@ -1,0 +1,73 @@
+import Platform
+import JSON
+
+/// What a JSON-RPC session dispatches to. The session knows framing and error rules; the
+/// handler knows methods.
+public protocol JSONRPCHandler: Sendable {
+    /// Answers a request; throw a `JSONRPCError` to answer with an error.
+    func handleRequest(method: String, params: JSONValue?) async throws(JSONRPCError) -> JSONValue
+    /// Whether a request is answered inline, before the next line is read (for `initialize`,
+    /// whose effects the following lines rely on), or concurrently.
+    func isOrdered(method: String) -> Bool
+    func handleNotification(method: String, params: JSONValue?) async
+}
+
+/// Runs newline-delimited JSON-RPC 2.0 over a line source and the protocol output.
+/// One bad line never ends the session: it is answered (or, as a notification, ignored) and the
+/// loop goes on.
+public final class JSONRPCSession: Sendable {
+    private let output: ProtocolOutput
+    private let handler: any JSONRPCHandler
+    private let log: Logger
+
+    public init(output: ProtocolOutput, handler: any JSONRPCHandler, log: Logger) {
+        self.output = output
+        self.handler = handler
+        self.log = log
+    }
+
+    /// Returns as soon as the input ends, without waiting for tool calls still running: the
+    /// process exits promptly on EOF even while a reply waits on a slow receiver.
+    public func run(_ events: AsyncStream<LineReader.Event>) async {
+        for await event in events {
+            switch event {
+            case .endOfInput:
+                return
+            case .oversized:
+                log.info("mcp: discarded a line over \(LineReader.defaultMaxLineBytes) bytes")
+                output.send(line: JSONRPCMessage.encodeError(
+                    id: .null, error: .invalidRequest("message exceeds the 1 MiB line limit")))
+            case .line(let bytes):
+                if bytes.allSatisfy({ $0 == 0x20 || $0 == 0x09 }) { continue }
+                await handleLine(bytes)
+            }
+        }
+    }
+
+    private func handleLine(_ bytes: [UInt8]) async {
+        switch JSONRPCMessage.decode(bytes) {
+        case .invalid(let id, let error):
+            log.info("mcp: answered error \(error.code) to a malformed message (\(bytes.count) bytes)")
+            output.send(line: JSONRPCMessage.encodeError(id: id, error: error))
+        case .response:
+            log.info("mcp: ignored a response to a request we never sent")
+        case .notification(let method, let params):
+            await handler.handleNotification(method: method, params: params)
+        case .request(let id, let method, let params):
+            if handler.isOrdered(method: method) {
+                await answer(id: id, method: method, params: params)
+            } else {
+                Task { await self.answer(id: id, method: method, params: params) }
+            }
+        }
+    }
+
+    private func answer(id: JSONValue, method: String, params: JSONValue?) async {
+        do {
+            let result = try await handler.handleRequest(method: method, params: params)
+            output.send(line: JSONRPCMessage.encodeResult(id: id, result: result))
+        } catch {
+            output.send(line: JSONRPCMessage.encodeError(id: id, error: error))
+        }
+    }
+}

@@ -1,0 +1,206 @@
+import Foundation
+import Synchronization
+import Platform
+
+/// The only writer of protocol lines. At start the real stdout is moved to a private descriptor
+/// and descriptor 1 is pointed at stderr, so a stray `print` from anywhere (ours or a library's)
+/// can never corrupt the JSON-RPC stream.
+///
+/// Channel events are queued during an event-loop pass and written at its end by the loop
+/// itself, with one non-blocking write (`writeQueued`): no thread wake-up in the common case.
+/// What the reader cannot take yet, and every other message (tool results), is written by one
+/// background thread (a `SerialWorker`), blocking; while it has output, the loop leaves all
+/// writing to it, so two writers never interleave and order is kept. Everything not yet
+/// written counts in `backlog`, so a reader that stopped reading shows up as a growing backlog
+/// that callers can bound.
+public final class ProtocolOutput: Sendable {
+    private struct Buffer {
+        var bytes: [UInt8] = []
+        /// Messages serialised by whoever writes them, after `bytes` (see `enqueue`).
+        var deferred: [@Sendable (inout [UInt8]) -> Void] = []
+        var closed = false
+        /// A drain job is queued on the worker, or running (it drains until nothing is left).
+        var workerOwnsOutput = false
+        /// The loop is writing what it took (outside the lock).
+        var loopWriting = false
+        /// Enqueued messages not yet taken by a writer, and those being written.
+        var queued = Backlog()
+        var writing = Backlog()
+
+        /// Keeps every message in order: deferred ones come before anything sent after them.
+        mutating func serializeDeferred() {
+            ProtocolOutput.serialize(deferred, into: &bytes)
+            deferred.removeAll(keepingCapacity: true)
+        }
+
+        var hasOutput: Bool { !bytes.isEmpty || !deferred.isEmpty }
+
+        /// Everything queued, for one writer: it counts as being written until that writer
+        /// reports back.
+        mutating func takeForWriting() -> (bytes: [UInt8], deferred: [@Sendable (inout [UInt8]) -> Void]) {
+            writing = queued
+            queued = Backlog()
+            defer { bytes = []; deferred = [] }
+            return (bytes, deferred)
+        }
+
+        /// True when the caller must queue a drain job: there is output, and no one else is
+        /// writing (a running drain picks up what arrives; the loop hands over when it is done).
+        /// The client is gone: keep accepting so senders never block, but write nothing.
+        mutating func close() {
+            closed = true
+            bytes = []
+            deferred = []
+            queued = Backlog()
+            writing = Backlog()
+        }
+
+        mutating func claimDrain() -> Bool {
+            guard hasOutput, !workerOwnsOutput, !loopWriting, !closed else { return false }
+            workerOwnsOutput = true
+            return true
+        }
+    }
+
+    /// Messages (and their weight in bytes) accepted and not yet written.
+    public struct Backlog: Sendable, Equatable {
+        public var messages = 0
+        public var bytes = 0
+    }
+
+    private let fd: Int32
+    /// For the loop's own writes; nil where stdout cannot be written without blocking.
+    private let direct: NonBlockingWriter?
+    private let buffer = Mutex(Buffer())
+    private let worker: SerialWorker
+    /// Set by `enqueue`: messages wait for `writeQueued`.
+    private let writeOwed = Atomic<Bool>(false)
+
+    /// Takes over descriptor 1. Call once, before anything can print.
+    public static func takeOverStandardOutput(worker: SerialWorker) -> ProtocolOutput {
+        let privateFD = dup(STDOUT_FILENO)
+        _ = dup2(STDERR_FILENO, STDOUT_FILENO)
+        let fd = privateFD >= 0 ? privateFD : STDERR_FILENO
+        return ProtocolOutput(fd: fd, worker: worker, direct: NonBlockingWriter.make(for: fd))
+    }
+
+    /// `direct`: how the loop may write without blocking (none: the worker writes everything).
+    init(fd: Int32, worker: SerialWorker = SerialWorker(name: "stdout-writer"), direct: NonBlockingWriter? = nil) {
+        self.fd = fd
+        self.worker = worker
+        self.direct = direct
+    }
+
+    /// Queues one message; a newline is appended.
+    public func send(line: [UInt8]) {
+        send { $0.append(contentsOf: line) }
+    }
+
+    /// Lets the caller write a message straight into the output buffer (no intermediate array).
+    public func send(_ writeMessage: (inout [UInt8]) -> Void) {
+        let mustDrain = buffer.withLock { state -> Bool in
+            guard !state.closed else { return false }
+            state.serializeDeferred()
+            writeMessage(&state.bytes)
+            state.bytes.append(0x0A)
+            return state.claimDrain()
+        }
+        if mustDrain { worker.async { [self] in drain() } }
+    }
+
+    /// Queues one message, serialised when it is written, and does not write it: the caller
+    /// must call `writeQueued` soon. The event loop does at the end of each pass, so a burst
+    /// of channel events costs one write.
+    /// `weight` is what the message holds in memory until it is written; it counts in
+    /// `backlog` until the write that carries it returns.
+    public func enqueue(weight: Int = 0, _ writeMessage: @escaping @Sendable (inout [UInt8]) -> Void) {
+        buffer.withLock { state in
+            guard !state.closed else { return }
+            state.deferred.append(writeMessage)
+            state.queued.messages += 1
+            state.queued.bytes += weight
+        }
+        writeOwed.store(true, ordering: .releasing)
+    }
+
+    /// Enqueued messages not yet written (all of them while the reader is not reading).
+    /// Zero once the reader is gone: nothing will ever be written again.
+    public var backlog: Backlog {
+        buffer.withLock { state in
+            Backlog(messages: state.queued.messages + state.writing.messages, bytes: state.queued.bytes + state.writing.bytes)
+        }
+    }
+
+    /// Writes what `enqueue` queued: at once, with one non-blocking write, when this process
+    /// can write stdout that way and the worker has nothing; what the reader cannot take yet
+    /// goes to the worker (ahead of anything queued meanwhile).
+    public func writeQueued() {
+        guard writeOwed.exchange(false, ordering: .acquiringAndReleasing) else { return }
+        guard let direct else {
+            if buffer.withLock({ $0.claimDrain() }) { worker.async { [self] in drain() } }
+            return
+        }
+        let taken = buffer.withLock { state -> (bytes: [UInt8], deferred: [@Sendable (inout [UInt8]) -> Void])? in
+            guard state.hasOutput, !state.closed, !state.workerOwnsOutput, !state.loopWriting else { return nil }
+            state.loopWriting = true
+            return state.takeForWriting()
+        }
+        guard var (bytes, deferred) = taken else { return }
+        Self.serialize(deferred, into: &bytes)
+        deferred = []
+        let written = bytes.withUnsafeBytes { direct.write($0) }
+        let mustDrain = buffer.withLock { state -> Bool in
+            state.loopWriting = false
+            guard let written else {
+                state.close()
+                return false
+            }
+            if written < bytes.count {
+                // Not all of it fits: the rest goes first, then what others queued meanwhile.
+                state.bytes.insert(contentsOf: bytes[written...], at: 0)
+                state.queued.messages += state.writing.messages
+                state.queued.bytes += state.writing.bytes
+            }
+            state.writing = Backlog()
+            return state.claimDrain()
+        }
+        if mustDrain { worker.async { [self] in drain() } }
+    }
+
+    /// Waits (bounded) until everything queued has been written; used at exit.
+    public func flush(timeoutMilliseconds: Int = 200) {
+        writeOwed.store(false, ordering: .releasing)
+        if buffer.withLock({ $0.claimDrain() }) { worker.async { [self] in drain() } }
+        worker.sync(timeoutMilliseconds: timeoutMilliseconds)
+    }
+
+    /// On the worker: writes everything queued, blocking, until nothing is left; only then
+    /// does the loop write again.
+    private func drain() {
+        while true {
+            let taken = buffer.withLock { state -> (bytes: [UInt8], deferred: [@Sendable (inout [UInt8]) -> Void])? in
+                guard state.hasOutput, !state.closed else {
+                    state.workerOwnsOutput = false
+                    return nil
+                }
+                return state.takeForWriting()
+            }
+            guard var (bytes, deferred) = taken else { return }
+            Self.serialize(deferred, into: &bytes)
+            deferred = []
+            let written = writeFully(fd, bytes) == 0
+            buffer.withLock { state in
+                state.writing = Backlog()
+                if !written { state.close() }
+            }
+        }
+    }
+
+    /// Each deferred message, then its newline.
+    private static func serialize(_ deferred: [@Sendable (inout [UInt8]) -> Void], into bytes: inout [UInt8]) {
+        for writeMessage in deferred {
+            writeMessage(&bytes)
+            bytes.append(0x0A)
+        }
+    }
+}

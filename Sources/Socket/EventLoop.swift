@@ -1,0 +1,202 @@
+import Foundation
+import Synchronization
+import Platform
+
+/// Something the event loop tells about readiness on a descriptor. Called on the loop thread.
+public protocol EventLoopHandler: AnyObject {
+    func readable()
+    func writable()
+    /// Called about every `tickInterval` so handlers can enforce timeouts without one timer each.
+    func tick(now: UInt64)
+}
+
+/// One thread waiting on a readiness backend (epoll or poll(2), see `EventLoopBackend`). It is
+/// also a Swift `SerialExecutor`: the state actor runs its jobs here, so the HTTP side (already on this thread) reaches the actor synchronously, with no
+/// hop and no allocation per request, while the MCP side reaches it with an ordinary `await`.
+public final class EventLoop: SerialExecutor, @unchecked Sendable {
+    public static let tickIntervalMilliseconds: Int32 = 250
+
+    /// Which readiness mechanism (and companions: wake-up, directory watch, accept) it uses.
+    public let backend: EventLoopBackend
+    private let readiness: any ReadinessBackend
+    private let wakeup: LoopWakeup
+    /// What the last wait found ready. Only touched on the loop thread.
+    private var ready: [ReadyEvent] = []
+    private let pending = Mutex<(jobs: [UnownedJob], closures: [@Sendable () -> Void])>(([], []))
+    private let stopFlag = Atomic<Bool>(false)
+    private var threadID: pthread_t?
+    /// Only touched on the loop thread.
+    private var handlers: [Int32: any EventLoopHandler] = [:]
+    private var lastTick: UInt64 = 0
+    /// Counts rounds: each return of the backend's wait, and each batch of queued jobs taken, starts
+    /// one, so what a round handles was received before it began (or during its own few
+    /// microseconds). Read on the loop thread only.
+    public private(set) var round: UInt64 = 0
+    /// The descriptor handled first in each round (see `register(first:)`), or -1.
+    private var firstFD: Int32 = -1
+    /// Only touched on the loop thread.
+    private var endOfPassActions: [() -> Void] = []
+    private let finished = ConditionSignal()
+    private let isFinished = Atomic<Bool>(false)
+
+    public init(backend: EventLoopBackend = .native) throws(SocketError) {
+        self.backend = backend
+        readiness = try backend.makeReadiness()
+        wakeup = try LoopWakeup(eventFD: backend.usesLinuxExtensions)
+        try readiness.add(fd: wakeup.fd, readable: true, writable: false)
+        ready.reserveCapacity(256)
+    }
+
+    /// Starts the loop on its own thread.
+    public func start() {
+        let thread = Thread { [self] in self.run() }
+        thread.name = "event-loop"
+        thread.stackSize = 1 << 20
+        thread.start()
+    }
+
+    /// Asks the loop to stop and waits (bounded) until it has.
+    public func stop(timeoutMilliseconds: Int = 300) {
+        stopFlag.store(true, ordering: .releasing)
+        wake()
+        let deadline = MonotonicClock.nowNanoseconds() + UInt64(timeoutMilliseconds) * 1_000_000
+        while !isFinished.load(ordering: .acquiring), MonotonicClock.nowNanoseconds() < deadline {
+            finished.wait(timeoutMilliseconds: 20)
+        }
+    }
+
+    public var inLoopThread: Bool {
+        guard let threadID else { return false }
+        return pthread_equal(threadID, pthread_self()) != 0
+    }
+
+    // MARK: SerialExecutor
+
+    public func enqueue(_ job: consuming ExecutorJob) {
+        let unowned = UnownedJob(job)
+        pending.withLock { $0.jobs.append(unowned) }
+        wake()
+    }
+
+    public func asUnownedSerialExecutor() -> UnownedSerialExecutor {
+        UnownedSerialExecutor(ordinary: self)
+    }
+
+    public func checkIsolated() {
+        precondition(inLoopThread, "expected to run on the event loop thread")
+    }
+
+    public func isIsolatingCurrentContext() -> Bool? {
+        inLoopThread
+    }
+
+    /// Runs a closure on the loop thread (from any thread).
+    public func execute(_ work: @escaping @Sendable () -> Void) {
+        pending.withLock { $0.closures.append(work) }
+        wake()
+    }
+
+    /// Runs `action` on the loop thread after every pass of the loop (the readiness events of
+    /// one wait, then the queued jobs), and once more when the loop stops. Work that
+    /// the many requests of one pass produce (waking the stdout writer, appending to the event
+    /// log) is then done once per pass instead of once per request.
+    public func addEndOfPassAction(_ action: @escaping @Sendable () -> Void) {
+        execute { [self] in endOfPassActions.append(action) }
+    }
+
+    // MARK: Registration (loop thread only)
+
+    /// With `first`, this descriptor's events are handled before the others of the same round
+    /// (one descriptor at most: the state dir watch, so a change is seen before requests that
+    /// follow it).
+    public func register(fd: Int32, handler: any EventLoopHandler, readable: Bool = true, writable: Bool = false,
+                         first: Bool = false) throws(SocketError)
+    {
+        handlers[fd] = handler
+        if first { firstFD = fd }
+        do { try readiness.add(fd: fd, readable: readable, writable: writable) } catch {
+            handlers[fd] = nil
+            if first { firstFD = -1 }
+            throw error
+        }
+    }
+
+    public func modify(fd: Int32, readable: Bool, writable: Bool) {
+        readiness.modify(fd: fd, readable: readable, writable: writable)
+    }
+
+    public func unregister(fd: Int32) {
+        handlers[fd] = nil
+        if fd == firstFD { firstFD = -1 }
+        readiness.remove(fd: fd)
+    }
+
+    // MARK: Loop
+
+    private func wake() {
+        wakeup.signal()
+    }
+
+    private func run() {
+        threadID = pthread_self()
+        lastTick = MonotonicClock.nowNanoseconds()
+        while !stopFlag.load(ordering: .acquiring) {
+            readiness.wait(into: &ready, timeoutMilliseconds: EventLoop.tickIntervalMilliseconds)
+            round &+= 1
+            if !ready.isEmpty {
+                let first = firstFD
+                if first >= 0 {
+                    for index in ready.indices where ready[index].fd == first { dispatch(ready[index]) }
+                }
+                for index in ready.indices where ready[index].fd != first { dispatch(ready[index]) }
+            }
+            runPending()
+            for action in endOfPassActions { action() }
+            let now = MonotonicClock.nowNanoseconds()
+            if now - lastTick >= UInt64(EventLoop.tickIntervalMilliseconds) * 1_000_000 {
+                lastTick = now
+                for handler in handlers.values { handler.tick(now: now) }
+            }
+        }
+        for fd in Array(handlers.keys) {
+            unregister(fd: fd)
+            Foundation.close(fd)
+        }
+        runPending()
+        for action in endOfPassActions { action() }
+        isFinished.store(true, ordering: .releasing)
+        finished.signal()
+    }
+
+    private func dispatch(_ event: ReadyEvent) {
+        let fd = event.fd
+        if fd == wakeup.fd {
+            wakeup.drain()
+            return
+        }
+        if event.writable, let handler = handlers[fd] {
+            handler.writable()
+        }
+        if event.readable, let handler = handlers[fd] {
+            handler.readable()
+        }
+    }
+
+    private func runPending() {
+        // Jobs may enqueue more jobs; keep going until the queue is empty, in bounded rounds so
+        // sockets are not starved.
+        for _ in 0..<64 {
+            let (jobs, closures) = pending.withLock { state in
+                let taken = (state.jobs, state.closures)
+                state.jobs.removeAll(keepingCapacity: true)
+                state.closures.removeAll(keepingCapacity: true)
+                return taken
+            }
+            if jobs.isEmpty && closures.isEmpty { return }
+            round &+= 1
+            for closure in closures { closure() }
+            for job in jobs { job.runSynchronously(on: asUnownedSerialExecutor()) }
+        }
+        wake()
+    }
+}

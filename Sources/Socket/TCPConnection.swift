@@ -1,0 +1,182 @@
+import Foundation
+import Platform
+
+/// What the protocol layer above a connection implements. Called on the loop thread.
+public protocol TCPConnectionDelegate: AnyObject {
+    func connection(_ connection: TCPConnection, didReceive bytes: UnsafeRawBufferPointer)
+    func connectionTick(_ connection: TCPConnection, now: UInt64)
+    func connectionDidClose(_ connection: TCPConnection)
+}
+
+/// A non-blocking accepted socket: buffered writes, half-close with drain, nothing about HTTP.
+public final class TCPConnection: EventLoopHandler {
+    /// How long a half-closed connection keeps reading (and discarding) what the client still
+    /// sends, so it reads our error response instead of a reset.
+    static let drainNanoseconds: UInt64 = 2_000_000_000
+    /// Stop reading while this much output waits for a client that does not read.
+    static let maxPendingOutput = 1 << 20
+    /// A client that has not taken a single byte of pending output for this long is gone.
+    static let stuckOutputNanoseconds: UInt64 = 10_000_000_000
+
+    public let fd: Int32
+    public let peer: SocketAddress?
+    /// Owned: the protocol handler lives exactly as long as its connection.
+    public var delegate: (any TCPConnectionDelegate)?
+    public private(set) var isClosed = false
+    public let acceptedAt: UInt64
+
+    private unowned let loop: EventLoop
+    private let scratch: UnsafeMutableRawBufferPointer
+    private var output: [UInt8] = []
+    private var outputOffset = 0
+    private var closeWhenFlushed = false
+    private var drainWhenFlushed = false
+    private var drainingSince: UInt64?
+    /// When we decided to close; a client that never reads what we owe it is cut off after
+    /// `drainNanoseconds` instead of holding the connection forever.
+    private var closingSince: UInt64?
+    /// Since when output has waited without any progress.
+    private var outputStuckSince: UInt64?
+    private var wantsWritable = false
+    private var readingPaused = false
+    private let onClose: (TCPConnection) -> Void
+
+    init(fd: Int32, peer: SocketAddress?, loop: EventLoop, scratch: UnsafeMutableRawBufferPointer,
+         onClose: @escaping (TCPConnection) -> Void)
+    {
+        self.fd = fd
+        self.peer = peer
+        self.loop = loop
+        self.scratch = scratch
+        self.onClose = onClose
+        self.acceptedAt = MonotonicClock.nowNanoseconds()
+    }
+
+    public var hasPendingOutput: Bool { outputOffset < output.count }
+
+    /// Sends bytes now if the socket takes them, else keeps them until it is writable.
+    public func write(_ bytes: [UInt8]) {
+        guard !isClosed, !closeWhenFlushed else { return }
+        if hasPendingOutput {
+            output.append(contentsOf: bytes)
+        } else {
+            output = bytes
+            outputOffset = 0
+        }
+        flush()
+    }
+
+    /// Closes once everything written has been sent. With `drain`, the write side is shut
+    /// first and input is read and discarded for a short while (RFC 9112 §9.6).
+    public func closeAfterWriting(drain: Bool) {
+        guard !isClosed else { return }
+        closeWhenFlushed = true
+        drainWhenFlushed = drain
+        closingSince = MonotonicClock.nowNanoseconds()
+        if !hasPendingOutput { finishClosing() }
+    }
+
+    public func closeNow() {
+        guard !isClosed else { return }
+        isClosed = true
+        loop.unregister(fd: fd)
+        close(fd)
+        output = []
+        delegate?.connectionDidClose(self)
+        onClose(self)
+    }
+
+    // MARK: EventLoopHandler
+
+    public func readable() {
+        guard !isClosed else { return }
+        while true {
+            let n = recv(fd, scratch.baseAddress, scratch.count, 0)
+            if n > 0 {
+                if drainingSince != nil { continue }
+                delegate?.connection(self, didReceive: UnsafeRawBufferPointer(rebasing: scratch[0..<n]))
+                if isClosed || readingPaused || closeWhenFlushed { return }
+                if n < scratch.count { return }
+                continue
+            }
+            if n == 0 {
+                // The peer finished sending; it may still be reading what we owe it.
+                if hasPendingOutput && drainingSince == nil {
+                    readingPaused = true
+                    closeWhenFlushed = true
+                    drainWhenFlushed = false
+                    closingSince = MonotonicClock.nowNanoseconds()
+                    updateInterest(writable: true)
+                } else {
+                    closeNow()
+                }
+                return
+            }
+            switch errno {
+            case EINTR: continue
+            case EAGAIN, EWOULDBLOCK: return
+            default: closeNow(); return
+            }
+        }
+    }
+
+    public func writable() {
+        flush()
+    }
+
+    public func tick(now: UInt64) {
+        guard !isClosed else { return }
+        if let since = drainingSince ?? closingSince {
+            if now - since > TCPConnection.drainNanoseconds { closeNow() }
+            return
+        }
+        // Output stuck behind a client that stopped reading: the protocol layer's timeouts
+        // cannot help (its answer would queue behind the rest), so the socket layer ends it.
+        if hasPendingOutput, let stuck = outputStuckSince, now - stuck > TCPConnection.stuckOutputNanoseconds {
+            closeNow()
+            return
+        }
+        delegate?.connectionTick(self, now: now)
+    }
+
+    // MARK: Internals
+
+    private func flush() {
+        while hasPendingOutput {
+            let n = output.withUnsafeBytes { raw in
+                NoSignalSend.send(fd, raw.baseAddress! + outputOffset, raw.count - outputOffset)
+            }
+            if n > 0 { outputOffset += n; outputStuckSince = nil; continue }
+            if n < 0 && errno == EINTR { continue }
+            if n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK) {
+                if outputStuckSince == nil { outputStuckSince = MonotonicClock.nowNanoseconds() }
+                // A client that sends but does not read is not read from until it catches up.
+                if output.count - outputOffset > TCPConnection.maxPendingOutput { readingPaused = true }
+                updateInterest(writable: true)
+                return
+            }
+            closeNow()
+            return
+        }
+        output.removeAll(keepingCapacity: output.capacity <= 65536)
+        outputOffset = 0
+        if readingPaused { readingPaused = false }
+        updateInterest(writable: false)
+        if closeWhenFlushed { finishClosing() }
+    }
+
+    private func updateInterest(writable: Bool) {
+        let readable = !readingPaused
+        guard writable != wantsWritable || !readable else { return }
+        wantsWritable = writable
+        loop.modify(fd: fd, readable: readable, writable: writable)
+    }
+
+    private func finishClosing() {
+        guard drainWhenFlushed else { closeNow(); return }
+        shutdown(fd, Int32(SHUT_WR))
+        drainingSince = MonotonicClock.nowNanoseconds()
+        readingPaused = false
+        loop.modify(fd: fd, readable: true, writable: false)
+    }
+}

@@ -1,0 +1,117 @@
+import Foundation
+import Platform
+
+/// A listening socket on the event loop. It accepts, counts connections and hands each one to
+/// `makeDelegate`; past `maxConnections` the connection is still accepted (so the client gets a
+/// clear answer rather than a hang in the backlog) and flagged `overLimit`. A `nil` delegate
+/// closes the connection at once.
+public final class TCPListener: EventLoopHandler {
+    public let address: SocketAddress
+    public private(set) var connectionCount = 0
+    public let maxConnections: Int
+
+    private let fd: Int32
+    private unowned let loop: EventLoop
+    private let scratch = UnsafeMutableRawBufferPointer.allocate(byteCount: 65536, alignment: 16)
+    private let makeDelegate: (TCPConnection, _ overLimit: Bool) -> (any TCPConnectionDelegate)?
+    /// Keeps every open connection alive; the loop only holds them weakly through this table.
+    private var connections: [Int32: TCPConnection] = [:]
+
+    /// Binds and listens; throws with the failing call's errno (e.g. address in use).
+    public init(host: String, port: UInt16, loop: EventLoop, maxConnections: Int,
+                makeDelegate: @escaping (TCPConnection, _ overLimit: Bool) -> (any TCPConnectionDelegate)?) throws(SocketError)
+    {
+        guard let requested = SocketAddress.resolve(host: host, port: port) else {
+            throw SocketError(call: "resolve \(host)", code: EINVAL)
+        }
+        let fd = StreamSocket.make(family: requested.protocolFamily, linuxFlags: loop.backend.usesLinuxExtensions)
+        guard fd >= 0 else { throw SocketError.system("socket") }
+        var one: Int32 = 1
+        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, socklen_t(MemoryLayout<Int32>.size))
+        let bound = requested.withSockaddr { bind(fd, $0, $1) }
+        guard bound == 0 else {
+            let error = SocketError.system("bind \(requested)")
+            Foundation.close(fd)
+            throw error
+        }
+        guard listen(fd, 1024) == 0 else {
+            let error = SocketError.system("listen")
+            Foundation.close(fd)
+            throw error
+        }
+        var storage = sockaddr_storage()
+        var length = socklen_t(MemoryLayout<sockaddr_storage>.size)
+        let named = withUnsafeMutablePointer(to: &storage) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) }
+        }
+        guard named == 0, let actual = withUnsafePointer(to: &storage, { SocketAddress(raw: $0, length: Int(length)) }) else {
+            let error = SocketError.system("getsockname")
+            Foundation.close(fd)
+            throw error
+        }
+        self.fd = fd
+        self.address = actual
+        self.loop = loop
+        self.maxConnections = maxConnections
+        self.makeDelegate = makeDelegate
+    }
+
+    deinit { scratch.deallocate() }
+
+    /// Must be called on the loop thread.
+    public func startAccepting() throws(SocketError) {
+        try loop.register(fd: fd, handler: self)
+    }
+
+    public func readable() {
+        while true {
+            var storage = sockaddr_storage()
+            var length = socklen_t(MemoryLayout<sockaddr_storage>.size)
+            let client = withUnsafeMutablePointer(to: &storage) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                    StreamSocket.accept(fd, $0, &length, linuxFlags: loop.backend.usesLinuxExtensions)
+                }
+            }
+            if client < 0 {
+                if errno == EINTR || errno == ECONNABORTED { continue }
+                // EAGAIN: all taken. EMFILE/ENFILE: out of descriptors; the next tick retries.
+                return
+            }
+            var one: Int32 = 1
+            setsockopt(client, Int32(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(MemoryLayout<Int32>.size))
+            let peer = withUnsafePointer(to: &storage) { SocketAddress(raw: $0, length: Int(length)) }
+            let connection = TCPConnection(fd: client, peer: peer, loop: loop, scratch: scratch) { [weak self] closed in
+                self?.connections[closed.fd] = nil
+                self?.connectionCount -= 1
+            }
+            connections[client] = connection
+            connectionCount += 1
+            do {
+                try loop.register(fd: client, handler: connection)
+            } catch {
+                connections[client] = nil
+                connectionCount -= 1
+                close(client)
+                continue
+            }
+            guard let delegate = makeDelegate(connection, connectionCount > maxConnections) else {
+                connection.closeNow()
+                continue
+            }
+            connection.delegate = delegate
+        }
+    }
+
+    public func writable() {}
+
+    public func tick(now: UInt64) {
+        // Retry accepting in case an earlier round stopped on EMFILE.
+        readable()
+    }
+
+    public func stopListening() {
+        loop.unregister(fd: fd)
+        Foundation.close(fd)
+        for connection in Array(connections.values) { connection.closeNow() }
+    }
+}
