@@ -1,4 +1,4 @@
-/// Size limits the request parser enforces (SPEC section 5).
+/// Size limits the request parser enforces (README "Security model").
 ///
 /// Every limit bounds how much a connection has to buffer before the parser either
 /// finishes the request or refuses it, so one client can never make the server hold an

@@ -520,7 +520,7 @@ private struct Scanner {
             return .chunked
         }
         if let contentLength {
-            // Refused from the header alone, before any of the body is read (SPEC section 5).
+            // Refused from the header alone, before any of the body is read (README "Security model").
             if contentLength > limits.maxBodyBytes { throw .failure(.bodyTooLarge(limits)) }
             return .length(contentLength)
         }

@@ -4,7 +4,7 @@ import Platform
 ///
 /// The writer owns the framing: `Content-Length` and `Connection` are always its own, so a
 /// caller can never send a length that disagrees with the body. No CORS headers are ever
-/// added (SPEC section 5: a browser page must not be able to read these answers).
+/// added (README "Security model": a browser page must not be able to read these answers).
 public struct HTTPResponse: Sendable {
     public var status: Int
     /// Extra header fields, written in order after the framing ones.
@@ -17,7 +17,7 @@ public struct HTTPResponse: Sendable {
         self.body = body
     }
 
-    /// A JSON response (all answers of this server are JSON, SPEC section 4); the
+    /// A JSON response (all answers of this server are JSON, README "HTTP API"); the
     /// `Content-Type` comes from `serialized(keepAlive:)`.
     public static func json(status: Int, body: [UInt8], extraHeaders: [(String, String)] = []) -> HTTPResponse {
         HTTPResponse(status: status, headers: extraHeaders, body: body)
@@ -64,7 +64,7 @@ public struct HTTPResponse: Sendable {
         return out
     }
 
-    /// Reason phrases for every status this server sends (SPEC sections 4 and 5), with the
+    /// Reason phrases for every status this server sends (README "HTTP API" and "Security model"), with the
     /// RFC 9110 wording. Any other status gets an empty reason, which RFC 9112 section 4
     /// allows.
     public static func reasonPhrase(for status: Int) -> String {

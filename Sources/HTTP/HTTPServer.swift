@@ -5,7 +5,7 @@ import Socket
 /// `503` for connections past the cap.
 /// Created, started and stopped on the event loop thread only.
 public final class HTTPServer: @unchecked Sendable {
-    /// SPEC section 5: at least 512 at once.
+    /// At least 512 at once (README "Security model").
     public static let defaultMaxConnections = 1024
 
     public typealias Responder = (HTTPRequest, SocketAddress?) -> HTTPReply

@@ -103,7 +103,7 @@ public final class ChannelNotifier: Sendable {
         }
     }
 
-    /// Passes a permission verdict on to Claude Code (SPEC 12). A handful of bytes, rare, and
+    /// Passes a permission verdict on to Claude Code (README "Permission relay"). A handful of bytes, rare, and
     /// only ever after the client asked: it does not count against the event backlog.
     public func sendPermission(requestID: String, behavior: String) {
         let line = Self.permissionLine(requestID: requestID, behavior: behavior)

@@ -1,4 +1,4 @@
-/// The identifiers and secrets the product hands out (SPEC section 4).
+/// The identifiers and secrets the product hands out (README "HTTP API").
 public enum CredentialGenerator {
     /// Pairing codes avoid 0/O and 1/I so a code read aloud or off a screen is typed right.
     /// 32 letters, so each letter is exactly 5 random bits and no letter is more likely.

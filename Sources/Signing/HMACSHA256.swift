@@ -63,12 +63,6 @@ public enum HMACSHA256 {
             bytes.withUnsafeBytes { update($0) }
         }
 
-        /// Feeds the UTF-8 bytes of `text`.
-        public func update(_ text: String) {
-            var text = text
-            text.withUTF8 { update(UnsafeRawBufferPointer($0)) }
-        }
-
         /// The 32-byte tag. Consumes the context, which is freed right after.
         public consuming func finalize() -> [UInt8] {
             let handle = self.handle

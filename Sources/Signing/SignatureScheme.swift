@@ -1,4 +1,4 @@
-/// How a sender signs its webhooks (SPEC section 6). The raw value is what `sources.json`
+/// How a sender signs its webhooks (README "Real senders"). The raw value is what `sources.json`
 /// and the CLI's `--scheme` use.
 public enum SignatureScheme: String, Sendable, CaseIterable {
     /// The seed's own scheme on `POST /webhook`: `X-Timestamp` + `X-Signature` holding
@@ -89,7 +89,7 @@ extension SignatureScheme {
         guard let signatureText = header(signatureName, in: input) else { return .invalid(.missingHeader(signatureName)) }
         guard let timestamp = parseTimestamp(timestampText) else { return .invalid(.malformedHeader(timestampName)) }
 
-        // Several comma-separated items let a sender offer both forms at once (SPEC section 6).
+        // Several comma-separated items let a sender offer both forms at once (README "Real senders").
         var v1: [[UInt8]?] = [], sha256: [[UInt8]?] = []
         for item in items(of: signatureText, separatedBy: ",") {
             guard case let (name, value)? = keyValue(item, separator: "=") else { continue }

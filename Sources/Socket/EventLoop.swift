@@ -24,7 +24,9 @@ public final class EventLoop: SerialExecutor, @unchecked Sendable {
     private var ready: [ReadyEvent] = []
     private let pending = Mutex<(jobs: [UnownedJob], closures: [@Sendable () -> Void])>(([], []))
     private let stopFlag = Atomic<Bool>(false)
-    private var threadID: pthread_t?
+    /// The loop thread's `ThreadIdentity` (0 until it runs): written on the loop thread, read
+    /// from any thread by `inLoopThread`, hence atomic.
+    private let threadID = Atomic<UInt>(0)
     /// Only touched on the loop thread.
     private var handlers: [Int32: any EventLoopHandler] = [:]
     private var lastTick: UInt64 = 0
@@ -66,8 +68,8 @@ public final class EventLoop: SerialExecutor, @unchecked Sendable {
     }
 
     public var inLoopThread: Bool {
-        guard let threadID else { return false }
-        return pthread_equal(threadID, pthread_self()) != 0
+        let loopThread = threadID.load(ordering: .acquiring)
+        return loopThread != 0 && loopThread == ThreadIdentity.current
     }
 
     // MARK: SerialExecutor
@@ -138,7 +140,7 @@ public final class EventLoop: SerialExecutor, @unchecked Sendable {
     }
 
     private func run() {
-        threadID = pthread_self()
+        threadID.store(ThreadIdentity.current, ordering: .releasing)
         lastTick = MonotonicClock.nowNanoseconds()
         while !stopFlag.load(ordering: .acquiring) {
             readiness.wait(into: &ready, timeoutMilliseconds: EventLoop.tickIntervalMilliseconds)

@@ -334,7 +334,7 @@ struct SignatureSchemeTests {
         #expect(Hex.encode(parts) == Self.timestampedMAC)
         #expect(parts == joined)
         let context = HMACSHA256.Context(key: Array(Self.secret.utf8))
-        context.update("1700000000.")
+        context.update(Array("1700000000.".utf8))
         context.update(Self.body)
         #expect(Hex.encode(context.finalize()) == Self.timestampedMAC)
     }

@@ -78,8 +78,4 @@ public enum JSONRPCMessage: Sendable, Equatable {
             "error": ["code": .int(Int64(error.code)), "message": .string(error.message)],
         ])
     }
-
-    public static func encodeNotification(method: String, params: JSONValue) -> [UInt8] {
-        JSONWriter.compact(["jsonrpc": "2.0", "method": .string(method), "params": params])
-    }
 }

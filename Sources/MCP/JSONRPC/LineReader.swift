@@ -6,7 +6,7 @@ import Foundation
 /// Lines longer than `maxLineBytes` are not buffered: the reader reports `.oversized` once and
 /// throws bytes away up to the next newline, so a hostile client cannot make it allocate
 /// without bound.
-public final class LineReader: @unchecked Sendable {
+public final class LineReader: Sendable {
     public enum Event: Sendable {
         case line([UInt8])
         case oversized

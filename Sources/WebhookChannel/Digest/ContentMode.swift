@@ -1,6 +1,6 @@
 import Signing
 
-/// What Claude reads for a source's events (SPEC 14): the body itself, a digest of it, or the
+/// What Claude reads for a source's events (README "Digests"): the body itself, a digest of it, or the
 /// body while it is small and a digest once it is not.
 public enum ContentMode: String, Sendable, CaseIterable {
     case full, digest, auto

@@ -3,7 +3,7 @@ import JSON
 /// Collects a digest's lines, one field a line, and assembles them under the byte budget with
 /// the footer always last and always whole.
 struct DigestWriter {
-    /// SPEC 14: what a person would read in a notification, about a tenth of a 16 KiB cut.
+    /// README "Digests": what a person would read in a notification, about a tenth of a 16 KiB cut.
     static let maxBytes = 1536
 
     private var lines: [String] = []

@@ -1,7 +1,7 @@
 import JSON
 import Signing
 
-/// What Claude reads instead of a provider's payload (SPEC 14): plain text of at most 1,536
+/// What Claude reads instead of a provider's payload (README "Digests"): plain text of at most 1,536
 /// bytes with the provider, the event type and action, the fields a person acts on, and last
 /// the body's size and how to get all of it. Pure: bytes in, text out; any input gives a
 /// bounded digest.

@@ -1,7 +1,7 @@
 import JSON
 
 /// Standard Webhooks, Slack and the seed's own senders have no fixed payload: a digest lists
-/// the scalar fields of the top level and of the objects one level down (SPEC 14), as
+/// the scalar fields of the top level and of the objects one level down (README "Digests"), as
 /// `key: value` and `object.key: value`, in the payload's order, until the budget is full.
 enum GenericDigest {
     /// Top-level fields already in the header, or meaning nothing to a reader (Slack's

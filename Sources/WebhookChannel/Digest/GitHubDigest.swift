@@ -1,6 +1,6 @@
 import JSON
 
-/// The fields of a GitHub event a person acts on (SPEC 14), where present. `event` is the
+/// The fields of a GitHub event a person acts on (README "Digests"), where present. `event` is the
 /// `X-GitHub-Event` header; an event not listed gets the repository, the sender and the
 /// `html_url` of each top-level object.
 enum GitHubDigest {

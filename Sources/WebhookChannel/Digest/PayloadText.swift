@@ -3,7 +3,7 @@ import JSON
 /// Text taken from a payload, made safe to put in front of a reader: one line, no control
 /// characters, no bidi overrides that could make it read as something else, and short.
 enum PayloadText {
-    /// How much of a free-text field (a PR body, a comment) a digest keeps (SPEC 14).
+    /// How much of a free-text field (a PR body, a comment) a digest keeps (README "Digests").
     static let maxCharacters = 280
 
     /// Line breaks and tabs become one space (a digest is one field per line, so a payload

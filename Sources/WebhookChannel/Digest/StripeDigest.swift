@@ -1,6 +1,6 @@
 import JSON
 
-/// The fields of a Stripe event a person acts on (SPEC 14): what object it is about, how much,
+/// The fields of a Stripe event a person acts on (README "Digests"): what object it is about, how much,
 /// its status and customer, why it failed, and what changed.
 enum StripeDigest {
     /// Currencies Stripe counts in whole units (its "zero-decimal currencies").

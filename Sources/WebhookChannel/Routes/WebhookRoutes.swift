@@ -5,10 +5,10 @@ import Socket
 import HTTP
 import Signing
 
-/// The HTTP API (SPEC section 4) and the browser defences of section 5. Runs on the event
+/// The HTTP API (README "HTTP API") and the browser defences of "Security model". Runs on the event
 /// loop thread, which is the state actor's executor, so it uses the state synchronously.
 /// Confined to the event loop thread (`@unchecked` because the compiler cannot see that).
-final class WebhookRoutes: @unchecked Sendable {
+final class WebhookRoutes: Sendable {
     private let state: ChannelState
     private let callbackPolicy: CallbackURLPolicy
     /// When the operator bound a non-loopback address on purpose, other Host names are expected.

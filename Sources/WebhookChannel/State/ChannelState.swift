@@ -13,9 +13,9 @@ public actor ChannelState {
     public enum WebhookOutcome {
         /// Verified and queued for the log: `written` says, at the end of the loop pass,
         /// whether its line reached the event log (only then may it be acknowledged).
-        /// `filtered`: logged only, not notified (the source's event filter, SPEC 13).
+        /// `filtered`: logged only, not notified (the source's event filter, README "Filters").
         case accepted(eventID: String, filtered: Bool, written: Pending<Bool>)
-        /// A permission verdict from an approver (SPEC 12): never an event, never logged.
+        /// A permission verdict from an approver (README "Permission relay"): never an event, never logged.
         case verdict(PermissionRelay.VerdictOutcome)
         case duplicate
         /// Unknown source, bad or missing signature, stale timestamp: one answer for all.
@@ -209,7 +209,7 @@ public actor ChannelState {
         return file.source(id: id)
     }
 
-    /// The sources permission requests go to (SPEC 12), as the file says now.
+    /// The sources permission requests go to (README "Permission relay"), as the file says now.
     public func approvers() -> [SourceRecord] {
         refreshIfChanged()
         return file.sources.filter(\.isApprover)
@@ -507,7 +507,7 @@ public actor ChannelState {
     }
 
     /// The notification for an event, the same for a first delivery and a replay: the body, or
-    /// its digest when the source's content mode calls for one (SPEC 14).
+    /// its digest when the source's content mode calls for one (README "Digests").
     static func channelEvent(for record: EventRecord, replay: Bool, contentMode: ContentMode = .full,
                              scheme: SignatureScheme = .webhook) -> ChannelEvent
     {
@@ -531,7 +531,7 @@ public actor ChannelState {
     /// Stripe's `id`, Slack's `challenge`, and a permission verdict's `request_id` and `behavior`.
     static let bodyFieldNames = ["type", "event", "id", "challenge", "request_id", "behavior"]
 
-    /// SPEC section 4: the first present of these headers, or Stripe's body `id`.
+    /// README "HTTP API": the first present of these headers, or Stripe's body `id`.
     static func deliveryID(headers: HTTPHeaders, bodyFields: [String: String]?, scheme: SignatureScheme) -> String? {
         for name in ["X-Webhook-Id", "X-Delivery-Id", "X-GitHub-Delivery", "webhook-id"] {
             if let value = headers[name], !value.isEmpty { return value.truncated(toCharacters: 200) }

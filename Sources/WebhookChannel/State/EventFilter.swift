@@ -1,6 +1,6 @@
 import Foundation
 
-/// Which event types of a source reach Claude (SPEC 13). The others are still verified,
+/// Which event types of a source reach Claude (README "Filters"). The others are still verified,
 /// logged and deduplicated, only not notified. Set with `webhook-channel filter`.
 public struct EventFilter: Sendable, Equatable {
     /// Exact event types, or prefixes written with a trailing `*`; a lone `*` matches every

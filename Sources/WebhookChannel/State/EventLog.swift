@@ -20,7 +20,7 @@ public struct EventRecord: Sendable, Equatable {
     public var replayKeys: [String]
     /// The body's size (kept when a listing leaves the body out).
     public var size: Int
-    /// Logged but not notified: the source's event filter left its type out (SPEC 13).
+    /// Logged but not notified: the source's event filter left its type out (README "Filters").
     public var filtered: Bool
 
     public init(id: String, sourceID: String, sourceName: String, deliveryID: String?, type: String?, receivedAt: Double,

@@ -88,10 +88,4 @@ public enum ISOTime {
         parts.tm_sec = Int32(second)
         return Double(timegm(&parts) - offset) + fraction
     }
-
-    /// For file names: `20261123T090000Z`.
-    public static func compact(_ seconds: Double) -> String {
-        format(seconds).replacingOccurrences(of: "-", with: "").replacingOccurrences(of: ":", with: "")
-            .split(separator: ".").first.map { String($0) + "Z" } ?? "unknown"
-    }
 }

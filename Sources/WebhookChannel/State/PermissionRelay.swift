@@ -4,7 +4,7 @@ import JSON
 import MCP
 
 /// Claude Code's tool-approval prompts, relayed to approver sources and answered by them
-/// (SPEC 12).
+/// (README "Permission relay").
 ///
 /// A prompt arrives on stdin as `notifications/claude/channel/permission_request`; it is
 /// POSTed to every approver's callback by the same `ReplySender` as `webhook_reply` (one

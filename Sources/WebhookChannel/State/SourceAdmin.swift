@@ -47,7 +47,7 @@ public enum SourceAdmin {
         return file.sources[index]
     }
 
-    /// Makes a source an approver or not (SPEC 12). Only a `webhook`-scheme source with a
+    /// Makes a source an approver or not (README "Permission relay"). Only a `webhook`-scheme source with a
     /// callback can be one: permission requests go to its callback, and its verdicts must be
     /// signed with the timestamp-bound `v1=` form, which provider schemes do not have.
     public static func setApprover(_ file: inout SourcesFile, id: String, on: Bool) throws(Failure) -> SourceRecord {
@@ -66,7 +66,7 @@ public enum SourceAdmin {
         return file.sources[index]
     }
 
-    /// Sets (or, with nil, clears) which event types of the source are notified (SPEC 13).
+    /// Sets (or, with nil, clears) which event types of the source are notified (README "Filters").
     public static func setEventFilter(_ file: inout SourcesFile, id: String, filter: EventFilter?) throws(Failure) -> SourceRecord {
         guard let index = file.sources.firstIndex(where: { $0.id == id }) else { throw .unknownSource }
         file.sources[index].eventFilter = filter

@@ -17,9 +17,9 @@ public struct SourceRecord: Sendable, Equatable {
     /// Set by `webhook-channel content`; absent, the scheme's default (`contentMode`).
     public var chosenContentMode: ContentMode?
     /// Set by `webhook-channel approver`: permission requests go to its callback, and its
-    /// `v1=`-signed verdicts answer them (SPEC 12). Stored as `"approver": true`.
+    /// `v1=`-signed verdicts answer them (README "Permission relay"). Stored as `"approver": true`.
     public var approver: Bool
-    /// Set by `webhook-channel filter`: only these event types are notified (SPEC 13).
+    /// Set by `webhook-channel filter`: only these event types are notified (README "Filters").
     /// Stored as `"event_filter": ["type", "prefix*", …]`.
     public var eventFilter: EventFilter?
     public var extra: JSONObject
@@ -50,7 +50,7 @@ public struct SourceRecord: Sendable, Equatable {
         set { extra["route"] = newValue.map(JSONValue.string) }
     }
 
-    /// What Claude reads for this source's events (SPEC 14).
+    /// What Claude reads for this source's events (README "Digests").
     public var contentMode: ContentMode { chosenContentMode ?? ContentMode.defaultMode(for: scheme) }
 
     /// Only a seed-scheme source with a callback can take permission requests and answer them;

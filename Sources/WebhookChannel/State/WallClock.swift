@@ -1,5 +1,4 @@
 import Foundation
-import Synchronization
 
 /// Wall-clock time in seconds since 1970, injectable so expiry (pairing codes, replay memory,
 /// rotated secrets) is tested without sleeping.
@@ -16,10 +15,3 @@ public struct SystemClock: WallClock {
     }
 }
 
-/// A clock tests move by hand.
-public final class ManualClock: WallClock {
-    private let seconds: Mutex<Double>
-    public init(_ start: Double) { seconds = Mutex(start) }
-    public func now() -> Double { seconds.withLock { $0 } }
-    public func advance(by delta: Double) { seconds.withLock { $0 += delta } }
-}

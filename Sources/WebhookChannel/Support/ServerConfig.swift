@@ -3,7 +3,7 @@ import Platform
 import Socket
 import HTTP
 
-/// The serving process's settings, from the environment (SPEC section 2).
+/// The serving process's settings, from the environment (README "Configuration").
 public struct ServerConfig: Sendable {
     public var host = "127.0.0.1"
     public var port: UInt16 = 8788
