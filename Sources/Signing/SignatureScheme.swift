@@ -102,10 +102,10 @@ extension SignatureScheme {
         guard !v1.isEmpty || !sha256.isEmpty else { return .invalid(.malformedHeader(signatureName)) }
         guard isFresh(timestamp, now: input.now) else { return .invalid(.staleTimestamp) }
 
-        let keys = secrets.map { Array($0.utf8) }
+        let keys = secrets.map { signingKey(.webhook, secret: $0) }
         // v1 first: it covers the timestamp, so a match there needs no signature memory.
         if !v1.isEmpty {
-            let prefix = Array("\(timestampText).".utf8)
+            let prefix = signedPrefix(.webhook, timestamp: timestampText, id: "")
             if let match = firstMatch(keys: keys, candidates: v1, mac: { HMACSHA256.mac(key: $0, message: prefix, input.body) }) {
                 return .valid(SignatureDetails(usedPreviousSecret: match.keyIndex > 0, timestamp: timestamp))
             }
@@ -127,7 +127,7 @@ extension SignatureScheme {
         guard case let (name, value)? = keyValue(Substring(signatureText), separator: "="), name == "sha256" else {
             return .invalid(.malformedHeader(signatureName))
         }
-        let keys = secrets.map { Array($0.utf8) }
+        let keys = secrets.map { signingKey(.github, secret: $0) }
         guard let match = firstMatch(keys: keys, candidates: [Hex.decode(value)], mac: { HMACSHA256.mac(key: $0, message: input.body) }) else {
             return .invalid(.mismatch)
         }
@@ -152,8 +152,8 @@ extension SignatureScheme {
         }
         guard isFresh(timestamp, now: input.now) else { return .invalid(.staleTimestamp) }
 
-        let keys = secrets.map { Array($0.utf8) }
-        let prefix = Array("\(timestampText).".utf8)
+        let keys = secrets.map { signingKey(.stripe, secret: $0) }
+        let prefix = signedPrefix(.stripe, timestamp: timestampText, id: "")
         guard let match = firstMatch(keys: keys, candidates: v1, mac: { HMACSHA256.mac(key: $0, message: prefix, input.body) }) else {
             return .invalid(.mismatch)
         }
@@ -176,8 +176,8 @@ extension SignatureScheme {
         guard !v1.isEmpty else { return .invalid(.malformedHeader(signatureName)) }
         guard isFresh(timestamp, now: input.now) else { return .invalid(.staleTimestamp) }
 
-        let keys = secrets.map(standardKey)
-        let prefix = Array("\(id).\(timestampText).".utf8)
+        let keys = secrets.map { signingKey(.standard, secret: $0) }
+        let prefix = signedPrefix(.standard, timestamp: timestampText, id: id)
         guard let match = firstMatch(keys: keys, candidates: v1, mac: { HMACSHA256.mac(key: $0, message: prefix, input.body) }) else {
             return .invalid(.mismatch)
         }
@@ -194,8 +194,8 @@ extension SignatureScheme {
         }
         guard isFresh(timestamp, now: input.now) else { return .invalid(.staleTimestamp) }
 
-        let keys = secrets.map { Array($0.utf8) }
-        let prefix = Array("v0:\(timestampText):".utf8)
+        let keys = secrets.map { signingKey(.slack, secret: $0) }
+        let prefix = signedPrefix(.slack, timestamp: timestampText, id: "")
         guard let match = firstMatch(keys: keys, candidates: [Hex.decode(value)], mac: { HMACSHA256.mac(key: $0, message: prefix, input.body) }) else {
             return .invalid(.mismatch)
         }
@@ -267,6 +267,26 @@ extension SignatureScheme {
         return Substring(bytes[first...last])
     }
 
+    /// The bytes signed ahead of the body — one definition, used to verify and to sign:
+    /// `<ts>.` (the `v1=` form and Stripe), `<id>.<ts>.` (Standard Webhooks), `v0:<ts>:`
+    /// (Slack); nothing for GitHub and the `sha256=` form, which sign the body alone.
+    static func signedPrefix(_ scheme: SignatureScheme, timestamp: some StringProtocol, id: some StringProtocol)
+        -> [UInt8]
+    {
+        switch scheme {
+        case .webhook, .stripe: return Array("\(timestamp).".utf8)
+        case .standard: return Array("\(id).\(timestamp).".utf8)
+        case .slack: return Array("v0:\(timestamp):".utf8)
+        case .github: return []
+        }
+    }
+
+    /// The HMAC key for a secret: the bytes of the whole string (`whsec_` included, as the
+    /// seed did), except for Standard Webhooks (`standardKey`).
+    static func signingKey(_ scheme: SignatureScheme, secret: String) -> [UInt8] {
+        scheme == .standard ? standardKey(secret) : Array(secret.utf8)
+    }
+
     /// Standard Webhooks keys are the base64 decoding of the secret after `whsec_` (or of the
     /// whole secret without that prefix). A secret that is not base64 (typed by hand) falls
     /// back to its raw bytes. The signer derives its key here too, so both sides agree; our own
@@ -297,38 +317,34 @@ extension SignatureScheme {
         timestamp: Int64,
         deliveryID: String
     ) -> [(String, String)] {
-        let key = Array(secret.utf8)
         let ts = String(timestamp)
+        let signature = HMACSHA256.mac(key: signingKey(scheme, secret: secret),
+                                       message: signedPrefix(scheme, timestamp: ts, id: deliveryID), body)
         switch scheme {
         case .webhook:
-            let v1 = HMACSHA256.mac(key: key, message: Array("\(ts).".utf8), body)
-            let sha256 = HMACSHA256.mac(key: key, message: body)
+            let sha256 = HMACSHA256.mac(key: signingKey(scheme, secret: secret), message: body)
             return [
                 ("X-Webhook-Id", deliveryID),
                 ("X-Timestamp", ts),
-                ("X-Signature", "v1=\(Hex.encode(v1)),sha256=\(Hex.encode(sha256))"),
+                ("X-Signature", "v1=\(Hex.encode(signature)),sha256=\(Hex.encode(sha256))"),
             ]
         case .github:
-            let signature = HMACSHA256.mac(key: key, message: body)
             return [
                 ("X-GitHub-Delivery", deliveryID),
                 ("X-Hub-Signature-256", "sha256=\(Hex.encode(signature))"),
             ]
         case .stripe:
-            let signature = HMACSHA256.mac(key: key, message: Array("\(ts).".utf8), body)
             return [
                 ("X-Webhook-Id", deliveryID),
                 ("Stripe-Signature", "t=\(ts),v1=\(Hex.encode(signature))"),
             ]
         case .standard:
-            let signature = HMACSHA256.mac(key: standardKey(secret), message: Array("\(deliveryID).\(ts).".utf8), body)
             return [
                 ("webhook-id", deliveryID),
                 ("webhook-timestamp", ts),
                 ("webhook-signature", "v1,\(Base64.encode(signature))"),
             ]
         case .slack:
-            let signature = HMACSHA256.mac(key: key, message: Array("v0:\(ts):".utf8), body)
             return [
                 ("X-Webhook-Id", deliveryID),
                 ("X-Slack-Request-Timestamp", ts),
