@@ -19,11 +19,14 @@ public final class JSONRPCSession: Sendable {
     private let output: ProtocolOutput
     private let handler: any JSONRPCHandler
     private let log: Logger
+    /// Where requests answered concurrently run (nil: Swift's global executor).
+    private let executor: (any TaskExecutor)?
 
-    public init(output: ProtocolOutput, handler: any JSONRPCHandler, log: Logger) {
+    public init(output: ProtocolOutput, handler: any JSONRPCHandler, log: Logger, executor: (any TaskExecutor)? = nil) {
         self.output = output
         self.handler = handler
         self.log = log
+        self.executor = executor
     }
 
     /// Returns as soon as the input ends, without waiting for tool calls still running: the
@@ -57,7 +60,7 @@ public final class JSONRPCSession: Sendable {
             if handler.isOrdered(method: method) {
                 await answer(id: id, method: method, params: params)
             } else {
-                Task { await self.answer(id: id, method: method, params: params) }
+                Task(executorPreference: executor) { await self.answer(id: id, method: method, params: params) }
             }
         }
     }

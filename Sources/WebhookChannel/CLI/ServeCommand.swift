@@ -82,9 +82,11 @@ enum ServeCommand {
                 },
             ],
             log: log)
-        let session = JSONRPCSession(output: output, handler: mcp, log: log)
+        // The MCP side's tasks run on a thread of their own, not on libdispatch's pool.
+        let mcpExecutor = ThreadTaskExecutor(name: "mcp")
+        let session = JSONRPCSession(output: output, handler: mcp, log: log, executor: mcpExecutor)
         let lines = LineReader(fd: STDIN_FILENO).start()
-        Task.detached {
+        Task.detached(executorPreference: mcpExecutor) {
             await session.run(lines)
             log.info("stdin closed; exiting")
             shutdown.run()

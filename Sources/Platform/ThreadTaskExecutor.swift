@@ -1,0 +1,39 @@
+import Foundation
+import Synchronization
+
+/// A Swift concurrency `TaskExecutor` on one dedicated thread: the MCP side's tasks run here
+/// instead of on the global concurrent executor. On Linux the global executor is libdispatch,
+/// whose worker threads bring an epoll set, an eventfd and a timerfd of their own into the
+/// process; the server's `poll` backend is meant to run without epoll, and this keeps it so.
+/// (Retry waits still use `Task.sleep`, which may start libdispatch's timers once a reply
+/// has to be retried.)
+public final class ThreadTaskExecutor: TaskExecutor, @unchecked Sendable {
+    private let jobs = Mutex<[UnownedJob]>([])
+    private let wakeup = ConditionSignal()
+
+    public init(name: String) {
+        let thread = Thread { [self] in run() }
+        thread.name = name
+        thread.stackSize = 1 << 20
+        thread.start()
+    }
+
+    public func enqueue(_ job: consuming ExecutorJob) {
+        let unowned = UnownedJob(job)
+        jobs.withLock { $0.append(unowned) }
+        wakeup.signal()
+    }
+
+    private func run() {
+        var taken: [UnownedJob] = []
+        while true {
+            jobs.withLock { swap(&taken, &$0) }
+            if taken.isEmpty {
+                wakeup.wait(timeoutMilliseconds: 1000)
+                continue
+            }
+            for job in taken { job.runSynchronously(on: asUnownedTaskExecutor()) }
+            taken.removeAll(keepingCapacity: true)
+        }
+    }
+}
