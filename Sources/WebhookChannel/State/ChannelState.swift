@@ -308,56 +308,31 @@ public actor ChannelState {
     public func receiveWebhook(pathSourceID: String?, headers: HTTPHeaders, body: [UInt8]) -> WebhookOutcome {
         refreshIfChanged()
         let now = clock.now()
-        guard let sourceID = pathSourceID ?? headers["X-Source-Id"], let source = file.source(id: sourceID) else {
-            return .unauthorized
+        let candidate: WebhookIntake.Candidate
+        switch WebhookIntake.judge(WebhookIntake.Request(pathSourceID: pathSourceID, headers: headers, body: body), now: now,
+                                   source: { file.source(id: $0) }) {
+        case .unauthorized: return .unauthorized
+        case .invalidJSON: return .invalidJSON
+        case .challenge(let challenge): return .challenge(challenge)
+        case .candidate(let verified): candidate = verified
         }
-        let scheme = pathSourceID == nil ? SignatureScheme.webhook : source.scheme
-        let verdict = SignatureScheme.verify(scheme: scheme, secrets: source.acceptedSecrets(now: now),
-                                             input: SignatureInput(headerLookup: { headers[$0] }, body: body, now: Int64(now)))
-        guard case .valid(let details) = verdict else { return .unauthorized }
-
-        let contentType = headers["Content-Type"] ?? ""
-        // Only a few top-level strings of a body are ever read, so it is validated, not parsed.
-        var fields: [String: String]? = nil
-        if pathSourceID == nil || MediaType.isJSON(contentType, allowSuffix: true) {
-            fields = try? body.withUnsafeBufferPointer { bytes throws(JSONParseError) in
-                try JSONParser.validate(bytes, collectingStrings: Self.bodyFieldNames)
-            }
-            if fields == nil && pathSourceID == nil { return .invalidJSON }
-        }
-        if scheme == .slack, fields?["type"] == "url_verification", let challenge = fields?["challenge"] {
-            return .challenge(challenge)
-        }
-
-        let deliveryID = Self.deliveryID(headers: headers, bodyFields: fields, scheme: scheme)
-        var replayKeys: [String] = []
-        if let deliveryID { replayKeys.append("d:\(source.id):\(deliveryID)") }
-        if let seedSignature = details.seedSignature {
-            // Remembered (and logged) only as a digest: a signature never reaches a file.
-            let digest = Hex.encode(HMACSHA256.mac(key: Array("replay-memory".utf8), message: Array(seedSignature.utf8)))
-            replayKeys.append("s:\(source.id):\(digest)")
-        }
+        let source = candidate.source, replayKeys = candidate.replayKeys, type = candidate.type
         if replayKeys.contains(where: { replay.contains($0, now: now) }) { return .duplicate }
-
-        // Only on the seed route, only from an approver, and only when signed with `v1=`, which
-        // binds the timestamp: a `sha256=` signature alone could be replayed for 24 h after a
-        // restart forgot it. The same body from any other source is an ordinary event.
-        if pathSourceID == nil, source.isApprover, fields?["type"] == PermissionRelay.verdictType {
-            guard details.seedSignature == nil else { return .unauthorized }
-            return .verdict(permissionRelay.answer(requestID: fields?["request_id"], behavior: fields?["behavior"]))
+        if let verdict = candidate.verdict {
+            return .verdict(permissionRelay.answer(requestID: verdict.requestID, behavior: verdict.behavior))
         }
 
-        let type = Self.eventType(headers: headers, bodyFields: fields)
         let record = EventRecord(
-            id: CredentialGenerator.eventID(), sourceID: source.id, sourceName: source.name, deliveryID: deliveryID,
-            type: type, receivedAt: now, contentType: contentType,
+            id: CredentialGenerator.eventID(), sourceID: source.id, sourceName: source.name, deliveryID: candidate.deliveryID,
+            type: type, receivedAt: now, contentType: candidate.contentType,
             headers: EventLog.keptHeaders(from: headers), body: body, replayKeys: replayKeys,
             filtered: !source.notifies(eventType: type))
         // A filtered event reserves no room: it never waits to be written to stdout.
         var event: ChannelEvent?
         var weight = 0
         if !record.filtered {
-            let notification = Self.channelEvent(for: record, replay: false, contentMode: source.contentMode, scheme: scheme)
+            let notification = Self.channelEvent(for: record, replay: false, contentMode: source.contentMode,
+                                                 scheme: candidate.scheme)
             weight = ChannelNotifier.weight(of: notification)
             switch notifier.admit(weight: weight) {
             case .admitted: event = notification
@@ -525,26 +500,5 @@ public actor ChannelState {
         if digest != nil { meta += [("digest", "true"), ("body_bytes", String(record.body.count))] }
         if replay { meta.append(("replay", "true")) }
         return ChannelEvent(content: content, meta: meta)
-    }
-
-    /// The top-level body members the channel reads: the event type (`type`, `event`),
-    /// Stripe's `id`, Slack's `challenge`, and a permission verdict's `request_id` and `behavior`.
-    static let bodyFieldNames = ["type", "event", "id", "challenge", "request_id", "behavior"]
-
-    /// README "HTTP API": the first present of these headers, or Stripe's body `id`.
-    static func deliveryID(headers: HTTPHeaders, bodyFields: [String: String]?, scheme: SignatureScheme) -> String? {
-        for name in ["X-Webhook-Id", "X-Delivery-Id", "X-GitHub-Delivery", "webhook-id"] {
-            if let value = headers[name], !value.isEmpty { return value.truncated(toCharacters: 200) }
-        }
-        if scheme == .stripe, let id = bodyFields?["id"] { return id.truncated(toCharacters: 200) }
-        return nil
-    }
-
-    static func eventType(headers: HTTPHeaders, bodyFields: [String: String]?) -> String? {
-        for name in ["X-GitHub-Event", "X-Event-Type"] {
-            if let value = headers[name], !value.isEmpty { return value.truncated(toCharacters: 200) }
-        }
-        if let type = bodyFields?["type"] ?? bodyFields?["event"] { return type.truncated(toCharacters: 200) }
-        return nil
     }
 }

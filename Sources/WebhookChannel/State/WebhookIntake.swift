@@ -1,0 +1,108 @@
+import Foundation
+import HTTP
+import JSON
+import Signing
+
+/// The pure part of receiving one webhook: a request and the source it names in, a judgement
+/// out — refused, a Slack challenge, a permission verdict, or an event to record — with no
+/// state changed and no I/O, so every rule can be tested with values. `ChannelState` does
+/// what must be serial around it: the duplicate memory, the notification bound, the log.
+enum WebhookIntake {
+    struct Request {
+        /// Set for `/webhook/{id}`, where the source's scheme decides the headers; nil for
+        /// `/webhook`, which uses the seed's headers.
+        var pathSourceID: String?
+        var headers: HTTPHeaders
+        var body: [UInt8]
+    }
+
+    /// A verified event, before the duplicate memory has seen it.
+    struct Candidate {
+        var source: SourceRecord
+        /// The scheme its signature was checked with.
+        var scheme: SignatureScheme
+        var deliveryID: String?
+        var type: String?
+        var contentType: String
+        /// What the duplicate memory is asked about and then remembers.
+        var replayKeys: [String]
+        /// A permission verdict from an approver (`v1=`-signed, seed route), else nil.
+        var verdict: (requestID: String?, behavior: String?)?
+    }
+
+    enum Judgement {
+        /// Unknown source, bad or missing signature, stale timestamp: one answer for all.
+        case unauthorized
+        case invalidJSON
+        /// Slack's `url_verification`: answer the challenge, deliver nothing.
+        case challenge(String)
+        case candidate(Candidate)
+    }
+
+    /// The top-level body members the channel reads: the event type (`type`, `event`),
+    /// Stripe's `id`, Slack's `challenge`, and a permission verdict's `request_id` and `behavior`.
+    static let bodyFieldNames = ["type", "event", "id", "challenge", "request_id", "behavior"]
+
+    static func judge(_ request: Request, now: Double, source findSource: (String) -> SourceRecord?) -> Judgement {
+        let headers = request.headers
+        guard let sourceID = request.pathSourceID ?? headers["X-Source-Id"], let source = findSource(sourceID) else {
+            return .unauthorized
+        }
+        let scheme = request.pathSourceID == nil ? SignatureScheme.webhook : source.scheme
+        let verdict = SignatureScheme.verify(
+            scheme: scheme, secrets: source.acceptedSecrets(now: now),
+            input: SignatureInput(headerLookup: { headers[$0] }, body: request.body, now: Int64(now)))
+        guard case .valid(let details) = verdict else { return .unauthorized }
+
+        let contentType = headers["Content-Type"] ?? ""
+        // Only a few top-level strings of a body are ever read, so it is validated, not parsed.
+        var fields: [String: String]? = nil
+        if request.pathSourceID == nil || MediaType.isJSON(contentType, allowSuffix: true) {
+            fields = try? request.body.withUnsafeBufferPointer { bytes throws(JSONParseError) in
+                try JSONParser.validate(bytes, collectingStrings: bodyFieldNames)
+            }
+            if fields == nil && request.pathSourceID == nil { return .invalidJSON }
+        }
+        if scheme == .slack, fields?["type"] == "url_verification", let challenge = fields?["challenge"] {
+            return .challenge(challenge)
+        }
+
+        let deliveryID = Self.deliveryID(headers: headers, bodyFields: fields, scheme: scheme)
+        var replayKeys: [String] = []
+        if let deliveryID { replayKeys.append("d:\(source.id):\(deliveryID)") }
+        if let seedSignature = details.seedSignature {
+            // Remembered (and logged) only as a digest: a signature never reaches a file.
+            let digest = Hex.encode(HMACSHA256.mac(key: Array("replay-memory".utf8), message: Array(seedSignature.utf8)))
+            replayKeys.append("s:\(source.id):\(digest)")
+        }
+
+        // Only on the seed route, only from an approver, and only when signed with `v1=`, which
+        // binds the timestamp: a `sha256=` signature alone could be replayed for 24 h after a
+        // restart forgot it. The same body from any other source is an ordinary event.
+        var permissionVerdict: (requestID: String?, behavior: String?)? = nil
+        if request.pathSourceID == nil, source.isApprover, fields?["type"] == PermissionRelay.verdictType {
+            guard details.seedSignature == nil else { return .unauthorized }
+            permissionVerdict = (fields?["request_id"], fields?["behavior"])
+        }
+        return .candidate(Candidate(
+            source: source, scheme: scheme, deliveryID: deliveryID, type: eventType(headers: headers, bodyFields: fields),
+            contentType: contentType, replayKeys: replayKeys, verdict: permissionVerdict))
+    }
+
+    /// README "HTTP API": the first present of these headers, or Stripe's body `id`.
+    static func deliveryID(headers: HTTPHeaders, bodyFields: [String: String]?, scheme: SignatureScheme) -> String? {
+        for name in ["X-Webhook-Id", "X-Delivery-Id", "X-GitHub-Delivery", "webhook-id"] {
+            if let value = headers[name], !value.isEmpty { return value.truncated(toCharacters: 200) }
+        }
+        if scheme == .stripe, let id = bodyFields?["id"] { return id.truncated(toCharacters: 200) }
+        return nil
+    }
+
+    static func eventType(headers: HTTPHeaders, bodyFields: [String: String]?) -> String? {
+        for name in ["X-GitHub-Event", "X-Event-Type"] {
+            if let value = headers[name], !value.isEmpty { return value.truncated(toCharacters: 200) }
+        }
+        if let type = bodyFields?["type"] ?? bodyFields?["event"] { return type.truncated(toCharacters: 200) }
+        return nil
+    }
+}
