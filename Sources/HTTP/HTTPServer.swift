@@ -45,7 +45,7 @@ public final class HTTPServer: @unchecked Sendable {
                 connection.closeAfterWriting(drain: true)
                 return DiscardingConnection()
             }
-            return HTTPServerConnection(limits: limits, timeouts: timeouts, startedAt: connection.acceptedAt) { request, connection in
+            return HTTPServerConnection(limits: limits, timeouts: timeouts, clock: loop.clock, startedAt: connection.acceptedAt) { request, connection in
                 self.respond(request, connection.peer)
             }
         }
