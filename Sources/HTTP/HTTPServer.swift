@@ -30,6 +30,8 @@ public final class HTTPServer: @unchecked Sendable {
 
     private var listener: TCPListener!
     public var address: SocketAddress { listener.address }
+    /// Open connections (loop thread only).
+    public var connectionCount: Int { listener.connectionCount }
     /// Answers every request; may be set after binding, before `start` (loop thread only).
     public var respond: Responder
 
