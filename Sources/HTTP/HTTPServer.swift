@@ -30,6 +30,8 @@ public final class HTTPServer: @unchecked Sendable {
 
     private var listener: TCPListener!
     public var address: SocketAddress { listener.address }
+    /// Open connections (loop thread only).
+    public var connectionCount: Int { listener.connectionCount }
     /// Answers every request; may be set after binding, before `start` (loop thread only).
     public var respond: Responder
 
@@ -45,7 +47,7 @@ public final class HTTPServer: @unchecked Sendable {
                 connection.closeAfterWriting(drain: true)
                 return DiscardingConnection()
             }
-            return HTTPServerConnection(limits: limits, timeouts: timeouts, startedAt: connection.acceptedAt) { request, connection in
+            return HTTPServerConnection(limits: limits, timeouts: timeouts, clock: loop.clock, startedAt: connection.acceptedAt) { request, connection in
                 self.respond(request, connection.peer)
             }
         }

@@ -12,6 +12,7 @@ final class HTTPServerConnection: TCPConnectionDelegate {
     private let limits: HTTPLimits
     private let timeouts: Timeouts
     private let respond: Responder
+    private let clock: any Clock
     private var buffer: [UInt8] = []
     /// How far the parser got through the incomplete request at the start of `buffer`, so
     /// each read costs time in proportion to the bytes it brought, not to all buffered so far.
@@ -24,8 +25,11 @@ final class HTTPServerConnection: TCPConnectionDelegate {
     /// A request's answer is pending: later requests stay in `buffer` until it is written.
     private var awaitingAnswer = false
 
-    init(limits: HTTPLimits, timeouts: Timeouts = Timeouts(), startedAt: UInt64, respond: @escaping Responder) {
+    init(limits: HTTPLimits, timeouts: Timeouts = Timeouts(), clock: any Clock, startedAt: UInt64,
+         respond: @escaping Responder)
+    {
         self.limits = limits
+        self.clock = clock
         self.timeouts = timeouts
         self.respond = respond
         self.requestStartedAt = startedAt
@@ -34,7 +38,7 @@ final class HTTPServerConnection: TCPConnectionDelegate {
 
     func connection(_ connection: TCPConnection, didReceive bytes: UnsafeRawBufferPointer) {
         guard !closing else { return }
-        let now = MonotonicClock.nowNanoseconds()
+        let now = clock.monotonicNanoseconds()
         lastActivity = now
         if requestStartedAt == nil { requestStartedAt = now }
         buffer.append(contentsOf: bytes)
@@ -56,7 +60,7 @@ final class HTTPServerConnection: TCPConnectionDelegate {
                 progress = nil
                 buffer.removeFirst(consumed)
                 sentContinue = false
-                requestStartedAt = buffer.isEmpty ? nil : MonotonicClock.nowNanoseconds()
+                requestStartedAt = buffer.isEmpty ? nil : clock.monotonicNanoseconds()
                 let keepAlive = request.keepAlive
                 switch respond(request, connection) {
                 case .now(let response):

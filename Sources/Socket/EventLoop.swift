@@ -18,6 +18,8 @@ public final class EventLoop: SerialExecutor, @unchecked Sendable {
 
     /// Which readiness mechanism (and companions: wake-up, directory watch, accept) it uses.
     public let backend: EventLoopBackend
+    /// Where the loop, its connections and their timeouts read the time (`tick(now:)` passes it).
+    public let clock: any Clock
     private let readiness: any ReadinessBackend
     private let wakeup: LoopWakeup
     /// What the last wait found ready. Only touched on the loop thread.
@@ -41,8 +43,9 @@ public final class EventLoop: SerialExecutor, @unchecked Sendable {
     private let finished = ConditionSignal()
     private let isFinished = Atomic<Bool>(false)
 
-    public init(backend: EventLoopBackend = .native) throws(SocketError) {
+    public init(backend: EventLoopBackend = .native, clock: any Clock = SystemClock()) throws(SocketError) {
         self.backend = backend
+        self.clock = clock
         readiness = try backend.makeReadiness()
         wakeup = try LoopWakeup(eventFD: backend.usesLinuxExtensions)
         try readiness.add(fd: wakeup.fd, readable: true, writable: false)
@@ -61,8 +64,10 @@ public final class EventLoop: SerialExecutor, @unchecked Sendable {
     public func stop(timeoutMilliseconds: Int = 300) {
         stopFlag.store(true, ordering: .releasing)
         wake()
-        let deadline = MonotonicClock.nowNanoseconds() + UInt64(timeoutMilliseconds) * 1_000_000
-        while !isFinished.load(ordering: .acquiring), MonotonicClock.nowNanoseconds() < deadline {
+        // A real wait for the loop thread, whatever clock its timeouts use.
+        let system = SystemClock()
+        let deadline = system.monotonicNanoseconds() + UInt64(timeoutMilliseconds) * 1_000_000
+        while !isFinished.load(ordering: .acquiring), system.monotonicNanoseconds() < deadline {
             finished.wait(timeoutMilliseconds: 20)
         }
     }
@@ -141,7 +146,7 @@ public final class EventLoop: SerialExecutor, @unchecked Sendable {
 
     private func run() {
         threadID.store(ThreadIdentity.current, ordering: .releasing)
-        lastTick = MonotonicClock.nowNanoseconds()
+        lastTick = clock.monotonicNanoseconds()
         while !stopFlag.load(ordering: .acquiring) {
             readiness.wait(into: &ready, timeoutMilliseconds: EventLoop.tickIntervalMilliseconds)
             round &+= 1
@@ -154,7 +159,7 @@ public final class EventLoop: SerialExecutor, @unchecked Sendable {
             }
             runPending()
             for action in endOfPassActions { action() }
-            let now = MonotonicClock.nowNanoseconds()
+            let now = clock.monotonicNanoseconds()
             if now - lastTick >= UInt64(EventLoop.tickIntervalMilliseconds) * 1_000_000 {
                 lastTick = now
                 for handler in handlers.values { handler.tick(now: now) }

@@ -49,7 +49,7 @@ public final class TCPConnection: EventLoopHandler {
         self.loop = loop
         self.scratch = scratch
         self.onClose = onClose
-        self.acceptedAt = MonotonicClock.nowNanoseconds()
+        self.acceptedAt = loop.clock.monotonicNanoseconds()
     }
 
     public var hasPendingOutput: Bool { outputOffset < output.count }
@@ -72,7 +72,7 @@ public final class TCPConnection: EventLoopHandler {
         guard !isClosed else { return }
         closeWhenFlushed = true
         drainWhenFlushed = drain
-        closingSince = MonotonicClock.nowNanoseconds()
+        closingSince = loop.clock.monotonicNanoseconds()
         if !hasPendingOutput { finishClosing() }
     }
 
@@ -105,7 +105,7 @@ public final class TCPConnection: EventLoopHandler {
                     readingPaused = true
                     closeWhenFlushed = true
                     drainWhenFlushed = false
-                    closingSince = MonotonicClock.nowNanoseconds()
+                    closingSince = loop.clock.monotonicNanoseconds()
                     updateInterest(writable: true)
                 } else {
                     closeNow()
@@ -149,7 +149,7 @@ public final class TCPConnection: EventLoopHandler {
             if n > 0 { outputOffset += n; outputStuckSince = nil; continue }
             if n < 0 && errno == EINTR { continue }
             if n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK) {
-                if outputStuckSince == nil { outputStuckSince = MonotonicClock.nowNanoseconds() }
+                if outputStuckSince == nil { outputStuckSince = loop.clock.monotonicNanoseconds() }
                 // A client that sends but does not read is not read from until it catches up.
                 if output.count - outputOffset > TCPConnection.maxPendingOutput { readingPaused = true }
                 updateInterest(writable: true)
@@ -175,7 +175,7 @@ public final class TCPConnection: EventLoopHandler {
     private func finishClosing() {
         guard drainWhenFlushed else { closeNow(); return }
         shutdown(fd, Int32(SHUT_WR))
-        drainingSince = MonotonicClock.nowNanoseconds()
+        drainingSince = loop.clock.monotonicNanoseconds()
         readingPaused = false
         loop.modify(fd: fd, readable: true, writable: false)
     }

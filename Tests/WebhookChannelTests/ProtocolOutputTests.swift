@@ -52,7 +52,7 @@ struct ProtocolOutputTests {
             }
             if index % 7 == 0 { output.writeQueued() }
         }
-        output.flush(timeoutMilliseconds: 2000)
+        output.flush(timeoutMilliseconds: 10_000)
         #expect(pipe.readAvailable() == expected.joined(separator: "\n") + "\n")
     }
 
@@ -61,7 +61,7 @@ struct ProtocolOutputTests {
         defer { pipe.close() }
         let output = ProtocolOutput(fd: pipe.writeFD)
         output.enqueue { $0.append(contentsOf: "late".utf8) }
-        output.flush(timeoutMilliseconds: 2000)
+        output.flush(timeoutMilliseconds: 10_000)
         #expect(pipe.readAvailable() == "late\n")
     }
 
@@ -77,7 +77,7 @@ struct ProtocolOutputTests {
             let written = pipe.readAvailable()
             seen.withLock { $0.append(written) }
         }
-        worker.sync(timeoutMilliseconds: 2000)
+        worker.sync(timeoutMilliseconds: 10_000)
         #expect(seen.withLock { $0 } == ["first\n"])
     }
 
@@ -125,7 +125,7 @@ struct ProtocolOutputTests {
             received += pipe.readAvailable()
             usleep(1000)
         }
-        output.flush(timeoutMilliseconds: 5000)
+        output.flush(timeoutMilliseconds: 10_000)
         received += pipe.readAvailable()
         #expect(received == expected.joined(separator: "\n") + "\n")
         #expect(output.backlog == ProtocolOutput.Backlog())

@@ -66,10 +66,6 @@ import Testing
             #expect(attempt.request.header("X-Webhook-Id") == webhookID, "attempt \(index + 1)")
             Self.expectSignedReply(attempt.request, sourceID: credentials.sourceID, secret: credentials.secret, payload: payload)
         }
-        for index in 1..<attempts.count {
-            let gap = attempts[index].arrivedAt - attempts[index - 1].arrivedAt
-            #expect(gap >= .milliseconds(150), "attempt \(index + 1) came \(gap) after the previous one; delays are 0.2 s")
-        }
 
         let delivered = try await Self.waitForDeliveryState("delivered", in: channel)
         #expect(delivered["source_id"] == .string(credentials.sourceID), "\(delivered)")
@@ -111,7 +107,9 @@ import Testing
     @Test func tooManyRequestsIsRetriedHonouringRetryAfter() async throws {
         let channel = try await TestChannel.start(environment: Self.fastRetries)
         defer { channel.stop() }
-        let receiver = try ScriptedReceiver([.init(status: 429, headers: [("Retry-After", "1")]), .init(status: 200)])
+        // When the retry comes (Retry-After honoured, capped) is ReplyRetryTimingTests' part;
+        // here, that a 429 with Retry-After is retried on the wire as the same delivery.
+        let receiver = try ScriptedReceiver([.init(status: 429, headers: [("Retry-After", "0")]), .init(status: 200)])
         defer { receiver.stop() }
         let credentials = try await channel.http.pairSource(name: "limited", callbackURL: receiver.url())
 
@@ -119,8 +117,6 @@ import Testing
 
         #expect(result["isError"] != true, "\(result)")
         let attempts = try await receiver.waitForDeliveries(2, timeout: .seconds(8))
-        let gap = attempts[1].arrivedAt - attempts[0].arrivedAt
-        #expect(gap >= .milliseconds(900), "Retry-After: 1 was not honoured (retried after \(gap))")
         #expect(attempts[1].request.header("X-Webhook-Id") == attempts[0].request.header("X-Webhook-Id"))
         _ = try await Self.waitForDeliveryState("delivered", in: channel)
     }
@@ -275,10 +271,12 @@ import Testing
             try ProviderFixtures.editSource(channel.stateDir, id: credentials.sourceID) { entry in
                 entry["callback_url"] = .string(url)
             }
-            let started = ContinuousClock.now
             let result = try await Self.reply(channel, ["source_id": .string(credentials.sourceID), "payload": ["x": 1]])
+            // An error, not "retrying": refused by the policy before any connection (a
+            // connection attempt that timed out would have been retried).
             #expect(result["isError"] == true, "\(url): \(result)")
-            #expect(ContinuousClock.now - started < .seconds(5), "\(url): the refusal should not wait for a connection")
+            let text = ProviderFixtures.text(ofToolResult: result)
+            #expect(text.contains("Not retried") && text.contains("the callback"), "\(url): \(text)")
         }
     }
 

@@ -1,4 +1,5 @@
 import Foundation
+import Platform
 import Signing
 
 /// `send` and `sign`: the test sender that replaces the openssl one-liner. Both sign with the

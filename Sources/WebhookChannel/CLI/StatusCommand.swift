@@ -1,4 +1,5 @@
 import Foundation
+import Platform
 import JSON
 
 /// `webhook-channel status`: is a server running, where, and what it holds.

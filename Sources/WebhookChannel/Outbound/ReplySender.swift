@@ -25,13 +25,13 @@ public final class ReplySender: Sendable {
     }
 
     private let policy: CallbackURLPolicy
-    private let clock: any WallClock
+    private let clock: any Clock
     private let log: Logger
     private let timeout: Double
     private let delays: [Double]
     private let records = Mutex<[Record]>([])
 
-    public init(policy: CallbackURLPolicy, clock: any WallClock, log: Logger, timeout: Double = 10,
+    public init(policy: CallbackURLPolicy, clock: any Clock, log: Logger, timeout: Double = 10,
                 delays: [Double] = ReplySender.retryDelays)
     {
         self.policy = policy
@@ -79,7 +79,7 @@ public final class ReplySender: Sendable {
     private func retryLoop(deliveryID: String, source: SourceRecord, url: String, body: [UInt8], eventID: String?, firstWait: Double) async {
         var wait = firstWait
         for (index, _) in delays.enumerated() {
-            try? await Task.sleep(nanoseconds: UInt64(wait * 1e9))
+            await clock.sleep(nanoseconds: UInt64(wait * 1e9))
             let number = index + 2
             switch await attempt(number: number, deliveryID: deliveryID, source: source, url: url, body: body, eventID: eventID) {
             case .delivered, .final:

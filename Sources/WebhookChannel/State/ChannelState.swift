@@ -60,7 +60,7 @@ public actor ChannelState {
     public nonisolated var unownedExecutor: UnownedSerialExecutor { loop.asUnownedSerialExecutor() }
 
     let store: SourcesStore
-    let clock: any WallClock
+    let clock: any Clock
     let notifier: ChannelNotifier
     let log: Logger
     let eventLog: EventLog
@@ -108,7 +108,7 @@ public actor ChannelState {
     private(set) var stats: [String: SourceStats] = [:]
     private var failedCompletions: [(peer: String, at: Double)] = []
 
-    public init(loop: EventLoop, store: SourcesStore, clock: any WallClock, notifier: ChannelNotifier, syncsLog: Bool = false,
+    public init(loop: EventLoop, store: SourcesStore, clock: any Clock, notifier: ChannelNotifier, syncsLog: Bool = false,
                 log: Logger)
     {
         self.loop = loop
@@ -372,7 +372,7 @@ public actor ChannelState {
         }
         // The journal may lag a second behind the log (whose lines carry the same keys), but
         // never past a rotation: what the log lets go of is in the journal by then.
-        dedupeJournal.writeIfDue(now: MonotonicClock.nowNanoseconds(), force: eventLog.file.generation != generation)
+        dedupeJournal.writeIfDue(now: loop.clock.monotonicNanoseconds(), force: eventLog.file.generation != generation)
         guard written else {
             for accepted in batch {
                 if accepted.event != nil { notifier.cancel(weight: accepted.weight) }

@@ -1,0 +1,93 @@
+import Foundation
+import Synchronization
+
+/// The one source of time: monotonic nanoseconds for timeouts and intervals, wall seconds
+/// since 1970 for timestamps and expiry, and sleeping for retries. Injected wherever time
+/// decides behaviour, so tests drive it with a `ManualClock` instead of sleeping.
+public protocol Clock: Sendable {
+    /// Nanoseconds on a clock that never goes back (CLOCK_MONOTONIC on the system clock).
+    func monotonicNanoseconds() -> UInt64
+    /// Seconds since 1970 (CLOCK_REALTIME on the system clock).
+    func now() -> Double
+    /// Returns once `nanoseconds` have passed on this clock (or the task is cancelled).
+    func sleep(nanoseconds: UInt64) async
+}
+
+public struct SystemClock: Clock {
+    public init() {}
+
+    public func monotonicNanoseconds() -> UInt64 {
+        var ts = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &ts)
+        return UInt64(ts.tv_sec) * 1_000_000_000 + UInt64(ts.tv_nsec)
+    }
+
+    public func now() -> Double {
+        var ts = timespec()
+        clock_gettime(CLOCK_REALTIME, &ts)
+        return Double(ts.tv_sec) + Double(ts.tv_nsec) / 1e9
+    }
+
+    public func sleep(nanoseconds: UInt64) async {
+        try? await Task.sleep(nanoseconds: nanoseconds)
+    }
+}
+
+/// A clock that moves only when told to: `advance(by:)` moves both readings and wakes every
+/// sleeper whose deadline it passes. Tests use it to check what happens after a delay without
+/// waiting for the delay.
+public final class ManualClock: Clock {
+    private struct Sleeper {
+        let deadline: UInt64
+        let continuation: CheckedContinuation<Void, Never>
+    }
+
+    private struct State {
+        var monotonic: UInt64
+        var wall: Double
+        var sleepers: [Sleeper] = []
+    }
+
+    private let state: Mutex<State>
+
+    /// Starts at `wall` seconds since 1970 and an arbitrary non-zero monotonic reading.
+    public init(wall: Double = 1_700_000_000, monotonic: UInt64 = 1_000_000_000) {
+        state = Mutex(State(monotonic: monotonic, wall: wall))
+    }
+
+    public func monotonicNanoseconds() -> UInt64 { state.withLock { $0.monotonic } }
+
+    public func now() -> Double { state.withLock { $0.wall } }
+
+    public func sleep(nanoseconds: UInt64) async {
+        await withCheckedContinuation { continuation in
+            let due: Bool = state.withLock { state in
+                if nanoseconds == 0 { return true }
+                state.sleepers.append(Sleeper(deadline: state.monotonic + nanoseconds, continuation: continuation))
+                return false
+            }
+            if due { continuation.resume() }
+        }
+    }
+
+    /// How long each current sleeper still has to wait, shortest first.
+    public var pendingSleeps: [UInt64] {
+        state.withLock { state in state.sleepers.map { $0.deadline - state.monotonic }.sorted() }
+    }
+
+    public func advance(byNanoseconds nanoseconds: UInt64) {
+        let woken: [Sleeper] = state.withLock { state in
+            state.monotonic += nanoseconds
+            state.wall += Double(nanoseconds) / 1e9
+            let now = state.monotonic
+            let due = state.sleepers.filter { $0.deadline <= now }
+            state.sleepers.removeAll { $0.deadline <= now }
+            return due
+        }
+        for sleeper in woken { sleeper.continuation.resume() }
+    }
+
+    public func advance(bySeconds seconds: Double) {
+        advance(byNanoseconds: UInt64(seconds * 1e9))
+    }
+}
