@@ -628,13 +628,13 @@ private struct Scanner {
     }
 }
 @inline(__always)
-private func isWhitespace(_ byte: UInt8) -> Bool {
+func isWhitespace(_ byte: UInt8) -> Bool {
     byte == sp || byte == htab
 }
 
 /// tchar (RFC 9110 section 5.6.2): the characters of a method or a field name.
 @inline(__always)
-private func isTokenByte(_ byte: UInt8) -> Bool {
+func isTokenByte(_ byte: UInt8) -> Bool {
     switch byte {
     case UInt8(ascii: "a")...UInt8(ascii: "z"),
          UInt8(ascii: "A")...UInt8(ascii: "Z"),

@@ -9,25 +9,35 @@ public struct SocketAddress: Sendable, CustomStringConvertible {
     public let family: Family
     private let storage: [UInt8]
 
-    /// Resolves a host for binding or connecting; `nil` when it cannot be resolved.
+    /// Resolves a host for binding; `nil` when it cannot be resolved. Prefers IPv4 when a
+    /// name resolves to both: "localhost" is then 127.0.0.1 like the seed.
     public static func resolve(host: String, port: UInt16) -> SocketAddress? {
+        let all = resolveAll(host: host, port: port)
+        return all.first { $0.family == .ipv4 } ?? all.first
+    }
+
+    /// Every stream address getaddrinfo gives for a host (numeric or by name, IPv6 with or
+    /// without brackets), in its order; empty when the host cannot be resolved. Connecting
+    /// walks them in turn.
+    public static func resolveAll(host: String, port: UInt16) -> [SocketAddress] {
         var hints = addrinfo()
         hints.ai_family = AF_UNSPEC
         hints.ai_socktype = StreamSocket.type
         var result: UnsafeMutablePointer<addrinfo>?
         let bareHost = host.hasPrefix("[") && host.hasSuffix("]") ? String(host.dropFirst().dropLast()) : host
-        guard getaddrinfo(bareHost, String(port), &hints, &result) == 0, let first = result else { return nil }
+        guard getaddrinfo(bareHost, String(port), &hints, &result) == 0 else { return [] }
         defer { freeaddrinfo(result) }
-        var entry: UnsafeMutablePointer<addrinfo>? = first
-        // Prefer IPv4 when a name resolves to both: "localhost" is then 127.0.0.1 like the seed.
-        var chosen: UnsafeMutablePointer<addrinfo>? = nil
+        var addresses: [SocketAddress] = []
+        var entry = result
         while let current = entry {
-            if current.pointee.ai_family == AF_INET { chosen = current; break }
-            if chosen == nil, current.pointee.ai_family == AF_INET6 { chosen = current }
+            if let raw = current.pointee.ai_addr,
+               let address = SocketAddress(raw: UnsafeRawPointer(raw), length: Int(current.pointee.ai_addrlen))
+            {
+                addresses.append(address)
+            }
             entry = current.pointee.ai_next
         }
-        guard let pick = chosen, let address = pick.pointee.ai_addr else { return nil }
-        return SocketAddress(raw: UnsafeRawPointer(address), length: Int(pick.pointee.ai_addrlen))
+        return addresses
     }
 
     /// Builds from a kernel-filled sockaddr (accept, getsockname).

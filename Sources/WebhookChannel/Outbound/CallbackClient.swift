@@ -1,11 +1,21 @@
 import Foundation
 import Platform
 import Socket
+import HTTP
 
 /// One HTTP/1.1 POST to a callback URL, on plain sockets (TLS through libssl for https). Runs
 /// on its own thread so a slow receiver never blocks the event loop or the MCP loop. Redirects
 /// are never followed: a 3xx is reported as what it is.
+///
+/// The wire format is the HTTP layer's (`HTTPRequestWriter`, `HTTPResponseParser`), the
+/// addresses come from `SocketAddress.resolveAll`, and the one deadline (connect, TLS, send
+/// and read together) is read from the injected `Clock`.
 public enum CallbackClient {
+    /// The most of the answer's body kept for the CLI; the status decides, the body is shown.
+    static let maxBody = 64 * 1024
+    /// The most read while waiting for the head (interim answers included).
+    static let maxHead = 64 * 1024
+
     public struct Response: Sendable, Equatable {
         public let status: Int
         /// Seconds from `Retry-After`, when the receiver sent one.
@@ -22,11 +32,12 @@ public enum CallbackClient {
     }
 
     public static func post(url: String, headers: [(String, String)], body: [UInt8], policy: CallbackURLPolicy,
-                            timeout: Double = 10) async -> Result<Response, Failure>
+                            timeout: Double = 10, clock: any Clock = SystemClock()) async -> Result<Response, Failure>
     {
         await withCheckedContinuation { continuation in
             let thread = Thread {
-                continuation.resume(returning: postBlocking(url: url, headers: headers, body: body, policy: policy, timeout: timeout))
+                continuation.resume(returning: postBlocking(url: url, headers: headers, body: body, policy: policy,
+                                                            timeout: timeout, clock: clock))
             }
             thread.name = "callback-client"
             thread.start()
@@ -34,13 +45,13 @@ public enum CallbackClient {
     }
 
     static func postBlocking(url: String, headers: [(String, String)], body: [UInt8], policy: CallbackURLPolicy,
-                             timeout: Double) -> Result<Response, Failure>
+                             timeout: Double, clock: any Clock = SystemClock()) -> Result<Response, Failure>
     {
-        let deadline = Date().addingTimeInterval(timeout)
+        let deadline = Deadline(clock: clock, seconds: timeout)
         let target: CallbackURLPolicy.Target
         do { target = try policy.check(url) } catch { return .failure(Failure(reason: error.reason, retryable: false)) }
 
-        let addresses = resolveAll(host: target.host, port: target.port)
+        let addresses = SocketAddress.resolveAll(host: target.host, port: target.port)
         do { try policy.checkResolved(addresses.map(\.host)) } catch {
             return .failure(Failure(reason: error.reason, retryable: addresses.isEmpty))
         }
@@ -66,98 +77,52 @@ public enum CallbackClient {
     }
 
     private static func exchange(stream: any ByteStream, target: CallbackURLPolicy.Target, headers: [(String, String)],
-                                 body: [UInt8], deadline: Date) -> Result<Response, Failure>
+                                 body: [UInt8], deadline: Deadline) -> Result<Response, Failure>
     {
         defer { stream.shutdown() }
-        let defaultPort: UInt16 = target.scheme == "https" ? 443 : 80
-        let hostHeader = (target.host.contains(":") ? "[\(target.host)]" : target.host)
-            + (target.port == defaultPort ? "" : ":\(target.port)")
-        var head = "POST \(target.pathAndQuery) HTTP/1.1\r\nHost: \(hostHeader)\r\nUser-Agent: webhook-channel\r\n"
-        head += "Content-Length: \(body.count)\r\nConnection: close\r\n"
-        for (name, value) in headers where !name.contains("\r") && !value.contains("\r") && !value.contains("\n") {
-            head += "\(name): \(value)\r\n"
-        }
-        head += "\r\n"
-        guard stream.writeAll(Array(head.utf8) + body, deadline: deadline) else {
+        let host = HTTPRequestWriter.hostField(host: target.host, port: target.port,
+                                               defaultPort: target.scheme == "https" ? 443 : 80)
+        let request = HTTPRequestWriter.serialize(method: "POST", target: target.pathAndQuery, host: host,
+                                                  headers: [("User-Agent", "webhook-channel")] + headers, body: body)
+        guard stream.writeAll(request, deadline: deadline) else {
             return .failure(Failure(reason: "the receiver closed the connection or timed out while we sent", retryable: true))
         }
-        // Read just the head: the status decides, the body is not needed.
+        // Read the head and at most `maxBody` of the body: the status decides, the body is shown.
         var received: [UInt8] = []
-        while received.count < 64 * 1024 {
+        var head: HTTPResponseHead?
+        while true {
             guard let chunk = stream.read(deadline: deadline) else {
                 return .failure(Failure(reason: "no answer within the timeout", retryable: true))
             }
             if chunk.isEmpty { break }
             received.append(contentsOf: chunk)
-            if let (parsed, bodyStart, length) = parseHead(received), received.count - bodyStart >= length {
-                var response = parsed
-                response.body = Array(received[bodyStart..<(bodyStart + length)])
-                return .success(response)
+            if head == nil {
+                switch HTTPResponseParser.parseHead(received) {
+                case .needMore:
+                    if received.count >= maxHead { return notHTTP("no complete head in \(maxHead) bytes") }
+                    continue
+                case .failure(let error): return notHTTP(error.reason)
+                case .complete(let parsed): head = parsed
+                }
             }
+            if let head, received.count - head.bodyStart >= expectedBody(head) { break }
         }
-        if let (parsed, bodyStart, _) = parseHead(received) {
-            var response = parsed
-            response.body = Array(received[min(bodyStart, received.count)...])
-            return .success(response)
-        }
-        return .failure(Failure(reason: "the receiver's answer was not HTTP", retryable: true))
+        guard let head else { return notHTTP("the connection closed before the head was complete") }
+        let end = min(received.count, head.bodyStart + expectedBody(head))
+        return .success(Response(status: head.status, retryAfter: head.retryAfter, body: Array(received[head.bodyStart..<end])))
     }
 
-    /// The status, where the body starts, and its announced length (a bounded guess without one).
-    static func parseHead(_ bytes: [UInt8]) -> (Response, bodyStart: Int, length: Int)? {
-        guard let end = findHeadEnd(bytes) else { return nil }
-        let text = String(decoding: bytes[0..<end], as: UTF8.self)
-        let lines = text.components(separatedBy: "\r\n")
-        let statusParts = lines[0].split(separator: " ")
-        guard statusParts.count >= 2, statusParts[0].hasPrefix("HTTP/1."), let status = Int(statusParts[1]),
-              (100...599).contains(status) else { return nil }
-        if status == 100 {
-            return parseHead(Array(bytes[(end + 4)...])).map { ($0.0, $0.bodyStart + end + 4, $0.length) }
-        }
-        var retryAfter: Double? = nil
-        var length = 64 * 1024
-        for line in lines.dropFirst() {
-            let pieces = line.split(separator: ":", maxSplits: 1)
-            if pieces.count == 2, pieces[0].lowercased() == "retry-after" {
-                retryAfter = Double(pieces[1].trimmingCharacters(in: .whitespaces))
-            }
-            if pieces.count == 2, pieces[0].lowercased() == "content-length",
-               let value = Int(pieces[1].trimmingCharacters(in: .whitespaces)) {
-                length = min(value, 64 * 1024)
-            }
-        }
-        return (Response(status: status, retryAfter: retryAfter), end + 4, length)
+    /// The body bytes worth waiting for: the announced length up to the cap, or the cap
+    /// (reached or cut short by the end of the connection) without one.
+    private static func expectedBody(_ head: HTTPResponseHead) -> Int {
+        min(head.contentLength ?? maxBody, maxBody)
     }
 
-    private static func findHeadEnd(_ bytes: [UInt8]) -> Int? {
-        guard bytes.count >= 4 else { return nil }
-        for i in 0...(bytes.count - 4) where bytes[i] == 13 && bytes[i + 1] == 10 && bytes[i + 2] == 13 && bytes[i + 3] == 10 {
-            return i
-        }
-        return nil
+    private static func notHTTP(_ detail: String) -> Result<Response, Failure> {
+        .failure(Failure(reason: "the receiver's answer was not HTTP (\(detail))", retryable: true))
     }
 
-    static func resolveAll(host: String, port: UInt16) -> [SocketAddress] {
-        var hints = addrinfo()
-        hints.ai_family = AF_UNSPEC
-        hints.ai_socktype = StreamSocket.type
-        var result: UnsafeMutablePointer<addrinfo>?
-        guard getaddrinfo(host, String(port), &hints, &result) == 0 else { return [] }
-        defer { freeaddrinfo(result) }
-        var addresses: [SocketAddress] = []
-        var entry = result
-        while let current = entry {
-            if let raw = current.pointee.ai_addr,
-               let address = SocketAddress(raw: UnsafeRawPointer(raw), length: Int(current.pointee.ai_addrlen))
-            {
-                addresses.append(address)
-            }
-            entry = current.pointee.ai_next
-        }
-        return addresses
-    }
-
-    private static func connect(to address: SocketAddress, deadline: Date) -> Result<Int32, SocketError> {
+    private static func connect(to address: SocketAddress, deadline: Deadline) -> Result<Int32, SocketError> {
         let fd = StreamSocket.make(family: address.protocolFamily)
         guard fd >= 0 else { return .failure(.system("socket")) }
         let started = address.withSockaddr { Foundation.connect(fd, $0, $1) }
@@ -181,29 +146,49 @@ public enum CallbackClient {
     }
 }
 
+/// When a callback attempt gives up, on the injected clock's monotonic reading. The blocking
+/// socket waits poll for the time that remains, then ask the clock again: on a `ManualClock`
+/// the deadline passes only when a test advances it.
+struct Deadline {
+    let clock: any Clock
+    let at: UInt64
+
+    init(clock: any Clock, seconds: Double) {
+        self.clock = clock
+        at = clock.monotonicNanoseconds() &+ UInt64(max(seconds, 0) * 1e9)
+    }
+
+    /// What is left for one poll, in whole milliseconds rounded up (at most a minute); nil
+    /// once the deadline has passed.
+    var remainingMilliseconds: Int32? {
+        let now = clock.monotonicNanoseconds()
+        guard now < at else { return nil }
+        return Int32(min((at - now + 999_999) / 1_000_000, 60_000))
+    }
+}
+
 /// A connected byte stream with deadlines: plain TCP or TLS.
 protocol ByteStream {
-    func writeAll(_ bytes: [UInt8], deadline: Date) -> Bool
+    func writeAll(_ bytes: [UInt8], deadline: Deadline) -> Bool
     /// `nil` on timeout or error, empty at end of stream.
-    func read(deadline: Date) -> [UInt8]?
+    func read(deadline: Deadline) -> [UInt8]?
     func shutdown()
 }
 
 struct PlainStream: ByteStream {
     let fd: Int32
 
-    static func waitFor(fd: Int32, events: Int16, deadline: Date) -> Bool {
+    static func waitFor(fd: Int32, events: Int16, deadline: Deadline) -> Bool {
         while true {
-            let remaining = deadline.timeIntervalSinceNow
-            guard remaining > 0 else { return false }
+            guard let remaining = deadline.remainingMilliseconds else { return false }
             var entry = pollfd(fd: fd, events: events, revents: 0)
-            let n = poll(&entry, 1, Int32(min(remaining * 1000, 60_000)) + 1)
+            let n = poll(&entry, 1, remaining)
             if n > 0 { return true }
             if n < 0 && errno != EINTR { return false }
         }
     }
 
-    func writeAll(_ bytes: [UInt8], deadline: Date) -> Bool {
+    func writeAll(_ bytes: [UInt8], deadline: Deadline) -> Bool {
         var offset = 0
         while offset < bytes.count {
             let n = bytes.withUnsafeBytes { NoSignalSend.send(fd, $0.baseAddress! + offset, $0.count - offset) }
@@ -217,7 +202,7 @@ struct PlainStream: ByteStream {
         return true
     }
 
-    func read(deadline: Date) -> [UInt8]? {
+    func read(deadline: Deadline) -> [UInt8]? {
         var buffer = [UInt8](repeating: 0, count: 16384)
         while true {
             let n = buffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }

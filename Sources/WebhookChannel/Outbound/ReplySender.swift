@@ -101,7 +101,8 @@ public final class ReplySender: Sendable {
         headers += SignatureScheme.signingHeaders(scheme: .webhook, secret: source.hmacSecret, body: body,
                                                   timestamp: timestamp, deliveryID: deliveryID)
         if let eventID { headers.append(("X-Event-Id", eventID)) }
-        let result = await CallbackClient.post(url: url, headers: headers, body: body, policy: policy, timeout: timeout)
+        let result = await CallbackClient.post(url: url, headers: headers, body: body, policy: policy, timeout: timeout,
+                                              clock: clock)
         let outcome: Outcome
         switch result {
         case .success(let response) where (200...299).contains(response.status):

@@ -25,7 +25,7 @@ final class TLSStream: ByteStream {
         var retryable = true
     }
 
-    static func open(fd: Int32, host: String, deadline: Date) -> Result<TLSStream, Failure> {
+    static func open(fd: Int32, host: String, deadline: Deadline) -> Result<TLSStream, Failure> {
         guard let context = SSL_CTX_new(TLS_client_method()) else { return .failure(Failure(reason: "TLS is unavailable")) }
         SSL_CTX_set_default_verify_paths(context)
         SSL_CTX_set_verify(context, SSL_VERIFY_PEER, nil)
@@ -67,7 +67,7 @@ final class TLSStream: ByteStream {
     }
 
     /// After a non-blocking SSL call: waits for the socket when OpenSSL asks to, else gives up.
-    private func waitForRetry(_ result: Int32, deadline: Date) -> Bool {
+    private func waitForRetry(_ result: Int32, deadline: Deadline) -> Bool {
         switch SSL_get_error(ssl, result) {
         case SSL_ERROR_WANT_READ: return PlainStream.waitFor(fd: fd, events: Int16(POLLIN), deadline: deadline)
         case SSL_ERROR_WANT_WRITE: return PlainStream.waitFor(fd: fd, events: Int16(POLLOUT), deadline: deadline)
@@ -75,7 +75,7 @@ final class TLSStream: ByteStream {
         }
     }
 
-    func writeAll(_ bytes: [UInt8], deadline: Date) -> Bool {
+    func writeAll(_ bytes: [UInt8], deadline: Deadline) -> Bool {
         var offset = 0
         while offset < bytes.count {
             let n = bytes.withUnsafeBytes { SSL_write(ssl, $0.baseAddress! + offset, Int32($0.count - offset)) }
@@ -85,7 +85,7 @@ final class TLSStream: ByteStream {
         return true
     }
 
-    func read(deadline: Date) -> [UInt8]? {
+    func read(deadline: Deadline) -> [UInt8]? {
         var buffer = [UInt8](repeating: 0, count: 16384)
         while true {
             let n = buffer.withUnsafeMutableBytes { SSL_read(ssl, $0.baseAddress, Int32($0.count)) }
