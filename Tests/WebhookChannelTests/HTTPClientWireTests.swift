@@ -1,3 +1,4 @@
+import Foundation
 import Testing
 @testable import HTTP
 @testable import Platform
@@ -180,5 +181,40 @@ private func isFailure(_ result: HTTPResponseHeadResult) -> Bool {
         #expect(SocketAddress.resolveAll(host: "[::1]", port: 81).map(\.description) == ["[::1]:81"])
         #expect(SocketAddress.resolveAll(host: "no such host.invalid", port: 80).isEmpty)
         #expect(SocketAddress.resolve(host: "localhost", port: 82)?.family == .ipv4, "IPv4 preferred for binding")
+    }
+
+    /// A receiver that reads one request and answers with `answer` verbatim, then closes.
+    private static func rawReceiver(_ answer: String) throws -> LoopbackListener {
+        let listener = try LoopbackListener()
+        Thread.detachNewThread {
+            listener.acceptUntilStopped { fd in
+                let connection = HTTPConnection(fd: fd)
+                defer { connection.close() }
+                guard (try? connection.readRequestBlocking(timeout: Duration.seconds(5))) != nil else { return }
+                try? connection.sendBlocking(Data(answer.utf8), timeout: Duration.seconds(5))
+            }
+        }
+        return listener
+    }
+
+    @Test func theClientReadsAnInterimAnswerThenA503WithoutLengthToTheEndOfTheConnection() throws {
+        let listener = try Self.rawReceiver("HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 503 Busy\r\nRetry-After: 7\r\n\r\nbusy")
+        defer { listener.stop() }
+        let result = CallbackClient.postBlocking(url: "http://127.0.0.1:\(listener.port)/cb", headers: [], body: [1],
+                                                 policy: CallbackURLPolicy(allowPrivate: true), timeout: 10)
+        #expect(result == .success(CallbackClient.Response(status: 503, retryAfter: 7, body: Array("busy".utf8))))
+    }
+
+    @Test func theClientCallsAMalformedAnswerNotHTTPAndRetryable() throws {
+        let listener = try Self.rawReceiver("HTTP/1.1 OK 200\r\n\r\n")
+        defer { listener.stop() }
+        let result = CallbackClient.postBlocking(url: "http://127.0.0.1:\(listener.port)/cb", headers: [], body: [],
+                                                 policy: CallbackURLPolicy(allowPrivate: true), timeout: 10)
+        guard case .failure(let failure) = result else {
+            Issue.record("expected a failure, got \(result)")
+            return
+        }
+        #expect(failure.retryable)
+        #expect(failure.reason.hasPrefix("the receiver's answer was not HTTP"), "\(failure.reason)")
     }
 }
