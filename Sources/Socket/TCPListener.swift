@@ -14,7 +14,8 @@ public final class TCPListener: EventLoopHandler {
     private unowned let loop: EventLoop
     private let scratch = UnsafeMutableRawBufferPointer.allocate(byteCount: 65536, alignment: 16)
     private let makeDelegate: (TCPConnection, _ overLimit: Bool) -> (any TCPConnectionDelegate)?
-    /// Keeps every open connection alive; the loop only holds them weakly through this table.
+    /// Every open connection, by descriptor: the listener owns them (the loop's handler table
+    /// refers to them too, but a connection is dropped here when it closes).
     private var connections: [Int32: TCPConnection] = [:]
 
     /// Binds and listens; throws with the failing call's errno (e.g. address in use).

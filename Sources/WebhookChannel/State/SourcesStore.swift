@@ -3,7 +3,7 @@ import Platform
 
 /// `sources.json` on disk: read-modify-write under the state directory's advisory lock, written
 /// atomically, shared by the server and CLI processes. A corrupt file is moved aside (never
-/// fatal) and reported through `onCorrupt`.
+/// fatal) with one error line that says `corrupt`.
 public struct SourcesStore: Sendable {
     public let directory: StateDirectory
     private let log: Logger
