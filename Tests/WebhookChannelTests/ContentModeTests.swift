@@ -32,8 +32,8 @@ struct ContentModeTests {
         let atLimit = Self.record(body: Self.body(ofSize: 2048))
         let over = Self.record(body: Self.body(ofSize: 2049))
 
-        let small = ChannelState.channelEvent(for: atLimit, replay: false, contentMode: .auto, scheme: .github)
-        let large = ChannelState.channelEvent(for: over, replay: false, contentMode: .auto, scheme: .github)
+        let small = EventNotification.channelEvent(for: atLimit, replay: false, contentMode: .auto, scheme: .github)
+        let large = EventNotification.channelEvent(for: over, replay: false, contentMode: .auto, scheme: .github)
 
         #expect(small.content == String(decoding: atLimit.body, as: UTF8.self))
         #expect(!Self.metaKeys(small).contains("digest"))
@@ -44,7 +44,7 @@ struct ContentModeTests {
     @Test func aDigestAddsDigestAndBodyBytesMetaAndNeverTruncated() throws {
         let record = Self.record(body: try DigestFixtures.github("pull_request"))
 
-        let event = ChannelState.channelEvent(for: record, replay: true, contentMode: .auto, scheme: .github)
+        let event = EventNotification.channelEvent(for: record, replay: true, contentMode: .auto, scheme: .github)
 
         #expect(event.meta.map { "\($0.key)=\($0.value)" } == [
             "source_id=src_a", "source_name=gh", "event_id=evt_0123456789abcdef0123456789abcdef", "event_type=pull_request",
@@ -56,8 +56,8 @@ struct ContentModeTests {
     @Test func fullModeIsTodaysNotificationExactly() throws {
         let record = Self.record(body: try DigestFixtures.github("pull_request"))
 
-        let full = ChannelState.channelEvent(for: record, replay: false, contentMode: .full, scheme: .github)
-        let today = ChannelState.channelEvent(for: record, replay: false)
+        let full = EventNotification.channelEvent(for: record, replay: false, contentMode: .full, scheme: .github)
+        let today = EventNotification.channelEvent(for: record, replay: false)
 
         #expect(full == today)
         #expect(full.content.utf8.count == ChannelEvent.maxContentBytes)
@@ -69,8 +69,8 @@ struct ContentModeTests {
         let tiny = Self.record(body: Array(#"{"action":"opened"}"#.utf8))
         let larger = Self.record(body: Self.body(ofSize: 600))
 
-        let tinyEvent = ChannelState.channelEvent(for: tiny, replay: false, contentMode: .digest, scheme: .github)
-        let largerEvent = ChannelState.channelEvent(for: larger, replay: false, contentMode: .digest, scheme: .github)
+        let tinyEvent = EventNotification.channelEvent(for: tiny, replay: false, contentMode: .digest, scheme: .github)
+        let largerEvent = EventNotification.channelEvent(for: larger, replay: false, contentMode: .digest, scheme: .github)
 
         #expect(tinyEvent.content == #"{"action":"opened"}"#)
         #expect(!Self.metaKeys(tinyEvent).contains("digest"))
@@ -124,8 +124,8 @@ struct ContentModeTests {
     func autoModeNotificationOfEachDocumentedGitHubPayloadIsSmallerThanFullMode(_ eventName: String) throws {
         let record = Self.record(body: try DigestFixtures.github(eventName), type: eventName)
 
-        let full = ChannelState.channelEvent(for: record, replay: false, contentMode: .full, scheme: .github)
-        let auto = ChannelState.channelEvent(for: record, replay: false, contentMode: .auto, scheme: .github)
+        let full = EventNotification.channelEvent(for: record, replay: false, contentMode: .full, scheme: .github)
+        let auto = EventNotification.channelEvent(for: record, replay: false, contentMode: .auto, scheme: .github)
 
         #expect(full.content.utf8.count == min(record.body.count, ChannelEvent.maxContentBytes))
         #expect(auto.content.utf8.count < full.content.utf8.count / 10, "\(eventName): \(auto.content.utf8.count) of \(full.content.utf8.count)")

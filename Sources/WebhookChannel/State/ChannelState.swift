@@ -331,7 +331,7 @@ public actor ChannelState {
         var event: ChannelEvent?
         var weight = 0
         if !record.filtered {
-            let notification = Self.channelEvent(for: record, replay: false, contentMode: source.contentMode,
+            let notification = EventNotification.channelEvent(for: record, replay: false, contentMode: source.contentMode,
                                                  scheme: candidate.scheme)
             weight = ChannelNotifier.weight(of: notification)
             switch notifier.admit(weight: weight) {
@@ -465,7 +465,7 @@ public actor ChannelState {
                     guard let record else { return outcome.fulfil(.unknownEvent) }
                     // A revoked source's events replay in full: there is no mode left to follow.
                     let source = state.source(id: record.sourceID)
-                    let event = Self.channelEvent(for: record, replay: true, contentMode: source?.contentMode ?? .full,
+                    let event = EventNotification.channelEvent(for: record, replay: true, contentMode: source?.contentMode ?? .full,
                                                   scheme: source?.scheme ?? .webhook)
                     let weight = ChannelNotifier.weight(of: event)
                     switch state.notifier.admit(weight: weight) {
@@ -479,26 +479,5 @@ public actor ChannelState {
             }
         }
         return outcome
-    }
-
-    /// The notification for an event, the same for a first delivery and a replay: the body, or
-    /// its digest when the source's content mode calls for one (README "Digests").
-    static func channelEvent(for record: EventRecord, replay: Bool, contentMode: ContentMode = .full,
-                             scheme: SignatureScheme = .webhook) -> ChannelEvent
-    {
-        let digest = EventDigest.notificationText(for: record, mode: contentMode, scheme: scheme)
-        let (content, truncated) = digest.map { ($0, false) }
-            ?? record.body.withUnsafeBytes { ChannelEvent.content(fromBody: $0, contentType: record.contentType) }
-        var meta: [(key: String, value: String)] = [
-            ("source_id", record.sourceID), ("source_name", record.sourceName), ("event_id", record.id),
-        ]
-        if let type = record.type { meta.append(("event_type", type)) }
-        if let deliveryID = record.deliveryID { meta.append(("delivery_id", deliveryID)) }
-        meta.append(("received_at", ISOTime.format(record.receivedAt)))
-        meta.append(("content_type", record.contentType.isEmpty ? "application/octet-stream" : record.contentType))
-        if truncated { meta.append(("truncated", "true")) }
-        if digest != nil { meta += [("digest", "true"), ("body_bytes", String(record.body.count))] }
-        if replay { meta.append(("replay", "true")) }
-        return ChannelEvent(content: content, meta: meta)
     }
 }

@@ -1,0 +1,28 @@
+import Foundation
+import MCP
+import Signing
+
+/// What Claude Code is sent for a logged event: the body (cut at 16 KiB) or its digest, and
+/// the string meta of the `<channel>` tag. The same for a first delivery and a replay.
+enum EventNotification {
+    /// The notification for an event, the same for a first delivery and a replay: the body, or
+    /// its digest when the source's content mode calls for one (README "Digests").
+    static func channelEvent(for record: EventRecord, replay: Bool, contentMode: ContentMode = .full,
+                             scheme: SignatureScheme = .webhook) -> ChannelEvent
+    {
+        let digest = EventDigest.notificationText(for: record, mode: contentMode, scheme: scheme)
+        let (content, truncated) = digest.map { ($0, false) }
+            ?? record.body.withUnsafeBytes { ChannelEvent.content(fromBody: $0, contentType: record.contentType) }
+        var meta: [(key: String, value: String)] = [
+            ("source_id", record.sourceID), ("source_name", record.sourceName), ("event_id", record.id),
+        ]
+        if let type = record.type { meta.append(("event_type", type)) }
+        if let deliveryID = record.deliveryID { meta.append(("delivery_id", deliveryID)) }
+        meta.append(("received_at", ISOTime.format(record.receivedAt)))
+        meta.append(("content_type", record.contentType.isEmpty ? "application/octet-stream" : record.contentType))
+        if truncated { meta.append(("truncated", "true")) }
+        if digest != nil { meta += [("digest", "true"), ("body_bytes", String(record.body.count))] }
+        if replay { meta.append(("replay", "true")) }
+        return ChannelEvent(content: content, meta: meta)
+    }
+}
