@@ -30,6 +30,32 @@ import Testing
         #expect(full["body"] == .string(String(decoding: body, as: UTF8.self)), "webhook_event must return the body unchanged")
     }
 
+    /// Digests are built off the event loop; events sent one after another still arrive in the
+    /// order they were acknowledged, digests and full bodies interleaved.
+    @Test func digestsAndFullBodiesInterleavedArriveInAcknowledgementOrder() async throws {
+        let channel = try await TestChannel.start()
+        defer { channel.stop() }
+        let github = try await ProviderFixtures.add("gh", scheme: .github, secret: ProviderScheme.github.sampleSecret,
+                                                    stateDir: channel.stateDir)
+        let seed = try await channel.http.pairSource(name: "ci")
+        let large = Data(try DigestFixtures.github("pull_request"))
+        var acknowledged: [String] = []
+        for round in 0..<6 {
+            let response = round % 2 == 0
+                ? try await ProviderFixtures.post(github, on: channel.http, body: large, githubEvent: "pull_request").response
+                : try await channel.http.postWebhook(#"{"event":"small","n":\#(round)}"#, as: seed)
+            acknowledged.append(try #require(try response.json()["event_id"]?.stringValue, "\(response)"))
+        }
+        var notified: [String] = []
+        for _ in acknowledged {
+            let event = try await channel.mcp.channelEvent()
+            notified.append(event["meta"]?["event_id"]?.stringValue ?? "?")
+            let isDigest = event["meta"]?["digest"] == "true"
+            #expect(isDigest == (event["meta"]?["source_id"]?.stringValue == github.sourceID), "\(event)")
+        }
+        #expect(notified == acknowledged)
+    }
+
     @Test func aSourceSetToFullGetsTodaysContent() async throws {
         let channel = try await TestChannel.start()
         defer { channel.stop() }

@@ -75,18 +75,28 @@ public actor ChannelState {
     private let fileWorker: SerialWorker
     /// Events accepted in this loop pass, waiting for their log line to be written.
     private var uncommitted: [Uncommitted] = []
-    /// `WEBHOOK_FSYNC=1`: written events waiting for the next `fdatasync`, and whether one runs.
-    private var awaitingSync: [Uncommitted] = []
-    private var syncInFlight = false
+    /// Written events whose notifications wait for the log worker (an `fdatasync` with
+    /// `WEBHOOK_FSYNC=1`, or a digest to build), in order; and whether the worker has a batch.
+    private var awaitingRelease: [Uncommitted] = []
+    private var releaseInFlight = false
 
     /// The hub's followers, once this process is the hub (`SessionCoordinator`).
     var fanOut: (any SessionFanOut)?
     /// Only the hub opens (and writes) the event log; until then listings read the files.
     private var logsOpen = false
 
+    /// What an accepted event is notified as.
+    private enum Notification {
+        /// Filtered: logged, not notified, no room reserved.
+        case none
+        case ready(ChannelEvent)
+        /// A digest, built off the loop (parsing a large payload into a tree takes
+        /// milliseconds the socket thread must not spend).
+        case digest(EventRecord, ContentMode, SignatureScheme)
+    }
+
     private struct Uncommitted {
-        /// Nil for a filtered event: logged, not notified, no room reserved.
-        var event: ChannelEvent?
+        var notification: Notification
         var weight: Int
         /// The project the source is pinned to (`webhook-channel route`), if any.
         var route: String?
@@ -96,6 +106,8 @@ public actor ChannelState {
         var remembered: [UInt64]
         var receivedAt: Double
         var written: Pending<Bool>
+        /// The 200 went out already (without `WEBHOOK_FSYNC`, as soon as the log holds it).
+        var answered = false
     }
 
     private(set) var file = SourcesFile()
@@ -328,14 +340,20 @@ public actor ChannelState {
             headers: EventLog.keptHeaders(from: headers), body: body, replayKeys: replayKeys,
             filtered: !source.notifies(eventType: type))
         // A filtered event reserves no room: it never waits to be written to stdout.
-        var event: ChannelEvent?
+        var notification = Notification.none
         var weight = 0
         if !record.filtered {
-            let notification = EventNotification.channelEvent(for: record, replay: false, contentMode: source.contentMode,
-                                                 scheme: candidate.scheme)
-            weight = ChannelNotifier.weight(of: notification)
+            if source.contentMode.prefersDigest(bodyBytes: body.count) {
+                notification = .digest(record, source.contentMode, candidate.scheme)
+                weight = DigestWriter.maxBytes + 1024
+            } else {
+                let event = EventNotification.channelEvent(for: record, replay: false, contentMode: source.contentMode,
+                                                           scheme: candidate.scheme)
+                notification = .ready(event)
+                weight = ChannelNotifier.weight(of: event)
+            }
             switch notifier.admit(weight: weight) {
-            case .admitted: event = notification
+            case .admitted: break
             case .notReady: return .notReady
             case .backlog: return .backlog
             }
@@ -346,17 +364,16 @@ public actor ChannelState {
         stats[source.id, default: SourceStats()].eventCount += 1
         stats[source.id, default: SourceStats()].lastEventAt = now
         let written = Pending<Bool>()
-        uncommitted.append(Uncommitted(event: event, weight: weight, route: source.route, sourceID: source.id,
+        uncommitted.append(Uncommitted(notification: notification, weight: weight, route: source.route, sourceID: source.id,
                                        replayKeys: replayKeys, remembered: remembered, receivedAt: now,
                                        written: written))
         return .accepted(eventID: record.id, filtered: record.filtered, written: written)
     }
 
     /// At the end of every loop pass: the events the pass accepted are written to the event
-    /// log with one `write` (and their duplicate keys to the journal with another), and only
-    /// then notified and acknowledged. With `WEBHOOK_FSYNC=1` an `fdatasync` of both, on the
-    /// log worker, comes before that. If the log cannot be written, none of them is
-    /// acknowledged: they are forgotten again and their senders get a 503 and retry.
+    /// log with one `write`, and only then acknowledged and notified. With `WEBHOOK_FSYNC=1`
+    /// an `fdatasync`, on the log worker, comes before both. If the log cannot be written,
+    /// none of them is acknowledged: they are forgotten again and their senders get a 503.
     public func commitAcceptedEvents() {
         guard !uncommitted.isEmpty else { return }
         let batch = uncommitted
@@ -375,37 +392,58 @@ public actor ChannelState {
         dedupeJournal.writeIfDue(now: loop.clock.monotonicNanoseconds(), force: eventLog.file.generation != generation)
         guard written else {
             for accepted in batch {
-                if accepted.event != nil { notifier.cancel(weight: accepted.weight) }
+                if case .none = accepted.notification {} else { notifier.cancel(weight: accepted.weight) }
                 for key in accepted.replayKeys { replay.remove(key) }
                 stats[accepted.sourceID]?.eventCount -= 1
                 accepted.written.fulfil(false)
             }
             return
         }
-        guard syncsLog else {
+        var inLog = batch
+        if !syncsLog {
+            // In the log as far as the kernel is concerned: that is what a 200 promises.
+            for index in inLog.indices {
+                inLog[index].written.fulfil(true)
+                inLog[index].answered = true
+            }
+        }
+        awaitingRelease += inLog
+        releaseInOrder()
+    }
+
+    /// Notifies written events in the order they were accepted. A batch that needs the log
+    /// worker (an `fdatasync`, a digest to build) goes there, and everything after it waits
+    /// its turn; otherwise the notifications go out in this pass. One `fdatasync` covers every
+    /// pass written while the previous one ran (group commit).
+    private func releaseInOrder() {
+        guard !releaseInFlight, !awaitingRelease.isEmpty else { return }
+        let batch = awaitingRelease
+        awaitingRelease = []
+        let needsWorker = syncsLog || batch.contains {
+            if case .digest = $0.notification { return true }
+            return false
+        }
+        guard needsWorker else {
             release(batch)
             return
         }
-        awaitingSync += batch
-        syncIfIdle()
-    }
-
-    /// Group commit: one `fdatasync` covers every pass written while the previous one ran, so
-    /// under load a sync carries many events instead of each pass queueing its own.
-    private func syncIfIdle() {
-        guard !syncInFlight, !awaitingSync.isEmpty else { return }
-        syncInFlight = true
-        let batch = awaitingSync
-        awaitingSync = []
-        let descriptors = [eventLog.file.descriptor, dedupeJournal.file.descriptor]
+        releaseInFlight = true
+        let descriptors = syncsLog ? [eventLog.file.descriptor, dedupeJournal.file.descriptor] : []
         let loop = self.loop
         logWorker.async {
             for descriptor in descriptors where descriptor >= 0 { _ = fdatasync(descriptor) }
-            loop.execute {
+            var built = batch
+            for index in built.indices {
+                if case .digest(let record, let mode, let scheme) = built[index].notification {
+                    built[index].notification = .ready(
+                        EventNotification.channelEvent(for: record, replay: false, contentMode: mode, scheme: scheme))
+                }
+            }
+            loop.execute { [built] in
                 self.assumeIsolated { state in
-                    state.syncInFlight = false
-                    state.release(batch)
-                    state.syncIfIdle()
+                    state.releaseInFlight = false
+                    state.release(built)
+                    state.releaseInOrder()
                 }
             }
         }
@@ -413,7 +451,7 @@ public actor ChannelState {
 
     private func release(_ batch: [Uncommitted]) {
         for accepted in batch {
-            if let event = accepted.event {
+            if case .ready(let event) = accepted.notification {
                 let (ownSession, line) = fanOut?.share(event, pinnedTo: accepted.route) ?? (true, nil)
                 if !ownSession {
                     notifier.cancel(weight: accepted.weight)
@@ -423,7 +461,7 @@ public actor ChannelState {
                     notifier.deliver(event, weight: accepted.weight)
                 }
             }
-            accepted.written.fulfil(true)
+            if !accepted.answered { accepted.written.fulfil(true) }
         }
         fanOut?.endOfPass()
     }
@@ -458,15 +496,19 @@ public actor ChannelState {
         let location = eventLog.location(of: id)
         let directory = store.directory
         let loop = self.loop
+        refreshIfChanged()
+        let sources = file
         fileWorker.async {
-            let record = EventLog.read(eventID: id, at: location, directory: directory)
+            // Read and built here (a digest parses the payload), delivered on the loop.
+            let event = EventLog.read(eventID: id, at: location, directory: directory).map { record in
+                // A revoked source's events replay in full: there is no mode left to follow.
+                let source = sources.source(id: record.sourceID)
+                return EventNotification.channelEvent(for: record, replay: true, contentMode: source?.contentMode ?? .full,
+                                                      scheme: source?.scheme ?? .webhook)
+            }
             loop.execute {
                 self.assumeIsolated { state in
-                    guard let record else { return outcome.fulfil(.unknownEvent) }
-                    // A revoked source's events replay in full: there is no mode left to follow.
-                    let source = state.source(id: record.sourceID)
-                    let event = EventNotification.channelEvent(for: record, replay: true, contentMode: source?.contentMode ?? .full,
-                                                  scheme: source?.scheme ?? .webhook)
+                    guard let event else { return outcome.fulfil(.unknownEvent) }
                     let weight = ChannelNotifier.weight(of: event)
                     switch state.notifier.admit(weight: weight) {
                     case .admitted:
