@@ -68,6 +68,15 @@ import Testing
         #expect(atHub["meta"]?["event_id"]?.stringValue == eventID)
         #expect(atFollower == atHub)
 
+        // A follower's tools answer as the hub's do (it reads the log the hub writes).
+        for session in [hub, follower] {
+            let result = try #require(try await session.mcp.callTool("webhook_sources", arguments: [:])["result"])
+            let listed = try ProviderFixtures.list(from: ProviderFixtures.text(ofToolResult: result), key: "sources")
+            #expect(listed.first?["event_count"] == 1, "pid \(session.server.pid): \(listed)")
+            let events = try #require(try await session.mcp.callTool("webhook_events", arguments: [:])["result"])
+            #expect(ProviderFixtures.text(ofToolResult: events).contains(eventID ?? "none"), "pid \(session.server.pid)")
+        }
+
         let status = try await runCLI(["status"], stateDir: sessions.stateDir)
         #expect(status.stdout.contains("hub  pid \(hub.server.pid)  /work/a"), "\(status)")
         #expect(status.stdout.contains("follower  pid \(follower.server.pid)  /work/b"), "\(status)")

@@ -154,10 +154,7 @@ public actor ChannelState {
         logsOpen = true
         let now = clock.now()
         let records = eventLog.open()
-        for record in records {
-            stats[record.sourceID, default: SourceStats()].eventCount += 1
-            stats[record.sourceID, default: SourceStats()].lastEventAt = record.receivedAt
-        }
+        stats = Self.stats(of: records)
         let journaled = dedupeJournal.open()
         for entry in journaled ?? [] { replay.restore(digest: entry.digest, expiresAt: entry.expiresAt, now: now) }
         for record in records {
@@ -227,9 +224,26 @@ public actor ChannelState {
         return file.sources.filter(\.isApprover)
     }
 
-    public func allSources() -> [(SourceRecord, SourceStats)] {
+    /// The sources with their counters. A follower (which does not hold the log) counts from
+    /// the log files, read on the caller's thread.
+    public nonisolated func allSources() async -> [(SourceRecord, SourceStats)] {
+        let (sources, counted) = await sourcesAndStats()
+        let stats = counted ?? Self.stats(of: EventLog.readAll(directory: store.directory))
+        return sources.map { ($0, stats[$0.id] ?? SourceStats()) }
+    }
+
+    private func sourcesAndStats() -> ([SourceRecord], [String: SourceStats]?) {
         refreshIfChanged()
-        return file.sources.map { ($0, stats[$0.id] ?? SourceStats()) }
+        return (file.sources, logsOpen ? stats : nil)
+    }
+
+    static func stats(of records: [EventRecord]) -> [String: SourceStats] {
+        var stats: [String: SourceStats] = [:]
+        for record in records {
+            stats[record.sourceID, default: SourceStats()].eventCount += 1
+            stats[record.sourceID, default: SourceStats()].lastEventAt = record.receivedAt
+        }
+        return stats
     }
 
     // MARK: Pairing
