@@ -52,6 +52,7 @@ import Testing
         #expect(status["listening"] == .null, "\(status)")
         #expect(status["hub"] == .string("127.0.0.1:\(first.server.port)"), "\(status)")
         #expect(status["hub_pid"]?.intValue == Int(first.server.pid), "\(status)")
+        #expect(status["sessions"] == 2, "the follower lists what the hub wrote: \(status)")
         let atHub = try await EventFilterTests.status(first)
         #expect(atHub["sessions"] == 2, "\(atHub)")
     }

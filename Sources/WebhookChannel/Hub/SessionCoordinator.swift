@@ -66,8 +66,9 @@ final class SessionCoordinator: @unchecked Sendable {
         serverFile = ServerFile(directory: directory)
     }
 
+    /// A follower lists the sessions the hub wrote to `server.json` (read outside the lock).
     var status: Status {
-        state.withLock { state in
+        var status = state.withLock { state in
             let address: String?
             if let server = state.server {
                 address = "\(server.address.hostForURL):\(server.address.port)"
@@ -79,6 +80,11 @@ final class SessionCoordinator: @unchecked Sendable {
                           hubPID: state.role == .hub ? getpid() : state.followed?.hubPID, reason: state.reason,
                           sessions: state.hub?.sessions ?? [own])
         }
+        if status.role == .follower {
+            let listed = serverFile.sessions()
+            if !listed.isEmpty { status.sessions = listed }
+        }
+        return status
     }
 
     /// Connected sessions as the hub counts them (its own included); 1 when not the hub.
