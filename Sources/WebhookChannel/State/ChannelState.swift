@@ -389,7 +389,12 @@ public actor ChannelState {
     /// an `fdatasync`, on the log worker, comes before both. If the log cannot be written,
     /// none of them is acknowledged: they are forgotten again and their senders get a 503.
     public func commitAcceptedEvents() {
-        guard !uncommitted.isEmpty else { return }
+        // An answer lets the connection read the next pipelined request at once, which may be
+        // accepted in turn: commit until nothing is left, or it would wait for the next pass.
+        while !uncommitted.isEmpty { commitUncommitted() }
+    }
+
+    private func commitUncommitted() {
         let batch = uncommitted
         uncommitted.removeAll(keepingCapacity: true)
         let generation = eventLog.file.generation
