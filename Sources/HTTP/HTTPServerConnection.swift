@@ -42,6 +42,12 @@ final class HTTPServerConnection: TCPConnectionDelegate {
         lastActivity = now
         if requestStartedAt == nil { requestStartedAt = now }
         buffer.append(contentsOf: bytes)
+        if awaitingAnswer {
+            // Requests pipelined behind a pending answer wait in `buffer`; past one whole
+            // request's worth the client is not read from until the answer is out.
+            if buffer.count > limits.maxRequestBytes { connection.pauseReading() }
+            return
+        }
         processBuffer(connection)
     }
 
@@ -72,6 +78,7 @@ final class HTTPServerConnection: TCPConnectionDelegate {
                         self.awaitingAnswer = false
                         self.write(response, keepAlive: keepAlive, to: connection)
                         self.processBuffer(connection)
+                        connection.resumeReading()
                     }
                 }
             case .failure(let error):

@@ -39,6 +39,8 @@ public final class TCPConnection: EventLoopHandler {
     private var outputStuckSince: UInt64?
     private var wantsWritable = false
     private var readingPaused = false
+    /// Set by the protocol layer (`pauseReading`) while it holds all it will take for now.
+    private var heldByReader = false
     private let onClose: (TCPConnection) -> Void
 
     init(fd: Int32, peer: SocketAddress?, loop: EventLoop, scratch: UnsafeMutableRawBufferPointer,
@@ -86,6 +88,20 @@ public final class TCPConnection: EventLoopHandler {
         onClose(self)
     }
 
+    /// Stops reading from the peer until `resumeReading`: the protocol layer holds as much of
+    /// what the peer sends as it will (it owes an answer first).
+    public func pauseReading() {
+        guard !isClosed, !heldByReader else { return }
+        heldByReader = true
+        loop.modify(fd: fd, readable: false, writable: wantsWritable)
+    }
+
+    public func resumeReading() {
+        guard !isClosed, heldByReader else { return }
+        heldByReader = false
+        loop.modify(fd: fd, readable: !readingPaused, writable: wantsWritable)
+    }
+
     // MARK: EventLoopHandler
 
     public func readable() {
@@ -95,7 +111,7 @@ public final class TCPConnection: EventLoopHandler {
             if n > 0 {
                 if drainingSince != nil { continue }
                 delegate?.connection(self, didReceive: UnsafeRawBufferPointer(rebasing: scratch[0..<n]))
-                if isClosed || readingPaused || closeWhenFlushed { return }
+                if isClosed || readingPaused || heldByReader || closeWhenFlushed { return }
                 if n < scratch.count { return }
                 continue
             }
@@ -166,7 +182,7 @@ public final class TCPConnection: EventLoopHandler {
     }
 
     private func updateInterest(writable: Bool) {
-        let readable = !readingPaused
+        let readable = !readingPaused && !heldByReader
         guard writable != wantsWritable || !readable else { return }
         wantsWritable = writable
         loop.modify(fd: fd, readable: readable, writable: writable)
