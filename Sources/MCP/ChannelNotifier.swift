@@ -31,6 +31,12 @@ public final class ChannelNotifier: Sendable {
         var queue: [Waiting] = []
         var queuedBytes = 0
         var reserved = ProtocolOutput.Backlog()
+
+        /// Everything not yet written: reserved, waiting here, and on the output.
+        func waiting(besides output: ProtocolOutput.Backlog) -> ProtocolOutput.Backlog {
+            ProtocolOutput.Backlog(messages: output.messages + reserved.messages + queue.count,
+                                   bytes: output.bytes + reserved.bytes + queuedBytes)
+        }
     }
 
     private let output: ProtocolOutput
@@ -55,21 +61,14 @@ public final class ChannelNotifier: Sendable {
 
     /// Notifications accepted and not yet written.
     public var waiting: ProtocolOutput.Backlog {
-        state.withLock { state in
-            var total = output.backlog
-            total.messages += state.reserved.messages + state.queue.count
-            total.bytes += state.reserved.bytes + state.queuedBytes
-            return total
-        }
+        state.withLock { $0.waiting(besides: output.backlog) }
     }
 
     /// Reserves room for one event of `weight` bytes; on `.admitted` the caller must later
     /// `deliver` or `cancel` with the same weight.
     public func admit(weight: Int) -> Admission {
         state.withLock { state in
-            var total = output.backlog
-            total.messages += state.reserved.messages + state.queue.count
-            total.bytes += state.reserved.bytes + state.queuedBytes
+            let total = state.waiting(besides: output.backlog)
             // One event always fits when nothing waits, however large it is.
             guard total.messages == 0 || (total.messages < maxEvents && total.bytes + weight <= maxBytes) else {
                 return state.initialized ? .backlog : .notReady

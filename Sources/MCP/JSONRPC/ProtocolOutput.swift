@@ -105,7 +105,7 @@ public final class ProtocolOutput: Sendable {
             state.bytes.append(0x0A)
             return state.claimDrain()
         }
-        if mustDrain { worker.async { [self] in drain() } }
+        drainOnWorker(if: mustDrain)
     }
 
     /// Queues one message, serialised when it is written, and does not write it: the caller
@@ -137,7 +137,7 @@ public final class ProtocolOutput: Sendable {
     public func writeQueued() {
         guard writeOwed.exchange(false, ordering: .acquiringAndReleasing) else { return }
         guard let direct else {
-            if buffer.withLock({ $0.claimDrain() }) { worker.async { [self] in drain() } }
+            drainOnWorker(if: buffer.withLock { $0.claimDrain() })
             return
         }
         let taken = buffer.withLock { state -> (bytes: [UInt8], deferred: [@Sendable (inout [UInt8]) -> Void])? in
@@ -164,14 +164,19 @@ public final class ProtocolOutput: Sendable {
             state.writing = Backlog()
             return state.claimDrain()
         }
-        if mustDrain { worker.async { [self] in drain() } }
+        drainOnWorker(if: mustDrain)
     }
 
     /// Waits (bounded) until everything queued has been written; used at exit.
     public func flush(timeoutMilliseconds: Int = 200) {
         writeOwed.store(false, ordering: .releasing)
-        if buffer.withLock({ $0.claimDrain() }) { worker.async { [self] in drain() } }
+        drainOnWorker(if: buffer.withLock { $0.claimDrain() })
         worker.sync(timeoutMilliseconds: timeoutMilliseconds)
+    }
+
+    /// Queues a drain when the caller claimed it (`Buffer.claimDrain`).
+    private func drainOnWorker(if claimed: Bool) {
+        if claimed { worker.async { [self] in drain() } }
     }
 
     /// On the worker: writes everything queued, blocking, until nothing is left; only then

@@ -79,9 +79,10 @@ final class HubFollower: @unchecked Sendable {
     /// Holds the reader while this session cannot take more (not initialised, or its stdout
     /// backlog at the bound): the hub then buffers, up to its own bound.
     private func waitForRoom() {
-        while !notifier.isInitialized || notifier.waiting.messages >= ChannelNotifier.maxWaitingEvents
-            || notifier.waiting.bytes >= ChannelNotifier.maxWaitingBytes
-        {
+        while true {
+            let waiting = notifier.waiting
+            if notifier.isInitialized, waiting.messages < ChannelNotifier.maxWaitingEvents,
+               waiting.bytes < ChannelNotifier.maxWaitingBytes { return }
             usleep(10_000)
         }
     }

@@ -173,14 +173,18 @@ final class EventLog {
     /// Reads one event: from its indexed place when given (checked, since a rotation may have
     /// moved it since), else by reading the whole log. Does file I/O: not on the loop thread.
     static func read(eventID: String, at location: EventLocation?, directory: StateDirectory) -> EventRecord? {
-        if let location, let fd = Optional(Foundation.open(location.path, O_RDONLY | O_CLOEXEC)), fd >= 0 {
-            defer { close(fd) }
-            var line = [UInt8](repeating: 0, count: location.length)
-            let count = line.withUnsafeMutableBytes { pread(fd, $0.baseAddress, location.length, off_t(location.offset)) }
-            if count == location.length, let value = try? JSONParser.parse(line), let record = decode(value),
-               record.id == eventID { return record }
-        }
+        if let location, let record = readLine(at: location), record.id == eventID { return record }
         return readAll(directory: directory).last { $0.id == eventID }
+    }
+
+    private static func readLine(at location: EventLocation) -> EventRecord? {
+        let fd = Foundation.open(location.path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { return nil }
+        defer { close(fd) }
+        var line = [UInt8](repeating: 0, count: location.length)
+        let count = line.withUnsafeMutableBytes { pread(fd, $0.baseAddress, location.length, off_t(location.offset)) }
+        guard count == location.length, let value = try? JSONParser.parse(line) else { return nil }
+        return decode(value)
     }
 
     /// Every record in the log, oldest first. Unreadable lines are skipped.
