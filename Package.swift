@@ -30,7 +30,9 @@ let package = Package(
         // lower layer cannot reach a higher one; what a lower layer needs from above is
         // handed down as a closure or a protocol it owns.
 
-        // The only target that imports Glibc or Darwin: readiness (epoll, poll), loop
+        // The only target that imports Glibc or Darwin (and re-exports it: the layers above
+        // use FoundationEssentials, which does not, and never the full Foundation, which would
+        // bring ICU and ~5 MiB of resident pages): readiness (epoll, poll), loop
         // wake-up, state-dir watch, accept, no-SIGPIPE sends, Unix sockets, errno errors;
         // and the small utilities every layer uses (Logger, Pending, SerialWorker, ...).
         .target(name: "Platform", dependencies: ["CLinux"], swiftSettings: swiftSettings),

@@ -13,6 +13,10 @@
 
 // accept4 is a GNU extension that the Glibc module hides without _GNU_SOURCE.
 extern int accept4(int sockfd, struct sockaddr *addr, socklen_t *addrlen, int flags);
+
+// Naming threads is a GNU extension too; names show in `top -H` and `perf`.
+#include <pthread.h>
+extern int pthread_setname_np(pthread_t thread, const char *name);
 #endif
 
 #endif

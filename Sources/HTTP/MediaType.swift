@@ -1,4 +1,5 @@
-import Foundation
+import FoundationEssentials
+import Platform
 
 /// The media type of a `Content-Type` value (RFC 9110 §8.3.1): parameters such as `charset`
 /// are ignored, letter case too.
@@ -7,7 +8,7 @@ public enum MediaType {
     public static func isJSON(_ contentType: String?, allowSuffix: Bool) -> Bool {
         guard let contentType else { return false }
         let type = contentType.split(separator: ";", maxSplits: 1).first.map {
-            $0.trimmingCharacters(in: .whitespaces).lowercased()
+            $0.trimmingWhitespace().lowercased()
         } ?? ""
         return type == "application/json" || (allowSuffix && type.hasSuffix("+json"))
     }

@@ -1,4 +1,4 @@
-import Foundation
+import FoundationEssentials
 import Synchronization
 
 /// The one source of time: monotonic nanoseconds for timeouts and intervals, wall seconds

@@ -1,4 +1,4 @@
-import Foundation
+import FoundationEssentials
 
 /// Log lines go to stderr only, one `write` per line so lines from threads never interleave.
 /// Callers log ids, sizes and statuses — never a secret, a signature or a body.

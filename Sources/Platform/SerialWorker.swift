@@ -1,4 +1,4 @@
-import Foundation
+import FoundationEssentials
 import Synchronization
 
 /// One dedicated background thread that runs jobs in the order they were given: the writing
@@ -9,9 +9,7 @@ public final class SerialWorker: Sendable {
     private let wakeup = ConditionSignal()
 
     public init(name: String) {
-        let thread = Thread { [self] in self.run() }
-        thread.name = name
-        thread.start()
+        DetachedThread.start(name: name) { [self] in self.run() }
     }
 
     public func async(_ job: @escaping @Sendable () -> Void) {

@@ -1,4 +1,4 @@
-import Foundation
+import FoundationEssentials
 
 /// A failed socket call, with the call's name and `errno`'s text so a person can act on it
 /// ("bind: Address already in use").

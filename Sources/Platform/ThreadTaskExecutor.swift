@@ -1,4 +1,4 @@
-import Foundation
+import FoundationEssentials
 import Synchronization
 
 /// A Swift concurrency `TaskExecutor` on one dedicated thread: the MCP side's tasks run here
@@ -12,10 +12,7 @@ public final class ThreadTaskExecutor: TaskExecutor, @unchecked Sendable {
     private let wakeup = ConditionSignal()
 
     public init(name: String) {
-        let thread = Thread { [self] in run() }
-        thread.name = name
-        thread.stackSize = 1 << 20
-        thread.start()
+        DetachedThread.start(name: name, stackSize: 1 << 20) { [self] in run() }
     }
 
     public func enqueue(_ job: consuming ExecutorJob) {

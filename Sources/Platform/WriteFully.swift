@@ -1,4 +1,4 @@
-import Foundation
+import FoundationEssentials
 
 /// Writes every byte to a blocking descriptor: short writes continue where they stopped and a
 /// write interrupted by a signal (`EINTR`) is tried again, and on a descriptor someone made
@@ -28,4 +28,17 @@ public func writeFully(_ descriptor: Int32, _ bytes: UnsafeRawBufferPointer) -> 
 @discardableResult
 public func writeFully(_ descriptor: Int32, _ bytes: [UInt8]) -> Int32 {
     bytes.withUnsafeBytes { writeFully(descriptor, $0) }
+}
+
+/// Reads a descriptor to its end (the CLI's standard input): interrupted reads are retried,
+/// a read error ends the input where it stopped.
+public func readToEnd(_ descriptor: Int32) -> [UInt8] {
+    var bytes: [UInt8] = []
+    var chunk = [UInt8](repeating: 0, count: 65536)
+    while true {
+        let n = chunk.withUnsafeMutableBytes { read(descriptor, $0.baseAddress, $0.count) }
+        if n < 0 && errno == EINTR { continue }
+        if n <= 0 { return bytes }
+        bytes.append(contentsOf: chunk[0..<n])
+    }
 }

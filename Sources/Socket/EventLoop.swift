@@ -1,4 +1,4 @@
-import Foundation
+import FoundationEssentials
 import Synchronization
 import Platform
 
@@ -54,10 +54,7 @@ public final class EventLoop: SerialExecutor, @unchecked Sendable {
 
     /// Starts the loop on its own thread.
     public func start() {
-        let thread = Thread { [self] in self.run() }
-        thread.name = "event-loop"
-        thread.stackSize = 1 << 20
-        thread.start()
+        DetachedThread.start(name: "event-loop", stackSize: 1 << 20) { [self] in self.run() }
     }
 
     /// Asks the loop to stop and waits (bounded) until it has.
@@ -167,7 +164,7 @@ public final class EventLoop: SerialExecutor, @unchecked Sendable {
         }
         for fd in Array(handlers.keys) {
             unregister(fd: fd)
-            Foundation.close(fd)
+            Platform.close(fd)
         }
         runPending()
         for action in endOfPassActions { action() }

@@ -1,4 +1,4 @@
-import Foundation
+import FoundationEssentials
 import Platform
 
 /// An IPv4 or IPv6 socket address, resolved with getaddrinfo (numeric or by name).

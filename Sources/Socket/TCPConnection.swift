@@ -1,4 +1,4 @@
-import Foundation
+import FoundationEssentials
 import Platform
 
 /// What the protocol layer above a connection implements. Called on the loop thread.

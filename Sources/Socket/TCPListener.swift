@@ -1,4 +1,4 @@
-import Foundation
+import FoundationEssentials
 import Platform
 
 /// A listening socket on the event loop. It accepts, counts connections and hands each one to
@@ -32,12 +32,12 @@ public final class TCPListener: EventLoopHandler {
         let bound = requested.withSockaddr { bind(fd, $0, $1) }
         guard bound == 0 else {
             let error = SocketError.system("bind \(requested)")
-            Foundation.close(fd)
+            Platform.close(fd)
             throw error
         }
         guard listen(fd, 1024) == 0 else {
             let error = SocketError.system("listen")
-            Foundation.close(fd)
+            Platform.close(fd)
             throw error
         }
         var storage = sockaddr_storage()
@@ -47,7 +47,7 @@ public final class TCPListener: EventLoopHandler {
         }
         guard named == 0, let actual = withUnsafePointer(to: &storage, { SocketAddress(raw: $0, length: Int(length)) }) else {
             let error = SocketError.system("getsockname")
-            Foundation.close(fd)
+            Platform.close(fd)
             throw error
         }
         self.fd = fd
@@ -112,7 +112,7 @@ public final class TCPListener: EventLoopHandler {
 
     public func stopListening() {
         loop.unregister(fd: fd)
-        Foundation.close(fd)
+        Platform.close(fd)
         for connection in Array(connections.values) { connection.closeNow() }
     }
 }

@@ -1,4 +1,3 @@
-import Foundation
 import WebhookChannel
 
-exit(WebhookChannelMain.run(arguments: Array(CommandLine.arguments.dropFirst())))
+WebhookChannelMain.main(arguments: Array(CommandLine.arguments.dropFirst()))

@@ -1,4 +1,5 @@
-import Foundation
+import FoundationEssentials
+import Platform
 
 /// Reads newline-delimited messages from a file descriptor on a dedicated thread, so a slow
 /// or silent client never occupies a Swift concurrency thread.
@@ -28,7 +29,7 @@ public final class LineReader: Sendable {
         let (stream, continuation) = AsyncStream<Event>.makeStream()
         let fd = self.fd
         let limit = maxLineBytes
-        let thread = Thread {
+        DetachedThread.start(name: "stdin-reader") {
             var splitter = LineSplitter(maxLineBytes: limit)
             var chunk = [UInt8](repeating: 0, count: 65536)
             while true {
@@ -41,8 +42,6 @@ public final class LineReader: Sendable {
             continuation.yield(.endOfInput)
             continuation.finish()
         }
-        thread.name = "stdin-reader"
-        thread.start()
         return stream
     }
 }

@@ -1,9 +1,14 @@
-import Foundation
+import FoundationEssentials
 import Platform
 
 /// The operator CLI: the same binary with a subcommand. Exit codes: 0 ok, 1 failed (unknown id
 /// or code, no server), 2 usage.
 public enum WebhookChannelMain {
+    /// The executable's whole body: runs the command and exits with its status.
+    public static func main(arguments: [String]) -> Never {
+        exit(run(arguments: arguments))
+    }
+
     public static func run(arguments: [String]) -> Int32 {
         guard let command = arguments.first else { ServeCommand.run() }
         let rest = Array(arguments.dropFirst())
@@ -65,8 +70,8 @@ public enum WebhookChannelMain {
 /// Where CLI output goes: stdout for results, stderr for errors. Kept apart from the serving
 /// path, which never writes to stdout except protocol lines.
 struct Console {
-    func out(_ text: String) { FileHandle.standardOutput.write(Data((text + "\n").utf8)) }
-    func err(_ text: String) { FileHandle.standardError.write(Data((text + "\n").utf8)) }
+    func out(_ text: String) { writeFully(STDOUT_FILENO, Array((text + "\n").utf8)) }
+    func err(_ text: String) { writeFully(STDERR_FILENO, Array((text + "\n").utf8)) }
 }
 
 /// Splits a command's arguments into options and positionals, refusing unknown options.

@@ -1,4 +1,4 @@
-import Foundation
+import FoundationEssentials
 
 /// `webhook-channel route SOURCE_ID DIR|--clear`: pin a source's events to the sessions of
 /// one project (several Claude Code sessions can share one endpoint, see `SessionCoordinator`).

@@ -1,4 +1,4 @@
-import Foundation
+import FoundationEssentials
 import Platform
 import Signing
 
@@ -34,7 +34,7 @@ enum SendCommand {
         let input = parsed.positionals.count == 2 ? parsed.positionals[1] : "-"
         let body: [UInt8]
         if input == "-" {
-            body = Array(FileHandle.standardInput.readDataToEndOfFile())
+            body = readToEnd(STDIN_FILENO)
         } else {
             guard let data = FileManager.default.contents(atPath: input) else {
                 console.err("webhook-channel \(command): cannot read \(input)")

@@ -1,4 +1,4 @@
-import Foundation
+import FoundationEssentials
 import Synchronization
 import Platform
 import JSON
@@ -234,14 +234,12 @@ final class Shutdown: Sendable {
 
     /// Waits for `signals` (blocked by `blockSignals`) on a thread of its own and runs the exit path.
     func onSignals(_ signals: [Int32]) {
-        let thread = Thread { [self] in
+        DetachedThread.start(name: "signals") { [self] in
             var set = Self.signalSet(signals)
             var received: Int32 = 0
             while sigwait(&set, &received) != 0 {}
             self.run()
         }
-        thread.name = "signals"
-        thread.start()
     }
 
     private static func signalSet(_ signals: [Int32]) -> sigset_t {

@@ -1,4 +1,4 @@
-import Foundation
+import FoundationEssentials
 import Platform
 import JSON
 import Signing
@@ -265,7 +265,7 @@ enum SourceCommands {
     /// The provider's secret, when one is piped in; `nil` for a terminal or empty input.
     static func readSecretFromStdin() -> String? {
         guard isatty(STDIN_FILENO) == 0 else { return nil }
-        let data = FileHandle.standardInput.readDataToEndOfFile()
+        let data = readToEnd(STDIN_FILENO)
         var text = String(decoding: data, as: UTF8.self)
         while text.hasSuffix("\n") || text.hasSuffix("\r") { text.removeLast() }
         return text.isEmpty ? nil : text

@@ -1,4 +1,4 @@
-import Foundation
+import FoundationEssentials
 import Synchronization
 import Platform
 import JSON
@@ -59,7 +59,7 @@ final class HubFollower: @unchecked Sendable {
 
     /// Reads the hub until it goes away, then calls `onLost` once (on the reader thread).
     func run(onLost: @escaping @Sendable () -> Void) {
-        let thread = Thread { [self] in
+        DetachedThread.start(name: "hub-follower") { [self] in
             var reader = firstReader
             reader.maxLine = 4 << 20
             while case .line(let line) = reader.next() {
@@ -72,8 +72,6 @@ final class HubFollower: @unchecked Sendable {
             close(fd)
             onLost()
         }
-        thread.name = "hub-follower"
-        thread.start()
     }
 
     /// Holds the reader while this session cannot take more (not initialised, or its stdout

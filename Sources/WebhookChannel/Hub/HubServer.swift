@@ -1,4 +1,4 @@
-import Foundation
+import FoundationEssentials
 import Synchronization
 import Platform
 import JSON
@@ -44,9 +44,7 @@ final class HubServer: SessionFanOut, @unchecked Sendable {
     }
 
     func start() {
-        let thread = Thread { [self] in acceptLoop() }
-        thread.name = "hub-accept"
-        thread.start()
+        DetachedThread.start(name: "hub-accept") { [self] in acceptLoop() }
     }
 
     /// Closes the socket and every follower link (they then take over the port).
@@ -98,9 +96,7 @@ final class HubServer: SessionFanOut, @unchecked Sendable {
             }
             _ = fcntl(fd, F_SETFD, FD_CLOEXEC)
             UnixSocket.disableSIGPIPE(fd)
-            let thread = Thread { [self] in serve(fd) }
-            thread.name = "hub-follower"
-            thread.start()
+            DetachedThread.start(name: "hub-follower") { [self] in serve(fd) }
         }
     }
 
@@ -207,7 +203,7 @@ final class FollowerLink: @unchecked Sendable {
 
     func startWriting() {
         writing.store(true, ordering: .releasing)
-        let thread = Thread { [self] in
+        DetachedThread.start(name: "hub-writer") { [self] in
             defer { writerDone.signal() }
             var taken: [UInt8] = []
             while true {
@@ -227,8 +223,6 @@ final class FollowerLink: @unchecked Sendable {
                 taken.removeAll(keepingCapacity: taken.capacity <= 1 << 20)
             }
         }
-        thread.name = "hub-writer"
-        thread.start()
     }
 
     /// Cuts the link, waits for its writer to stop, and closes the descriptor (only then, so a

@@ -1,4 +1,4 @@
-import Foundation
+import FoundationEssentials
 import Synchronization
 import Platform
 import Socket
@@ -176,7 +176,7 @@ final class SessionCoordinator: @unchecked Sendable {
     /// Tries to become hub or follower: every 50 ms for the first 5 s (a hub hand-over),
     /// then every 2 s (a port held by another program may free up).
     private func retryInBackground() {
-        let thread = Thread { [self] in
+        DetachedThread.start(name: "session-coordinator") { [self] in
             var attempt = 0
             while !state.withLock({ $0.shuttingDown }) {
                 if settle(quietly: attempt > 0) { return }
@@ -184,8 +184,6 @@ final class SessionCoordinator: @unchecked Sendable {
                 usleep(attempt < 100 ? 50_000 : 2_000_000)
             }
         }
-        thread.name = "session-coordinator"
-        thread.start()
     }
 
     /// At exit, first step: stop accepting webhooks and forget `server.json`.

@@ -1,4 +1,4 @@
-import Foundation
+import FoundationEssentials
 import Platform
 import Socket
 import HTTP
@@ -35,12 +35,10 @@ public enum CallbackClient {
                             timeout: Double = 10, clock: any Clock = SystemClock()) async -> Result<Response, Failure>
     {
         await withCheckedContinuation { continuation in
-            let thread = Thread {
+            DetachedThread.start(name: "callback-client") {
                 continuation.resume(returning: postBlocking(url: url, headers: headers, body: body, policy: policy,
                                                             timeout: timeout, clock: clock))
             }
-            thread.name = "callback-client"
-            thread.start()
         }
     }
 
@@ -125,7 +123,7 @@ public enum CallbackClient {
     private static func connect(to address: SocketAddress, deadline: Deadline) -> Result<Int32, SocketError> {
         let fd = StreamSocket.make(family: address.protocolFamily)
         guard fd >= 0 else { return .failure(.system("socket")) }
-        let started = address.withSockaddr { Foundation.connect(fd, $0, $1) }
+        let started = address.withSockaddr { Platform.connect(fd, $0, $1) }
         if started != 0 && errno != EINPROGRESS {
             let error = SocketError.system("connect \(address)")
             close(fd)

@@ -1,4 +1,5 @@
-import Foundation
+import FoundationEssentials
+import Platform
 
 /// Where replies may be sent. A callback URL comes from an unauthenticated `/pair` request, so
 /// without this a sender could make Claude POST into the local network or a cloud metadata

@@ -1,4 +1,4 @@
-import Foundation
+import FoundationEssentials
 import Synchronization
 import Platform
 import JSON
@@ -148,6 +148,8 @@ public final class ReplySender: Sendable {
 
     /// Whole seconds as "5", shorter waits (test settings, a fractional Retry-After) as "0.2".
     static func seconds(_ value: Double) -> String {
-        value >= 1 && value == value.rounded() ? String(Int(value)) : String(format: "%.1f", value)
+        if value >= 1 && value == value.rounded() { return String(Int(value)) }
+        let tenths = Int((value * 10).rounded())
+        return "\(tenths / 10).\(tenths % 10)"
     }
 }

@@ -1,5 +1,6 @@
 import COpenSSL
-import Foundation
+import FoundationEssentials
+import Platform
 
 /// TLS over a connected non-blocking socket with the system's libssl: the system trust store,
 /// SNI, and host name verification. Used for https callback URLs.

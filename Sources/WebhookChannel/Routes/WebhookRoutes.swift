@@ -1,4 +1,4 @@
-import Foundation
+import FoundationEssentials
 import Platform
 import JSON
 import Socket
@@ -244,7 +244,7 @@ final class WebhookRoutes: Sendable {
     static func bearerToken(_ request: HTTPRequest) -> String? {
         guard let authorization = request.headers["Authorization"], authorization.utf8.count > 7,
               authorization.prefix(7).lowercased() == "bearer " else { return nil }
-        return String(authorization.dropFirst(7)).trimmingCharacters(in: .whitespaces)
+        return String(authorization.dropFirst(7)).trimmingWhitespace()
     }
 
     /// `webhook-channel replay EVENT_ID` asks the running server to deliver a logged event again.

@@ -1,4 +1,5 @@
-import Foundation
+import FoundationEssentials
+import Platform
 
 /// Which event types of a source reach Claude (README "Filters"). The others are still verified,
 /// logged and deduplicated, only not notified. Set with `webhook-channel filter`.
@@ -16,7 +17,7 @@ public struct EventFilter: Sendable, Equatable {
     public init?(list: String) {
         var seen: [String] = []
         for item in list.split(separator: ",") {
-            let pattern = item.trimmingCharacters(in: .whitespaces)
+            let pattern = item.trimmingWhitespace()
             if !pattern.isEmpty, !seen.contains(pattern) { seen.append(pattern) }
         }
         self.init(patterns: seen)

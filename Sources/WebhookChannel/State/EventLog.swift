@@ -1,4 +1,4 @@
-import Foundation
+import FoundationEssentials
 import Platform
 import JSON
 import HTTP
@@ -178,7 +178,7 @@ final class EventLog {
     }
 
     private static func readLine(at location: EventLocation) -> EventRecord? {
-        let fd = Foundation.open(location.path, O_RDONLY | O_CLOEXEC)
+        let fd = Platform.open(location.path, O_RDONLY | O_CLOEXEC)
         guard fd >= 0 else { return nil }
         defer { close(fd) }
         var line = [UInt8](repeating: 0, count: location.length)

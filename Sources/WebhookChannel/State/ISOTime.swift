@@ -1,4 +1,5 @@
-import Foundation
+import FoundationEssentials
+import Platform
 
 /// ISO 8601 UTC timestamps as JavaScript's `toISOString()` writes them
 /// (`2026-11-23T09:00:00.123Z`), which is what the seed stored in `sources.json`.

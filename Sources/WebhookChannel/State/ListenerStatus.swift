@@ -1,4 +1,4 @@
-import Foundation
+import FoundationEssentials
 import Platform
 
 /// Where this server takes webhooks, or why it does not: what `webhook_status` reports.

@@ -1,4 +1,5 @@
-import Foundation
+import FoundationEssentials
+import Platform
 import JSON
 
 /// The pairing rules, as pure functions over `SourcesFile`, shared by the server and the CLI so
@@ -89,7 +90,7 @@ public enum PairingBook {
     /// A code as a person typed it, as stored: surrounding whitespace dropped, letters
     /// uppercased (codes match case-insensitively).
     public static func canonicalCode(_ typed: String) -> String {
-        typed.trimmingCharacters(in: .whitespacesAndNewlines).uppercased()
+        typed.trimmingWhitespace().uppercased()
     }
 
     public static func status(_ file: SourcesFile, code rawCode: String, now: Double) -> Status {

@@ -1,4 +1,4 @@
-import Foundation
+import FoundationEssentials
 import Platform
 
 /// A file in the state dir that only grows by whole lines, at most `maxBytes` in `<name>` plus
@@ -48,7 +48,7 @@ final class RotatingLineFile {
     @discardableResult
     func open() -> Bool {
         guard descriptor < 0 else { return true }
-        let fd = Foundation.open(path, O_RDWR | O_APPEND | O_CREAT | O_CLOEXEC, 0o600)
+        let fd = Platform.open(path, O_RDWR | O_APPEND | O_CREAT | O_CLOEXEC, 0o600)
         guard fd >= 0 else {
             log.error("cannot open \(name): \(String(cString: strerror(errno)))")
             return false

@@ -1,4 +1,5 @@
-import Foundation
+import FoundationEssentials
+import Platform
 import MCP
 
 /// A source's name is shown to the person approving it, in listings and in every event's
@@ -11,7 +12,7 @@ public enum SourceName {
     /// or holds a control character (a newline could fake a second line of a listing) or a
     /// bidi embedding/override/isolate mark (text that displays as something else).
     public static func validated(_ raw: String) -> String? {
-        let name = raw.trimmingCharacters(in: .whitespacesAndNewlines)
+        let name = raw.trimmingWhitespace()
         guard !name.isEmpty, name.utf8.count <= maxBytes,
               !name.unicodeScalars.contains(where: ChannelEvent.isUnsafeInAttribute)
         else { return nil }

@@ -1,4 +1,4 @@
-import Foundation
+import FoundationEssentials
 import Platform
 
 /// `sources.json` on disk: read-modify-write under the state directory's advisory lock, written

@@ -1,4 +1,4 @@
-import Foundation
+import FoundationEssentials
 import Platform
 import Socket
 import HTTP
@@ -34,7 +34,7 @@ public struct ServerConfig: Sendable {
         if let config = environment["CLAUDE_CONFIG_DIR"], !config.isEmpty {
             return (config.hasSuffix("/") ? String(config.dropLast()) : config) + "/channels/webhook"
         }
-        let home = environment["HOME"].flatMap { $0.isEmpty ? nil : $0 } ?? NSHomeDirectory()
+        let home = environment["HOME"].flatMap { $0.isEmpty ? nil : $0 } ?? FileManager.default.homeDirectoryForCurrentUser.path
         return home + "/.claude/channels/webhook"
     }
 
@@ -42,7 +42,7 @@ public struct ServerConfig: Sendable {
     public static func fromEnvironment(_ environment: [String: String] = ProcessInfo.processInfo.environment) throws(Invalid) -> ServerConfig {
         var config = ServerConfig(stateDirectory: defaultStateDirectory(environment: environment))
         if let text = environment["WEBHOOK_PORT"] {
-            let trimmed = text.trimmingCharacters(in: .whitespaces)
+            let trimmed = text.trimmingWhitespace()
             guard !trimmed.isEmpty, trimmed.allSatisfy(\.isASCII), trimmed.allSatisfy(\.isNumber), let port = Int(trimmed), port <= 65535 else {
                 throw Invalid(description: "WEBHOOK_PORT must be a number from 0 to 65535 (got \"\(text.prefix(40))\")")
             }
@@ -74,7 +74,7 @@ public struct ServerConfig: Sendable {
             config[keyPath: keyPath] = value
         }
         if let text = environment["WEBHOOK_RETRY_DELAYS"] {
-            let values = text.split(separator: ",").map { Double($0.trimmingCharacters(in: .whitespaces)) }
+            let values = text.split(separator: ",").map { Double($0.trimmingWhitespace()) }
             guard !values.isEmpty, values.allSatisfy({ $0 != nil && $0! >= 0 && $0! <= 3600 }) else {
                 throw Invalid(description: "WEBHOOK_RETRY_DELAYS must be a comma-separated list of seconds, e.g. 1,5,30")
             }
@@ -85,7 +85,7 @@ public struct ServerConfig: Sendable {
         }
         if let text = environment["WEBHOOK_EVENT_LOOP"] {
             let names = EventLoopBackend.allCases.map(\.rawValue).joined(separator: " or ")
-            guard let backend = EventLoopBackend(rawValue: text.trimmingCharacters(in: .whitespaces).lowercased()) else {
+            guard let backend = EventLoopBackend(rawValue: text.trimmingWhitespace().lowercased()) else {
                 throw Invalid(description: "WEBHOOK_EVENT_LOOP must be \(names) (got \"\(text.prefix(40))\")")
             }
             guard backend.isAvailable else {
