@@ -1,4 +1,8 @@
-import FoundationEssentials
+#if canImport(FoundationEssentials)
+import FoundationEssentials  // Linux: Foundation without ICU
+#else
+import Foundation
+#endif
 import Platform
 
 /// The media type of a `Content-Type` value (RFC 9110 §8.3.1): parameters such as `charset`

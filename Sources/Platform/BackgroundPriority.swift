@@ -1,7 +1,11 @@
 #if canImport(Glibc)
 import Glibc
 #else
-import FoundationEssentials
+#if canImport(FoundationEssentials)
+import FoundationEssentials  // Linux: Foundation without ICU
+#else
+import Foundation
+#endif
 #endif
 
 /// Scheduling for threads that only write out what the event loop produced.

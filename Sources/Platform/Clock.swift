@@ -1,4 +1,8 @@
-import FoundationEssentials
+#if canImport(FoundationEssentials)
+import FoundationEssentials  // Linux: Foundation without ICU
+#else
+import Foundation
+#endif
 import Synchronization
 
 /// The one source of time: monotonic nanoseconds for timeouts and intervals, wall seconds

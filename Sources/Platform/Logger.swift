@@ -1,4 +1,8 @@
-import FoundationEssentials
+#if canImport(FoundationEssentials)
+import FoundationEssentials  // Linux: Foundation without ICU
+#else
+import Foundation
+#endif
 
 /// Log lines go to stderr only, one `write` per line so lines from threads never interleave.
 /// Callers log ids, sizes and statuses — never a secret, a signature or a body.

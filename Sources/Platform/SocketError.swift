@@ -1,4 +1,8 @@
-import FoundationEssentials
+#if canImport(FoundationEssentials)
+import FoundationEssentials  // Linux: Foundation without ICU
+#else
+import Foundation
+#endif
 
 /// A failed socket call, with the call's name and `errno`'s text so a person can act on it
 /// ("bind: Address already in use").

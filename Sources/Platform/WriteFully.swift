@@ -1,4 +1,8 @@
-import FoundationEssentials
+#if canImport(FoundationEssentials)
+import FoundationEssentials  // Linux: Foundation without ICU
+#else
+import Foundation
+#endif
 
 /// Writes every byte to a blocking descriptor: short writes continue where they stopped and a
 /// write interrupted by a signal (`EINTR`) is tried again, and on a descriptor someone made

@@ -1,4 +1,8 @@
-import FoundationEssentials
+#if canImport(FoundationEssentials)
+import FoundationEssentials  // Linux: Foundation without ICU
+#else
+import Foundation
+#endif
 import Platform
 
 /// An IPv4 or IPv6 socket address, resolved with getaddrinfo (numeric or by name).

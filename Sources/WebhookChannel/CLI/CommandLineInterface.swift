@@ -1,4 +1,8 @@
-import FoundationEssentials
+#if canImport(FoundationEssentials)
+import FoundationEssentials  // Linux: Foundation without ICU
+#else
+import Foundation
+#endif
 import Platform
 
 /// The operator CLI: the same binary with a subcommand. Exit codes: 0 ok, 1 failed (unknown id

@@ -1,4 +1,8 @@
-import FoundationEssentials
+#if canImport(FoundationEssentials)
+import FoundationEssentials  // Linux: Foundation without ICU
+#else
+import Foundation
+#endif
 
 /// `webhook-channel route SOURCE_ID DIR|--clear`: pin a source's events to the sessions of
 /// one project (several Claude Code sessions can share one endpoint, see `SessionCoordinator`).

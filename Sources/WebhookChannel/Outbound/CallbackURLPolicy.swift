@@ -1,4 +1,8 @@
-import FoundationEssentials
+#if canImport(FoundationEssentials)
+import FoundationEssentials  // Linux: Foundation without ICU
+#else
+import Foundation
+#endif
 import Platform
 
 /// Where replies may be sent. A callback URL comes from an unauthenticated `/pair` request, so

@@ -1,5 +1,9 @@
 import COpenSSL
-import FoundationEssentials
+#if canImport(FoundationEssentials)
+import FoundationEssentials  // Linux: Foundation without ICU
+#else
+import Foundation
+#endif
 import Platform
 
 /// TLS over a connected non-blocking socket with the system's libssl: the system trust store,

@@ -1,4 +1,8 @@
-import FoundationEssentials
+#if canImport(FoundationEssentials)
+import FoundationEssentials  // Linux: Foundation without ICU
+#else
+import Foundation
+#endif
 import Platform
 
 /// `sources.json` on disk: read-modify-write under the state directory's advisory lock, written
