@@ -117,8 +117,16 @@ public struct HTTPResponse: Sendable {
     }
 
     private static func appendSanitized(_ text: String, to out: inout [UInt8]) {
-        for byte in text.utf8 {
-            out.append((byte < 0x20 && byte != 0x09) || byte == 0x7F ? space : byte)
+        var text = text
+        text.withUTF8 { bytes in
+            // Nearly every value is clean: copied whole; otherwise byte by byte.
+            if !bytes.contains(where: { ($0 < 0x20 && $0 != 0x09) || $0 == 0x7F }) {
+                out.append(contentsOf: bytes)
+                return
+            }
+            for byte in bytes {
+                out.append((byte < 0x20 && byte != 0x09) || byte == 0x7F ? space : byte)
+            }
         }
     }
 }

@@ -1,4 +1,5 @@
 import JSON
+import Platform
 
 /// One event as Claude sees it: the body text and string-only meta attributes.
 public struct ChannelEvent: Sendable, Equatable {
@@ -41,7 +42,8 @@ public struct ChannelEvent: Sendable, Equatable {
     public static func neutralizingChannelTags(_ text: String) -> String {
         var text = text
         return text.withUTF8 { bytes -> String? in
-            guard bytes.contains(UInt8(ascii: "<")) else { return nil }
+            // memchr: most bodies have no `<` at all, and this runs on every webhook's content.
+            guard let base = bytes.baseAddress, memchr(base, Int32(UInt8(ascii: "<")), bytes.count) != nil else { return nil }
             let name = Array("channel".utf8)
             var out: [UInt8] = []
             var changed = false

@@ -102,6 +102,13 @@ public final class ChannelNotifier: Sendable {
         }
     }
 
+    /// Writes the notifications delivered so far (one non-blocking write; see
+    /// `ProtocolOutput.writeQueued`). The state calls it before it lets the answers go, so
+    /// Claude hears of an event no later than its sender hears back.
+    public func writeDelivered() {
+        output.writeQueued()
+    }
+
     /// Passes a permission verdict on to Claude Code (README "Permission relay"). A handful of bytes, rare, and
     /// only ever after the client asked: it does not count against the event backlog.
     public func sendPermission(requestID: String, behavior: String) {

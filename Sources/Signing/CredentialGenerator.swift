@@ -19,7 +19,7 @@ public enum CredentialGenerator {
 
     /// `evt_` + 24 lowercase hex.
     public static func eventID() -> String {
-        "evt_" + SecureRandom.hex(12)
+        "evt_" + SecureRandom.pooledHex(12)
     }
 
     /// Six letters of `pairingAlphabet`.

@@ -1,4 +1,5 @@
 import COpenSSL
+import Synchronization
 
 /// HMAC-SHA256 from the system's libcrypto (OpenSSL 3, `EVP_MAC`).
 ///
@@ -17,13 +18,10 @@ public enum HMACSHA256 {
         return context.finalize()
     }
 
-    /// The MAC of `parts` fed in order, as if they were one concatenated message.
+    /// The MAC of `parts` fed in order, as if they were one concatenated message. The keyed
+    /// context is kept (`KeyedContexts`), so a source's next webhook skips the key set-up.
     public static func mac(key: [UInt8], message parts: [UInt8]...) -> [UInt8] {
-        let context = Context(key: key)
-        for part in parts {
-            context.update(part)
-        }
-        return context.finalize()
+        KeyedContexts.shared.withLock { $0.mac(key: key, parts: parts) }
     }
 
     /// An HMAC-SHA256 computation in progress: create with a key, `update` with each part of
@@ -72,6 +70,13 @@ public enum HMACSHA256 {
                 precondition(finished == 1 && written == HMACSHA256.byteCount, "libcrypto failed to finish HMAC-SHA256")
                 count = written
             }
+        }
+
+        /// Hands the keyed libcrypto context to the caller, who frees it.
+        consuming func release() -> OpaquePointer {
+            let handle = self.handle
+            discard self
+            return handle
         }
 
         deinit {
@@ -129,6 +134,48 @@ public enum ConstantTime {
             b.withUnsafeBytes { right in
                 equals(left, right)
             }
+        }
+    }
+}
+
+/// HMAC contexts already keyed, one per key recently used (at most `capacity`; all are
+/// dropped when a new key would exceed it). Reusing one costs an `EVP_MAC_init` without a key
+/// (libcrypto restores the keyed state) instead of allocating a context and hashing the key
+/// pads for every webhook. Used under the lock, so one context never serves two threads.
+struct KeyedContexts: ~Copyable {
+    static let capacity = 256
+    static let shared = Mutex(KeyedContexts())
+
+    private var contexts: [[UInt8]: Handle] = [:]
+
+    /// An owned `EVP_MAC_CTX`; the pointer is only used under the `shared` lock.
+    private final class Handle: @unchecked Sendable {
+        let pointer: OpaquePointer
+        init(_ pointer: OpaquePointer) { self.pointer = pointer }
+        deinit { EVP_MAC_CTX_free(pointer) }
+    }
+
+    mutating func mac(key: [UInt8], parts: [[UInt8]]) -> [UInt8] {
+        let handle: OpaquePointer
+        if let kept = contexts[key] {
+            handle = kept.pointer
+            let reset = EVP_MAC_init(handle, nil, 0, nil)
+            precondition(reset == 1, "libcrypto refused to reset HMAC-SHA256")
+        } else {
+            if contexts.count >= Self.capacity { contexts.removeAll() }
+            let fresh = HMACSHA256.Context(key: key)
+            handle = fresh.release()
+            contexts[key] = Handle(handle)
+        }
+        for part in parts where !part.isEmpty {
+            let updated = part.withUnsafeBufferPointer { EVP_MAC_update(handle, $0.baseAddress, $0.count) }
+            precondition(updated == 1, "libcrypto failed to update HMAC-SHA256")
+        }
+        return [UInt8](unsafeUninitializedCapacity: HMACSHA256.byteCount) { buffer, count in
+            var written = 0
+            let finished = EVP_MAC_final(handle, buffer.baseAddress, &written, HMACSHA256.byteCount)
+            precondition(finished == 1 && written == HMACSHA256.byteCount, "libcrypto failed to finish HMAC-SHA256")
+            count = written
         }
     }
 }

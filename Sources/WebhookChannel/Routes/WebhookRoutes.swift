@@ -274,6 +274,18 @@ final class WebhookRoutes: Sendable {
         })
     }
 
+    /// `{"received":true,"event_id":"evt_…"}` (and `"filtered":true`), written straight to
+    /// bytes: the answer to nearly every request, and an event id is hex, never escaped.
+    static func accepted(eventID: String, filtered: Bool) -> HTTPResponse {
+        var body: [UInt8] = []
+        body.reserveCapacity(64)
+        body.append(contentsOf: #"{"received":true,"event_id":"#.utf8)
+        JSONWriter.appendString(eventID, into: &body)
+        if filtered { body.append(contentsOf: #","filtered":true"#.utf8) }
+        body.append(UInt8(ascii: "}"))
+        return .json(status: 200, body: body)
+    }
+
     static let notReady = HTTPResponse.error(status: 503, code: "not_ready",
                                              message: "Claude Code has not connected yet; retry later.",
                                              headers: [("Retry-After", "5")])
@@ -290,10 +302,7 @@ final class WebhookRoutes: Sendable {
             case .accepted(let eventID, let filtered, let written):
                 // Answered at the end of the loop pass, once the event log holds the event.
                 return .later(written.map { written in
-                    guard written else { return Self.notWritten }
-                    var answer: JSONObject = ["received": true, "event_id": .string(eventID)]
-                    if filtered { answer["filtered"] = true }
-                    return .json(.object(answer))
+                    written ? Self.accepted(eventID: eventID, filtered: filtered) : Self.notWritten
                 })
             case .verdict(.answered(let behavior)):
                 return .now(.json(["received": true, "verdict": .string(behavior.rawValue)]))

@@ -424,14 +424,16 @@ public actor ChannelState {
         }
         var inLog = batch
         if !syncsLog {
-            // In the log as far as the kernel is concerned: that is what a 200 promises.
-            for index in inLog.indices {
-                inLog[index].written.fulfil(true)
-                inLog[index].answered = true
-            }
+            // In the log as far as the kernel is concerned: that is what a 200 promises. The
+            // answers go after the notifications are written (below), not before them.
+            for index in inLog.indices { inLog[index].answered = true }
         }
         awaitingRelease += inLog
         releaseInOrder()
+        if !syncsLog {
+            notifier.writeDelivered()
+            for accepted in inLog { accepted.written.fulfil(true) }
+        }
     }
 
     /// Notifies written events in the order they were accepted. A batch that needs the log
@@ -472,6 +474,8 @@ public actor ChannelState {
         }
     }
 
+    /// Notifies a batch (this session and the followers), then answers what is still owed: a
+    /// notification is on its way no later than its sender's `200`.
     private func release(_ batch: [Uncommitted]) {
         for accepted in batch {
             if case .ready(let event) = accepted.notification {
@@ -484,9 +488,11 @@ public actor ChannelState {
                     notifier.deliver(event, weight: accepted.weight)
                 }
             }
-            if !accepted.answered { accepted.written.fulfil(true) }
         }
         fanOut?.endOfPass()
+        guard batch.contains(where: { !$0.answered }) else { return }
+        notifier.writeDelivered()
+        for accepted in batch where !accepted.answered { accepted.written.fulfil(true) }
     }
 
     // MARK: Event log

@@ -1,0 +1,112 @@
+import Testing
+@testable import JSON
+@testable import HTTP
+@testable import Signing
+@testable import WebhookChannel
+
+/// The shortcuts on the per-webhook path (scanning a line eight bytes at a time, reusing
+/// keyed HMAC contexts, event ids from a pool of random bytes, ruling out headers by their
+/// length) must answer exactly as the plain code they stand in for.
+struct HotPathEquivalenceTests {
+    private static func parse(_ text: String, limits: HTTPLimits = .standard) -> HTTPParseResult {
+        HTTPRequestParser.parse(Array(text.utf8), limits: limits)
+    }
+
+    private static func isBadRequest(_ result: HTTPParseResult) -> Bool {
+        if case .failure(let error) = result { return error.status == 400 }
+        return false
+    }
+
+    @Test func aControlByteOrDeleteAnywhereInALongFieldLineIsRejected() {
+        let clean = String(repeating: "abcdefgh", count: 5)
+        for position in 0..<clean.utf8.count {
+            for bad: UInt8 in [0x00, 0x01, 0x0B, 0x1F, 0x7F] {
+                var value = Array(clean.utf8)
+                value[position] = bad
+                let text = "GET / HTTP/1.1\r\nHost: a\r\nX-Long: " + String(decoding: value, as: UTF8.self) + "\r\n\r\n"
+                #expect(Self.isBadRequest(Self.parse(text)), "byte \(bad) at \(position) was let through")
+            }
+        }
+        #expect(!Self.isBadRequest(Self.parse("GET / HTTP/1.1\r\nHost: a\r\nX-Long: \(clean)\tend\r\n\r\n")))
+    }
+
+    @Test func aRequestLineOfExactlyTheLimitPassesAndOneByteMoreDoesNot() {
+        for limit in 40..<60 {
+            let limits = HTTPLimits(maxRequestLineBytes: limit)
+            let fixed = "GET / HTTP/1.1".utf8.count
+            let fits = "GET /" + String(repeating: "a", count: limit - fixed) + " HTTP/1.1\r\nHost: a\r\n\r\n"
+            let over = "GET /" + String(repeating: "a", count: limit - fixed + 1) + " HTTP/1.1\r\nHost: a\r\n\r\n"
+            if case .complete = Self.parse(fits, limits: limits) {} else {
+                Issue.record("a \(limit)-byte request line was refused at limit \(limit)")
+            }
+            if case .failure(let error) = Self.parse(over, limits: limits) {
+                #expect(error.status == 414)
+            } else {
+                Issue.record("a \(limit + 1)-byte request line was accepted at limit \(limit)")
+            }
+        }
+    }
+
+    @Test func keyedHMACContextsGiveTheSameTagsAsFreshOnesAcrossManyKeys() {
+        var random = SplitMix64(seed: 17)
+        // More keys than the cache holds, used out of order, so entries are reused and dropped.
+        let keys = (0..<(KeyedContexts.capacity + 40)).map { index in
+            (0..<(index % 70)).map { _ in UInt8(truncatingIfNeeded: random.next()) }
+        }
+        for round in 0..<3 {
+            for step in keys.indices {
+                let index = (step * 7919 + round * 31) % keys.count  // out of order, each once
+                let fresh = HMACSHA256.Context(key: keys[index])
+                fresh.update(Array("\(round).".utf8))
+                fresh.update(Array("\(index).body".utf8))
+                let expected = fresh.finalize()
+                let cached = HMACSHA256.mac(key: keys[index], message: Array("\(round).".utf8), Array("\(index).body".utf8))
+                #expect(cached == expected, "key \(index), round \(round)")
+            }
+        }
+    }
+
+    @Test func eventIDsFromThePoolAreDistinctHexOfTheSameLengthAcrossRefills() {
+        // 4 KiB pool, 12 bytes an id: 2,000 ids cross several refills.
+        let ids = (0..<2000).map { _ in CredentialGenerator.eventID() }
+        #expect(Set(ids).count == ids.count)
+        for id in ids {
+            #expect(id.hasPrefix("evt_") && id.utf8.count == 28)
+            #expect(id.dropFirst(4).allSatisfy { $0.isHexDigit && !$0.isUppercase })
+        }
+    }
+
+    @Test func headersAreKeptExactlyWhenTheirNameIsOnTheListInAnyLetterCase() {
+        var random = SplitMix64(seed: 5)
+        var names = EventLog.keptHeaderNames + EventLog.keptHeaderNames.map { $0.uppercased() }
+        names += ["x-signature", "authorization", "cookie", "x-hub-signature-256", "content-typ", "content-types", ""]
+        for _ in 0..<500 {
+            let base = EventLog.keptHeaderNames[random.below(EventLog.keptHeaderNames.count)]
+            var bytes = Array(base.utf8)
+            bytes[random.below(bytes.count)] = UInt8(ascii: "a") + UInt8(random.below(26))
+            names.append(String(decoding: bytes, as: UTF8.self))
+        }
+        for name in names {
+            let plain = EventLog.keptHeaderNames.contains { HTTPHeaders.namesEqual($0, name) }
+            #expect(EventLog.isKept(name) == plain, "\(name)")
+        }
+    }
+
+    @Test func headerValuesWithLineBreaksAreStillWrittenOnOneLine() {
+        let response = HTTPResponse(status: 200, headers: [("X-Note", "a\r\nInjected: yes"), ("X-Tab", "a\tb")], body: [])
+        let text = String(decoding: response.serialized(keepAlive: true), as: UTF8.self)
+        #expect(text.contains("X-Note: a  Injected: yes\r\n"))
+        #expect(text.contains("X-Tab: a\tb\r\n"))
+        #expect(!text.contains("\r\nInjected"))
+    }
+
+    @Test func theAcceptedAnswerIsTheJSONTheSpecNames() throws {
+        for filtered in [false, true] {
+            let response = WebhookRoutes.accepted(eventID: "evt_0123456789abcdef01234567", filtered: filtered)
+            let value = try JSONParser.parse(response.body)
+            #expect(value["received"]?.boolValue == true)
+            #expect(value["event_id"]?.stringValue == "evt_0123456789abcdef01234567")
+            #expect(value["filtered"]?.boolValue == (filtered ? true : nil))
+        }
+    }
+}
