@@ -205,7 +205,7 @@ final class WebhookRoutes: Sendable {
         })
     }
 
-    private static func pairingFailure(_ error: ChannelState.PairingError, log: Logger) -> HTTPResponse {
+    private static func pairingFailure(_ error: PairingDesk.Failure, log: Logger) -> HTTPResponse {
         switch error {
         case .tooManyPending:
             return .error(status: 429, code: "too_many_pending", message: "Too many pairings are pending; try again later.",

@@ -10,9 +10,12 @@ import HTTP
 import Signing
 import MCP
 
-/// Everything the two sides of the process share: paired sources, pending pairings, replay
-/// memory and per-source counters, plus the verifier. It runs on the HTTP event loop's thread
-/// (its executor), so HTTP handlers reach it synchronously and MCP tools with `await`.
+/// What the two sides of the process share, where one thing happens at a time: it runs on the
+/// HTTP event loop's thread (its executor), so HTTP handlers reach it synchronously and MCP
+/// tools with `await`. It takes a webhook from its judgement (`WebhookIntake`) through the
+/// duplicate memory to the event log and the notifications, in order. The sources
+/// (`SourceDirectory`), pairing (`PairingDesk`) and replay (`EventReplay`) are types of their
+/// own that it owns and calls on its executor, which is why they need no locks.
 public actor ChannelState {
     public enum WebhookOutcome {
         /// Verified and queued for the log: `written` says, at the end of the loop pass,
@@ -33,33 +36,6 @@ public actor ChannelState {
         case challenge(String)
     }
 
-    public enum PairingError: Error, Equatable, Sendable {
-        case tooManyPending
-        case unknownCode
-        case expiredCode
-        case tooManyFailures
-        case storage(String)
-    }
-
-    public struct Credentials: Sendable, Equatable {
-        public let sourceID: String
-        public let secret: String
-    }
-
-    public struct SourceStats: Sendable {
-        public var eventCount = 0
-        public var lastEventAt: Double?
-    }
-
-    /// Failed `/pair/complete` attempts allowed per peer address and window before answering
-    /// 429, so the 32^6 code space cannot be walked from a loopback process — and one process
-    /// guessing does not lock out the person who holds the right code (a terminal's `curl`
-    /// from another address, or `webhook-channel pair`). All peers together get ten times as
-    /// many, so even many loopback addresses (127/8) cannot walk the space.
-    static let maxFailedCompletionsPerPeer = 10
-    static let maxFailedCompletions = 100
-    static let failedCompletionWindow: Double = 60
-
     nonisolated let loop: EventLoop
     public nonisolated var unownedExecutor: UnownedSerialExecutor { loop.asUnownedSerialExecutor() }
 
@@ -75,8 +51,10 @@ public actor ChannelState {
     private let syncsLog: Bool
     /// Runs what may block, off the loop: `fdatasync`, unlinking rotated files.
     private let logWorker: SerialWorker
-    /// Runs `sources.json` changes (lock, write, fsync, rename) off the loop.
-    private let fileWorker: SerialWorker
+    /// The paired sources as `sources.json` says, and their counters.
+    private let sources: SourceDirectory
+    private let pairing: PairingDesk
+    private let eventReplay: EventReplay
     /// Events accepted in this loop pass, waiting for their log line to be written.
     private var uncommitted: [Uncommitted] = []
     /// Written events whose notifications wait for the log worker (an `fdatasync` with
@@ -114,15 +92,9 @@ public actor ChannelState {
         var answered = false
     }
 
-    private(set) var file = SourcesFile()
-    private var fileIdentity: FileIdentity?
-    /// The loop round of the last `refreshIfChanged` stat (0: none yet; rounds start at 1).
-    private var refreshedInRound: UInt64 = 0
-    /// Inotify on the state dir; without it (unavailable), every round stats the file.
-    private var directoryWatch: StateDirectoryWatch?
+    /// The duplicate memory: delivery ids and signatures seen (not `EventReplay`, which
+    /// delivers a logged event again on purpose).
     private var replay = ReplayMemory()
-    private(set) var stats: [String: SourceStats] = [:]
-    private var failedCompletions: [(peer: String, at: Double)] = []
 
     public init(loop: EventLoop, store: SourcesStore, clock: any Clock, notifier: ChannelNotifier, syncsLog: Bool = false,
                 log: Logger)
@@ -134,18 +106,18 @@ public actor ChannelState {
         self.log = log
         self.syncsLog = syncsLog
         logWorker = SerialWorker(name: "log-sync")
-        fileWorker = SerialWorker(name: "state-files")
+        let fileWorker = SerialWorker(name: "state-files")
         eventLog = EventLog(directory: store.directory, background: logWorker, log: log)
+        sources = SourceDirectory(store: store, loop: loop, fileWorker: fileWorker, log: log)
+        pairing = PairingDesk(sources: sources, clock: clock, log: log)
+        eventReplay = EventReplay(eventLog: eventLog, sources: sources, notifier: notifier, loop: loop, fileWorker: fileWorker)
         permissionRelay = PermissionRelay(notifier: notifier, log: log)
         dedupeJournal = DedupeJournal(directory: store.directory, capacity: replay.capacity, background: logWorker, log: log)
     }
 
-    /// Starts watching the state dir (on the loop thread, once the directory exists), so that
-    /// requests need no `stat` while nothing there changes.
+    /// Starts watching the state dir for `SourceDirectory`, once the directory exists.
     public func watchStateDirectory() {
-        guard directoryWatch == nil else { return }
-        directoryWatch = StateDirectoryWatch(path: store.directory.path, loop: loop)
-        if directoryWatch == nil { log.warning("cannot watch the state directory; sources.json is checked on every request") }
+        sources.watchStateDirectory()
     }
 
     /// At start-up: opens the event log and the duplicate memory's journal (repairing a torn
@@ -158,7 +130,7 @@ public actor ChannelState {
         logsOpen = true
         let now = clock.now()
         let records = eventLog.open()
-        stats = Self.stats(of: records)
+        sources.stats = SourceDirectory.stats(of: records)
         let journaled = dedupeJournal.open()
         for entry in journaled ?? [] { replay.restore(digest: entry.digest, expiresAt: entry.expiresAt, now: now) }
         for record in records {
@@ -172,163 +144,49 @@ public actor ChannelState {
         dedupeJournal.writePending()
     }
 
-    // MARK: Sources file
+    // MARK: Sources, pairing (forwards: the routes and tools call the actor)
 
-    /// Picks up changes another process (the CLI, the seed's skill) made. With the state dir
-    /// watched (inotify), nothing is read while nothing there changed; otherwise one `stat()`
-    /// per event-loop round. What a round handles was received before the round began
-    /// (`EventLoop.round`), or at most the round's own microseconds after, and the check comes
-    /// after it began: a change the CLI finished before a request was sent is seen.
+    /// Picks up changes other processes made to `sources.json` (`SourceDirectory`).
     public func refreshIfChanged() {
-        guard loop.round != refreshedInRound else { return }
-        if let directoryWatch, !directoryWatch.takeChange() { return }
-        refreshedInRound = loop.round
-        let identity = store.identity()
-        guard identity != fileIdentity else { return }
-        let (loaded, loadedIdentity) = store.load()
-        file = loaded
-        fileIdentity = loadedIdentity
+        sources.refreshIfChanged()
     }
 
-    /// Changes `sources.json` on the file worker (lock, write, fsync, rename: all of which
-    /// may wait, so never on the loop), then takes the written file as the current one here.
-    private func changeFile<T: Sendable>(_ change: @escaping @Sendable (inout SourcesFile) throws -> T)
-        -> Pending<Result<T, any Error>>
-    {
-        let done = Pending<Result<T, any Error>>()
-        let store = self.store
-        let loop = self.loop
-        fileWorker.async {
-            let result = Result { try store.mutate(change) }
-            loop.execute {
-                self.assumeIsolated { state in
-                    if case .success(let (_, written, identity)) = result {
-                        state.file = written
-                        state.fileIdentity = identity
-                    }
-                    done.fulfil(result.map(\.0))
-                }
-            }
-        }
-        return done
-    }
-
-    public var sourceCount: Int { file.sources.count }
-    public var pendingCount: Int { PairingBook.livePending(file, now: clock.now()).count }
+    public var sourceCount: Int { sources.file.sources.count }
+    public var pendingCount: Int { pairing.pendingCount }
     public var isClientConnected: Bool { notifier.isInitialized }
 
     public func source(id: String) -> SourceRecord? {
-        refreshIfChanged()
-        return file.source(id: id)
+        sources.source(id: id)
     }
 
     /// The sources permission requests go to (README "Permission relay"), as the file says now.
     public func approvers() -> [SourceRecord] {
-        refreshIfChanged()
-        return file.sources.filter(\.isApprover)
+        sources.approvers()
     }
 
     /// The sources with their counters. A follower (which does not hold the log) counts from
     /// the log files, read on the caller's thread.
     public nonisolated func allSources() async -> [(SourceRecord, SourceStats)] {
         let (sources, counted) = await sourcesAndStats()
-        let stats = counted ?? Self.stats(of: EventLog.readAll(directory: store.directory))
+        let stats = counted ?? SourceDirectory.stats(of: EventLog.readAll(directory: store.directory))
         return sources.map { ($0, stats[$0.id] ?? SourceStats()) }
     }
 
     private func sourcesAndStats() -> ([SourceRecord], [String: SourceStats]?) {
-        refreshIfChanged()
-        return (file.sources, logsOpen ? stats : nil)
+        sources.sourcesAndStats(counted: logsOpen)
     }
 
-    static func stats(of records: [EventRecord]) -> [String: SourceStats] {
-        var stats: [String: SourceStats] = [:]
-        for record in records {
-            stats[record.sourceID, default: SourceStats()].eventCount += 1
-            stats[record.sourceID, default: SourceStats()].lastEventAt = record.receivedAt
-        }
-        return stats
-    }
-
-    // MARK: Pairing
-
-    public func requestPairing(name: String, callbackURL: String?) -> Pending<Result<PendingPairing, PairingError>> {
-        let now = clock.now()
-        let pollToken = CredentialGenerator.pollToken()
-        return changeFile { file in
-            try PairingBook.request(&file, name: name, callbackURL: callbackURL, now: now,
-                                    generateCode: CredentialGenerator.pairingCode, pollToken: pollToken)
-        }.map { $0.mapError(Self.map) }
+    func requestPairing(name: String, callbackURL: String?) -> Pending<Result<PendingPairing, PairingDesk.Failure>> {
+        pairing.request(name: name, callbackURL: callbackURL)
     }
 
     /// `peer` is the address the request came from (failures are limited per peer).
-    public func completePairing(code: String, peer: String) -> Pending<Result<Credentials, PairingError>> {
-        let now = clock.now()
-        failedCompletions.removeAll { now - $0.at > Self.failedCompletionWindow }
-        guard failedCompletions.count < Self.maxFailedCompletions,
-              failedCompletions.count(where: { $0.peer == peer }) < Self.maxFailedCompletionsPerPeer
-        else {
-            let refused = Pending<Result<Credentials, PairingError>>()
-            refused.fulfil(.failure(.tooManyFailures))
-            return refused
-        }
-        let sourceID = CredentialGenerator.sourceID()
-        let secret = CredentialGenerator.hmacSecret()
-        return changeFile { file in
-            try PairingBook.approve(&file, code: code, now: now, sourceID: sourceID, secret: secret)
-        }.map { [log] result in
-            switch result {
-            case .success(let source):
-                log.info("paired source \(source.id) (\(source.name.prefix(64)))")
-                return .success(Credentials(sourceID: source.id, secret: source.hmacSecret))
-            case .failure(let error):
-                if error is PairingBook.Failure {
-                    self.assumeIsolated { $0.failedCompletions.append((peer, now)) }
-                }
-                return .failure(Self.map(error))
-            }
-        }
+    func completePairing(code: String, peer: String) -> Pending<Result<PairingDesk.Credentials, PairingDesk.Failure>> {
+        pairing.complete(code: code, peer: peer)
     }
 
-    /// The device-flow poll. With the right poll token, the first `paired` answer carries the
-    /// credentials; later ones do not.
-    public func pairingStatus(code: String, pollToken: String?) -> Pending<(PairingBook.Status, Credentials?)> {
-        refreshIfChanged()
-        let normalized = PairingBook.canonicalCode(code)
-        let status = PairingBook.status(file, code: normalized, now: clock.now())
-        let answer = Pending<(PairingBook.Status, Credentials?)>()
-        guard case .paired(let sourceID, true) = status, let pollToken,
-              let approval = file.approved.first(where: { $0.code == normalized }),
-              let expected = approval.pollToken,
-              ConstantTime.equals(Array(expected.utf8), Array(pollToken.utf8))
-        else {
-            answer.fulfil((status, nil))
-            return answer
-        }
-        return changeFile { file -> SourceRecord? in
-            guard let index = file.approved.firstIndex(where: { $0.code == normalized }), !file.approved[index].claimed else {
-                return nil
-            }
-            file.approved[index].claimed = true
-            return file.source(id: sourceID)
-        }.map { [log] result in
-            switch result {
-            case .success(let source?): return (status, Credentials(sourceID: source.id, secret: source.hmacSecret))
-            case .success(nil): return (status, nil)
-            case .failure(let error):
-                log.error("cannot record collected credentials: \(error)")
-                return (status, nil)
-            }
-        }
-    }
-
-    private static func map(_ error: any Error) -> PairingError {
-        switch error as? PairingBook.Failure {
-        case .tooManyPending?: return .tooManyPending
-        case .unknownCode?: return .unknownCode
-        case .expiredCode?: return .expiredCode
-        case nil: return .storage(String(describing: error))
-        }
+    func pairingStatus(code: String, pollToken: String?) -> Pending<(PairingBook.Status, PairingDesk.Credentials?)> {
+        pairing.status(code: code, pollToken: pollToken)
     }
 
     // MARK: Webhooks
@@ -340,7 +198,7 @@ public actor ChannelState {
         let now = clock.now()
         let candidate: WebhookIntake.Candidate
         switch WebhookIntake.judge(WebhookIntake.Request(pathSourceID: pathSourceID, headers: headers, body: body), now: now,
-                                   source: { file.source(id: $0) }) {
+                                   source: { sources.file.source(id: $0) }) {
         case .unauthorized: return .unauthorized
         case .invalidJSON: return .invalidJSON
         case .challenge(let challenge): return .challenge(challenge)
@@ -379,8 +237,8 @@ public actor ChannelState {
 
         let remembered = replayKeys.compactMap { replay.insert($0, now: now) }
         eventLog.append(record)
-        stats[source.id, default: SourceStats()].eventCount += 1
-        stats[source.id, default: SourceStats()].lastEventAt = now
+        sources.stats[source.id, default: SourceStats()].eventCount += 1
+        sources.stats[source.id, default: SourceStats()].lastEventAt = now
         let written = Pending<Bool>()
         uncommitted.append(Uncommitted(notification: notification, weight: weight, route: source.route, sourceID: source.id,
                                        replayKeys: replayKeys, remembered: remembered, receivedAt: now,
@@ -417,7 +275,7 @@ public actor ChannelState {
             for accepted in batch {
                 if case .none = accepted.notification {} else { notifier.cancel(weight: accepted.weight) }
                 for key in accepted.replayKeys { replay.remove(key) }
-                stats[accepted.sourceID]?.eventCount -= 1
+                sources.stats[accepted.sourceID]?.eventCount -= 1
                 accepted.written.fulfil(false)
             }
             return
@@ -516,39 +374,8 @@ public actor ChannelState {
         return EventLog.read(eventID: id, at: location, directory: store.directory)
     }
 
-    public enum ReplayOutcome: Equatable, Sendable { case replayed, unknownEvent, notReady, backlog }
-
-    /// Delivers a logged event again, marked `replay: "true"`. The log is read on the file
-    /// worker, the event delivered back on the loop.
-    public func replayEvent(id: String) -> Pending<ReplayOutcome> {
-        let outcome = Pending<ReplayOutcome>()
-        let location = eventLog.location(of: id)
-        let directory = store.directory
-        let loop = self.loop
-        refreshIfChanged()
-        let sources = file
-        fileWorker.async {
-            // Read and built here (a digest parses the payload), delivered on the loop.
-            let event = EventLog.read(eventID: id, at: location, directory: directory).map { record in
-                // A revoked source's events replay in full: there is no mode left to follow.
-                let source = sources.source(id: record.sourceID)
-                return EventNotification.channelEvent(for: record, replay: true, contentMode: source?.contentMode ?? .full,
-                                                      scheme: source?.scheme ?? .webhook)
-            }
-            loop.execute {
-                self.assumeIsolated { state in
-                    guard let event else { return outcome.fulfil(.unknownEvent) }
-                    let weight = ChannelNotifier.weight(of: event)
-                    switch state.notifier.admit(weight: weight) {
-                    case .admitted:
-                        state.notifier.deliver(event, weight: weight)
-                        outcome.fulfil(.replayed)
-                    case .notReady: outcome.fulfil(.notReady)
-                    case .backlog: outcome.fulfil(.backlog)
-                    }
-                }
-            }
-        }
-        return outcome
+    /// Delivers a logged event again, marked `replay: "true"` (`EventReplay`).
+    func replayEvent(id: String) -> Pending<EventReplay.Outcome> {
+        eventReplay.replay(id: id)
     }
 }

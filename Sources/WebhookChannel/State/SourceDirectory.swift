@@ -1,0 +1,111 @@
+import Platform
+import Socket
+
+/// What one source has received, as far as the event log of this process says.
+public struct SourceStats: Sendable {
+    public var eventCount = 0
+    public var lastEventAt: Double?
+}
+
+/// The paired sources as `sources.json` says now, kept in memory for the event loop, and what
+/// each has received. The file is shared: the CLI and the seed's skill change it from other
+/// processes, so the copy here is refreshed when the state dir changed (inotify, else one
+/// `stat` per loop round); this process's own changes lock, write, fsync and rename, all of
+/// which may wait, so they run on the file worker and the written file becomes the copy here
+/// once back on the loop. Owned by `ChannelState` and used only on its executor (the loop
+/// thread), so it needs no lock of its own.
+final class SourceDirectory {
+    let store: SourcesStore
+    private let loop: EventLoop
+    /// Runs `sources.json` changes (lock, write, fsync, rename) off the loop.
+    private let fileWorker: SerialWorker
+    private let log: Logger
+
+    private(set) var file = SourcesFile()
+    private var fileIdentity: FileIdentity?
+    /// The loop round of the last `refreshIfChanged` stat (0: none yet; rounds start at 1).
+    private var refreshedInRound: UInt64 = 0
+    /// Inotify on the state dir; without it (unavailable), every round stats the file.
+    private var directoryWatch: StateDirectoryWatch?
+    /// Per source: rebuilt from the log when it is opened (`stats(of:)`), then counted by
+    /// `ChannelState` as it logs events (and uncounted when a log write fails). Only the
+    /// process that holds the log counts; a follower reads the files instead.
+    var stats: [String: SourceStats] = [:]
+
+    init(store: SourcesStore, loop: EventLoop, fileWorker: SerialWorker, log: Logger) {
+        self.store = store
+        self.loop = loop
+        self.fileWorker = fileWorker
+        self.log = log
+    }
+
+    /// Starts watching the state dir (on the loop thread, once the directory exists), so that
+    /// requests need no `stat` while nothing there changes.
+    func watchStateDirectory() {
+        guard directoryWatch == nil else { return }
+        directoryWatch = StateDirectoryWatch(path: store.directory.path, loop: loop)
+        if directoryWatch == nil { log.warning("cannot watch the state directory; sources.json is checked on every request") }
+    }
+
+    /// Picks up changes another process (the CLI, the seed's skill) made. With the state dir
+    /// watched (inotify), nothing is read while nothing there changed; otherwise one `stat()`
+    /// per event-loop round. What a round handles was received before the round began
+    /// (`EventLoop.round`), or at most the round's own microseconds after, and the check comes
+    /// after it began: a change the CLI finished before a request was sent is seen.
+    func refreshIfChanged() {
+        guard loop.round != refreshedInRound else { return }
+        if let directoryWatch, !directoryWatch.takeChange() { return }
+        refreshedInRound = loop.round
+        let identity = store.identity()
+        guard identity != fileIdentity else { return }
+        let (loaded, loadedIdentity) = store.load()
+        file = loaded
+        fileIdentity = loadedIdentity
+    }
+
+    /// Changes `sources.json` on the file worker (lock, write, fsync, rename: all of which
+    /// may wait, so never on the loop), then takes the written file as the current one here,
+    /// on the loop, before the answer is fulfilled.
+    func change<T: Sendable>(_ change: @escaping @Sendable (inout SourcesFile) throws -> T) -> Pending<Result<T, any Error>> {
+        let written = Pending<Result<(T, SourcesFile, FileIdentity?), any Error>>()
+        let store = self.store
+        let loop = self.loop
+        fileWorker.async {
+            let result = Result { try store.mutate(change) }
+            loop.execute { written.fulfil(result) }
+        }
+        return written.map { result in
+            if case .success(let (_, file, identity)) = result {
+                self.file = file
+                self.fileIdentity = identity
+            }
+            return result.map(\.0)
+        }
+    }
+
+    func source(id: String) -> SourceRecord? {
+        refreshIfChanged()
+        return file.source(id: id)
+    }
+
+    /// The sources permission requests go to (README "Permission relay"), as the file says now.
+    func approvers() -> [SourceRecord] {
+        refreshIfChanged()
+        return file.sources.filter(\.isApprover)
+    }
+
+    /// The sources, and their counters when this process counts them (`counted`: it holds the log).
+    func sourcesAndStats(counted: Bool) -> ([SourceRecord], [String: SourceStats]?) {
+        refreshIfChanged()
+        return (file.sources, counted ? stats : nil)
+    }
+
+    static func stats(of records: [EventRecord]) -> [String: SourceStats] {
+        var stats: [String: SourceStats] = [:]
+        for record in records {
+            stats[record.sourceID, default: SourceStats()].eventCount += 1
+            stats[record.sourceID, default: SourceStats()].lastEventAt = record.receivedAt
+        }
+        return stats
+    }
+}

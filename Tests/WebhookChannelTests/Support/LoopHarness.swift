@@ -1,0 +1,40 @@
+import Foundation
+@testable import Platform
+@testable import Socket
+
+/// A running event loop for unit tests of the types `ChannelState` owns (`SourceDirectory`,
+/// `PairingDesk`, `EventReplay`). Those are used only on the loop thread, as the actor uses
+/// them; a test reaches them through `run` and `answer`, which do the work there and bring the
+/// result back. Each call is a job of its own, so it starts a new loop round.
+final class LoopHarness: Sendable {
+    let loop: EventLoop
+
+    init(clock: any Clock = SystemClock()) throws {
+        loop = try EventLoop(clock: clock)
+        loop.start()
+    }
+
+    func stop() { loop.stop() }
+
+    /// Runs `body` on the loop thread and returns its result.
+    func run<T: Sendable>(_ body: @escaping @Sendable () -> T) async -> T {
+        await withCheckedContinuation { continuation in
+            loop.execute { continuation.resume(returning: body()) }
+        }
+    }
+
+    /// Starts `body` on the loop thread and returns the value of the `Pending` it gives, once
+    /// that is fulfilled (on the loop, after a worker has done its part).
+    func answer<T: Sendable>(_ body: @escaping @Sendable () -> Pending<T>) async -> T {
+        await withCheckedContinuation { continuation in
+            loop.execute { body().whenReady { continuation.resume(returning: $0) } }
+        }
+    }
+}
+
+/// Carries an object that lives on the loop thread between the test and `LoopHarness`'s
+/// closures; the object itself is only touched there.
+final class LoopConfined<Value>: @unchecked Sendable {
+    let value: Value
+    init(_ value: Value) { self.value = value }
+}
