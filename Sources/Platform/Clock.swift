@@ -32,8 +32,11 @@ public struct SystemClock: Clock {
         return Double(ts.tv_sec) + Double(ts.tv_nsec) / 1e9
     }
 
+    /// On the process's own timer thread (`TimerThread.shared`), not `Task.sleep`: on Linux
+    /// that would bring libdispatch's timer machinery into a process that otherwise runs only
+    /// on threads it started.
     public func sleep(nanoseconds: UInt64) async {
-        try? await Task.sleep(nanoseconds: nanoseconds)
+        await TimerThread.shared.sleep(nanoseconds: nanoseconds)
     }
 }
 

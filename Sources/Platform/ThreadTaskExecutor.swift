@@ -9,8 +9,7 @@ import Synchronization
 /// instead of on the global concurrent executor. On Linux the global executor is libdispatch,
 /// whose worker threads bring an epoll set, an eventfd and a timerfd of their own into the
 /// process; the server's `poll` backend is meant to run without epoll, and this keeps it so.
-/// (Retry waits still use `Task.sleep`, which may start libdispatch's timers once a reply
-/// has to be retried.)
+/// (For the same reason waits between retries are `TimerThread`'s, not `Task.sleep`'s.)
 public final class ThreadTaskExecutor: TaskExecutor, @unchecked Sendable {
     private let jobs = Mutex<[UnownedJob]>([])
     private let wakeup = ConditionSignal()

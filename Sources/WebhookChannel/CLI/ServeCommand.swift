@@ -54,7 +54,11 @@ enum ServeCommand {
             output.writeQueued()
         }
         let policy = CallbackURLPolicy(allowPrivate: config.allowPrivateCallbacks)
-        let replies = ReplySender(policy: policy, clock: clock, log: log, delays: config.retryDelays)
+        // The MCP side's tasks (tool calls, reply retries) run on a thread of their own, not on
+        // libdispatch's pool.
+        let mcpExecutor = ThreadTaskExecutor(name: "mcp")
+        let replies = ReplySender(policy: policy, clock: clock, log: log, delays: config.retryDelays,
+                                  executor: mcpExecutor)
 
         loop.execute { state.assumeIsolated { $0.watchStateDirectory() } }
         let coordinator = SessionCoordinator(directory: directory, host: config.host, port: config.port, loop: loop,
@@ -86,8 +90,6 @@ enum ServeCommand {
                 },
             ],
             log: log)
-        // The MCP side's tasks run on a thread of their own, not on libdispatch's pool.
-        let mcpExecutor = ThreadTaskExecutor(name: "mcp")
         let session = JSONRPCSession(output: output, handler: mcp, log: log, executor: mcpExecutor)
         let lines = LineReader(fd: STDIN_FILENO).start()
         Task.detached(executorPreference: mcpExecutor) {

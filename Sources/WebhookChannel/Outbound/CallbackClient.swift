@@ -7,14 +7,23 @@ import Platform
 import Socket
 import HTTP
 
-/// One HTTP/1.1 POST to a callback URL, on plain sockets (TLS through libssl for https). Runs
-/// on its own thread so a slow receiver never blocks the event loop or the MCP loop. Redirects
-/// are never followed: a 3xx is reported as what it is.
+/// One HTTP/1.1 POST to a callback URL, on plain sockets (TLS through libssl for https),
+/// blocking: `post` runs it on the `callback` pool so a slow receiver never blocks the event
+/// loop or the MCP side; the CLI calls `postBlocking` on its own thread. Redirects are never
+/// followed: a 3xx is reported as what it is.
 ///
 /// The wire format is the HTTP layer's (`HTTPRequestWriter`, `HTTPResponseParser`), the
 /// addresses come from `SocketAddress.resolveAll`, and the one deadline (connect, TLS, send
 /// and read together) is read from the injected `Clock`.
 public enum CallbackClient {
+    /// The threads every POST of the server runs on. A slow receiver holds one of them until
+    /// its deadline (10 s), so four let a stalled approver or two go on stalling while other
+    /// replies get through, and still bound what a flood of replies to a receiver that never
+    /// answers can cost: four threads and four sockets, not one thread per POST. With all
+    /// four busy, later POSTs wait in the pool's FIFO, in the order they were made; a wait
+    /// there is not charged to the POST's deadline (see `post`).
+    public static let pool = WorkerPool(name: "callback", size: 4)
+
     /// The most of the answer's body kept for the CLI; the status decides, the body is shown.
     static let maxBody = 64 * 1024
     /// The most read while waiting for the head (interim answers included).
@@ -35,11 +44,16 @@ public enum CallbackClient {
         public var description: String { reason }
     }
 
+    /// `postBlocking` on a thread of `pool`, resuming the caller when it is done. The deadline
+    /// (`timeout` on `clock`) starts when a thread takes the job, not when it is queued: time
+    /// spent behind other POSTs is not an attempt's, so a queued retry is still a full try
+    /// (and the caller waits that much longer for its outcome).
     public static func post(url: String, headers: [(String, String)], body: [UInt8], policy: CallbackURLPolicy,
-                            timeout: Double = 10, clock: any Clock = SystemClock()) async -> Result<Response, Failure>
+                            timeout: Double = 10, clock: any Clock = SystemClock(),
+                            pool: WorkerPool = CallbackClient.pool) async -> Result<Response, Failure>
     {
         await withCheckedContinuation { continuation in
-            DetachedThread.start(name: "callback-client") {
+            pool.async {
                 continuation.resume(returning: postBlocking(url: url, headers: headers, body: body, policy: policy,
                                                             timeout: timeout, clock: clock))
             }

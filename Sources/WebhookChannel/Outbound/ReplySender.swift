@@ -34,15 +34,26 @@ public final class ReplySender: Sendable {
     private let timeout: Double
     private let delays: [Double]
     private let records = Mutex<[Record]>([])
+    private let executor: (any TaskExecutor)?
 
+    /// `executor` is where the sends started in the background run (retry loops, permission
+    /// prompts): the server passes the MCP side's, so no task falls to Swift's global
+    /// executor; nil (tests) is the global executor.
     public init(policy: CallbackURLPolicy, clock: any Clock, log: Logger, timeout: Double = 10,
-                delays: [Double] = ReplySender.retryDelays)
+                delays: [Double] = ReplySender.retryDelays, executor: (any TaskExecutor)? = nil)
     {
         self.policy = policy
         self.clock = clock
         self.log = log
         self.timeout = timeout
         self.delays = delays
+        self.executor = executor
+    }
+
+    /// Runs `work` as a task of its own on the sender's executor. (`Task {}` would not do:
+    /// an unstructured task does not inherit its creator's executor preference.)
+    func inBackground(_ work: @escaping @Sendable () async -> Void) {
+        Task.detached(executorPreference: executor) { await work() }
     }
 
     public func recentRecords(limit: Int) -> [Record] {
@@ -65,7 +76,7 @@ public final class ReplySender: Sendable {
             return .error("Reply to \(source.name) (\(source.id)) failed: \(reason). Not retried. Delivery id \(deliveryID).")
         case .retry(let reason, let after):
             let wait = after ?? delays[0]
-            Task.detached { [self] in
+            inBackground { [self] in
                 await self.retryLoop(deliveryID: deliveryID, source: source, url: url, body: body, eventID: eventID, firstWait: wait)
             }
             return MCPToolResult(text: "First attempt to \(source.name) (\(source.id)) did not succeed (\(reason)); "

@@ -100,7 +100,7 @@ public final class PermissionRelay: Sendable {
         let body = JSONValue.object(payload)
         let log = self.log
         for approver in approvers {
-            Task.detached {
+            replies.inBackground {
                 let result = await replies.send(source: approver, payload: body, eventID: nil)
                 log.info("permission: request \(requestID) to \(approver.id): \(result.isError ? "failed" : "sent") (\(result.text.prefix(200)))")
             }
