@@ -18,7 +18,7 @@ public struct EventRecord: Sendable, Equatable {
     public var type: String?
     public var receivedAt: Double
     public var contentType: String
-    public var headers: [String: String]
+    public var headers: KeptHeaders
     public var body: [UInt8]
     /// Digests of the keys the replay memory holds for this event (never a raw signature).
     public var replayKeys: [String]
@@ -28,7 +28,7 @@ public struct EventRecord: Sendable, Equatable {
     public var filtered: Bool
 
     public init(id: String, sourceID: String, sourceName: String, deliveryID: String?, type: String?, receivedAt: Double,
-                contentType: String, headers: [String: String], body: [UInt8], replayKeys: [String], filtered: Bool = false)
+                contentType: String, headers: KeptHeaders, body: [UInt8], replayKeys: [String], filtered: Bool = false)
     {
         self.id = id
         self.sourceID = sourceID
@@ -48,7 +48,7 @@ public struct EventRecord: Sendable, Equatable {
     var withoutBody: EventRecord {
         var summary = self
         summary.body = []
-        summary.headers = [:]
+        summary.headers = KeptHeaders()
         summary.replayKeys = []
         return summary
     }
@@ -104,10 +104,10 @@ final class EventLog {
                                 log: log)
     }
 
-    static func keptHeaders(from headers: HTTPHeaders) -> [String: String] {
-        var kept: [String: String] = [:]
+    static func keptHeaders(from headers: HTTPHeaders) -> KeptHeaders {
+        var kept = KeptHeaders()
         for (name, value) in headers where isKept(name) {
-            kept[name] = value.truncated(toCharacters: 500)
+            kept.set(name, value.truncated(toCharacters: 500))
         }
         return kept
     }
@@ -246,9 +246,9 @@ final class EventLog {
         out.append(contentsOf: String(record.size).utf8)
         if record.filtered { out.append(contentsOf: #","filtered":true"#.utf8) }
         out.append(contentsOf: #","headers":{"#.utf8)
-        for (index, header) in record.headers.sorted(by: { $0.key < $1.key }).enumerated() {
+        for (index, header) in record.headers.enumerated() {
             if index > 0 { out.append(UInt8(ascii: ",")) }
-            JSONWriter.appendString(header.key, into: &out)
+            JSONWriter.appendString(header.name, into: &out)
             out.append(UInt8(ascii: ":"))
             JSONWriter.appendString(header.value, into: &out)
         }
@@ -280,9 +280,9 @@ final class EventLog {
         } else {
             body = value["body_base64"]?.stringValue.flatMap(Base64.decode) ?? []
         }
-        var headers: [String: String] = [:]
+        var headers = KeptHeaders()
         for member in value["headers"]?.objectValue ?? JSONObject() {
-            if let text = member.value.stringValue { headers[member.key] = text }
+            if let text = member.value.stringValue { headers.set(member.key, text) }
         }
         return EventRecord(
             id: id, sourceID: sourceID, sourceName: value["source_name"]?.stringValue ?? "",

@@ -107,7 +107,7 @@ public enum WebhookTools {
                 return .error("No logged event has id \(eventID.prefix(80)).")
             }
             guard case .object(var summary) = EventLog.summary(record) else { return .error("unreadable event") }
-            summary["headers"] = .object(JSONObject(record.headers.sorted { $0.key < $1.key }.map { ($0.key, .string($0.value)) }))
+            summary["headers"] = .object(JSONObject(record.headers.map { ($0.name, .string($0.value)) }))
             if let text = String(validating: record.body, as: UTF8.self) {
                 summary["body"] = .string(text)
             } else {
