@@ -16,7 +16,9 @@ public struct EventRecord: Sendable, Equatable {
     public var sourceName: String
     public var deliveryID: String?
     public var type: String?
-    public var receivedAt: Double
+    public let receivedAt: Double
+    /// `receivedAt` as ISO 8601, formatted once: the log line and the notification both show it.
+    public let receivedAtText: String
     public var contentType: String
     public var headers: KeptHeaders
     public var body: [UInt8]
@@ -36,6 +38,7 @@ public struct EventRecord: Sendable, Equatable {
         self.deliveryID = deliveryID
         self.type = type
         self.receivedAt = receivedAt
+        receivedAtText = ISOTime.format(receivedAt)
         self.contentType = contentType
         self.headers = headers
         self.body = body
@@ -240,7 +243,7 @@ final class EventLog {
         member(#","source_name":"#, record.sourceName)
         member(#","delivery_id":"#, record.deliveryID)
         member(#","type":"#, record.type)
-        member(#","received_at":"#, ISOTime.format(record.receivedAt))
+        member(#","received_at":"#, record.receivedAtText)
         member(#","content_type":"#, record.contentType)
         out.append(contentsOf: #","size":"#.utf8)
         out.append(contentsOf: String(record.size).utf8)
@@ -297,7 +300,7 @@ final class EventLog {
         [
             "event_id": .string(record.id), "source_id": .string(record.sourceID), "source_name": .string(record.sourceName),
             "delivery_id": .optionalString(record.deliveryID), "event_type": .optionalString(record.type),
-            "received_at": .string(ISOTime.format(record.receivedAt)), "content_type": .string(record.contentType),
+            "received_at": .string(record.receivedAtText), "content_type": .string(record.contentType),
             "size": .int(Int64(record.size)), "filtered": .bool(record.filtered),
         ]
     }

@@ -22,7 +22,7 @@ enum EventNotification {
         ]
         if let type = record.type { meta.append(("event_type", type)) }
         if let deliveryID = record.deliveryID { meta.append(("delivery_id", deliveryID)) }
-        meta.append(("received_at", ISOTime.format(record.receivedAt)))
+        meta.append(("received_at", record.receivedAtText))
         meta.append(("content_type", record.contentType.isEmpty ? "application/octet-stream" : record.contentType))
         if truncated { meta.append(("truncated", "true")) }
         if digest != nil { meta += [("digest", "true"), ("body_bytes", String(record.body.count))] }
