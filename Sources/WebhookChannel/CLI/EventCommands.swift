@@ -20,10 +20,9 @@ enum EventCommands {
     """
 
     static func events(_ arguments: [String], console: Console) -> Int32 {
-        guard let parsed = parse(arguments, flags: ["--json"], options: ["--source", "--limit"], help: eventsHelp,
-                                 command: "events", console: console) else { return 2 }
-        if parsed.flags.contains("--help") { console.out(eventsHelp); return 0 }
-        guard parsed.positionals.isEmpty else { return usage("events", "takes no positional arguments", eventsHelp, console) }
+        let start = CommandStart.begin("events", arguments, help: eventsHelp, flags: ["--json"], options: ["--source", "--limit"], positionals: [0],
+                                       expected: "takes no positional arguments", console: console)
+        guard case .run(let parsed) = start else { return start.status }
         var limit = 20
         if let text = parsed.options["--limit"] {
             guard let value = Int(text), value > 0 else { return usage("events", "--limit must be a positive number", eventsHelp, console) }
@@ -45,11 +44,10 @@ enum EventCommands {
     }
 
     static func replay(_ arguments: [String], console: Console) -> Int32 {
-        guard let parsed = parse(arguments, help: replayHelp, command: "replay", console: console) else { return 2 }
-        if parsed.flags.contains("--help") { console.out(replayHelp); return 0 }
-        guard parsed.positionals.count == 1, let eventID = parsed.positionals.first else {
-            return usage("replay", "expected exactly one EVENT_ID", replayHelp, console)
-        }
+        let start = CommandStart.begin("replay", arguments, help: replayHelp, positionals: [1],
+                                       expected: "expected exactly one EVENT_ID", console: console)
+        guard case .run(let parsed) = start else { return start.status }
+        let eventID = parsed.positionals[0]
         let directory = operatorStore().directory
         guard let server = ServerFile(directory: directory).read(), let token = ControlToken.read(directory: directory) else {
             console.err("No server is running for \(directory.path).")

@@ -18,16 +18,9 @@ enum PairCommand {
     """
 
     static func run(_ arguments: [String], console: inout Console) -> Int32 {
-        let parsed: ParsedArguments
-        do { parsed = try ParsedArguments(arguments, flags: ["--json"]) } catch {
-            console.err("webhook-channel pair: \(error.message)\n\n\(help)")
-            return 2
-        }
-        if parsed.flags.contains("--help") { console.out(help); return 0 }
-        guard parsed.positionals.count <= 1 else {
-            console.err("webhook-channel pair: expected at most one CODE\n\n\(help)")
-            return 2
-        }
+        let start = CommandStart.begin("pair", arguments, help: help, flags: ["--json"], positionals: [0, 1],
+                                       expected: "expected at most one CODE", console: console)
+        guard case .run(let parsed) = start else { return start.status }
         let store = operatorStore()
         let json = parsed.flags.contains("--json")
         guard let code = parsed.positionals.first else { return list(store: store, json: json, console: console) }

@@ -17,8 +17,8 @@ enum RouteCommand {
     """
 
     static func run(_ arguments: [String], console: Console) -> Int32 {
-        guard let parsed = parse(arguments, flags: ["--clear"], help: help, command: "route", console: console) else { return 2 }
-        if parsed.flags.contains("--help") { console.out(help); return 0 }
+        let start = CommandStart.begin("route", arguments, help: help, flags: ["--clear"], console: console)
+        guard case .run(let parsed) = start else { return start.status }
         let clear = parsed.flags.contains("--clear")
         guard let id = parsed.positionals.first, parsed.positionals.count == (clear ? 1 : 2) else {
             return usage("route", clear ? "expected SOURCE_ID with --clear" : "expected SOURCE_ID and DIR, or --clear", help,

@@ -64,10 +64,8 @@ enum SendCommand {
     }
 
     static func send(_ arguments: [String], console: Console) -> Int32 {
-        guard let parsed = parse(arguments, options: ["--content-type", "--event"], help: sendHelp, command: "send", console: console) else {
-            return 2
-        }
-        if parsed.flags.contains("--help") { console.out(sendHelp); return 0 }
+        let start = CommandStart.begin("send", arguments, help: sendHelp, options: ["--content-type", "--event"], console: console)
+        guard case .run(let parsed) = start else { return start.status }
         let (prepared, code) = prepare(parsed, command: "send", help: sendHelp, console: console)
         guard let prepared else { return code }
         let store = operatorStore()
@@ -87,10 +85,8 @@ enum SendCommand {
     }
 
     static func sign(_ arguments: [String], console: Console) -> Int32 {
-        guard let parsed = parse(arguments, options: ["--content-type", "--event"], help: signHelp, command: "sign", console: console) else {
-            return 2
-        }
-        if parsed.flags.contains("--help") { console.out(signHelp); return 0 }
+        let start = CommandStart.begin("sign", arguments, help: signHelp, options: ["--content-type", "--event"], console: console)
+        guard case .run(let parsed) = start else { return start.status }
         let (prepared, code) = prepare(parsed, command: "sign", help: signHelp, console: console)
         guard let prepared else { return code }
         for (name, value) in prepared.headers { console.out("\(name): \(value)") }

@@ -72,9 +72,9 @@ enum SourceCommands {
     """
 
     static func sources(_ arguments: [String], console: Console) -> Int32 {
-        guard let parsed = parse(arguments, flags: ["--json"], help: sourcesHelp, command: "sources", console: console) else { return 2 }
-        if parsed.flags.contains("--help") { console.out(sourcesHelp); return 0 }
-        guard parsed.positionals.isEmpty else { return usage("sources", "takes no arguments", sourcesHelp, console) }
+        let start = CommandStart.begin("sources", arguments, help: sourcesHelp, flags: ["--json"], positionals: [0],
+                                       expected: "takes no arguments", console: console)
+        guard case .run(let parsed) = start else { return start.status }
         let (file, _) = operatorStore().load()
         if parsed.flags.contains("--json") {
             let list: [JSONValue] = file.sources.map { .object($0.listing) }
@@ -93,12 +93,11 @@ enum SourceCommands {
     }
 
     static func add(_ arguments: [String], console: Console) -> Int32 {
-        guard let parsed = parse(arguments, flags: ["--json", "--allow-private"], options: ["--scheme", "--callback"],
-                                 help: addHelp, command: "add", console: console) else { return 2 }
-        if parsed.flags.contains("--help") { console.out(addHelp); return 0 }
-        guard parsed.positionals.count == 1, let rawName = parsed.positionals.first else {
-            return usage("add", "expected exactly one NAME", addHelp, console)
-        }
+        let start = CommandStart.begin("add", arguments, help: addHelp, flags: ["--json", "--allow-private"],
+                                       options: ["--scheme", "--callback"], positionals: [1],
+                                       expected: "expected exactly one NAME", console: console)
+        guard case .run(let parsed) = start else { return start.status }
+        let rawName = parsed.positionals[0]
         guard let name = SourceName.validated(rawName) else {
             return usage("add", "NAME must be \(SourceName.rule)", addHelp, console)
         }
@@ -141,11 +140,10 @@ enum SourceCommands {
     }
 
     static func revoke(_ arguments: [String], console: Console) -> Int32 {
-        guard let parsed = parse(arguments, help: revokeHelp, command: "revoke", console: console) else { return 2 }
-        if parsed.flags.contains("--help") { console.out(revokeHelp); return 0 }
-        guard parsed.positionals.count == 1, let id = parsed.positionals.first else {
-            return usage("revoke", "expected exactly one SOURCE_ID", revokeHelp, console)
-        }
+        let start = CommandStart.begin("revoke", arguments, help: revokeHelp, positionals: [1],
+                                       expected: "expected exactly one SOURCE_ID", console: console)
+        guard case .run(let parsed) = start else { return start.status }
+        let id = parsed.positionals[0]
         guard let source = changeSource("revoke", id: id, console: console, { file, id throws(SourceAdmin.Failure) in
             try SourceAdmin.revoke(&file, id: id)
         }) else { return 1 }
@@ -154,11 +152,10 @@ enum SourceCommands {
     }
 
     static func rotate(_ arguments: [String], console: Console) -> Int32 {
-        guard let parsed = parse(arguments, flags: ["--json"], help: rotateHelp, command: "rotate", console: console) else { return 2 }
-        if parsed.flags.contains("--help") { console.out(rotateHelp); return 0 }
-        guard parsed.positionals.count == 1, let id = parsed.positionals.first else {
-            return usage("rotate", "expected exactly one SOURCE_ID", rotateHelp, console)
-        }
+        let start = CommandStart.begin("rotate", arguments, help: rotateHelp, flags: ["--json"], positionals: [1],
+                                       expected: "expected exactly one SOURCE_ID", console: console)
+        guard case .run(let parsed) = start else { return start.status }
+        let id = parsed.positionals[0]
         let now = SystemClock().now()
         guard let source = changeSource("rotate", id: id, console: console, { file, id throws(SourceAdmin.Failure) in
             let scheme = file.source(id: id)?.scheme ?? .webhook
@@ -180,11 +177,10 @@ enum SourceCommands {
     }
 
     static func content(_ arguments: [String], console: Console) -> Int32 {
-        guard let parsed = parse(arguments, help: contentHelp, command: "content", console: console) else { return 2 }
-        if parsed.flags.contains("--help") { console.out(contentHelp); return 0 }
-        guard parsed.positionals.count == 2, let id = parsed.positionals.first else {
-            return usage("content", "expected SOURCE_ID and one of full, digest, auto", contentHelp, console)
-        }
+        let start = CommandStart.begin("content", arguments, help: contentHelp, positionals: [2],
+                                       expected: "expected SOURCE_ID and one of full, digest, auto", console: console)
+        guard case .run(let parsed) = start else { return start.status }
+        let id = parsed.positionals[0]
         guard let mode = ContentMode(rawValue: parsed.positionals[1]) else {
             return usage("content", "unknown mode \"\(parsed.positionals[1].prefix(20))\"", contentHelp, console)
         }
@@ -196,11 +192,10 @@ enum SourceCommands {
     }
 
     static func approver(_ arguments: [String], console: Console) -> Int32 {
-        guard let parsed = parse(arguments, help: approverHelp, command: "approver", console: console) else { return 2 }
-        if parsed.flags.contains("--help") { console.out(approverHelp); return 0 }
-        guard parsed.positionals.count == 2, let id = parsed.positionals.first else {
-            return usage("approver", "expected SOURCE_ID and on or off", approverHelp, console)
-        }
+        let start = CommandStart.begin("approver", arguments, help: approverHelp, positionals: [2],
+                                       expected: "expected SOURCE_ID and on or off", console: console)
+        guard case .run(let parsed) = start else { return start.status }
+        let id = parsed.positionals[0]
         let word = parsed.positionals[1]
         guard word == "on" || word == "off" else {
             return usage("approver", "expected on or off, not \"\(word.prefix(20))\"", approverHelp, console)
@@ -218,12 +213,10 @@ enum SourceCommands {
     }
 
     static func filter(_ arguments: [String], console: Console) -> Int32 {
-        guard let parsed = parse(arguments, flags: ["--clear"], options: ["--events"], help: filterHelp, command: "filter",
-                                 console: console) else { return 2 }
-        if parsed.flags.contains("--help") { console.out(filterHelp); return 0 }
-        guard parsed.positionals.count == 1, let id = parsed.positionals.first else {
-            return usage("filter", "expected exactly one SOURCE_ID", filterHelp, console)
-        }
+        let start = CommandStart.begin("filter", arguments, help: filterHelp, flags: ["--clear"], options: ["--events"], positionals: [1],
+                                       expected: "expected exactly one SOURCE_ID", console: console)
+        guard case .run(let parsed) = start else { return start.status }
+        let id = parsed.positionals[0]
         let clear = parsed.flags.contains("--clear")
         let filter: EventFilter?
         switch (parsed.options["--events"], clear) {
@@ -282,19 +275,4 @@ enum SourceCommands {
         let port = running.map { String($0.port) } ?? environment["WEBHOOK_PORT"] ?? "8788"
         return "http://\(host):\(port)/webhook/\(source.id)"
     }
-}
-
-/// Parses or prints a usage error (exit code 2 for the caller).
-func parse(_ arguments: [String], flags: Set<String> = [], options: Set<String> = [], help: String, command: String,
-           console: Console) -> ParsedArguments?
-{
-    do { return try ParsedArguments(arguments, flags: flags, options: options) } catch {
-        console.err("webhook-channel \(command): \(error.message)\n\n\(help)")
-        return nil
-    }
-}
-
-func usage(_ command: String, _ message: String, _ help: String, _ console: Console) -> Int32 {
-    console.err("webhook-channel \(command): \(message)\n\n\(help)")
-    return 2
 }

@@ -16,16 +16,9 @@ enum StatusCommand {
     """
 
     static func run(_ arguments: [String], console: inout Console) -> Int32 {
-        let parsed: ParsedArguments
-        do { parsed = try ParsedArguments(arguments, flags: ["--json"]) } catch {
-            console.err("webhook-channel status: \(error.message)\n\n\(help)")
-            return 2
-        }
-        if parsed.flags.contains("--help") { console.out(help); return 0 }
-        guard parsed.positionals.isEmpty else {
-            console.err("webhook-channel status: takes no arguments\n\n\(help)")
-            return 2
-        }
+        let start = CommandStart.begin("status", arguments, help: help, flags: ["--json"], positionals: [0],
+                                       expected: "takes no arguments", console: console)
+        guard case .run(let parsed) = start else { return start.status }
         let store = operatorStore()
         let (file, _) = store.load()
         let pending = PairingBook.livePending(file, now: SystemClock().now()).count
