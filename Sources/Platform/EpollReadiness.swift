@@ -30,6 +30,10 @@ final class EpollReadiness: ReadinessBackend {
         _ = epoll_ctl(epollFD, EPOLL_CTL_DEL, fd, nil)
     }
 
+    /// Closing the only descriptor of a socket takes it out of the epoll set (no process
+    /// here dups or forks one): one system call less for every connection.
+    func removeBeforeClose(fd: Int32) {}
+
     func wait(into events: inout [ReadyEvent], timeoutMilliseconds: Int32) {
         events.removeAll(keepingCapacity: true)
         let count = buffer.withUnsafeMutableBufferPointer {

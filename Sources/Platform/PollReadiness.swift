@@ -22,6 +22,10 @@ final class PollReadiness: ReadinessBackend {
         descriptors[slot].events = mask(readable: readable, writable: writable)
     }
 
+    func removeBeforeClose(fd: Int32) {
+        remove(fd: fd)
+    }
+
     func remove(fd: Int32) {
         guard let slot = slots.removeValue(forKey: fd) else { return }
         let last = descriptors.count - 1

@@ -14,6 +14,9 @@ public protocol ReadinessBackend: AnyObject {
     func modify(fd: Int32, readable: Bool, writable: Bool)
     /// Must come before the descriptor is closed.
     func remove(fd: Int32)
+    /// `remove` for a descriptor about to be closed: epoll forgets a closed descriptor by
+    /// itself, so it skips the `epoll_ctl`; poll must drop it from its set.
+    func removeBeforeClose(fd: Int32)
     /// Waits at most `timeoutMilliseconds` and replaces `events` with what is ready (none on
     /// timeout or EINTR).
     func wait(into events: inout [ReadyEvent], timeoutMilliseconds: Int32)

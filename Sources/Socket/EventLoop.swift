@@ -133,10 +133,12 @@ public final class EventLoop: SerialExecutor, @unchecked Sendable {
         readiness.modify(fd: fd, readable: readable, writable: writable)
     }
 
-    public func unregister(fd: Int32) {
+    /// Stops watching `fd`. With `closing`, the caller closes it next (the epoll backend then
+    /// leaves the removal to `close`).
+    public func unregister(fd: Int32, closing: Bool = false) {
         handlers[fd] = nil
         if fd == firstFD { firstFD = -1 }
-        readiness.remove(fd: fd)
+        if closing { readiness.removeBeforeClose(fd: fd) } else { readiness.remove(fd: fd) }
     }
 
     // MARK: Loop
@@ -167,7 +169,7 @@ public final class EventLoop: SerialExecutor, @unchecked Sendable {
             }
         }
         for fd in Array(handlers.keys) {
-            unregister(fd: fd)
+            unregister(fd: fd, closing: true)
             Platform.close(fd)
         }
         runPending()

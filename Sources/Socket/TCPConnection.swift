@@ -85,7 +85,7 @@ public final class TCPConnection: EventLoopHandler {
     public func closeNow() {
         guard !isClosed else { return }
         isClosed = true
-        loop.unregister(fd: fd)
+        loop.unregister(fd: fd, closing: true)
         close(fd)
         output = []
         delegate?.connectionDidClose(self)
@@ -196,7 +196,12 @@ public final class TCPConnection: EventLoopHandler {
         guard drainWhenFlushed else { closeNow(); return }
         shutdown(fd, Int32(SHUT_WR))
         drainingSince = loop.clock.monotonicNanoseconds()
-        readingPaused = false
-        loop.modify(fd: fd, readable: true, writable: false)
+        // Drained by reading: the loop watches for input (and no longer for room to write),
+        // which needs a change only when reading was stopped or writing watched.
+        if readingPaused || heldByReader || wantsWritable {
+            readingPaused = false
+            wantsWritable = false
+            loop.modify(fd: fd, readable: true, writable: false)
+        }
     }
 }
