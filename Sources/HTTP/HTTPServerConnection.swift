@@ -14,6 +14,14 @@ final class HTTPServerConnection: TCPConnectionDelegate {
     private let respond: Responder
     private let clock: any Clock
     private var buffer: [UInt8] = []
+    /// Where the unanswered bytes in `buffer` start: requests answered in one pass are
+    /// skipped here and cut off once at its end, not one by one (each cut moves everything
+    /// behind it: a pass over the ~2 MiB of tiny requests a connection may hold behind a
+    /// pending answer would move tens of gigabytes).
+    private var consumed = 0
+    /// Bytes moved by cutting answered requests off `buffer`, so tests can check that the
+    /// work stays proportional to the input.
+    private(set) var bytesMoved = 0
     /// How far the parser got through the incomplete request at the start of `buffer`, so
     /// each read costs time in proportion to the bytes it brought, not to all buffered so far.
     private var progress: HTTPParseProgress?
@@ -45,15 +53,18 @@ final class HTTPServerConnection: TCPConnectionDelegate {
         if awaitingAnswer {
             // Requests pipelined behind a pending answer wait in `buffer`; past one whole
             // request's worth the client is not read from until the answer is out.
-            if buffer.count > limits.maxRequestBytes { connection.pauseReading() }
+            if buffer.count - consumed > limits.maxRequestBytes { connection.pauseReading() }
             return
         }
         processBuffer(connection)
     }
 
     private func processBuffer(_ connection: TCPConnection) {
-        while !closing && !awaitingAnswer && !buffer.isEmpty {
-            let result = buffer.withUnsafeBytes { HTTPRequestParser.parse($0, limits: limits, resuming: progress) }
+        defer { compact() }
+        while !closing && !awaitingAnswer && consumed < buffer.count {
+            let result = buffer.withUnsafeBytes {
+                HTTPRequestParser.parse(UnsafeRawBufferPointer(rebasing: $0[consumed...]), limits: limits, resuming: progress)
+            }
             switch result {
             case .needMore(let progress):
                 self.progress = progress
@@ -62,29 +73,44 @@ final class HTTPServerConnection: TCPConnectionDelegate {
                     connection.write(Array("HTTP/1.1 100 Continue\r\n\r\n".utf8))
                 }
                 return
-            case .complete(let request, let consumed):
+            case .complete(let request, let length):
                 progress = nil
-                buffer.removeFirst(consumed)
+                consumed += length
                 sentContinue = false
-                requestStartedAt = buffer.isEmpty ? nil : clock.monotonicNanoseconds()
+                requestStartedAt = consumed == buffer.count ? nil : clock.monotonicNanoseconds()
                 let keepAlive = request.keepAlive
                 switch respond(request, connection) {
                 case .now(let response):
                     write(response, keepAlive: keepAlive, to: connection)
                 case .later(let pending):
                     awaitingAnswer = true
+                    // An answer that is already here (a status poll, a refusal) is written
+                    // at once and this loop goes on; only one that arrives later runs the
+                    // loop again. Running it from here would nest one call per such request
+                    // pipelined behind it, and a few thousand overflow the loop's stack.
+                    var arrivedLater = false
                     pending.whenReady { [weak self, weak connection] response in
                         guard let self, let connection, !connection.isClosed else { return }
                         self.awaitingAnswer = false
                         self.write(response, keepAlive: keepAlive, to: connection)
+                        guard arrivedLater else { return }
                         self.processBuffer(connection)
                         connection.resumeReading()
                     }
+                    arrivedLater = true
                 }
             case .failure(let error):
                 fail(connection, status: error.status, code: error.code, message: error.message)
             }
         }
+    }
+
+    /// Cuts the answered requests off `buffer` (the parser's `progress` counts from what is left).
+    private func compact() {
+        guard consumed > 0 else { return }
+        bytesMoved += buffer.count - consumed
+        buffer.removeFirst(consumed)
+        consumed = 0
     }
 
     private func write(_ response: HTTPResponse, keepAlive: Bool, to connection: TCPConnection) {
@@ -101,6 +127,7 @@ final class HTTPServerConnection: TCPConnectionDelegate {
     private func fail(_ connection: TCPConnection, status: Int, code: String, message: String) {
         closing = true
         buffer = []
+        consumed = 0
         progress = nil
         connection.write(HTTPResponse.error(status: status, code: code, message: message).serialized(keepAlive: false))
         connection.closeAfterWriting(drain: true)
@@ -123,6 +150,7 @@ final class HTTPServerConnection: TCPConnectionDelegate {
 
     func connectionDidClose(_ connection: TCPConnection) {
         buffer = []
+        consumed = 0
         progress = nil
     }
 }

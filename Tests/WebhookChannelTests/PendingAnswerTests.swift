@@ -1,21 +1,22 @@
 import Foundation
 import Testing
+@testable import HTTP
+@testable import Platform
+@testable import Socket
 @testable import WebhookChannel
 
 /// An answer the server owes (here `/pair`, waiting for another process's lock on the state
 /// dir) holds back the requests a client pipelines behind it: at most one request's worth is
-/// read and kept; the rest waits in the kernel until the answer is out.
+/// read and kept; the rest waits in the kernel until the answer is out. Once it is out, what
+/// was kept is answered in order, in work proportional to it.
 @Suite struct PendingAnswerTests {
     @Test func bytesPipelinedBehindAPendingAnswerAreNotReadPastOneRequestsWorth() async throws {
         let channel = try await TestChannel.start()
         defer { channel.stop() }
         let pid = channel.server.pid
         // Hold the state dir's lock as a CLI command in progress would: /pair's change waits.
-        let lockPath = channel.stateDir.url.appendingPathComponent(".lock").path
-        let lockFD = open(lockPath, O_RDWR | O_CREAT, 0o600)
-        #expect(lockFD >= 0 && flock(lockFD, LOCK_EX) == 0)
-        var locked = true
-        defer { if locked { close(lockFD) } }
+        let lock = try HeldStateLock(channel.stateDir)
+        defer { lock.release() }
         let baseline = try Durability.residentBytes(of: pid)
 
         let port = channel.server.port
@@ -35,10 +36,247 @@ import Testing
         let grown = try Durability.residentBytes(of: pid) - baseline
         #expect(grown < 16 << 20, "resident memory grew \(grown >> 20) MiB while an answer was pending")
 
-        close(lockFD)
-        locked = false
-        let answer = try await offloaded { try socket.readResponseBlocking(timeout: .seconds(10)) }
+        lock.release()
+        let answer = try await lock.expectAnswer(on: socket, from: channel)
         #expect(answer.status == 200, "\(answer)")
+        // The server first answers the ~2 MiB of requests it kept (tens of thousands): a
+        // generous guard, no bound on how fast.
+        #expect(try await channel.http.request("GET", "/health", timeout: .seconds(60)).status == 200)
+    }
+
+    /// Answers that are already there when the route returns them (a status poll, a
+    /// refusal) are written in the same pass. Behind a pending answer a connection holds up
+    /// to ~2 MiB of such requests, tens of thousands; the server used to run its request loop
+    /// once more, nested, for each of them, and a thousand or so overflowed the event loop's
+    /// stack (SIGSEGV; no pending answer needed: one read holds that many).
+    @Test func pollsPipelinedBehindAPendingAnswerAreAllAnsweredInOrder() async throws {
+        let channel = try await TestChannel.start()
+        defer { channel.stop() }
+        let lock = try HeldStateLock(channel.stateDir)
+        defer { lock.release() }
+
+        let port = channel.server.port
+        let socket = try await RawSocket.connect(port: port)
+        defer { socket.close() }
+        let body = #"{"name":"held"}"#
+        let pair = "POST /pair HTTP/1.1\r\nHost: 127.0.0.1:\(port)\r\nContent-Type: application/json\r\n"
+            + "Content-Length: \(body.utf8.count)\r\n\r\n\(body)"
+        let polls = 5_000  // ~300 KB: under one request's worth, so the server may keep all of it
+        try await socket.send(pair + String(
+            repeating: "GET /pair/status?code=NO-SUCH-CODE HTTP/1.1\r\nHost: 127.0.0.1:\(port)\r\n\r\n", count: polls))
+
+        lock.release()
+        let answer = try await lock.expectAnswer(on: socket, from: channel)
+        #expect(answer.status == 200, "\(answer)")
+        let statuses: [String: Int]
+        do {
+            statuses = try await offloaded { () -> [String: Int] in
+                var seen: [String: Int] = [:]
+                for _ in 0..<polls {
+                    let poll = try socket.readResponseBlocking(timeout: .seconds(60))
+                    seen["\(poll.status) \(poll.bodyText)", default: 0] += 1
+                }
+                return seen
+            }
+        } catch {
+            throw HarnessError("\(error); \(await channel.serverState())")
+        }
+        #expect(statuses == [#"200 {"status":"unknown"}"#: polls], "\(statuses)")
         #expect(try await channel.http.get("/health").status == 200)
+    }
+
+    // MARK: One connection, driven by hand
+
+    /// What was kept behind the pending answer is answered in order once it is out, and the
+    /// work of taking the answered requests off the buffer stays proportional to the bytes.
+    @Test func requestsAnsweredInOnePassAreCutOffTheBufferOnceNotOneByOne() throws {
+        let first = Pending<HTTPResponse>()
+        let pipe = try ConnectionUnderTest { request in
+            request.target == "/0" ? .later(first) : .now(HTTPResponse(status: 200, body: Array(request.target.utf8)))
+        }
+        defer { pipe.close() }
+        let count = 5_000
+        let bytes = Array((0..<count).map { "GET /\($0) HTTP/1.1\r\nHost: x\r\n\r\n" }.joined().utf8)
+        pipe.receive(bytes)
+        #expect(try pipe.answers().isEmpty, "answered past a pending answer")
+
+        first.fulfil(HTTPResponse(status: 200, body: Array("/0".utf8)))
+        let answers = try pipe.answers()
+        #expect(answers.count == count)
+        #expect(answers.map(\.bodyText) == (0..<count).map { "/\($0)" }, "answers out of order")
+        // Cutting each answered request off the front would move what is behind it, every
+        // time: ~count²/2 requests' worth (380 MB here) instead of at most what arrived.
+        #expect(pipe.http.bytesMoved <= bytes.count, "moved \(pipe.http.bytesMoved) bytes for \(bytes.count) received")
+    }
+
+    @Test func answersAlreadyThereDoNotNestTheRequestLoop() async throws {
+        // On a thread with a deep stack, so that the nesting this test looks for shows as a
+        // failure, not as a crash of the test process.
+        let (answers, stackSpread) = try await onDeepStack { () throws -> ([String], Int) in
+            var lowest = UInt.max
+            var highest = UInt.min
+            let pipe = try ConnectionUnderTest { request in
+                var marker = 0
+                let depth = withUnsafeMutablePointer(to: &marker) { UInt(bitPattern: $0) }
+                lowest = min(lowest, depth)
+                highest = max(highest, depth)
+                let ready = Pending<HTTPResponse>()
+                ready.fulfil(HTTPResponse(status: 200, body: Array(request.target.utf8)))
+                return .later(ready)
+            }
+            defer { pipe.close() }
+            pipe.receive(Array((0..<4_000).map { "GET /\($0) HTTP/1.1\r\nHost: x\r\n\r\n" }.joined().utf8))
+            return (try pipe.answers().map(\.bodyText), Int(highest - lowest))
+        }
+        #expect(answers == (0..<4_000).map { "/\($0)" }, "answers missing or out of order")
+        #expect(stackSpread < 64 << 10, "the request loop nested once per answer already there: the stack grew by \(stackSpread) bytes over 4000 pipelined requests")
+    }
+}
+
+/// Holds `<state dir>/.lock` as a CLI command in progress would. The descriptor is
+/// close-on-exec: the suite runs in parallel in this process, and a child another test
+/// spawns meanwhile (a server, a CLI command) would otherwise inherit it and keep the lock
+/// held after `release()` until that child exits.
+final class HeldStateLock: @unchecked Sendable {
+    let path: String
+    private let lock = NSLock()
+    private var fd: Int32
+
+    init(_ dir: TempStateDir) throws {
+        path = dir.url.appendingPathComponent(".lock").path
+        fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
+        guard fd >= 0 else { throw HarnessError("open \(path): \(String(cString: strerror(errno)))") }
+        guard flock(fd, LOCK_EX) == 0 else {
+            close(fd)
+            throw HarnessError("flock \(path): \(String(cString: strerror(errno)))")
+        }
+    }
+
+    deinit { release() }
+
+    /// Idempotent.
+    func release() {
+        lock.withLock {
+            if fd >= 0 { close(fd) }
+            fd = -1
+        }
+    }
+
+    /// The answer the server owed while the lock was held; when it does not come, the error
+    /// says which other processes still have the lock file open, and what the server logged.
+    func expectAnswer(on socket: RawSocket, from channel: TestChannel) async throws -> WireResponse {
+        do {
+            return try await socket.readResponse(timeout: .seconds(30))
+        } catch {
+            let holders = processesWithOpen(path, except: channel.server.pid)
+            throw HarnessError("\(error); other processes with \(path) open: \(holders.isEmpty ? "none" : holders.joined(separator: "; ")); \(await channel.serverState())")
+        }
+    }
+}
+
+extension TestChannel {
+    /// Whether the server still runs (or how it ended), and the end of its stderr: for
+    /// failure messages. Gives a server that is going down a moment to be reaped.
+    func serverState() async -> String {
+        _ = try? await server.child.waitForExit(timeout: .seconds(2))
+        let ended = server.child.termination.map { "the server ended (\($0))" } ?? "the server still runs"
+        return "\(ended); its stderr:\n\(server.stderr.tail())"
+    }
+}
+
+/// `pid: command line` of each process (but `except`) with a descriptor open on `path`.
+func processesWithOpen(_ path: String, except: Int32) -> [String] {
+    let files = FileManager.default
+    return ((try? files.contentsOfDirectory(atPath: "/proc")) ?? []).compactMap { entry in
+        guard let pid = Int32(entry), pid != except else { return nil }
+        let descriptors = (try? files.contentsOfDirectory(atPath: "/proc/\(pid)/fd")) ?? []
+        guard descriptors.contains(where: { (try? files.destinationOfSymbolicLink(atPath: "/proc/\(pid)/fd/\($0)")) == path })
+        else { return nil }
+        let command = (try? String(contentsOfFile: "/proc/\(pid)/cmdline", encoding: .utf8)) ?? "?"
+        return "\(pid): \(command.split(separator: "\0").joined(separator: " "))"
+    }
+}
+
+/// One `HTTPServerConnection` on one end of a socket pair, driven by hand on the calling
+/// thread as the event loop would drive it: `receive` hands it bytes as reads would, and
+/// `answers` reads what it wrote from the other end. The loop is made but never started
+/// (the connection reads its clock and tells it what to watch, which nothing waits on).
+final class ConnectionUnderTest {
+    let http: HTTPServerConnection
+    private let loop: EventLoop
+    private let tcp: TCPConnection
+    private let peer: Int32
+    private let scratch = UnsafeMutableRawBufferPointer.allocate(byteCount: 65_536, alignment: 16)
+
+    init(respond: @escaping (HTTPRequest) -> HTTPReply) throws {
+        loop = try EventLoop()
+        var ends: [Int32] = [-1, -1]
+        #if canImport(Glibc)
+        let type = Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue)
+        #else
+        let type = SOCK_STREAM
+        #endif
+        guard socketpair(AF_UNIX, type, 0, &ends) == 0 else {
+            scratch.deallocate()
+            throw HarnessError("socketpair: \(String(cString: strerror(errno)))")
+        }
+        _ = fcntl(ends[0], F_SETFL, fcntl(ends[0], F_GETFL) | O_NONBLOCK)
+        peer = ends[1]
+        tcp = TCPConnection(fd: ends[0], peer: nil, loop: loop, scratch: scratch) { _ in }
+        http = HTTPServerConnection(limits: .standard, clock: loop.clock, startedAt: loop.clock.monotonicNanoseconds()) { request, _ in
+            respond(request)
+        }
+        tcp.delegate = http
+    }
+
+    /// Hands `bytes` to the connection in reads of at most 64 KiB.
+    func receive(_ bytes: [UInt8]) {
+        bytes.withUnsafeBytes { all in
+            for start in stride(from: 0, to: all.count, by: scratch.count) {
+                http.connection(tcp, didReceive: UnsafeRawBufferPointer(rebasing: all[start..<min(start + scratch.count, all.count)]))
+            }
+        }
+    }
+
+    /// Every answer written so far, in order (output the socket could not take yet is sent
+    /// as the loop would once it is writable).
+    func answers() throws -> [WireResponse] {
+        var received = Data()
+        var chunk = [UInt8](repeating: 0, count: 65_536)
+        while true {
+            let count = chunk.withUnsafeMutableBytes { recv(peer, $0.baseAddress, $0.count, Int32(MSG_DONTWAIT)) }
+            if count > 0 {
+                received.append(contentsOf: chunk[0..<count])
+            } else if tcp.hasPendingOutput {
+                tcp.writable()
+            } else {
+                break
+            }
+        }
+        var answers: [WireResponse] = []
+        var offset = received.startIndex
+        while offset < received.endIndex {
+            guard let (answer, length) = try WireResponse.parse(received[offset...]) else {
+                throw HarnessError("an incomplete answer after \(answers.count): \(String(decoding: received[offset...].prefix(200), as: UTF8.self))")
+            }
+            answers.append(answer)
+            offset += length
+        }
+        return answers
+    }
+
+    func close() {
+        tcp.closeNow()
+        Foundation.close(peer)
+        scratch.deallocate()
+    }
+}
+
+/// Runs `work` on a thread of its own with a 64 MiB stack.
+func onDeepStack<T: Sendable>(_ work: @escaping @Sendable () throws -> T) async throws -> T {
+    try await withCheckedThrowingContinuation { continuation in
+        DetachedThread.start(name: "deep-stack", stackSize: 64 << 20) {
+            continuation.resume(with: Result { try work() })
+        }
     }
 }
