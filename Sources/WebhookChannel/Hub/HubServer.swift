@@ -51,13 +51,16 @@ final class HubServer: SessionFanOut, @unchecked Sendable {
         DetachedThread.start(name: "hub-accept") { [self] in acceptLoop() }
     }
 
-    /// Closes the socket and every follower link (they then take over the port).
-    func stop() {
+    /// Closes the socket and every follower link (they then take over the port). What the
+    /// links still hold is written first, for at most `drainMilliseconds` in all: an event
+    /// answered just before the hub exits still reaches every session.
+    func stop(drainMilliseconds: Int = 300) {
         guard !stopped.exchange(true, ordering: .acquiringAndReleasing) else { return }
         unlink(socketPath)
         shutdown(listenFD, Int32(SHUT_RDWR))
         close(listenFD)
-        for link in links.withLock({ $0 }) { link.cut() }
+        let deadline = SystemClock().monotonicNanoseconds() + UInt64(drainMilliseconds) * 1_000_000
+        for link in links.withLock({ $0 }) { link.drainThenCut(deadline: deadline) }
     }
 
     /// The hub's own session first, then the followers in the order they attached.
@@ -164,9 +167,12 @@ final class FollowerLink: @unchecked Sendable {
         var bytes: [UInt8] = []
         var closed = false
         var wakeOwed = false
+        /// The writer took bytes and has not finished writing them.
+        var writing = false
     }
     private let queue = Mutex(Queue())
     private let wake = ConditionSignal()
+    private let drained = ConditionSignal()
     private let writerDone = ConditionSignal()
     private let writing = Atomic<Bool>(false)
 
@@ -213,6 +219,7 @@ final class FollowerLink: @unchecked Sendable {
             while true {
                 let closed = queue.withLock { state -> Bool in
                     swap(&taken, &state.bytes)
+                    state.writing = !taken.isEmpty
                     return state.closed
                 }
                 if closed { return }
@@ -224,6 +231,8 @@ final class FollowerLink: @unchecked Sendable {
                     cut()
                     return
                 }
+                queue.withLock { $0.writing = false }
+                drained.signal()
                 taken.removeAll(keepingCapacity: taken.capacity <= 1 << 20)
             }
         }
@@ -235,6 +244,20 @@ final class FollowerLink: @unchecked Sendable {
         cut()
         if writing.load(ordering: .acquiring) { writerDone.wait(timeoutMilliseconds: 5000) }
         close(fd)
+    }
+
+    /// Lets the writer write what is queued (until `deadline`, a monotonic reading), then
+    /// cuts the link: the hub's orderly exit, so the follower has every event the hub answered.
+    func drainThenCut(deadline: UInt64) {
+        let clock = SystemClock()
+        wake.signal()
+        while writing.load(ordering: .acquiring), clock.monotonicNanoseconds() < deadline {
+            let pending = queue.withLock { !$0.closed && (!$0.bytes.isEmpty || $0.writing) }
+            guard pending else { break }
+            wake.signal()
+            drained.wait(timeoutMilliseconds: 10)
+        }
+        cut()
     }
 
     /// Ends the link: the reader sees the end, the writer stops, the follower sees EOF.
