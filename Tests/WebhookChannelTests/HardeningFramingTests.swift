@@ -196,6 +196,27 @@ import Testing
         try await server.expectSurvived()
     }
 
+    /// A `close` request with more bytes behind it is answered whole and ended with a FIN
+    /// (the rest is drained, not left to turn the close into a reset); one with nothing behind
+    /// it is closed at once, and ends just as cleanly.
+    @Test func aCloseRequestIsEndedCleanlyWithOrWithoutBytesBehindIt() async throws {
+        let server = try await HardenedServer.start()
+        defer { server.stop() }
+        let close = "GET /health HTTP/1.1\r\nHost: \(server.host)\r\nConnection: close\r\n\r\n"
+        let behind = String(repeating: "GET /health HTTP/1.1\r\nHost: \(server.host)\r\n\r\n", count: 200)
+        for (name, bytes) in [("nothing behind", close), ("200 requests behind", close + behind)] {
+            let socket = try await RawSocket.connect(port: server.port)
+            defer { socket.close() }
+            try await socket.send(bytes)
+            let response = try await socket.readResponse()
+            #expect(response.status == 200, "\(name): \(response)")
+            #expect(response.header("Connection")?.lowercased() == "close", "\(name): \(response)")
+            #expect(await socket.waitForEnd(timeout: .seconds(5)) == .closed, "\(name)")
+            #expect(socket.unread.isEmpty, "\(name): answered past the close: \(socket.unread.prefix(80))")
+        }
+        try await server.expectSurvived()
+    }
+
     @Test func pipelinedRequestsAreAnsweredInOrder() async throws {
         let server = try await HardenedServer.start()
         defer { server.stop() }
