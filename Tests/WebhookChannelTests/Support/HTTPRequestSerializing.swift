@@ -16,35 +16,16 @@ extension HTTPRequest {
     /// request needs one in `headers` to parse again.
     func serialized() -> [UInt8] {
         let needsLength = !body.isEmpty || Self.methodsRequiringLength.contains(method)
-        var out: [UInt8] = []
-        var size = method.utf8.count + target.utf8.count + 16 + body.count + (needsLength ? 40 : 0)
-        for (name, value) in headers {
-            size += name.utf8.count + value.utf8.count + 4
-        }
-        out.reserveCapacity(size)
-        out.append(contentsOf: method.utf8)
-        out.append(0x20)
-        out.append(contentsOf: target.utf8)
-        out.append(0x20)
-        out.append(contentsOf: version.description.utf8)
-        out.append(contentsOf: [0x0D, 0x0A])
+        var head = "\(method) \(target) \(version)\r\n"
         for (name, value) in headers
         where !HTTPHeaders.namesEqual(name, "Content-Length") && !HTTPHeaders.namesEqual(name, "Transfer-Encoding") {
-            out.append(contentsOf: name.utf8)
-            out.append(contentsOf: [UInt8(ascii: ":"), 0x20])
-            out.append(contentsOf: value.utf8)
-            out.append(contentsOf: [0x0D, 0x0A])
+            head += "\(name): \(value)\r\n"
         }
-        if needsLength {
-            out.append(contentsOf: "Content-Length: \(body.count)\r\n".utf8)
-        }
-        out.append(contentsOf: [0x0D, 0x0A])
-        out.append(contentsOf: body)
-        return out
+        if needsLength { head += "Content-Length: \(body.count)\r\n" }
+        return Array((head + "\r\n").utf8) + body
     }
 
     /// Methods whose requests carry content by definition, so a missing length is an error
     /// rather than an empty body. Methods are case-sensitive (RFC 9110 section 9.1).
     static let methodsRequiringLength: Set<String> = ["POST", "PUT", "PATCH"]
-
 }
