@@ -147,6 +147,9 @@ struct KeyedContexts: ~Copyable {
     static let shared = Mutex(KeyedContexts())
 
     private var contexts: [[UInt8]: Handle] = [:]
+    /// The key used last and its context: nearly every webhook is from the source before it,
+    /// and comparing the key beats hashing it for the dictionary.
+    private var last: (key: [UInt8], handle: Handle)?
 
     /// An owned `EVP_MAC_CTX`; the pointer is only used under the `shared` lock.
     private final class Handle: @unchecked Sendable {
@@ -157,15 +160,17 @@ struct KeyedContexts: ~Copyable {
 
     mutating func mac(key: [UInt8], parts: [[UInt8]]) -> [UInt8] {
         let handle: OpaquePointer
-        if let kept = contexts[key] {
+        if let kept = last?.key == key ? last?.handle : contexts[key] {
             handle = kept.pointer
             let reset = EVP_MAC_init(handle, nil, 0, nil)
             precondition(reset == 1, "libcrypto refused to reset HMAC-SHA256")
+            last = (key, kept)
         } else {
             if contexts.count >= Self.capacity { contexts.removeAll() }
-            let fresh = HMACSHA256.Context(key: key)
-            handle = fresh.release()
-            contexts[key] = Handle(handle)
+            let fresh = Handle(HMACSHA256.Context(key: key).release())
+            handle = fresh.pointer
+            contexts[key] = fresh
+            last = (key, fresh)
         }
         for part in parts where !part.isEmpty {
             let updated = part.withUnsafeBufferPointer { EVP_MAC_update(handle, $0.baseAddress, $0.count) }

@@ -245,7 +245,16 @@ extension SignatureScheme {
     /// The non-empty items of a header list. Splits on UTF-8 bytes: headers are ASCII, and
     /// this avoids grapheme breaking on the per-request path.
     private static func items(of text: String, separatedBy separator: Unicode.Scalar) -> [Substring] {
-        text.utf8.split(separator: UInt8(ascii: separator)).map { Substring($0) }
+        let utf8 = text.utf8
+        let mark = UInt8(ascii: separator)
+        var items: [Substring] = []
+        var start = utf8.startIndex
+        while let end = utf8[start...].firstIndex(of: mark) {
+            if start != end { items.append(Substring(utf8[start..<end])) }
+            start = utf8.index(after: end)
+        }
+        if start != utf8.endIndex { items.append(Substring(utf8[start...])) }
+        return items
     }
 
     /// Splits `name<separator>value` at the first separator, trimming whitespace around the

@@ -104,6 +104,8 @@ final class WebhookRoutes: Sendable {
     /// DNS rebinding defence: a browser tricked into calling us sends the attacker's host name.
     /// Accepts `localhost`, `127.0.0.1` or `[::1]` (ASCII case-insensitive), optionally with
     /// `:` and a port of ASCII digits. Runs per request, so it works on the bytes.
+    private static let loopbackNames: [[UInt8]] = ["localhost", "127.0.0.1", "[::1]"].map { Array($0.utf8) }
+
     static func isLoopbackHost(_ host: String?) -> Bool {
         guard let host else { return false }
         let bytes = host.utf8
@@ -119,8 +121,8 @@ final class WebhookRoutes: Sendable {
             guard colon == UInt8(ascii: ":"), port.dropFirst().allSatisfy({ (0x30...0x39).contains($0) }) else { return false }
         }
         let name = bytes[..<nameEnd]
-        return ["localhost", "127.0.0.1", "[::1]"].contains { allowed in
-            allowed.utf8.elementsEqual(name) { $0 == HTTPHeaders.asciiLowercased($1) }
+        return Self.loopbackNames.contains { allowed in
+            allowed.count == name.count && zip(allowed, name).allSatisfy { $0 == HTTPHeaders.asciiLowercased($1) }
         }
     }
 
