@@ -109,13 +109,12 @@ public enum JSONWriter {
     @inline(__always)
     static func needsEscape(_ word: UInt64) -> Bool {
         let ones: UInt64 = 0x0101_0101_0101_0101
-        let highs: UInt64 = 0x8080_8080_8080_8080
-        let below0x20 = (word &- ones &* 0x20) & ~word & highs
-        let quote = word ^ (ones &* 0x22)
-        let backslash = word ^ (ones &* 0x5C)
-        let hasQuote = (quote &- ones) & ~quote & highs
-        let hasBackslash = (backslash &- ones) & ~backslash & highs
-        return below0x20 | hasQuote | hasBackslash != 0
+        let quote = word ^ 0x2222_2222_2222_2222
+        let backslash = word ^ 0x5C5C_5C5C_5C5C_5C5C
+        let below0x20 = (word &- 0x2020_2020_2020_2020) & ~word
+        let hasQuote = (quote &- ones) & ~quote
+        let hasBackslash = (backslash &- ones) & ~backslash
+        return (below0x20 | hasQuote | hasBackslash) & 0x8080_8080_8080_8080 != 0
     }
 
     private static func appendEscape(_ byte: UInt8, into out: inout [UInt8]) {

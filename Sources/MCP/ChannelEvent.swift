@@ -21,9 +21,12 @@ public struct ChannelEvent: Sendable, Equatable {
     /// are cut to 200 characters; keys that Claude Code would reject are dropped.
     public init(content: String, meta: [(key: String, value: String)]) {
         self.content = Self.neutralizingChannelTags(content)
-        self.meta = meta.compactMap { pair in
-            ChannelEvent.isValidMetaKey(pair.key) ? (pair.key, Self.cleanMetaValue(pair.value)) : nil
+        var cleaned: [(key: String, value: String)] = []
+        cleaned.reserveCapacity(meta.count)
+        for pair in meta where ChannelEvent.isValidMetaKey(pair.key) {
+            cleaned.append((pair.key, Self.cleanMetaValue(pair.value)))
         }
+        self.meta = cleaned
     }
 
     /// An event whose notification line was encoded elsewhere (once, for this session and
@@ -73,8 +76,10 @@ public struct ChannelEvent: Sendable, Equatable {
     /// No control characters (a newline in an attribute), no bidi overrides (text that reads
     /// differently from what it is), at most 200 characters.
     static func cleanMetaValue(_ value: String) -> String {
-        let needsWork = value.utf8.count > maxMetaValueCharacters
-            || value.utf8.contains(where: { $0 < 0x20 || $0 == 0x7F || $0 >= 0xC2 })
+        var text = value
+        let needsWork = text.withUTF8 { bytes in
+            bytes.count > maxMetaValueCharacters || bytes.contains(where: { $0 < 0x20 || $0 == 0x7F || $0 >= 0xC2 })
+        }
         guard needsWork else { return value }
         var scalars = String.UnicodeScalarView()
         var characters = 0
@@ -100,8 +105,11 @@ public struct ChannelEvent: Sendable, Equatable {
 
     public static func isValidMetaKey(_ key: String) -> Bool {
         // "source" is the tag's own attribute (<channel source="webhook">); never shadow it.
-        !key.isEmpty && key != "source" && key.utf8.allSatisfy { byte in
-            (0x30...0x39).contains(byte) || (0x41...0x5A).contains(byte) || (0x61...0x7A).contains(byte) || byte == 0x5F
+        var key = key
+        return key.withUTF8 { bytes in
+            !bytes.isEmpty && !bytes.elementsEqual("source".utf8) && bytes.allSatisfy { byte in
+                (0x30...0x39).contains(byte) || (0x41...0x5A).contains(byte) || (0x61...0x7A).contains(byte) || byte == 0x5F
+            }
         }
     }
 
