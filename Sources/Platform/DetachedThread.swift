@@ -13,7 +13,7 @@ public enum DetachedThread {
     /// stack of `stackSize` bytes. A thread that cannot be created is a fatal error: the
     /// process is not usable without the thread it asked for.
     public static func start(name: String, stackSize: Int = 512 << 10, _ body: @escaping @Sendable () -> Void) {
-        let box = Unmanaged.passRetained(ThreadBody(name: String(name.utf8.prefix(15))!, body: body)).toOpaque()
+        let box = Unmanaged.passRetained(ThreadBody(name: String(decoding: name.utf8.prefix(15), as: UTF8.self), body: body)).toOpaque()
         var attributes = pthread_attr_t()
         pthread_attr_init(&attributes)
         defer { pthread_attr_destroy(&attributes) }
