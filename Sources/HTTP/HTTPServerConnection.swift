@@ -117,12 +117,11 @@ final class HTTPServerConnection: TCPConnectionDelegate {
         connection.write(response.serialized(keepAlive: keepAlive))
         if !keepAlive {
             closing = true
-            // Bytes the client sent past this request would make the close a reset that can
-            // destroy this answer before it is read: then the write side is shut first and
-            // the rest drained (RFC 9112 §9.6). A client that said `close` and sent nothing
-            // more (everything it sent was read and answered) is closed at once, as nginx's
-            // lingering close does: two system calls and a loop wake less per connection.
-            connection.closeAfterWriting(drain: consumed < buffer.count)
+            // Drain anything pipelined behind it, so the client reads this answer
+            // rather than a reset (RFC 9112 §9.6). Closing at once when nothing was left
+            // over measured no faster (bench, Connection: close) and would turn bytes still
+            // in flight into a reset that can destroy the answer.
+            connection.closeAfterWriting(drain: true)
         }
     }
 

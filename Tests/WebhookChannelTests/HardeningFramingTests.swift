@@ -196,9 +196,8 @@ import Testing
         try await server.expectSurvived()
     }
 
-    /// A `close` request with more bytes behind it is answered whole and ended with a FIN
-    /// (the rest is drained, not left to turn the close into a reset); one with nothing behind
-    /// it is closed at once, and ends just as cleanly.
+    /// A `close` request is answered whole and ended with a FIN, with or without more bytes
+    /// behind it (those are drained, not answered, and never turn the close into a reset).
     @Test func aCloseRequestIsEndedCleanlyWithOrWithoutBytesBehindIt() async throws {
         let server = try await HardenedServer.start()
         defer { server.stop() }
