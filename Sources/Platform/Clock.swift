@@ -45,6 +45,7 @@ public struct SystemClock: Clock {
 /// waiting for the delay.
 public final class ManualClock: Clock {
     private struct Sleeper {
+        let id: UInt64
         let deadline: UInt64
         let continuation: CheckedContinuation<Void, Never>
     }
@@ -53,6 +54,7 @@ public final class ManualClock: Clock {
         var monotonic: UInt64
         var wall: Double
         var sleepers: [Sleeper] = []
+        var lastID: UInt64 = 0
     }
 
     private let state: Mutex<State>
@@ -66,14 +68,30 @@ public final class ManualClock: Clock {
 
     public func now() -> Double { state.withLock { $0.wall } }
 
+    /// Returns once the clock has been advanced past the deadline, or at once when the task
+    /// is (or becomes) cancelled, as `SystemClock.sleep` does.
     public func sleep(nanoseconds: UInt64) async {
-        await withCheckedContinuation { continuation in
-            let due: Bool = state.withLock { state in
-                if nanoseconds == 0 { return true }
-                state.sleepers.append(Sleeper(deadline: state.monotonic + nanoseconds, continuation: continuation))
-                return false
+        let id = state.withLock { state in
+            state.lastID += 1
+            return state.lastID
+        }
+        await withTaskCancellationHandler {
+            await withCheckedContinuation { continuation in
+                // Checked under the lock the cancellation handler takes too: either the task
+                // is cancelled already and nothing waits, or the handler finds the sleeper.
+                let due: Bool = state.withLock { state in
+                    if nanoseconds == 0 || Task.isCancelled { return true }
+                    state.sleepers.append(Sleeper(id: id, deadline: state.monotonic + nanoseconds, continuation: continuation))
+                    return false
+                }
+                if due { continuation.resume() }
             }
-            if due { continuation.resume() }
+        } onCancel: {
+            let sleeper: Sleeper? = state.withLock { state in
+                guard let index = state.sleepers.firstIndex(where: { $0.id == id }) else { return nil }
+                return state.sleepers.remove(at: index)
+            }
+            sleeper?.continuation.resume()
         }
     }
 
