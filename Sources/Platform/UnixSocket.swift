@@ -119,8 +119,7 @@ public struct FrameReader: Sendable {
                 return .line(line)
             }
             guard buffer.count <= maxLine else { return .tooLong }
-            let count = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
-            if count < 0 && errno == EINTR { continue }
+            let count = readSome(fd, into: &chunk)
             guard count > 0 else { return .end }
             buffer.append(contentsOf: chunk[0..<count])
         }

@@ -34,14 +34,24 @@ public func writeFully(_ descriptor: Int32, _ bytes: [UInt8]) -> Int32 {
     bytes.withUnsafeBytes { writeFully(descriptor, $0) }
 }
 
-/// Reads a descriptor to its end (the CLI's standard input): interrupted reads are retried,
-/// a read error ends the input where it stopped.
+/// One `read` into `chunk` from a blocking descriptor, tried again when a signal interrupts
+/// it: the byte count, 0 at the end, or -1 with `errno` set. The one read loop for stdin,
+/// files and Unix sockets.
+public func readSome(_ descriptor: Int32, into chunk: inout [UInt8]) -> Int {
+    while true {
+        let n = chunk.withUnsafeMutableBytes { read(descriptor, $0.baseAddress, $0.count) }
+        if n < 0 && errno == EINTR { continue }
+        return n
+    }
+}
+
+/// Reads a descriptor to its end (the CLI's standard input); a read error ends the input
+/// where it stopped.
 public func readToEnd(_ descriptor: Int32) -> [UInt8] {
     var bytes: [UInt8] = []
     var chunk = [UInt8](repeating: 0, count: 65536)
     while true {
-        let n = chunk.withUnsafeMutableBytes { read(descriptor, $0.baseAddress, $0.count) }
-        if n < 0 && errno == EINTR { continue }
+        let n = readSome(descriptor, into: &chunk)
         if n <= 0 { return bytes }
         bytes.append(contentsOf: chunk[0..<n])
     }

@@ -37,8 +37,7 @@ public final class LineReader: Sendable {
             var splitter = LineSplitter(maxLineBytes: limit)
             var chunk = [UInt8](repeating: 0, count: 65536)
             while true {
-                let n = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
-                if n < 0 && errno == EINTR { continue }
+                let n = readSome(fd, into: &chunk)
                 if n <= 0 { break }
                 splitter.feed(chunk[0..<n]) { continuation.yield($0) }
             }

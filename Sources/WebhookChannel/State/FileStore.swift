@@ -88,11 +88,8 @@ public struct StateDirectory: Sendable {
         content.reserveCapacity(sizeHint)
         var chunk = [UInt8](repeating: 0, count: max(min(sizeHint + 1, 1 << 20), 4096))
         while true {
-            let count = chunk.withUnsafeMutableBytes { read(descriptor, $0.baseAddress, $0.count) }
-            if count < 0 {
-                if errno == EINTR { continue }
-                throw StateFileError(operation: "read", path: filePath, code: errno)
-            }
+            let count = readSome(descriptor, into: &chunk)
+            if count < 0 { throw StateFileError(operation: "read", path: filePath, code: errno) }
             if count == 0 { return content }
             content.append(contentsOf: chunk[0..<count])
         }
