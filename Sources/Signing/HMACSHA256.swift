@@ -52,9 +52,7 @@ public enum HMACSHA256 {
         }
 
         public func update(_ bytes: UnsafeRawBufferPointer) {
-            guard let base = bytes.baseAddress, bytes.count > 0 else { return }
-            let updated = EVP_MAC_update(handle, base.assumingMemoryBound(to: UInt8.self), bytes.count)
-            precondition(updated == 1, "libcrypto failed to update HMAC-SHA256")
+            Self.update(handle, bytes)
         }
 
         public func update(_ bytes: [UInt8]) {
@@ -63,8 +61,19 @@ public enum HMACSHA256 {
 
         /// The 32-byte tag. Consumes the context, which is freed right after.
         public consuming func finalize() -> [UInt8] {
-            let handle = self.handle
-            return [UInt8](unsafeUninitializedCapacity: HMACSHA256.byteCount) { buffer, count in
+            Self.finalize(handle)
+        }
+
+        /// Feeds `bytes` to a libcrypto HMAC context (this one's, or a kept one's).
+        static func update(_ handle: OpaquePointer, _ bytes: UnsafeRawBufferPointer) {
+            guard let base = bytes.baseAddress, bytes.count > 0 else { return }
+            let updated = EVP_MAC_update(handle, base.assumingMemoryBound(to: UInt8.self), bytes.count)
+            precondition(updated == 1, "libcrypto failed to update HMAC-SHA256")
+        }
+
+        /// The 32-byte tag of a libcrypto HMAC context (this one's, or a kept one's).
+        static func finalize(_ handle: OpaquePointer) -> [UInt8] {
+            [UInt8](unsafeUninitializedCapacity: HMACSHA256.byteCount) { buffer, count in
                 var written = 0
                 let finished = EVP_MAC_final(handle, buffer.baseAddress, &written, HMACSHA256.byteCount)
                 precondition(finished == 1 && written == HMACSHA256.byteCount, "libcrypto failed to finish HMAC-SHA256")
@@ -172,15 +181,9 @@ struct KeyedContexts: ~Copyable {
             contexts[key] = fresh
             last = (key, fresh)
         }
-        for part in parts where !part.isEmpty {
-            let updated = part.withUnsafeBufferPointer { EVP_MAC_update(handle, $0.baseAddress, $0.count) }
-            precondition(updated == 1, "libcrypto failed to update HMAC-SHA256")
+        for part in parts {
+            part.withUnsafeBytes { HMACSHA256.Context.update(handle, $0) }
         }
-        return [UInt8](unsafeUninitializedCapacity: HMACSHA256.byteCount) { buffer, count in
-            var written = 0
-            let finished = EVP_MAC_final(handle, buffer.baseAddress, &written, HMACSHA256.byteCount)
-            precondition(finished == 1 && written == HMACSHA256.byteCount, "libcrypto failed to finish HMAC-SHA256")
-            count = written
-        }
+        return HMACSHA256.Context.finalize(handle)
     }
 }
