@@ -168,7 +168,7 @@ final class FollowerLink: @unchecked Sendable {
         var closed = false
         var wakeOwed = false
         /// The writer took bytes and has not finished writing them.
-        var writing = false
+        var inFlight = false
     }
     private let queue = Mutex(Queue())
     private let wake = ConditionSignal()
@@ -219,7 +219,7 @@ final class FollowerLink: @unchecked Sendable {
             while true {
                 let closed = queue.withLock { state -> Bool in
                     swap(&taken, &state.bytes)
-                    state.writing = !taken.isEmpty
+                    state.inFlight = !taken.isEmpty
                     return state.closed
                 }
                 if closed { return }
@@ -231,7 +231,7 @@ final class FollowerLink: @unchecked Sendable {
                     cut()
                     return
                 }
-                queue.withLock { $0.writing = false }
+                queue.withLock { $0.inFlight = false }
                 drained.signal()
                 taken.removeAll(keepingCapacity: taken.capacity <= 1 << 20)
             }
@@ -252,7 +252,7 @@ final class FollowerLink: @unchecked Sendable {
         let clock = SystemClock()
         wake.signal()
         while writing.load(ordering: .acquiring), clock.monotonicNanoseconds() < deadline {
-            let pending = queue.withLock { !$0.closed && (!$0.bytes.isEmpty || $0.writing) }
+            let pending = queue.withLock { !$0.closed && (!$0.bytes.isEmpty || $0.inFlight) }
             guard pending else { break }
             wake.signal()
             drained.wait(timeoutMilliseconds: 10)

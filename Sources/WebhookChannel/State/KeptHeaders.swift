@@ -27,13 +27,6 @@ public struct KeptHeaders: Sendable, Equatable, Sequence, ExpressibleByDictionar
         fields.insert(Field(name: name, value: value), at: at)
     }
 
-    public subscript(name: String) -> String? {
-        fields.first { $0.name == name }?.value
-    }
-
-    public var isEmpty: Bool { fields.isEmpty }
-    public var count: Int { fields.count }
-
     public func makeIterator() -> IndexingIterator<[Field]> {
         fields.makeIterator()
     }
