@@ -34,25 +34,24 @@ public struct HTTPResponse: Sendable {
     /// written as the status line, the extra headers and the empty line only.
     public func serialized(keepAlive: Bool) -> [UInt8] {
         let hasContent = !(100...199).contains(status) && status != 204
-        var size = 64 + (hasContent ? body.count : 0)
+        var size = 96 + (hasContent ? body.count : 0)
         for (name, value) in headers {
             size += name.utf8.count + value.utf8.count + 4
         }
         var out: [UInt8] = []
         out.reserveCapacity(size)
 
-        out.append(contentsOf: "HTTP/1.1 ".utf8)
-        out.append(contentsOf: String(status).utf8)
-        out.append(Self.space)
-        out.append(contentsOf: Self.reasonPhrase(for: status).utf8)
-        out.append(contentsOf: Self.crlf)
-
+        // The status line and the framing fields are this server's own constant text: written
+        // from byte constants (this is every answer's cost, the webhook `200` included); only
+        // the caller's extra fields go through `appendField`'s sanitising.
+        Self.appendStatusLine(status, to: &out)
         if hasContent {
             if !body.isEmpty && !headers.contains(where: { HTTPHeaders.namesEqual($0.0, "Content-Type") }) {
-                Self.appendField("Content-Type", "application/json", to: &out)
+                out.append(contentsOf: Self.jsonContentTypeField)
             }
-            Self.appendField("Content-Length", String(body.count), to: &out)
-            Self.appendField("Connection", keepAlive ? "keep-alive" : "close", to: &out)
+            out.append(contentsOf: Self.contentLengthName)
+            Self.appendDecimal(body.count, to: &out)
+            out.append(contentsOf: keepAlive ? Self.keepAliveField : Self.closeField)
         }
         for (name, value) in headers where !Self.isFraming(name) {
             Self.appendField(name, value, to: &out)
@@ -62,6 +61,41 @@ public struct HTTPResponse: Sendable {
             out.append(contentsOf: body)
         }
         return out
+    }
+
+    private static let statusLineStart: [UInt8] = Array("HTTP/1.1 ".utf8)
+    private static let okStatusLine: [UInt8] = Array("HTTP/1.1 200 OK\r\n".utf8)
+    private static let jsonContentTypeField: [UInt8] = Array("Content-Type: application/json\r\n".utf8)
+    private static let contentLengthName: [UInt8] = Array("Content-Length: ".utf8)
+    private static let keepAliveField: [UInt8] = Array("\r\nConnection: keep-alive\r\n".utf8)
+    private static let closeField: [UInt8] = Array("\r\nConnection: close\r\n".utf8)
+
+    private static func appendStatusLine(_ status: Int, to out: inout [UInt8]) {
+        if status == 200 {
+            out.append(contentsOf: okStatusLine)
+            return
+        }
+        out.append(contentsOf: statusLineStart)
+        appendDecimal(status, to: &out)
+        out.append(space)
+        appendSanitized(reasonPhrase(for: status), to: &out)
+        out.append(contentsOf: crlf)
+    }
+
+    /// A non-negative integer in decimal, without going through a `String`.
+    static func appendDecimal(_ value: Int, to out: inout [UInt8]) {
+        precondition(value >= 0)
+        var digits: (UInt64, UInt64, UInt64) = (0, 0, 0)  // 24 bytes hold any Int
+        withUnsafeMutableBytes(of: &digits) { buffer in
+            var at = buffer.count
+            var rest = value
+            repeat {
+                at -= 1
+                buffer[at] = UInt8(ascii: "0") + UInt8(rest % 10)
+                rest /= 10
+            } while rest > 0
+            out.append(contentsOf: UnsafeRawBufferPointer(rebasing: buffer[at...]))
+        }
     }
 
     /// Reason phrases for every status this server sends (README "HTTP API" and "Security model"), with the

@@ -110,3 +110,45 @@ struct HotPathEquivalenceTests {
         }
     }
 }
+
+extension HotPathEquivalenceTests {
+    @Test func aDedupeJournalLineIsTheZeroPaddedExpiryAndTheSixteenDigitDigest() {
+        let cases: [(UInt64, Double)] = [
+            (0, 0), (1, 1), (0xFFFF_FFFF_FFFF_FFFF, 1_700_000_000), (0x0123_4567_89AB_CDEF, 1_700_000_000.25),
+            (0xDEAD_BEEF, 99), (42, 12_345_678_901), (7, 9_999_999_999.5),
+        ]
+        for (digest, expiresAt) in cases {
+            var line: [UInt8] = []
+            DedupeJournal.appendLine(digest: digest, expiresAt: expiresAt, to: &line)
+            let seconds = String(Int64(expiresAt.rounded(.up)))
+            let hex = String(digest, radix: 16)
+            let plain = String(repeating: "0", count: max(0, 10 - seconds.count)) + seconds + " "
+                + String(repeating: "0", count: 16 - hex.count) + hex + "\n"
+            #expect(String(decoding: line, as: UTF8.self) == plain)
+            let parsed = DedupeJournal.parse(line.dropLast())
+            #expect(parsed?.digest == digest && parsed?.expiresAt == expiresAt.rounded(.up))
+        }
+    }
+}
+
+extension HotPathEquivalenceTests {
+    @Test func aResponseHeadWrittenFromByteConstantsReadsAsTheTextItStandsFor() {
+        let statuses = [100, 200, 201, 202, 204, 400, 401, 403, 404, 405, 408, 411, 413, 414, 415, 417, 421, 429, 431, 500, 501, 503, 505, 299, 599]
+        for status in statuses {
+            for length in [0, 1, 9, 10, 99, 100, 12_345, 1 << 20] {
+                for keepAlive in [true, false] {
+                    let body = [UInt8](repeating: UInt8(ascii: "x"), count: length)
+                    let text = String(decoding: HTTPResponse(status: status, body: body).serialized(keepAlive: keepAlive), as: UTF8.self)
+                    let hasContent = !(100...199).contains(status) && status != 204
+                    var plain = "HTTP/1.1 \(status) \(HTTPResponse.reasonPhrase(for: status))\r\n"
+                    if hasContent {
+                        if length > 0 { plain += "Content-Type: application/json\r\n" }
+                        plain += "Content-Length: \(length)\r\nConnection: \(keepAlive ? "keep-alive" : "close")\r\n"
+                    }
+                    plain += "\r\n" + (hasContent ? String(decoding: body, as: UTF8.self) : "")
+                    #expect(text == plain, "status \(status), \(length) bytes")
+                }
+            }
+        }
+    }
+}

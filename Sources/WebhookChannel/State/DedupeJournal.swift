@@ -45,15 +45,32 @@ final class DedupeJournal {
         return entries
     }
 
+    /// Adds `SSSSSSSSSS HHHHHHHHHHHHHHHH\n` (expiry seconds, at least ten digits; digest in hex).
+    /// The line is built backwards in a local buffer and appended once: this runs per webhook,
+    /// and appending byte by byte to the journal's array cost ten times as much.
     func append(digest: UInt64, expiresAt: Double) {
-        let seconds = String(Int64(expiresAt.rounded(.up)))
-        pending.append(contentsOf: String(repeating: "0", count: max(0, 10 - seconds.utf8.count)).utf8)
-        pending.append(contentsOf: seconds.utf8)
-        pending.append(UInt8(ascii: " "))
-        for shift in stride(from: 60, through: 0, by: -4) {
-            pending.append(Hex.digit(UInt8((digest >> UInt64(shift)) & 0xF)))
+        Self.appendLine(digest: digest, expiresAt: expiresAt, to: &pending)
+    }
+
+    static func appendLine(digest: UInt64, expiresAt: Double, to out: inout [UInt8]) {
+        var seconds = UInt64(max(0, expiresAt.rounded(.up)))
+        withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 40) { line in
+            var at = line.count
+            at -= 1; line[at] = 0x0A
+            var rest = digest
+            for _ in 0..<16 {
+                at -= 1; line[at] = Hex.digit(UInt8(rest & 0xF))
+                rest >>= 4
+            }
+            at -= 1; line[at] = UInt8(ascii: " ")
+            var written = 0
+            while seconds > 0 || written < 10 {
+                at -= 1; line[at] = UInt8(ascii: "0") + UInt8(seconds % 10)
+                seconds /= 10
+                written += 1
+            }
+            out.append(contentsOf: UnsafeBufferPointer(rebasing: line[at...]))
         }
-        pending.append(0x0A)
     }
 
     /// Writes what is pending when a second has passed since the last write, or when `force`.
