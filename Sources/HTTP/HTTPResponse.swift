@@ -50,7 +50,7 @@ public struct HTTPResponse: Sendable {
                 out.append(contentsOf: Self.jsonContentTypeField)
             }
             out.append(contentsOf: Self.contentLengthName)
-            Self.appendDecimal(body.count, to: &out)
+            out.appendDecimal(body.count)
             out.append(contentsOf: keepAlive ? Self.keepAliveField : Self.closeField)
         }
         for (name, value) in headers where !Self.isFraming(name) {
@@ -76,26 +76,10 @@ public struct HTTPResponse: Sendable {
             return
         }
         out.append(contentsOf: statusLineStart)
-        appendDecimal(status, to: &out)
+        out.appendDecimal(status)
         out.append(space)
         appendSanitized(reasonPhrase(for: status), to: &out)
         out.append(contentsOf: crlf)
-    }
-
-    /// A non-negative integer in decimal, without going through a `String`.
-    static func appendDecimal(_ value: Int, to out: inout [UInt8]) {
-        precondition(value >= 0)
-        var digits: (UInt64, UInt64, UInt64) = (0, 0, 0)  // 24 bytes hold any Int
-        withUnsafeMutableBytes(of: &digits) { buffer in
-            var at = buffer.count
-            var rest = value
-            repeat {
-                at -= 1
-                buffer[at] = UInt8(ascii: "0") + UInt8(rest % 10)
-                rest /= 10
-            } while rest > 0
-            out.append(contentsOf: UnsafeRawBufferPointer(rebasing: buffer[at...]))
-        }
     }
 
     /// Reason phrases for every status this server sends (README "HTTP API" and "Security model"), with the

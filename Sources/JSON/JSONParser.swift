@@ -295,10 +295,11 @@ public enum JSONParser {
                 if byte == UInt8(ascii: "\"") {
                     let slice = UnsafeBufferPointer(rebasing: bytes[start..<index])
                     index += 1
-                    guard let string = String(validating: slice, as: UTF8.self) else {
+                    // Not `String(validating:)`: it looks up generic metadata on every call.
+                    guard UTF8Validation.isValid(slice) else {
                         throw JSONParseError(reason: "invalid UTF-8 in string", offset: start)
                     }
-                    return string
+                    return String(decoding: slice, as: UTF8.self)
                 }
                 if byte == UInt8(ascii: "\\") { break }
                 if byte < 0x20 { throw error("control character in string") }

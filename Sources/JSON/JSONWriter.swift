@@ -76,60 +76,121 @@ public enum JSONWriter {
     }
 
     /// Writes already-valid UTF-8 as a JSON string literal. The caller guarantees validity.
-    /// Runs that need no escaping are found eight bytes at a time and copied whole: this is
-    /// the per-webhook cost of putting a body into a notification and a log line.
+    ///
+    /// This is the per-webhook cost of putting a body into a log line and a notification, and
+    /// of some thirty short strings around it. The literal is written straight into `out`'s
+    /// spare capacity (room for the worst case, every byte six, is reserved per block of
+    /// input), runs that need no escaping are found sixteen bytes at a time and copied whole.
     public static func appendString(utf8 bytes: UnsafeBufferPointer<UInt8>, into out: inout [UInt8]) {
-        out.append(UInt8(ascii: "\""))
-        guard let base = bytes.baseAddress else {
-            out.append(UInt8(ascii: "\""))
+        guard let base = bytes.baseAddress, !bytes.isEmpty else {
+            out.append(contentsOf: emptyLiteral)
             return
         }
-        let raw = UnsafeRawPointer(base)
-        let count = bytes.count
+        var done = 0
+        while done < bytes.count {
+            let block = min(bytes.count - done, escapeBlockBytes)
+            let first = done == 0, last = done + block == bytes.count
+            out.append(addingCapacity: block * maxEscapeBytes + 2) { span in
+                span.withUnsafeMutableBufferPointer { buffer, initialized in
+                    var to = buffer.baseAddress!
+                    if first { to.pointee = UInt8(ascii: "\""); to += 1 }
+                    to = writeEscaped(base + done, count: block, to: to)
+                    if last { to.pointee = UInt8(ascii: "\""); to += 1 }
+                    initialized = to - buffer.baseAddress!
+                }
+            }
+            done += block
+        }
+    }
+
+    /// Writes `count` bytes from `from` to `to`, escaped; returns where the output ends. `to`
+    /// has room for `count * maxEscapeBytes`.
+    @inline(__always)
+    private static func writeEscaped(_ from: UnsafePointer<UInt8>, count: Int, to start: UnsafeMutablePointer<UInt8>)
+        -> UnsafeMutablePointer<UInt8>
+    {
+        let raw = UnsafeRawPointer(from)
+        var to = start
         var runStart = 0
         var index = 0
-        while index < count {
+        while true {
+            while index + 16 <= count,
+                  escapeMask(raw.loadUnaligned(fromByteOffset: index, as: UInt64.self))
+                      | escapeMask(raw.loadUnaligned(fromByteOffset: index + 8, as: UInt64.self)) == 0
+            {
+                index += 16
+            }
             while index + 8 <= count, !needsEscape(raw.loadUnaligned(fromByteOffset: index, as: UInt64.self)) {
                 index += 8
             }
             guard index < count else { break }
-            let byte = base[index]
+            let byte = from[index]
             index += 1
             guard byte < 0x20 || byte == UInt8(ascii: "\"") || byte == UInt8(ascii: "\\") else { continue }
-            if runStart < index - 1 { out.append(contentsOf: UnsafeBufferPointer(start: base + runStart, count: index - 1 - runStart)) }
+            let run = index - 1 - runStart
+            if run > 0 {
+                to.update(from: from + runStart, count: run)
+                to += run
+            }
             runStart = index
-            appendEscape(byte, into: &out)
+            to += writeEscape(byte, to: to)
         }
-        if runStart < count { out.append(contentsOf: UnsafeBufferPointer(start: base + runStart, count: count - runStart)) }
-        out.append(UInt8(ascii: "\""))
+        let run = count - runStart
+        if run > 0 {
+            to.update(from: from + runStart, count: run)
+            to += run
+        }
+        return to
     }
+
+    private static let emptyLiteral: [UInt8] = [UInt8(ascii: "\""), UInt8(ascii: "\"")]
+    /// Input bytes per reservation of `appendString(utf8:into:)`: a 1 MiB body reserves its
+    /// worst case (six output bytes an input byte) a block at a time, not 6 MiB at once.
+    private static let escapeBlockBytes = 4096
+    /// `\u00XX`
+    private static let maxEscapeBytes = 6
+
+    /// The escape for one byte that needs it, written at `to`; returns its length.
+    @inline(__always)
+    private static func writeEscape(_ byte: UInt8, to: UnsafeMutablePointer<UInt8>) -> Int {
+        to[0] = 0x5C
+        switch byte {
+        case UInt8(ascii: "\""): to[1] = 0x22
+        case UInt8(ascii: "\\"): to[1] = 0x5C
+        case 0x0A: to[1] = UInt8(ascii: "n")
+        case 0x0D: to[1] = UInt8(ascii: "r")
+        case 0x09: to[1] = UInt8(ascii: "t")
+        case 0x08: to[1] = UInt8(ascii: "b")
+        case 0x0C: to[1] = UInt8(ascii: "f")
+        default:
+            to[1] = UInt8(ascii: "u")
+            to[2] = UInt8(ascii: "0")
+            to[3] = UInt8(ascii: "0")
+            to[4] = hexDigits[Int(byte >> 4)]
+            to[5] = hexDigits[Int(byte & 0xF)]
+            return 6
+        }
+        return 2
+    }
+
+    private static let hexDigits: [UInt8] = Array("0123456789abcdef".utf8)
 
     /// Whether any of eight bytes is a control character, `"` or `\` (exact, no false negatives:
     /// the classic "has a zero byte" and "has a byte less than n" word tricks).
     @inline(__always)
     static func needsEscape(_ word: UInt64) -> Bool {
+        escapeMask(word) != 0
+    }
+
+    /// Nonzero when any of the eight bytes needs escaping (high bits of the bytes that may).
+    @inline(__always)
+    static func escapeMask(_ word: UInt64) -> UInt64 {
         let ones: UInt64 = 0x0101_0101_0101_0101
         let quote = word ^ 0x2222_2222_2222_2222
         let backslash = word ^ 0x5C5C_5C5C_5C5C_5C5C
         let below0x20 = (word &- 0x2020_2020_2020_2020) & ~word
         let hasQuote = (quote &- ones) & ~quote
         let hasBackslash = (backslash &- ones) & ~backslash
-        return (below0x20 | hasQuote | hasBackslash) & 0x8080_8080_8080_8080 != 0
-    }
-
-    private static func appendEscape(_ byte: UInt8, into out: inout [UInt8]) {
-        out.append(0x5C)
-        switch byte {
-        case UInt8(ascii: "\""): out.append(0x22)
-        case UInt8(ascii: "\\"): out.append(0x5C)
-        case 0x0A: out.append(UInt8(ascii: "n"))
-        case 0x0D: out.append(UInt8(ascii: "r"))
-        case 0x09: out.append(UInt8(ascii: "t"))
-        case 0x08: out.append(UInt8(ascii: "b"))
-        case 0x0C: out.append(UInt8(ascii: "f"))
-        default:
-            let hex = Array("0123456789abcdef".utf8)
-            out.append(contentsOf: [UInt8(ascii: "u"), UInt8(ascii: "0"), UInt8(ascii: "0"), hex[Int(byte >> 4)], hex[Int(byte & 0xF)]])
-        }
+        return (below0x20 | hasQuote | hasBackslash) & 0x8080_8080_8080_8080
     }
 }

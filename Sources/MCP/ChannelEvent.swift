@@ -107,7 +107,7 @@ public struct ChannelEvent: Sendable, Equatable {
         // "source" is the tag's own attribute (<channel source="webhook">); never shadow it.
         var key = key
         return key.withUTF8 { bytes in
-            !bytes.isEmpty && !bytes.elementsEqual("source".utf8) && bytes.allSatisfy { byte in
+            !bytes.isEmpty && !(bytes.count == 6 && bytes.elementsEqual("source".utf8)) && bytes.allSatisfy { byte in
                 (0x30...0x39).contains(byte) || (0x41...0x5A).contains(byte) || (0x61...0x7A).contains(byte) || byte == 0x5F
             }
         }
@@ -117,9 +117,11 @@ public struct ChannelEvent: Sendable, Equatable {
     /// Returns whether it was cut.
     public static func content(fromBody body: UnsafeRawBufferPointer, contentType: String) -> (text: String, truncated: Bool) {
         let bytes = body.bindMemory(to: UInt8.self)
-        guard let whole = String(validating: bytes, as: UTF8.self) else {
+        // Not `String(validating:)`: it looks up generic metadata on every call.
+        guard UTF8Validation.isValid(bytes) else {
             return ("[binary body: \(body.count) bytes, content-type \(contentType.isEmpty ? "unknown" : contentType)]", false)
         }
+        let whole = String(decoding: bytes, as: UTF8.self)
         guard body.count > maxContentBytes else { return (whole, false) }
         var cut = maxContentBytes
         // Step back over continuation bytes (10xxxxxx) to the start of a character.
@@ -133,15 +135,15 @@ public struct ChannelEvent: Sendable, Equatable {
             out.append(contentsOf: encoded)
             return
         }
-        out.append(contentsOf: #"{"jsonrpc":"2.0","method":"notifications/claude/channel","params":{"content":"#.utf8)
+        out.appendLiteral(#"{"jsonrpc":"2.0","method":"notifications/claude/channel","params":{"content":"#)
         JSONWriter.appendString(content, into: &out)
-        out.append(contentsOf: #","meta":{"#.utf8)
+        out.appendLiteral(#","meta":{"#)
         for (index, pair) in meta.enumerated() {
             if index > 0 { out.append(UInt8(ascii: ",")) }
             JSONWriter.appendString(pair.key, into: &out)
             out.append(UInt8(ascii: ":"))
             JSONWriter.appendString(pair.value, into: &out)
         }
-        out.append(contentsOf: "}}}".utf8)
+        out.appendLiteral("}}}")
     }
 }

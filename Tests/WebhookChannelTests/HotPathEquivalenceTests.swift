@@ -152,3 +152,34 @@ extension HotPathEquivalenceTests {
         }
     }
 }
+
+extension HotPathEquivalenceTests {
+    @Test func keptHeaderNamesAreOrderedExactlyAsStringOrdersThem() {
+        let names = ["", "a", "A", "ab", "b", "X-Signature", "x-signature", "X-Source-Id", "X-Timestamp", "content-type",
+                     "Content-Type", "e", "e\u{301}", "é", "ab\u{301}", "Zz", "z", "~", "\u{7F}", "a\u{0}b"]
+        for a in names {
+            for b in names {
+                let plain = a == b ? 0 : (a < b ? -1 : 1)
+                #expect(KeptHeaders.order(a, b) == plain, "\(a.debugDescription) vs \(b.debugDescription)")
+            }
+        }
+        var kept = KeptHeaders()
+        var plain: [(String, String)] = []
+        for (index, name) in (names + names.reversed()).enumerated() {
+            kept.set(name, "\(index)")
+            if let at = plain.firstIndex(where: { $0.0 == name }) { plain[at].1 = "\(index)" } else {
+                plain.insert((name, "\(index)"), at: plain.firstIndex(where: { $0.0 > name }) ?? plain.count)
+            }
+        }
+        #expect(kept.fields.map(\.name) == plain.map(\.0))
+        #expect(kept.fields.map(\.value) == plain.map(\.1))
+    }
+
+    @Test func literalsAndNumbersAppendAsTheirText() {
+        var out: [UInt8] = Array("x".utf8)
+        out.appendLiteral(#","size":"#)
+        for value in [0, 7, 10, 99, 100, 65_535, 1 << 20, Int.max] { out.appendDecimal(value); out.append(0x20) }
+        out.appendLiteral("")
+        #expect(String(decoding: out, as: UTF8.self) == #"x,"size":0 7 10 99 100 65535 1048576 \#(Int.max) "#)
+    }
+}

@@ -281,9 +281,9 @@ final class WebhookRoutes: Sendable {
     static func accepted(eventID: String, filtered: Bool) -> HTTPResponse {
         var body: [UInt8] = []
         body.reserveCapacity(64)
-        body.append(contentsOf: #"{"received":true,"event_id":"#.utf8)
+        body.appendLiteral(#"{"received":true,"event_id":"#)
         JSONWriter.appendString(eventID, into: &body)
-        if filtered { body.append(contentsOf: #","filtered":true"#.utf8) }
+        if filtered { body.appendLiteral(#","filtered":true"#) }
         body.append(UInt8(ascii: "}"))
         return .json(status: 200, body: body)
     }

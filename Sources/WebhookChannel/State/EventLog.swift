@@ -234,9 +234,9 @@ final class EventLog {
     /// One JSON line (newline included), written straight into `out`: this runs for every
     /// webhook, so it builds no intermediate JSON tree.
     static func appendLine(_ record: EventRecord, into out: inout [UInt8]) {
-        func member(_ key: String, _ value: String?) {
-            out.append(contentsOf: key.utf8)
-            if let value { JSONWriter.appendString(value, into: &out) } else { out.append(contentsOf: "null".utf8) }
+        func member(_ key: StaticString, _ value: String?) {
+            out.appendLiteral(key)
+            if let value { JSONWriter.appendString(value, into: &out) } else { out.appendLiteral("null") }
         }
         member(#"{"id":"#, record.id)
         member(#","source_id":"#, record.sourceID)
@@ -245,10 +245,10 @@ final class EventLog {
         member(#","type":"#, record.type)
         member(#","received_at":"#, record.receivedAtText)
         member(#","content_type":"#, record.contentType)
-        out.append(contentsOf: #","size":"#.utf8)
-        out.append(contentsOf: String(record.size).utf8)
-        if record.filtered { out.append(contentsOf: #","filtered":true"#.utf8) }
-        out.append(contentsOf: #","headers":{"#.utf8)
+        out.appendLiteral(#","size":"#)
+        out.appendDecimal(record.size)
+        if record.filtered { out.appendLiteral(#","filtered":true"#) }
+        out.appendLiteral(#","headers":{"#)
         for (index, header) in record.headers.enumerated() {
             if index > 0 { out.append(UInt8(ascii: ",")) }
             JSONWriter.appendString(header.name, into: &out)
@@ -258,20 +258,20 @@ final class EventLog {
         out.append(UInt8(ascii: "}"))
         let isText = record.body.withUnsafeBufferPointer { bytes in
             guard UTF8Validation.isValid(bytes) else { return false }
-            out.append(contentsOf: #","body":"#.utf8)
+            out.appendLiteral(#","body":"#)
             JSONWriter.appendString(utf8: bytes, into: &out)
             return true
         }
         if !isText { member(#","body_base64":"#, Base64.encode(record.body)) }
         if !record.replayKeys.isEmpty {
-            out.append(contentsOf: #","replay_keys":["#.utf8)
+            out.appendLiteral(#","replay_keys":["#)
             for (index, key) in record.replayKeys.enumerated() {
                 if index > 0 { out.append(UInt8(ascii: ",")) }
                 JSONWriter.appendString(key, into: &out)
             }
             out.append(UInt8(ascii: "]"))
         }
-        out.append(contentsOf: "}\n".utf8)
+        out.appendLiteral("}\n")
     }
 
     static func decode(_ value: JSONValue) -> EventRecord? {

@@ -19,12 +19,39 @@ public struct KeptHeaders: Sendable, Equatable, Sequence, ExpressibleByDictionar
     /// Adds a field, or replaces the value of one with the same name (a later header of the
     /// same name wins).
     public mutating func set(_ name: String, _ value: String) {
-        if let index = fields.firstIndex(where: { $0.name == name }) {
-            fields[index].value = value
-            return
+        // The list is in order: the first name not before `name` is it, or where it goes.
+        var at = fields.count
+        for index in fields.indices {
+            let order = Self.order(fields[index].name, name)
+            if order == 0 {
+                fields[index].value = value
+                return
+            }
+            if order > 0 {
+                at = index
+                break
+            }
         }
-        let at = fields.firstIndex(where: { $0.name > name }) ?? fields.count
         fields.insert(Field(name: name, value: value), at: at)
+    }
+
+    /// -1, 0 or 1 as `a` sorts before, with or after `b`, exactly as `String`'s `<` and `==`
+    /// order them. Header names are ASCII, where that order is the bytes' and needs none of
+    /// `String`'s Unicode comparison. Any non-ASCII byte in either falls back to it: a combining
+    /// mark can change how the characters before it compare (`e` + U+0301 is `é`).
+    static func order(_ a: String, _ b: String) -> Int {
+        var a = a, b = b
+        let byBytes: Int? = a.withUTF8 { x in
+            b.withUTF8 { y in
+                guard x.allSatisfy({ $0 < 0x80 }), y.allSatisfy({ $0 < 0x80 }) else { return nil }
+                for index in 0..<Swift.min(x.count, y.count) where x[index] != y[index] {
+                    return x[index] < y[index] ? -1 : 1
+                }
+                return x.count == y.count ? 0 : (x.count < y.count ? -1 : 1)
+            }
+        }
+        if let byBytes { return byBytes }
+        return a == b ? 0 : (a < b ? -1 : 1)
     }
 
     public func makeIterator() -> IndexingIterator<[Field]> {
