@@ -145,6 +145,59 @@ struct FileStoreTests {
         }
     }
 
+    @Test func aLockHeldElsewhereFailsAsBusyOnceTheWaitLimitHasPassedAndIsTakenOnceReleased() throws {
+        try withTemporaryPath { root in
+            let directory = StateDirectory(path: root)
+            try directory.ensureExists()
+            // Another open file description, as another process would have.
+            let holder = try HeldStateLock(path: directory.path(of: StateDirectory.lockFileName))
+            defer { holder.release() }
+
+            var ran = false
+            let started = ContinuousClock.now
+            do {
+                try directory.withExclusiveLock(waitingAtMost: 0.2) { ran = true }
+                Issue.record("took the lock another descriptor holds")
+            } catch let busy as StateDirectoryBusy {
+                let waited = ContinuousClock.now - started
+                #expect(waited >= .milliseconds(200), "gave up after \(waited), before its limit")
+                #expect(busy.lockPath == "\(root)/.lock")
+                #expect(busy.description == "the state directory lock \(root)/.lock is held by another process (waited 0.2 s)")
+            }
+            #expect(!ran, "the body ran without the lock")
+
+            holder.release()
+            #expect(try directory.withExclusiveLock(waitingAtMost: 0.2) { 42 } == 42)
+        }
+    }
+
+    @Test func aLockWaitWithALimitEndsWhenTheHolderLetsGoAndNotBefore() throws {
+        try withTemporaryPath { root in
+            let directory = StateDirectory(path: root)
+            try directory.ensureExists()
+            let holder = try HeldStateLock(path: directory.path(of: StateDirectory.lockFileName))
+            defer { holder.release() }
+            Thread {
+                usleep(300_000)
+                holder.release()
+            }.start()
+            // The limit is far beyond the release: the wait ends because the lock came free.
+            let sawRelease = try directory.withExclusiveLock(waitingAtMost: 120) { holder.isReleased }
+            #expect(sawRelease, "the body ran while the other descriptor still held the lock")
+        }
+    }
+
+    @Test func aBusyLockIsTriedOnceWithAZeroLimit() throws {
+        try withTemporaryPath { root in
+            let directory = StateDirectory(path: root)
+            try directory.ensureExists()
+            #expect(try directory.withExclusiveLock(waitingAtMost: 0) { 1 } == 1, "a free lock is taken without waiting")
+            let holder = try HeldStateLock(path: directory.path(of: StateDirectory.lockFileName))
+            defer { holder.release() }
+            #expect(throws: StateDirectoryBusy.self) { try directory.withExclusiveLock(waitingAtMost: 0) {} }
+        }
+    }
+
     @Test func moveAsideUsesUTCStampAndCountsUpWhenTaken() throws {
         try withTemporaryPath { root in
             let directory = StateDirectory(path: root)

@@ -13,12 +13,14 @@ struct PairingDeskTests {
         let dir: TempStateDir
         private let desk: LoopConfined<PairingDesk>
 
-        init() throws {
+        /// `lockWait`: seconds a change waits for another holder of the state dir's lock.
+        init(lockWait: Double = ChannelState.defaultLockWait) throws {
             dir = try TempStateDir()
             harness = try LoopHarness(clock: clock)
             let log = Logger(enabled: false)
             let sources = SourceDirectory(store: SourcesStore(directory: StateDirectory(path: dir.path), log: log),
-                                          loop: harness.loop, fileWorker: SerialWorker(name: "test-state-files"), log: log)
+                                          loop: harness.loop, fileWorker: SerialWorker(name: "test-state-files"),
+                                          lockWait: lockWait, log: log)
             desk = LoopConfined(PairingDesk(sources: sources, clock: clock, log: log))
         }
 
@@ -28,14 +30,22 @@ struct PairingDeskTests {
         }
 
         func request(name: String) async throws -> PendingPairing {
-            try await harness.answer { [desk] in desk.value.request(name: name, callbackURL: nil) }.get()
+            try await ask(name: name).get()
+        }
+
+        func ask(name: String) async -> Result<PendingPairing, PairingDesk.Failure> {
+            await harness.answer { [desk] in desk.value.request(name: name, callbackURL: nil) }
         }
 
         func complete(_ code: String, from peer: String) async -> Result<PairingDesk.Credentials, PairingDesk.Failure> {
             await harness.answer { [desk] in desk.value.complete(code: code, peer: peer) }
         }
 
-        func status(_ code: String, token: String?) async -> (PairingBook.Status, PairingDesk.Credentials?) {
+        func status(_ code: String, token: String?) async throws -> (PairingBook.Status, PairingDesk.Credentials?) {
+            try await poll(code, token: token).get()
+        }
+
+        func poll(_ code: String, token: String?) async -> Result<(PairingBook.Status, PairingDesk.Credentials?), PairingDesk.Failure> {
             await harness.answer { [desk] in desk.value.status(code: code, pollToken: token) }
         }
 
@@ -123,18 +133,64 @@ struct PairingDeskTests {
         defer { desk.stop() }
         let ticket = try await desk.request(name: "device")
         let token = try #require(ticket.pollToken)
-        #expect(await desk.status(ticket.code, token: token) == (.pending, nil))
+        #expect(try await desk.status(ticket.code, token: token) == (.pending, nil))
 
         let credentials = try await desk.complete(ticket.code, from: "127.0.0.1").get()
-        let wrongToken = await desk.status(ticket.code, token: token + "x")
+        let wrongToken = try await desk.status(ticket.code, token: token + "x")
         #expect(wrongToken.0 == .paired(sourceID: credentials.sourceID, claimable: true))
         #expect(wrongToken.1 == nil, "a wrong token collects nothing and claims nothing")
 
-        let first = await desk.status(ticket.code.lowercased(), token: token)
+        let first = try await desk.status(ticket.code.lowercased(), token: token)
         #expect(first.0 == .paired(sourceID: credentials.sourceID, claimable: true))
         #expect(first.1 == credentials)
-        let second = await desk.status(ticket.code, token: token)
+        let second = try await desk.status(ticket.code, token: token)
         #expect(second.0 == .paired(sourceID: credentials.sourceID, claimable: false))
         #expect(second.1 == nil)
+    }
+
+    // MARK: Another process holding the state dir's lock
+
+    @Test func aRequestOrCompletionWhileTheLockIsHeldFailsAsBusyAndWorksOnceItIsFree() async throws {
+        let desk = try Desk(lockWait: 0.2)
+        defer { desk.stop() }
+        let ticket = try await desk.request(name: "waiting")
+        let holder = try HeldStateLock(desk.dir)
+        defer { holder.release() }
+
+        let request = await desk.ask(name: "refused")
+        #expect(Self.isBusy(request), "\(request)")
+        for _ in 0..<PairingDesk.maxFailedCompletionsPerPeer + 1 {
+            let completion = await desk.complete(ticket.code, from: "127.0.0.1")
+            #expect(Self.isBusy(completion), "\(completion)")
+        }
+
+        holder.release()
+        // Not counted as failed attempts (no lock-out), and the pending code was kept.
+        let credentials = try await desk.complete(ticket.code, from: "127.0.0.1").get()
+        #expect(credentials.sourceID.hasPrefix("src_"))
+        #expect(await desk.pendingCount == 0, "the refused request left a pending pairing")
+    }
+
+    @Test func aCollectionWhileTheLockIsHeldFailsAsBusyAndTheNextPollCollects() async throws {
+        let desk = try Desk(lockWait: 0.2)
+        defer { desk.stop() }
+        let ticket = try await desk.request(name: "device")
+        let token = try #require(ticket.pollToken)
+        let credentials = try await desk.complete(ticket.code, from: "127.0.0.1").get()
+        let holder = try HeldStateLock(desk.dir)
+        defer { holder.release() }
+
+        let refused = await desk.poll(ticket.code, token: token)
+        #expect(Self.isBusy(refused), "\(refused)")
+
+        holder.release()
+        let collected = try await desk.status(ticket.code, token: token)
+        #expect(collected.0 == .paired(sourceID: credentials.sourceID, claimable: true))
+        #expect(collected.1 == credentials, "the refused poll claimed the credentials")
+    }
+
+    static func isBusy<T>(_ result: Result<T, PairingDesk.Failure>) -> Bool {
+        if case .failure(.stateBusy) = result { return true }
+        return false
     }
 }

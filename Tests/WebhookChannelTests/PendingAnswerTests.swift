@@ -10,8 +10,12 @@ import Testing
 /// read and kept; the rest waits in the kernel until the answer is out. Once it is out, what
 /// was kept is answered in order, in work proportional to it.
 @Suite struct PendingAnswerTests {
+    /// The answer must stay pending until the test releases the lock, however long a loaded
+    /// machine takes to get there: not the 5 s after which the server gives up (`state_busy`).
+    static let waitsForTheLock = ["WEBHOOK_LOCK_WAIT": "3600"]
+
     @Test func bytesPipelinedBehindAPendingAnswerAreNotReadPastOneRequestsWorth() async throws {
-        let channel = try await TestChannel.start()
+        let channel = try await TestChannel.start(environment: Self.waitsForTheLock)
         defer { channel.stop() }
         let pid = channel.server.pid
         // Hold the state dir's lock as a CLI command in progress would: /pair's change waits.
@@ -50,7 +54,7 @@ import Testing
     /// once more, nested, for each of them, and a thousand or so overflowed the event loop's
     /// stack (SIGSEGV; no pending answer needed: one read holds that many).
     @Test func pollsPipelinedBehindAPendingAnswerAreAllAnsweredInOrder() async throws {
-        let channel = try await TestChannel.start()
+        let channel = try await TestChannel.start(environment: Self.waitsForTheLock)
         defer { channel.stop() }
         let lock = try HeldStateLock(channel.stateDir)
         defer { lock.release() }
@@ -130,70 +134,6 @@ import Testing
         }
         #expect(answers == (0..<4_000).map { "/\($0)" }, "answers missing or out of order")
         #expect(stackSpread < 64 << 10, "the request loop nested once per answer already there: the stack grew by \(stackSpread) bytes over 4000 pipelined requests")
-    }
-}
-
-/// Holds `<state dir>/.lock` as a CLI command in progress would. The descriptor is
-/// close-on-exec: the suite runs in parallel in this process, and a child another test
-/// spawns meanwhile (a server, a CLI command) would otherwise inherit it and keep the lock
-/// held after `release()` until that child exits.
-final class HeldStateLock: @unchecked Sendable {
-    let path: String
-    private let lock = NSLock()
-    private var fd: Int32
-
-    init(_ dir: TempStateDir) throws {
-        path = dir.url.appendingPathComponent(".lock").path
-        fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
-        guard fd >= 0 else { throw HarnessError("open \(path): \(String(cString: strerror(errno)))") }
-        guard flock(fd, LOCK_EX) == 0 else {
-            close(fd)
-            throw HarnessError("flock \(path): \(String(cString: strerror(errno)))")
-        }
-    }
-
-    deinit { release() }
-
-    /// Idempotent.
-    func release() {
-        lock.withLock {
-            if fd >= 0 { close(fd) }
-            fd = -1
-        }
-    }
-
-    /// The answer the server owed while the lock was held; when it does not come, the error
-    /// says which other processes still have the lock file open, and what the server logged.
-    func expectAnswer(on socket: RawSocket, from channel: TestChannel) async throws -> WireResponse {
-        do {
-            return try await socket.readResponse(timeout: .seconds(30))
-        } catch {
-            let holders = processesWithOpen(path, except: channel.server.pid)
-            throw HarnessError("\(error); other processes with \(path) open: \(holders.isEmpty ? "none" : holders.joined(separator: "; ")); \(await channel.serverState())")
-        }
-    }
-}
-
-extension TestChannel {
-    /// Whether the server still runs (or how it ended), and the end of its stderr: for
-    /// failure messages. Gives a server that is going down a moment to be reaped.
-    func serverState() async -> String {
-        _ = try? await server.child.waitForExit(timeout: .seconds(2))
-        let ended = server.child.termination.map { "the server ended (\($0))" } ?? "the server still runs"
-        return "\(ended); its stderr:\n\(server.stderr.tail())"
-    }
-}
-
-/// `pid: command line` of each process (but `except`) with a descriptor open on `path`.
-func processesWithOpen(_ path: String, except: Int32) -> [String] {
-    let files = FileManager.default
-    return ((try? files.contentsOfDirectory(atPath: "/proc")) ?? []).compactMap { entry in
-        guard let pid = Int32(entry), pid != except else { return nil }
-        let descriptors = (try? files.contentsOfDirectory(atPath: "/proc/\(pid)/fd")) ?? []
-        guard descriptors.contains(where: { (try? files.destinationOfSymbolicLink(atPath: "/proc/\(pid)/fd/\($0)")) == path })
-        else { return nil }
-        let command = (try? String(contentsOfFile: "/proc/\(pid)/cmdline", encoding: .utf8)) ?? "?"
-        return "\(pid): \(command.split(separator: "\0").joined(separator: " "))"
     }
 }
 

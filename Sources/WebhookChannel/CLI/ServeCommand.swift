@@ -46,7 +46,7 @@ enum ServeCommand {
         let clock = SystemClock()
         let notifier = ChannelNotifier(output: output)
         let state = ChannelState(loop: loop, store: SourcesStore(directory: directory, log: log), clock: clock,
-                                 notifier: notifier, syncsLog: config.syncsEventLog, log: log)
+                                 notifier: notifier, syncsLog: config.syncsEventLog, lockWait: config.stateLockWait, log: log)
         // Once per loop pass: the events the pass accepted go to the event log with one
         // write, then their answers and notifications go out, the notifications with one write.
         loop.addEndOfPassAction {

@@ -219,6 +219,12 @@ final class WebhookRoutes: Sendable {
             return .error(status: 404, code: "unknown_code", message: "No pending pairing has that code.")
         case .expiredCode:
             return .error(status: 404, code: "expired_code", message: "That pairing code has expired; request a new one.")
+        case .stateBusy(let reason):
+            // Nothing was written: the client asks again, and gets its answer once the lock is free.
+            log.warning("pairing not saved, answered 503 state_busy: \(reason)")
+            return .error(status: 503, code: "state_busy",
+                          message: "Another process holds the state directory's lock; try again.",
+                          headers: [("Retry-After", "1")])
         case .storage(let reason):
             log.error("pairing could not be saved: \(reason)")
             return .error(status: 503, code: "storage_unavailable", message: "The pairing could not be saved; try again.")
@@ -230,7 +236,13 @@ final class WebhookRoutes: Sendable {
             return .now(.error(status: 400, code: "missing_code", message: "Pass the code as ?code=XXXXXX."))
         }
         let token = Self.bearerToken(request)
-        return .later(state.assumeIsolated { $0.pairingStatus(code: code, pollToken: token) }.map { status, credentials in
+        let log = self.log
+        return .later(state.assumeIsolated { $0.pairingStatus(code: code, pollToken: token) }.map { result in
+            let (status, credentials): (PairingBook.Status, PairingDesk.Credentials?)
+            switch result {
+            case .success(let answer): (status, credentials) = answer
+            case .failure(let error): return Self.pairingFailure(error, log: log)
+            }
             switch status {
             case .pending: return .json(["status": "pending"])
             case .expired: return .json(["status": "expired"])

@@ -96,8 +96,15 @@ public actor ChannelState {
     /// delivers a logged event again on purpose).
     private var replay = ReplayMemory()
 
+    /// Seconds a `sources.json` change made for an HTTP request (`/pair`, `/pair/complete`, a
+    /// claim) waits for another process's lock on the state dir. A lock held for good (a CLI
+    /// command stopped mid-change) then costs the client a `503 state_busy` to retry, not a
+    /// connection that never hears back, and does not keep every later change queued on the
+    /// `state-files` worker behind it. The CLI, run by a person who can see it wait, waits.
+    public static let defaultLockWait: Double = 5
+
     public init(loop: EventLoop, store: SourcesStore, clock: any Clock, notifier: ChannelNotifier, syncsLog: Bool = false,
-                log: Logger)
+                lockWait: Double = ChannelState.defaultLockWait, log: Logger)
     {
         self.loop = loop
         self.store = store
@@ -108,7 +115,7 @@ public actor ChannelState {
         logWorker = SerialWorker(name: "log-sync")
         let fileWorker = SerialWorker(name: "state-files")
         eventLog = EventLog(directory: store.directory, background: logWorker, log: log)
-        sources = SourceDirectory(store: store, loop: loop, fileWorker: fileWorker, log: log)
+        sources = SourceDirectory(store: store, loop: loop, fileWorker: fileWorker, lockWait: lockWait, log: log)
         pairing = PairingDesk(sources: sources, clock: clock, log: log)
         eventReplay = EventReplay(eventLog: eventLog, sources: sources, notifier: notifier, loop: loop, fileWorker: fileWorker)
         permissionRelay = PermissionRelay(notifier: notifier, log: log)
@@ -185,7 +192,7 @@ public actor ChannelState {
         pairing.complete(code: code, peer: peer)
     }
 
-    func pairingStatus(code: String, pollToken: String?) -> Pending<(PairingBook.Status, PairingDesk.Credentials?)> {
+    func pairingStatus(code: String, pollToken: String?) -> Pending<Result<(PairingBook.Status, PairingDesk.Credentials?), PairingDesk.Failure>> {
         pairing.status(code: code, pollToken: pollToken)
     }
 

@@ -55,7 +55,12 @@ public struct StateDirectory: Sendable {
 
     /// Runs `body` while holding an exclusive `flock` on `<dir>/.lock`, shared by every process
     /// using this directory. Not reentrant: calling it again from inside `body` deadlocks.
-    public func withExclusiveLock<T>(_ body: () throws -> T) throws -> T {
+    ///
+    /// Without `limit` it waits for the lock as long as another process holds it. With one, it
+    /// gives up once `limit` seconds have passed and throws `StateDirectoryBusy` without
+    /// running `body`: a process stopped while holding the lock (a CLI command suspended with
+    /// Ctrl-Z) must not hold up a server's answers for good.
+    public func withExclusiveLock<T>(waitingAtMost limit: Double? = nil, _ body: () throws -> T) throws -> T {
         let lockPath = path(of: Self.lockFileName)
         let descriptor = try retryingEINTR(operation: "open lock file", path: lockPath) {
             open(lockPath, O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
@@ -64,10 +69,43 @@ public struct StateDirectory: Sendable {
         defer { close(descriptor) }
         // The mode passed to open() is narrowed by umask only; make it exact as well.
         _ = fchmod(descriptor, 0o600)
-        _ = try retryingEINTR(operation: "lock", path: lockPath) {
-            flock(descriptor, LOCK_EX)
+        if let limit {
+            try lock(descriptor, path: lockPath, waitingAtMost: limit)
+        } else {
+            _ = try retryingEINTR(operation: "lock", path: lockPath) {
+                flock(descriptor, LOCK_EX)
+            }
         }
         return try body()
+    }
+
+    /// Pause between attempts to take a held lock. flock has no timed wait (interrupting a
+    /// blocking one would take a signal aimed at this thread); 10 ms keeps the retries cheap
+    /// and the wait after a release short.
+    static let lockRetryNanoseconds = 10_000_000
+
+    /// Tries `flock(LOCK_EX | LOCK_NB)` until it succeeds or `limit` seconds have passed on
+    /// the monotonic clock; always tries at least once.
+    private func lock(_ descriptor: Int32, path lockPath: String, waitingAtMost limit: Double) throws {
+        let clock = SystemClock()
+        let start = clock.monotonicNanoseconds()
+        let allowed = limit > 0 ? UInt64(min(limit, 86_400) * 1e9) : 0
+        while true {
+            if flock(descriptor, LOCK_EX | LOCK_NB) == 0 { return }
+            let code = errno
+            if code == EINTR { continue }
+            guard code == EWOULDBLOCK else {
+                throw StateFileError(operation: "lock", path: lockPath, code: code)
+            }
+            let waited = clock.monotonicNanoseconds() &- start
+            guard waited < allowed else {
+                throw StateDirectoryBusy(lockPath: lockPath, limit: limit)
+            }
+            // An interrupted sleep (EINTR) just means the next attempt comes sooner.
+            let pause = min(UInt64(Self.lockRetryNanoseconds), allowed - waited)
+            var request = timespec(tv_sec: 0, tv_nsec: Int(pause))
+            _ = nanosleep(&request, nil)
+        }
     }
 
     /// The whole content of `name`, or nil when the file does not exist.
@@ -208,6 +246,24 @@ public struct FileIdentity: Equatable, Hashable, Sendable {
     public var size: Int64
     public var modificationNanoseconds: Int64
     public var changeNanoseconds: Int64
+}
+
+/// Another process held the state directory's lock for longer than the caller would wait.
+/// Nothing was changed: the same change can be tried again once the lock is free.
+public struct StateDirectoryBusy: Error, CustomStringConvertible, Sendable {
+    public var lockPath: String
+    /// The wait allowed, in seconds.
+    public var limit: Double
+
+    public init(lockPath: String, limit: Double) {
+        self.lockPath = lockPath
+        self.limit = limit
+    }
+
+    public var description: String {
+        let seconds = limit == limit.rounded() && limit.magnitude < 1e9 ? String(Int(limit)) : String(limit)
+        return "the state directory lock \(lockPath) is held by another process (waited \(seconds) s)"
+    }
 }
 
 /// A failed file operation, with what was attempted, on which path, and the system's reason.

@@ -14,6 +14,8 @@ final class PairingDesk {
         case unknownCode
         case expiredCode
         case tooManyFailures
+        /// Another process held the state dir's lock past the wait allowed; nothing changed.
+        case stateBusy(String)
         case storage(String)
     }
 
@@ -84,19 +86,21 @@ final class PairingDesk {
     }
 
     /// The device-flow poll. With the right poll token, the first `paired` answer carries the
-    /// credentials; later ones do not.
-    func status(code: String, pollToken: String?) -> Pending<(PairingBook.Status, Credentials?)> {
+    /// credentials; later ones do not. When the claim cannot be recorded (the lock held
+    /// elsewhere, a failed write) the poll fails and the credentials stay unclaimed, so the
+    /// next poll gets them: a `paired` answer without them would say they were collected.
+    func status(code: String, pollToken: String?) -> Pending<Result<(PairingBook.Status, Credentials?), Failure>> {
         sources.refreshIfChanged()
         let file = sources.file
         let normalized = PairingBook.canonicalCode(code)
         let status = PairingBook.status(file, code: normalized, now: clock.now())
-        let answer = Pending<(PairingBook.Status, Credentials?)>()
+        let answer = Pending<Result<(PairingBook.Status, Credentials?), Failure>>()
         guard case .paired(let sourceID, true) = status, let pollToken,
               let approval = file.approved.first(where: { $0.code == normalized }),
               let expected = approval.pollToken,
               ConstantTime.equals(Array(expected.utf8), Array(pollToken.utf8))
         else {
-            answer.fulfil((status, nil))
+            answer.fulfil(.success((status, nil)))
             return answer
         }
         return sources.change { file -> SourceRecord? in
@@ -105,14 +109,9 @@ final class PairingDesk {
             }
             file.approved[index].claimed = true
             return file.source(id: sourceID)
-        }.map { [log] result in
-            switch result {
-            case .success(let source?): return (status, Credentials(sourceID: source.id, secret: source.hmacSecret))
-            case .success(nil): return (status, nil)
-            case .failure(let error):
-                log.error("cannot record collected credentials: \(error)")
-                return (status, nil)
-            }
+        }.map { result in
+            result.map { source in (status, source.map { Credentials(sourceID: $0.id, secret: $0.hmacSecret) }) }
+                .mapError(Self.map)
         }
     }
 
@@ -121,7 +120,9 @@ final class PairingDesk {
         case .tooManyPending?: return .tooManyPending
         case .unknownCode?: return .unknownCode
         case .expiredCode?: return .expiredCode
-        case nil: return .storage(String(describing: error))
+        case nil:
+            if let busy = error as? StateDirectoryBusy { return .stateBusy(busy.description) }
+            return .storage(String(describing: error))
         }
     }
 }

@@ -19,6 +19,9 @@ final class SourceDirectory {
     private let loop: EventLoop
     /// Runs `sources.json` changes (lock, write, fsync, rename) off the loop.
     private let fileWorker: SerialWorker
+    /// Seconds a change waits for another process's lock on the state dir before it fails
+    /// with `StateDirectoryBusy` (`ChannelState.defaultLockWait`).
+    private let lockWait: Double
     private let log: Logger
 
     private(set) var file = SourcesFile()
@@ -32,10 +35,12 @@ final class SourceDirectory {
     /// process that holds the log counts; a follower reads the files instead.
     var stats: [String: SourceStats] = [:]
 
-    init(store: SourcesStore, loop: EventLoop, fileWorker: SerialWorker, log: Logger) {
+    init(store: SourcesStore, loop: EventLoop, fileWorker: SerialWorker, lockWait: Double = ChannelState.defaultLockWait,
+         log: Logger) {
         self.store = store
         self.loop = loop
         self.fileWorker = fileWorker
+        self.lockWait = lockWait
         self.log = log
     }
 
@@ -65,13 +70,27 @@ final class SourceDirectory {
 
     /// Changes `sources.json` on the file worker (lock, write, fsync, rename: all of which
     /// may wait, so never on the loop), then takes the written file as the current one here,
-    /// on the loop, before the answer is fulfilled.
+    /// on the loop, before the answer is fulfilled. A lock held elsewhere until `lockWait`
+    /// after the change was asked for fails it with `StateDirectoryBusy`, the file untouched.
     func change<T: Sendable>(_ change: @escaping @Sendable (inout SourcesFile) throws -> T) -> Pending<Result<T, any Error>> {
         let written = Pending<Result<(T, SourcesFile, FileIdentity?), any Error>>()
         let store = self.store
         let loop = self.loop
+        let lockWait = self.lockWait
+        // Real time, whatever clock the loop runs on: the wait is for another process.
+        let askedAt = SystemClock().monotonicNanoseconds()
         fileWorker.async {
-            let result = Result { try store.mutate(change) }
+            // The wait counts from the request, not from when the worker got to it: changes
+            // queued behind one that waited for the lock are answered within `lockWait` too
+            // (trying the lock once), not one `lockWait` after another.
+            let queued = Double(SystemClock().monotonicNanoseconds() &- askedAt) / 1e9
+            let result = Result {
+                do {
+                    return try store.mutate(waitingAtMost: max(0, lockWait - queued), change)
+                } catch let busy as StateDirectoryBusy {
+                    throw StateDirectoryBusy(lockPath: busy.lockPath, limit: lockWait)
+                }
+            }
             loop.execute { written.fulfil(result) }
         }
         return written.map { result in

@@ -38,10 +38,12 @@ public struct SourcesStore: Sendable {
         directory.fileIdentity(SourcesFile.fileName)
     }
 
-    /// Applies `change` to the freshest file and writes it back, all under the lock.
-    public func mutate<T>(_ change: (inout SourcesFile) throws -> T) throws -> (T, SourcesFile, FileIdentity?) {
+    /// Applies `change` to the freshest file and writes it back, all under the lock. With
+    /// `limit`, waits at most that many seconds for the lock, then throws `StateDirectoryBusy`
+    /// having read and changed nothing.
+    public func mutate<T>(waitingAtMost limit: Double? = nil, _ change: (inout SourcesFile) throws -> T) throws -> (T, SourcesFile, FileIdentity?) {
         try directory.ensureExists()
-        return try directory.withExclusiveLock {
+        return try directory.withExclusiveLock(waitingAtMost: limit) {
             var (file, _) = try loadLocked()
             let result = try change(&file)
             try directory.writeFileAtomically(SourcesFile.fileName, file.encode())

@@ -24,6 +24,9 @@ public struct ServerConfig: Sendable {
     public var idleTimeout: Double = 30
     /// Waits before reply retries; shortened in tests.
     public var retryDelays = ReplySender.retryDelays
+    /// Seconds an HTTP request's `sources.json` change waits for another process's lock on
+    /// the state dir before answering `503 state_busy`; shortened (or lengthened) by tests.
+    public var stateLockWait = ChannelState.defaultLockWait
     /// `WEBHOOK_EVENT_LOOP`: epoll (Linux's default) or the portable poll(2).
     public var eventLoop = EventLoopBackend.native
 
@@ -83,6 +86,12 @@ public struct ServerConfig: Sendable {
                 throw Invalid(description: "WEBHOOK_RETRY_DELAYS must be a comma-separated list of seconds, e.g. 1,5,30")
             }
             config.retryDelays = values.map { $0! }
+        }
+        if let text = environment["WEBHOOK_LOCK_WAIT"] {
+            guard let value = Double(text.trimmingWhitespace()), value >= 0, value <= 3600 else {
+                throw Invalid(description: "WEBHOOK_LOCK_WAIT must be a number of seconds from 0 to 3600")
+            }
+            config.stateLockWait = value
         }
         if let text = environment["WEBHOOK_FSYNC"] {
             config.syncsEventLog = ["1", "true", "yes"].contains(text.lowercased())
