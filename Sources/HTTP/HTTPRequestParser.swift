@@ -261,7 +261,7 @@ private struct Scanner {
 
             case .headerFields(let line, let sectionStart, let count):
                 if let headEnd = try fieldLineOrEnd(sectionStart: sectionStart, count: count) {
-                    try finishHead(line, sectionStart: sectionStart, headEnd: headEnd)
+                    try finishHead(line, sectionStart: sectionStart, headEnd: headEnd, fieldCount: count)
                 } else {
                     progress.stage = .headerFields(line, sectionStart: sectionStart, count: count + 1)
                 }
@@ -323,8 +323,12 @@ private struct Scanner {
 
     /// Once the empty line ending the head is here: collects the fields, decides the
     /// framing and moves on to the body.
-    private mutating func finishHead(_ line: HTTPParseProgress.RequestLine, sectionStart: Int, headEnd: Int) throws(Stop) {
+    private mutating func finishHead(
+        _ line: HTTPParseProgress.RequestLine, sectionStart: Int, headEnd: Int, fieldCount: Int
+    ) throws(Stop) {
         var headers = HTTPHeaders()
+        // The field lines are counted already: one allocation, not one per doubling.
+        headers.reserveCapacity(fieldCount)
         var position = sectionStart
         // Every line up to the empty one is checked already; this pass only copies.
         while position < headEnd - 2 {
@@ -499,6 +503,12 @@ private struct Scanner {
 
     /// Decides how the body is delimited (RFC 9112 section 6), refusing every ambiguous
     /// combination that could let two parsers disagree about where a request ends.
+    /// A Content-Length value, refused when it differs from one seen before.
+    private static func agreeing(_ previous: Int?, _ length: Int) throws(Stop) -> Int {
+        if let previous, previous != length { throw .failure(.conflictingContentLength) }
+        return length
+    }
+
     private func framing(method: Range<Int>, version: HTTPVersion, headers: HTTPHeaders) throws(Stop) -> Framing {
         var hostCount = 0
         var contentLength: Int?
@@ -509,12 +519,14 @@ private struct Scanner {
             } else if HTTPHeaders.namesEqual(name, "Content-Length") {
                 // RFC 9112 section 6.3 item 5: a list of identical values may be taken as
                 // that value; anything else is unrecoverable.
-                for element in value.utf8.split(separator: UInt8(ascii: ","), omittingEmptySubsequences: false) {
-                    let length = try Self.contentLength(element)
-                    if let previous = contentLength, previous != length {
-                        throw .failure(.conflictingContentLength)
-                    }
-                    contentLength = length
+                // Nearly always one value: read in place, without splitting into an array.
+                let elements = value.utf8.contains(UInt8(ascii: ","))
+                    ? value.utf8.split(separator: UInt8(ascii: ","), omittingEmptySubsequences: false) : []
+                if elements.isEmpty {
+                    contentLength = try Self.agreeing(contentLength, try Self.contentLength(value.utf8[...]))
+                }
+                for element in elements {
+                    contentLength = try Self.agreeing(contentLength, try Self.contentLength(element))
                 }
             } else if HTTPHeaders.namesEqual(name, "Transfer-Encoding") {
                 encodings.append(value)

@@ -79,40 +79,53 @@ public enum JSONWriter {
     ///
     /// This is the per-webhook cost of putting a body into a log line and a notification, and
     /// of some thirty short strings around it. The literal is written straight into `out`'s
-    /// spare capacity (room for the worst case, every byte six, is reserved per block of
-    /// input), runs that need no escaping are found sixteen bytes at a time and copied whole.
+    /// spare capacity; runs that need no escaping are found sixteen bytes at a time and copied
+    /// whole. Room is reserved for the input plus an eighth (a JSON body escapes a quote every
+    /// few dozen bytes); text with more to escape takes one more reservation per filled one.
     public static func appendString(utf8 bytes: UnsafeBufferPointer<UInt8>, into out: inout [UInt8]) {
         guard let base = bytes.baseAddress, !bytes.isEmpty else {
             out.append(contentsOf: emptyLiteral)
             return
         }
         var done = 0
-        while done < bytes.count {
-            let block = min(bytes.count - done, escapeBlockBytes)
-            let first = done == 0, last = done + block == bytes.count
-            out.append(addingCapacity: block * maxEscapeBytes + 2) { span in
+        var opened = false
+        while true {
+            let remaining = Swift.min(bytes.count - done, escapeBlockBytes)
+            var closed = false
+            out.append(addingCapacity: remaining + remaining / 8 + 2 * maxEscapeBytes) { span in
                 span.withUnsafeMutableBufferPointer { buffer, initialized in
-                    var to = buffer.baseAddress!
-                    if first { to.pointee = UInt8(ascii: "\""); to += 1 }
-                    to = writeEscaped(base + done, count: block, to: to)
-                    if last { to.pointee = UInt8(ascii: "\""); to += 1 }
-                    initialized = to - buffer.baseAddress!
+                    let start = buffer.baseAddress!
+                    var to = start
+                    if !opened {
+                        to.pointee = UInt8(ascii: "\"")
+                        to += 1
+                        opened = true
+                    }
+                    // One byte kept for the closing quote.
+                    (done, to) = writeEscaped(base, from: done, count: bytes.count, to: to, limit: start + buffer.count - 1)
+                    if done == bytes.count {
+                        to.pointee = UInt8(ascii: "\"")
+                        to += 1
+                        closed = true
+                    }
+                    initialized = to - start
                 }
             }
-            done += block
+            if closed { return }
         }
     }
 
-    /// Writes `count` bytes from `from` to `to`, escaped; returns where the output ends. `to`
-    /// has room for `count * maxEscapeBytes`.
+    /// Escapes input from `from` on, writing at `to` and never past `limit`; returns how far
+    /// the input and the output got (a run is split where the room ends, an escape is never).
     @inline(__always)
-    private static func writeEscaped(_ from: UnsafePointer<UInt8>, count: Int, to start: UnsafeMutablePointer<UInt8>)
-        -> UnsafeMutablePointer<UInt8>
-    {
-        let raw = UnsafeRawPointer(from)
+    private static func writeEscaped(
+        _ input: UnsafePointer<UInt8>, from: Int, count: Int, to start: UnsafeMutablePointer<UInt8>,
+        limit: UnsafeMutablePointer<UInt8>
+    ) -> (Int, UnsafeMutablePointer<UInt8>) {
+        let raw = UnsafeRawPointer(input)
         var to = start
-        var runStart = 0
-        var index = 0
+        var runStart = from
+        var index = from
         while true {
             while index + 16 <= count,
                   escapeMask(raw.loadUnaligned(fromByteOffset: index, as: UInt64.self))
@@ -124,28 +137,30 @@ public enum JSONWriter {
                 index += 8
             }
             guard index < count else { break }
-            let byte = from[index]
+            let byte = input[index]
             index += 1
             guard byte < 0x20 || byte == UInt8(ascii: "\"") || byte == UInt8(ascii: "\\") else { continue }
             let run = index - 1 - runStart
-            if run > 0 {
-                to.update(from: from + runStart, count: run)
-                to += run
+            if run > limit - to {
+                let fits = limit - to
+                to.update(from: input + runStart, count: fits)
+                return (runStart + fits, to + fits)
             }
-            runStart = index
-            to += writeEscape(byte, to: to)
-        }
-        let run = count - runStart
-        if run > 0 {
-            to.update(from: from + runStart, count: run)
+            to.update(from: input + runStart, count: run)
             to += run
+            runStart = index - 1
+            if limit - to < maxEscapeBytes { return (runStart, to) }
+            to += writeEscape(byte, to: to)
+            runStart = index
         }
-        return to
+        let run = Swift.min(count - runStart, limit - to)
+        to.update(from: input + runStart, count: run)
+        return (runStart + run, to + run)
     }
 
     private static let emptyLiteral: [UInt8] = [UInt8(ascii: "\""), UInt8(ascii: "\"")]
-    /// Input bytes per reservation of `appendString(utf8:into:)`: a 1 MiB body reserves its
-    /// worst case (six output bytes an input byte) a block at a time, not 6 MiB at once.
+    /// Input bytes per reservation of `appendString(utf8:into:)`: a 1 MiB body is written a
+    /// block at a time.
     private static let escapeBlockBytes = 4096
     /// `\u00XX`
     private static let maxEscapeBytes = 6

@@ -24,6 +24,14 @@ public enum HMACSHA256 {
         KeyedContexts.shared.withLock { $0.mac(key: key, parts: parts) }
     }
 
+    /// The MAC of `prefix` then `body` written to `tag` (32 bytes), with a kept keyed context
+    /// (`KeyedContexts`): the per-webhook check, which allocates nothing for the key used last.
+    public static func mac(key: UnsafeRawBufferPointer, prefix: UnsafeRawBufferPointer, body: UnsafeRawBufferPointer,
+                           into tag: UnsafeMutableRawBufferPointer)
+    {
+        KeyedContexts.shared.withLock { $0.mac(key: key, parts: (prefix, body), into: tag) }
+    }
+
     /// An HMAC-SHA256 computation in progress: create with a key, `update` with each part of
     /// the message, then `finalize` once. Non-copyable because it owns a libcrypto context.
     public struct Context: ~Copyable {
@@ -168,22 +176,45 @@ struct KeyedContexts: ~Copyable {
     }
 
     mutating func mac(key: [UInt8], parts: [[UInt8]]) -> [UInt8] {
-        let handle: OpaquePointer
-        if let kept = last?.key == key ? last?.handle : contexts[key] {
-            handle = kept.pointer
-            let reset = EVP_MAC_init(handle, nil, 0, nil)
-            precondition(reset == 1, "libcrypto refused to reset HMAC-SHA256")
-            last = (key, kept)
-        } else {
-            if contexts.count >= Self.capacity { contexts.removeAll() }
-            let fresh = Handle(HMACSHA256.Context(key: key).release())
-            handle = fresh.pointer
-            contexts[key] = fresh
-            last = (key, fresh)
-        }
+        let handle = key.withUnsafeBytes { keyedHandle(key: $0) }
         for part in parts {
             part.withUnsafeBytes { HMACSHA256.Context.update(handle, $0) }
         }
         return HMACSHA256.Context.finalize(handle)
+    }
+
+    /// The tag of `parts` fed in order, written to `tag` (32 bytes): allocates nothing when
+    /// the key is the one used last.
+    mutating func mac(key: UnsafeRawBufferPointer, parts: (UnsafeRawBufferPointer, UnsafeRawBufferPointer),
+                      into tag: UnsafeMutableRawBufferPointer)
+    {
+        precondition(tag.count >= HMACSHA256.byteCount)
+        let handle = keyedHandle(key: key)
+        HMACSHA256.Context.update(handle, parts.0)
+        HMACSHA256.Context.update(handle, parts.1)
+        var written = 0
+        let finished = EVP_MAC_final(handle, tag.baseAddress!.assumingMemoryBound(to: UInt8.self), &written, HMACSHA256.byteCount)
+        precondition(finished == 1 && written == HMACSHA256.byteCount, "libcrypto failed to finish HMAC-SHA256")
+    }
+
+    /// A context keyed with `key` and reset, kept for the next call with the same key.
+    private mutating func keyedHandle(key: UnsafeRawBufferPointer) -> OpaquePointer {
+        if let last, last.key.count == key.count, last.key.withUnsafeBytes({ $0.elementsEqual(key) }) {
+            let reset = EVP_MAC_init(last.handle.pointer, nil, 0, nil)
+            precondition(reset == 1, "libcrypto refused to reset HMAC-SHA256")
+            return last.handle.pointer
+        }
+        let owned = [UInt8](key)
+        if let kept = contexts[owned] {
+            let reset = EVP_MAC_init(kept.pointer, nil, 0, nil)
+            precondition(reset == 1, "libcrypto refused to reset HMAC-SHA256")
+            last = (owned, kept)
+            return kept.pointer
+        }
+        if contexts.count >= Self.capacity { contexts.removeAll() }
+        let fresh = Handle(HMACSHA256.Context(key: key).release())
+        contexts[owned] = fresh
+        last = (owned, fresh)
+        return fresh.pointer
     }
 }

@@ -48,6 +48,17 @@ public enum Hex {
         return valid ? result : nil
     }
 
+    /// Decodes hex digits into `out` (exactly half as many bytes); false unless every byte
+    /// is a hex digit and the lengths agree. For fixed-size values read on the stack.
+    public static func decode(utf8: UnsafeBufferPointer<UInt8>, into out: UnsafeMutableRawBufferPointer) -> Bool {
+        guard utf8.count == 2 * out.count else { return false }
+        for index in 0..<out.count {
+            guard let high = nibble(utf8[2 * index]), let low = nibble(utf8[2 * index + 1]) else { return false }
+            out[index] = high << 4 | low
+        }
+        return true
+    }
+
     private static func nibble(_ character: UInt8) -> UInt8? {
         switch character {
         case UInt8(ascii: "0")...UInt8(ascii: "9"): return character - UInt8(ascii: "0")

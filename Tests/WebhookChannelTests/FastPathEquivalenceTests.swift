@@ -107,14 +107,14 @@ struct FastPathEquivalenceTests {
         }
     }
 
-    /// Long strings cross the writer's 4 KiB blocks (each reserves room for its worst case):
-    /// every mix of long runs, short runs and six-byte escapes must still come out exact, after
-    /// whatever `out` held before.
+    /// Long strings cross the writer's 4 KiB blocks, and strings with many escapes fill the
+    /// room it reserves (the input and an eighth) again and again: every mix of long runs,
+    /// short runs and six-byte escapes must still come out exact, after whatever `out` held.
     @Test func writerIsExactForLongStringsWithAnyDensityOfEscapes() {
         let specials: [UInt8] = [0x00, 0x01, 0x0A, 0x1F, 0x22, 0x5C, 0x09]
         var random = SplitMix64(seed: 0xE5CA_9E)
-        for length in [1, 15, 16, 17, 255, 256, 511, 512, 1_000, 4_095, 4_096, 4_097, 8_192, 20_000] {
-            for percent in [0, 1, 5, 30, 100] {
+        for length in [1, 2, 3, 7, 8, 9, 15, 16, 17, 31, 33, 255, 256, 511, 512, 1_000, 4_095, 4_096, 4_097, 8_192, 20_000] {
+            for percent in [0, 1, 5, 12, 13, 30, 60, 100] {
                 var bytes = [UInt8](repeating: 0, count: length)
                 for index in bytes.indices {
                     bytes[index] = random.below(100) < percent

@@ -183,3 +183,43 @@ extension HotPathEquivalenceTests {
         #expect(String(decoding: out, as: UTF8.self) == #"x,"size":0 7 10 99 100 65535 1048576 \#(Int.max) "#)
     }
 }
+
+extension HotPathEquivalenceTests {
+    /// `X-Signature: v1=<hex>` alone is checked on a shortcut; the same signature offered with
+    /// another item beside it goes the general way. Both must give the same verdict, for every
+    /// secret order, case of hex, staleness and mismatch, also when the kept HMAC contexts
+    /// switch between keys from one call to the next.
+    @Test func aLoneV1SignatureGetsTheVerdictOfTheGeneralPath() {
+        let fixtures = SignatureSchemeTests()
+        let current = SignatureSchemeTests.secret, previous = SignatureSchemeTests.previousSecret
+        let signatures = [
+            SignatureSchemeTests.timestampedMAC, SignatureSchemeTests.timestampedMAC.uppercased(),
+            SignatureSchemeTests.previousTimestampedMAC, SignatureSchemeTests.wrongHex,
+            String(SignatureSchemeTests.timestampedMAC.dropLast()) + "g",
+        ]
+        let secretLists = [[current], [previous], [current, previous], [previous, current], ["other"], []]
+        let clocks = [SignatureSchemeTests.timestamp + 10, SignatureSchemeTests.timestamp + 301]
+        var compared = 0
+        for round in 0..<2 {
+            for signature in signatures {
+                for secrets in secretLists {
+                    for now in clocks {
+                        let headers = ["X-Timestamp": "\(SignatureSchemeTests.timestamp)"]
+                        let alone = fixtures.verify(.webhook, headers.merging(["X-Signature": "v1=\(signature)"]) { $1 },
+                                                    secrets: secrets, now: now)
+                        let beside = fixtures.verify(.webhook, headers.merging(["X-Signature": "v1=\(signature),v9=x"]) { $1 },
+                                                     secrets: secrets, now: now)
+                        #expect(alone == beside, "round \(round), \(signature.prefix(8)), secrets \(secrets.count), now \(now)")
+                        compared += 1
+                    }
+                }
+            }
+        }
+        #expect(compared == 2 * 5 * 6 * 2)
+        // And the shortcut's answers are the right ones, not merely the same as the other path's.
+        let fresh = SignatureSchemeTests.timestamp + 10
+        let headers = ["X-Timestamp": "\(SignatureSchemeTests.timestamp)", "X-Signature": "v1=\(SignatureSchemeTests.previousTimestampedMAC)"]
+        #expect(fixtures.verify(.webhook, headers, secrets: [current, previous], now: fresh) == fixtures.valid(previous: true))
+        #expect(fixtures.verify(.webhook, headers, secrets: [current], now: fresh) == .invalid(.mismatch))
+    }
+}

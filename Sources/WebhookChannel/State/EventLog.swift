@@ -108,7 +108,7 @@ final class EventLog {
     }
 
     static func keptHeaders(from headers: HTTPHeaders) -> KeptHeaders {
-        var kept = KeptHeaders()
+        var kept = KeptHeaders(capacity: min(headers.count, keptHeaderNames.count))
         for (name, value) in headers where isKept(name) {
             kept.set(name, value.truncated(toCharacters: 500))
         }

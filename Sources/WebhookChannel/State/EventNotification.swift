@@ -17,9 +17,11 @@ enum EventNotification {
         let digest = EventDigest.notificationText(for: record, mode: contentMode, scheme: scheme)
         let (content, truncated) = digest.map { ($0, false) }
             ?? record.body.withUnsafeBytes { ChannelEvent.content(fromBody: $0, contentType: record.contentType) }
-        var meta: [(key: String, value: String)] = [
-            ("source_id", record.sourceID), ("source_name", record.sourceName), ("event_id", record.id),
-        ]
+        var meta: [(key: String, value: String)] = []
+        meta.reserveCapacity(11)  // at most eleven pairs: one allocation, not one per doubling
+        meta.append(("source_id", record.sourceID))
+        meta.append(("source_name", record.sourceName))
+        meta.append(("event_id", record.id))
         if let type = record.type { meta.append(("event_type", type)) }
         if let deliveryID = record.deliveryID { meta.append(("delivery_id", deliveryID)) }
         meta.append(("received_at", record.receivedAtText))

@@ -12,6 +12,11 @@ public struct KeptHeaders: Sendable, Equatable, Sequence, ExpressibleByDictionar
 
     public init() {}
 
+    /// Room for `capacity` fields up front (they are added one by one, per webhook).
+    public init(capacity: Int) {
+        fields.reserveCapacity(capacity)
+    }
+
     public init(dictionaryLiteral elements: (String, String)...) {
         for (name, value) in elements { set(name, value) }
     }
