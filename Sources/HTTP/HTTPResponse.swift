@@ -135,8 +135,7 @@ public struct HTTPResponse: Sendable {
     }
 
     private static func appendSanitized(_ text: String, to out: inout [UInt8]) {
-        var text = text
-        text.withUTF8 { bytes in
+        text.withUTF8Bytes { bytes in
             // Nearly every value is clean: copied whole; otherwise byte by byte.
             if !bytes.contains(where: { ($0 < 0x20 && $0 != 0x09) || $0 == 0x7F }) {
                 out.append(contentsOf: bytes)

@@ -1,3 +1,5 @@
+import Platform
+
 /// The one JSON encoder setup of the project: compact for protocol lines and HTTP bodies,
 /// 2-space pretty (as JavaScript's `JSON.stringify(v, null, 2)`, which wrote the seed's files)
 /// for state files. Non-ASCII text is written as UTF-8; control characters are escaped, so a
@@ -71,8 +73,7 @@ public enum JSONWriter {
     }
 
     public static func appendString(_ s: String, into out: inout [UInt8]) {
-        var s = s
-        s.withUTF8 { appendString(utf8: $0, into: &out) }
+        s.withUTF8Bytes { appendString(utf8: $0, into: &out) }
     }
 
     /// Writes already-valid UTF-8 as a JSON string literal. The caller guarantees validity.

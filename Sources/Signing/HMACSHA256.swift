@@ -199,7 +199,9 @@ struct KeyedContexts: ~Copyable {
 
     /// A context keyed with `key` and reset, kept for the next call with the same key.
     private mutating func keyedHandle(key: UnsafeRawBufferPointer) -> OpaquePointer {
-        if let last, last.key.count == key.count, last.key.withUnsafeBytes({ $0.elementsEqual(key) }) {
+        if let last, last.key.count == key.count,
+           last.key.withUnsafeBytes({ kept in key.isEmpty || CRYPTO_memcmp(kept.baseAddress!, key.baseAddress!, key.count) == 0 })
+        {
             let reset = EVP_MAC_init(last.handle.pointer, nil, 0, nil)
             precondition(reset == 1, "libcrypto refused to reset HMAC-SHA256")
             return last.handle.pointer

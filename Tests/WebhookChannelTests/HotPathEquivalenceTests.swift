@@ -1,5 +1,6 @@
 import Testing
 @testable import JSON
+@testable import MCP
 @testable import HTTP
 @testable import Signing
 @testable import WebhookChannel
@@ -221,5 +222,17 @@ extension HotPathEquivalenceTests {
         let headers = ["X-Timestamp": "\(SignatureSchemeTests.timestamp)", "X-Signature": "v1=\(SignatureSchemeTests.previousTimestampedMAC)"]
         #expect(fixtures.verify(.webhook, headers, secrets: [current, previous], now: fresh) == fixtures.valid(previous: true))
         #expect(fixtures.verify(.webhook, headers, secrets: [current], now: fresh) == .invalid(.mismatch))
+    }
+}
+
+extension HotPathEquivalenceTests {
+    @Test func aMetaKeyByteIsALetterADigitOrAnUnderscoreExactly() {
+        for byte in UInt8.min...UInt8.max {
+            let plain = (0x30...0x39).contains(byte) || (0x41...0x5A).contains(byte) || (0x61...0x7A).contains(byte) || byte == 0x5F
+            #expect(ChannelEvent.isMetaKeyByte(byte) == plain, "byte \(byte)")
+        }
+        #expect(ChannelEvent.isValidMetaKey("delivery_id") && ChannelEvent.isValidMetaKey("A9_z"))
+        #expect(!ChannelEvent.isValidMetaKey("source") && !ChannelEvent.isValidMetaKey("") && !ChannelEvent.isValidMetaKey("a-b"))
+        #expect(!ChannelEvent.isValidMetaKey("é") && !ChannelEvent.isValidMetaKey("a b"))
     }
 }

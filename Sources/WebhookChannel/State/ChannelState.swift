@@ -264,14 +264,18 @@ public actor ChannelState {
     }
 
     private func commitUncommitted() {
-        let batch = uncommitted
-        uncommitted.removeAll(keepingCapacity: true)
+        // The pass's array becomes the batch (moved, not copied: marking it below would
+        // otherwise copy every event in it); the next pass gets a fresh one of the same size.
+        var batch = uncommitted
+        uncommitted = []
+        uncommitted.reserveCapacity(batch.count)
         let generation = eventLog.file.generation
         let written = eventLog.writePending()
         if written {
-            for accepted in batch {
-                for digest in accepted.remembered {
-                    dedupeJournal.append(digest: digest, expiresAt: accepted.receivedAt + replay.lifetime)
+            // By index: a `for … in` copies each element, every string and array in it retained.
+            for index in batch.indices {
+                for digest in batch[index].remembered {
+                    dedupeJournal.append(digest: digest, expiresAt: batch[index].receivedAt + replay.lifetime)
                 }
             }
         }
@@ -287,17 +291,16 @@ public actor ChannelState {
             }
             return
         }
-        var inLog = batch
         if !syncsLog {
             // In the log as far as the kernel is concerned: that is what a 200 promises. The
             // answers go after the notifications are written (below), not before them.
-            for index in inLog.indices { inLog[index].answered = true }
+            for index in batch.indices { batch[index].answered = true }
         }
-        awaitingRelease += inLog
+        if awaitingRelease.isEmpty { awaitingRelease = batch } else { awaitingRelease += batch }
         releaseInOrder()
         if !syncsLog {
             notifier.writeDelivered()
-            for accepted in inLog { accepted.written.fulfil(true) }
+            for index in batch.indices { batch[index].written.fulfil(true) }
         }
     }
 
@@ -342,22 +345,24 @@ public actor ChannelState {
     /// Notifies a batch (this session and the followers), then answers what is still owed: a
     /// notification is on its way no later than its sender's `200`.
     private func release(_ batch: [Uncommitted]) {
-        for accepted in batch {
-            if case .ready(let event) = accepted.notification {
-                let (ownSession, line) = fanOut?.share(event, pinnedTo: accepted.route) ?? (true, nil)
+        // By index, as in `commitUncommitted`: only the fields used are copied.
+        for index in batch.indices {
+            if case .ready(let event) = batch[index].notification {
+                let weight = batch[index].weight
+                let (ownSession, line) = fanOut?.share(event, pinnedTo: batch[index].route) ?? (true, nil)
                 if !ownSession {
-                    notifier.cancel(weight: accepted.weight)
+                    notifier.cancel(weight: weight)
                 } else if let line {
-                    notifier.deliver(encoded: line, weight: accepted.weight)
+                    notifier.deliver(encoded: line, weight: weight)
                 } else {
-                    notifier.deliver(event, weight: accepted.weight)
+                    notifier.deliver(event, weight: weight)
                 }
             }
         }
         fanOut?.endOfPass()
         guard batch.contains(where: { !$0.answered }) else { return }
         notifier.writeDelivered()
-        for accepted in batch where !accepted.answered { accepted.written.fulfil(true) }
+        for index in batch.indices where !batch[index].answered { batch[index].written.fulfil(true) }
     }
 
     // MARK: Event log

@@ -158,10 +158,11 @@ final class EventLog {
             pendingEntries.removeAll(keepingCapacity: true)
         }
         guard let (generation, start) = file.append(pendingLines) else { return false }
-        for var entry in pendingEntries {
-            entry.generation = generation
-            entry.offset += start
-            addToIndex(entry)
+        // In place, by index: a `for var` copies each entry (and retains all it holds) once more.
+        for index in pendingEntries.indices {
+            pendingEntries[index].generation = generation
+            pendingEntries[index].offset += start
+            addToIndex(pendingEntries[index])
         }
         return true
     }

@@ -1,3 +1,5 @@
+import Platform
+
 /// The headers an event keeps (`EventLog.keptHeaderNames`) as a short list in name order,
 /// the order the log line writes them in. A list, not a dictionary: it holds a handful of
 /// fields and is built for every webhook, where hashing each name cost more than the rest of
@@ -45,9 +47,8 @@ public struct KeptHeaders: Sendable, Equatable, Sequence, ExpressibleByDictionar
     /// `String`'s Unicode comparison. Any non-ASCII byte in either falls back to it: a combining
     /// mark can change how the characters before it compare (`e` + U+0301 is `é`).
     static func order(_ a: String, _ b: String) -> Int {
-        var a = a, b = b
-        let byBytes: Int? = a.withUTF8 { x in
-            b.withUTF8 { y in
+        let byBytes: Int? = a.withUTF8Bytes { x in
+            b.withUTF8Bytes { y in
                 guard x.allSatisfy({ $0 < 0x80 }), y.allSatisfy({ $0 < 0x80 }) else { return nil }
                 for index in 0..<Swift.min(x.count, y.count) where x[index] != y[index] {
                     return x[index] < y[index] ? -1 : 1

@@ -1,3 +1,5 @@
+import Platform
+
 /// Remembers keys (delivery ids, seed signatures) for a fixed time, bounded in size: when full,
 /// the oldest key is forgotten first. Entries are kept in insertion order, which is also expiry
 /// order because every key lives the same time.
@@ -13,8 +15,7 @@ public struct ReplayMemory: Sendable {
     private var head = 0
 
     static func digest(_ key: String) -> UInt64 {
-        var key = key
-        return key.withUTF8 { bytes in
+        key.withUTF8Bytes { bytes in
             var hash: UInt64 = 0xcbf2_9ce4_8422_2325
             for byte in bytes {
                 hash ^= UInt64(byte)
