@@ -65,11 +65,13 @@ public enum JSONParser {
             found.isObject = true
             try reader.readObject(depth: 1) { reader, name throws(JSONParseError) in
                 guard names.contains(name) else { return try reader.skipValue(depth: 1) }
-                found.strings[name] = nil
-                found.otherValues.remove(name)
+                // The last member of a name wins. Each removal hashes the name: skipped when
+                // the table is empty, as it nearly always is.
+                if !found.otherValues.isEmpty { found.otherValues.remove(name) }
                 if !reader.atEnd, reader.current == UInt8(ascii: "\"") {
                     found.strings[name] = try reader.parseString()
                 } else {
+                    if !found.strings.isEmpty { found.strings[name] = nil }
                     let isNull = !reader.atEnd && reader.current == UInt8(ascii: "n")
                     try reader.skipValue(depth: 1)
                     if !isNull { found.otherValues.insert(name) }

@@ -6,7 +6,11 @@ public struct ChannelEvent: Sendable, Equatable {
     /// Claude Code shows at most this much; the full body stays in the event log.
     public static let maxContentBytes = 16 * 1024
 
-    public var content: String
+    /// The content's UTF-8. Kept as bytes: the usual content is the webhook's body, whose
+    /// storage this shares instead of copying it into a `String` (a 1 KiB allocation, a copy
+    /// and a validation per event, for text that only goes back out as bytes).
+    public private(set) var contentUTF8: [UInt8]
+    public var content: String { String(decoding: contentUTF8, as: UTF8.self) }
     /// Ordered key/value pairs. Keys match `[A-Za-z0-9_]+`; every value is a string, because
     /// Claude Code drops the whole message otherwise.
     public var meta: [(key: String, value: String)]
@@ -20,7 +24,12 @@ public struct ChannelEvent: Sendable, Equatable {
     /// `neutralizingChannelTags`). Meta values lose control and bidi-override characters and
     /// are cut to 200 characters; keys that Claude Code would reject are dropped.
     public init(content: String, meta: [(key: String, value: String)]) {
-        self.content = Self.neutralizingChannelTags(content)
+        self.init(contentUTF8: Array(content.utf8), meta: meta)
+    }
+
+    /// The same from content that is UTF-8 already (the caller has checked it is valid).
+    public init(contentUTF8: [UInt8], meta: [(key: String, value: String)]) {
+        self.contentUTF8 = Self.neutralizingChannelTags(utf8: contentUTF8)
         var cleaned: [(key: String, value: String)] = []
         cleaned.reserveCapacity(meta.count)
         for pair in meta where ChannelEvent.isValidMetaKey(pair.key) {
@@ -32,7 +41,7 @@ public struct ChannelEvent: Sendable, Equatable {
     /// An event whose notification line was encoded elsewhere (once, for this session and
     /// the hub's followers); `writeNotification` writes it as it is.
     public init(encodedNotification line: [UInt8]) {
-        content = ""
+        contentUTF8 = []
         meta = []
         encoded = line
     }
@@ -43,7 +52,12 @@ public struct ChannelEvent: Sendable, Equatable {
     /// (any letter case) becomes `&lt;`; nothing else changes. The event log and
     /// `webhook_event` keep the body as sent.
     public static func neutralizingChannelTags(_ text: String) -> String {
-        text.withUTF8Bytes { bytes -> String? in
+        String(decoding: neutralizingChannelTags(utf8: Array(text.utf8)), as: UTF8.self)
+    }
+
+    /// The same over UTF-8 bytes; returns `bytes` itself (no copy) when there is nothing to defuse.
+    public static func neutralizingChannelTags(utf8 bytes: [UInt8]) -> [UInt8] {
+        bytes.withUnsafeBufferPointer { bytes -> [UInt8]? in
             // memchr: most bodies have no `<` at all, and this runs on every webhook's content.
             guard let base = bytes.baseAddress, memchr(base, Int32(UInt8(ascii: "<")), bytes.count) != nil else { return nil }
             let name = Array("channel".utf8)
@@ -68,8 +82,8 @@ public struct ChannelEvent: Sendable, Equatable {
                 out.append(byte)
                 index += 1
             }
-            return changed ? String(decoding: out, as: UTF8.self) : nil
-        } ?? text
+            return changed ? out : nil
+        } ?? bytes
     }
 
     /// No control characters (a newline in an attribute), no bidi overrides (text that reads
@@ -98,7 +112,7 @@ public struct ChannelEvent: Sendable, Equatable {
     }
 
     public static func == (lhs: ChannelEvent, rhs: ChannelEvent) -> Bool {
-        lhs.content == rhs.content && lhs.meta.elementsEqual(rhs.meta, by: { $0 == $1 }) && lhs.encoded == rhs.encoded
+        lhs.contentUTF8 == rhs.contentUTF8 && lhs.meta.elementsEqual(rhs.meta, by: { $0 == $1 }) && lhs.encoded == rhs.encoded
     }
 
     public static func isValidMetaKey(_ key: String) -> Bool {
@@ -119,6 +133,19 @@ public struct ChannelEvent: Sendable, Equatable {
         case 64..<128: return letters >> UInt64(byte - 64) & 1 == 1
         default: return false
         }
+    }
+
+    /// The body as content, as UTF-8: the body itself (its storage shared, not copied) when it
+    /// is UTF-8 text within `maxContentBytes`, cut at a character boundary when longer, or a
+    /// note for binary bodies. Returns whether it was cut.
+    /// `knownValid`: the caller has checked the body is UTF-8.
+    public static func contentUTF8(fromBody body: [UInt8], contentType: String, knownValid: Bool = false)
+        -> (utf8: [UInt8], truncated: Bool)
+    {
+        let valid = knownValid || body.withUnsafeBufferPointer { UTF8Validation.isValid($0) }
+        if valid && body.count <= maxContentBytes { return (body, false) }
+        let (text, truncated) = body.withUnsafeBytes { content(fromBody: $0, contentType: contentType) }
+        return (Array(text.utf8), truncated)
     }
 
     /// The body as content: UTF-8 text cut at a character boundary, or a note for binary bodies.
@@ -144,7 +171,7 @@ public struct ChannelEvent: Sendable, Equatable {
             return
         }
         out.appendLiteral(#"{"jsonrpc":"2.0","method":"notifications/claude/channel","params":{"content":"#)
-        JSONWriter.appendString(content, into: &out)
+        contentUTF8.withUnsafeBufferPointer { JSONWriter.appendString(utf8: $0, into: &out) }
         out.appendLiteral(#","meta":{"#)
         for (index, pair) in meta.enumerated() {
             if index > 0 { out.append(UInt8(ascii: ",")) }

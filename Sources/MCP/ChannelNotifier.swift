@@ -54,7 +54,7 @@ public final class ChannelNotifier: Sendable {
 
     /// What a notification holds in memory until it is written.
     public static func weight(of event: ChannelEvent) -> Int {
-        var bytes = event.content.utf8.count + 64
+        var bytes = event.contentUTF8.count + 64
         for pair in event.meta { bytes += pair.key.utf8.count + pair.value.utf8.count + 16 }
         return bytes
     }

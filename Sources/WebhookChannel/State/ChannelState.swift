@@ -231,7 +231,7 @@ public actor ChannelState {
                 weight = DigestWriter.maxBytes + 1024
             } else {
                 let event = EventNotification.channelEvent(for: record, replay: false, contentMode: source.contentMode,
-                                                           scheme: candidate.scheme)
+                                                           scheme: candidate.scheme, bodyIsUTF8: candidate.bodyIsUTF8)
                 notification = .ready(event)
                 weight = ChannelNotifier.weight(of: event)
             }
@@ -243,7 +243,7 @@ public actor ChannelState {
         }
 
         let remembered = replayKeys.compactMap { replay.insert($0, now: now) }
-        eventLog.append(record)
+        eventLog.append(record, bodyIsUTF8: candidate.bodyIsUTF8)
         sources.stats[source.id, default: SourceStats()].eventCount += 1
         sources.stats[source.id, default: SourceStats()].lastEventAt = now
         let written = Pending<Bool>()

@@ -141,9 +141,10 @@ final class EventLog {
     }
 
     /// Queues one record for the end of the pass.
-    func append(_ record: EventRecord) {
+    /// `bodyIsUTF8`: the body was checked already (it passed the JSON check).
+    func append(_ record: EventRecord, bodyIsUTF8: Bool = false) {
         let offset = pendingLines.count
-        Self.appendLine(record, into: &pendingLines)
+        Self.appendLine(record, into: &pendingLines, bodyIsUTF8: bodyIsUTF8)
         pendingEntries.append(IndexEntry(summary: record.withoutBody, generation: 0, offset: offset,
                                          length: pendingLines.count - offset))
     }
@@ -234,7 +235,7 @@ final class EventLog {
 
     /// One JSON line (newline included), written straight into `out`: this runs for every
     /// webhook, so it builds no intermediate JSON tree.
-    static func appendLine(_ record: EventRecord, into out: inout [UInt8]) {
+    static func appendLine(_ record: EventRecord, into out: inout [UInt8], bodyIsUTF8: Bool = false) {
         func member(_ key: StaticString, _ value: String?) {
             out.appendLiteral(key)
             if let value { JSONWriter.appendString(value, into: &out) } else { out.appendLiteral("null") }
@@ -258,7 +259,7 @@ final class EventLog {
         }
         out.append(UInt8(ascii: "}"))
         let isText = record.body.withUnsafeBufferPointer { bytes in
-            guard UTF8Validation.isValid(bytes) else { return false }
+            guard bodyIsUTF8 || UTF8Validation.isValid(bytes) else { return false }
             out.appendLiteral(#","body":"#)
             JSONWriter.appendString(utf8: bytes, into: &out)
             return true

@@ -11,12 +11,13 @@ import Signing
 enum EventNotification {
     /// The notification for an event, the same for a first delivery and a replay: the body, or
     /// its digest when the source's content mode calls for one (README "Digests").
+    /// `bodyIsUTF8`: the body was checked already (it passed the JSON check).
     static func channelEvent(for record: EventRecord, replay: Bool, contentMode: ContentMode = .full,
-                             scheme: SignatureScheme = .webhook) -> ChannelEvent
+                             scheme: SignatureScheme = .webhook, bodyIsUTF8: Bool = false) -> ChannelEvent
     {
         let digest = EventDigest.notificationText(for: record, mode: contentMode, scheme: scheme)
-        let (content, truncated) = digest.map { ($0, false) }
-            ?? record.body.withUnsafeBytes { ChannelEvent.content(fromBody: $0, contentType: record.contentType) }
+        let (content, truncated) = digest.map { (Array($0.utf8), false) }
+            ?? ChannelEvent.contentUTF8(fromBody: record.body, contentType: record.contentType, knownValid: bodyIsUTF8)
         var meta: [(key: String, value: String)] = []
         meta.reserveCapacity(11)  // at most eleven pairs: one allocation, not one per doubling
         meta.append(("source_id", record.sourceID))
@@ -29,6 +30,6 @@ enum EventNotification {
         if truncated { meta.append(("truncated", "true")) }
         if digest != nil { meta += [("digest", "true"), ("body_bytes", String(record.body.count))] }
         if replay { meta.append(("replay", "true")) }
-        return ChannelEvent(content: content, meta: meta)
+        return ChannelEvent(contentUTF8: content, meta: meta)
     }
 }

@@ -32,6 +32,10 @@ enum WebhookIntake {
         var replayKeys: [String]
         /// A permission verdict from an approver (`v1=`-signed, seed route), else nil.
         var verdict: (requestID: String?, behavior: String?)?
+        /// The body passed the JSON check, so it is valid UTF-8 (JSON outside strings is
+        /// ASCII, and the check validates every string): not validated again for the log line
+        /// and the notification.
+        var bodyIsUTF8 = false
     }
 
     enum Judgement {
@@ -90,7 +94,7 @@ enum WebhookIntake {
         }
         return .candidate(Candidate(
             source: source, scheme: scheme, deliveryID: deliveryID, type: eventType(headers: headers, bodyFields: fields),
-            contentType: contentType, replayKeys: replayKeys, verdict: permissionVerdict))
+            contentType: contentType, replayKeys: replayKeys, verdict: permissionVerdict, bodyIsUTF8: fields != nil))
     }
 
     /// README "HTTP API": the first present of these headers, or Stripe's body `id`.
