@@ -52,11 +52,24 @@ public enum Hex {
     /// is a hex digit and the lengths agree. For fixed-size values read on the stack.
     public static func decode(utf8: UnsafeBufferPointer<UInt8>, into out: UnsafeMutableRawBufferPointer) -> Bool {
         guard utf8.count == 2 * out.count else { return false }
+        guard let from = utf8.baseAddress, let to = out.baseAddress?.assumingMemoryBound(to: UInt8.self) else { return true }
+        // No early exit and no optional per digit: invalid digits set high bits, checked once.
+        var invalid: UInt8 = 0
         for index in 0..<out.count {
-            guard let high = nibble(utf8[2 * index]), let low = nibble(utf8[2 * index + 1]) else { return false }
-            out[index] = high << 4 | low
+            let high = digitValue(from[2 * index]), low = digitValue(from[2 * index + 1])
+            invalid |= (high | low) & 0xF0
+            to[index] = high << 4 | (low & 0x0F)
         }
-        return true
+        return invalid == 0
+    }
+
+    /// 0...15 for a hex digit (either case), 0xFF for anything else.
+    @inline(__always)
+    private static func digitValue(_ character: UInt8) -> UInt8 {
+        let digit = character &- UInt8(ascii: "0")
+        if digit < 10 { return digit }
+        let letter = (character | 0x20) &- UInt8(ascii: "a")
+        return letter < 6 ? letter + 10 : 0xFF
     }
 
     private static func nibble(_ character: UInt8) -> UInt8? {

@@ -293,3 +293,26 @@ extension HotPathEquivalenceTests {
         }
     }
 }
+
+extension HotPathEquivalenceTests {
+    /// Every pair of bytes, decoded onto the stack, gives what the array decoder gives.
+    @Test func hexDecodedOntoTheStackAgreesWithTheArrayDecoderForEveryPairOfBytes() {
+        var disagreements = 0
+        var out: [UInt8] = [0]
+        for high in UInt8.min...UInt8.max {
+            for low in UInt8.min...UInt8.max {
+                let text: [UInt8] = [high, low]
+                let plain = Hex.decode(String(decoding: text, as: UTF8.self).utf8.count == 2 ? String(decoding: text, as: UTF8.self) : "x")
+                let ok = text.withUnsafeBufferPointer { src in out.withUnsafeMutableBytes { Hex.decode(utf8: src, into: $0) } }
+                let expected = high < 0x80 && low < 0x80 ? plain : nil  // non-ASCII bytes are never hex digits
+                if ok != (expected != nil) || (ok && out != expected!) { disagreements += 1 }
+            }
+        }
+        #expect(disagreements == 0)
+        var tag = [UInt8](repeating: 0, count: 32)
+        let hex = Array(String(repeating: "0f", count: 31).utf8) + Array("A9".utf8)
+        #expect(hex.withUnsafeBufferPointer { src in tag.withUnsafeMutableBytes { Hex.decode(utf8: src, into: $0) } })
+        #expect(tag == [UInt8](repeating: 0x0F, count: 31) + [0xA9])
+        #expect(!hex.dropLast().withUnsafeBufferPointer { src in tag.withUnsafeMutableBytes { Hex.decode(utf8: src, into: $0) } })
+    }
+}

@@ -98,8 +98,12 @@ enum WebhookIntake {
     }
 
     /// README "HTTP API": the first present of these headers, or Stripe's body `id`.
+    /// Static: an array literal in the function would be allocated on every call.
+    private static let deliveryIDHeaders = ["X-Webhook-Id", "X-Delivery-Id", "X-GitHub-Delivery", "webhook-id"]
+    private static let eventTypeHeaders = ["X-GitHub-Event", "X-Event-Type"]
+
     static func deliveryID(headers: HTTPHeaders, bodyFields: [String: String]?, scheme: SignatureScheme) -> String? {
-        for name in ["X-Webhook-Id", "X-Delivery-Id", "X-GitHub-Delivery", "webhook-id"] {
+        for name in deliveryIDHeaders {
             if let value = headers[name], !value.isEmpty { return value.truncated(toCharacters: 200) }
         }
         if scheme == .stripe, let id = bodyFields?["id"] { return id.truncated(toCharacters: 200) }
@@ -107,7 +111,7 @@ enum WebhookIntake {
     }
 
     static func eventType(headers: HTTPHeaders, bodyFields: [String: String]?) -> String? {
-        for name in ["X-GitHub-Event", "X-Event-Type"] {
+        for name in eventTypeHeaders {
             if let value = headers[name], !value.isEmpty { return value.truncated(toCharacters: 200) }
         }
         if let type = bodyFields?["type"] ?? bodyFields?["event"] { return type.truncated(toCharacters: 200) }
