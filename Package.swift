@@ -1,4 +1,4 @@
-// swift-tools-version:6.0
+// swift-tools-version:6.2
 import PackageDescription
 
 // Shared by every target: strict Swift 6 concurrency checking everywhere.

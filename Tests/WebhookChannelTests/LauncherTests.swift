@@ -80,14 +80,14 @@ import Testing
         return environment
     }
 
-    /// A directory with a fake `swift` (answering `--version` as Swift 6 does, running `build`
+    /// A directory with a fake `swift` (answering `--version` as Swift 6.2 does, running `build`
     /// as `body`), to put first on PATH.
     static func makeFakeSwift(in dir: TempStateDir, build body: String) throws -> URL {
         let fakeBin = dir.root.appendingPathComponent("fakebin", isDirectory: true)
         try FileManager.default.createDirectory(at: fakeBin, withIntermediateDirectories: true)
         let script = """
         #!/bin/sh
-        if [ "$1" = --version ]; then echo "Swift version 6.0.3 (swift-6.0.3-RELEASE)"; exit 0; fi
+        if [ "$1" = --version ]; then echo "Swift version 6.2.1 (swift-6.2.1-RELEASE)"; exit 0; fi
         \(body)
         """
         try writeExecutable(script, to: fakeBin.appendingPathComponent("swift"))
