@@ -78,4 +78,34 @@ import Testing
         #expect(collected["source_id"]?.stringValue == credentials.sourceID, "the refused poll claimed the credentials")
         #expect(collected["hmac_secret"]?.stringValue == credentials.secret)
     }
+
+    /// A corrupt `sources.json` is moved aside under the lock; with the lock held elsewhere,
+    /// the loop must not wait for it (it used to, and every socket stopped with it): the
+    /// server serves no sources, says so once, and the next change made under the lock sets
+    /// the corrupt file aside as usual.
+    @Test func aCorruptSourcesFileWhileTheLockIsHeldElsewhereStopsNothing() async throws {
+        let channel = try await TestChannel.start(environment: Self.shortWait)
+        defer { channel.stop() }
+        let sender = try await channel.http.pairSource(name: "sender")
+        let lock = try HeldStateLock(channel.stateDir)
+        defer { lock.release() }
+
+        try channel.stateDir.writeSourcesFile("{not json")
+        let refused = try await channel.http.postWebhook(#"{"event":"after-corruption"}"#, as: sender)
+        #expect(refused.status == 401, "a corrupt file holds no sources: \(refused)")
+        let health = try await channel.http.get("/health")
+        #expect(health.status == 200, "\(health)")
+        #expect(try health.json()["sources"] == 0, "\(health)")
+        _ = try await channel.server.stderr.waitForLine("a warning that it could not be moved aside") {
+            $0.contains("corrupt") && $0.contains("could not be moved aside")
+        }
+        #expect(!channel.stateDir.entries().contains { $0.hasPrefix("sources.json.corrupt-") }, "moved aside without the lock")
+
+        lock.release()
+        let credentials = try await channel.http.pairSource(name: "fresh")
+        #expect(channel.stateDir.entries().contains { $0.hasPrefix("sources.json.corrupt-") }, "\(channel.stateDir.entries())")
+        let accepted = try await channel.http.postWebhook(#"{"event":"fresh"}"#, as: credentials)
+        #expect(accepted.status == 200, "\(accepted)")
+    }
+
 }

@@ -63,9 +63,41 @@ final class SourceDirectory {
         refreshedInRound = loop.round
         let identity = store.identity()
         guard identity != fileIdentity else { return }
-        let (loaded, loadedIdentity) = store.load()
-        file = loaded
-        fileIdentity = loadedIdentity
+        switch store.snapshot() {
+        case .file(let loaded, let loadedIdentity):
+            file = loaded
+            fileIdentity = loadedIdentity
+        case .corrupt(let corruptIdentity):
+            // No sources until it is readable again. Moving it aside takes the state dir's
+            // lock, which another process may hold: that is the file worker's to wait for,
+            // never the loop's (README "What a 200 means").
+            file = SourcesFile()
+            fileIdentity = corruptIdentity
+            setAsideCorruptFile()
+        }
+    }
+
+    /// Moves a corrupt `sources.json` aside on the file worker (under the lock, waiting at
+    /// most `lockWait`), then takes what is there as the current file, on the loop. When the
+    /// lock stays busy the file stays as it is, with no sources served, until it changes.
+    private func setAsideCorruptFile() {
+        let done = Pending<Result<(SourcesFile, FileIdentity?), any Error>>()
+        let store = self.store
+        let loop = self.loop
+        let lockWait = self.lockWait
+        fileWorker.async {
+            let result = Result { try store.setAsideIfCorrupt(waitingAtMost: lockWait) }
+            loop.execute { done.fulfil(result) }
+        }
+        done.whenReady { result in
+            switch result {
+            case .success(let (file, identity)):
+                self.file = file
+                self.fileIdentity = identity
+            case .failure(let error):
+                self.log.warning("\(SourcesFile.fileName) is corrupt and could not be moved aside (\(error)); no sources are served until it changes")
+            }
+        }
     }
 
     /// Changes `sources.json` on the file worker (lock, write, fsync, rename: all of which

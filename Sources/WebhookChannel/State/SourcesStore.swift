@@ -22,16 +22,43 @@ public struct SourcesStore: Sendable {
     /// waits for another process that holds the lock. Only a corrupt file takes the lock, to
     /// move it aside (rare, and a write).
     public func load() -> (SourcesFile, FileIdentity?) {
+        switch snapshot() {
+        case .file(let file, let identity):
+            return (file, identity)
+        case .corrupt:
+            do {
+                return try setAsideIfCorrupt(waitingAtMost: nil)
+            } catch {
+                log.error("cannot read \(SourcesFile.fileName): \(error)")
+                return (SourcesFile(), nil)
+            }
+        }
+    }
+
+    /// What `sources.json` holds, read without the lock and without ever waiting: the event
+    /// loop's read. A corrupt file is reported, not moved aside (that takes the lock).
+    public enum Snapshot {
+        case file(SourcesFile, FileIdentity?)
+        case corrupt(FileIdentity?)
+    }
+
+    public func snapshot() -> Snapshot {
         let identity = directory.fileIdentity(SourcesFile.fileName)
         do {
-            guard let bytes = try directory.readFile(SourcesFile.fileName) else { return (SourcesFile(), nil) }
-            if let file = try? SourcesFile.decode(bytes) { return (file, identity) }
-            try directory.ensureExists()
-            return try directory.withExclusiveLock { try loadLocked() }
+            guard let bytes = try directory.readFile(SourcesFile.fileName) else { return .file(SourcesFile(), nil) }
+            if let file = try? SourcesFile.decode(bytes) { return .file(file, identity) }
+            return .corrupt(identity)
         } catch {
             log.error("cannot read \(SourcesFile.fileName): \(error)")
-            return (SourcesFile(), nil)
+            return .file(SourcesFile(), nil)
         }
+    }
+
+    /// Under the lock (waiting at most `limit` seconds for it, forever when nil): reads the
+    /// file again and, if it is still corrupt, moves it aside with one error line.
+    public func setAsideIfCorrupt(waitingAtMost limit: Double?) throws -> (SourcesFile, FileIdentity?) {
+        try directory.ensureExists()
+        return try directory.withExclusiveLock(waitingAtMost: limit) { try loadLocked() }
     }
 
     public func identity() -> FileIdentity? {
