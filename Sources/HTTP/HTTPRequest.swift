@@ -1,3 +1,5 @@
+import Platform
+
 /// An HTTP/1.x version number (RFC 9112 section 2.3).
 public struct HTTPVersion: Sendable, Equatable, CustomStringConvertible {
     public var major: Int
@@ -26,6 +28,16 @@ public struct HTTPHeaders: Sendable, Equatable, Sequence, ExpressibleByDictionar
     fileprivate struct Field: Sendable, Equatable {
         var name: String
         var value: String
+        /// `lookupKey(name)`, kept so that a lookup compares whole names only where these agree.
+        var key: UInt32
+
+        init(name: String, value: String) {
+            self.name = name
+            self.value = value
+            key = HTTPHeaders.lookupKey(name)
+        }
+
+        static func == (a: Field, b: Field) -> Bool { a.name == b.name && a.value == b.value }
     }
 
     private var fields: [Field] = []
@@ -46,23 +58,38 @@ public struct HTTPHeaders: Sendable, Equatable, Sequence, ExpressibleByDictionar
 
     /// The first value of the field `name`, or nil.
     public subscript(name: String) -> String? {
-        for field in fields where Self.namesEqual(field.name, name) {
-            return field.value
+        let key = Self.lookupKey(name)
+        for index in fields.indices where fields[index].key == key && Self.namesEqual(fields[index].name, name) {
+            return fields[index].value
         }
         return nil
+    }
+
+    /// A name's length and its first and last bytes in lower case, as one number: names that
+    /// differ in it cannot be equal ignoring case. A request is looked up a dozen times in
+    /// all (framing, host, signature, delivery id, type), each time against every field.
+    @inline(__always)
+    static func lookupKey(_ name: String) -> UInt32 {
+        name.withUTF8Bytes { bytes in
+            guard let first = bytes.first, let last = bytes.last else { return 0 }
+            return UInt32(truncatingIfNeeded: bytes.count) << 16 | UInt32(asciiLowercased(first)) << 8
+                | UInt32(asciiLowercased(last))
+        }
     }
 
     /// Every value of the field `name`, in order.
     public func values(for name: String) -> [String] {
         var result: [String] = []
-        for field in fields where Self.namesEqual(field.name, name) {
-            result.append(field.value)
+        let key = Self.lookupKey(name)
+        for index in fields.indices where fields[index].key == key && Self.namesEqual(fields[index].name, name) {
+            result.append(fields[index].value)
         }
         return result
     }
 
     public func contains(_ name: String) -> Bool {
-        fields.contains { Self.namesEqual($0.name, name) }
+        let key = Self.lookupKey(name)
+        return fields.contains { $0.key == key && Self.namesEqual($0.name, name) }
     }
 
     public mutating func append(name: String, value: String) {

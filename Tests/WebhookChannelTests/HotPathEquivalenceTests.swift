@@ -316,3 +316,24 @@ extension HotPathEquivalenceTests {
         #expect(!hex.dropLast().withUnsafeBufferPointer { src in tag.withUnsafeMutableBytes { Hex.decode(utf8: src, into: $0) } })
     }
 }
+
+extension HotPathEquivalenceTests {
+    /// Header lookups skip fields whose length or first or last letter differ; they must find
+    /// exactly what a plain case-insensitive scan finds.
+    @Test func headerLookupsFindWhatAPlainScanFinds() {
+        let names = ["Host", "host", "HOST", "X-Signature", "x-signature", "X-Source-Id", "X-Timestamp", "X-Webhook-Id",
+                     "Content-Type", "content-type", "Content-Length", "a", "A", "", "X-Signaturf", "Y-Signature", "é-x", "É-x"]
+        var random = SplitMix64(seed: 0x4EAD_E45)
+        for _ in 0..<300 {
+            var fields: [(String, String)] = []
+            for index in 0..<random.below(9) { fields.append((names[random.below(names.count)], "v\(index)")) }
+            let headers = HTTPHeaders(fields)
+            for name in names {
+                let matching = fields.filter { HTTPHeaders.namesEqual($0.0, name) }.map(\.1)
+                #expect(headers[name] == matching.first, "\(name) in \(fields)")
+                #expect(headers.values(for: name) == matching)
+                #expect(headers.contains(name) == !matching.isEmpty)
+            }
+        }
+    }
+}
