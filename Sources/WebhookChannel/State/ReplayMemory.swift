@@ -41,9 +41,10 @@ public struct ReplayMemory: Sendable {
     @discardableResult
     public mutating func insert(_ key: String, now: Double) -> UInt64? {
         evictExpired(now: now)
-        if contains(key, now: now) { return nil }
-        if expiries.count >= capacity { evictOldest() }
+        // One digest and one lookup (this runs per webhook; the digest is a byte-serial hash).
         let digest = Self.digest(key)
+        if let expiry = expiries[digest], expiry > now { return nil }
+        if expiries.count >= capacity { evictOldest() }
         expiries[digest] = now + lifetime
         order.append(digest)
         return digest
