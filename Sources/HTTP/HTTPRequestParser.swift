@@ -501,14 +501,14 @@ private struct Scanner {
 
     // MARK: Framing
 
-    /// Decides how the body is delimited (RFC 9112 section 6), refusing every ambiguous
-    /// combination that could let two parsers disagree about where a request ends.
     /// A Content-Length value, refused when it differs from one seen before.
     private static func agreeing(_ previous: Int?, _ length: Int) throws(Stop) -> Int {
         if let previous, previous != length { throw .failure(.conflictingContentLength) }
         return length
     }
 
+    /// Decides how the body is delimited (RFC 9112 section 6), refusing every ambiguous
+    /// combination that could let two parsers disagree about where a request ends.
     private func framing(method: Range<Int>, version: HTTPVersion, headers: HTTPHeaders) throws(Stop) -> Framing {
         var hostCount = 0
         var contentLength: Int?
@@ -520,12 +520,11 @@ private struct Scanner {
                 // RFC 9112 section 6.3 item 5: a list of identical values may be taken as
                 // that value; anything else is unrecoverable.
                 // Nearly always one value: read in place, without splitting into an array.
-                let elements = value.utf8.contains(UInt8(ascii: ","))
-                    ? value.utf8.split(separator: UInt8(ascii: ","), omittingEmptySubsequences: false) : []
-                if elements.isEmpty {
+                guard value.utf8.contains(UInt8(ascii: ",")) else {
                     contentLength = try Self.agreeing(contentLength, try Self.contentLength(value.utf8[...]))
+                    continue
                 }
-                for element in elements {
+                for element in value.utf8.split(separator: UInt8(ascii: ","), omittingEmptySubsequences: false) {
                     contentLength = try Self.agreeing(contentLength, try Self.contentLength(element))
                 }
             } else if HTTPHeaders.namesEqual(name, "Transfer-Encoding") {

@@ -82,11 +82,17 @@ public enum HMACSHA256 {
         /// The 32-byte tag of a libcrypto HMAC context (this one's, or a kept one's).
         static func finalize(_ handle: OpaquePointer) -> [UInt8] {
             [UInt8](unsafeUninitializedCapacity: HMACSHA256.byteCount) { buffer, count in
-                var written = 0
-                let finished = EVP_MAC_final(handle, buffer.baseAddress, &written, HMACSHA256.byteCount)
-                precondition(finished == 1 && written == HMACSHA256.byteCount, "libcrypto failed to finish HMAC-SHA256")
-                count = written
+                finalize(handle, into: UnsafeMutableRawBufferPointer(buffer))
+                count = HMACSHA256.byteCount
             }
+        }
+
+        /// The same, written to `tag` (at least 32 bytes).
+        static func finalize(_ handle: OpaquePointer, into tag: UnsafeMutableRawBufferPointer) {
+            precondition(tag.count >= HMACSHA256.byteCount)
+            var written = 0
+            let finished = EVP_MAC_final(handle, tag.baseAddress!.assumingMemoryBound(to: UInt8.self), &written, HMACSHA256.byteCount)
+            precondition(finished == 1 && written == HMACSHA256.byteCount, "libcrypto failed to finish HMAC-SHA256")
         }
 
         /// Hands the keyed libcrypto context to the caller, who frees it.
@@ -188,13 +194,10 @@ struct KeyedContexts: ~Copyable {
     mutating func mac(key: UnsafeRawBufferPointer, parts: (UnsafeRawBufferPointer, UnsafeRawBufferPointer),
                       into tag: UnsafeMutableRawBufferPointer)
     {
-        precondition(tag.count >= HMACSHA256.byteCount)
         let handle = keyedHandle(key: key)
         HMACSHA256.Context.update(handle, parts.0)
         HMACSHA256.Context.update(handle, parts.1)
-        var written = 0
-        let finished = EVP_MAC_final(handle, tag.baseAddress!.assumingMemoryBound(to: UInt8.self), &written, HMACSHA256.byteCount)
-        precondition(finished == 1 && written == HMACSHA256.byteCount, "libcrypto failed to finish HMAC-SHA256")
+        HMACSHA256.Context.finalize(handle, into: tag)
     }
 
     /// A context keyed with `key` and reset, kept for the next call with the same key.
@@ -202,21 +205,24 @@ struct KeyedContexts: ~Copyable {
         if let last, last.key.count == key.count,
            last.key.withUnsafeBytes({ kept in key.isEmpty || CRYPTO_memcmp(kept.baseAddress!, key.baseAddress!, key.count) == 0 })
         {
-            let reset = EVP_MAC_init(last.handle.pointer, nil, 0, nil)
-            precondition(reset == 1, "libcrypto refused to reset HMAC-SHA256")
-            return last.handle.pointer
+            return Self.reset(last.handle)
         }
         let owned = [UInt8](key)
         if let kept = contexts[owned] {
-            let reset = EVP_MAC_init(kept.pointer, nil, 0, nil)
-            precondition(reset == 1, "libcrypto refused to reset HMAC-SHA256")
             last = (owned, kept)
-            return kept.pointer
+            return Self.reset(kept)
         }
         if contexts.count >= Self.capacity { contexts.removeAll() }
         let fresh = Handle(HMACSHA256.Context(key: key).release())
         contexts[owned] = fresh
         last = (owned, fresh)
         return fresh.pointer
+    }
+
+    /// A kept context back at its keyed state (libcrypto restores it; no key given).
+    private static func reset(_ kept: Handle) -> OpaquePointer {
+        let reset = EVP_MAC_init(kept.pointer, nil, 0, nil)
+        precondition(reset == 1, "libcrypto refused to reset HMAC-SHA256")
+        return kept.pointer
     }
 }

@@ -34,16 +34,10 @@ public enum Hex {
 
     private static func decode(utf8: UnsafeBufferPointer<UInt8>) -> [UInt8]? {
         guard utf8.count % 2 == 0 else { return nil }
-        var valid = true
+        var valid = false
         let result = [UInt8](unsafeUninitializedCapacity: utf8.count / 2) { out, count in
-            for index in 0..<(utf8.count / 2) {
-                guard let high = nibble(utf8[2 * index]), let low = nibble(utf8[2 * index + 1]) else {
-                    valid = false
-                    return
-                }
-                out[index] = high << 4 | low
-                count = index + 1
-            }
+            valid = decode(utf8: utf8, into: UnsafeMutableRawBufferPointer(out))
+            count = valid ? out.count : 0
         }
         return valid ? result : nil
     }
@@ -74,14 +68,5 @@ public enum Hex {
         value = letter &- 10 < 6 ? letter : value
         value = digit < 10 ? digit : value
         return value
-    }
-
-    private static func nibble(_ character: UInt8) -> UInt8? {
-        switch character {
-        case UInt8(ascii: "0")...UInt8(ascii: "9"): return character - UInt8(ascii: "0")
-        case UInt8(ascii: "a")...UInt8(ascii: "f"): return character - UInt8(ascii: "a") + 10
-        case UInt8(ascii: "A")...UInt8(ascii: "F"): return character - UInt8(ascii: "A") + 10
-        default: return nil
-        }
     }
 }
