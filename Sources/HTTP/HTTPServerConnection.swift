@@ -32,6 +32,14 @@ final class HTTPServerConnection: TCPConnectionDelegate {
     private var closing = false
     /// A request's answer is pending: later requests stay in `buffer` until it is written.
     private var awaitingAnswer = false
+    /// This turn's share of requests is used up and the rest of `buffer` waits for the turn
+    /// handed to the loop's next pass; meanwhile nothing more is read from the client.
+    private var yielded = false
+    /// Requests answered per turn. A client that pipelines thousands (up to a whole request's
+    /// worth of bytes, 2 MiB, can wait behind a pending answer) gets them answered a share per
+    /// loop pass, with every other ready connection served in between, instead of holding
+    /// the loop for the whole lot (about a second of tiny requests).
+    static let requestsPerTurn = 64
 
     init(limits: HTTPLimits, timeouts: Timeouts = Timeouts(), clock: any Clock, startedAt: UInt64,
          respond: @escaping Responder)
@@ -50,18 +58,28 @@ final class HTTPServerConnection: TCPConnectionDelegate {
         lastActivity = now
         if requestStartedAt == nil { requestStartedAt = now }
         buffer.append(contentsOf: bytes)
-        if awaitingAnswer {
-            // Requests pipelined behind a pending answer wait in `buffer`; past one whole
-            // request's worth the client is not read from until the answer is out.
+        if awaitingAnswer || yielded {
+            // Requests pipelined behind a pending answer (or a yielded turn) wait in `buffer`;
+            // past one whole request's worth the client is not read from until it is out.
             if buffer.count - consumed > limits.maxRequestBytes { connection.pauseReading() }
             return
         }
         processBuffer(connection)
     }
 
+    /// Answers what `buffer` holds, in order, until it needs more bytes, an answer is
+    /// pending, or this turn's share is used up (then the rest runs in the loop's next pass).
     private func processBuffer(_ connection: TCPConnection) {
-        defer { compact() }
+        // A yielded turn leaves the answered bytes in place: cutting them off at every turn
+        // would move the rest each time, and the rest can be 2 MiB.
+        defer { if !yielded { compact() } }
+        var answered = 0
         while !closing && !awaitingAnswer && consumed < buffer.count {
+            if answered == Self.requestsPerTurn {
+                yieldTurn(connection)
+                return
+            }
+            answered += 1
             let result = buffer.withUnsafeBytes {
                 HTTPRequestParser.parse(UnsafeRawBufferPointer(rebasing: $0[consumed...]), limits: limits, resuming: progress)
             }
@@ -94,8 +112,7 @@ final class HTTPServerConnection: TCPConnectionDelegate {
                         self.awaitingAnswer = false
                         self.write(response, keepAlive: keepAlive, to: connection)
                         guard arrivedLater else { return }
-                        self.processBuffer(connection)
-                        connection.resumeReading()
+                        self.continueAfterWaiting(connection)
                     }
                     arrivedLater = true
                 }
@@ -103,6 +120,24 @@ final class HTTPServerConnection: TCPConnectionDelegate {
                 fail(connection, status: error.status, code: error.code, message: error.message)
             }
         }
+    }
+
+    /// Stops reading the client and hands the rest of `buffer` to the loop's next pass.
+    private func yieldTurn(_ connection: TCPConnection) {
+        yielded = true
+        connection.pauseReading()
+        connection.runNextPass { [weak self, weak connection] in
+            guard let self, let connection, !connection.isClosed else { return }
+            self.yielded = false
+            self.continueAfterWaiting(connection)
+        }
+    }
+
+    /// After a pending answer or a yielded turn: answers what waited, and reads the client
+    /// again unless this turn yielded too.
+    private func continueAfterWaiting(_ connection: TCPConnection) {
+        processBuffer(connection)
+        if !yielded { connection.resumeReading() }
     }
 
     /// Cuts the answered requests off `buffer` (the parser's `progress` counts from what is left).
@@ -136,8 +171,9 @@ final class HTTPServerConnection: TCPConnectionDelegate {
     }
 
     func connectionTick(_ connection: TCPConnection, now: UInt64) {
-        // A pending answer is the server's wait, not the client's: no timeout runs meanwhile.
-        guard !closing, !awaitingAnswer else { return }
+        // A pending answer or a yielded turn is the server's wait, not the client's: no
+        // timeout runs meanwhile.
+        guard !closing, !awaitingAnswer, !yielded else { return }
         if let started = requestStartedAt {
             // Once the head is complete the whole-request timeout applies.
             let limit = progress?.head != nil ? timeouts.requestNanoseconds : timeouts.headNanoseconds

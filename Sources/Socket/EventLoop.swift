@@ -44,6 +44,10 @@ public final class EventLoop: SerialExecutor, @unchecked Sendable {
     private var firstFD: Int32 = -1
     /// Only touched on the loop thread.
     private var endOfPassActions: [() -> Void] = []
+    /// Turns handed to the next pass (`runNextPass`), and the list they are swapped into when
+    /// that pass begins. Loop thread only.
+    private var nextPassTurns: [() -> Void] = []
+    private var runningTurns: [() -> Void] = []
     private let finished = ConditionSignal()
     private let isFinished = Atomic<Bool>(false)
 
@@ -112,6 +116,14 @@ public final class EventLoop: SerialExecutor, @unchecked Sendable {
         execute { [self] in endOfPassActions.append(action) }
     }
 
+    /// Runs `turn` on the loop thread in the next pass, after that pass's readiness events
+    /// (loop thread only). A handler with more work than one turn's worth does a share of it
+    /// and hands the rest here, so every other descriptor that is ready meanwhile is served in
+    /// between; the next wait does not block while turns are waiting.
+    public func runNextPass(_ turn: @escaping () -> Void) {
+        nextPassTurns.append(turn)
+    }
+
     // MARK: Registration (loop thread only)
 
     /// With `first`, this descriptor's events are handled before the others of the same round
@@ -151,8 +163,10 @@ public final class EventLoop: SerialExecutor, @unchecked Sendable {
         threadID.store(ThreadIdentity.current, ordering: .releasing)
         lastTick = clock.monotonicNanoseconds()
         while !stopFlag.load(ordering: .acquiring) {
-            readiness.wait(into: &ready, timeoutMilliseconds: EventLoop.tickIntervalMilliseconds)
+            readiness.wait(into: &ready, timeoutMilliseconds: nextPassTurns.isEmpty ? EventLoop.tickIntervalMilliseconds : 0)
             round &+= 1
+            // This pass runs the turns handed over before it; those handed over during it wait.
+            if !nextPassTurns.isEmpty { swap(&nextPassTurns, &runningTurns) }
             if !ready.isEmpty {
                 let first = firstFD
                 if first >= 0 {
@@ -160,6 +174,7 @@ public final class EventLoop: SerialExecutor, @unchecked Sendable {
                 }
                 for index in ready.indices where ready[index].fd != first { dispatch(ready[index]) }
             }
+            if !runningTurns.isEmpty { runTurns() }
             runPending()
             for action in endOfPassActions { action() }
             let now = clock.monotonicNanoseconds()
@@ -172,6 +187,7 @@ public final class EventLoop: SerialExecutor, @unchecked Sendable {
             unregister(fd: fd, closing: true)
             Platform.close(fd)
         }
+        nextPassTurns.removeAll()
         runPending()
         for action in endOfPassActions { action() }
         isFinished.store(true, ordering: .releasing)
@@ -190,6 +206,21 @@ public final class EventLoop: SerialExecutor, @unchecked Sendable {
         if event.readable, let handler = handlers[fd] {
             handler.readable()
         }
+    }
+
+    private func runTurns() {
+        for turn in runningTurns { turn() }
+        runningTurns.removeAll(keepingCapacity: true)
+    }
+
+    /// Whether turns wait for the next pass; with `runWaitingTurns`, how a test drives by hand
+    /// a connection on a loop it has not started.
+    var hasWaitingTurns: Bool { !nextPassTurns.isEmpty }
+
+    /// Runs the turns waiting for the next pass now, as that pass would.
+    func runWaitingTurns() {
+        swap(&nextPassTurns, &runningTurns)
+        runTurns()
     }
 
     private func runPending() {

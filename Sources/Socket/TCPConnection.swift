@@ -19,6 +19,10 @@ public final class TCPConnection: EventLoopHandler {
     static let drainNanoseconds: UInt64 = 2_000_000_000
     /// Stop reading while this much output waits for a client that does not read.
     static let maxPendingOutput = 1 << 20
+    /// Reads of a full scratch buffer per readiness event: a peer that keeps its socket full
+    /// gets this much of the loop's pass, and readiness (level-triggered) brings it back in
+    /// the next one, after the other ready descriptors.
+    static let readsPerTurn = 4
     /// A client that has not taken a single byte of pending output for this long is gone.
     static let stuckOutputNanoseconds: UInt64 = 10_000_000_000
 
@@ -106,17 +110,26 @@ public final class TCPConnection: EventLoopHandler {
         loop.modify(fd: fd, readable: !readingPaused, writable: wantsWritable)
     }
 
+    /// Runs `turn` in the loop's next pass, after the descriptors ready then: the protocol
+    /// layer's way to do a long job (many pipelined requests) a share at a time.
+    public func runNextPass(_ turn: @escaping () -> Void) {
+        loop.runNextPass(turn)
+    }
+
     // MARK: EventLoopHandler
 
     public func readable() {
         guard !isClosed else { return }
+        var reads = 0
         while true {
             let n = recv(fd, scratch.baseAddress, scratch.count, 0)
             if n > 0 {
-                if drainingSince != nil { continue }
-                delegate?.connection(self, didReceive: UnsafeRawBufferPointer(rebasing: scratch[0..<n]))
-                if isClosed || readingPaused || heldByReader || closeWhenFlushed { return }
-                if n < scratch.count { return }
+                reads += 1
+                if drainingSince == nil {
+                    delegate?.connection(self, didReceive: UnsafeRawBufferPointer(rebasing: scratch[0..<n]))
+                    if isClosed || readingPaused || heldByReader || closeWhenFlushed { return }
+                }
+                if n < scratch.count || reads == TCPConnection.readsPerTurn { return }
                 continue
             }
             if n == 0 {

@@ -179,7 +179,8 @@ final class ConnectionUnderTest {
     }
 
     /// Every answer written so far, in order (output the socket could not take yet is sent
-    /// as the loop would once it is writable).
+    /// as the loop would once it is writable, and requests left for the loop's next pass are
+    /// answered as it would answer them).
     func answers() throws -> [WireResponse] {
         var received = Data()
         var chunk = [UInt8](repeating: 0, count: 65_536)
@@ -189,6 +190,8 @@ final class ConnectionUnderTest {
                 received.append(contentsOf: chunk[0..<count])
             } else if tcp.hasPendingOutput {
                 tcp.writable()
+            } else if loop.hasWaitingTurns {
+                loop.runWaitingTurns()
             } else {
                 break
             }
