@@ -13,8 +13,8 @@ import HTTP
 /// followed: a 3xx is reported as what it is.
 ///
 /// The wire format is the HTTP layer's (`HTTPRequestWriter`, `HTTPResponseParser`), the
-/// addresses come from `SocketAddress.resolveAll`, and the one deadline (connect, TLS, send
-/// and read together) is read from the injected `Clock`.
+/// addresses come from `DeadlineResolver`, and the one deadline (name lookup, connect, TLS,
+/// send and read together) is read from the injected `Clock`.
 public enum CallbackClient {
     /// The threads every POST of the server runs on. A slow receiver holds one of them until
     /// its deadline (10 s), so four let a stalled approver or two go on stalling while other
@@ -61,13 +61,22 @@ public enum CallbackClient {
     }
 
     static func postBlocking(url: String, headers: [(String, String)], body: [UInt8], policy: CallbackURLPolicy,
-                             timeout: Double, clock: any Clock = SystemClock()) -> Result<Response, Failure>
+                             timeout: Double, clock: any Clock = SystemClock(),
+                             lookup: @escaping @Sendable (String, UInt16) -> [SocketAddress] = SocketAddress.resolveAll)
+        -> Result<Response, Failure>
     {
         let deadline = Deadline(clock: clock, seconds: timeout)
         let target: CallbackURLPolicy.Target
         do { target = try policy.check(url) } catch { return .failure(Failure(reason: error.reason, retryable: false)) }
 
-        let addresses = SocketAddress.resolveAll(host: target.host, port: target.port)
+        let addresses: [SocketAddress]
+        switch DeadlineResolver.resolveAll(host: target.host, port: target.port,
+                                           remainingMilliseconds: { deadline.remainingMilliseconds }, lookup: lookup)
+        {
+        case .success(let found): addresses = found
+        case .failure(.timedOut): return .failure(Failure(reason: "timed out looking up \(target.host)", retryable: true))
+        case .failure(.busy): return .failure(Failure(reason: "too many lookups still running", retryable: true))
+        }
         do { try policy.checkResolved(addresses.map(\.host)) } catch {
             return .failure(Failure(reason: error.reason, retryable: addresses.isEmpty))
         }
