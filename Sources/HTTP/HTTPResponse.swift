@@ -32,9 +32,11 @@ public struct HTTPResponse: Sendable {
     /// since the framing is this function's. A 1xx or 204 response has no content
     /// (RFC 9110 sections 15.2 and 15.3.5, and 8.6: no Content-Length on them), so it is
     /// written as the status line, the extra headers and the empty line only.
-    public func serialized(keepAlive: Bool) -> [UInt8] {
+    /// The answer's bytes. `omittingBody` is the answer to `HEAD`: every field of the `GET`
+    /// answer, `Content-Length` included, and no content (RFC 9110 section 9.3.2).
+    public func serialized(keepAlive: Bool, omittingBody: Bool = false) -> [UInt8] {
         let hasContent = !(100...199).contains(status) && status != 204
-        var size = 96 + (hasContent ? body.count : 0)
+        var size = 96 + (hasContent && !omittingBody ? body.count : 0)
         for (name, value) in headers {
             size += name.utf8.count + value.utf8.count + 4
         }
@@ -57,7 +59,7 @@ public struct HTTPResponse: Sendable {
             Self.appendField(name, value, to: &out)
         }
         out.append(contentsOf: Self.crlf)
-        if hasContent {
+        if hasContent && !omittingBody {
             out.append(contentsOf: body)
         }
         return out

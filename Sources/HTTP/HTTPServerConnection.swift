@@ -97,9 +97,10 @@ final class HTTPServerConnection: TCPConnectionDelegate {
                 sentContinue = false
                 requestStartedAt = consumed == buffer.count ? nil : clock.monotonicNanoseconds()
                 let keepAlive = request.keepAlive
+                let headOnly = request.method == "HEAD"
                 switch respond(request, connection) {
                 case .now(let response):
-                    write(response, keepAlive: keepAlive, to: connection)
+                    write(response, keepAlive: keepAlive, headOnly: headOnly, to: connection)
                 case .later(let pending):
                     awaitingAnswer = true
                     // An answer that is already here (a status poll, a refusal) is written
@@ -110,7 +111,7 @@ final class HTTPServerConnection: TCPConnectionDelegate {
                     pending.whenReady { [weak self, weak connection] response in
                         guard let self, let connection, !connection.isClosed else { return }
                         self.awaitingAnswer = false
-                        self.write(response, keepAlive: keepAlive, to: connection)
+                        self.write(response, keepAlive: keepAlive, headOnly: headOnly, to: connection)
                         guard arrivedLater else { return }
                         self.continueAfterWaiting(connection)
                     }
@@ -148,8 +149,9 @@ final class HTTPServerConnection: TCPConnectionDelegate {
         consumed = 0
     }
 
-    private func write(_ response: HTTPResponse, keepAlive: Bool, to connection: TCPConnection) {
-        connection.write(response.serialized(keepAlive: keepAlive))
+    /// `headOnly` answers a `HEAD`: the head a `GET` would get, without its content.
+    private func write(_ response: HTTPResponse, keepAlive: Bool, headOnly: Bool, to connection: TCPConnection) {
+        connection.write(response.serialized(keepAlive: keepAlive, omittingBody: headOnly))
         if !keepAlive {
             closing = true
             // Drain anything pipelined behind it, so the client reads this answer

@@ -6,6 +6,11 @@ public struct JSONParseError: Error, Sendable, Equatable, CustomStringConvertibl
     public let reason: String
     public let offset: Int
     public var description: String { "\(reason) at byte \(offset)" }
+
+    static let tooDeepReason = "nesting too deep"
+    /// Well-formed as far as it was read, but nested deeper than `JSONParser.maxDepth`: a
+    /// message refused for its shape rather than unreadable text.
+    public var isTooDeep: Bool { reason == Self.tooDeepReason }
 }
 
 /// A strict RFC 8259 parser over raw bytes: UTF-8 is validated, nesting depth is bounded so a
@@ -149,7 +154,7 @@ public enum JSONParser {
         mutating func readObject(
             depth: Int, readValue: (inout Reader, String) throws(JSONParseError) -> Void
         ) throws(JSONParseError) {
-            guard depth <= JSONParser.maxDepth else { throw error("nesting too deep") }
+            guard depth <= JSONParser.maxDepth else { throw error(JSONParseError.tooDeepReason) }
             index += 1
             skipWhitespace()
             if !atEnd, current == UInt8(ascii: "}") {
@@ -175,7 +180,7 @@ public enum JSONParser {
 
         /// Reads `[ value, … ]`; `readElement` is called with the reader at each element.
         mutating func readArray(depth: Int, readElement: (inout Reader) throws(JSONParseError) -> Void) throws(JSONParseError) {
-            guard depth <= JSONParser.maxDepth else { throw error("nesting too deep") }
+            guard depth <= JSONParser.maxDepth else { throw error(JSONParseError.tooDeepReason) }
             index += 1
             skipWhitespace()
             if !atEnd, current == UInt8(ascii: "]") {

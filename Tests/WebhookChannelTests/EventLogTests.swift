@@ -71,6 +71,20 @@ import Testing
         #expect(newestTwo.map { $0["event_id"] } == [.string(a2.eventID), .string(b1.eventID)], "\(newestTwo)")
     }
 
+    @Test func webhookEventsForASourceThatNeitherExistsNorLoggedIsAnErrorButAPairedQuietOneIsNot() async throws {
+        let channel = try await TestChannel.start()
+        defer { channel.stop() }
+        let quiet = try await channel.http.pairSource(name: "quiet")
+
+        let unknown = try await channel.mcp.callTool("webhook_events", arguments: ["source_id": "src_nope"])
+        #expect(unknown["result"]?["isError"] == true, "\(unknown)")
+        #expect(unknown["result"]?["content"]?[0]?["text"]?.stringValue?.contains("src_nope") == true, "\(unknown)")
+
+        let paired = try await channel.mcp.callTool("webhook_events", arguments: ["source_id": .string(quiet.sourceID)])
+        #expect(paired["result"]?["isError"] != true, "\(paired)")
+        #expect(paired["result"]?["content"]?[0]?["text"] == "No events logged.", "\(paired)")
+    }
+
     @Test func webhookEventsRefusesABadLimit() async throws {
         let channel = try await TestChannel.start()
         defer { channel.stop() }

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+@testable import Platform
 
 /// The HTTP surface outside signature checks: health, routing errors, JSON routes, browser
 /// defence and connection reuse (SPEC 4 and 5).
@@ -63,6 +64,48 @@ import Testing
         let methods = allow.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
         #expect(methods.contains(allowed), "Allow: \(allow)")
         #expect(!methods.contains(method), "Allow: \(allow) lists the refused method")
+    }
+
+    /// `HEAD /health` (what uptime monitors send) is the `GET` answer's head: same status and
+    /// fields, `Content-Length` of the content it leaves out, and not one byte of content.
+    @Test func headOnHealthIsTheGetHeadWithoutContent() async throws {
+        let channel = try await TestChannel.start()
+        defer { channel.stop() }
+
+        let fd = TestSocket.makeIPv4()
+        #expect(fd >= 0)
+        defer { close(fd) }
+        var timeout = timeval(tv_sec: 30, tv_usec: 0)
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+        try connectIPv4(fd, host: "127.0.0.1", port: channel.server.port)
+        let request = Array("HEAD /health HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n".utf8)
+        #expect(request.withUnsafeBytes { NoSignalSend.send(fd, $0.baseAddress!, $0.count) } == request.count)
+        var received: [UInt8] = []
+        var chunk = [UInt8](repeating: 0, count: 4096)
+        while true {
+            let n = chunk.withUnsafeMutableBytes { Foundation.recv(fd, $0.baseAddress, $0.count, 0) }
+            guard n > 0 else { break }
+            received += chunk[0..<n]
+        }
+
+        let get = try await channel.http.get("/health")
+        let text = String(decoding: received, as: UTF8.self)
+        let parts = text.components(separatedBy: "\r\n\r\n")
+        #expect(parts.count == 2 && parts[1].isEmpty, "content after a HEAD answer's head: \(text.debugDescription)")
+        #expect(text.hasPrefix("HTTP/1.1 200 "), "\(text)")
+        let length = parts[0].components(separatedBy: "\r\n").first { $0.lowercased().hasPrefix("content-length:") }
+        #expect(length == "Content-Length: \(get.body.count)", "\(text)")
+    }
+
+    @Test func aMethodHTTPDoesNotDefineIs501AndAKnownOneARouteDoesNotTakeIs405() async throws {
+        let channel = try await TestChannel.start()
+        defer { channel.stop() }
+
+        expectJSONError(try await channel.http.request("BREW", "/health", headers: [], body: nil), status: 501, error: "not_implemented")
+        expectJSONError(try await channel.http.request("PROPFIND", "/nowhere", headers: [], body: nil), status: 501, error: "not_implemented")
+        let put = try await channel.http.request("PUT", "/health", headers: [("Content-Type", "application/json")], body: Data("{}".utf8))
+        expectJSONError(put, status: 405)
+        #expect(put.header("Allow") == "GET, HEAD", "\(put)")
     }
 
     @Test func pairRequiresAJSONContentTypeButAllowsParameters() async throws {

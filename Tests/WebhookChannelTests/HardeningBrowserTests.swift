@@ -101,7 +101,7 @@ import Testing
 
         let preflights: [(String, String, String)] = [
             ("/webhook", "POST", "POST"), ("/pair", "POST", "POST"), ("/pair/complete", "POST", "POST"),
-            ("/health", "GET", "GET"), ("/webhook/\(server.credentials.sourceID)", "POST", "POST"),
+            ("/health", "GET", "GET, HEAD"), ("/webhook/\(server.credentials.sourceID)", "POST", "POST"),
         ]
         for (path, method, allowed) in preflights {
             let request = "OPTIONS \(path) HTTP/1.1\r\nHost: \(h)\r\n\(origin)\r\nAccess-Control-Request-Method: \(method)\r\n"

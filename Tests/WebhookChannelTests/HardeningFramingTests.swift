@@ -114,8 +114,10 @@ import Testing
             ("OPTIONS *", "OPTIONS * HTTP/1.1\r\nHost: \(h)\r\nConnection: close\r\n\r\n", [400, 404, 405, 501]),
             ("absolute-form with a foreign authority",
              "GET http://evil.example/\(marker) HTTP/1.1\r\nHost: \(h)\r\nConnection: close\r\n\r\n", [400, 404, 421]),
-            ("lowercase method", "get /health HTTP/1.1\r\nHost: \(h)\r\nConnection: close\r\n\r\n", [400, 404, 405, 501]),
-            ("unknown method", "BREW /\(marker) HTTP/1.1\r\nHost: \(h)\r\nConnection: close\r\n\r\n", [404, 405, 501]),
+            // Methods are case-sensitive: `get` is not GET, and a method HTTP does not define is 501.
+            ("lowercase method", "get /health HTTP/1.1\r\nHost: \(h)\r\nConnection: close\r\n\r\n", [501]),
+            ("unknown method", "BREW /\(marker) HTTP/1.1\r\nHost: \(h)\r\nConnection: close\r\n\r\n", [501]),
+            ("unknown method on a known route", "BREW /health HTTP/1.1\r\nHost: \(h)\r\nConnection: close\r\n\r\n", [501]),
             ("a target without a leading slash", "GET health HTTP/1.1\r\nHost: \(h)\r\nConnection: close\r\n\r\n", [400, 404]),
             ("a double slash", "GET //health HTTP/1.1\r\nHost: \(h)\r\nConnection: close\r\n\r\n", [400, 404]),
             ("an encoded traversal", "POST /webhook/%2e%2e%2fhealth HTTP/1.1\r\nHost: \(h)\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}", [400, 401, 404]),

@@ -141,6 +141,12 @@ import Testing
         // What the old hub acknowledged is still listed by the new one.
         let listed = try await runCLI(["events", "--json"], stateDir: sessions.stateDir)
         #expect(listed.stdout.contains(firstID ?? "none"), "\(listed)")
+        // A hand-over is not a fault: the follower that lost the race for the port says nothing
+        // of a server that did not start.
+        for follower in [second, third] {
+            let errors = follower.server.stderr.textLines.filter { $0.contains("not started") }
+            #expect(errors.isEmpty, "pid \(follower.server.pid): \(errors)")
+        }
     }
 
     @Test func aStaleHubSocketFromACrashedHubIsReplaced() async throws {

@@ -54,6 +54,37 @@ import Testing
         #expect(entry["hmac_secret"] == .string(scheme.sampleSecret))
     }
 
+    @Test func addWithNoServerOnAPortChosenAtStartShowsAPlaceholderNotPortZero() async throws {
+        let stateDir = try TempStateDir()
+        defer { stateDir.remove() }
+        let run = try await runCLI(["add", "later", "--scheme", "github"], stateDir: stateDir, stdin: Data("s3cret".utf8),
+                                   environment: ["WEBHOOK_PORT": "0"])
+        #expect(run.exitCode == 0, "\(run)")
+        #expect(run.stdout.contains("http://127.0.0.1:<port>/webhook/src_"), "\(run)")
+        #expect(!run.stdout.contains(":0/webhook/"), "\(run)")
+    }
+
+    /// `/webhook` is the seed's route and scheme: a provider's source answers only at its own
+    /// URL, in its own scheme, even to a request signed with its secret the seed's way.
+    @Test(arguments: ProviderScheme.allCases.filter { $0 != .webhook })
+    func aProvidersSourceSignedTheSeedsWayOnTheSeedRouteIs401(_ scheme: ProviderScheme) async throws {
+        let channel = try await TestChannel.start()
+        defer { channel.stop() }
+        let source = try await ProviderFixtures.add("p-\(scheme)", scheme: scheme, secret: nil, stateDir: channel.stateDir)
+        let body = Data(#"{"type":"seed.way"}"#.utf8)
+        let credentials = SourceCredentials(sourceID: source.sourceID, secret: source.secret)
+
+        for seedScheme in [SigningScheme.v1, .seed] {
+            let response = try await channel.http.postJSON("/webhook", body: body,
+                                                           headers: RawHTTPClient.webhookHeaders(credentials, body: body, scheme: seedScheme))
+            expectJSONError(response, status: 401)
+        }
+        let own = try await ProviderFixtures.post(source, on: channel.http)
+        expectProviderAccepted(own.response)
+        let delivered = try await channel.mcp.channelEventsUntilQuiet()
+        #expect(delivered.count == 1, "\(delivered)")
+    }
+
     @Test(arguments: ProviderScheme.allCases)
     func addWithoutStdinGeneratesASecretPrintsItOnceAndItVerifies(_ scheme: ProviderScheme) async throws {
         let channel = try await TestChannel.start()

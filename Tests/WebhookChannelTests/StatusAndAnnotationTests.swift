@@ -77,6 +77,15 @@ import Testing
         let reason = try #require(status["not_listening_reason"]?.stringValue, "\(status)")
         #expect(reason.contains("\(first.server.port)") && reason.contains("taken"), "\(reason)")
         #expect(reason.contains("pid \(first.server.pid)"), "\(reason)")
+        // The session list agrees with the role.
+        let own = try #require(status["session_list"]?.arrayValue?.first, "\(status)")
+        #expect(own["role"] == "alone" && own["pid"]?.intValue == Int(second.server.pid), "\(status)")
+
+        // Said once: the retries that follow (the first at once, then every 50 ms) are quiet
+        // while the reason stays the same. A second and a half covers some thirty of them.
+        try await Task.sleep(for: .milliseconds(1500))
+        let notStarted = second.server.stderr.textLines.filter { $0.contains("HTTP server not started") }
+        #expect(notStarted.count == 1, "\(notStarted)")
     }
 
     @Test func webhookEventRaisesTheClientsResultSizeLimit() async throws {

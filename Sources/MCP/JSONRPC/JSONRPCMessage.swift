@@ -33,6 +33,10 @@ public enum JSONRPCMessage: Sendable, Equatable {
         do {
             value = try JSONParser.parse(line)
         } catch {
+            // Too deep is a request refused for its shape (-32600, SPEC 9), not unreadable text.
+            if error.isTooDeep {
+                return .invalid(id: .null, error: .invalidRequest("JSON nested deeper than \(JSONParser.maxDepth) levels"))
+            }
             return .invalid(id: .null, error: .parseError(error.description))
         }
         guard case .object(let object) = value else {

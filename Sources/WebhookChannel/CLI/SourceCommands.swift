@@ -272,7 +272,9 @@ enum SourceCommands {
         let environment = ProcessInfo.processInfo.environment
         let running = ServerFile(directory: directory).read()
         let host = running?.host ?? environment["WEBHOOK_HOST"] ?? "127.0.0.1"
-        let port = running.map { String($0.port) } ?? environment["WEBHOOK_PORT"] ?? "8788"
+        var port = running.map { String($0.port) } ?? environment["WEBHOOK_PORT"] ?? "8788"
+        // Port 0 is picked when the server starts; until one runs, there is no number to show.
+        if port == "0" { port = "<port>" }
         return "http://\(host):\(port)/webhook/\(source.id)"
     }
 }

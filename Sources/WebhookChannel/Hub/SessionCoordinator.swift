@@ -79,7 +79,7 @@ final class SessionCoordinator: @unchecked Sendable {
             } else {
                 address = state.followed.map { "\($0.host):\($0.port)" }
             }
-            let own = SessionInfo.current(role: state.role == .hub ? .hub : .follower)
+            let own = SessionInfo.current(role: state.role == .hub ? .hub : state.role == .follower ? .follower : .alone)
             return Status(role: state.role, address: address,
                           hubPID: state.role == .hub ? getpid() : state.followed?.hubPID, reason: state.reason,
                           sessions: state.hub?.sessions ?? [own])
@@ -96,12 +96,18 @@ final class SessionCoordinator: @unchecked Sendable {
 
     /// At start-up: hub if the port is free, else follower of the hub holding it.
     func begin() {
-        if settle(quietly: false) { return }
-        retryInBackground()
+        if settle(logging: .always) { return }
+        // Said once already; the retries speak only when the reason changes.
+        retryInBackground(quietThrough: 0)
+    }
+
+    /// When a failed attempt logs why webhooks cannot arrive.
+    private enum FailureLogging {
+        case always, ifChanged, never
     }
 
     /// One attempt at a role. True when this process is now hub or follower.
-    private func settle(quietly: Bool) -> Bool {
+    private func settle(logging: FailureLogging) -> Bool {
         switch bind() {
         case .success(let server):
             becomeHub(server)
@@ -114,7 +120,7 @@ final class SessionCoordinator: @unchecked Sendable {
                 defer { state.role = .alone; state.reason = reason }
                 return state.reason != reason
             }
-            if !quietly || changed {
+            if logging == .always || (logging == .ifChanged && changed) {
                 log.error("HTTP server not started: \(reason); MCP tools keep working, webhooks cannot arrive here")
             }
             return false
@@ -172,20 +178,29 @@ final class SessionCoordinator: @unchecked Sendable {
         follower.run { [self] in
             guard !state.withLock({ $0.shuttingDown }) else { return }
             log.info("the hub went away; taking over its port or following the next hub")
-            retryInBackground()
+            // Another follower may bind the port a moment before it serves hub.sock: failing
+            // then is the hand-over, not a fault, so nothing is logged unless it lasts.
+            retryInBackground(quietThrough: Self.handOverAttempts)
         }
         return true
     }
 
+    /// Attempts 50 ms apart: the first 5 s, in which a hub hand-over completes.
+    static let handOverAttempts = 100
+
     /// Tries to become hub or follower: every 50 ms for the first 5 s (a hub hand-over),
-    /// then every 2 s (a port held by another program may free up).
-    private func retryInBackground() {
+    /// then every 2 s (a port held by another program may free up). The first
+    /// `quietThrough` failed attempts log nothing; the one after says why webhooks cannot
+    /// arrive (unless that was said before this began), later ones only when the reason changes.
+    private func retryInBackground(quietThrough: Int) {
         DetachedThread.start(name: "session-coordinator") { [self] in
             var attempt = 0
             while !state.withLock({ $0.shuttingDown }) {
-                if settle(quietly: attempt > 0) { return }
+                let logging: FailureLogging =
+                    attempt < quietThrough ? .never : attempt == quietThrough && quietThrough > 0 ? .always : .ifChanged
+                if settle(logging: logging) { return }
                 attempt += 1
-                usleep(attempt < 100 ? 50_000 : 2_000_000)
+                usleep(attempt < Self.handOverAttempts ? 50_000 : 2_000_000)
             }
         }
     }

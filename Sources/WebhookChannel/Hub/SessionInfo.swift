@@ -9,7 +9,9 @@ import MCP
 
 /// One Claude Code session served through a state dir: the hub's own, or a follower's.
 public struct SessionInfo: Sendable, Equatable {
-    public enum Role: String, Sendable { case hub, follower }
+    /// `alone`: neither hub nor follower (the port is held by another program, or the hub
+    /// is being replaced): the session has its tools but receives no webhooks.
+    public enum Role: String, Sendable { case hub, follower, alone }
 
     public var pid: Int32
     /// The project the session runs in (`CLAUDE_PROJECT_DIR`, else the working directory).

@@ -51,9 +51,13 @@ final class WebhookRoutes: Sendable {
             return .now(.error(status: 421, code: "misdirected_request",
                                message: "This server only answers requests addressed to localhost, 127.0.0.1 or [::1]."))
         }
+        guard Self.knownMethods.contains(request.method) else {
+            return .now(.error(status: 501, code: "not_implemented",
+                               message: "This server does not implement the \(request.method.prefix(32)) method."))
+        }
         let path = request.path
         switch (request.method, path) {
-        case ("GET", "/health"):
+        case ("GET", "/health"), ("HEAD", "/health"):
             return .now(health())
         case ("POST", "/pair"):
             return guardJSONRoute(request) ?? pair(request)
@@ -93,9 +97,16 @@ final class WebhookRoutes: Sendable {
         .error(status: 404, code: "not_found", message: "No such route.")
     }
 
+    /// The methods HTTP defines (RFC 9110 section 9, and PATCH): any other is `501`, a known
+    /// one a route does not take is `405`.
+    static let knownMethods: Set<String> = ["GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH"]
+
+    /// `HEAD` is answered where it is safe, `/health`; `/pair/status` is not, since a poll may
+    /// hand out credentials once and a `HEAD` would spend them unseen.
     static func allowedMethods(_ path: String) -> String? {
         switch path {
-        case "/health", "/pair/status": return "GET"
+        case "/health": return "GET, HEAD"
+        case "/pair/status": return "GET"
         case "/pair", "/pair/complete", "/webhook", "/control/replay": return "POST"
         default: return path.hasPrefix("/webhook/") ? "POST" : nil
         }

@@ -56,7 +56,10 @@ enum WebhookIntake {
         guard let sourceID = request.pathSourceID ?? headers["X-Source-Id"], let source = findSource(sourceID) else {
             return .unauthorized
         }
-        let scheme = request.pathSourceID == nil ? SignatureScheme.webhook : source.scheme
+        // `/webhook` speaks the seed's scheme, for sources that use it; a provider's source is
+        // reached at its own URL with its own scheme, and nothing else signed with its secret.
+        if request.pathSourceID == nil && source.scheme != .webhook { return .unauthorized }
+        let scheme = source.scheme
         let verdict = SignatureScheme.verify(
             scheme: scheme, secrets: source.acceptedSecrets(now: now),
             input: SignatureInput(headerLookup: { headers[$0] }, body: request.body, now: Int64(now)))

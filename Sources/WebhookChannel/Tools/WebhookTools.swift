@@ -86,7 +86,14 @@ public enum WebhookTools {
             let records = await state.recentEvents(sourceID: sourceID, limit: Int(limit))
                 ?? Array(EventLog.readAll(directory: state.stateDirectory).reversed()
                     .filter { sourceID == nil || $0.sourceID == sourceID }.prefix(Int(limit)))
-            guard !records.isEmpty else { return MCPToolResult(text: "No events logged.") }
+            guard !records.isEmpty else {
+                // A source revoked since keeps its logged events; an id that is neither paired
+                // nor in the log is most likely mistyped, and saying so beats an empty list.
+                if let sourceID, await state.source(id: sourceID) == nil {
+                    return .error("No source has id \(sourceID.prefix(80)), and no logged event came from one.")
+                }
+                return MCPToolResult(text: "No events logged.")
+            }
             return MCPToolResult(text: jsonText(.array(records.map(EventLog.summary))))
         }
     }
