@@ -209,6 +209,69 @@ import Testing
                                                                   extraHeaders: [("X-Webhook-Id", "big-delivery-40")]))
     }
 
+    /// Acknowledged, then `kill -9` at once: the key reached the journal with the answer's
+    /// pass, so the sender's retry after the restart is still a duplicate.
+    @Test func aDeliveryAcknowledgedJustBeforeKillNineIsADuplicateAfterTheRestart() async throws {
+        let dir = try TempStateDir()
+        defer { dir.remove() }
+        let credentials: SourceCredentials
+        do {
+            let channel = try await TestChannel.start(stateDir: dir)
+            defer { channel.stop() }
+            credentials = try await channel.http.pairSource(name: "ci")
+            expectProviderAccepted(try await channel.http.postWebhook(#"{"event":"once"}"#, as: credentials,
+                                                                      extraHeaders: [("X-Webhook-Id", "acked-1")]))
+            channel.server.child.send(signal: SIGKILL)
+            _ = try await channel.server.child.waitForExit()
+            // The killed server's server.json would name its port to the harness.
+            try? FileManager.default.removeItem(at: dir.serverFile)
+        }
+
+        let channel = try await TestChannel.start(stateDir: dir)
+        defer { channel.stop() }
+        let retry = try await channel.http.postWebhook(#"{"event":"once"}"#, as: credentials,
+                                                       extraHeaders: [("X-Webhook-Id", "acked-1")])
+        #expect(try retry.json() == ["received": true, "duplicate": true], "\(retry)")
+        #expect(try await channel.mcp.channelEventsUntilQuiet().isEmpty, "the duplicate was delivered again")
+    }
+
+    /// The log's line is written before the answer; a process that dies in between leaves an
+    /// event that was never acknowledged nor, perhaps, notified. On disk that is a line in
+    /// `events.log` whose key `dedupe.log` lacks (the journal takes keys after the answers).
+    /// The sender retries, and the retry must be delivered, not answered "duplicate".
+    @Test func aDeliveryLoggedButNeverAcknowledgedIsDeliveredWhenItsSenderRetriesAfterARestart() async throws {
+        let dir = try TempStateDir()
+        defer { dir.remove() }
+        let credentials: SourceCredentials
+        do {
+            let channel = try await TestChannel.start(stateDir: dir)
+            defer { channel.stop() }
+            credentials = try await channel.http.pairSource(name: "ci")
+            expectProviderAccepted(try await channel.http.postWebhook(#"{"event":"lost"}"#, as: credentials,
+                                                                      extraHeaders: [("X-Webhook-Id", "unanswered-1")]))
+            channel.server.closeStdin()
+            #expect(try await channel.server.child.waitForExit() == .exited(0))
+        }
+        // The state a crash between the log's write and the answer leaves: the journal exists
+        // (so it is what restores the memory) but does not hold this delivery.
+        let journal = dir.url.appendingPathComponent("dedupe.log")
+        #expect(FileManager.default.fileExists(atPath: journal.path))
+        try Data().write(to: journal)
+
+        let channel = try await TestChannel.start(stateDir: dir)
+        defer { channel.stop() }
+        let retry = try await channel.http.postWebhook(#"{"event":"lost"}"#, as: credentials,
+                                                       extraHeaders: [("X-Webhook-Id", "unanswered-1")])
+        let eventID = try #require(expectProviderAccepted(retry), "\(retry)")
+        #expect(try retry.json()["duplicate"] == nil, "\(retry)")
+        let delivered = try await channel.mcp.channelEvent()
+        #expect(delivered["meta"]?["event_id"]?.stringValue == eventID, "\(delivered)")
+        // Delivered and acknowledged now: a further retry is a duplicate.
+        let again = try await channel.http.postWebhook(#"{"event":"lost"}"#, as: credentials,
+                                                       extraHeaders: [("X-Webhook-Id", "unanswered-1")])
+        #expect(try again.json() == ["received": true, "duplicate": true], "\(again)")
+    }
+
     // MARK: WEBHOOK_FSYNC
 
     @Test func withFsyncOnAWebhookIsAcknowledgedDeliveredAndListed() async throws {

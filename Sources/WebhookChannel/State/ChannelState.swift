@@ -129,23 +129,25 @@ public actor ChannelState {
 
     /// At start-up: opens the event log and the duplicate memory's journal (repairing a torn
     /// last line of either), rebuilds per-source counters from the log and the duplicate
-    /// memory from both, so a delivery seen before a restart is still a duplicate after it:
-    /// the journal holds keys whose events the log has rotated away, the log those the
-    /// journal had not been written with yet (it is written at most once a second).
+    /// memory from the journal, which holds the keys of acknowledged events only: an event
+    /// the log holds but whose `200` never went out (the process died in between) was never
+    /// delivered, so its sender's retry must be taken, not called a duplicate.
     public func openLogs() {
         guard !logsOpen else { return }
         logsOpen = true
         let now = clock.now()
         let records = eventLog.open()
         sources.stats = SourceDirectory.stats(of: records)
-        let journaled = dedupeJournal.open()
-        for entry in journaled ?? [] { replay.restore(digest: entry.digest, expiresAt: entry.expiresAt, now: now) }
+        if let journaled = dedupeJournal.open() {
+            for entry in journaled { replay.restore(digest: entry.digest, expiresAt: entry.expiresAt, now: now) }
+            return
+        }
+        // A state dir from before the journal: start the memory, and the journal, from the log.
         for record in records {
             for key in record.replayKeys {
                 let expiresAt = record.receivedAt + replay.lifetime
                 replay.restore(key: key, expiresAt: expiresAt, now: now)
-                // A state dir from before the journal: start it from the log.
-                if journaled == nil { dedupeJournal.append(digest: ReplayMemory.digest(key), expiresAt: expiresAt) }
+                dedupeJournal.append(digest: ReplayMemory.digest(key), expiresAt: expiresAt)
             }
         }
         dedupeJournal.writePending()
@@ -263,25 +265,25 @@ public actor ChannelState {
         while !uncommitted.isEmpty { commitUncommitted() }
     }
 
+    /// Writes the keys of the events about to be answered to the duplicate memory's journal
+    /// (one `write`), after their notifications and before their `200`s: after a restart,
+    /// a delivery is a duplicate only if its sender may have been told it arrived.
+    private func journalBeforeAnswering(_ batch: [Uncommitted], where owed: (Uncommitted) -> Bool) {
+        for index in batch.indices where owed(batch[index]) {
+            for digest in batch[index].remembered {
+                dedupeJournal.append(digest: digest, expiresAt: batch[index].receivedAt + replay.lifetime)
+            }
+        }
+        dedupeJournal.writePending()
+    }
+
     private func commitUncommitted() {
         // The pass's array becomes the batch (moved, not copied: marking it below would
         // otherwise copy every event in it); the next pass gets a fresh one of the same size.
         var batch = uncommitted
         uncommitted = []
         uncommitted.reserveCapacity(batch.count)
-        let generation = eventLog.file.generation
         let written = eventLog.writePending()
-        if written {
-            // By index: a `for … in` copies each element, every string and array in it retained.
-            for index in batch.indices {
-                for digest in batch[index].remembered {
-                    dedupeJournal.append(digest: digest, expiresAt: batch[index].receivedAt + replay.lifetime)
-                }
-            }
-        }
-        // The journal may lag a second behind the log (whose lines carry the same keys), but
-        // never past a rotation: what the log lets go of is in the journal by then.
-        dedupeJournal.writeIfDue(now: loop.clock.monotonicNanoseconds(), force: eventLog.file.generation != generation)
         guard written else {
             for accepted in batch {
                 if case .none = accepted.notification {} else { notifier.cancel(weight: accepted.weight) }
@@ -300,6 +302,8 @@ public actor ChannelState {
         releaseInOrder()
         if !syncsLog {
             notifier.writeDelivered()
+            journalBeforeAnswering(batch) { _ in true }
+            // By index: a `for … in` copies each element, every string and array in it retained.
             for index in batch.indices { batch[index].written.fulfil(true) }
         }
     }
@@ -362,6 +366,7 @@ public actor ChannelState {
         fanOut?.endOfPass()
         guard batch.contains(where: { !$0.answered }) else { return }
         notifier.writeDelivered()
+        journalBeforeAnswering(batch) { !$0.answered }
         for index in batch.indices where !batch[index].answered { batch[index].written.fulfil(true) }
     }
 

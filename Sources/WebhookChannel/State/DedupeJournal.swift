@@ -6,13 +6,17 @@ import Foundation
 import Platform
 import Signing
 
-/// The duplicate memory on disk, apart from the event log: one line per remembered key,
-/// `<expiry, Unix seconds> <64-bit digest, 16 hex digits>`. Each file holds up to `capacity`
-/// lines before it rotates, so `dedupe.log` and `dedupe.log.1` together always hold at least
-/// the last `capacity` keys — all the memory keeps — whatever the event log has rotated
-/// away (large bodies fill the event log long before 100,000 events). Written at most once a
-/// second (and at every rotation of the event log), one `write` for all keys since: the
-/// event log's lines carry the same keys, and start-up reads both.
+/// The duplicate memory on disk, apart from the event log: one line per remembered key of an
+/// acknowledged event, `<expiry, Unix seconds> <64-bit digest, 16 hex digits>`. Each file
+/// holds up to `capacity` lines before it rotates, so `dedupe.log` and `dedupe.log.1` together
+/// always hold at least the last `capacity` keys — all the memory keeps — whatever the event
+/// log has rotated away (large bodies fill the event log long before 100,000 events).
+///
+/// Written for each batch of accepted events after their notifications and just before their
+/// `200`s (one `write` for the batch's keys), and it alone restores the memory at start-up:
+/// the event log's lines are written first, so a key found only there belongs to an event
+/// that was neither acknowledged nor (perhaps) notified when the process died; its sender
+/// retries, and the retry is delivered. A sender told `200` finds its retry a duplicate.
 final class DedupeJournal {
     static let fileName = "dedupe.log"
     /// `1700000000 0123456789abcdef\n`
@@ -20,8 +24,6 @@ final class DedupeJournal {
 
     let file: RotatingLineFile
     private var pending: [UInt8] = []
-    private var lastWrite: UInt64 = 0
-    static let writeIntervalNanoseconds: UInt64 = 1_000_000_000
 
     init(directory: StateDirectory, capacity: Int, background: SerialWorker, log: Logger) {
         file = RotatingLineFile(name: Self.fileName, directory: directory, maxBytes: capacity * Self.lineLength,
@@ -73,16 +75,10 @@ final class DedupeJournal {
         }
     }
 
-    /// Writes what is pending when a second has passed since the last write, or when `force`.
-    func writeIfDue(now: UInt64, force: Bool) {
-        guard !pending.isEmpty, force || now &- lastWrite >= Self.writeIntervalNanoseconds else { return }
-        lastWrite = now
-        writePending()
-    }
-
     /// One `write` for everything pending. A failure is logged by the file and costs only
     /// duplicate detection after a restart; the events themselves are in the event log.
     func writePending() {
+        guard !pending.isEmpty else { return }
         defer { pending.removeAll(keepingCapacity: true) }
         _ = file.append(pending)
     }
