@@ -66,6 +66,45 @@ import Testing
         #expect(health["pending"] == 1, "\(health)")
     }
 
+    @Test func pairWithUnknownCodeAndJSONPrintsAJSONErrorWithThePendingCodes() async throws {
+        let channel = try await TestChannel.start()
+        defer { channel.stop() }
+        let ticket = try await channel.http.requestPairing(name: "waiting")
+
+        let run = try await runCLI(["pair", "BADCODE", "--json"], stateDir: channel.stateDir)
+
+        #expect(run.exitCode == 1, "\(run)")
+        let answer = try JSON.parse(run.stdout)
+        #expect(answer["error"] == "unknown_code", "\(run)")
+        #expect(answer["message"]?.stringValue?.contains("BADCODE") == true, "\(run)")
+        #expect(answer["pending"]?.arrayValue?.compactMap { $0["code"]?.stringValue } == [ticket.code], "\(run)")
+        #expect(!run.stderr.isEmpty, "the person still reads why on stderr: \(run)")
+    }
+
+    /// As the seed's skill does (seeds/004 step 3): an expired code is reported and removed.
+    @Test(arguments: [false, true])
+    func pairWithAnExpiredCodeRemovesItFromPendingPairings(json: Bool) async throws {
+        let dir = try TempStateDir()
+        defer { dir.remove() }
+        let legacy = SourceCredentials(sourceID: "src_00112233445566778899aabbccddeeff", secret: "whsec_" + String(repeating: "7e", count: 32))
+        try dir.writeSourcesFile(seedFile(source: legacy, name: "legacy", pendingCode: "K7M2QX",
+                                          createdAt: nodeISOString(Date().addingTimeInterval(-301))))
+
+        let run = try await runCLI(["pair", "k7m2qx"] + (json ? ["--json"] : []), stateDir: dir)
+
+        #expect(run.exitCode == 1, "\(run)")
+        #expect(run.stderr.lowercased().contains("expired"), "\(run)")
+        if json {
+            #expect(try JSON.parse(run.stdout)["error"] == "expired_code", "\(run)")
+        } else {
+            #expect(run.stdout.firstMatch(of: Formats.secretInText) == nil, "\(run)")
+        }
+        let file = try JSON.parse(dir.readSourcesFile())
+        #expect(file["pending_pairings"]?.objectValue?.isEmpty == true, "the expired code stayed: \(file)")
+        #expect(file["sources"]?.objectValue?.keys.sorted() == [legacy.sourceID], "nothing was paired: \(file)")
+        #expect(file["sources"]?[legacy.sourceID]?["hmac_secret"] == .string(legacy.secret), "\(file)")
+    }
+
     @Test func pairWithUnknownOptionIsAUsageErrorExitingTwo() async throws {
         let dir = try TempStateDir()
         defer { dir.remove() }

@@ -80,6 +80,13 @@ struct EventDigestTests {
         """)
     }
 
+    @Test func aPushCommitMessageWithCRLFLineEndsGivesOnlyItsFirstLine() {
+        // "\r\n" is one Character in Swift: splitting on "\n" alone kept the whole message.
+        let body = #"{"ref":"refs/heads/main","commits":[{"id":"1234567890","author":{"name":"W"},"message":"Fix the build\r\n\r\nLong details"}]}"#
+
+        #expect(Self.digest(.github, "push", body).contains("\n- 1234567 W: Fix the build\n"), "\(Self.digest(.github, "push", body))")
+    }
+
     // MARK: Stripe
 
     @Test func stripeInvoicePaymentFailedGivesTheAmountDueStatusCustomerAndWhatChanged() throws {

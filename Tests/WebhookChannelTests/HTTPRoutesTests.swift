@@ -71,6 +71,14 @@ import Testing
     @Test func headOnHealthIsTheGetHeadWithoutContent() async throws {
         let channel = try await TestChannel.start()
         defer { channel.stop() }
+        // The handshake returns once `notifications/initialized` is written, not once the server
+        // has read it; until then `"mcp"` says "waiting", two bytes shorter than "connected".
+        var mcp = try await channel.http.get("/health").json()["mcp"]
+        for _ in 0..<2000 where mcp != "connected" {
+            try await Task.sleep(for: .milliseconds(5))
+            mcp = try await channel.http.get("/health").json()["mcp"]
+        }
+        try #require(mcp == "connected", "the server never read notifications/initialized")
 
         let fd = TestSocket.makeIPv4()
         #expect(fd >= 0)

@@ -172,32 +172,125 @@ import Testing
         }
     }
 
-    /// SPEC 10: without Swift the launcher says, in one line, what to install, and ends at once.
-    @Test func withoutSwiftTheLauncherFailsFastWithTheInstallHint() async throws {
-        let dir = try TempStateDir()
-        defer { dir.remove() }
-        let root = try Self.makePluginRoot(in: dir)
-        // A PATH with the tools the script uses and no swift.
-        let tools = dir.root.appendingPathComponent("tools", isDirectory: true)
+    /// A directory of the tools the script uses (links to the real ones), plus executable
+    /// scripts standing in for others (`fakes`: name → body), to be the whole PATH: no swift
+    /// unless faked.
+    static func makeTools(in dir: TempStateDir, fakes: [String: String] = [:]) throws -> URL {
+        let tools = dir.root.appendingPathComponent("tools-\(UUID().uuidString.prefix(8))", isDirectory: true)
         try FileManager.default.createDirectory(at: tools, withIntermediateDirectories: true)
-        for tool in ["uname", "sed", "head", "grep", "find", "dirname", "pkg-config"] {
+        for tool in ["uname", "sed", "head", "grep", "find", "dirname", "pkg-config", "cat", "mkdir"] where fakes[tool] == nil {
             for directory in ["/usr/bin", "/bin"] where FileManager.default.isExecutableFile(atPath: "\(directory)/\(tool)") {
                 try? FileManager.default.createSymbolicLink(atPath: tools.appendingPathComponent(tool).path,
                                                             withDestinationPath: "\(directory)/\(tool)")
             }
         }
-        var environment = Self.launcherEnvironment(pluginRoot: root, dir: dir)
-        environment["PATH"] = tools.path
+        for (name, body) in fakes {
+            try writeExecutable("#!/bin/sh\n\(body)\n", to: tools.appendingPathComponent(name))
+        }
+        return tools
+    }
 
-        let (exit, child) = try await Self.runToExit(environment: environment)
+    /// A `swift` that answers `--version` as `version` does.
+    static func swiftAnswering(_ version: String) -> String {
+        #"if [ "$1" = --version ]; then echo "Swift version \#(version) (swift-\#(version)-RELEASE)"; exit 0; fi; exit 1"#
+    }
+
+    /// A `uname` for a Mac: `-s` Darwin, `-m` arm64.
+    static let darwinUname = #"case "$1" in -m) echo arm64;; *) echo Darwin;; esac"#
+
+    /// Runs the launcher with `tools` as the whole PATH and expects what SPEC 10 asks of a
+    /// missing prerequisite: a non-zero exit at once, nothing on stdout, one line on stderr,
+    /// which ends with a command bash can parse. Returns that command.
+    static func installCommand(tools: URL, dir: TempStateDir, sourceLocation: SourceLocation = #_sourceLocation) async throws -> String {
+        let root = try makePluginRoot(in: dir)
+        var environment = launcherEnvironment(pluginRoot: root, dir: dir)
+        environment["PATH"] = tools.path
+        let (exit, child) = try await runToExit(environment: environment)
         defer { child.kill() }
 
-        #expect(exit != .exited(0), "\(exit)")
-        #expect(child.stdout.text.isEmpty, "stdout: \(child.stdout.text)")
+        #expect(exit != .exited(0), "\(exit)", sourceLocation: sourceLocation)
+        #expect(child.stdout.text.isEmpty, "stdout: \(child.stdout.text)", sourceLocation: sourceLocation)
         let lines = child.stderr.textLines.filter { !$0.isEmpty }
-        #expect(lines.count == 1, "one line: \(child.stderr.text)")
-        #expect(lines.first?.contains("swift.org/install") == true || lines.first?.contains("xcode-select --install") == true,
-                "the install hint: \(child.stderr.text)")
+        #expect(lines.count == 1, "one line: \(child.stderr.text)", sourceLocation: sourceLocation)
+        let line = try #require(lines.first, sourceLocation: sourceLocation)
+        let command = try #require(line.firstMatch(of: #/; install (?:it|them) with: (.+)$/#).map { String($0.output.1) },
+                                   "the line should end with `install it with: <command>`: \(line)", sourceLocation: sourceLocation)
+        let parse = try ChildProcess(executable: URL(fileURLWithPath: "/bin/bash"), arguments: ["-n", "-c", command],
+                                     environment: ["PATH": "/usr/bin:/bin"])
+        defer { parse.kill() }
+        parse.closeStdin()
+        #expect(try await parse.waitForExit(timeout: .seconds(10)) == .exited(0), "not a command bash can run: \(command)",
+                sourceLocation: sourceLocation)
+        return command
+    }
+
+    /// SPEC 10: without Swift the launcher names, in one line, the command that installs it:
+    /// on Linux swift.org's swiftly, for this machine's architecture.
+    @Test func withoutSwiftOnLinuxTheLineEndsWithTheSwiftlyInstallCommand() async throws {
+        let dir = try TempStateDir()
+        defer { dir.remove() }
+
+        let command = try await Self.installCommand(tools: try Self.makeTools(in: dir), dir: dir)
+
+        let match = command.wholeMatch(of: #/curl -O https://download\.swift\.org/swiftly/linux/swiftly-(\w+)\.tar\.gz && tar zxf swiftly-(\w+)\.tar\.gz && \./swiftly init/#)
+        #expect(match != nil, "\(command)")
+        #expect(match?.output.1 == match?.output.2, "\(command)")
+        #expect(["x86_64", "aarch64"].contains(match.map { String($0.output.1) } ?? ""), "this machine's architecture: \(command)")
+    }
+
+    @Test func aSwiftOlderThan6Point2GetsTheSameOneLineInstallCommand() async throws {
+        let dir = try TempStateDir()
+        defer { dir.remove() }
+
+        let command = try await Self.installCommand(tools: try Self.makeTools(in: dir, fakes: ["swift": Self.swiftAnswering("6.1.2")]), dir: dir)
+
+        #expect(command.hasPrefix("curl -O https://download.swift.org/swiftly/linux/swiftly-"), "\(command)")
+        #expect(command.hasSuffix("./swiftly init"), "\(command)")
+    }
+
+    @Test func withSwiftlyInstalledAnOldSwiftIsUpdatedThroughIt() async throws {
+        let dir = try TempStateDir()
+        defer { dir.remove() }
+        let tools = try Self.makeTools(in: dir, fakes: ["swift": Self.swiftAnswering("5.10.1"), "swiftly": "exit 0"])
+
+        #expect(try await Self.installCommand(tools: tools, dir: dir) == "swiftly install --use latest")
+    }
+
+    @Test func onAMacWithoutDeveloperToolsTheCommandInstallsThem() async throws {
+        let dir = try TempStateDir()
+        defer { dir.remove() }
+        let tools = try Self.makeTools(in: dir, fakes: ["uname": Self.darwinUname, "xcode-select": "exit 2"])
+
+        #expect(try await Self.installCommand(tools: tools, dir: dir) == "xcode-select --install")
+    }
+
+    @Test func onAMacWithDeveloperToolsAndNoHomebrewTheCommandIsSwiftlysInstaller() async throws {
+        let dir = try TempStateDir()
+        defer { dir.remove() }
+        let tools = try Self.makeTools(in: dir, fakes: ["uname": Self.darwinUname, "xcode-select": "echo /Library/Developer/CommandLineTools",
+                                                        "swift": Self.swiftAnswering("6.0.3")])
+
+        #expect(try await Self.installCommand(tools: tools, dir: dir)
+            == "curl -O https://download.swift.org/swiftly/darwin/swiftly.pkg && installer -pkg swiftly.pkg -target CurrentUserHomeDirectory && ~/.swiftly/bin/swiftly init")
+    }
+
+    @Test func onAMacWithHomebrewTheCommandInstallsSwiftlyThroughIt() async throws {
+        let dir = try TempStateDir()
+        defer { dir.remove() }
+        let tools = try Self.makeTools(in: dir, fakes: ["uname": Self.darwinUname, "xcode-select": "exit 0", "brew": "exit 1"])
+
+        #expect(try await Self.installCommand(tools: tools, dir: dir) == "brew install swiftly && swiftly init")
+    }
+
+    /// SPEC 10: the OpenSSL 3 headers are checked too, with the same kind of line. (Linux's
+    /// `apt-get`/`dnf` lines are not reached on a machine that has the headers, as this one does.)
+    @Test func onAMacWithoutOpenSSL3TheCommandIsBrewInstallOpenSSL() async throws {
+        let dir = try TempStateDir()
+        defer { dir.remove() }
+        let tools = try Self.makeTools(in: dir, fakes: ["uname": Self.darwinUname, "swift": Self.swiftAnswering("6.2.1"),
+                                                        "pkg-config": "exit 1"])
+
+        #expect(try await Self.installCommand(tools: tools, dir: dir) == "brew install openssl@3 pkg-config")
     }
 
     /// With CLAUDE_PLUGIN_DATA the build goes there (the plugin folder is a replaceable

@@ -48,7 +48,8 @@ import Testing
         try await expectCleanExit(server)
     }
 
-    @Test(arguments: [("WEBHOOK_PORT", "not-a-port"), ("WEBHOOK_PORT", "70000"), ("WEBHOOK_EVENT_LOOP", "kqueue")])
+    @Test(arguments: [("WEBHOOK_PORT", "not-a-port"), ("WEBHOOK_PORT", "70000"), ("WEBHOOK_EVENT_LOOP", "kqueue"),
+                      ("WEBHOOK_FSYNC", "maybe"), ("WEBHOOK_ALLOW_PRIVATE_CALLBACKS", "sometimes")])
     func badSettingIsAOneLineErrorNamingTheVariableAndExitTwo(variable: String, value: String) async throws {
         let dir = try TempStateDir()
         defer { dir.remove() }

@@ -111,6 +111,48 @@ import Testing
         #expect(!sources.contains("late-secret"), "\(sources)")
     }
 
+    /// A secret piped from a file saved with Windows line ends: the CR goes with the LF ("\r\n"
+    /// is one Swift Character, so a character-wise trim kept it).
+    @Test(arguments: ["crlf-secret\r\n", "crlf-secret\n", "crlf-secret\r\n\r\n", "crlf-secret\r"])
+    func addDropsTrailingCRAndLFFromAPipedSecret(piped: String) async throws {
+        let channel = try await TestChannel.start()
+        defer { channel.stop() }
+
+        let source = try await ProviderFixtures.add("crlf", scheme: .github, secret: piped, stateDir: channel.stateDir)
+
+        let stored = try ProviderFixtures.sourcesFile(channel.stateDir)["sources"]?[source.sourceID]?["hmac_secret"]
+        #expect(stored == "crlf-secret", "\(String(describing: stored))")
+        expectProviderAccepted(try await ProviderFixtures.post(source, on: channel.http, secret: "crlf-secret").response)
+    }
+
+    /// SPEC 2: the CLI treats a bad WEBHOOK_PORT as the server does, instead of printing a URL
+    /// nothing listens on.
+    @Test(arguments: ["abc", "70000", ""])
+    func addWithABadWebhookPortIsAOneLineErrorNamingItAndAddsNothing(port: String) async throws {
+        let dir = try TempStateDir()
+        defer { dir.remove() }
+
+        let run = try await runCLI(["add", "x", "--scheme", "github"], stateDir: dir, environment: ["WEBHOOK_PORT": port])
+
+        #expect(run.exitCode == 2, "\(run)")
+        #expect(run.stdout.isEmpty, "\(run)")
+        let lines = run.stderr.split(separator: "\n")
+        #expect(lines.count == 1 && lines[0].contains("WEBHOOK_PORT"), "\(run)")
+        let sources: [String: JSON] = try dir.readSourcesFileIfPresent()?["sources"]?.objectValue ?? [:]
+        #expect(sources.isEmpty, "\(sources)")
+    }
+
+    @Test func addWithAnIPv6WebhookHostPrintsItInBrackets() async throws {
+        let dir = try TempStateDir()
+        defer { dir.remove() }
+
+        let run = try await runCLI(["add", "v6", "--scheme", "github"], stateDir: dir,
+                                   environment: ["WEBHOOK_HOST": "::1", "WEBHOOK_PORT": "9123"])
+
+        #expect(run.exitCode == 0, "\(run)")
+        #expect(run.stdout.firstMatch(of: #/Webhook URL: http://\[::1\]:9123/webhook/src_[0-9a-f]{32}\n/#) != nil, "\(run)")
+    }
+
     // MARK: send / sign
 
     @Test func sendSignsWithEachSchemeAndTheServerDeliversIt() async throws {

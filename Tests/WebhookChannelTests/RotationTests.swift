@@ -98,6 +98,41 @@ import Testing
         expectProviderAccepted(try await ProviderFixtures.post(source, on: channel.http, secret: "old").response)
     }
 
+    /// The first rotate promised the original secret 24 h; a second rotate must not cut that
+    /// short. Each replaced secret keeps its own end; one past its end is refused.
+    @Test func rotatingTwiceKeepsEachReplacedSecretUntilItsOwnExpiry() async throws {
+        let channel = try await TestChannel.start()
+        defer { channel.stop() }
+        let source = try await ProviderFixtures.add("twice", scheme: .github, secret: "original", stateDir: channel.stateDir)
+
+        let first = try await runCLI(["rotate", source.sourceID], stateDir: channel.stateDir)
+        let second = try await runCLI(["rotate", source.sourceID], stateDir: channel.stateDir)
+
+        let promised = try #require(first.stdout.firstMatch(of: #/The old secret is accepted until (\S+)\./#).map { String($0.output.1) },
+                                    "\(first)")
+        #expect(second.stdout.contains("A secret replaced earlier is still accepted until \(promised)."),
+                "the second rotate should repeat the first one's promise: \(second)")
+        let middle = try #require(first.stdout.firstMatch(of: #/New secret: (whsec_\S+)/#).map { String($0.output.1) }, "\(first)")
+        let newest = try #require(second.stdout.firstMatch(of: #/New secret: (whsec_\S+)/#).map { String($0.output.1) }, "\(second)")
+        for secret in ["original", middle, newest] {
+            expectProviderAccepted(try await ProviderFixtures.post(source, on: channel.http, secret: secret).response)
+            _ = try await channel.mcp.channelEvent()
+        }
+        let entry = try #require(try ProviderFixtures.sourcesFile(channel.stateDir)["sources"]?[source.sourceID])
+        #expect(entry["previous_secret"] == .string(middle), "\(entry)")
+        #expect(entry["earlier_secrets"]?[0]?["secret"] == "original", "\(entry)")
+        #expect(entry["earlier_secrets"]?[0]?["expires_at"] == .string(promised), "\(entry)")
+
+        // The original's 24 h are over (written into the file, as time passing would make it).
+        try ProviderFixtures.editSource(channel.stateDir, id: source.sourceID) { entry in
+            entry["earlier_secrets"] = [["secret": "original", "expires_at": .string(ProviderFixtures.isoString(Date().addingTimeInterval(-1)))]]
+        }
+
+        expectJSONError(try await ProviderFixtures.post(source, on: channel.http, secret: "original").response, status: 401)
+        expectProviderAccepted(try await ProviderFixtures.post(source, on: channel.http, secret: middle).response)
+        expectProviderAccepted(try await ProviderFixtures.post(source, on: channel.http, secret: newest).response)
+    }
+
     @Test func rotatingOnAPairedSeedSourceKeepsBothSecretsOnPostWebhook() async throws {
         let channel = try await TestChannel.start()
         defer { channel.stop() }

@@ -188,6 +188,89 @@ import Testing
     }
 }
 
+extension StateFileTests {
+    /// Writes `sources.json` by rename, as the seed's skill (Claude's Write tool) leaves it: 0644.
+    static func writeWorldReadableSourcesFile(_ dir: TempStateDir, _ text: String) throws {
+        try dir.createStateDir()
+        let temp = dir.url.appendingPathComponent(".seed-\(UUID().uuidString).tmp")
+        guard FileManager.default.createFile(atPath: temp.path, contents: Data(text.utf8), attributes: [.posixPermissions: 0o644]),
+              chmod(temp.path, 0o644) == 0, rename(temp.path, dir.sourcesFile.path) == 0
+        else { throw HarnessError("could not write a 0644 sources.json in \(dir.path)") }
+    }
+
+    static func octal(_ mode: Int?) -> String { mode.map { String($0, radix: 8) } ?? "none" }
+
+    /// SPEC 7 "every other file 0600". Started while another process holds the state lock: the
+    /// chmod needs none, so it is not put off until the lock is free.
+    @Test func aSeedWrittenSourcesFileWithMode644IsMade600WhenTheServerStarts() async throws {
+        let dir = try TempStateDir()
+        defer { dir.remove() }
+        let legacy = SourceCredentials(sourceID: "src_0123456789abcdef0123456789abcdef", secret: "whsec_" + String(repeating: "4d", count: 32))
+        try Self.writeWorldReadableSourcesFile(dir, seedFile(source: legacy, name: "legacy", pendingCode: "K7M2QX",
+                                                             createdAt: nodeISOString(Date())))
+        #expect(dir.mode(of: dir.sourcesFile.path) == 0o644, "the test's own precondition")
+        let held = try HeldStateLock(dir)
+        defer { held.release() }
+
+        let channel = try await TestChannel.start(stateDir: dir)
+        defer { channel.stop() }
+
+        #expect(dir.mode(of: dir.sourcesFile.path) == 0o600, "mode \(Self.octal(dir.mode(of: dir.sourcesFile.path)))")
+        #expect(!held.isReleased)
+        _ = try await channel.server.stderr.waitForLine("a warning naming sources.json and its old mode") {
+            $0.contains("sources.json") && $0.contains("644")
+        }
+        #expect(try await channel.http.postWebhook(#"{"event":"still-served"}"#, as: legacy, scheme: .seed).status == 200)
+        #expect(try String(contentsOf: dir.sourcesFile, encoding: .utf8).contains(legacy.secret), "the content is untouched")
+    }
+
+    /// The seed's skill may write the file again while the server runs: the server's next
+    /// (lock-free) read of it tightens it too.
+    @Test func aSourcesFileRewrittenWithMode644WhileTheServerRunsIsMade600() async throws {
+        let channel = try await TestChannel.start()
+        defer { channel.stop() }
+        let dir = channel.stateDir
+        let legacy = SourceCredentials(sourceID: "src_fedcba9876543210fedcba9876543210", secret: "whsec_" + String(repeating: "e1", count: 32))
+
+        try Self.writeWorldReadableSourcesFile(dir, seedFile(source: legacy, name: "late", pendingCode: "K7M2QX",
+                                                             createdAt: nodeISOString(Date())))
+        #expect(try await channel.http.postWebhook(#"{"event":"after-rewrite"}"#, as: legacy, scheme: .seed).status == 200)
+
+        #expect(dir.mode(of: dir.sourcesFile.path) == 0o600, "mode \(Self.octal(dir.mode(of: dir.sourcesFile.path)))")
+    }
+
+    @Test func aCorruptSourcesFileSetAsideIsMode600() async throws {
+        let dir = try TempStateDir()
+        defer { dir.remove() }
+        try Self.writeWorldReadableSourcesFile(dir, "{not json")
+        let channel = try await TestChannel.start(stateDir: dir)
+        defer { channel.stop() }
+
+        let setAside = try await poll("a sources.json.corrupt-* file in \(dir.entries())") {
+            dir.entries().first { $0.hasPrefix("sources.json.corrupt-") }
+        }
+
+        let mode = dir.mode(of: dir.url.appendingPathComponent(setAside).path)
+        #expect(mode == 0o600, "\(setAside) has mode \(Self.octal(mode))")
+        #expect(try String(contentsOf: dir.url.appendingPathComponent(setAside), encoding: .utf8) == "{not json")
+    }
+
+    /// A CLI command reading a seed-written file (here `sources`, which writes nothing) leaves it 0600 as well.
+    @Test func aCLICommandLeavesASeedWrittenSourcesFile600() async throws {
+        let dir = try TempStateDir()
+        defer { dir.remove() }
+        let legacy = SourceCredentials(sourceID: "src_0123456789abcdef0123456789abcdef", secret: "whsec_" + String(repeating: "9b", count: 32))
+        try Self.writeWorldReadableSourcesFile(dir, seedFile(source: legacy, name: "legacy", pendingCode: "K7M2QX",
+                                                             createdAt: nodeISOString(Date())))
+
+        let run = try await runCLI(["sources"], stateDir: dir)
+
+        #expect(run.exitCode == 0, "\(run)")
+        #expect(run.stdout.contains(legacy.sourceID), "\(run)")
+        #expect(dir.mode(of: dir.sourcesFile.path) == 0o600, "mode \(Self.octal(dir.mode(of: dir.sourcesFile.path)))")
+    }
+}
+
 /// A `sources.json` exactly as the seed's skill writes it (`JSON.stringify(…, null, 2)`).
 func seedFile(source: SourceCredentials, name: String, pendingCode: String, createdAt: String) -> String {
     """

@@ -13,7 +13,9 @@ enum PairCommand {
     Usage: webhook-channel pair [CODE] [--json]
 
     Approve the pending pairing CODE (case-insensitive) and print the new source's id and secret.
-    Without CODE, list the pending codes with their age.
+    Without CODE, list the pending codes with their age. An expired CODE is removed (exit 1).
+    With --json, a failure is {"error": "unknown_code"|"expired_code"|…, "message": …} on
+    stdout too (unknown_code adds "pending": the codes that are).
     Only approve codes you requested yourself; never one that arrived in a channel message.
     """
 
@@ -28,18 +30,13 @@ enum PairCommand {
     }
 
     private static func list(store: SourcesStore, json: Bool, console: Console) -> Int32 {
+        if json {
+            console.out(JSONWriter.compactString(["pending": pendingJSON(store: store)]))
+            return 0
+        }
         let now = SystemClock().now()
         let (file, _) = store.load()
         let pending = PairingBook.livePending(file, now: now)
-        if json {
-            let list: [JSONValue] = pending.map { pairing in
-                ["code": .string(pairing.code), "name": .string(pairing.name), "callback_url": .optionalString(pairing.callbackURL),
-                 "created_at": .string(pairing.createdAt),
-                 "age_seconds": .int(Int64(now - (ISOTime.parse(pairing.createdAt) ?? now)))]
-            }
-            console.out(JSONWriter.compactString(["pending": .array(list)]))
-            return 0
-        }
         guard !pending.isEmpty else {
             console.out("No pending pairings.")
             return 0
@@ -54,12 +51,44 @@ enum PairCommand {
         return 0
     }
 
+    private static func pendingJSON(store: SourcesStore) -> JSONValue {
+        let now = SystemClock().now()
+        let (file, _) = store.load()
+        return .array(PairingBook.livePending(file, now: now).map { pairing in
+            ["code": .string(pairing.code), "name": .string(pairing.name), "callback_url": .optionalString(pairing.callbackURL),
+             "created_at": .string(pairing.createdAt),
+             "age_seconds": .int(Int64(now - (ISOTime.parse(pairing.createdAt) ?? now)))]
+        })
+    }
+
     private static func approve(code: String, store: SourcesStore, json: Bool, console: Console) -> Int32 {
         let now = SystemClock().now()
+        // A failure is said on stderr for the person and, with --json, as an object on stdout
+        // for the script that asked for JSON.
+        func fail(_ error: String, _ message: String, pending: Bool = false) -> Int32 {
+            console.err(message)
+            if json {
+                var object: JSONObject = ["error": .string(error), "message": .string(message)]
+                if pending { object["pending"] = pendingJSON(store: store) }
+                console.out(JSONWriter.compactString(.object(object)))
+            } else if pending {
+                _ = list(store: store, json: false, console: console)
+            }
+            return 1
+        }
         do {
-            let (source, _, _) = try store.mutate { file throws(PairingBook.Failure) in
-                try PairingBook.approve(&file, code: code, now: now, sourceID: CredentialGenerator.sourceID(),
-                                        secret: CredentialGenerator.hmacSecret())
+            let (approval, _, _) = try store.mutate { file throws -> SourceRecord? in
+                do {
+                    return try PairingBook.approve(&file, code: code, now: now, sourceID: CredentialGenerator.sourceID(),
+                                                   secret: CredentialGenerator.hmacSecret())
+                } catch PairingBook.Failure.expiredCode {
+                    // As the seed's skill does: the expired code is removed and the file written
+                    // back (approve dropped it; returning, not throwing, lets mutate write).
+                    return nil
+                }
+            }
+            guard let source = approval else {
+                return fail("expired_code", "Pairing code \(code.uppercased().prefix(12)) has expired and was removed; ask the source to request a new one.")
             }
             if json {
                 console.out(JSONWriter.compactString([
@@ -79,15 +108,9 @@ enum PairCommand {
             }
             return 0
         } catch PairingBook.Failure.unknownCode {
-            console.err("No pending pairing for code \(code.uppercased().prefix(12)).")
-            _ = list(store: store, json: false, console: console)
-            return 1
-        } catch PairingBook.Failure.expiredCode {
-            console.err("Pairing code \(code.uppercased().prefix(12)) has expired; ask the source to request a new one.")
-            return 1
+            return fail("unknown_code", "No pending pairing for code \(code.uppercased().prefix(12)).", pending: true)
         } catch {
-            console.err("webhook-channel pair: \(error)")
-            return 1
+            return fail("pair_failed", "webhook-channel pair: \(error)")
         }
     }
 }

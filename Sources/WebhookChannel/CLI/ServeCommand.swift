@@ -36,6 +36,10 @@ enum ServeCommand {
         do { try directory.ensureExists() } catch {
             log.error("state directory \(config.stateDirectory): \(error)")
         }
+        let store = SourcesStore(directory: directory, log: log)
+        // Before anything serves: a seed-written sources.json (0644) becomes 0600 at start-up,
+        // not at the first request that happens to read it.
+        store.restrictFileMode()
         let loop: EventLoop
         do { loop = try EventLoop(backend: config.eventLoop) } catch {
             log.error("cannot start the event loop: \(error)")
@@ -45,7 +49,7 @@ enum ServeCommand {
 
         let clock = SystemClock()
         let notifier = ChannelNotifier(output: output)
-        let state = ChannelState(loop: loop, store: SourcesStore(directory: directory, log: log), clock: clock,
+        let state = ChannelState(loop: loop, store: store, clock: clock,
                                  notifier: notifier, syncsLog: config.syncsEventLog, lockWait: config.stateLockWait, log: log)
         // Once per loop pass: the events the pass accepted go to the event log with one
         // write, then their answers and notifications go out, the notifications with one write.

@@ -22,7 +22,7 @@ enum SourceCommands {
     Usage: webhook-channel add NAME --scheme github|stripe|standard|slack|webhook [--callback URL] [--json]
 
     Add a source for a provider that cannot pair itself. The provider's signing secret is read
-    from stdin (a trailing newline is dropped); with nothing on stdin a secret is generated and
+    from stdin (trailing line breaks, LF or CRLF, are dropped); with nothing on stdin a secret is generated and
     printed once. Prints the source id and the URL to paste into the provider.
     """
 
@@ -35,7 +35,9 @@ enum SourceCommands {
     static let rotateHelp = """
     Usage: webhook-channel rotate SOURCE_ID [--json]
 
-    Issue a new secret for a source and print it. The old secret is still accepted for 24 hours.
+    Issue a new secret for a source and print it. The old secret is still accepted for 24 hours,
+    and a secret an earlier rotation replaced keeps the end it was given (at most 8 replaced
+    secrets are kept).
     """
 
     static let contentHelp = """
@@ -112,15 +114,22 @@ enum SourceCommands {
                 return 1
             }
         }
+        let store = operatorStore()
+        // Checked before anything is added: a URL built from a bad setting would be pasted
+        // into the provider and never reach the server, which refuses to start with it.
+        let base: String
+        do { base = try webhookBaseURL(directory: store.directory) } catch {
+            console.err("webhook-channel add: \(error.description)")
+            return 2
+        }
         let piped = readSecretFromStdin()
         let secret = piped ?? SourceAdmin.generateSecret(for: scheme)
         let now = SystemClock().now()
-        let store = operatorStore()
         do {
             let (source, _, _) = try store.mutate { file in
                 SourceAdmin.add(&file, name: name, scheme: scheme, secret: secret, callbackURL: callback, now: now)
             }
-            let url = webhookURL(for: source, directory: store.directory)
+            let url = base + source.id
             if parsed.flags.contains("--json") {
                 var object: JSONObject = ["source_id": .string(source.id), "name": .string(name), "scheme": .string(scheme.rawValue),
                                           "url": .string(url)]
@@ -157,21 +166,34 @@ enum SourceCommands {
         guard case .run(let parsed) = start else { return start.status }
         let id = parsed.positionals[0]
         let now = SystemClock().now()
+        var dropped: [RetiredSecret] = []
         guard let source = changeSource("rotate", id: id, console: console, { file, id throws(SourceAdmin.Failure) in
             let scheme = file.source(id: id)?.scheme ?? .webhook
-            return try SourceAdmin.rotate(&file, id: id, now: now, newSecret: SourceAdmin.generateSecret(for: scheme))
+            let rotation = try SourceAdmin.rotate(&file, id: id, now: now, newSecret: SourceAdmin.generateSecret(for: scheme))
+            dropped = rotation.droppedEarly
+            return rotation.source
         }) else { return 1 }
+        let previousExpiry = source.previousExpiresAt ?? ISOTime.format(now)
         if parsed.flags.contains("--json") {
             console.out(JSONWriter.compactString([
                 "source_id": .string(source.id), "hmac_secret": .string(source.hmacSecret),
-                "previous_expires_at": .optionalString(source.previousExpiresAt),
+                "previous_expires_at": .string(previousExpiry),
+                "earlier_expires_at": .array(source.earlierSecrets.map { .string($0.expiresAt) }),
+                "ended_early": .array(dropped.map { .string($0.expiresAt) }),
             ]))
         } else {
-            console.out("""
-            Rotated \(source.id) (\(source.name)).
-            New secret: \(source.hmacSecret)
-            The old secret is accepted until \(source.previousExpiresAt ?? "now").
-            """)
+            var lines = [
+                "Rotated \(source.id) (\(source.name)).",
+                "New secret: \(source.hmacSecret)",
+                "The old secret is accepted until \(previousExpiry).",
+            ]
+            // Earlier rotations' promises still hold: each replaced secret keeps its own end.
+            lines += source.earlierSecrets.map { "A secret replaced earlier is still accepted until \($0.expiresAt)." }
+            lines += dropped.map {
+                "A secret replaced earlier (accepted until \($0.expiresAt)) is no longer accepted: at most "
+                    + "\(SourceAdmin.maxRetiredSecrets) replaced secrets are kept."
+            }
+            console.out(lines.joined(separator: "\n"))
         }
         return 0
     }
@@ -262,19 +284,31 @@ enum SourceCommands {
     /// The provider's secret, when one is piped in; `nil` for a terminal or empty input.
     static func readSecretFromStdin() -> String? {
         guard isatty(STDIN_FILENO) == 0 else { return nil }
-        let data = readToEnd(STDIN_FILENO)
-        var text = String(decoding: data, as: UTF8.self)
-        while text.hasSuffix("\n") || text.hasSuffix("\r") { text.removeLast() }
-        return text.isEmpty ? nil : text
+        let secret = withoutTrailingLineBreaks(readToEnd(STDIN_FILENO))
+        return secret.isEmpty ? nil : String(decoding: secret, as: UTF8.self)
     }
 
-    static func webhookURL(for source: SourceRecord, directory: StateDirectory) -> String {
-        let environment = ProcessInfo.processInfo.environment
+    /// `bytes` without the CR and LF bytes at its end (`echo`'s LF, a Windows editor's CRLF).
+    /// Cut as bytes: in a `String`, "\r\n" is one `Character`, so `hasSuffix("\n")` is false
+    /// for it and a character-wise trim kept the CR in the secret.
+    static func withoutTrailingLineBreaks(_ bytes: [UInt8]) -> [UInt8] {
+        var end = bytes.count
+        while end > 0, bytes[end - 1] == UInt8(ascii: "\n") || bytes[end - 1] == UInt8(ascii: "\r") { end -= 1 }
+        return Array(bytes[..<end])
+    }
+
+    /// `http://HOST:PORT/webhook/`, a source id short of a source's URL: the running server's
+    /// address, else the one `WEBHOOK_HOST` and `WEBHOOK_PORT` give a server started now. Those
+    /// are checked as the server checks them, also while one runs (a bad value is a mistake to
+    /// hear about either way).
+    static func webhookBaseURL(directory: StateDirectory,
+                               environment: [String: String] = ProcessInfo.processInfo.environment) throws(ServerConfig.Invalid) -> String
+    {
+        let configured = try ServerConfig.address(environment)
         let running = ServerFile(directory: directory).read()
-        let host = running?.host ?? environment["WEBHOOK_HOST"] ?? "127.0.0.1"
-        var port = running.map { String($0.port) } ?? environment["WEBHOOK_PORT"] ?? "8788"
+        let host = running?.host ?? configured.host
+        let port = running?.port ?? configured.port
         // Port 0 is picked when the server starts; until one runs, there is no number to show.
-        if port == "0" { port = "<port>" }
-        return "http://\(host):\(port)/webhook/\(source.id)"
+        return "http://\(ServerConfig.urlHost(host)):\(port == 0 ? "<port>" : String(port))/webhook/"
     }
 }

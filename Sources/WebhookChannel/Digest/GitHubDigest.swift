@@ -76,7 +76,7 @@ enum GitHubDigest {
             let sha = PayloadText.scalar(commit["id"], limit: 80).map { String($0.prefix(7)) } ?? "?"
             let author = PayloadText.scalar(commit["author"]?["username"], limit: 80)
                 ?? PayloadText.scalar(commit["author"]?["name"], limit: 80) ?? "?"
-            let message = commit["message"]?.stringValue.flatMap { $0.split(separator: "\n", maxSplits: 1).first.map(String.init) }
+            let message = commit["message"]?.stringValue.flatMap { $0.split(maxSplits: 1, whereSeparator: \.isNewline).first.map(String.init) }
             writer.line("- \(sha) \(author): \(message.map { PayloadText.clean($0) } ?? "")")
         }
     }

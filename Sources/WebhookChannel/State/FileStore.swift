@@ -176,9 +176,36 @@ public struct StateDirectory: Sendable {
         try syncDirectory()
     }
 
+    /// Sets `name` to mode 0600 when it is a regular file with another mode (a `sources.json`
+    /// the seed's skill wrote with the umask's 0644). A symbolic link is not followed and
+    /// nothing but a regular file is touched. Returns the mode it had when it was changed, nil
+    /// when there was nothing to do (no such file, already 0600, not a regular file).
+    @discardableResult
+    public func restrictToOwner(_ name: String) throws -> UInt32? {
+        let filePath = path(of: name)
+        // O_NONBLOCK: a FIFO planted under the name must not hang the open.
+        let descriptor = open(filePath, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC)
+        if descriptor < 0 {
+            let code = errno
+            if code == ENOENT || code == ELOOP { return nil }
+            if code == EINTR { return try restrictToOwner(name) }
+            throw StateFileError(operation: "open", path: filePath, code: code)
+        }
+        defer { close(descriptor) }
+        var info = stat()
+        guard fstat(descriptor, &info) == 0 else { throw StateFileError(operation: "inspect", path: filePath, code: errno) }
+        let mode = UInt32(info.st_mode & 0o7777)
+        guard info.st_mode & S_IFMT == S_IFREG, mode != 0o600 else { return nil }
+        guard fchmod(descriptor, 0o600) == 0 else {
+            throw StateFileError(operation: "restrict permissions (chmod 600) of", path: filePath, code: errno)
+        }
+        return mode
+    }
+
     /// Sets a file that could not be parsed aside as `<name>.corrupt-<YYYYMMDDTHHMMSSZ>` (with
     /// `-1`, `-2`, … when that name is taken) so that nothing is lost and a fresh file can be
-    /// started. Returns the new name. Call it under `withExclusiveLock`.
+    /// started; the copy is made 0600 (it may hold secrets, and a seed-written file was 0644).
+    /// Returns the new name. Call it under `withExclusiveLock`.
     public func moveAside(_ name: String, now: Date) throws -> String {
         let stamp = Self.compactUTCStamp(now)
         let base = "\(name).corrupt-\(stamp)"
@@ -196,6 +223,9 @@ public struct StateDirectory: Sendable {
             throw StateFileError(operation: "set aside (rename to \(candidate))", path: path(of: name), code: errno)
         }
         try syncDirectory()
+        // Best effort: the move is what matters, and it is done (a file this process can
+        // rename in its own 0700 directory is, in practice, one it can chmod).
+        _ = try? restrictToOwner(candidate)
         return candidate
     }
 

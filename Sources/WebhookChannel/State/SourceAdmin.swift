@@ -78,12 +78,38 @@ public enum SourceAdmin {
         return file.sources[index]
     }
 
-    /// Returns the new secret; the old one is accepted until `previous_expires_at`.
-    public static func rotate(_ file: inout SourcesFile, id: String, now: Double, newSecret: String) throws(Failure) -> SourceRecord {
+    /// Rotated-out secrets kept at once besides the current one: every refused signature is
+    /// checked against each of them, so a source rotated many times in a day must not make a
+    /// forged request cost many HMACs of a 1 MiB body.
+    public static let maxRetiredSecrets = 8
+
+    /// What `rotate` did: the source with its new secret, and the grace periods that ended
+    /// early because more than `maxRetiredSecrets` were running (oldest first).
+    public struct Rotation: Sendable {
+        public var source: SourceRecord
+        public var droppedEarly: [RetiredSecret]
+    }
+
+    /// Gives the source `newSecret`; the replaced one is accepted until `previous_expires_at`
+    /// (now + 24 h), and each secret replaced before it until its own expiry (`earlier_secrets`),
+    /// so a second rotation never cuts short the grace period the first one promised. Expired
+    /// ones are forgotten here.
+    public static func rotate(_ file: inout SourcesFile, id: String, now: Double, newSecret: String) throws(Failure) -> Rotation {
         guard let index = file.sources.firstIndex(where: { $0.id == id }) else { throw .unknownSource }
-        file.sources[index].previousSecret = file.sources[index].hmacSecret
-        file.sources[index].previousExpiresAt = ISOTime.format(now + rotationGrace)
-        file.sources[index].hmacSecret = newSecret
-        return file.sources[index]
+        var source = file.sources[index]
+        var retired: [RetiredSecret] = []
+        if let previous = source.previousSecret {
+            retired.append(RetiredSecret(secret: previous, expiresAt: source.previousExpiresAt ?? ""))
+        }
+        retired += source.earlierSecrets
+        retired.removeAll { !$0.isAccepted(now: now) }
+        let dropped = retired.count > maxRetiredSecrets - 1 ? Array(retired[(maxRetiredSecrets - 1)...].reversed()) : []
+        source.earlierSecrets = Array(retired.prefix(maxRetiredSecrets - 1))
+        source.extra["earlier_secrets"] = nil
+        source.previousSecret = source.hmacSecret
+        source.previousExpiresAt = ISOTime.format(now + rotationGrace)
+        source.hmacSecret = newSecret
+        file.sources[index] = source
+        return Rotation(source: source, droppedEarly: dropped)
     }
 }

@@ -12,8 +12,14 @@ public struct SourceRecord: Sendable, Equatable {
     public var pairedAt: String
     /// Absent in seed files: those sources use the seed's own headers.
     public var scheme: SignatureScheme
+    /// The secret the last `rotate` replaced, accepted until `previousExpiresAt`.
     public var previousSecret: String?
     public var previousExpiresAt: String?
+    /// Secrets replaced by rotations before the last one whose grace periods had not ended then,
+    /// newest first: each is accepted until its own expiry. Stored as `"earlier_secrets":
+    /// [{"secret": …, "expires_at": …}]`, beside the `previous_*` fields an earlier version of
+    /// this product reads.
+    public var earlierSecrets: [RetiredSecret]
     /// Set by `webhook-channel content`; absent, the scheme's default (`contentMode`).
     public var chosenContentMode: ContentMode?
     /// Set by `webhook-channel approver`: permission requests go to its callback, and its
@@ -26,7 +32,7 @@ public struct SourceRecord: Sendable, Equatable {
 
     public init(id: String, name: String, hmacSecret: String, callbackURL: String?, pairedAt: String,
                 scheme: SignatureScheme = .webhook, previousSecret: String? = nil, previousExpiresAt: String? = nil,
-                chosenContentMode: ContentMode? = nil, approver: Bool = false, eventFilter: EventFilter? = nil,
+                earlierSecrets: [RetiredSecret] = [], chosenContentMode: ContentMode? = nil, approver: Bool = false, eventFilter: EventFilter? = nil,
                 extra: JSONObject = JSONObject())
     {
         self.id = id
@@ -37,6 +43,7 @@ public struct SourceRecord: Sendable, Equatable {
         self.scheme = scheme
         self.previousSecret = previousSecret
         self.previousExpiresAt = previousExpiresAt
+        self.earlierSecrets = earlierSecrets
         self.chosenContentMode = chosenContentMode
         self.approver = approver
         self.eventFilter = eventFilter
@@ -71,13 +78,34 @@ public struct SourceRecord: Sendable, Equatable {
         ]
     }
 
-    /// The secrets a signature may be made with now: the current one, then a rotated-out one
-    /// while its grace period lasts.
+    /// The secrets a signature may be made with now: the current one, then each rotated-out
+    /// one whose own grace period lasts, newest first.
     public func acceptedSecrets(now: Double) -> [String] {
-        guard let previousSecret, let expiry = previousExpiresAt.flatMap(ISOTime.parse), now < expiry else {
-            return [hmacSecret]
+        guard previousSecret != nil || !earlierSecrets.isEmpty else { return [hmacSecret] }
+        var secrets = [hmacSecret]
+        if let previousSecret, RetiredSecret(secret: previousSecret, expiresAt: previousExpiresAt ?? "").isAccepted(now: now) {
+            secrets.append(previousSecret)
         }
-        return [hmacSecret, previousSecret]
+        for earlier in earlierSecrets where earlier.isAccepted(now: now) { secrets.append(earlier.secret) }
+        return secrets
+    }
+}
+
+/// A secret a rotation replaced, and when its grace period ends (ISO 8601 UTC).
+public struct RetiredSecret: Sendable, Equatable {
+    public var secret: String
+    public var expiresAt: String
+
+    public init(secret: String, expiresAt: String) {
+        self.secret = secret
+        self.expiresAt = expiresAt
+    }
+
+    /// An expiry that does not parse ends the grace period: a secret is never accepted for longer
+    /// than the file says.
+    public func isAccepted(now: Double) -> Bool {
+        guard let expiry = ISOTime.parse(expiresAt) else { return false }
+        return now < expiry
     }
 }
 
@@ -167,6 +195,7 @@ public struct SourcesFile: Sendable, Equatable {
             scheme: scheme,
             previousSecret: object["previous_secret"]?.stringValue,
             previousExpiresAt: object["previous_expires_at"]?.stringValue,
+            earlierSecrets: object["earlier_secrets"]?.arrayValue.map(decodeEarlierSecrets) ?? [],
             // A word a later version may add is kept as it was (in `extra`) and read as absent.
             chosenContentMode: object["content_mode"]?.stringValue.flatMap(ContentMode.init(rawValue:)),
             approver: object["approver"]?.boolValue ?? false,
@@ -176,12 +205,22 @@ public struct SourcesFile: Sendable, Equatable {
         for key in ["name", "hmac_secret", "callback_url", "paired_at", "scheme", "previous_secret", "previous_expires_at"] {
             object[key] = nil
         }
+        if object["earlier_secrets"]?.arrayValue != nil { object["earlier_secrets"] = nil }
         if record.chosenContentMode != nil { object["content_mode"] = nil }
         if object["approver"]?.boolValue != nil { object["approver"] = nil }
         if record.eventFilter != nil { object["event_filter"] = nil }
         var withExtra = record
         withExtra.extra = object
         return withExtra
+    }
+
+    /// An entry that is not `{"secret": …, "expires_at": …}` (a hand edit) is dropped: nothing is
+    /// accepted without an expiry.
+    private static func decodeEarlierSecrets(_ items: [JSONValue]) -> [RetiredSecret] {
+        items.compactMap { item in
+            guard let secret = item["secret"]?.stringValue, let expiry = item["expires_at"]?.stringValue else { return nil }
+            return RetiredSecret(secret: secret, expiresAt: expiry)
+        }
     }
 
     private static func decodePending(code: String, _ value: JSONValue) throws -> PendingPairing {
@@ -222,6 +261,11 @@ public struct SourcesFile: Sendable, Equatable {
             if source.scheme != .webhook || source.extra["scheme"] != nil { entry["scheme"] = .string(source.scheme.rawValue) }
             if let previous = source.previousSecret { entry["previous_secret"] = .string(previous) }
             if let expiry = source.previousExpiresAt { entry["previous_expires_at"] = .string(expiry) }
+            if !source.earlierSecrets.isEmpty {
+                entry["earlier_secrets"] = .array(source.earlierSecrets.map {
+                    .object(["secret": .string($0.secret), "expires_at": .string($0.expiresAt)])
+                })
+            }
             if let mode = source.chosenContentMode { entry["content_mode"] = .string(mode.rawValue) }
             if source.approver { entry["approver"] = true }
             if let filter = source.eventFilter { entry["event_filter"] = .array(filter.patterns.map(JSONValue.string)) }

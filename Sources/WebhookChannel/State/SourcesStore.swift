@@ -43,6 +43,7 @@ public struct SourcesStore: Sendable {
     }
 
     public func snapshot() -> Snapshot {
+        restrictFileMode()
         let identity = directory.fileIdentity(SourcesFile.fileName)
         do {
             guard let bytes = try directory.readFile(SourcesFile.fileName) else { return .file(SourcesFile(), nil) }
@@ -59,6 +60,21 @@ public struct SourcesStore: Sendable {
     public func setAsideIfCorrupt(waitingAtMost limit: Double?) throws -> (SourcesFile, FileIdentity?) {
         try directory.ensureExists()
         return try directory.withExclusiveLock(waitingAtMost: limit) { try loadLocked() }
+    }
+
+    /// Sets a looser `sources.json` to 0600 (the seed's skill writes it with the umask's 0644;
+    /// it holds every source's secret), with one warning line. Needs no lock: a chmod changes
+    /// no content, and a writer's rename brings a 0600 file anyway. So the server does it at
+    /// start-up and on every lock-free read of a changed file, taken after the chmod so the
+    /// chmod itself is not a change to read again.
+    public func restrictFileMode() {
+        do {
+            if let old = try directory.restrictToOwner(SourcesFile.fileName) {
+                log.warning("\(SourcesFile.fileName) had mode \(String(old, radix: 8)); set it to 600, as it holds the sources' secrets")
+            }
+        } catch {
+            log.warning("cannot restrict \(SourcesFile.fileName) to mode 600: \(error)")
+        }
     }
 
     public func identity() -> FileIdentity? {
@@ -80,6 +96,7 @@ public struct SourcesStore: Sendable {
 
     /// Must hold the lock: a corrupt file is moved aside, which is a write.
     private func loadLocked() throws -> (SourcesFile, FileIdentity?) {
+        restrictFileMode()
         let identity = directory.fileIdentity(SourcesFile.fileName)
         guard let bytes = try directory.readFile(SourcesFile.fileName) else { return (SourcesFile(), nil) }
         do {

@@ -48,19 +48,9 @@ public struct ServerConfig: Sendable {
     /// Bad values are refused with a message naming the variable, never replaced by a default.
     public static func fromEnvironment(_ environment: [String: String] = ProcessInfo.processInfo.environment) throws(Invalid) -> ServerConfig {
         var config = ServerConfig(stateDirectory: defaultStateDirectory(environment: environment))
-        if let text = environment["WEBHOOK_PORT"] {
-            let trimmed = text.trimmingWhitespace()
-            guard !trimmed.isEmpty, trimmed.allSatisfy(\.isASCII), trimmed.allSatisfy(\.isNumber), let port = Int(trimmed), port <= 65535 else {
-                throw Invalid(description: "WEBHOOK_PORT must be a number from 0 to 65535 (got \"\(text.prefix(40))\")")
-            }
-            config.port = UInt16(port)
-        }
-        if let host = environment["WEBHOOK_HOST"] {
-            guard !host.isEmpty, SocketAddress.resolve(host: host, port: 0) != nil else {
-                throw Invalid(description: "WEBHOOK_HOST \"\(host.prefix(100))\" cannot be resolved to an address")
-            }
-            config.host = host
-        }
+        let (host, port) = try address(environment)
+        config.host = host
+        config.port = port
         if let text = environment["WEBHOOK_MAX_BODY_BYTES"] {
             guard let value = Int(text), value >= 1024, value <= 64 << 20 else {
                 throw Invalid(description: "WEBHOOK_MAX_BODY_BYTES must be a number from 1024 to 67108864")
@@ -93,9 +83,7 @@ public struct ServerConfig: Sendable {
             }
             config.stateLockWait = value
         }
-        if let text = environment["WEBHOOK_FSYNC"] {
-            config.syncsEventLog = ["1", "true", "yes"].contains(text.lowercased())
-        }
+        config.syncsEventLog = try switchSetting("WEBHOOK_FSYNC", environment) ?? false
         if let text = environment["WEBHOOK_EVENT_LOOP"] {
             let names = EventLoopBackend.allCases.map(\.rawValue).joined(separator: " or ")
             guard let backend = EventLoopBackend(rawValue: text.trimmingWhitespace().lowercased()) else {
@@ -106,10 +94,49 @@ public struct ServerConfig: Sendable {
             }
             config.eventLoop = backend
         }
-        if let text = environment["WEBHOOK_ALLOW_PRIVATE_CALLBACKS"] {
-            config.allowPrivateCallbacks = ["1", "true", "yes"].contains(text.lowercased())
-        }
+        config.allowPrivateCallbacks = try switchSetting("WEBHOOK_ALLOW_PRIVATE_CALLBACKS", environment) ?? false
         return config
+    }
+
+    /// `WEBHOOK_HOST` and `WEBHOOK_PORT` (defaults 127.0.0.1 and 8788), checked: the server
+    /// binds them, and the CLI prints them as the webhook URL when no server runs.
+    public static func address(_ environment: [String: String]) throws(Invalid) -> (host: String, port: UInt16) {
+        var address = (host: "127.0.0.1", port: UInt16(8788))
+        if let text = environment["WEBHOOK_PORT"] {
+            let trimmed = text.trimmingWhitespace()
+            guard !trimmed.isEmpty, trimmed.allSatisfy(\.isASCII), trimmed.allSatisfy(\.isNumber), let port = Int(trimmed), port <= 65535 else {
+                throw Invalid(description: "WEBHOOK_PORT must be a number from 0 to 65535 (got \"\(text.prefix(40))\")")
+            }
+            address.port = UInt16(port)
+        }
+        if let host = environment["WEBHOOK_HOST"] {
+            guard !host.isEmpty, SocketAddress.resolve(host: host, port: 0) != nil else {
+                throw Invalid(description: "WEBHOOK_HOST \"\(host.prefix(100))\" cannot be resolved to an address")
+            }
+            address.host = host
+        }
+        return address
+    }
+
+    /// Words an on/off setting takes, in any case; an empty value is off (`WEBHOOK_FSYNC=`).
+    public static let onWords: Set<String> = ["1", "true", "yes", "on"]
+    public static let offWords: Set<String> = ["0", "false", "no", "off", ""]
+
+    /// An on/off setting, nil when unset. Another word is refused: `WEBHOOK_FSYNC=maybe` must not
+    /// silently mean off, which would acknowledge events before they are on disk.
+    static func switchSetting(_ name: String, _ environment: [String: String]) throws(Invalid) -> Bool? {
+        guard let text = environment[name] else { return nil }
+        let word = text.trimmingWhitespace().lowercased()
+        if onWords.contains(word) { return true }
+        if offWords.contains(word) { return false }
+        throw Invalid(description: "\(name) must be 1, true, yes or on, or 0, false, no, off or empty (got \"\(text.prefix(40))\")")
+    }
+
+    /// `host` as the authority of a URL: an IPv6 literal in brackets (RFC 3986 3.2.2), its zone's
+    /// `%` written `%25` (RFC 6874); a name or IPv4 address as it is.
+    public static func urlHost(_ host: String) -> String {
+        guard host.contains(":"), !host.hasPrefix("[") else { return host }
+        return "[" + host.replacing("%", with: "%25") + "]"
     }
 
     public var bindsLoopback: Bool {

@@ -159,9 +159,10 @@ enum ProviderFixtures {
         let printedSecret = run.stdout.firstMatch(of: #/Secret: (\S+)/#).map { String($0.output.1) }
         let effective: String
         if let secret {
-            var trimmed = secret
-            while trimmed.hasSuffix("\n") || trimmed.hasSuffix("\r") { trimmed.removeLast() }
-            effective = trimmed
+            // As bytes: "\r\n" is one Character, which hasSuffix("\n") does not match.
+            var trimmed = Array(secret.utf8)
+            while let last = trimmed.last, last == UInt8(ascii: "\n") || last == UInt8(ascii: "\r") { trimmed.removeLast() }
+            effective = String(decoding: trimmed, as: UTF8.self)
         } else {
             guard let printedSecret else { throw HarnessError("add without stdin printed no `Secret: …`: \(run)") }
             effective = printedSecret
