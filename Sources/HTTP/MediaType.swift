@@ -10,10 +10,18 @@ import Platform
 public enum MediaType {
     /// `application/json`, and with `allowSuffix` also any `…/…+json` (RFC 6839).
     public static func isJSON(_ contentType: String?, allowSuffix: Bool) -> Bool {
-        guard let contentType else { return false }
-        let type = contentType.split(separator: ";", maxSplits: 1).first.map {
-            $0.trimmingWhitespace().lowercased()
-        } ?? ""
+        guard let type = essence(contentType) else { return false }
         return type == "application/json" || (allowSuffix && type.hasSuffix("+json"))
+    }
+
+    /// `application/x-www-form-urlencoded`: HTML forms, and GitHub hooks set to that type.
+    public static func isFormURLEncoded(_ contentType: String?) -> Bool {
+        essence(contentType) == "application/x-www-form-urlencoded"
+    }
+
+    /// `type/subtype`, lowercased, without parameters.
+    private static func essence(_ contentType: String?) -> String? {
+        guard let contentType else { return nil }
+        return contentType.split(separator: ";", maxSplits: 1).first.map { $0.trimmingWhitespace().lowercased() } ?? ""
     }
 }

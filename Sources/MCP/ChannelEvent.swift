@@ -29,7 +29,12 @@ public struct ChannelEvent: Sendable, Equatable {
 
     /// The same from content that is UTF-8 already (the caller has checked it is valid).
     public init(contentUTF8: [UInt8], meta: [(key: String, value: String)]) {
-        self.contentUTF8 = Self.neutralizingChannelTags(utf8: contentUTF8)
+        self.init(defusedContentUTF8: Self.neutralizingChannelTags(utf8: contentUTF8), meta: meta)
+    }
+
+    /// The same from content that is defused already: what `contentUTF8(fromBody:…)` returns.
+    public init(defusedContentUTF8: [UInt8], meta: [(key: String, value: String)]) {
+        self.contentUTF8 = defusedContentUTF8
         var cleaned: [(key: String, value: String)] = []
         cleaned.reserveCapacity(meta.count)
         for pair in meta where ChannelEvent.isValidMetaKey(pair.key) {
@@ -57,33 +62,58 @@ public struct ChannelEvent: Sendable, Equatable {
 
     /// The same over UTF-8 bytes; returns `bytes` itself (no copy) when there is nothing to defuse.
     public static func neutralizingChannelTags(utf8 bytes: [UInt8]) -> [UInt8] {
-        bytes.withUnsafeBufferPointer { bytes -> [UInt8]? in
-            // memchr: most bodies have no `<` at all, and this runs on every webhook's content.
-            guard let base = bytes.baseAddress, memchr(base, Int32(UInt8(ascii: "<")), bytes.count) != nil else { return nil }
-            let name = Array("channel".utf8)
-            var out: [UInt8] = []
-            var changed = false
-            out.reserveCapacity(bytes.count + 16)
-            var index = 0
-            while index < bytes.count {
-                let byte = bytes[index]
-                if byte == UInt8(ascii: "<") {
-                    var start = index + 1
-                    if start < bytes.count && bytes[start] == UInt8(ascii: "/") { start += 1 }
-                    if start + name.count <= bytes.count,
-                       name.indices.allSatisfy({ bytes[start + $0] | 0x20 == name[$0] })
-                    {
-                        out.append(contentsOf: "&lt;".utf8)
-                        changed = true
-                        index += 1
-                        continue
-                    }
-                }
-                out.append(byte)
-                index += 1
+        bytes.withUnsafeBufferPointer { defused($0, limit: .max).utf8 } ?? bytes
+    }
+
+    /// `text` (UTF-8) defused, then at most `limit` bytes: cut at a character boundary, and
+    /// before the `<` of a tag whose `&lt;` would not fit whole (never inside the escape).
+    /// Defusing comes first so that the escapes count towards the limit. `nil` stands for
+    /// `text` itself, the usual case (no tag, within the limit), which allocates nothing.
+    static func defused(_ text: UnsafeBufferPointer<UInt8>, limit: Int) -> (utf8: [UInt8]?, truncated: Bool) {
+        var tag = nextChannelTag(in: text, from: 0)
+        guard tag != nil || text.count > limit else { return (nil, false) }
+        var out: [UInt8] = []
+        out.reserveCapacity(min(text.count + 16, limit))
+        var copied = 0
+        while true {
+            let end = tag ?? text.count
+            let room = limit - out.count
+            if end - copied > room {
+                var cut = copied + room
+                // Step back over continuation bytes (10xxxxxx) to the start of a character.
+                while cut > copied && text[cut] & 0xC0 == 0x80 { cut -= 1 }
+                out.append(contentsOf: UnsafeBufferPointer(rebasing: text[copied..<cut]))
+                return (out, true)
             }
-            return changed ? out : nil
-        } ?? bytes
+            out.append(contentsOf: UnsafeBufferPointer(rebasing: text[copied..<end]))
+            guard let at = tag else { return (out, false) }
+            if limit - out.count < 4 { return (out, true) }
+            out.appendLiteral("&lt;")
+            copied = at + 1
+            tag = nextChannelTag(in: text, from: copied)
+        }
+    }
+
+    /// Where the next `<channel` or `</channel` (any letter case) starts, from `start`.
+    static func nextChannelTag(in text: UnsafeBufferPointer<UInt8>, from start: Int) -> Int? {
+        guard let base = text.baseAddress else { return nil }
+        var index = start
+        // memchr: most bodies have no `<` at all, and this runs on every webhook's content.
+        while index < text.count, let found = memchr(base + index, Int32(UInt8(ascii: "<")), text.count - index) {
+            let at = UnsafeRawPointer(base).distance(to: UnsafeRawPointer(found))
+            var name = at + 1
+            if name < text.count && text[name] == UInt8(ascii: "/") { name += 1 }
+            if text.count - name >= 7 {
+                var matched = true
+                for letter in "channel".utf8 where matched {
+                    matched = text[name] | 0x20 == letter  // any letter case
+                    name += 1
+                }
+                if matched { return at }
+            }
+            index = at + 1
+        }
+        return nil
     }
 
     /// No control characters (a newline in an attribute), no bidi overrides (text that reads
@@ -135,33 +165,20 @@ public struct ChannelEvent: Sendable, Equatable {
         }
     }
 
-    /// The body as content, as UTF-8: the body itself (its storage shared, not copied) when it
-    /// is UTF-8 text within `maxContentBytes`, cut at a character boundary when longer, or a
-    /// note for binary bodies. Returns whether it was cut.
+    /// The body as content, as Claude reads it: UTF-8 text defused (`neutralizingChannelTags`)
+    /// and at most `maxContentBytes`, cut at a character boundary and never inside an `&lt;`;
+    /// or a note for binary bodies. The body itself (its storage shared, not copied) when it
+    /// has no tag and fits. Returns whether it was cut.
     /// `knownValid`: the caller has checked the body is UTF-8.
     public static func contentUTF8(fromBody body: [UInt8], contentType: String, knownValid: Bool = false)
         -> (utf8: [UInt8], truncated: Bool)
     {
-        let valid = knownValid || body.withUnsafeBufferPointer { UTF8Validation.isValid($0) }
-        if valid && body.count <= maxContentBytes { return (body, false) }
-        let (text, truncated) = body.withUnsafeBytes { content(fromBody: $0, contentType: contentType) }
-        return (Array(text.utf8), truncated)
-    }
-
-    /// The body as content: UTF-8 text cut at a character boundary, or a note for binary bodies.
-    /// Returns whether it was cut.
-    public static func content(fromBody body: UnsafeRawBufferPointer, contentType: String) -> (text: String, truncated: Bool) {
-        let bytes = body.bindMemory(to: UInt8.self)
         // Not `String(validating:)`: it looks up generic metadata on every call.
-        guard UTF8Validation.isValid(bytes) else {
-            return ("[binary body: \(body.count) bytes, content-type \(contentType.isEmpty ? "unknown" : contentType)]", false)
-        }
-        let whole = String(decoding: bytes, as: UTF8.self)
-        guard body.count > maxContentBytes else { return (whole, false) }
-        var cut = maxContentBytes
-        // Step back over continuation bytes (10xxxxxx) to the start of a character.
-        while cut > 0 && bytes[cut] & 0xC0 == 0x80 { cut -= 1 }
-        return (String(decoding: UnsafeBufferPointer(rebasing: bytes[0..<cut]), as: UTF8.self), true)
+        let valid = knownValid || body.withUnsafeBufferPointer { UTF8Validation.isValid($0) }
+        let text = valid ? body
+            : Array("[binary body: \(body.count) bytes, content-type \(contentType.isEmpty ? "unknown" : contentType)]".utf8)
+        let (defused, truncated) = text.withUnsafeBufferPointer { Self.defused($0, limit: maxContentBytes) }
+        return (defused ?? text, truncated)
     }
 
     /// Writes the notification line straight into an output buffer.

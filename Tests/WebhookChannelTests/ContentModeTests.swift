@@ -37,7 +37,8 @@ struct ContentModeTests {
 
         #expect(small.content == String(decoding: atLimit.body, as: UTF8.self))
         #expect(!Self.metaKeys(small).contains("digest"))
-        #expect(large.content == EventDigest.text(scheme: .github, eventType: "pull_request", body: over.body, eventID: over.id))
+        #expect(large.content == EventDigest.text(scheme: .github, eventType: "pull_request", contentType: over.contentType,
+                                                       body: over.body, eventID: over.id))
         #expect(large.content.hasPrefix("GitHub event: pull_request, action: opened\n"))
     }
 

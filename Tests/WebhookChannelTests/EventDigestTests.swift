@@ -13,8 +13,9 @@ struct EventDigestTests {
         "Full payload: \(PayloadText.grouped(bodyBytes)) bytes — call webhook_event {\"event_id\":\"\(eventID)\"}"
     }
 
-    static func digest(_ scheme: SignatureScheme, _ type: String?, _ body: [UInt8]) -> String {
-        EventDigest.text(scheme: scheme, eventType: type, body: body, eventID: eventID)
+    static func digest(_ scheme: SignatureScheme, _ type: String?, _ body: [UInt8],
+                       contentType: String = "application/json") -> String {
+        EventDigest.text(scheme: scheme, eventType: type, contentType: contentType, body: body, eventID: eventID)
     }
 
     static func digest(_ scheme: SignatureScheme, _ type: String?, _ text: String) -> String {
@@ -241,7 +242,8 @@ struct EventDigestTests {
 
     @Test func aHugeEventIDIsCutSoTheFooterStillFits() {
         let id = String(repeating: "i", count: 10_000)
-        let digest = EventDigest.text(scheme: .github, eventType: "push", body: Array("{}".utf8), eventID: id)
+        let digest = EventDigest.text(scheme: .github, eventType: "push", contentType: "application/json", body: Array("{}".utf8),
+                                      eventID: id)
 
         #expect(digest == "GitHub event: push\nFull payload: 2 bytes — call webhook_event {\"event_id\":\"\(String(repeating: "i", count: 100))…\"}")
     }

@@ -1,3 +1,4 @@
+import HTTP
 import JSON
 import Signing
 
@@ -6,11 +7,13 @@ import Signing
 /// the body's size and how to get all of it. Pure: bytes in, text out; any input gives a
 /// bounded digest.
 public enum EventDigest {
-    /// The digest of `body`, an event of `eventType` (the `event_type` meta) from a source of
-    /// `scheme`, logged as `eventID`.
-    public static func text(scheme: SignatureScheme, eventType: String?, body: [UInt8], eventID: String) -> String {
+    /// The digest of `body`, sent as `contentType`, an event of `eventType` (the `event_type`
+    /// meta) from a source of `scheme`, logged as `eventID`.
+    public static func text(scheme: SignatureScheme, eventType: String?, contentType: String, body: [UInt8],
+                            eventID: String) -> String
+    {
         var writer = DigestWriter()
-        let payload = try? JSONParser.parse(body)
+        let payload = gitHubFormPayload(scheme: scheme, contentType: contentType, body: body) ?? (try? JSONParser.parse(body))
         let type = eventType ?? payload?["type"]?.stringValue
         var header = "\(providerName(scheme)) event: " + (type.map { PayloadText.clean($0, limit: 100) } ?? "unknown")
         if let action = PayloadText.scalar(payload?["action"], limit: 100) { header += ", action: \(action)" }
@@ -44,8 +47,19 @@ public enum EventDigest {
     /// `digest` mode is its own best summary, and a notification never grows past its body.
     static func notificationText(for record: EventRecord, mode: ContentMode, scheme: SignatureScheme) -> String? {
         guard mode.prefersDigest(bodyBytes: record.body.count) else { return nil }
-        let digest = text(scheme: scheme, eventType: record.type, body: record.body, eventID: record.id)
+        let digest = text(scheme: scheme, eventType: record.type, contentType: record.contentType, body: record.body,
+                          eventID: record.id)
         return digest.utf8.count < record.body.count ? digest : nil
+    }
+
+    /// A GitHub hook whose content type is `application/x-www-form-urlencoded` sends its JSON
+    /// as the form field `payload`: that JSON, or nil (not such a body, not validly encoded,
+    /// not JSON), in which case the body is read as it is.
+    static func gitHubFormPayload(scheme: SignatureScheme, contentType: String, body: [UInt8]) -> JSONValue? {
+        guard scheme == .github, MediaType.isFormURLEncoded(contentType),
+              let json = FormURLEncoded.value(of: "payload", in: body)
+        else { return nil }
+        return try? JSONParser.parse(json)
     }
 
     static func providerName(_ scheme: SignatureScheme) -> String {

@@ -16,8 +16,10 @@ enum EventNotification {
                              scheme: SignatureScheme = .webhook, bodyIsUTF8: Bool = false) -> ChannelEvent
     {
         let digest = EventDigest.notificationText(for: record, mode: contentMode, scheme: scheme)
-        let (content, truncated) = digest.map { (Array($0.utf8), false) }
-            ?? ChannelEvent.contentUTF8(fromBody: record.body, contentType: record.contentType, knownValid: bodyIsUTF8)
+        // A digest is defused like a body (it quotes the payload); at 1,536 bytes it is never cut.
+        let (content, truncated) = ChannelEvent.contentUTF8(
+            fromBody: digest.map { Array($0.utf8) } ?? record.body, contentType: record.contentType,
+            knownValid: digest != nil || bodyIsUTF8)
         var meta: [(key: String, value: String)] = []
         meta.reserveCapacity(11)  // at most eleven pairs: one allocation, not one per doubling
         meta.append(("source_id", record.sourceID))
@@ -30,6 +32,6 @@ enum EventNotification {
         if truncated { meta.append(("truncated", "true")) }
         if digest != nil { meta += [("digest", "true"), ("body_bytes", String(record.body.count))] }
         if replay { meta.append(("replay", "true")) }
-        return ChannelEvent(contentUTF8: content, meta: meta)
+        return ChannelEvent(defusedContentUTF8: content, meta: meta)
     }
 }

@@ -1,0 +1,49 @@
+import Signing
+
+/// A body of `application/x-www-form-urlencoded` fields (WHATWG URL §5): `name=value` pairs
+/// joined by `&`, a space written `+`, any byte `%XX`. A GitHub hook set to that content type
+/// sends its JSON this way, as the one field `payload` (README "Digests").
+enum FormURLEncoded {
+    /// The decoded value of the first field called `name`; nil when there is none or its value
+    /// is not validly encoded (a `%` without two hex digits after it). A field whose name is
+    /// not validly encoded is not `name`.
+    static func value(of name: String, in body: [UInt8]) -> [UInt8]? {
+        let wanted = Array(name.utf8)
+        var start = body.startIndex
+        while start < body.endIndex {
+            let end = body[start...].firstIndex(of: UInt8(ascii: "&")) ?? body.endIndex
+            let equals = body[start..<end].firstIndex(of: UInt8(ascii: "=")) ?? end
+            if decode(body[start..<equals]) == wanted {
+                return decode(body[min(equals + 1, end)..<end])
+            }
+            start = end + 1
+        }
+        return nil
+    }
+
+    /// `+` as a space and `%XX` as its byte; nil at a `%` not followed by two hex digits.
+    static func decode(_ text: ArraySlice<UInt8>) -> [UInt8]? {
+        text.withUnsafeBufferPointer { text -> [UInt8]? in
+            var out: [UInt8] = []
+            out.reserveCapacity(text.count)
+            var index = 0
+            while index < text.count {
+                switch text[index] {
+                case UInt8(ascii: "+"):
+                    out.append(UInt8(ascii: " "))
+                case UInt8(ascii: "%"):
+                    var byte: UInt8 = 0
+                    guard index + 2 < text.count, withUnsafeMutableBytes(of: &byte, {
+                        Hex.decode(utf8: UnsafeBufferPointer(rebasing: text[index + 1...index + 2]), into: $0)
+                    }) else { return nil }
+                    out.append(byte)
+                    index += 2
+                case let byte:
+                    out.append(byte)
+                }
+                index += 1
+            }
+            return out
+        }
+    }
+}
