@@ -2,14 +2,18 @@
 /// event log holds the event it acknowledges, or until a file change made on another thread
 /// is done. Whoever fulfils it from another thread does so through `EventLoop.execute`, so
 /// the value and the waiter are only ever touched on the loop thread (hence `@unchecked`).
+///
+/// Inlinable, so the modules that use it get it specialized for their `Value`: generic code
+/// across a module boundary asks the runtime for `Pending<Other>`'s type metadata on every
+/// call, a few hundred instructions each, six times a webhook.
 public final class Pending<Value>: @unchecked Sendable {
-    private var value: Value?
-    private var waiter: ((Value) -> Void)?
+    @usableFromInline var value: Value?
+    @usableFromInline var waiter: ((Value) -> Void)?
 
-    public init() {}
+    @inlinable public init() {}
 
     /// Hands the value to the waiter, or keeps it until one asks. Call once.
-    public func fulfil(_ value: Value) {
+    @inlinable public func fulfil(_ value: Value) {
         if let waiter {
             self.waiter = nil
             waiter(value)
@@ -19,7 +23,7 @@ public final class Pending<Value>: @unchecked Sendable {
     }
 
     /// Runs `body` with the value: at once when it is here, else when it is fulfilled.
-    public func whenReady(_ body: @escaping (Value) -> Void) {
+    @inlinable public func whenReady(_ body: @escaping (Value) -> Void) {
         if let value {
             self.value = nil
             body(value)
@@ -29,7 +33,7 @@ public final class Pending<Value>: @unchecked Sendable {
     }
 
     /// A pending value computed from this one when it arrives.
-    public func map<Other>(_ transform: @escaping (Value) -> Other) -> Pending<Other> {
+    @inlinable public func map<Other>(_ transform: @escaping (Value) -> Other) -> Pending<Other> {
         let mapped = Pending<Other>()
         whenReady { mapped.fulfil(transform($0)) }
         return mapped
