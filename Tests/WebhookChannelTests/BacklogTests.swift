@@ -45,7 +45,7 @@ import Testing
         #expect(initialized["result"] != nil, "\(initialized)")
         var delivered: [String] = []
         for _ in acknowledged {
-            let event = try await mcp.channelEvent(timeout: .seconds(15))
+            let event = try await mcp.channelEvent()
             delivered.append(event["meta"]?["event_id"]?.stringValue ?? "(none)")
         }
         #expect(delivered == acknowledged, "first difference at \(delivered.indices.first { $0 >= acknowledged.count || delivered[$0] != acknowledged[$0] } ?? -1)")
@@ -76,7 +76,7 @@ import Testing
         try await mcp.handshake()
         var delivered: [String] = []
         for _ in acks.acknowledged {
-            delivered.append(try await mcp.channelEvent(timeout: .seconds(15))["meta"]?["event_id"]?.stringValue ?? "(none)")
+            delivered.append(try await mcp.channelEvent()["meta"]?["event_id"]?.stringValue ?? "(none)")
         }
         #expect(delivered == acks.acknowledged)
         expectProviderAccepted(try await http.postWebhook(#"{"event":"after-initialized"}"#, as: credentials))

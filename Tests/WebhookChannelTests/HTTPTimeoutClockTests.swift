@@ -59,9 +59,12 @@ import Testing
 
         /// Returns once the server has accepted `count` connections: a connection's timeouts
         /// count from its accept, which the kernel may hand the loop a moment after `connect`.
+        /// Bounded by real time (generously), not by a number of tries whose length depends
+        /// on the machine's load.
         func waitForConnections(_ count: Int) async throws {
             let server = self.server!
-            for _ in 0..<1000 {
+            let deadline = ContinuousClock.now.advanced(by: defaultTimeout)
+            while ContinuousClock.now < deadline {
                 let open = await withCheckedContinuation { continuation in
                     loop.execute { continuation.resume(returning: server.connectionCount) }
                 }

@@ -193,7 +193,7 @@ import Testing
         let last = try await socket.readResponse()
         #expect(last.status == 200, "\(last)")
         #expect(last.header("Connection")?.lowercased() == "close", "\(last)")
-        #expect(await socket.waitForEnd(timeout: .seconds(2)) == .closed)
+        #expect(await socket.waitForEnd(timeout: RawSocket.promptClose) == .closed)
         socket.close()
         try await server.expectSurvived()
     }
@@ -212,7 +212,7 @@ import Testing
             let response = try await socket.readResponse()
             #expect(response.status == 200, "\(name): \(response)")
             #expect(response.header("Connection")?.lowercased() == "close", "\(name): \(response)")
-            #expect(await socket.waitForEnd(timeout: .seconds(5)) == .closed, "\(name)")
+            #expect(await socket.waitForEnd(timeout: RawSocket.promptClose) == .closed, "\(name)")
             #expect(socket.unread.isEmpty, "\(name): answered past the close: \(socket.unread.prefix(80))")
         }
         try await server.expectSurvived()
@@ -248,7 +248,7 @@ import Testing
         for response in responses.prefix(5) {
             #expect(response.header("Connection")?.lowercased() == "keep-alive", "\(response)")
         }
-        #expect(await socket.waitForEnd(timeout: .seconds(2)) == .closed)
+        #expect(await socket.waitForEnd(timeout: RawSocket.promptClose) == .closed)
         #expect(socket.unread.isEmpty, "extra bytes: \(socket.unread)")
         socket.close()
         _ = try await server.mcp.message("the pipelined webhook") {
@@ -278,7 +278,7 @@ import Testing
         #expect(first.status == 200, "\(first)")
         #expect(second.status == 400, "\(second)")
         #expect(second.header("Connection")?.lowercased() == "close", "\(second)")
-        #expect(await socket.waitForEnd(timeout: .seconds(2)) == .closed)
+        #expect(await socket.waitForEnd(timeout: RawSocket.promptClose) == .closed)
         #expect(socket.unread.isEmpty, "answered after the refusal: \(String(decoding: socket.unread.prefix(300), as: UTF8.self))")
         socket.close()
 
@@ -300,7 +300,7 @@ import Testing
         let socket = try await RawSocket.connect(port: server.port)
         defer { socket.close() }
         try await socket.send(head)
-        await socket.wait(timeout: .seconds(3)) { $0.range(of: Data("\r\n\r\n".utf8)) != nil }
+        await socket.wait(timeout: defaultTimeout) { $0.range(of: Data("\r\n\r\n".utf8)) != nil }
         #expect(socket.unread == Data("HTTP/1.1 100 Continue\r\n\r\n".utf8),
                 "interim answer: \(String(decoding: socket.unread, as: UTF8.self).debugDescription)")
         let interim = try await socket.readResponse()
@@ -309,7 +309,7 @@ import Testing
         let final = try await socket.readResponse()
         #expect(final.status == 200, "\(final)")
         #expect(try final.json()["received"] == true, "\(final)")
-        #expect(await socket.waitForEnd(timeout: .seconds(2)) == .closed)
+        #expect(await socket.waitForEnd(timeout: RawSocket.promptClose) == .closed)
         socket.close()
         _ = try await server.mcp.message("the webhook sent after 100 Continue") {
             $0["params"]?["content"]?.stringValue?.contains(marker) == true
@@ -349,7 +349,7 @@ import Testing
         health.shutdownWrite()
         let answer = try await health.readResponse()
         #expect(answer.status == 200, "\(answer)")
-        #expect(await health.waitForEnd(timeout: .seconds(2)) == .closed)
+        #expect(await health.waitForEnd(timeout: RawSocket.promptClose) == .closed)
         health.close()
 
         let hook = try await RawSocket.connect(port: server.port)

@@ -103,9 +103,9 @@ import Testing
         let suffix = #""}"#
         let body = prefix + String(repeating: "m", count: (1 << 20) - prefix.utf8.count - suffix.utf8.count) + suffix
         #expect(body.utf8.count == 1 << 20)
-        let (accepted, _, _) = try await server.exchange(server.signedWebhookRequest(body: body), timeout: .seconds(10))
+        let (accepted, _, _) = try await server.exchange(server.signedWebhookRequest(body: body))
         #expect(accepted.status == 200, "a 1 MiB signed webhook: \(accepted)")
-        _ = try await server.mcp.message("the 1 MiB webhook", timeout: .seconds(10)) {
+        _ = try await server.mcp.message("the 1 MiB webhook") {
             $0["params"]?["content"]?.stringValue?.contains(marker) == true
         }
         try await server.expectSurvived()

@@ -4,42 +4,26 @@ import Testing
 /// Several Claude Code sessions on one state dir share one endpoint: the first server binds
 /// the port (the hub), later ones follow it over `hub.sock` and get every event as their own
 /// notification; a follower takes the port over when the hub goes away. Serialized: each test
-/// holds up to three servers at once, and the harness bounds how many run (`ServerSlots`).
-@Suite(.serialized) struct HubTests {
-    /// A port that was free a moment ago (hub and followers must share a fixed one).
-    static func freePort() throws -> Int {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        defer { close(fd) }
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        address.sin_port = 0
-        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-        let bound = withUnsafeMutablePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { pointer -> Int32 in
-                guard bind(fd, pointer, length) == 0 else { return -1 }
-                return getsockname(fd, pointer, &length)
-            }
-        }
-        guard bound == 0 else { throw HarnessError("cannot find a free port") }
-        return Int(UInt16(bigEndian: address.sin_port))
-    }
-
-    /// Sessions on one state dir and one fixed port, each in its own project directory.
+/// holds up to three servers at once, and takes their three slots together (`ServerSlots`).
+@Suite(.serialized, .serverSlots(3)) struct HubTests {
+    /// Sessions on one state dir and one port, each in its own project directory. The first
+    /// session binds a port the kernel picks (`WEBHOOK_PORT=0`); every later one is given
+    /// that port. (A port found free beforehand could be taken meanwhile by any of the
+    /// connections and listeners the tests running in parallel open.)
     struct Sessions {
         let stateDir: TempStateDir
-        let port: Int
+        private(set) var port = 0
         var channels: [TestChannel] = []
 
         init() throws {
             stateDir = try TempStateDir()
-            port = try HubTests.freePort()
         }
 
         mutating func start(project: String) async throws -> TestChannel {
             let channel = try await TestChannel.start(
                 stateDir: stateDir, environment: ["WEBHOOK_PORT": String(port), "CLAUDE_PROJECT_DIR": project])
             channels.append(channel)
+            if port == 0 { port = channel.server.port }
             return channel
         }
 
@@ -128,7 +112,7 @@ import Testing
         _ = try await hub.server.child.waitForExit()
         // One of the followers binds the port and the other re-attaches to it; then the next
         // webhook reaches both.
-        try await retrying(timeout: .seconds(10), "a new hub on port \(sessions.port) with both sessions") {
+        try await retrying(timeout: defaultTimeout, "a new hub on port \(sessions.port) with both sessions") {
             let sessionsNow = try await http.get("/health").json()["sessions"]
             guard sessionsNow == 2 else { throw HarnessError("sessions: \(String(describing: sessionsNow))") }
         }
@@ -214,7 +198,7 @@ import Testing
         #expect(try JSON.parse(request.body)["request_id"] == "qwert")
 
         // The verdict arrives at the hub's port; it reaches the follower, not the hub's session.
-        let answer = try await retrying(timeout: .seconds(10), "the hub to know request qwert") {
+        let answer = try await retrying(timeout: defaultTimeout, "the hub to know request qwert") {
             let answer = try await http.postWebhook(PermissionRelayTests.verdictBody("qwert"), as: approver)
             guard answer.status == 200 else { throw HarnessError("\(answer)") }
             return answer

@@ -96,18 +96,22 @@ import Testing
         let dir = try TempStateDir()
         defer { dir.remove() }
         let body = Data(#"{"event":"seed-style","n":1}"#.utf8)
-        let ts = String(unixNow())
         let credentials: SourceCredentials
-        var headers: [(String, String)] = []
+        // The same `sha256=` signature each time (it covers the body, not the timestamp); the
+        // `X-Timestamp` is taken when each request is sent. Taken once, before the server
+        // (and the restart, which waits for a server slot again) started, it could leave the
+        // 300 s window on a loaded CI machine and turn the duplicate answers into 401s.
+        func headers(_ credentials: SourceCredentials) -> [(String, String)] {
+            [("Content-Type", "application/json"), ("X-Source-Id", credentials.sourceID), ("X-Timestamp", String(unixNow())),
+             ("X-Signature", ProviderSigner.webhookSeed(secret: credentials.secret, body: body))]
+        }
         do {
             let channel = try await TestChannel.start(stateDir: dir)
             defer { channel.stop() }
             credentials = try await channel.http.pairSource(name: "seed")
-            headers = [("Content-Type", "application/json"), ("X-Source-Id", credentials.sourceID), ("X-Timestamp", ts),
-                       ("X-Signature", ProviderSigner.webhookSeed(secret: credentials.secret, body: body))]
-            expectProviderAccepted(try await channel.http.request("POST", "/webhook", headers: headers, body: body))
+            expectProviderAccepted(try await channel.http.request("POST", "/webhook", headers: headers(credentials), body: body))
             _ = try await channel.mcp.channelEvent()
-            let repeated = try await channel.http.request("POST", "/webhook", headers: headers, body: body)
+            let repeated = try await channel.http.request("POST", "/webhook", headers: headers(credentials), body: body)
             #expect(try repeated.json() == Self.duplicateAnswer, "\(repeated)")
             channel.server.closeStdin()
             _ = try await channel.server.child.waitForExit()
@@ -115,7 +119,7 @@ import Testing
 
         let restarted = try await TestChannel.start(stateDir: dir)
         defer { restarted.stop() }
-        let afterRestart = try await restarted.http.request("POST", "/webhook", headers: headers, body: body)
+        let afterRestart = try await restarted.http.request("POST", "/webhook", headers: headers(credentials), body: body)
 
         #expect(afterRestart.status == 200, "\(afterRestart)")
         #expect(try afterRestart.json() == Self.duplicateAnswer, "\(afterRestart)")

@@ -65,8 +65,8 @@ import Testing
             return nil
         }
         child.closeStdin()
-        let exit = try await child.waitForExit(timeout: .seconds(10))
-        _ = try await poll(timeout: .seconds(2), "the launcher's pipes to close") {
+        let exit = try await child.waitForExit()
+        _ = try await poll(timeout: .seconds(10), "the launcher's pipes to close") {
             child.stdout.isFinished && child.stderr.isFinished ? true : nil
         }
         return (child.stdout.textLines, child.stderr.text, exit)
@@ -99,8 +99,8 @@ import Testing
         let child = try ChildProcess(executable: URL(fileURLWithPath: "/bin/bash"), arguments: [launchScript.path] + arguments,
                                      environment: environment)
         child.closeStdin()
-        let exit = try await child.waitForExit(timeout: .seconds(10))
-        _ = try await poll(timeout: .seconds(2), "pipes to close") { child.stdout.isFinished && child.stderr.isFinished ? true : nil }
+        let exit = try await child.waitForExit()
+        _ = try await poll(timeout: .seconds(10), "pipes to close") { child.stdout.isFinished && child.stderr.isFinished ? true : nil }
         return (exit, child)
     }
 

@@ -67,7 +67,7 @@ import Testing
 
     /// Exit code 0, `server.json` gone, the port closed.
     private func expectCleanExit(_ server: ServerProcess) async throws {
-        let termination = try await server.child.waitForExit(timeout: .seconds(5))
+        let termination = try await server.child.waitForExit()
 
         #expect(termination == .exited(0), "stderr:\n\(server.stderr.tail())")
         #expect(!FileManager.default.fileExists(atPath: server.stateDir.serverFile.path), "server.json left behind")

@@ -258,7 +258,7 @@ import Testing
             bytes.append(UInt8(ascii: "\n"))
         }
         bytes.removeLast()
-        let answers = try await MCPLine.answers(to: bytes, on: server, timeout: .seconds(10))
+        let answers = try await MCPLine.answers(to: bytes, on: server)
         // 3 of every 4 kinds deserve an error; responses to nothing get none.
         #expect(answers.count == 300, "expected 300 errors, got \(answers.count)")
         #expect(answers.allSatisfy { $0["id"] == .null && $0["error"] != nil }, "\(answers.prefix(5))")

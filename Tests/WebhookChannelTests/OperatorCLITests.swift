@@ -309,7 +309,7 @@ import Testing
                     let ticket = try await channel.http.requestPairing(name: "concurrent-\(index)")
                     guard index % 2 == 0 else { return (index, ticket, nil) }
                     // Approve this code at once, while other /pair requests are still arriving.
-                    let run = try await runCLI(["pair", ticket.code], stateDir: channel.stateDir, timeout: .seconds(20))
+                    let run = try await runCLI(["pair", ticket.code], stateDir: channel.stateDir)
                     return (index, ticket, run)
                 }
             }

@@ -120,8 +120,13 @@ struct ProtocolOutputTests {
         }
         output.writeQueued()
         #expect(output.backlog.messages > 0, "nothing is waiting although the pipe is full")
+        // Read as the worker writes, until all of it is here: bounded by real time (generously),
+        // since 2000 reads a millisecond apart could end before a worker kept off the CPU of a
+        // loaded machine had written it all, and the rest would not fit in the pipe for flush.
         var received = ""
-        for _ in 0..<2000 where received.utf8.count < expected.joined(separator: "\n").utf8.count + 1 {
+        let total = expected.joined(separator: "\n").utf8.count + 1
+        let deadline = ContinuousClock.now.advanced(by: .seconds(30))
+        while received.utf8.count < total && ContinuousClock.now < deadline {
             received += pipe.readAvailable()
             usleep(1000)
         }

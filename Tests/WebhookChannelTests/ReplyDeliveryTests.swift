@@ -8,7 +8,7 @@ import Testing
     static let fastRetries = ["WEBHOOK_RETRY_DELAYS": "0.2,0.2,0.2"]
 
     static func reply(_ channel: TestChannel, _ arguments: JSON) async throws -> JSON {
-        let response = try await channel.mcp.callTool("webhook_reply", arguments: arguments, timeout: .seconds(15))
+        let response = try await channel.mcp.callTool("webhook_reply", arguments: arguments)
         guard let result = response["result"] else { throw HarnessError("webhook_reply answered no result: \(response)") }
         return result
     }
@@ -60,7 +60,7 @@ import Testing
 
         #expect(result["isError"] != true, "retrying is not an error: \(result)")
         #expect(ProviderFixtures.text(ofToolResult: result).lowercased().contains("retrying"), "\(result)")
-        let attempts = try await receiver.waitForDeliveries(3, timeout: .seconds(10))
+        let attempts = try await receiver.waitForDeliveries(3)
         let webhookID = try #require(attempts[0].request.header("X-Webhook-Id"))
         for (index, attempt) in attempts.enumerated() {
             #expect(attempt.request.header("X-Webhook-Id") == webhookID, "attempt \(index + 1)")
@@ -74,7 +74,7 @@ import Testing
         #expect(receiver.deliveries.count == 3, "no attempt after the 200")
     }
 
-    static func waitForDeliveryState(_ state: String, in channel: TestChannel, timeout: Duration = .seconds(8)) async throws -> JSON {
+    static func waitForDeliveryState(_ state: String, in channel: TestChannel, timeout: Duration = defaultTimeout) async throws -> JSON {
         let clock = ContinuousClock()
         let deadline = clock.now.advanced(by: timeout)
         var last: [JSON] = []
@@ -116,7 +116,7 @@ import Testing
         let result = try await Self.reply(channel, ["source_id": .string(credentials.sourceID), "payload": ["x": 1]])
 
         #expect(result["isError"] != true, "\(result)")
-        let attempts = try await receiver.waitForDeliveries(2, timeout: .seconds(8))
+        let attempts = try await receiver.waitForDeliveries(2)
         #expect(attempts[1].request.header("X-Webhook-Id") == attempts[0].request.header("X-Webhook-Id"))
         _ = try await Self.waitForDeliveryState("delivered", in: channel)
     }
@@ -124,11 +124,12 @@ import Testing
     @Test func anUnreachableCallbackIsRetriedThenReportedFailed() async throws {
         let channel = try await TestChannel.start(environment: Self.fastRetries)
         defer { channel.stop() }
-        // A port that was free a moment ago: connections are refused.
-        let closed = try CallbackReceiver()
-        let url = closed.url()
-        closed.stop()
-        try await Task.sleep(for: .milliseconds(300))
+        // A port bound but not listening, held for the whole test: connections are refused,
+        // and no listener a test running in parallel opens can be given it meanwhile (as a
+        // port that was merely free a moment ago could be).
+        let closed = try ClosedPort()
+        defer { closed.close() }
+        let url = "http://127.0.0.1:\(closed.port)/callback"
         let credentials = try await channel.http.pairSource(name: "down", callbackURL: url)
 
         let result = try await Self.reply(channel, ["source_id": .string(credentials.sourceID), "payload": ["x": 1]])
@@ -291,5 +292,44 @@ import Testing
         #expect(run.stdout.firstMatch(of: Formats.sourceIDInText) == nil, "\(run)")
         let file = try channel.stateDir.readSourcesFileIfPresent()
         #expect((file?["sources"]?.objectValue ?? [:]).isEmpty, "\(String(describing: file))")
+    }
+}
+
+/// A TCP port on 127.0.0.1 that refuses connections for as long as this is open: bound, never
+/// listening, so nothing else on the machine can listen on it meanwhile.
+final class ClosedPort: @unchecked Sendable {
+    let port: Int
+    private let lock = NSLock()
+    private var fd: Int32
+
+    init() throws {
+        let fd = TestSocket.makeIPv4()
+        guard fd >= 0 else { throw HarnessError("socket() failed: \(String(cString: strerror(errno)))") }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = 0
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let bound = withUnsafeMutablePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { pointer in
+                bind(fd, pointer, length) == 0 && getsockname(fd, pointer, &length) == 0
+            }
+        }
+        guard bound else {
+            let reason = String(cString: strerror(errno))
+            Foundation.close(fd)
+            throw HarnessError("could not bind a closed port: \(reason)")
+        }
+        self.fd = fd
+        port = Int(UInt16(bigEndian: address.sin_port))
+    }
+
+    deinit { close() }
+
+    func close() {
+        lock.withLock {
+            if fd >= 0 { Foundation.close(fd) }
+            fd = -1
+        }
     }
 }

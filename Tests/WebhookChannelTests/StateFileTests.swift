@@ -8,6 +8,7 @@ import Testing
         let channel = try await TestChannel.start()
         defer { channel.stop() }
         let callback = "http://127.0.0.1:9/callback"
+        let pairing = Date()
         let credentials = try await channel.http.pairSource(name: "ci", callbackURL: callback)
         let dir = channel.stateDir
 
@@ -21,7 +22,7 @@ import Testing
         #expect(source["name"] == "ci")
         #expect(source["hmac_secret"] == .string(credentials.secret))
         #expect(source["callback_url"] == .string(callback))
-        expectRecentUTCTimestamp(source["paired_at"])
+        expectRecentUTCTimestamp(source["paired_at"], since: pairing)
         #expect(file["pending_pairings"]?.objectValue?.isEmpty == true, "\(text)")
 
         // 2-space pretty JSON, as the seed's skill writes it.
@@ -58,6 +59,7 @@ import Testing
         let channel = try await TestChannel.start()
         defer { channel.stop() }
         let callback = "http://127.0.0.1:9/hook"
+        let requested = Date()
 
         let ticket = try await channel.http.requestPairing(name: "later", callbackURL: callback)
 
@@ -67,7 +69,7 @@ import Testing
         let pending = try #require(file["pending_pairings"]?[ticket.code])
         #expect(pending["name"] == "later")
         #expect(pending["callback_url"] == .string(callback))
-        expectRecentUTCTimestamp(pending["created_at"])
+        expectRecentUTCTimestamp(pending["created_at"], since: requested)
         #expect(file["sources"]?.objectValue?.isEmpty == true, "\(file)")
     }
 
@@ -76,10 +78,13 @@ import Testing
         defer { dir.remove() }
         let legacy = SourceCredentials(sourceID: "src_0123456789abcdef0123456789abcdef",
                                        secret: "whsec_" + String(repeating: "5a", count: 32))
-        try dir.writeSourcesFile(seedFile(
-            source: legacy, name: "legacy", pendingCode: "K7M2QX",
-            createdAt: nodeISOString(Date().addingTimeInterval(-20))))
-        let channel = try await TestChannel.start(stateDir: dir)
+        // Written right before the server is spawned, not before it waits for a server slot:
+        // on a loaded CI machine that wait can outlast the code's 5 minutes.
+        let channel = try await TestChannel.start(stateDir: dir) { dir in
+            try dir.writeSourcesFile(seedFile(
+                source: legacy, name: "legacy", pendingCode: "K7M2QX",
+                createdAt: nodeISOString(Date().addingTimeInterval(-20))))
+        }
         defer { channel.stop() }
 
         let health = try await channel.http.get("/health").json()

@@ -39,7 +39,9 @@ import Testing
         #expect(status["notifications_waiting"]?.intValue != nil, "\(status)")
     }
 
-    @Test func webhookStatusOfASecondSessionNamesTheHubItFollows() async throws {
+    // Two servers at once: both slots are taken together (see `ServerSlots`).
+    @Test(.serverSlots(2))
+    func webhookStatusOfASecondSessionNamesTheHubItFollows() async throws {
         let first = try await TestChannel.start()
         defer { first.stop() }
         let second = try await TestChannel.start(stateDir: first.stateDir, environment: ["WEBHOOK_PORT": String(first.server.port)])
@@ -57,7 +59,8 @@ import Testing
         #expect(atHub["sessions"] == 2, "\(atHub)")
     }
 
-    @Test func webhookStatusSaysWhyWhenThePortIsTakenByAnotherProgram() async throws {
+    @Test(.serverSlots(2))
+    func webhookStatusSaysWhyWhenThePortIsTakenByAnotherProgram() async throws {
         let first = try await TestChannel.start()
         defer { first.stop() }
         // Another state dir, with no hub.sock: the port's holder is not a hub this server could

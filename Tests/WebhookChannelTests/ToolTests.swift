@@ -34,7 +34,7 @@ import Testing
 
         let response = try await channel.mcp.callTool("webhook_reply", arguments: [
             "source_id": .string(credentials.sourceID), "payload": payload,
-        ], timeout: .seconds(12))
+        ])
 
         let result = try #require(response["result"], "\(response)")
         #expect(result["isError"] != true, "\(result)")
@@ -59,11 +59,11 @@ import Testing
 
         let response = try await channel.mcp.callTool("webhook_reply", arguments: [
             "source_id": .string(credentials.sourceID), "payload": ["attempt": "me"],
-        ], timeout: .seconds(12))
+        ])
 
         // SPEC 6: the tool answers after the first attempt; "retrying" is not an error.
         #expect(response["result"]?["isError"] != true, "\(response)")
-        let deliveries = try await receiver.waitForDeliveries(2, timeout: .seconds(6))
+        let deliveries = try await receiver.waitForDeliveries(2)
         let gap = deliveries[1].arrivedAt - deliveries[0].arrivedAt
         #expect(gap >= .milliseconds(900), "retried after \(gap), SPEC says wait 1 s")
         #expect(deliveries[0].request.header("X-Webhook-Id") != nil)
@@ -81,7 +81,7 @@ import Testing
 
         let response = try await channel.mcp.callTool("webhook_reply", arguments: [
             "source_id": .string(credentials.sourceID), "payload": ["x": 1],
-        ], timeout: .seconds(12))
+        ])
 
         let result = try #require(response["result"], "\(response)")
         #expect(result["isError"] == true, "a 400 is a final failure: \(result)")

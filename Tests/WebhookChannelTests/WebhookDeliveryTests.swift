@@ -8,6 +8,7 @@ import Testing
         defer { channel.stop() }
         let credentials = try await channel.http.pairSource(name: "ci")
         let body = #"{"event":"deploy","status":"success","note":"naïve ✓"}"#
+        let sent = Date()
 
         let response = try await channel.http.postWebhook(body, as: credentials, scheme: .v1,
                                                           extraHeaders: [("X-Webhook-Id", "dlv-123")])
@@ -31,7 +32,7 @@ import Testing
         #expect(meta["delivery_id"] == "dlv-123")
         #expect(meta["content_type"] == "application/json")
         #expect(meta["truncated"] == nil, "\(meta)")
-        expectRecentUTCTimestamp(meta["received_at"])
+        expectRecentUTCTimestamp(meta["received_at"], since: sent)
 
         let extra = try await channel.mcp.channelEventsUntilQuiet()
         #expect(extra.isEmpty, "a second notification for one webhook: \(extra)")
@@ -222,8 +223,10 @@ func expectWellFormedMeta(_ meta: [String: JSON], sourceLocation: SourceLocation
     #expect(meta["source"] == nil, "meta must never use the key `source`", sourceLocation: sourceLocation)
 }
 
-/// An ISO 8601 UTC time within a minute of now.
-func expectRecentUTCTimestamp(_ value: JSON?, sourceLocation: SourceLocation = #_sourceLocation) {
+/// An ISO 8601 UTC time taken between `since` (read just before the request that records
+/// it) and now, give or take a second for rounding. Bracketing the request, rather than
+/// allowing a margin around the moment of the check, holds however slow the machine is.
+func expectRecentUTCTimestamp(_ value: JSON?, since: Date, sourceLocation: SourceLocation = #_sourceLocation) {
     guard let text = value?.stringValue else {
         Issue.record("expected an ISO 8601 string, got \(String(describing: value))", sourceLocation: sourceLocation)
         return
@@ -233,7 +236,9 @@ func expectRecentUTCTimestamp(_ value: JSON?, sourceLocation: SourceLocation = #
         Issue.record("not ISO 8601: \(text)", sourceLocation: sourceLocation)
         return
     }
-    #expect(abs(date.timeIntervalSinceNow) < 60, "\(text) is not now", sourceLocation: sourceLocation)
+    let until = Date()
+    #expect(date >= since.addingTimeInterval(-1) && date <= until.addingTimeInterval(1),
+            "\(text) is not between \(since) and \(until), when it was recorded", sourceLocation: sourceLocation)
 }
 
 func parseISO8601(_ text: String) -> Date? {

@@ -93,6 +93,12 @@ final class RawSocket: @unchecked Sendable {
         case reset
     }
 
+    /// How long to wait for a close the server owes at once (after a `Connection: close`
+    /// answer, a refusal, a 408): long enough for CI's loaded machine, where 2 s was not, and
+    /// still below the 10 s header timeout and the 30 s idle timeout, so a server that left
+    /// the connection to one of those would still fail the wait.
+    static let promptClose: Duration = .seconds(8)
+
     private let lock = NSLock()
     private var fd: Int32
     private var buffer = Data()
@@ -350,7 +356,7 @@ final class HardenedServer: @unchecked Sendable {
 
     /// Sends `raw` on a fresh connection and reads one response; when the server also
     /// ends the connection within `closeWithin`, `end` says how.
-    func exchange(_ raw: Data, closeWithin: Duration = .seconds(2), timeout: Duration = defaultTimeout) async throws
+    func exchange(_ raw: Data, closeWithin: Duration = RawSocket.promptClose, timeout: Duration = defaultTimeout) async throws
         -> (response: WireResponse, end: RawSocket.End?, after: Data)
     {
         let socket = try await RawSocket.connect(port: port)
@@ -361,7 +367,7 @@ final class HardenedServer: @unchecked Sendable {
         return (response, end, socket.unread)
     }
 
-    func exchange(_ text: String, closeWithin: Duration = .seconds(2)) async throws
+    func exchange(_ text: String, closeWithin: Duration = RawSocket.promptClose) async throws
         -> (response: WireResponse, end: RawSocket.End?, after: Data)
     {
         try await exchange(Data(text.utf8), closeWithin: closeWithin)
@@ -369,8 +375,8 @@ final class HardenedServer: @unchecked Sendable {
 
     /// Sends a bad request and checks the refusal SPEC section 5 asks for: one of
     /// `statuses`, a JSON error body, `Connection: close`, nothing after it, and the
-    /// connection closed (in order, not reset) within 2 s. Failures are recorded, not
-    /// thrown, so one case does not hide the next.
+    /// connection closed (in order, not reset) promptly (`RawSocket.promptClose`). Failures
+    /// are recorded, not thrown, so one case does not hide the next.
     @discardableResult
     func expectRefusal(
         _ what: String, _ raw: Data, statuses: Set<Int>, error code: String? = nil,
@@ -384,7 +390,7 @@ final class HardenedServer: @unchecked Sendable {
             expectJSONErrorBody(response, code: code, what, sourceLocation: sourceLocation)
             #expect(response.header("Connection")?.lowercased() == "close", "\(what): \(response)",
                     sourceLocation: sourceLocation)
-            #expect(end == .closed, "\(what): connection not closed in order within 2 s after the \(response.status) (end: \(String(describing: end)))",
+            #expect(end == .closed, "\(what): connection not closed in order within \(RawSocket.promptClose) after the \(response.status) (end: \(String(describing: end)))",
                     sourceLocation: sourceLocation)
             #expect(after.isEmpty, "\(what): bytes after the refusal: \(String(decoding: after.prefix(200), as: UTF8.self).debugDescription)",
                     sourceLocation: sourceLocation)
@@ -437,18 +443,22 @@ final class HardenedServer: @unchecked Sendable {
 
     /// The end of every hardening test: still running, health and delivery work, the MCP
     /// session answers, descriptors back at the baseline (drained connections close within
-    /// ~2 s, so this waits up to 6 s), stdout only protocol, nothing forbidden in stderr.
+    /// ~2 s; this waits up to 30 s, as a loaded machine may take longer, and a leak never
+    /// comes back down), stdout only protocol, nothing forbidden in stderr.
     func expectSurvived(sourceLocation: SourceLocation = #_sourceLocation) async throws {
         try await expectAlive("at the end:", sourceLocation: sourceLocation)
         #expect(try await mcp.result("ping") == [:], sourceLocation: sourceLocation)
 
         let pid = self.pid
         let baseline = baselineFDs
-        _ = try? await poll(timeout: .seconds(6), every: .milliseconds(50), "descriptors back to \(baseline)") {
+        _ = try? await poll(timeout: .seconds(30), every: .milliseconds(50), "descriptors back to \(baseline)") {
             (openFDCount(pid: pid) ?? Int.max) <= baseline ? true : nil
         }
         let now = openFDCount(pid: pid)
-        #expect(now == baseline, "descriptor leak: \(baseline) open after start-up, \(String(describing: now)) now: \(describeFDs(pid: pid))",
+        // At most the baseline: fewer means the baseline caught a warm-up connection the
+        // server had not closed yet (a loaded machine can hold it past the settling time).
+        #expect(now.map { $0 <= baseline } == true,
+                "descriptor leak: \(baseline) open after start-up, \(String(describing: now)) now: \(describeFDs(pid: pid))",
                 sourceLocation: sourceLocation)
 
         #expect(mcp.nonProtocolLines.isEmpty, "stdout carried non-protocol lines: \(mcp.nonProtocolLines)",
@@ -504,18 +514,20 @@ func describeFDs(pid: Int32) -> String {
     }.joined(separator: " ")
 }
 
-/// The descriptor count once it has held still for 300 ms (bounded).
+/// The descriptor count once it has held still for a second (bounded, generously: on a
+/// loaded machine the warm-up's connection can take seconds to close, and a server kept off
+/// the CPU for 300 ms, the stillness once asked for, left it in the baseline).
 func settledFDCount(pid: Int32) async throws -> Int {
     var last = openFDCount(pid: pid)
     var stableSince = ContinuousClock.now
-    let deadline = ContinuousClock.now.advanced(by: .seconds(5))
+    let deadline = ContinuousClock.now.advanced(by: .seconds(30))
     while ContinuousClock.now < deadline {
         try await Task.sleep(for: .milliseconds(50))
         let now = openFDCount(pid: pid)
         if now != last {
             last = now
             stableSince = ContinuousClock.now
-        } else if stableSince.duration(to: .now) >= .milliseconds(300), let now {
+        } else if stableSince.duration(to: .now) >= .seconds(1), let now {
             return now
         }
     }

@@ -54,10 +54,13 @@ final class CallbackReceiver: @unchecked Sendable {
     }
 
     /// On the receiver's thread: records one request and sends the next scripted answer.
+    /// The product sends its request at once; the limits only stop a stuck peer from holding
+    /// the thread, and are generous so a receiver thread kept off the CPU on a loaded machine
+    /// does not drop a request (which the product would see as a failed attempt).
     private func answer(_ fd: Int32) {
         let connection = HTTPConnection(fd: fd)
         defer { connection.close() }
-        guard let request = try? connection.readRequestBlocking(timeout: Duration.seconds(5)) else { return }
+        guard let request = try? connection.readRequestBlocking(timeout: Duration.seconds(30)) else { return }
         let index = lock.withLock {
             recorded.append(Delivery(request: request, arrivedAt: .now))
             return recorded.count - 1
@@ -66,7 +69,7 @@ final class CallbackReceiver: @unchecked Sendable {
         var head = "HTTP/1.1 \(answer.status) Scripted\r\nContent-Type: application/json\r\n"
         for (name, value) in answer.headers { head += "\(name): \(value)\r\n" }
         head += "Content-Length: \(answer.body.utf8.count)\r\nConnection: close\r\n\r\n"
-        try? connection.sendBlocking(Data((head + answer.body).utf8), timeout: Duration.seconds(5))
+        try? connection.sendBlocking(Data((head + answer.body).utf8), timeout: Duration.seconds(30))
     }
 }
 

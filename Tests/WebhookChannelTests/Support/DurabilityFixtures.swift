@@ -23,7 +23,7 @@ enum Durability {
     /// Event ids in the state dir's log, oldest first, as `webhook-channel events --json`
     /// lists them (the CLI reads `events.log.1` and `events.log` itself; no server needed).
     static func loggedEventIDs(_ dir: TempStateDir) async throws -> [String] {
-        let run = try await runCLI(["events", "--json", "--limit", "1000000"], stateDir: dir, timeout: .seconds(30))
+        let run = try await runCLI(["events", "--json", "--limit", "1000000"], stateDir: dir)
         guard run.exitCode == 0 else { throw HarnessError("events --json failed: \(run)") }
         let events = try ProviderFixtures.list(from: run.stdout, key: "events")
         let ids = events.compactMap { $0["event_id"]?.stringValue }
@@ -50,7 +50,8 @@ enum Durability {
     }
 
     /// `initialize` and `notifications/initialized` without waiting for the answer (a client
-    /// whose stdout is not read could not see it), then waits until `/health` says the
+    /// whose stdout is not read could not see it), then waits (up to 30 s, not a number of
+    /// tries: each try's time depends on the machine's load) until `/health` says the
     /// session is connected.
     static func initializeWithoutReading(_ server: ServerProcess) async throws {
         let initialize: JSON = [
@@ -61,7 +62,8 @@ enum Durability {
         server.writeLine(initialize.encodedString)
         server.writeLine(#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#)
         let http = RawHTTPClient(port: server.port)
-        for _ in 0..<500 {
+        let deadline = ContinuousClock.now.advanced(by: .seconds(30))
+        while ContinuousClock.now < deadline {
             let health = try await http.get("/health")
             if try health.json()["mcp"] == "connected" { return }
             try await Task.sleep(for: .milliseconds(10))
@@ -127,8 +129,9 @@ final class Acknowledgements: @unchecked Sendable {
         defer { connection.close() }
         while Date() < deadline, let index = claim(limit: limit) {
             do {
-                try connection.sendBlocking(request(index), timeout: .seconds(10))
-                let response = try connection.readResponseBlocking(timeout: .seconds(10))
+                // Bounds for a hung server only: a killed one fails at once.
+                try connection.sendBlocking(request(index), timeout: .seconds(30))
+                let response = try connection.readResponseBlocking(timeout: .seconds(30))
                 let (accepted, count) = record(response)
                 guard accepted else {
                     stop()

@@ -10,10 +10,12 @@ struct HarnessError: Error, CustomStringConvertible {
     }
 }
 
-/// The timeout every wait uses unless a test says otherwise. Generous for a loaded 2-core
-/// machine running many servers in parallel, yet short enough that a missing feature fails
-/// quickly instead of hanging.
-let defaultTimeout: Duration = .seconds(5)
+/// The timeout every wait uses unless a test says otherwise: how long to wait for something
+/// that should come at once (an answer, a notification, an exit). Only a failing test waits
+/// this long, so it is generous: on CI's loaded 2-core machine a single test can take a
+/// minute and a process can be off the CPU for seconds; 5 s was not enough there. A missing
+/// feature still fails, in half a minute rather than hanging.
+let defaultTimeout: Duration = .seconds(30)
 
 extension Duration {
     var seconds: Double {

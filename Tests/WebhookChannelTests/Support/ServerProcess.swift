@@ -1,44 +1,94 @@
 import Foundation
+import Testing
 
 /// Bounds how many servers run at once. swift-testing starts every test at the same time;
 /// dozens of servers starting together on a 2-core machine would turn timing contracts
 /// (exit within 0.5 s) and start-up waits into measurements of the machine's load instead
 /// of the product. `WEBHOOK_E2E_PARALLEL` overrides the default of twice the core count.
+///
+/// Waiters are served first come, first served. A test that runs several servers at once
+/// must not take their slots one at a time: holding one while it queues for the next, it and
+/// two others like it could hold every slot and wait for each other for ever (three such
+/// tests and four slots on a 2-core machine were enough). Such a test takes all its slots at
+/// once with the `.serverSlots(n)` trait; the servers it starts then wait for nothing.
 final class ServerSlots: @unchecked Sendable {
     static let shared = ServerSlots(
         Int(ProcessInfo.processInfo.environment["WEBHOOK_E2E_PARALLEL"] ?? "")
             ?? max(2, ProcessInfo.processInfo.activeProcessorCount * 2))
 
+    /// Set while a test runs on slots it reserved (`.serverSlots(n)`): its servers take none.
+    @TaskLocal static var reserved = false
+
+    let capacity: Int
     private let lock = NSLock()
     private var available: Int
-    private var waiters: [CheckedContinuation<Void, Never>] = []
+    private var waiters: [(count: Int, continuation: CheckedContinuation<Void, Never>)] = []
 
     init(_ count: Int) {
-        available = max(1, count)
+        capacity = max(1, count)
+        available = capacity
     }
 
-    func acquire() async {
+    /// Waits until `count` slots (at most all of them) are free and takes them together.
+    func acquire(_ count: Int = 1) async {
+        let count = min(max(1, count), capacity)
         await withCheckedContinuation { continuation in
             lock.withLock {
-                if available > 0 {
-                    available -= 1
+                if waiters.isEmpty && available >= count {
+                    available -= count
                     continuation.resume()
                 } else {
-                    waiters.append(continuation)
+                    waiters.append((count, continuation))
                 }
             }
         }
     }
 
-    func release() {
-        lock.withLock {
-            if waiters.isEmpty {
-                available += 1
-            } else {
-                waiters.removeFirst().resume()
+    func release(_ count: Int = 1) {
+        let count = min(max(1, count), capacity)
+        let ready: [CheckedContinuation<Void, Never>] = lock.withLock {
+            available += count
+            var ready: [CheckedContinuation<Void, Never>] = []
+            // In order: a test waiting for several slots is not overtaken for ever.
+            while let first = waiters.first, first.count <= available {
+                available -= first.count
+                ready.append(waiters.removeFirst().continuation)
             }
+            return ready
         }
+        for continuation in ready { continuation.resume() }
     }
+
+    /// Runs `body` holding `count` slots, taken at once; servers it starts take none.
+    func reserving(_ count: Int, _ body: () async throws -> Void) async rethrows {
+        if Self.reserved {
+            try await body()
+            return
+        }
+        await acquire(count)
+        defer { release(count) }
+        try await Self.$reserved.withValue(true) { try await body() }
+    }
+}
+
+/// `@Test(.serverSlots(2))` / `@Suite(.serverSlots(3))`: each test (each case) takes that many
+/// server slots at once before it starts, for the servers it runs side by side.
+struct ServerSlotsTrait: TestTrait, SuiteTrait, TestScoping {
+    let count: Int
+
+    var isRecursive: Bool { true }
+
+    func scopeProvider(for test: Test, testCase: Test.Case?) -> Self? {
+        testCase == nil ? nil : self
+    }
+
+    func provideScope(for test: Test, testCase: Test.Case?, performing function: @Sendable () async throws -> Void) async throws {
+        try await ServerSlots.shared.reserving(count, function)
+    }
+}
+
+extension Trait where Self == ServerSlotsTrait {
+    static func serverSlots(_ count: Int) -> Self { ServerSlotsTrait(count: count) }
 }
 
 /// The real `webhook-channel` binary, started as Claude Code would start it, on its own
@@ -55,17 +105,18 @@ final class ServerProcess: @unchecked Sendable {
     let port: Int
     private let ownsStateDir: Bool
     private let lock = NSLock()
-    private var holdsSlot = true
+    private var holdsSlot: Bool
 
     var stdout: LineBuffer { child.stdout }
     var stderr: LineBuffer { child.stderr }
     var pid: Int32 { child.pid }
 
-    private init(child: ChildProcess, stateDir: TempStateDir, port: Int, ownsStateDir: Bool) {
+    private init(child: ChildProcess, stateDir: TempStateDir, port: Int, ownsStateDir: Bool, holdsSlot: Bool) {
         self.child = child
         self.stateDir = stateDir
         self.port = port
         self.ownsStateDir = ownsStateDir
+        self.holdsSlot = holdsSlot
     }
 
     deinit { stop() }
@@ -78,31 +129,37 @@ final class ServerProcess: @unchecked Sendable {
     ///   - environment: extra variables, overriding the defaults.
     ///   - timeout: for the port to appear. Longer than other waits: start-up competes with
     ///     the other servers and builds on the machine, and is not what these tests measure.
+    ///   - beforeLaunch: runs once the server has its slot, right before it is spawned. The
+    ///     wait for a slot can be minutes on a loaded machine, so state that must still be
+    ///     fresh when the server reads it (a pairing code's `created_at`) is written here.
     static func start(
         stateDir: TempStateDir? = nil,
         environment: [String: String] = [:],
-        timeout: Duration = .seconds(10),
-        holdStdout: Bool = false
+        timeout: Duration = .seconds(60),
+        holdStdout: Bool = false,
+        beforeLaunch: (TempStateDir) throws -> Void = { _ in }
     ) async throws -> ServerProcess {
-        await ServerSlots.shared.acquire()
+        let metered = !ServerSlots.reserved
+        if metered { await ServerSlots.shared.acquire() }
         let dir: TempStateDir
         let child: ChildProcess
         do {
             dir = try stateDir ?? TempStateDir()
+            try beforeLaunch(dir)
             child = try ChildProcess(
                 executable: try binaryURL(), arguments: [],
                 environment: childEnvironment(stateDir: dir, overrides: environment), holdStdout: holdStdout)
         } catch {
-            ServerSlots.shared.release()
+            if metered { ServerSlots.shared.release() }
             throw error
         }
         do {
             let port = try await waitForPort(of: child, stateDir: dir, timeout: timeout)
-            return ServerProcess(child: child, stateDir: dir, port: port, ownsStateDir: stateDir == nil)
+            return ServerProcess(child: child, stateDir: dir, port: port, ownsStateDir: stateDir == nil, holdsSlot: metered)
         } catch {
             child.kill()
             if stateDir == nil { dir.remove() }
-            ServerSlots.shared.release()
+            if metered { ServerSlots.shared.release() }
             throw error
         }
     }

@@ -38,7 +38,9 @@ final class TLSFront: @unchecked Sendable {
     private var recorded: [Handshake] = []
 
     /// Bounds every read and write on one connection, so a stuck peer cannot hold the thread.
-    private static let ioTimeout: Double = 3
+    /// Peers here never stall on purpose (a refused handshake ends at once), so this is only
+    /// a safety net; 3 s could cut off a reply on a loaded machine and cause a retry.
+    private static let ioTimeout: Double = 10
 
     init(certificate: URL, key: URL, forwardingTo backendPort: Int) throws {
         guard let context = SSL_CTX_new(TLS_server_method()) else { throw HarnessError("SSL_CTX_new failed") }

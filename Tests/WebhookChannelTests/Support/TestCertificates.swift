@@ -23,7 +23,7 @@ struct TestCertificates: Sendable {
 
     /// Writes the set into `directory` (created if needed). The `openssl` runs are child
     /// processes awaited by polling, never a blocking wait.
-    static func make(in directory: URL, timeout: Duration = .seconds(5)) async throws -> TestCertificates {
+    static func make(in directory: URL, timeout: Duration = .seconds(60)) async throws -> TestCertificates {
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         // An explicit config, so the extensions do not depend on the machine's openssl.cnf.
         let config = """

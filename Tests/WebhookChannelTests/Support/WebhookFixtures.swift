@@ -114,9 +114,10 @@ struct TestChannel: Sendable {
     static func start(
         stateDir: TempStateDir? = nil,
         environment: [String: String] = [:],
-        handshake: Bool = true
+        handshake: Bool = true,
+        beforeLaunch: (TempStateDir) throws -> Void = { _ in }
     ) async throws -> TestChannel {
-        let server = try await ServerProcess.start(stateDir: stateDir, environment: environment)
+        let server = try await ServerProcess.start(stateDir: stateDir, environment: environment, beforeLaunch: beforeLaunch)
         let channel = TestChannel(server: server, mcp: MCPTestClient(server), http: RawHTTPClient(port: server.port))
         if handshake {
             do {
