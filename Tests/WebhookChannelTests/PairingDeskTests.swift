@@ -49,6 +49,24 @@ struct PairingDeskTests {
             await harness.answer { [desk] in desk.value.status(code: code, pollToken: token) }
         }
 
+        /// `times` completions of `code` started in one loop job, before any of them is done
+        /// (as guesses sent all at once arrive in one pass), and their answers in order.
+        func completeAtOnce(_ code: String, from peer: String, times: Int) async -> [Result<PairingDesk.Credentials, PairingDesk.Failure>] {
+            await withCheckedContinuation { continuation in
+                harness.loop.execute { [desk] in
+                    var answers: [Result<PairingDesk.Credentials, PairingDesk.Failure>?] = Array(repeating: nil, count: times)
+                    var left = times
+                    for index in 0..<times {
+                        desk.value.complete(code: code, peer: peer).whenReady { answer in
+                            answers[index] = answer
+                            left -= 1
+                            if left == 0 { continuation.resume(returning: answers.map { $0! }) }
+                        }
+                    }
+                }
+            }
+        }
+
         var pendingCount: Int {
             get async { await harness.run { [desk] in desk.value.pendingCount } }
         }
@@ -72,6 +90,23 @@ struct PairingDeskTests {
         let paired = try await desk.complete(ticket.code, from: "127.0.0.2").get()
         #expect(paired.sourceID.hasPrefix("src_"))
         #expect(await desk.pendingCount == 0)
+    }
+
+    /// The outcome of a completion is known only once the file worker has looked: guesses
+    /// sent all at once count against the limit while they wait, so thirty of them from one
+    /// peer get at most ten answers about the code and the rest `tooManyFailures`.
+    @Test func guessesSentAllAtOnceCountAgainstThePeersLimitWhileTheyWait() async throws {
+        let desk = try Desk()
+        defer { desk.stop() }
+        let ticket = try await desk.request(name: "rushed")
+        let wrong = Self.wrongCode(for: ticket.code)
+
+        let answers = await desk.completeAtOnce(wrong, from: "127.0.0.1", times: 30)
+
+        #expect(answers.filter { $0 == .failure(.unknownCode) }.count == 10, "\(answers)")
+        #expect(answers.filter { $0 == .failure(.tooManyFailures) }.count == 20, "\(answers)")
+        #expect(await desk.complete(ticket.code, from: "127.0.0.1") == .failure(.tooManyFailures))
+        #expect(try await desk.complete(ticket.code, from: "127.0.0.2").get().sourceID.hasPrefix("src_"))
     }
 
     @Test func aHundredFailedCompletionsFromAllPeersTogetherLockOutEveryPeer() async throws {

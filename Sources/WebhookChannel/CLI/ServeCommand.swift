@@ -117,7 +117,10 @@ enum ServeCommand {
             headNanoseconds: UInt64(config.headerTimeout * 1e9), requestNanoseconds: UInt64(max(config.headerTimeout, 30) * 1e9),
             idleNanoseconds: UInt64(config.idleTimeout * 1e9))
         return {
-            let result = Mutex<Result<HTTPServer, SocketError>?>(nil)
+            // The outcome, or that the caller stopped waiting: then a server bound after all is
+            // stopped at once, so none is left registered on the loop with no owner (it would
+            // crash the loop at its first connection) and the caller's retry binds the only one.
+            let result = Mutex<(outcome: Result<HTTPServer, SocketError>?, abandoned: Bool)>((nil, false))
             let done = ConditionSignal()
             loop.execute {
                 let outcome: Result<HTTPServer, SocketError>
@@ -140,21 +143,39 @@ enum ServeCommand {
                     let routes = WebhookRoutes(state: state, callbackPolicy: policy, enforceLoopbackHost: loopback,
                                                controlToken: controlToken, sessions: sessions, log: log)
                     server.respond = routes.respond
-                    do throws(SocketError) {
-                        try server.start()
+                    // Started under the lock the waiter gives up under: it gets a started
+                    // server or nothing, and a server it gave up on is stopped here.
+                    let started = result.withLock { state -> Bool in
+                        guard !state.abandoned else { return false }
+                        do throws(SocketError) {
+                            try server.start()
+                            state.outcome = .success(server)
+                            return true
+                        } catch {
+                            state.outcome = .failure(error)
+                            return false
+                        }
+                    }
+                    if started {
                         log.info("listening on \(server.address)")
-                        result.withLock { $0 = .success(server) }
-                    } catch {
+                    } else {
                         server.stop()
-                        result.withLock { $0 = .failure(error) }
                     }
                 } else {
-                    result.withLock { $0 = outcome }
+                    result.withLock { $0.outcome = outcome }
                 }
                 done.signal()
             }
-            done.wait(timeoutMilliseconds: 5000)
-            return result.withLock { $0 } ?? .failure(SocketError(call: "bind (timed out)", code: ETIMEDOUT))
+            // Opening a large event log is part of this job; on a loaded machine it takes
+            // seconds. Wait in slices, up to a minute.
+            for _ in 0..<60 {
+                if result.withLock({ $0.outcome != nil }) { break }
+                done.wait(timeoutMilliseconds: 1000)
+            }
+            return result.withLock { state in
+                if state.outcome == nil { state.abandoned = true }
+                return state.outcome
+            } ?? .failure(SocketError(call: "bind (timed out)", code: ETIMEDOUT))
         }
     }
 }

@@ -37,6 +37,10 @@ final class PairingDesk {
     private let clock: any Clock
     private let log: Logger
     private var failedCompletions: [(peer: String, at: Double)] = []
+    /// Attempts waiting for the file worker, by peer. They count against the limits as if
+    /// they had failed: the outcome is known only after the `await`, and guesses sent all at
+    /// once would otherwise all pass a check that no failure had been recorded for yet.
+    private var completionsInFlight: [String: Int] = [:]
 
     init(sources: SourceDirectory, clock: any Clock, log: Logger) {
         self.sources = sources
@@ -60,8 +64,10 @@ final class PairingDesk {
     func complete(code: String, peer: String) -> Pending<Result<Credentials, Failure>> {
         let now = clock.now()
         failedCompletions.removeAll { now - $0.at > Self.failedCompletionWindow }
-        guard failedCompletions.count < Self.maxFailedCompletions,
-              failedCompletions.count(where: { $0.peer == peer }) < Self.maxFailedCompletionsPerPeer
+        let inFlight = completionsInFlight.values.reduce(0, +)
+        guard failedCompletions.count + inFlight < Self.maxFailedCompletions,
+              failedCompletions.count(where: { $0.peer == peer }) + completionsInFlight[peer, default: 0]
+                < Self.maxFailedCompletionsPerPeer
         else {
             let refused = Pending<Result<Credentials, Failure>>()
             refused.fulfil(.failure(.tooManyFailures))
@@ -69,9 +75,12 @@ final class PairingDesk {
         }
         let sourceID = CredentialGenerator.sourceID()
         let secret = CredentialGenerator.hmacSecret()
+        completionsInFlight[peer, default: 0] += 1
         return sources.change { file in
             try PairingBook.approve(&file, code: code, now: now, sourceID: sourceID, secret: secret)
         }.map { [log] result in
+            self.completionsInFlight[peer, default: 1] -= 1
+            if self.completionsInFlight[peer] == 0 { self.completionsInFlight[peer] = nil }
             switch result {
             case .success(let source):
                 log.info("paired source \(source.id) (\(source.name.prefix(64)))")
