@@ -213,6 +213,9 @@ public final class EventLoop: SerialExecutor, @unchecked Sendable {
         runningTurns.removeAll(keepingCapacity: true)
     }
 
+    /// Descriptors registered (loop thread only): what tests check is left after a stop.
+    var registeredCount: Int { handlers.count }
+
     /// Whether turns wait for the next pass; with `runWaitingTurns`, how a test drives by hand
     /// a connection on a loop it has not started.
     var hasWaitingTurns: Bool { !nextPassTurns.isEmpty }

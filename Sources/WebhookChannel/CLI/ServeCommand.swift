@@ -108,8 +108,9 @@ enum ServeCommand {
     /// What binding the HTTP port takes: called at start-up and again when a follower takes
     /// over from a hub that went away. Binds on the loop thread; only after the bind succeeded
     /// does this process open the event log (the hub is its only writer).
-    private static func httpBinder(config: ServerConfig, loop: EventLoop, state: ChannelState, policy: CallbackURLPolicy,
-                                   log: Logger, sessions: @escaping @Sendable () -> Int) -> SessionCoordinator.Bind
+    /// `waitSeconds`: how long the caller waits for the loop to bind (tests shorten it).
+    static func httpBinder(config: ServerConfig, loop: EventLoop, state: ChannelState, policy: CallbackURLPolicy,
+                           log: Logger, sessions: @escaping @Sendable () -> Int, waitSeconds: Int = 60) -> SessionCoordinator.Bind
     {
         let loopback = config.bindsLoopback
         let limits = HTTPLimits(maxBodyBytes: config.maxBodyBytes)
@@ -168,7 +169,7 @@ enum ServeCommand {
             }
             // Opening a large event log is part of this job; on a loaded machine it takes
             // seconds. Wait in slices, up to a minute.
-            for _ in 0..<60 {
+            for _ in 0..<waitSeconds {
                 if result.withLock({ $0.outcome != nil }) { break }
                 done.wait(timeoutMilliseconds: 1000)
             }
