@@ -212,6 +212,78 @@ import Testing
         #expect(PermissionRelayTests.verdictNotifications(hub.mcp).isEmpty)
         #expect(try await http.postWebhook(PermissionRelayTests.verdictBody("qwert"), as: approver).status == 404)
     }
+
+    /// A verdict for a follower that has gone has no one to reach: `404 unknown_request`, not
+    /// a `200` that drops it.
+    @Test func aVerdictForAFollowerThatHasGoneIsUnknownNotAcknowledged() async throws {
+        var sessions = try Sessions()
+        defer { sessions.stop() }
+        let receiver = try CallbackReceiver(statuses: [200])
+        defer { receiver.stop() }
+        let hub = try await sessions.start(project: "/work/a")
+        let http = RawHTTPClient(port: sessions.port)
+        let approver = try await http.pairSource(name: "phone", callbackURL: receiver.url())
+        #expect(try await runCLI(["approver", approver.sourceID, "on"], stateDir: sessions.stateDir).exitCode == 0)
+        let follower = try await sessions.start(project: "/work/b")
+        _ = try await follower.server.stderr.waitForLine("a line with following", where: { $0.contains("following") })
+
+        follower.mcp.notify(PermissionRelayTests.requestMethod, params: PermissionRelayTests.requestParams("qrstu"))
+        _ = try await receiver.waitForDeliveries(1)
+        try await retrying(timeout: defaultTimeout, "the hub to hold the follower's request") {
+            let open = try await EventFilterTests.status(hub)["open_permission_requests"]
+            guard open == 1 else { throw HarnessError("open: \(String(describing: open))") }
+        }
+        follower.server.closeStdin()
+        #expect(try await follower.server.child.waitForExit() == .exited(0))
+        _ = try await hub.server.stderr.waitForLine("the follower detached", where: { $0.contains("follower detached") })
+
+        let answer = try await http.postWebhook(PermissionRelayTests.verdictBody("qrstu"), as: approver)
+        expectJSONError(answer, status: 404, error: "unknown_request")
+        #expect(try await EventFilterTests.status(hub)["open_permission_requests"] == 0)
+    }
+
+    /// Letting its followers go wakes their threads as the hub exits; the hub still exits 0
+    /// (it crashed on about one exit in three), and once every session is gone so is
+    /// `server.json` (a follower detaching during the exit wrote it back, naming a dead pid).
+    @Test func aHubExitsCleanlyWithAFollowerAttachedAndLeavesNoServerFile() async throws {
+        for round in 0..<5 {
+            var sessions = try Sessions()
+            defer { sessions.stop() }
+            let hub = try await sessions.start(project: "/work/a")
+            let follower = try await sessions.start(project: "/work/b")
+            _ = try await follower.server.stderr.waitForLine("a line with following", where: { $0.contains("following") })
+
+            if round % 2 == 0 { hub.server.closeStdin() } else { hub.server.child.send(signal: SIGTERM) }
+            follower.server.closeStdin()
+            #expect(try await hub.server.child.waitForExit() == .exited(0), "round \(round): \(hub.server.stderr.tail())")
+            #expect(try await follower.server.child.waitForExit() == .exited(0), "round \(round)")
+            #expect(!FileManager.default.fileExists(atPath: sessions.stateDir.serverFile.path), "round \(round)")
+        }
+    }
+
+    /// Sessions and routes are compared with their symbolic links resolved: a route written
+    /// through a link reaches the session in the real directory.
+    @Test func aRouteThroughASymlinkReachesTheSessionInTheRealDirectory() async throws {
+        let base = try TempStateDir()
+        defer { base.remove() }
+        let real = base.url.appendingPathComponent("project")
+        let link = base.url.appendingPathComponent("link")
+        try FileManager.default.createDirectory(at: real, withIntermediateDirectories: true)
+        try FileManager.default.createSymbolicLink(at: link, withDestinationURL: real)
+
+        var sessions = try Sessions()
+        defer { sessions.stop() }
+        let hub = try await sessions.start(project: "/work/elsewhere")
+        let follower = try await sessions.start(project: real.path)
+        _ = try await follower.server.stderr.waitForLine("a line with following", where: { $0.contains("following") })
+        let http = RawHTTPClient(port: sessions.port)
+        let credentials = try await http.pairSource(name: "ci")
+
+        #expect(try await runCLI(["route", credentials.sourceID, link.path], stateDir: sessions.stateDir).exitCode == 0)
+        _ = try await http.postWebhook(#"{"event":"linked"}"#, as: credentials)
+        #expect(try await follower.mcp.channelEvent()["content"] == #"{"event":"linked"}"#)
+        #expect(try await hub.mcp.channelEventsUntilQuiet().isEmpty)
+    }
 }
 
 /// Runs `attempt` until it does not throw (each error is a retry) or `timeout` passes.

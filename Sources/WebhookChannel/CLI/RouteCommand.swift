@@ -13,7 +13,7 @@ enum RouteCommand {
 
     Deliver this source's events only to the Claude Code sessions whose project directory is DIR
     or inside it. When no such session is connected they go to every session (never nowhere).
-    --clear sends them to every session again. DIR is made absolute.
+    --clear sends them to every session again. DIR is made absolute, its symbolic links resolved.
     """
 
     static func run(_ arguments: [String], console: Console) -> Int32 {
@@ -38,10 +38,12 @@ enum RouteCommand {
         return 0
     }
 
-    /// DIR as an absolute path without a trailing slash (sessions report absolute paths).
+    /// DIR as an absolute path without a trailing slash and, when it exists, with its symbolic
+    /// links resolved (sessions report their directory resolved too).
     static func absolute(_ path: String) -> String {
         let base = path.hasPrefix("/") ? path : FileManager.default.currentDirectoryPath + "/" + path
         let standardized = URL(fileURLWithPath: base).standardizedFileURL.path
-        return standardized.count > 1 && standardized.hasSuffix("/") ? String(standardized.dropLast()) : standardized
+        let trimmed = standardized.count > 1 && standardized.hasSuffix("/") ? String(standardized.dropLast()) : standardized
+        return SessionInfo.resolvingSymlinks(trimmed)
     }
 }

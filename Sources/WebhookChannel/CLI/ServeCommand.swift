@@ -76,7 +76,11 @@ enum ServeCommand {
             loop.stop(timeoutMilliseconds: 150)
             coordinator.releaseFollowers()
             output.flush(timeoutMilliseconds: 150)
-            exit(0)
+            // `_exit`, not `exit`: the followers just let go wake their threads, which may still
+            // run Swift code, and `exit`'s teardown of the runtime under them crashed the hub
+            // (SIGSEGV) on one exit in three. Nothing is left to flush: stdout was flushed
+            // above, and logs and files are written with write(2), unbuffered.
+            _exit(0)
         }
         shutdown.onSignals([SIGTERM, SIGINT])
 
@@ -184,26 +188,37 @@ enum ServeCommand {
 /// `server.json` in the state dir tells the CLI and tests where the running server listens.
 struct ServerFile: Sendable {
     static let name = "server.json"
-    private static let writing = Mutex(())
+    /// Serialises this process's writes, and says whether it has removed the file for good
+    /// (at exit): a follower detaching meanwhile must not write it back, naming a dead pid.
+    private static let writing = Mutex(false)
     let directory: StateDirectory
 
     /// Written by the hub: where it listens and which sessions follow it. Writes from the
-    /// threads that see followers come and go are serialised.
+    /// threads that see followers come and go are serialised; none after `remove`.
     func write(host: String, port: UInt16, sessions: [SessionInfo], log: Logger) {
         let json: JSONValue = [
             "pid": .int(Int64(getpid())), "host": .string(host), "port": .int(Int64(port)),
             "sessions": .array(sessions.map(\.json)),
         ]
-        do { try Self.writing.withLock { _ in try directory.writeFileAtomically(ServerFile.name, JSONWriter.pretty(json)) } } catch {
+        do {
+            try Self.writing.withLock { removed in
+                guard !removed else { return }
+                try directory.writeFileAtomically(ServerFile.name, JSONWriter.pretty(json))
+            }
+        } catch {
             log.error("cannot write \(ServerFile.name): \(error)")
         }
     }
 
-    /// Removes the file only if it still names this process (another server may have started).
+    /// At exit: removes the file if it still names this process (another server may have
+    /// started), and stops this process writing it again.
     func remove() {
-        guard let bytes = try? directory.readFile(ServerFile.name), let value = try? JSONParser.parse(bytes),
-              value["pid"]?.intValue == Int64(getpid()) else { return }
-        unlink(directory.path(of: ServerFile.name))
+        Self.writing.withLock { removed in
+            removed = true
+            guard let bytes = try? directory.readFile(ServerFile.name), let value = try? JSONParser.parse(bytes),
+                  value["pid"]?.intValue == Int64(getpid()) else { return }
+            unlink(directory.path(of: ServerFile.name))
+        }
     }
 
     /// The sessions the hub listed (itself first, then its followers).

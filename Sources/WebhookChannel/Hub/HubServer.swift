@@ -143,7 +143,7 @@ final class HubServer: SessionFanOut, @unchecked Sendable {
                     break loop
                 }
                 if value["type"]?.stringValue == "permission_request", let id = value["request_id"]?.stringValue {
-                    permissions.remember(requestID: id) { [weak link] behavior in
+                    permissions.remember(requestID: id, owner: ObjectIdentifier(link)) { [weak link] behavior in
                         _ = link?.send(ChannelNotifier.permissionLine(requestID: id, behavior: behavior.rawValue))
                     }
                 }
@@ -153,6 +153,7 @@ final class HubServer: SessionFanOut, @unchecked Sendable {
         }
         link.finish()
         links.withLock { $0.removeAll { $0 === link } }
+        permissions.forget(owner: ObjectIdentifier(link))
         log.info("follower detached: pid \(link.info.pid)")
         onChange(sessions)
     }

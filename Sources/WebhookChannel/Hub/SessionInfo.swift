@@ -23,7 +23,16 @@ public struct SessionInfo: Sendable, Equatable {
         let environment = ProcessInfo.processInfo.environment
         let directory = environment["CLAUDE_PROJECT_DIR"].flatMap { $0.isEmpty ? nil : $0 }
             ?? FileManager.default.currentDirectoryPath
-        return SessionInfo(pid: getpid(), directory: directory, role: role)
+        return SessionInfo(pid: getpid(), directory: resolvingSymlinks(directory), role: role)
+    }
+
+    /// The path with its symbolic links resolved (as `realpath`), or as given when it does not
+    /// exist. Sessions and routes are both stored resolved, so a project opened through a
+    /// link matches a route written with the real path, and the other way round.
+    static func resolvingSymlinks(_ path: String) -> String {
+        guard let resolved = realpath(path, nil) else { return path }
+        defer { free(resolved) }
+        return String(cString: resolved)
     }
 
     /// Whether a source pinned to `route` (`webhook-channel route`) is for this session: its

@@ -38,6 +38,8 @@ public final class PermissionRelay: Sendable {
     private struct OpenRequest {
         var id: String
         var answer: Answer?
+        /// On the hub, the follower link whose session asked (`forget` when it goes away).
+        var owner: ObjectIdentifier? = nil
     }
 
     private let notifier: ChannelNotifier
@@ -65,9 +67,16 @@ public final class PermissionRelay: Sendable {
     }
 
     /// On the hub: a follower's Claude Code asked; its verdict goes back through `answer`.
-    func remember(requestID: String, answer: @escaping Answer) {
+    /// `owner` names the follower's link, so its requests can be forgotten when it goes.
+    func remember(requestID: String, owner: ObjectIdentifier, answer: @escaping Answer) {
         guard Self.isRequestID(requestID) else { return }
-        remember(OpenRequest(id: requestID, answer: answer))
+        remember(OpenRequest(id: requestID, answer: answer, owner: owner))
+    }
+
+    /// On the hub: a follower went away, and no one is left to take its verdicts, which are
+    /// then `404 unknown_request` rather than acknowledged and dropped.
+    func forget(owner: ObjectIdentifier) {
+        open.withLock { open in open.removeAll { $0.owner == owner } }
     }
 
     private func remember(_ request: OpenRequest) {
