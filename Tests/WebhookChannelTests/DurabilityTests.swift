@@ -214,18 +214,7 @@ import Testing
     @Test func aDeliveryAcknowledgedJustBeforeKillNineIsADuplicateAfterTheRestart() async throws {
         let dir = try TempStateDir()
         defer { dir.remove() }
-        let credentials: SourceCredentials
-        do {
-            let channel = try await TestChannel.start(stateDir: dir)
-            defer { channel.stop() }
-            credentials = try await channel.http.pairSource(name: "ci")
-            expectProviderAccepted(try await channel.http.postWebhook(#"{"event":"once"}"#, as: credentials,
-                                                                      extraHeaders: [("X-Webhook-Id", "acked-1")]))
-            channel.server.child.send(signal: SIGKILL)
-            _ = try await channel.server.child.waitForExit()
-            // The killed server's server.json would name its port to the harness.
-            try? FileManager.default.removeItem(at: dir.serverFile)
-        }
+        let credentials = try await Self.acknowledgeOne(#"{"event":"once"}"#, deliveryID: "acked-1", in: dir, thenKill: true)
 
         let channel = try await TestChannel.start(stateDir: dir)
         defer { channel.stop() }
@@ -242,16 +231,7 @@ import Testing
     @Test func aDeliveryLoggedButNeverAcknowledgedIsDeliveredWhenItsSenderRetriesAfterARestart() async throws {
         let dir = try TempStateDir()
         defer { dir.remove() }
-        let credentials: SourceCredentials
-        do {
-            let channel = try await TestChannel.start(stateDir: dir)
-            defer { channel.stop() }
-            credentials = try await channel.http.pairSource(name: "ci")
-            expectProviderAccepted(try await channel.http.postWebhook(#"{"event":"lost"}"#, as: credentials,
-                                                                      extraHeaders: [("X-Webhook-Id", "unanswered-1")]))
-            channel.server.closeStdin()
-            #expect(try await channel.server.child.waitForExit() == .exited(0))
-        }
+        let credentials = try await Self.acknowledgeOne(#"{"event":"lost"}"#, deliveryID: "unanswered-1", in: dir, thenKill: false)
         // The state a crash between the log's write and the answer leaves: the journal exists
         // (so it is what restores the memory) but does not hold this delivery.
         let journal = dir.url.appendingPathComponent("dedupe.log")
@@ -270,6 +250,28 @@ import Testing
         let again = try await channel.http.postWebhook(#"{"event":"lost"}"#, as: credentials,
                                                        extraHeaders: [("X-Webhook-Id", "unanswered-1")])
         #expect(try again.json() == ["received": true, "duplicate": true], "\(again)")
+    }
+
+    /// Pairs a source on a server over `dir`, has one delivery acknowledged, then ends the
+    /// server: `kill -9` at once, or an orderly exit (end of stdin).
+    static func acknowledgeOne(_ body: String, deliveryID: String, in dir: TempStateDir, thenKill: Bool) async throws
+        -> SourceCredentials
+    {
+        let channel = try await TestChannel.start(stateDir: dir)
+        defer { channel.stop() }
+        let credentials = try await channel.http.pairSource(name: "ci")
+        expectProviderAccepted(try await channel.http.postWebhook(body, as: credentials,
+                                                                  extraHeaders: [("X-Webhook-Id", deliveryID)]))
+        if thenKill {
+            channel.server.child.send(signal: SIGKILL)
+            _ = try await channel.server.child.waitForExit()
+            // The killed server's server.json would name its port to the harness.
+            try? FileManager.default.removeItem(at: dir.serverFile)
+        } else {
+            channel.server.closeStdin()
+            #expect(try await channel.server.child.waitForExit() == .exited(0))
+        }
+        return credentials
     }
 
     // MARK: WEBHOOK_FSYNC

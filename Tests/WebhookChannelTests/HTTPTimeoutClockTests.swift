@@ -24,22 +24,11 @@ import Testing
             probe = try TickProbe()
             loop.start()
             let (loop, probe) = (self.loop, self.probe)
-            let started: Result<(HTTPServer, UInt16), SocketError> = await withCheckedContinuation { continuation in
-                loop.execute {
-                    do throws(SocketError) {
-                        let server = try HTTPServer(host: "127.0.0.1", port: 0, loop: loop, limits: .standard, timeouts: timeouts,
-                                                    maxConnections: 16) { _, _ in .now(HTTPResponse(status: 200, body: Array("ok".utf8))) }
-                        try server.start()
-                        try loop.register(fd: probe.fd, handler: probe)
-                        continuation.resume(returning: .success((server, server.address.port)))
-                    } catch {
-                        continuation.resume(returning: .failure(error))
-                    }
-                }
-            }
-            let (server, port) = try started.get()
+            let server = try await loop.startTestServer(timeouts: timeouts, alsoOnLoop: { () throws(SocketError) in
+                try loop.register(fd: probe.fd, handler: probe)
+            }) { _, _ in .now(HTTPResponse(status: 200, body: Array("ok".utf8))) }
             self.server = server
-            self.port = Int(port)
+            self.port = Int(server.address.port)
         }
 
         /// Moves the clock and returns once the loop has run its timeout checks at the new time

@@ -41,23 +41,9 @@ import Testing
             harness = try LoopHarness()
             let loop = harness.loop
             let recorder = LoopConfined(recorder)
-            let started: Result<(HTTPServer, UInt16), SocketError> = await withCheckedContinuation { continuation in
-                loop.execute {
-                    do throws(SocketError) {
-                        let server = try HTTPServer(host: "127.0.0.1", port: 0, loop: loop, limits: .standard,
-                                                    timeouts: HTTPServer.Timeouts(), maxConnections: 16) { request, _ in
-                            recorder.value.respond(request)
-                        }
-                        try server.start()
-                        continuation.resume(returning: .success((server, server.address.port)))
-                    } catch {
-                        continuation.resume(returning: .failure(error))
-                    }
-                }
-            }
-            let (server, port) = try started.get()
+            let server = try await loop.startTestServer { request, _ in recorder.value.respond(request) }
             self.server = server
-            self.port = Int(port)
+            self.port = Int(server.address.port)
         }
 
         /// Paths answered so far, in the order the responder saw them.
