@@ -185,13 +185,7 @@ import Testing
         defer { sessions.stop() }
         let receiver = try CallbackReceiver(statuses: [200])
         defer { receiver.stop() }
-        let hub = try await sessions.start(project: "/work/a")
-        let http = RawHTTPClient(port: sessions.port)
-        let approver = try await http.pairSource(name: "phone", callbackURL: receiver.url())
-        let made = try await runCLI(["approver", approver.sourceID, "on"], stateDir: sessions.stateDir)
-        #expect(made.exitCode == 0, "\(made)")
-        let follower = try await sessions.start(project: "/work/b")
-        _ = try await follower.server.stderr.waitForLine("a line with following", where: { $0.contains("following") })
+        let (hub, follower, http, approver) = try await Self.hubAndFollowerWithAnApprover(&sessions, receiver: receiver)
 
         follower.mcp.notify(PermissionRelayTests.requestMethod, params: PermissionRelayTests.requestParams("qwert"))
         let request = try #require(try await receiver.waitForDeliveries(1).last).request
@@ -220,12 +214,7 @@ import Testing
         defer { sessions.stop() }
         let receiver = try CallbackReceiver(statuses: [200])
         defer { receiver.stop() }
-        let hub = try await sessions.start(project: "/work/a")
-        let http = RawHTTPClient(port: sessions.port)
-        let approver = try await http.pairSource(name: "phone", callbackURL: receiver.url())
-        #expect(try await runCLI(["approver", approver.sourceID, "on"], stateDir: sessions.stateDir).exitCode == 0)
-        let follower = try await sessions.start(project: "/work/b")
-        _ = try await follower.server.stderr.waitForLine("a line with following", where: { $0.contains("following") })
+        let (hub, follower, http, approver) = try await Self.hubAndFollowerWithAnApprover(&sessions, receiver: receiver)
 
         follower.mcp.notify(PermissionRelayTests.requestMethod, params: PermissionRelayTests.requestParams("qrstu"))
         _ = try await receiver.waitForDeliveries(1)
@@ -240,6 +229,20 @@ import Testing
         let answer = try await http.postWebhook(PermissionRelayTests.verdictBody("qrstu"), as: approver)
         expectJSONError(answer, status: 404, error: "unknown_request")
         #expect(try await EventFilterTests.status(hub)["open_permission_requests"] == 0)
+    }
+
+    /// A hub in /work/a with an approver whose callback is `receiver`, then a follower in /work/b.
+    static func hubAndFollowerWithAnApprover(_ sessions: inout Sessions, receiver: CallbackReceiver) async throws
+        -> (hub: TestChannel, follower: TestChannel, http: RawHTTPClient, approver: SourceCredentials)
+    {
+        let hub = try await sessions.start(project: "/work/a")
+        let http = RawHTTPClient(port: sessions.port)
+        let approver = try await http.pairSource(name: "phone", callbackURL: receiver.url())
+        let made = try await runCLI(["approver", approver.sourceID, "on"], stateDir: sessions.stateDir)
+        #expect(made.exitCode == 0, "\(made)")
+        let follower = try await sessions.start(project: "/work/b")
+        _ = try await follower.server.stderr.waitForLine("a line with following", where: { $0.contains("following") })
+        return (hub, follower, http, approver)
     }
 
     /// Letting its followers go wakes their threads as the hub exits; the hub still exits 0
