@@ -31,6 +31,37 @@ import Testing
         try await expectCleanExit(channel.server)
     }
 
+    /// End of input means Claude Code is gone: the server stops taking webhooks at once and
+    /// exits without working through tool calls still queued. Here a hundred `webhook_event`
+    /// calls each read and encode a 1 MB event (seconds of work on the one `mcp` thread, behind
+    /// which the session would only then have seen the end of input); the process exits first,
+    /// so most of them are never answered.
+    @Test func closingStdinDoesNotWaitForToolCallsStillQueued() async throws {
+        let channel = try await TestChannel.start()
+        defer { channel.stop() }
+        let source = try await channel.http.pairSource(name: "big")
+        let body = #"{"event":"big","pad":""# + String(repeating: "x", count: 1_000_000) + #""}"#
+        let eventID = try #require(expectProviderAccepted(try await channel.http.postWebhook(body, as: source)))
+
+        let calls = 100
+        for index in 0..<calls {
+            channel.mcp.send(["jsonrpc": "2.0", "id": .string("read-\(index)"), "method": "tools/call",
+                              "params": ["name": "webhook_event", "arguments": ["event_id": .string(eventID)]]])
+        }
+        // The session has read every call and waits for the next line once the first answer is
+        // out; from then on, the end of input reaches it only behind the queued calls.
+        _ = try await channel.server.stdout.waitForLine("the first answer", where: { $0.contains(#""id":"read-0""#) })
+        channel.server.closeStdin()
+        try await expectCleanExit(channel.server)
+        // Every byte the process wrote, read to the end of the pipe.
+        _ = try await poll(timeout: .seconds(60), "stdout to end") { channel.server.stdout.isFinished ? true : nil }
+
+        let answered = channel.server.stdout.textLines.filter { $0.contains(#""id":"read-"#) }
+        // Waiting for the queue answered 79 of them here (in 20 s); not waiting, 4. Half is a
+        // bound a machine many times faster would still meet.
+        #expect(answered.count < calls / 2, "the exit waited for \(answered.count) of \(calls) queued tool calls")
+    }
+
     @Test(arguments: [SIGTERM, SIGINT])
     func terminationSignalExitsWithCodeZeroAndCleansUp(signal: Int32) async throws {
         let channel = try await TestChannel.start()

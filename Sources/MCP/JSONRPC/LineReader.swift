@@ -28,8 +28,10 @@ public final class LineReader: Sendable {
         self.maxLineBytes = maxLineBytes
     }
 
-    /// Starts the reader thread; events arrive in order on the returned stream.
-    public func start() -> AsyncStream<Event> {
+    /// Starts the reader thread; events arrive in order on the returned stream. `atEnd` runs
+    /// on the reader thread the moment input ends, before the stream's consumer (which may be
+    /// busy with earlier lines) gets there.
+    public func start(atEnd: @escaping @Sendable () -> Void = {}) -> AsyncStream<Event> {
         let (stream, continuation) = AsyncStream<Event>.makeStream()
         let fd = self.fd
         let limit = maxLineBytes
@@ -42,6 +44,7 @@ public final class LineReader: Sendable {
                 splitter.feed(chunk[0..<n]) { continuation.yield($0) }
             }
             if let last = splitter.finish() { continuation.yield(last) }
+            atEnd()
             continuation.yield(.endOfInput)
             continuation.finish()
         }

@@ -79,6 +79,8 @@ public final class ProtocolOutput: Sendable {
     private let worker: SerialWorker
     /// Set by `enqueue`: messages wait for `writeQueued`.
     private let writeOwed = Atomic<Bool>(false)
+    /// What to do, once, when a write finds the reader gone (`whenReaderGone`).
+    private let readerGoneHandler = Mutex<(@Sendable () -> Void)?>(nil)
 
     /// Takes over descriptor 1. Call once, before anything can print.
     public static func takeOverStandardOutput(worker: SerialWorker) -> ProtocolOutput {
@@ -93,6 +95,18 @@ public final class ProtocolOutput: Sendable {
         self.fd = fd
         self.worker = worker
         self.direct = direct
+    }
+
+    /// Runs `handler` once, on a thread of its own, when a write finds the reader gone (the
+    /// pipe closed): no notification can reach Claude Code any more, so the server should stop
+    /// acknowledging webhooks, which it promises to deliver.
+    public func whenReaderGone(_ handler: @escaping @Sendable () -> Void) {
+        readerGoneHandler.withLock { $0 = handler }
+    }
+
+    private func readerGone() {
+        guard let handler = readerGoneHandler.withLock({ handler in defer { handler = nil }; return handler }) else { return }
+        DetachedThread.start(name: "stdout-closed") { handler() }
     }
 
     /// Queues one message; a newline is appended.
@@ -153,6 +167,7 @@ public final class ProtocolOutput: Sendable {
         Self.serialize(deferred, into: &bytes)
         deferred = []
         let written = bytes.withUnsafeBytes { direct.write($0) }
+        if written == nil { readerGone() }
         let mustDrain = buffer.withLock { state -> Bool in
             state.loopWriting = false
             guard let written else {
@@ -202,6 +217,7 @@ public final class ProtocolOutput: Sendable {
                 state.writing = Backlog()
                 if !written { state.close() }
             }
+            if !written { readerGone() }
         }
     }
 

@@ -83,6 +83,11 @@ enum ServeCommand {
             _exit(0)
         }
         shutdown.onSignals([SIGTERM, SIGINT])
+        // Claude Code closed our stdout: nothing accepted from now on could be delivered.
+        output.whenReaderGone {
+            log.info("stdout closed by its reader; exiting")
+            shutdown.run()
+        }
 
         let relay = state.permissionRelay
         let mcp = MCPServer(
@@ -99,7 +104,17 @@ enum ServeCommand {
             ],
             log: log)
         let session = JSONRPCSession(output: output, handler: mcp, log: log, executor: mcpExecutor)
-        let lines = LineReader(fd: STDIN_FILENO).start()
+        // At end of input Claude Code is gone: webhooks stop being taken at once, and the
+        // process exits as soon as the session has answered what it read (at most 300 ms
+        // later, within SPEC's 0.5 s, even with tool calls still reading the log).
+        let lines = LineReader(fd: STDIN_FILENO).start(atEnd: {
+            coordinator.stopServing()
+            DetachedThread.start(name: "exit-deadline") {
+                usleep(300_000)
+                log.info("stdin closed; exiting without waiting for the tool calls still running")
+                shutdown.run()
+            }
+        })
         Task.detached(executorPreference: mcpExecutor) {
             await session.run(lines)
             log.info("stdin closed; exiting")

@@ -206,8 +206,10 @@ final class SessionCoordinator: @unchecked Sendable {
     }
 
     /// At exit, first step: stop accepting webhooks and forget `server.json`.
+    /// Runs once: at the end of input and again on the exit path.
     func stopServing() {
         let server = state.withLock { state -> HTTPServer? in
+            guard !state.shuttingDown else { return nil }
             state.shuttingDown = true
             return state.server
         }
