@@ -36,6 +36,10 @@ public final class EventLoop: SerialExecutor, @unchecked Sendable {
     /// Only touched on the loop thread.
     private var handlers: [Int32: any EventLoopHandler] = [:]
     private var lastTick: UInt64 = 0
+    /// When the previous pass ended (loop thread only): a wait that found nothing yet lasted
+    /// far longer than it was allowed to means the process was not running (SIGSTOP, a paused
+    /// VM), and the sockets are looked at again before any timeout is judged.
+    private var passEnded: UInt64 = 0
     /// Counts rounds: each return of the backend's wait, and each batch of queued jobs taken, starts
     /// one, so what a round handles was received before it began (or during its own few
     /// microseconds). Read on the loop thread only.
@@ -162,6 +166,7 @@ public final class EventLoop: SerialExecutor, @unchecked Sendable {
     private func run() {
         threadID.store(ThreadIdentity.current, ordering: .releasing)
         lastTick = clock.monotonicNanoseconds()
+        passEnded = lastTick
         while !stopFlag.load(ordering: .acquiring) {
             readiness.wait(into: &ready, timeoutMilliseconds: nextPassTurns.isEmpty ? EventLoop.tickIntervalMilliseconds : 0)
             round &+= 1
@@ -178,7 +183,12 @@ public final class EventLoop: SerialExecutor, @unchecked Sendable {
             runPending()
             for action in endOfPassActions { action() }
             let now = clock.monotonicNanoseconds()
-            if now - lastTick >= UInt64(EventLoop.tickIntervalMilliseconds) * 1_000_000 {
+            let interval = UInt64(EventLoop.tickIntervalMilliseconds) * 1_000_000
+            let resumed = ready.isEmpty && now &- passEnded > interval + 1_000_000_000
+            passEnded = now
+            // After a suspension, bytes that arrived meanwhile are read in the next pass first:
+            // a request sent while the process was stopped is not the client's delay.
+            if !resumed && now - lastTick >= interval {
                 lastTick = now
                 for handler in handlers.values { handler.tick(now: now) }
             }

@@ -18,6 +18,26 @@ import Testing
     /// How long to wait for the close a 1 s idle timeout should bring: below the 30 s default.
     static let idleCloseWait: Duration = .seconds(20)
 
+    /// A request that arrived while the server process was stopped (SIGSTOP, a paused VM) is
+    /// read when it runs again, not judged by the header timeout first: the delay was the
+    /// server's, not the client's.
+    @Test func aRequestSentWhileTheServerWasStoppedIsAnsweredNotTimedOut() async throws {
+        let server = try await HardenedServer.start(environment: ["WEBHOOK_HEADER_TIMEOUT": "1"])
+        defer { server.stop() }
+        let client = try await RawSocket.connect(port: server.port)
+        defer { client.close() }
+        try await server.expectAlive("before the stop:")
+
+        server.channel.server.child.send(signal: SIGSTOP)
+        try await client.send("GET /health HTTP/1.1\r\nHost: \(server.host)\r\n\r\n")
+        // Stopped for longer than the header timeout and its one-second slack.
+        try await Task.sleep(for: .seconds(3))
+        server.channel.server.child.send(signal: SIGCONT)
+
+        let response = try await client.readResponse(timeout: Self.answerWait)
+        #expect(response.status == 200, "\(response)")
+    }
+
     @Test func slowlorisGets408AfterTheHeaderTimeoutAndOthersAreServed() async throws {
         let server = try await HardenedServer.start(environment: ["WEBHOOK_HEADER_TIMEOUT": "1"])
         defer { server.stop() }
