@@ -274,6 +274,22 @@ import Testing
         return credentials
     }
 
+    /// Someone deletes `events.log` while the server runs: the next event goes to a new file
+    /// that the next start reads, not to the deleted one, where it would be lost.
+    @Test func anEventLogRemovedWhileInUseIsStartedAgainAndTheNextEventIsKept() async throws {
+        let channel = try await TestChannel.start()
+        defer { channel.stop() }
+        let credentials = try await channel.http.pairSource(name: "ci")
+        expectProviderAccepted(try await channel.http.postWebhook(#"{"event":"before"}"#, as: credentials))
+        try FileManager.default.removeItem(at: channel.stateDir.url.appendingPathComponent("events.log"))
+
+        let after = try #require(expectProviderAccepted(try await channel.http.postWebhook(#"{"event":"after"}"#, as: credentials)))
+        #expect(try await Durability.loggedEventIDs(channel.stateDir).contains(after))
+        _ = try await channel.server.stderr.waitForLine("a warning about the removed log", where: {
+            $0.contains("events.log was removed")
+        })
+    }
+
     // MARK: WEBHOOK_FSYNC
 
     @Test func withFsyncOnAWebhookIsAcknowledgedDeliveredAndListed() async throws {

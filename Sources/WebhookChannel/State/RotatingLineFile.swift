@@ -94,6 +94,7 @@ final class RotatingLineFile {
     func append(_ lines: [UInt8]) -> (generation: Int, offset: Int)? {
         guard !lines.isEmpty else { return (generation, size) }
         if descriptor < 0 { open() }
+        if descriptorWasUnlinked() { startAfresh() }
         if size > 0 && size + lines.count > maxBytes { rotate() }
         guard descriptor >= 0 else { return nil }
         let code = writeFully(descriptor, lines)
@@ -104,6 +105,26 @@ final class RotatingLineFile {
         }
         defer { size += lines.count }
         return (generation, size)
+    }
+
+    /// Whether someone removed the file under us (or the state dir with it): what we append
+    /// would go to an inode no path names, lost at the next start. One `fstat` per append.
+    private func descriptorWasUnlinked() -> Bool {
+        guard descriptor >= 0 else { return false }
+        var info = stat()
+        return fstat(descriptor, &info) == 0 && info.st_nlink == 0
+    }
+
+    /// Opens a new `<name>` in place of one that was removed. The generation moves on by two,
+    /// so lines indexed in the removed file are neither this file's nor `<name>.1`'s.
+    private func startAfresh() {
+        log.warning("\(name) was removed while in use; starting a new one")
+        let old = descriptor
+        descriptor = -1
+        generation += 2
+        size = 0
+        background.async { close(old) }
+        open()
     }
 
     /// `<name>` becomes `<name>.1`; the old `<name>.1` is renamed out of the way first and
