@@ -4,6 +4,47 @@ import Testing
 /// `sources.json` and the state directory (SPEC 7): private modes, the seed's schema both
 /// ways, edits by another process seen without a restart, corrupt files set aside.
 @Suite struct StateFileTests {
+    /// An editor or script rewriting `sources.json` in place (truncate, then write) is caught
+    /// mid-write: the server keeps the sources it read whole, so a webhook in between is
+    /// still verified, and it reads the file again once written.
+    @Test func sourcesJSONRewrittenInPlaceKeepsItsSourcesServedMeanwhile() async throws {
+        let channel = try await TestChannel.start()
+        defer { channel.stop() }
+        let credentials = try await channel.http.pairSource(name: "ci")
+        let whole = try Data(contentsOf: channel.stateDir.sourcesFile)
+
+        let handle = try FileHandle(forWritingTo: channel.stateDir.sourcesFile)
+        try handle.truncate(atOffset: 0)
+        let midway = try await channel.http.postWebhook(#"{"event":"midway"}"#, as: credentials)
+        try handle.write(contentsOf: whole)
+        try handle.close()
+        let after = try await channel.http.postWebhook(#"{"event":"after"}"#, as: credentials)
+
+        expectProviderAccepted(midway)
+        expectProviderAccepted(after)
+        #expect(try await channel.http.get("/health").json()["sources"] == 1)
+    }
+
+    /// A `sources.json` left corrupt is set aside after a second, and the sources the server
+    /// read whole before are written back in its place: nothing is lost, and the broken file
+    /// is kept for whoever made it.
+    @Test func aSourcesJSONLeftCorruptIsSetAsideAndTheGoodSourcesWrittenBack() async throws {
+        let channel = try await TestChannel.start()
+        defer { channel.stop() }
+        let credentials = try await channel.http.pairSource(name: "ci")
+
+        try channel.stateDir.writeSourcesFile(#"{"sources": {"#)
+        expectProviderAccepted(try await channel.http.postWebhook(#"{"event":"kept"}"#, as: credentials))
+        _ = try await poll(timeout: .seconds(30), "the corrupt file to be set aside") {
+            channel.stateDir.entries().contains { $0.hasPrefix("sources.json.corrupt-") } ? true : nil
+        }
+        let restored = try await poll(timeout: .seconds(30), "sources.json to be written back") {
+            (try? JSON.parse(Data(contentsOf: channel.stateDir.sourcesFile)))?["sources"]?[credentials.sourceID] != nil ? true : nil
+        }
+        #expect(restored)
+        expectProviderAccepted(try await channel.http.postWebhook(#"{"event":"after"}"#, as: credentials))
+    }
+
     @Test func pairedSourceIsStoredPrivatelyInTheSeedSchemaAsPrettyJSON() async throws {
         let channel = try await TestChannel.start()
         defer { channel.stop() }

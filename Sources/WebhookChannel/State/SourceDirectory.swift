@@ -68,25 +68,74 @@ final class SourceDirectory {
             file = loaded
             fileIdentity = loadedIdentity
         case .corrupt(let corruptIdentity):
-            // No sources until it is readable again. Moving it aside takes the state dir's
-            // lock, which another process may hold: that is the file worker's to wait for,
-            // never the loop's (README "What a 200 means").
-            file = SourcesFile()
             fileIdentity = corruptIdentity
-            setAsideCorruptFile()
+            guard !file.sources.isEmpty else {
+                // Nothing good to keep (at start-up, say): set it aside now. That takes the
+                // state dir's lock, which another process may hold: the file worker's to wait
+                // for, never the loop's (README "What a 200 means").
+                setAsideCorruptFile(restoring: nil)
+                return
+            }
+            // An editor or a script rewriting the file in place is caught mid-write as often
+            // as a real mistake: the sources known good are kept, and only a file still corrupt
+            // a second later is set aside (and the good sources written back in its place).
+            settleLater(identity: corruptIdentity)
         }
     }
 
+    private func settleLater(identity: FileIdentity?) {
+        let settled = Pending<Void>()
+        let loop = self.loop
+        DetachedThread.start(name: "sources-settle") {
+            usleep(UInt32(Self.settleSeconds * 1_000_000))
+            loop.execute { settled.fulfil(()) }
+        }
+        settled.whenReady { self.settleCorruptFile(identity: identity) }
+    }
+
+    /// How long a corrupt `sources.json` may stay so, while good sources are kept, before it is
+    /// taken for a mistake rather than a write in progress.
+    static let settleSeconds = 1.0
+
+    /// A second after a corrupt `sources.json` was seen: if it is still that file, it is set
+    /// aside and the sources kept meanwhile are written back; if it changed, it is read again.
+    private func settleCorruptFile(identity: FileIdentity?) {
+        switch store.snapshot() {
+        case .file(let loaded, let loadedIdentity):
+            // Written whole meanwhile.
+            file = loaded
+            fileIdentity = loadedIdentity
+            return
+        case .corrupt(let current) where current != identity:
+            // Changed again and still unreadable: a second from this version.
+            fileIdentity = current
+            settleLater(identity: current)
+            return
+        case .corrupt:
+            break
+        }
+        log.warning("\(SourcesFile.fileName) stayed unreadable for \(Self.settleSeconds) s; setting it aside and writing back "
+            + "the \(file.sources.count) source(s) it held before")
+        setAsideCorruptFile(restoring: file)
+    }
+
     /// Moves a corrupt `sources.json` aside on the file worker (under the lock, waiting at
-    /// most `lockWait`), then takes what is there as the current file, on the loop. When the
-    /// lock stays busy the file stays as it is, with no sources served, until it changes.
-    private func setAsideCorruptFile() {
+    /// most `lockWait`), then, with `restoring`, writes those sources back in its place, and
+    /// takes what is there as the current file, on the loop. When the lock stays busy the file
+    /// stays as it is until it changes; without good sources to keep, none are served.
+    private func setAsideCorruptFile(restoring good: SourcesFile?) {
         let done = Pending<Result<(SourcesFile, FileIdentity?), any Error>>()
         let store = self.store
         let loop = self.loop
         let lockWait = self.lockWait
+        if good == nil { file = SourcesFile() }
         fileWorker.async {
-            let result = Result { try store.setAsideIfCorrupt(waitingAtMost: lockWait) }
+            let result = Result { () throws -> (SourcesFile, FileIdentity?) in
+                guard let good else { return try store.setAsideIfCorrupt(waitingAtMost: lockWait) }
+                // Moved aside and the good sources written in its place, in one hold of the lock.
+                let (_, written, identity) = try store.mutate(waitingAtMost: lockWait, ifCorrupt: good) { _ in }
+                return (written, identity)
+            }
             loop.execute { done.fulfil(result) }
         }
         done.whenReady { result in
@@ -95,7 +144,8 @@ final class SourceDirectory {
                 self.file = file
                 self.fileIdentity = identity
             case .failure(let error):
-                self.log.warning("\(SourcesFile.fileName) is corrupt and could not be moved aside (\(error)); no sources are served until it changes")
+                let serving = good == nil ? "no sources are served" : "the sources read from it before are still served"
+                self.log.warning("\(SourcesFile.fileName) is corrupt and could not be moved aside (\(error)); \(serving) until it changes")
             }
         }
     }
@@ -109,6 +159,7 @@ final class SourceDirectory {
         let store = self.store
         let loop = self.loop
         let lockWait = self.lockWait
+        let known = file
         // Real time, whatever clock the loop runs on: the wait is for another process.
         let askedAt = SystemClock().monotonicNanoseconds()
         fileWorker.async {
@@ -118,7 +169,7 @@ final class SourceDirectory {
             let queued = Double(SystemClock().monotonicNanoseconds() &- askedAt) / 1e9
             let result = Result {
                 do {
-                    return try store.mutate(waitingAtMost: max(0, lockWait - queued), change)
+                    return try store.mutate(waitingAtMost: max(0, lockWait - queued), ifCorrupt: known, change)
                 } catch let busy as StateDirectoryBusy {
                     throw StateDirectoryBusy(lockPath: busy.lockPath, limit: lockWait)
                 }

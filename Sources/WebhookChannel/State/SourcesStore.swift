@@ -84,10 +84,14 @@ public struct SourcesStore: Sendable {
     /// Applies `change` to the freshest file and writes it back, all under the lock. With
     /// `limit`, waits at most that many seconds for the lock, then throws `StateDirectoryBusy`
     /// having read and changed nothing.
-    public func mutate<T>(waitingAtMost limit: Double? = nil, _ change: (inout SourcesFile) throws -> T) throws -> (T, SourcesFile, FileIdentity?) {
+    /// `ifCorrupt`: what to start from when the file on disk is corrupt (it is moved aside
+    /// either way): the server's copy of the sources it last read whole, so a change made
+    /// while someone's edit left the file broken does not save an empty set over them.
+    public func mutate<T>(waitingAtMost limit: Double? = nil, ifCorrupt fallback: SourcesFile? = nil,
+                          _ change: (inout SourcesFile) throws -> T) throws -> (T, SourcesFile, FileIdentity?) {
         try directory.ensureExists()
         return try directory.withExclusiveLock(waitingAtMost: limit) {
-            var (file, _) = try loadLocked()
+            var (file, _) = try loadLocked(ifCorrupt: fallback)
             let result = try change(&file)
             try directory.writeFileAtomically(SourcesFile.fileName, file.encode())
             return (result, file, directory.fileIdentity(SourcesFile.fileName))
@@ -95,7 +99,7 @@ public struct SourcesStore: Sendable {
     }
 
     /// Must hold the lock: a corrupt file is moved aside, which is a write.
-    private func loadLocked() throws -> (SourcesFile, FileIdentity?) {
+    private func loadLocked(ifCorrupt fallback: SourcesFile? = nil) throws -> (SourcesFile, FileIdentity?) {
         restrictFileMode()
         let identity = directory.fileIdentity(SourcesFile.fileName)
         guard let bytes = try directory.readFile(SourcesFile.fileName) else { return (SourcesFile(), nil) }
@@ -103,6 +107,11 @@ public struct SourcesStore: Sendable {
             return (try SourcesFile.decode(bytes), identity)
         } catch {
             let movedTo = try directory.moveAside(SourcesFile.fileName, now: Date())
+            if let fallback, !fallback.sources.isEmpty {
+                log.error("\(SourcesFile.fileName) is corrupt (\(error)); moved it aside to \(movedTo) and kept the "
+                    + "\(fallback.sources.count) source(s) read from it before")
+                return (fallback, nil)
+            }
             log.error("\(SourcesFile.fileName) is corrupt (\(error)); moved it aside to \(movedTo) and started with no sources")
             return (SourcesFile(), nil)
         }
