@@ -325,7 +325,10 @@ public actor ChannelState {
             return
         }
         releaseInFlight = true
-        let descriptors = syncsLog ? [eventLog.file.descriptor, dedupeJournal.file.descriptor] : []
+        // The event log only: the journal is written after the sync, just before the answers,
+        // and a power cut that loses its tail costs at most a second notification of a retry,
+        // while syncing it too doubled the syncs a pass.
+        let descriptors = syncsLog ? [eventLog.file.descriptor] : []
         let loop = self.loop
         logWorker.async {
             for descriptor in descriptors where descriptor >= 0 { _ = fdatasync(descriptor) }
