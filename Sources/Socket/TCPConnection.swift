@@ -169,7 +169,24 @@ public final class TCPConnection: EventLoopHandler {
             closeNow()
             return
         }
+        // Input that arrived while the process was not running (SIGSTOP, a paused VM, a
+        // starved loop) is read before any timeout is judged: that wait was ours, not the
+        // client's. A one-byte peek, once a tick per connection.
+        if !readingPaused && !heldByReader && !closeWhenFlushed && hasUnreadInput() {
+            readable()
+            if isClosed { return }
+        }
         delegate?.connectionTick(self, now: now)
+    }
+
+    private func hasUnreadInput() -> Bool {
+        var byte: UInt8 = 0
+        #if canImport(Glibc)
+        let flags = Int32(MSG_PEEK) | Int32(MSG_DONTWAIT)
+        #else
+        let flags = MSG_PEEK | MSG_DONTWAIT
+        #endif
+        return recv(fd, &byte, 1, flags) > 0
     }
 
     // MARK: Internals
