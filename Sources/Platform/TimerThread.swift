@@ -66,6 +66,12 @@ public final class TimerThread: Sendable {
         return id
     }
 
+    /// Runs `action` on the timer thread once `seconds` have passed on the monotonic clock.
+    /// It must be short (hand the work on, e.g. with `EventLoop.execute`).
+    public func schedule(afterSeconds seconds: Double, _ action: @escaping @Sendable () -> Void) {
+        schedule(at: Self.deadline(after: UInt64(max(seconds, 0) * 1e9)), action)
+    }
+
     /// Takes the action `id` off the timer and runs it now, on the caller's thread; nothing
     /// when it has run already.
     func runEarly(_ id: UInt64) {

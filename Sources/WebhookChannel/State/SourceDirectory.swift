@@ -86,10 +86,7 @@ final class SourceDirectory {
     private func settleLater(identity: FileIdentity?) {
         let settled = Pending<Void>()
         let loop = self.loop
-        DetachedThread.start(name: "sources-settle") {
-            usleep(UInt32(Self.settleSeconds * 1_000_000))
-            loop.execute { settled.fulfil(()) }
-        }
+        TimerThread.shared.schedule(afterSeconds: Self.settleSeconds) { loop.execute { settled.fulfil(()) } }
         settled.whenReady { self.settleCorruptFile(identity: identity) }
     }
 
