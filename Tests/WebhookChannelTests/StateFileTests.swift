@@ -236,6 +236,12 @@ import Testing
 
 extension StateFileTests {
     /// Writes `sources.json` by rename, as the seed's skill (Claude's Write tool) leaves it: 0644.
+    /// The seed's file with `source` and one pending code, as its skill leaves it: mode 0644.
+    static func writeWorldReadableSeedFile(_ dir: TempStateDir, source: SourceCredentials, name: String) throws {
+        try writeWorldReadableSourcesFile(dir, seedFile(source: source, name: name, pendingCode: "K7M2QX",
+                                                        createdAt: nodeISOString(Date())))
+    }
+
     static func writeWorldReadableSourcesFile(_ dir: TempStateDir, _ text: String) throws {
         try dir.createStateDir()
         let temp = dir.url.appendingPathComponent(".seed-\(UUID().uuidString).tmp")
@@ -252,8 +258,7 @@ extension StateFileTests {
         let dir = try TempStateDir()
         defer { dir.remove() }
         let legacy = SourceCredentials(sourceID: "src_0123456789abcdef0123456789abcdef", secret: "whsec_" + String(repeating: "4d", count: 32))
-        try Self.writeWorldReadableSourcesFile(dir, seedFile(source: legacy, name: "legacy", pendingCode: "K7M2QX",
-                                                             createdAt: nodeISOString(Date())))
+        try Self.writeWorldReadableSeedFile(dir, source: legacy, name: "legacy")
         #expect(dir.mode(of: dir.sourcesFile.path) == 0o644, "the test's own precondition")
         let held = try HeldStateLock(dir)
         defer { held.release() }
@@ -278,8 +283,7 @@ extension StateFileTests {
         let dir = channel.stateDir
         let legacy = SourceCredentials(sourceID: "src_fedcba9876543210fedcba9876543210", secret: "whsec_" + String(repeating: "e1", count: 32))
 
-        try Self.writeWorldReadableSourcesFile(dir, seedFile(source: legacy, name: "late", pendingCode: "K7M2QX",
-                                                             createdAt: nodeISOString(Date())))
+        try Self.writeWorldReadableSeedFile(dir, source: legacy, name: "late")
         #expect(try await channel.http.postWebhook(#"{"event":"after-rewrite"}"#, as: legacy, scheme: .seed).status == 200)
 
         #expect(dir.mode(of: dir.sourcesFile.path) == 0o600, "mode \(Self.octal(dir.mode(of: dir.sourcesFile.path)))")
@@ -306,8 +310,7 @@ extension StateFileTests {
         let dir = try TempStateDir()
         defer { dir.remove() }
         let legacy = SourceCredentials(sourceID: "src_0123456789abcdef0123456789abcdef", secret: "whsec_" + String(repeating: "9b", count: 32))
-        try Self.writeWorldReadableSourcesFile(dir, seedFile(source: legacy, name: "legacy", pendingCode: "K7M2QX",
-                                                             createdAt: nodeISOString(Date())))
+        try Self.writeWorldReadableSeedFile(dir, source: legacy, name: "legacy")
 
         let run = try await runCLI(["sources"], stateDir: dir)
 

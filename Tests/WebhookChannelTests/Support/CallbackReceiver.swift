@@ -79,10 +79,18 @@ typealias ScriptedReceiver = CallbackReceiver
 /// A listening socket on `127.0.0.1` with a port the kernel picked; close-on-exec, so no
 /// spawned child inherits it. Shared by the test receivers (`CallbackReceiver`, `TLSFront`).
 func listenOnLoopback(backlog: Int32 = 16) throws -> (fd: Int32, port: Int) {
+    try bindOnLoopback(listening: backlog)
+}
+
+/// A socket bound to `127.0.0.1` and a port the kernel picks; listening with `backlog` when
+/// given (with SO_REUSEADDR), else bound only: a port held closed, which refuses connections.
+func bindOnLoopback(listening backlog: Int32?) throws -> (fd: Int32, port: Int) {
     let fd = TestSocket.makeIPv4()
     guard fd >= 0 else { throw HarnessError("socket() failed: \(String(cString: strerror(errno)))") }
-    var yes: Int32 = 1
-    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &yes, socklen_t(MemoryLayout<Int32>.size))
+    if backlog != nil {
+        var yes: Int32 = 1
+        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &yes, socklen_t(MemoryLayout<Int32>.size))
+    }
     var address = sockaddr_in()
     address.sin_family = sa_family_t(AF_INET)
     address.sin_port = 0
@@ -90,13 +98,14 @@ func listenOnLoopback(backlog: Int32 = 16) throws -> (fd: Int32, port: Int) {
     var length = socklen_t(MemoryLayout<sockaddr_in>.size)
     let bound = withUnsafeMutablePointer(to: &address) {
         $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { pointer in
-            bind(fd, pointer, length) == 0 && listen(fd, backlog) == 0 && getsockname(fd, pointer, &length) == 0
+            bind(fd, pointer, length) == 0 && (backlog.map { listen(fd, $0) == 0 } ?? true)
+                && getsockname(fd, pointer, &length) == 0
         }
     }
     guard bound else {
         let reason = String(cString: strerror(errno))
         Foundation.close(fd)
-        throw HarnessError("test receiver could not listen: \(reason)")
+        throw HarnessError(backlog == nil ? "could not bind a closed port: \(reason)" : "test receiver could not listen: \(reason)")
     }
     return (fd, Int(UInt16(bigEndian: address.sin_port)))
 }
