@@ -56,6 +56,70 @@ import Testing
         #expect(try await mcp.channelEvent()["meta"]?["event_id"] == .string(afterID))
     }
 
+    /// Replies are bounded too: a client that keeps sending tool calls while it does not read
+    /// stdout is no longer read once about 8 MiB of answers wait (its own pipe fills), instead
+    /// of having every answer built in memory; once it reads again, every call is answered
+    /// exactly once.
+    @Test func toolCallsSentWhileStdoutIsNotReadWaitInTheClientsPipeAndAreAllAnsweredAfter() async throws {
+        let server = try await ServerProcess.start(holdStdout: true)
+        defer { server.stop() }
+        let http = RawHTTPClient(port: server.port)
+        let credentials = try await http.pairSource(name: "big-answers")
+        try await Durability.initializeWithoutReading(server)
+        let accepted = try await http.send(raw: Durability.webhookRequest(
+            http, credentials, body: Durability.body(tag: "big", index: 0, padding: 25_000)))
+        let eventID = try #require(expectProviderAccepted(accepted))
+
+        // 3,500 answers of 25 KB each, 88 MB if they were all answered into memory. The calls
+        // (520 KB) are several times what the pipe, the reader and 8 MiB of answers take in.
+        let calls = 3_500
+        for n in 0..<calls {
+            server.writeLine(#"{"jsonrpc":"2.0","id":"call-\#(n)","method":"tools/call","params":{"name":"webhook_event","arguments":{"event_id":"\#(eventID)"}}}"#)
+        }
+        // Settled: what the server leaves unread stops changing for a second (bounded).
+        var waiting = server.child.stdinChunksWaiting
+        var unchangedSince = ContinuousClock.now
+        let deadline = ContinuousClock.now.advanced(by: .seconds(60))
+        while ContinuousClock.now < deadline, ContinuousClock.now - unchangedSince < .seconds(1) {
+            try await Task.sleep(for: .milliseconds(100))
+            let now = server.child.stdinChunksWaiting
+            if now != waiting { waiting = now; unchangedSince = .now }
+        }
+        #expect(waiting > 0, "every call was read while stdout was not: nothing held the client back")
+        let peak = try Durability.peakResidentBytes(of: server.pid)
+        #expect(peak < 64 << 20, "VmHWM \(peak >> 20) MiB while stdout was not read")
+        #expect(try await http.get("/health").status == 200, "HTTP stops answering while stdin is held back")
+        let threads = threadNames(of: server.pid)
+        #expect(!threads.contains { $0.contains("qos") }, "holding back started a libdispatch thread: \(threads.sorted())")
+
+        server.child.resumeStdout()
+        var answered = Set<String>()
+        var duplicates = 0
+        var errors: [String] = []
+        var seen = 0
+        let readDeadline = ContinuousClock.now.advanced(by: .seconds(120))
+        while answered.count < calls, ContinuousClock.now < readDeadline {
+            let lines = server.child.stdout.lines(from: seen)
+            seen += lines.count
+            for line in lines {
+                guard let id = Self.callID(in: line) else { continue }
+                if line.range(of: Data(#""result""#.utf8)) == nil { errors.append(String(decoding: line.prefix(300), as: UTF8.self)) }
+                if !answered.insert(id).inserted { duplicates += 1 }
+            }
+            if lines.isEmpty { try await Task.sleep(for: .milliseconds(20)) }
+        }
+        #expect(answered.count == calls, "\(answered.count) of \(calls) calls answered")
+        #expect(duplicates == 0)
+        #expect(errors.isEmpty, "\(errors.prefix(3))")
+    }
+
+    /// `call-N` from a line answering one of the calls above.
+    private static func callID(in line: Data) -> String? {
+        guard let start = line.range(of: Data(#""id":"call-"#.utf8)) else { return nil }
+        let digits = line[start.upperBound...].prefix { $0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9") }
+        return "call-" + String(decoding: digits, as: UTF8.self)
+    }
+
     @Test func beforeInitializedAFullWaitingRoomAnswers503NotReady() async throws {
         // No handshake at all: events wait for notifications/initialized, up to the bound.
         let server = try await ServerProcess.start()

@@ -1,5 +1,6 @@
 import Platform
 import JSON
+import Synchronization
 
 /// What a JSON-RPC session dispatches to. The session knows framing and error rules; the
 /// handler knows methods.
@@ -21,6 +22,18 @@ public final class JSONRPCSession: Sendable {
     private let log: Logger
     /// Where requests answered concurrently run (nil: Swift's global executor).
     private let executor: (any TaskExecutor)?
+    /// Requests being answered concurrently.
+    private let inFlight = Atomic<Int>(0)
+
+    /// Past this much unwritten output (a client that stopped reading stdout), no further
+    /// message is taken until it drains: the reader then stops reading stdin, and the client's
+    /// writes wait in its own pipe. Channel events have their own, lower bound (SPEC §9).
+    public static let maxUnwrittenBytes = 8 << 20
+    /// At most this many requests are answered at once; the next waits for one to finish.
+    /// With `maxUnwrittenBytes`, this bounds what replies can hold in memory.
+    public static let maxRequestsInFlight = 16
+    /// How often a session held back re-checks for room (only while it is held back).
+    static let roomPollMilliseconds = 5
 
     public init(output: ProtocolOutput, handler: any JSONRPCHandler, log: Logger, executor: (any TaskExecutor)? = nil) {
         self.output = output
@@ -31,17 +44,19 @@ public final class JSONRPCSession: Sendable {
 
     /// Returns as soon as the input ends, without waiting for tool calls still running: the
     /// process exits promptly on EOF even while a reply waits on a slow receiver.
-    public func run(_ events: AsyncStream<LineReader.Event>) async {
+    public func run<Events: AsyncSequence<LineReader.Event, Never>>(_ events: Events) async {
         for await event in events {
             switch event {
             case .endOfInput:
                 return
             case .oversized:
+                await waitForRoom()
                 log.info("mcp: discarded a line over \(LineReader.defaultMaxLineBytes) bytes")
                 output.send(line: JSONRPCMessage.encodeError(
                     id: .null, error: .invalidRequest("message exceeds the 1 MiB line limit")))
             case .line(let bytes):
                 if bytes.allSatisfy({ $0 == 0x20 || $0 == 0x09 }) { continue }
+                await waitForRoom()
                 await handleLine(bytes)
             }
         }
@@ -60,8 +75,23 @@ public final class JSONRPCSession: Sendable {
             if handler.isOrdered(method: method) {
                 await answer(id: id, method: method, params: params)
             } else {
-                Task(executorPreference: executor) { await self.answer(id: id, method: method, params: params) }
+                inFlight.add(1, ordering: .relaxed)
+                Task(executorPreference: executor) {
+                    await self.answer(id: id, method: method, params: params)
+                    self.inFlight.subtract(1, ordering: .relaxed)
+                }
             }
+        }
+    }
+
+    /// Holds the session back while the client is not taking what it was sent, or while
+    /// enough requests are being answered.
+    private func waitForRoom() async {
+        while output.unwrittenBytes >= Self.maxUnwrittenBytes
+            || inFlight.load(ordering: .relaxed) >= Self.maxRequestsInFlight
+        {
+            // The process's own timer, not `Task.sleep` (whose timers are libdispatch's threads).
+            await TimerThread.shared.sleep(nanoseconds: UInt64(Self.roomPollMilliseconds) * 1_000_000)
         }
     }
 

@@ -4,6 +4,7 @@ import FoundationEssentials  // Linux: Foundation without ICU
 import Foundation
 #endif
 import Platform
+import Synchronization
 
 /// Reads newline-delimited messages from a file descriptor on a dedicated thread, so a slow
 /// or silent client never occupies a Swift concurrency thread.
@@ -28,27 +29,108 @@ public final class LineReader: Sendable {
         self.maxLineBytes = maxLineBytes
     }
 
-    /// Starts the reader thread; events arrive in order on the returned stream. `atEnd` runs
-    /// on the reader thread the moment input ends, before the stream's consumer (which may be
+    /// Starts the reader thread; events arrive in order on the returned sequence. `atEnd` runs
+    /// on the reader thread the moment input ends, before the sequence's consumer (which may be
     /// busy with earlier lines) gets there.
-    public func start(atEnd: @escaping @Sendable () -> Void = {}) -> AsyncStream<Event> {
+    ///
+    /// The reader stays at most `LineCredits.maxLines` lines (and `maxBytes`) ahead of the
+    /// consumer, then stops reading: a client that writes faster than its messages are handled
+    /// fills its own pipe and waits, instead of this process's memory.
+    public func start(atEnd: @escaping @Sendable () -> Void = {}) -> Lines {
         let (stream, continuation) = AsyncStream<Event>.makeStream()
+        let credits = LineCredits()
         let fd = self.fd
         let limit = maxLineBytes
         DetachedThread.start(name: "stdin-reader") {
             var splitter = LineSplitter(maxLineBytes: limit)
             var chunk = [UInt8](repeating: 0, count: 65536)
+            let hand = { (event: Event) in
+                credits.acquire(weight: event.weight)
+                continuation.yield(event)
+            }
             while true {
                 let n = readSome(fd, into: &chunk)
                 if n <= 0 { break }
-                splitter.feed(chunk[0..<n]) { continuation.yield($0) }
+                splitter.feed(chunk[0..<n], emit: hand)
             }
-            if let last = splitter.finish() { continuation.yield(last) }
+            if let last = splitter.finish() { hand(last) }
             atEnd()
             continuation.yield(.endOfInput)
             continuation.finish()
         }
-        return stream
+        return Lines(stream: stream, credits: credits)
+    }
+
+    /// The events of one reader, in order; taking one lets the reader go on.
+    public struct Lines: AsyncSequence, Sendable {
+        public typealias Element = Event
+        fileprivate let stream: AsyncStream<Event>
+        fileprivate let credits: LineCredits
+
+        public struct AsyncIterator: AsyncIteratorProtocol {
+            fileprivate var base: AsyncStream<Event>.AsyncIterator
+            fileprivate let credits: LineCredits
+
+            public mutating func next() async -> Event? {
+                let event = await base.next()
+                if let event { credits.release(weight: event.weight) }
+                return event
+            }
+        }
+
+        public func makeAsyncIterator() -> AsyncIterator {
+            AsyncIterator(base: stream.makeAsyncIterator(), credits: credits)
+        }
+    }
+}
+
+extension LineReader.Event {
+    /// What the event holds in memory while it waits for the consumer.
+    fileprivate var weight: Int {
+        switch self {
+        case .line(let bytes): return Swift.max(bytes.count, 1)
+        case .oversized, .endOfInput: return 1
+        }
+    }
+}
+
+/// How far the reader may run ahead of the consumer: lines handed over and not yet taken,
+/// counted and weighed. The reader waits for room; one line always fits, however long.
+final class LineCredits: Sendable {
+    static let maxLines = 64
+    static let maxBytes = 4 << 20
+
+    private struct Outstanding {
+        var lines = 0
+        var bytes = 0
+    }
+
+    private let outstanding = Mutex(Outstanding())
+    private let released = ConditionSignal()
+
+    /// On the reader thread: blocks until `weight` more fits.
+    func acquire(weight: Int) {
+        while true {
+            let fits = outstanding.withLock { state -> Bool in
+                guard state.lines == 0 || (state.lines < Self.maxLines && state.bytes + weight <= Self.maxBytes) else {
+                    return false
+                }
+                state.lines += 1
+                state.bytes += weight
+                return true
+            }
+            if fits { return }
+            // Signals are not lost (the flag stays set), the timeout is only a safety net.
+            released.wait(timeoutMilliseconds: 1000)
+        }
+    }
+
+    func release(weight: Int) {
+        outstanding.withLock { state in
+            state.lines = Swift.max(0, state.lines - 1)
+            state.bytes = Swift.max(0, state.bytes - weight)
+        }
+        released.signal()
     }
 }
 

@@ -30,6 +30,8 @@ public final class ProtocolOutput: Sendable {
         /// Enqueued messages not yet taken by a writer, and those being written.
         var queued = Backlog()
         var writing = Backlog()
+        /// Bytes a writer took and has not finished writing (`unwrittenBytes`).
+        var takenBytes = 0
 
         /// Keeps every message in order: deferred ones come before anything sent after them.
         mutating func serializeDeferred() {
@@ -44,6 +46,7 @@ public final class ProtocolOutput: Sendable {
         mutating func takeForWriting() -> (bytes: [UInt8], deferred: [@Sendable (inout [UInt8]) -> Void]) {
             writing = queued
             queued = Backlog()
+            takenBytes = bytes.count
             defer { bytes = []; deferred = [] }
             return (bytes, deferred)
         }
@@ -57,6 +60,13 @@ public final class ProtocolOutput: Sendable {
             deferred = []
             queued = Backlog()
             writing = Backlog()
+            takenBytes = 0
+        }
+
+        /// A writer is done with what it took (`takeForWriting`).
+        mutating func finishWriting() {
+            writing = Backlog()
+            takenBytes = 0
         }
 
         mutating func claimDrain() -> Bool {
@@ -141,6 +151,16 @@ public final class ProtocolOutput: Sendable {
         writeOwed.store(true, ordering: .releasing)
     }
 
+    /// Everything accepted and not yet written, in bytes: replies and errors as well as channel
+    /// events (their weight). The JSON-RPC session stops reading requests while it is high, so
+    /// a client that sends without reading cannot grow it without bound. Zero once the reader
+    /// is gone.
+    public var unwrittenBytes: Int {
+        buffer.withLock { state in
+            state.bytes.count + state.takenBytes + state.queued.bytes + state.writing.bytes
+        }
+    }
+
     /// Enqueued messages not yet written (all of them while the reader is not reading).
     /// Zero once the reader is gone: nothing will ever be written again.
     public var backlog: Backlog {
@@ -180,7 +200,7 @@ public final class ProtocolOutput: Sendable {
                 state.queued.messages += state.writing.messages
                 state.queued.bytes += state.writing.bytes
             }
-            state.writing = Backlog()
+            state.finishWriting()
             return state.claimDrain()
         }
         drainOnWorker(if: mustDrain)
@@ -214,7 +234,7 @@ public final class ProtocolOutput: Sendable {
             deferred = []
             let written = writeFully(fd, bytes) == 0
             buffer.withLock { state in
-                state.writing = Backlog()
+                state.finishWriting()
                 if !written { state.close() }
             }
             if !written { readerGone() }

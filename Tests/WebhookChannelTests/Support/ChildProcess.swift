@@ -98,6 +98,12 @@ final class ChildProcess: @unchecked Sendable {
         }
     }
 
+    /// Chunks queued for the child's stdin that it has not taken whole yet (a child that
+    /// stopped reading leaves them here).
+    var stdinChunksWaiting: Int {
+        lock.withLock { stdinChunks.count + (stdinBusy ? 1 : 0) }
+    }
+
     /// Closes our end of the child's stdin (EOF for the child) after the queued writes, and
     /// returns once it is closed — or after 5 s when the child does not read them.
     func closeStdin() {

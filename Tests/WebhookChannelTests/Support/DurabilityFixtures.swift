@@ -42,10 +42,19 @@ enum Durability {
 
     /// `VmRSS` of a process in bytes, from `/proc/<pid>/status`.
     static func residentBytes(of pid: Int32) throws -> Int {
+        try statusBytes("VmRSS", of: pid)
+    }
+
+    /// `VmHWM`, the most a process has held resident so far, in bytes.
+    static func peakResidentBytes(of pid: Int32) throws -> Int {
+        try statusBytes("VmHWM", of: pid)
+    }
+
+    private static func statusBytes(_ field: String, of pid: Int32) throws -> Int {
         let text = try String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8)
-        guard let line = text.split(separator: "\n").first(where: { $0.hasPrefix("VmRSS:") }),
+        guard let line = text.split(separator: "\n").first(where: { $0.hasPrefix(field + ":") }),
               let kib = Int(line.split(separator: " ", omittingEmptySubsequences: true).dropFirst().first ?? "")
-        else { throw HarnessError("no VmRSS in /proc/\(pid)/status:\n\(text)") }
+        else { throw HarnessError("no \(field) in /proc/\(pid)/status:\n\(text)") }
         return kib * 1024
     }
 
