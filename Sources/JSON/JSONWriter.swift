@@ -73,7 +73,37 @@ public enum JSONWriter {
     }
 
     public static func appendString(_ s: String, into out: inout [UInt8]) {
-        s.withUTF8Bytes { appendString(utf8: $0, into: &out) }
+        s.withUTF8Bytes { bytes in
+            // Most strings a request writes are short names and values with nothing to
+            // escape: three appends cost less than reserving room and scanning in place.
+            if bytes.count <= shortStringBytes, !hasByteToEscape(bytes) {
+                out.append(UInt8(ascii: "\""))
+                out.append(contentsOf: bytes)
+                out.append(UInt8(ascii: "\""))
+            } else {
+                appendString(utf8: bytes, into: &out)
+            }
+        }
+    }
+
+    private static let shortStringBytes = 64
+
+    /// Whether any byte needs an escape, eight at a time.
+    @inline(__always)
+    private static func hasByteToEscape(_ bytes: UnsafeBufferPointer<UInt8>) -> Bool {
+        guard let base = bytes.baseAddress else { return false }
+        let raw = UnsafeRawPointer(base)
+        var index = 0
+        while index + 8 <= bytes.count {
+            if needsEscape(raw.loadUnaligned(fromByteOffset: index, as: UInt64.self)) { return true }
+            index += 8
+        }
+        while index < bytes.count {
+            let byte = bytes[index]
+            if byte < 0x20 || byte == UInt8(ascii: "\"") || byte == UInt8(ascii: "\\") { return true }
+            index += 1
+        }
+        return false
     }
 
     /// Writes already-valid UTF-8 as a JSON string literal. The caller guarantees validity.

@@ -119,21 +119,23 @@ final class WebhookRoutes: Sendable {
 
     static func isLoopbackHost(_ host: String?) -> Bool {
         guard let host else { return false }
-        let bytes = host.utf8
-        let nameEnd: String.UTF8View.Index
-        if bytes.first == UInt8(ascii: "[") {
-            guard let close = bytes.firstIndex(of: UInt8(ascii: "]")) else { return false }
-            nameEnd = bytes.index(after: close)
-        } else {
-            nameEnd = bytes.firstIndex(of: UInt8(ascii: ":")) ?? bytes.endIndex
-        }
-        let port = bytes[nameEnd...]
-        if let colon = port.first {
-            guard colon == UInt8(ascii: ":"), port.dropFirst().allSatisfy({ (0x30...0x39).contains($0) }) else { return false }
-        }
-        let name = bytes[..<nameEnd]
-        return Self.loopbackNames.contains { allowed in
-            allowed.count == name.count && zip(allowed, name).allSatisfy { $0 == HTTPHeaders.asciiLowercased($1) }
+        return host.withUTF8Bytes { bytes in
+            var nameEnd = bytes.count
+            if bytes.first == UInt8(ascii: "[") {
+                guard let close = bytes.firstIndex(of: UInt8(ascii: "]")) else { return false }
+                nameEnd = close + 1
+            } else if let colon = bytes.firstIndex(of: UInt8(ascii: ":")) {
+                nameEnd = colon
+            }
+            if nameEnd < bytes.count {
+                guard bytes[nameEnd] == UInt8(ascii: ":") else { return false }
+                for index in (nameEnd + 1)..<bytes.count where !(0x30...0x39).contains(bytes[index]) { return false }
+            }
+            return Self.loopbackNames.contains { allowed in
+                guard allowed.count == nameEnd else { return false }
+                for index in 0..<nameEnd where allowed[index] != HTTPHeaders.asciiLowercased(bytes[index]) { return false }
+                return true
+            }
         }
     }
 
