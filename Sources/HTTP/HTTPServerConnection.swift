@@ -179,10 +179,10 @@ final class HTTPServerConnection: TCPConnectionDelegate {
         if let started = requestStartedAt {
             // Once the head is complete the whole-request timeout applies.
             let limit = progress?.head != nil ? timeouts.requestNanoseconds : timeouts.headNanoseconds
-            if now - started > limit {
+            if nanoseconds(from: started, to: now) > limit {
                 fail(connection, status: 408, code: "request_timeout", message: "The request was not received in time.")
             }
-        } else if now - lastActivity > timeouts.idleNanoseconds {
+        } else if nanoseconds(from: lastActivity, to: now) > timeouts.idleNanoseconds {
             closing = true
             connection.closeNow()
         }

@@ -17,6 +17,14 @@ public protocol Clock: Sendable {
     func sleep(nanoseconds: UInt64) async
 }
 
+/// Nanoseconds from `start` to `now` on the monotonic clock, or zero when `start` is later:
+/// a time stamped during a pass (input read in a tick, say) can be ahead of the `now` that
+/// pass began with, and an unsigned difference must not trap.
+@inlinable
+public func nanoseconds(from start: UInt64, to now: UInt64) -> UInt64 {
+    now > start ? now - start : 0
+}
+
 public struct SystemClock: Clock {
     public init() {}
 

@@ -188,7 +188,7 @@ public final class EventLoop: SerialExecutor, @unchecked Sendable {
             passEnded = now
             // After a suspension, bytes that arrived meanwhile are read in the next pass first:
             // a request sent while the process was stopped is not the client's delay.
-            if !resumed && now - lastTick >= interval {
+            if !resumed && nanoseconds(from: lastTick, to: now) >= interval {
                 lastTick = now
                 for handler in handlers.values { handler.tick(now: now) }
             }

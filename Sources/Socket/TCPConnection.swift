@@ -160,21 +160,23 @@ public final class TCPConnection: EventLoopHandler {
     public func tick(now: UInt64) {
         guard !isClosed else { return }
         if let since = drainingSince ?? closingSince {
-            if now - since > TCPConnection.drainNanoseconds { closeNow() }
+            if nanoseconds(from: since, to: now) > TCPConnection.drainNanoseconds { closeNow() }
             return
         }
         // Output stuck behind a client that stopped reading: the protocol layer's timeouts
         // cannot help (its answer would queue behind the rest), so the socket layer ends it.
-        if hasPendingOutput, let stuck = outputStuckSince, now - stuck > TCPConnection.stuckOutputNanoseconds {
+        if hasPendingOutput, let stuck = outputStuckSince, nanoseconds(from: stuck, to: now) > TCPConnection.stuckOutputNanoseconds {
             closeNow()
             return
         }
         // Input that arrived while the process was not running (SIGSTOP, a paused VM, a
         // starved loop) is read before any timeout is judged: that wait was ours, not the
         // client's. A one-byte peek, once a tick per connection.
+        // What was just read is fresh activity, stamped after `now`: nothing to judge until
+        // the next tick.
         if !readingPaused && !heldByReader && !closeWhenFlushed && hasUnreadInput() {
             readable()
-            if isClosed { return }
+            return
         }
         delegate?.connectionTick(self, now: now)
     }
