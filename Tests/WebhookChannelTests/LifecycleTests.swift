@@ -62,7 +62,8 @@ import Testing
         #expect(answered.count < calls / 2, "the exit waited for \(answered.count) of \(calls) queued tool calls")
     }
 
-    @Test(arguments: [SIGTERM, SIGINT])
+    /// SIGHUP is a closed terminal: the session is gone, and it ends in order too.
+    @Test(arguments: [SIGTERM, SIGINT, SIGHUP])
     func terminationSignalExitsWithCodeZeroAndCleansUp(signal: Int32) async throws {
         let channel = try await TestChannel.start()
         defer { channel.stop() }

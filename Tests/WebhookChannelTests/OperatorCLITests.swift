@@ -4,7 +4,7 @@ import Testing
 /// The operator CLI against a running server (SPEC 7, README "CLI reference"): exit codes
 /// 0 ok / 1 failed / 2 usage, `--help` everywhere, and what each command prints.
 @Suite struct OperatorCLITests {
-    static let commands = ["pair", "sources", "add", "revoke", "rotate", "send", "sign", "events", "replay", "status",
+    static let commands = ["serve", "pair", "sources", "add", "revoke", "rotate", "send", "sign", "events", "replay", "status",
                            "approver", "filter", "content"]
 
     // MARK: Usage

@@ -18,7 +18,16 @@ public enum WebhookChannelMain {
         let rest = Array(arguments.dropFirst())
         var console = Console()
         switch command {
-        case "serve": ServeCommand.run()
+        case "serve":
+            if rest.contains("--help") || rest.contains("-h") {
+                console.out(ServeCommand.help)
+                return 0
+            }
+            guard rest.isEmpty else {
+                console.err("webhook-channel serve: unexpected argument \"\(rest[0].prefix(40))\"\n\n\(ServeCommand.help)")
+                return 2
+            }
+            ServeCommand.run()
         case "pair": return PairCommand.run(rest, console: &console)
         case "status": return StatusCommand.run(rest, console: &console)
         case "sources": return SourceCommands.sources(rest, console: console)
@@ -52,6 +61,7 @@ public enum WebhookChannelMain {
     (default 127.0.0.1:8788). Claude Code starts it this way.
 
     Commands (each takes --help):
+      serve                  serve (the same as no command)
       pair [CODE]            approve a pending pairing code; without CODE, list pending codes
       sources                list paired sources (never their secrets)
       add NAME --scheme S    add a provider source (github, stripe, standard, slack, webhook)

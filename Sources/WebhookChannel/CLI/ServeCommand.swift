@@ -15,10 +15,25 @@ import MCP
 enum ServeCommand {
     static let version = "0.1.0"
 
+    /// The signals that end the server in order.
+    static let exitSignals = [SIGTERM, SIGINT, SIGHUP]
+
+    static let help = """
+    Usage: webhook-channel serve
+
+    Serve (the same as no command, which is how Claude Code starts it): MCP on stdin/stdout
+    and signed HTTP webhooks on WEBHOOK_HOST:WEBHOOK_PORT (default 127.0.0.1:8788). Exits at
+    the end of stdin, on SIGTERM, SIGINT or SIGHUP, or when stdout's reader goes away.
+
+    Environment: WEBHOOK_PORT, WEBHOOK_HOST, WEBHOOK_STATE_DIR, WEBHOOK_FSYNC, WEBHOOK_EVENT_LOOP
+    """
+
     static func run() -> Never {
-        // Before any thread starts (they inherit the mask): SIGTERM and SIGINT are taken by
-        // one thread with sigwait (`Shutdown.onSignals`), not by handlers or Dispatch sources.
-        Shutdown.blockSignals([SIGTERM, SIGINT])
+        // Before any thread starts (they inherit the mask): SIGTERM, SIGINT and SIGHUP are
+        // taken by one thread with sigwait (`Shutdown.onSignals`), not by handlers or Dispatch
+        // sources. SIGHUP is a closed terminal: the session is gone, so it ends like SIGTERM
+        // (files removed, port closed) instead of the default abrupt death.
+        Shutdown.blockSignals(exitSignals)
         // Before anything can print: descriptor 1 becomes stderr, protocol lines go elsewhere.
         // Protocol lines have a writer thread of their own: a reader that stops reading stalls
         // only it (the event log is written on the loop, see ChannelState.commitAcceptedEvents).
@@ -82,7 +97,7 @@ enum ServeCommand {
             // above, and logs and files are written with write(2), unbuffered.
             _exit(0)
         }
-        shutdown.onSignals([SIGTERM, SIGINT])
+        shutdown.onSignals(exitSignals)
         // Claude Code closed our stdout: nothing accepted from now on could be delivered.
         output.whenReaderGone {
             log.info("stdout closed by its reader; exiting")
