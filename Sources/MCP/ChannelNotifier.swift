@@ -105,8 +105,11 @@ public final class ChannelNotifier: Sendable {
     /// Writes the notifications delivered so far (one non-blocking write; see
     /// `ProtocolOutput.writeQueued`). The state calls it before it lets the answers go, so
     /// Claude hears of an event no later than its sender hears back.
-    public func writeDelivered() {
+    /// Returns false when the reader is gone (stdout closed): what was delivered reaches no one.
+    @discardableResult
+    public func writeDelivered() -> Bool {
         output.writeQueued()
+        return !output.isClosed
     }
 
     /// Passes a permission verdict on to Claude Code (README "Permission relay"). A handful of bytes, rare, and

@@ -120,6 +120,23 @@ import Testing
         return "call-" + String(decoding: digits, as: UTF8.self)
     }
 
+    /// The webhook whose notification finds Claude Code gone (stdout closed) is not
+    /// acknowledged: nothing could deliver it. It is answered `503`, and the server exits.
+    @Test func theWebhookThatFindsStdoutClosedIsRefusedNotAcknowledged() async throws {
+        let server = try await ServerProcess.start(holdStdout: true)
+        defer { server.stop() }
+        let http = RawHTTPClient(port: server.port)
+        let credentials = try await http.pairSource(name: "gone-reader")
+        try await Durability.initializeWithoutReading(server)
+        server.child.closeHeldStdout()
+
+        let answer = try await http.postWebhook(#"{"event":"nobody-reads"}"#, as: credentials)
+        expectJSONError(answer, status: 503, error: "session_closed")
+        #expect(answer.header("Retry-After") == "1", "\(answer)")
+        let termination = try await server.child.waitForExit()
+        #expect(termination == .exited(0), "\(termination); stderr:\n\(server.stderr.tail())")
+    }
+
     @Test func beforeInitializedAFullWaitingRoomAnswers503NotReady() async throws {
         // No handshake at all: events wait for notifications/initialized, up to the bound.
         let server = try await ServerProcess.start()

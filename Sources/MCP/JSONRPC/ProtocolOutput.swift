@@ -151,6 +151,11 @@ public final class ProtocolOutput: Sendable {
         writeOwed.store(true, ordering: .releasing)
     }
 
+    /// The reader is gone (a write failed): nothing will be written again.
+    public var isClosed: Bool {
+        buffer.withLock { $0.closed }
+    }
+
     /// Everything accepted and not yet written, in bytes: replies and errors as well as channel
     /// events (their weight). The JSON-RPC session stops reading requests while it is high, so
     /// a client that sends without reading cannot grow it without bound. Zero once the reader

@@ -323,13 +323,21 @@ final class WebhookRoutes: Sendable {
                                                message: "The event could not be written to the event log; retry later.",
                                                headers: [("Retry-After", "5")])
 
+    static let sessionGone = HTTPResponse.error(status: 503, code: "session_closed",
+                                                message: "Claude Code closed this session; retry later.",
+                                                headers: [("Retry-After", "1")])
+
     private func webhook(_ request: HTTPRequest, pathSourceID: String?) -> HTTPReply {
         state.assumeIsolated { state in
             switch state.receiveWebhook(pathSourceID: pathSourceID, headers: request.headers, body: request.body) {
             case .accepted(let eventID, let filtered, let written):
                 // Answered at the end of the loop pass, once the event log holds the event.
-                return .later(written.map { written in
-                    written ? Self.accepted(eventID: eventID, filtered: filtered) : Self.notWritten
+                return .later(written.map { commit in
+                    switch commit {
+                    case .acknowledged: return Self.accepted(eventID: eventID, filtered: filtered)
+                    case .notWritten: return Self.notWritten
+                    case .sessionGone: return Self.sessionGone
+                    }
                 })
             case .verdict(.answered(let behavior)):
                 return .now(.json(["received": true, "verdict": .string(behavior.rawValue)]))

@@ -17,11 +17,22 @@ import MCP
 /// (`SourceDirectory`), pairing (`PairingDesk`) and replay (`EventReplay`) are types of their
 /// own that it owns and calls on its executor, which is why they need no locks.
 public actor ChannelState {
+    /// What became of an accepted event at the end of its loop pass.
+    public enum Commit: Sendable {
+        /// Its line is in the event log and its notification on its way: answer `200`.
+        case acknowledged
+        /// The event log could not be written: nothing was promised, the sender retries.
+        case notWritten
+        /// Claude Code closed stdout: no notification can reach this session any more, so
+        /// it is not acknowledged (the process is on its way out; the sender retries).
+        case sessionGone
+    }
+
     public enum WebhookOutcome {
         /// Verified and queued for the log: `written` says, at the end of the loop pass,
-        /// whether its line reached the event log (only then may it be acknowledged).
+        /// whether it may be acknowledged (`Commit`).
         /// `filtered`: logged only, not notified (the source's event filter, README "Filters").
-        case accepted(eventID: String, filtered: Bool, written: Pending<Bool>)
+        case accepted(eventID: String, filtered: Bool, written: Pending<Commit>)
         /// A permission verdict from an approver (README "Permission relay"): never an event, never logged.
         case verdict(PermissionRelay.VerdictOutcome)
         case duplicate
@@ -87,7 +98,7 @@ public actor ChannelState {
         /// The duplicate memory's digests of `replayKeys`, for the journal once written.
         var remembered: [UInt64]
         var receivedAt: Double
-        var written: Pending<Bool>
+        var written: Pending<Commit>
         /// The 200 went out already (without `WEBHOOK_FSYNC`, as soon as the log holds it).
         var answered = false
     }
@@ -248,7 +259,7 @@ public actor ChannelState {
         eventLog.append(record, bodyIsUTF8: candidate.bodyIsUTF8)
         sources.stats[source.id, default: SourceStats()].eventCount += 1
         sources.stats[source.id, default: SourceStats()].lastEventAt = now
-        let written = Pending<Bool>()
+        let written = Pending<Commit>()
         uncommitted.append(Uncommitted(notification: notification, weight: weight, route: source.route, sourceID: source.id,
                                        replayKeys: replayKeys, remembered: remembered, receivedAt: now,
                                        written: written))
@@ -289,7 +300,7 @@ public actor ChannelState {
                 if case .none = accepted.notification {} else { notifier.cancel(weight: accepted.weight) }
                 for key in accepted.replayKeys { replay.remove(key) }
                 sources.stats[accepted.sourceID]?.eventCount -= 1
-                accepted.written.fulfil(false)
+                accepted.written.fulfil(.notWritten)
             }
             return
         }
@@ -300,12 +311,7 @@ public actor ChannelState {
         }
         if awaitingRelease.isEmpty { awaitingRelease = batch } else { awaitingRelease += batch }
         releaseInOrder()
-        if !syncsLog {
-            notifier.writeDelivered()
-            journalBeforeAnswering(batch) { _ in true }
-            // By index: a `for … in` copies each element, every string and array in it retained.
-            for index in batch.indices { batch[index].written.fulfil(true) }
-        }
+        if !syncsLog { answer(batch) { _ in true } }
     }
 
     /// Notifies written events in the order they were accepted. A batch that needs the log
@@ -368,9 +374,24 @@ public actor ChannelState {
         }
         fanOut?.endOfPass()
         guard batch.contains(where: { !$0.answered }) else { return }
-        notifier.writeDelivered()
-        journalBeforeAnswering(batch) { !$0.answered }
-        for index in batch.indices where !batch[index].answered { batch[index].written.fulfil(true) }
+        answer(batch) { !$0.answered }
+    }
+
+    /// Writes the notifications, journals the keys of the events `owed` an answer, then answers
+    /// them `200`. When the write finds Claude Code gone (stdout closed), they are answered
+    /// `503` instead and forgotten by the duplicate memory: their senders retry, and a retry
+    /// after the restart is delivered (their lines are in the log, their keys not journaled).
+    private func answer(_ batch: [Uncommitted], owed: (Uncommitted) -> Bool) {
+        guard notifier.writeDelivered() else {
+            for index in batch.indices where owed(batch[index]) {
+                for key in batch[index].replayKeys { replay.remove(key) }
+                batch[index].written.fulfil(.sessionGone)
+            }
+            return
+        }
+        journalBeforeAnswering(batch, where: owed)
+        // By index: a `for … in` copies each element, every string and array in it retained.
+        for index in batch.indices where owed(batch[index]) { batch[index].written.fulfil(.acknowledged) }
     }
 
     // MARK: Event log

@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 
 /// How a child ended.
 enum Termination: Equatable, CustomStringConvertible {
@@ -51,6 +52,14 @@ final class ChildProcess: @unchecked Sendable {
     private let stdoutGate = DispatchSemaphore(value: 0)
     private let stdoutHeld: Bool
     private var stdoutResumed = false
+    /// Set by `closeHeldStdout`: the reader closes the pipe instead of reading it.
+    private let stdoutAbandoned = Flag()
+
+    final class Flag: Sendable {
+        private let value = Atomic<Bool>(false)
+        func set() { value.store(true, ordering: .releasing) }
+        var isSet: Bool { value.load(ordering: .acquiring) }
+    }
 
     /// - Parameter holdStdout: nothing reads the child's stdout until `resumeStdout()`: the
     ///   pipe fills up and the child's writes block, as when Claude Code stops reading.
@@ -62,7 +71,9 @@ final class ChildProcess: @unchecked Sendable {
         pid = spawned
         stdinFD = stdinWrite
         stdoutHeld = holdStdout
-        Self.startReader(fd: stdoutRead, into: stdout, name: "stdout", gate: holdStdout ? stdoutGate : nil)
+        let abandoned = stdoutAbandoned
+        Self.startReader(fd: stdoutRead, into: stdout, name: "stdout", gate: holdStdout ? stdoutGate : nil,
+                         abandon: { abandoned.isSet })
         Self.startReader(fd: stderrRead, into: stderr, name: "stderr")
         startWaiter()
         startStdinWriter()
@@ -77,6 +88,13 @@ final class ChildProcess: @unchecked Sendable {
             return stdoutHeld && !stdoutResumed
         }
         if resume { stdoutGate.signal() }
+    }
+
+    /// Closes our end of the child's stdout, unread, when it was held back (`holdStdout`): as
+    /// when Claude Code goes away, the child's next write to stdout fails (EPIPE).
+    func closeHeldStdout() {
+        stdoutAbandoned.set()
+        resumeStdout()
     }
 
     /// How the child ended (nil while it runs).
@@ -276,9 +294,15 @@ final class ChildProcess: @unchecked Sendable {
         return nil
     }
 
-    private static func startReader(fd: Int32, into buffer: LineBuffer, name: String, gate: DispatchSemaphore? = nil) {
+    private static func startReader(fd: Int32, into buffer: LineBuffer, name: String, gate: DispatchSemaphore? = nil,
+                                    abandon: @escaping @Sendable () -> Bool = { false }) {
         let thread = Thread {
             gate?.wait()
+            if abandon() {
+                close(fd)
+                buffer.finish()
+                return
+            }
             var chunk = [UInt8](repeating: 0, count: 65_536)
             while true {
                 let count = chunk.withUnsafeMutableBytes { Foundation.read(fd, $0.baseAddress!, $0.count) }
