@@ -45,6 +45,35 @@ import Testing
         expectProviderAccepted(try await channel.http.postWebhook(#"{"event":"after"}"#, as: credentials))
     }
 
+    /// An idle server (no request comes) still notices a corrupt `sources.json`: a CLI
+    /// command run right after the file was broken waits, and then reads the sources the
+    /// server wrote back; `add` adds to them instead of saving itself alone over them.
+    @Test(arguments: ["sources", "add"])
+    func aCLICommandRightAfterTheFileBrokeSeesTheSourcesTheServerWroteBack(command: String) async throws {
+        let channel = try await TestChannel.start()
+        defer { channel.stop() }
+        let first = try await channel.http.pairSource(name: "first")
+        let second = try await channel.http.pairSource(name: "second")
+
+        try channel.stateDir.writeSourcesFile(#"{"sources": {"#)
+        let run = command == "sources"
+            ? try await runCLI(["sources", "--json"], stateDir: channel.stateDir)
+            : try await runCLI(["add", "third", "--scheme", "github"], stateDir: channel.stateDir,
+                               stdin: Data("a-provider-secret\n".utf8))
+        #expect(run.exitCode == 0, "\(run)")
+        let file = try JSON.parse(Data(contentsOf: channel.stateDir.sourcesFile))
+        for id in [first.sourceID, second.sourceID] {
+            #expect(file["sources"]?[id] != nil, "\(id) lost: \(file)")
+            #expect(run.stdout.contains(id) || command == "add", "\(command) did not list \(id): \(run)")
+        }
+        if command == "add" {
+            #expect(file["sources"]?.objectValue?.count == 3, "\(file)")
+        }
+        expectProviderAccepted(try await channel.http.postWebhook(#"{"event":"still-paired"}"#, as: first))
+        #expect(channel.stateDir.entries().contains { $0.hasPrefix("sources.json.corrupt-") },
+                "the broken file is kept aside: \(channel.stateDir.entries())")
+    }
+
     @Test func pairedSourceIsStoredPrivatelyInTheSeedSchemaAsPrettyJSON() async throws {
         let channel = try await TestChannel.start()
         defer { channel.stop() }

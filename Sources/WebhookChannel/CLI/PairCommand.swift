@@ -76,6 +76,7 @@ enum PairCommand {
             }
             return 1
         }
+        store.waitWhileFreshlyCorrupt()
         do {
             let (approval, _, _) = try store.mutate { file throws -> SourceRecord? in
                 do {

@@ -69,7 +69,13 @@ enum ServeCommand {
         // Once per loop pass: the events the pass accepted go to the event log with one
         // write, then their answers and notifications go out, the notifications with one write.
         loop.addEndOfPassAction {
-            state.assumeIsolated { $0.commitAcceptedEvents() }
+            state.assumeIsolated { state in
+                state.commitAcceptedEvents()
+                // A change to sources.json is looked at within a pass, not only when a request
+                // comes: a file left corrupt is set aside and the good sources written back a
+                // second later even on an idle server (a CLI command waits for that).
+                state.refreshIfChanged()
+            }
             output.writeQueued()
         }
         let policy = CallbackURLPolicy(allowPrivate: config.allowPrivateCallbacks)

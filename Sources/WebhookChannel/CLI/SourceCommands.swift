@@ -125,6 +125,7 @@ enum SourceCommands {
         let piped = readSecretFromStdin()
         let secret = piped ?? SourceAdmin.generateSecret(for: scheme)
         let now = SystemClock().now()
+        store.waitWhileFreshlyCorrupt()
         do {
             let (source, _, _) = try store.mutate { file in
                 SourceAdmin.add(&file, name: name, scheme: scheme, secret: secret, callbackURL: callback, now: now)
@@ -268,8 +269,10 @@ enum SourceCommands {
     static func changeSource(_ command: String, id: String, console: Console,
                              _ change: (inout SourcesFile, String) throws(SourceAdmin.Failure) -> SourceRecord) -> SourceRecord?
     {
+        let store = operatorStore()
+        store.waitWhileFreshlyCorrupt()
         do {
-            let (source, _, _) = try operatorStore().mutate { file throws(SourceAdmin.Failure) in try change(&file, id) }
+            let (source, _, _) = try store.mutate { file throws(SourceAdmin.Failure) in try change(&file, id) }
             return source
         } catch SourceAdmin.Failure.unknownSource {
             console.err("No source has id \(id.prefix(80)).")

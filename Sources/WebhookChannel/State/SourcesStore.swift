@@ -22,6 +22,7 @@ public struct SourcesStore: Sendable {
     /// waits for another process that holds the lock. Only a corrupt file takes the lock, to
     /// move it aside (rare, and a write).
     public func load() -> (SourcesFile, FileIdentity?) {
+        waitWhileFreshlyCorrupt()
         switch snapshot() {
         case .file(let file, let identity):
             return (file, identity)
@@ -32,6 +33,26 @@ public struct SourcesStore: Sendable {
                 log.error("cannot read \(SourcesFile.fileName): \(error)")
                 return (SourcesFile(), nil)
             }
+        }
+    }
+
+    /// How long, from its last change, the operator CLI leaves a corrupt `sources.json` alone
+    /// before it sets the file aside. Someone rewriting the file in place is caught mid-write
+    /// as often as a real mistake: that writer finishes within it, and a running server (which
+    /// notices the change at once) sets aside a file still corrupt a second after it changed
+    /// and writes back the sources it last read whole. A CLI command run meanwhile waits and
+    /// then reads that, instead of moving the file aside and losing every source.
+    public static let operatorSettleSeconds = 3.0
+
+    /// For the operator CLI, before it reads or changes the file: waits (polling, bounded)
+    /// while the file is corrupt and its last change is under `operatorSettleSeconds` old.
+    public func waitWhileFreshlyCorrupt() {
+        let deadline = Date().timeIntervalSince1970 + Self.operatorSettleSeconds + 1
+        while case .corrupt(let identity) = snapshot() {
+            let now = Date().timeIntervalSince1970
+            let changedAt = Double(identity?.modificationNanoseconds ?? 0) / 1e9
+            guard now - changedAt < Self.operatorSettleSeconds, now < deadline else { return }
+            usleep(50_000)
         }
     }
 
