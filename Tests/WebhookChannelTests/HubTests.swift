@@ -66,6 +66,52 @@ import Testing
         #expect(status.stdout.contains("follower  pid \(follower.server.pid)  /work/b"), "\(status)")
     }
 
+    /// SPEC 9 across sessions: a follower whose Claude Code stops reading stops reading the
+    /// hub once its own bound is reached, the hub then answers `503 backlog` instead of
+    /// queueing without end (or cutting the follower off), the follower's memory stays
+    /// bounded, and once it reads again it gets every acknowledged event, once, in order.
+    @Test func aFollowerThatStopsReadingHoldsTheHubBackWith503AndGetsEveryAcknowledgedEventAfter() async throws {
+        var sessions = try Sessions()
+        defer { sessions.stop() }
+        _ = try await sessions.start(project: "/work/a")
+        let follower = try await ServerProcess.start(
+            stateDir: sessions.stateDir, environment: ["WEBHOOK_PORT": String(sessions.port), "CLAUDE_PROJECT_DIR": "/work/b"],
+            holdStdout: true)
+        defer { follower.stop() }
+        _ = try await follower.stderr.waitForLine("a line with following", where: { $0.contains("following") })
+        let http = RawHTTPClient(port: sessions.port)
+        try await Durability.initializeWithoutReading(follower)
+        let credentials = try await http.pairSource(name: "ci")
+
+        let acks = Acknowledgements()
+        let deadline = Date().addingTimeInterval(120)
+        let port = sessions.port
+        try await offloaded {
+            acks.sendLoop(port: port, limit: 6_000, deadline: deadline) { index in
+                Durability.webhookRequest(http, credentials, body: Durability.body(tag: "follower", index: index, padding: 12_000))
+            }
+        }
+        let acknowledged = acks.acknowledged
+        let refusal = try #require(acks.otherAnswers.first, "no 503 after \(acknowledged.count) acknowledged")
+        expectJSONError(refusal, status: 503, error: "backlog")
+        #expect(acks.connectionFailures.isEmpty, "\(acks.connectionFailures)")
+        // The follower's 8 MiB, the hub's 8 MiB for it, and what the pipe and socket hold.
+        #expect(acknowledged.count < 3_000, "\(acknowledged.count) acknowledged: nothing held the hub back")
+        let peak = try Durability.peakResidentBytes(of: follower.pid)
+        #expect(peak < 64 << 20, "follower VmHWM \(peak >> 20) MiB")
+
+        follower.child.resumeStdout()
+        let mcp = MCPTestClient(follower)
+        _ = try await mcp.response(to: "stalled-initialize")
+        var delivered: [String] = []
+        for _ in acknowledged {
+            let event = try await mcp.channelEvent()
+            delivered.append(event["meta"]?["event_id"]?.stringValue ?? "(none)")
+        }
+        #expect(delivered == acknowledged, "first difference at \(delivered.indices.first { delivered[$0] != acknowledged[$0] } ?? -1)")
+        #expect(try await mcp.channelEventsUntilQuiet().isEmpty, "more notifications than acknowledged events")
+    }
+
     @Test func aRoutedSourceReachesOnlyTheSessionsInItsProject() async throws {
         var sessions = try Sessions()
         defer { sessions.stop() }

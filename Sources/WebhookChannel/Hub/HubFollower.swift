@@ -79,12 +79,14 @@ final class HubFollower: @unchecked Sendable {
     }
 
     /// Holds the reader while this session cannot take more (not initialised, or its stdout
-    /// backlog at the bound): the hub then buffers, up to its own bound.
+    /// backlog at the bound): the hub then buffers, up to its own bound, and past it answers
+    /// `503 backlog`. The hub's lines go out with `send`, so they count in what stdout has not
+    /// written (`unwrittenBytes`), not in the notifier's event backlog.
     private func waitForRoom() {
         while true {
             let waiting = notifier.waiting
             if notifier.isInitialized, waiting.messages < ChannelNotifier.maxWaitingEvents,
-               waiting.bytes < ChannelNotifier.maxWaitingBytes { return }
+               waiting.bytes + output.unwrittenBytes < ChannelNotifier.maxWaitingBytes { return }
             usleep(10_000)
         }
     }

@@ -13,12 +13,15 @@ import MCP
 ///
 /// Threads: one accepts; each follower has a reader (its hello, then waiting for its end or a
 /// malformed frame) and a writer. The event loop only appends to a follower's bounded queue,
-/// so a follower that stops reading never slows the hub or the others: past the bound it is
-/// cut off, and it re-attaches.
+/// so a follower that stops reading never slows the hub or the others: once its queue holds
+/// `maxQueuedBytesPerFollower`, events for it are refused (`503 backlog`) until it reads
+/// again, and one that fell past `cutOffBytesPerFollower` anyway is cut off (it re-attaches).
 final class HubServer: SessionFanOut, @unchecked Sendable {
     static let socketName = "hub.sock"
-    /// What may wait for one follower before it is cut off.
+    /// What may wait for one follower before events for it are refused.
     static let maxQueuedBytesPerFollower = 8 << 20
+    /// A safety net past that bound (what one loop pass can add is far less): cut off.
+    static let cutOffBytesPerFollower = 4 * maxQueuedBytesPerFollower
     static let maxFrameBytes = 64 * 1024
 
     let own: SessionInfo
@@ -71,16 +74,7 @@ final class HubServer: SessionFanOut, @unchecked Sendable {
     func share(_ event: ChannelEvent, pinnedTo route: String?) -> (ownSession: Bool, line: [UInt8]?) {
         let current = links.withLock { $0 }
         guard !current.isEmpty else { return (true, nil) }
-        var targets = current
-        var ownGetsIt = true
-        if let route {
-            targets = current.filter { $0.info.isInside(route) }
-            ownGetsIt = own.isInside(route)
-            if targets.isEmpty && !ownGetsIt {
-                targets = current
-                ownGetsIt = true
-            }
-        }
+        let (targets, ownGetsIt) = targets(among: current, pinnedTo: route)
         guard !targets.isEmpty else { return (ownGetsIt, nil) }
         var line: [UInt8] = []
         event.writeNotification(into: &line)
@@ -88,6 +82,22 @@ final class HubServer: SessionFanOut, @unchecked Sendable {
             log.warning("follower pid \(link.info.pid) is not reading; cut it off (it re-attaches)")
         }
         return (ownGetsIt, line)
+    }
+
+    func hasRoom(pinnedTo route: String?) -> Bool {
+        let current = links.withLock { $0 }
+        guard !current.isEmpty else { return true }
+        return targets(among: current, pinnedTo: route).links.allSatisfy { $0.queuedBytes < Self.maxQueuedBytesPerFollower }
+    }
+
+    /// The followers an event pinned to `route` goes to, and whether the hub's own session
+    /// gets it: the sessions inside the project, or every session when none is (never nowhere).
+    private func targets(among current: [FollowerLink], pinnedTo route: String?) -> (links: [FollowerLink], own: Bool) {
+        guard let route else { return (current, true) }
+        let inside = current.filter { $0.info.isInside(route) }
+        let ownInside = own.isInside(route)
+        if inside.isEmpty && !ownInside { return (current, true) }
+        return (inside, ownInside)
     }
 
     func endOfPass() {
@@ -170,6 +180,8 @@ final class FollowerLink: @unchecked Sendable {
         var wakeOwed = false
         /// The writer took bytes and has not finished writing them.
         var inFlight = false
+        /// How many (they still take memory until written).
+        var inFlightBytes = 0
     }
     private let queue = Mutex(Queue())
     private let wake = ConditionSignal()
@@ -182,12 +194,17 @@ final class FollowerLink: @unchecked Sendable {
         self.info = info
     }
 
+    /// Bytes queued for the follower or being written to it.
+    var queuedBytes: Int {
+        queue.withLock { $0.bytes.count + $0.inFlightBytes }
+    }
+
     /// Queues a line (its newline added) for the next `wakeIfQueued`; false (and the link is
-    /// cut) when the follower has fallen too far behind.
+    /// cut) when the follower has fallen past the safety net (`cutOffBytesPerFollower`).
     func queue(_ line: [UInt8]) -> Bool {
         let accepted = queue.withLock { state -> Bool in
             guard !state.closed else { return true }
-            guard state.bytes.count + line.count < HubServer.maxQueuedBytesPerFollower else { return false }
+            guard state.bytes.count + state.inFlightBytes + line.count < HubServer.cutOffBytesPerFollower else { return false }
             state.bytes.append(contentsOf: line)
             state.bytes.append(0x0A)
             state.wakeOwed = true
@@ -221,6 +238,7 @@ final class FollowerLink: @unchecked Sendable {
                 let closed = queue.withLock { state -> Bool in
                     swap(&taken, &state.bytes)
                     state.inFlight = !taken.isEmpty
+                    state.inFlightBytes = taken.count
                     return state.closed
                 }
                 if closed { return }
@@ -232,7 +250,10 @@ final class FollowerLink: @unchecked Sendable {
                     cut()
                     return
                 }
-                queue.withLock { $0.inFlight = false }
+                queue.withLock { state in
+                    state.inFlight = false
+                    state.inFlightBytes = 0
+                }
                 drained.signal()
                 taken.removeAll(keepingCapacity: taken.capacity <= 1 << 20)
             }

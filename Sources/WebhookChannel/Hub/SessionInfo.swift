@@ -74,4 +74,8 @@ public protocol SessionFanOut: AnyObject, Sendable {
     func share(_ event: ChannelEvent, pinnedTo route: String?) -> (ownSession: Bool, line: [UInt8]?)
     /// Wakes each follower's writer once for everything shared in this loop pass.
     func endOfPass()
+    /// Whether every follower an event pinned to `route` would go to can take it: a follower
+    /// whose session stopped reading holds back its end of `hub.sock`, its queue here fills,
+    /// and the hub then answers `503 backlog` as for its own session (SPEC 9).
+    func hasRoom(pinnedTo route: String?) -> Bool
 }

@@ -253,6 +253,11 @@ public actor ChannelState {
             case .notReady: return .notReady
             case .backlog: return .backlog
             }
+            // A follower session that stopped reading counts as this one would.
+            if let fanOut, !fanOut.hasRoom(pinnedTo: source.route) {
+                notifier.cancel(weight: weight)
+                return .backlog
+            }
         }
 
         let remembered = replayKeys.compactMap { replay.insert($0, now: now) }
