@@ -36,6 +36,25 @@ struct CallbackURLPolicyTests {
         }
     }
 
+    @Test func theServersOwnPortIsRefusedOnLocalAddressesOnly() {
+        let policy = CallbackURLPolicy(ownPort: CallbackURLPolicy.OwnPort(8788))
+        for url in ["http://127.0.0.1:8788/pair/complete", "http://localhost:8788/webhook", "http://[::1]:8788/",
+                    "http://127.0.0.2:8788/", "http://app.localhost:8788/"] {
+            #expect(throws: CallbackURLPolicy.Refusal(reason: "the callback URL points at this server itself"), "\(url)") {
+                try policy.check(url)
+            }
+        }
+        for url in ["http://127.0.0.1:8789/", "https://example.com:8788/", "http://localhost/"] {
+            #expect(throws: Never.self, "\(url)") { try policy.check(url) }
+        }
+        // After DNS: a name that resolves to loopback on the own port.
+        #expect(throws: CallbackURLPolicy.Refusal.self) { try policy.checkResolved(["127.0.0.1"], port: 8788) }
+        #expect(throws: Never.self) { try policy.checkResolved(["127.0.0.1"], port: 9000) }
+        #expect(throws: Never.self) { try policy.checkResolved(["93.184.216.34"], port: 8788) }
+        // Not serving (the CLI's own sends to the server): no own port.
+        #expect(throws: Never.self) { try CallbackURLPolicy().check("http://127.0.0.1:8788/webhook") }
+    }
+
     @Test func privateNetworksAreAllowedWhenTheOperatorOptsIn() {
         #expect(throws: Never.self) { try CallbackURLPolicy(allowPrivate: true).check("http://10.1.2.3:8080/") }
         #expect(throws: CallbackURLPolicy.Refusal.self) { try CallbackURLPolicy(allowPrivate: true).check("http://169.254.169.254/") }

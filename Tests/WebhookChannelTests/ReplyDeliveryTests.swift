@@ -237,11 +237,44 @@ import Testing
         let health = try await channel.http.get("/health").json()
         #expect(health["pending"] == 0, "a refused /pair left a pending code: \(health)")
 
+        // Loopback is fine on another port (a receiver on this machine), never on the
+        // server's own: a reply there would reach its own routes.
         let port = channel.server.port
-        for url in ["http://127.0.0.1:\(port)/", "http://localhost:\(port)/hook"] {
+        let other = port == 65535 ? port - 1 : port + 1
+        for url in ["http://127.0.0.1:\(other)/", "http://localhost:\(other)/hook"] {
             let ticket = try await channel.http.requestPairing(name: "ok", callbackURL: url)
             #expect(ticket.code.wholeMatch(of: Formats.pairingCode) != nil, "\(url): \(ticket.response)")
         }
+        for url in ["http://127.0.0.1:\(port)/pair/complete", "http://localhost:\(port)/webhook", "http://[::1]:\(port)/",
+                    "http://sub.localhost:\(port)/"] {
+            let response = try await channel.http.postJSON("/pair", ["name": "self", "callback_url": .string(url)])
+            expectJSONError(response, status: 400, error: "invalid_callback_url")
+        }
+    }
+
+    /// A source whose callback is the server's own address (written into sources.json by
+    /// hand: `/pair` and `add` refuse it) gets no reply: otherwise one `webhook_reply` would
+    /// complete an attacker's pending pairing from a loopback peer, or answer a permission
+    /// prompt at `/webhook` with an approver's signature.
+    @Test func aReplyToTheServersOwnPortIsRefusedAndCompletesNoPairing() async throws {
+        let channel = try await TestChannel.start(environment: Self.fastRetries)
+        defer { channel.stop() }
+        let helper = try await channel.http.pairSource(name: "helper")
+        let port = channel.server.port
+        try await editSourcesFile(channel.stateDir) { sources in
+            guard case .object(var source)? = sources[helper.sourceID] else { return }
+            source["callback_url"] = .string("http://127.0.0.1:\(port)/pair/complete")
+            sources[helper.sourceID] = .object(source)
+        }
+        let attacker = try await channel.http.requestPairing(name: "attacker")
+
+        let result = try await Self.reply(channel, ["source_id": .string(helper.sourceID), "payload": ["code": .string(attacker.code)]])
+
+        #expect(result["isError"] == true, "\(result)")
+        #expect(ProviderFixtures.text(ofToolResult: result).contains("this server itself"), "\(result)")
+        let health = try await channel.http.get("/health").json()
+        #expect(health["pending"] == 1, "the attacker's code was completed: \(health)")
+        #expect(health["sources"] == 1, "\(health)")
     }
 
     @Test func pairRefusesNumericAliasesOfForbiddenAddresses() async throws {

@@ -78,7 +78,10 @@ enum ServeCommand {
             }
             output.writeQueued()
         }
-        let policy = CallbackURLPolicy(allowPrivate: config.allowPrivateCallbacks)
+        // Replies never go to this server's own port (CallbackURLPolicy.ownPort): with port 0,
+        // the port the kernel picked is set once bound.
+        let ownPort = CallbackURLPolicy.OwnPort(config.port)
+        let policy = CallbackURLPolicy(allowPrivate: config.allowPrivateCallbacks, ownPort: ownPort)
         // The MCP side's tasks (tool calls, reply retries) run on a thread of their own, not on
         // libdispatch's pool.
         let mcpExecutor = ThreadTaskExecutor(name: "mcp")
@@ -175,6 +178,7 @@ enum ServeCommand {
                     outcome = .failure(error)
                 }
                 if case .success(let server) = outcome {
+                    policy.ownPort?.set(server.address.port)
                     if !loopback {
                         log.warning("listening on non-loopback address \(config.host): anyone who can reach it can POST /pair; "
                             + "put it behind a tunnel or firewall you control")

@@ -107,13 +107,6 @@ enum SourceCommands {
         guard let scheme = SignatureScheme(rawValue: schemeName.lowercased()) else {
             return usage("add", "unknown scheme \"\(schemeName.prefix(20))\"", addHelp, console)
         }
-        let callback = parsed.options["--callback"]
-        if let callback {
-            do { _ = try CallbackURLPolicy(allowPrivate: parsed.flags.contains("--allow-private")).check(callback) } catch {
-                console.err("webhook-channel add: refused callback URL: \(error.reason)")
-                return 1
-            }
-        }
         let store = operatorStore()
         // Checked before anything is added: a URL built from a bad setting would be pasted
         // into the provider and never reach the server, which refuses to start with it.
@@ -121,6 +114,17 @@ enum SourceCommands {
         do { base = try webhookBaseURL(directory: store.directory) } catch {
             console.err("webhook-channel add: \(error.description)")
             return 2
+        }
+        let callback = parsed.options["--callback"]
+        if let callback {
+            // Never the server's own port (`CallbackURLPolicy.ownPort`).
+            let ownPort = CallbackURLPolicy.OwnPort(UInt16(clamping: URLComponents(string: base)?.port ?? 0))
+            do {
+                _ = try CallbackURLPolicy(allowPrivate: parsed.flags.contains("--allow-private"), ownPort: ownPort).check(callback)
+            } catch {
+                console.err("webhook-channel add: refused callback URL: \(error.reason)")
+                return 1
+            }
         }
         let piped = readSecretFromStdin()
         let secret = piped ?? SourceAdmin.generateSecret(for: scheme)

@@ -77,7 +77,7 @@ public enum CallbackClient {
         case .failure(.timedOut): return .failure(Failure(reason: "timed out looking up \(target.host)", retryable: true))
         case .failure(.busy): return .failure(Failure(reason: "too many lookups still running", retryable: true))
         }
-        do { try policy.checkResolved(addresses.map(\.host)) } catch {
+        do { try policy.checkResolved(addresses.map(\.host), port: target.port) } catch {
             return .failure(Failure(reason: error.reason, retryable: addresses.isEmpty))
         }
         var lastError = "could not connect"

@@ -4,6 +4,7 @@ import FoundationEssentials  // Linux: Foundation without ICU
 import Foundation
 #endif
 import Platform
+import Synchronization
 
 /// Where replies may be sent. A callback URL comes from an unauthenticated `/pair` request, so
 /// without this a sender could make Claude POST into the local network or a cloud metadata
@@ -11,8 +12,31 @@ import Platform
 public struct CallbackURLPolicy: Sendable {
     /// The operator's explicit opt-in for callbacks on private networks.
     public var allowPrivate: Bool
+    /// The port this server's HTTP endpoint listens on, when serving: a callback to it on a
+    /// local address is refused. Otherwise a reply (which Claude sends) would reach the
+    /// server's own routes from a loopback peer, signed with a source's secret: complete a
+    /// pairing at `/pair/complete`, or answer a permission prompt at `/webhook` — what no
+    /// tool may do (SPEC 3).
+    public var ownPort: OwnPort?
 
-    public init(allowPrivate: Bool = false) { self.allowPrivate = allowPrivate }
+    public init(allowPrivate: Bool = false, ownPort: OwnPort? = nil) {
+        self.allowPrivate = allowPrivate
+        self.ownPort = ownPort
+    }
+
+    /// The serving port, set once it is known (a port of 0 is the kernel's pick).
+    public final class OwnPort: Sendable {
+        private let value: Atomic<UInt16>
+
+        public init(_ port: UInt16) { value = Atomic(port) }
+
+        public var port: UInt16? {
+            let port = value.load(ordering: .acquiring)
+            return port == 0 ? nil : port
+        }
+
+        public func set(_ port: UInt16) { value.store(port, ordering: .releasing) }
+    }
 
     public struct Target: Sendable, Equatable {
         public let scheme: String
@@ -48,21 +72,32 @@ public struct CallbackURLPolicy: Sendable {
         if ["metadata.google.internal", "metadata", "instance-data"].contains(host) || host.hasSuffix(".metadata.google.internal") {
             throw Refusal(reason: "the callback URL points at a cloud metadata service")
         }
-        if let addressClass = AddressClass.of(literal: host) {
+        let addressClass = AddressClass.of(literal: host)
+        if let addressClass {
             try permit(addressClass)
+        }
+        let isLocalName = host == "localhost" || host.hasSuffix(".localhost")
+        if isLocalName || addressClass == .loopback || addressClass == .unspecified {
+            try refuseOwnPort(UInt16(port))
         }
         return Target(scheme: scheme, host: host, port: UInt16(port), pathAndQuery: path)
     }
 
-    /// Checks every address a name resolved to; all must be allowed.
-    public func checkResolved(_ addresses: [String]) throws(Refusal) {
+    /// Checks every address a name resolved to; all must be allowed. `port`: the target's.
+    public func checkResolved(_ addresses: [String], port: UInt16? = nil) throws(Refusal) {
         guard !addresses.isEmpty else { throw Refusal(reason: "the callback host does not resolve") }
         for address in addresses {
             guard let addressClass = AddressClass.of(literal: address) else {
                 throw Refusal(reason: "the callback host resolved to an unusable address")
             }
             try permit(addressClass)
+            if let port, addressClass == .loopback || addressClass == .unspecified { try refuseOwnPort(port) }
         }
+    }
+
+    private func refuseOwnPort(_ port: UInt16) throws(Refusal) {
+        guard let own = ownPort?.port, own == port else { return }
+        throw Refusal(reason: "the callback URL points at this server itself")
     }
 
     private func permit(_ addressClass: AddressClass) throws(Refusal) {
