@@ -72,6 +72,31 @@ import Testing
         try await expectCleanExit(channel.server)
     }
 
+    /// Started with stderr closed (`2>&-`), the log lines go nowhere, never to stdout: the
+    /// descriptor number 2 would otherwise be the protocol's own copy of stdout.
+    @Test func withStderrClosedAtStartStdoutCarriesOnlyProtocolLines() async throws {
+        let dir = try TempStateDir()
+        defer { dir.remove() }
+        let binary = try ServerProcess.binaryURL()
+        let child = try ChildProcess(executable: URL(fileURLWithPath: "/bin/sh"), arguments: ["-c", #"exec 2>&- "$0""#, binary.path],
+                                     environment: ServerProcess.childEnvironment(stateDir: dir, overrides: ["WEBHOOK_PORT": "0"]))
+        defer { child.kill() }
+        child.write(Data((#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"t","version":"1"}}}"# + "\n").utf8))
+        child.write(Data("this is not json\n".utf8))
+        child.write(Data(#"{"jsonrpc":"2.0","id":2,"method":"ping"}"#.utf8 + Data("\n".utf8)))
+        _ = try await child.stdout.waitForLine("the ping's answer") { $0.contains(#""id":2"#) }
+        child.closeStdin()
+        _ = try await child.waitForExit()
+        _ = try await poll("stdout to end") { child.stdout.isFinished ? true : nil }
+
+        let lines = child.stdout.textLines
+        #expect(lines.count == 3, "\(lines)")
+        for line in lines {
+            let message = try? JSON.parse(Data(line.utf8))
+            #expect(message?["jsonrpc"] == "2.0", "not a protocol line on stdout: \(line)")
+        }
+    }
+
     @Test func closingStdinBeforeAnyMessageStillExitsCleanly() async throws {
         let server = try await ServerProcess.start()
         defer { server.stop() }

@@ -10,6 +10,7 @@ import Platform
 public enum WebhookChannelMain {
     /// The executable's whole body: runs the command and exits with its status.
     public static func main(arguments: [String]) -> Never {
+        StandardDescriptors.ensureOpen()
         exit(run(arguments: arguments))
     }
 
