@@ -60,6 +60,14 @@ public struct ChannelEvent: Sendable, Equatable {
         String(decoding: neutralizingChannelTags(utf8: Array(text.utf8)), as: UTF8.self)
     }
 
+    /// The same, at most `maxBytes` UTF-8 bytes: cut at a character boundary, and never inside
+    /// an `&lt;` (a digest line, measured as Claude will read it).
+    public static func neutralizingChannelTags(_ text: String, maxBytes: Int) -> String {
+        let bytes = Array(text.utf8)
+        let (defused, _) = bytes.withUnsafeBufferPointer { Self.defused($0, limit: max(0, maxBytes)) }
+        return defused.map { String(decoding: $0, as: UTF8.self) } ?? text
+    }
+
     /// The same over UTF-8 bytes; returns `bytes` itself (no copy) when there is nothing to defuse.
     public static func neutralizingChannelTags(utf8 bytes: [UInt8]) -> [UInt8] {
         bytes.withUnsafeBufferPointer { defused($0, limit: .max).utf8 } ?? bytes

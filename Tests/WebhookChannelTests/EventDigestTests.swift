@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+@testable import MCP
 @testable import JSON
 @testable import Signing
 @testable import WebhookChannel
@@ -226,9 +227,9 @@ struct EventDigestTests {
     }
 
     @Test func aCutFallsOnAUTF8Boundary() {
-        #expect(PayloadText.utf8Prefix("aé€", maxBytes: 5) == "aé")
-        #expect(PayloadText.utf8Prefix("aé€", maxBytes: 6) == "aé€")
-        #expect(PayloadText.utf8Prefix("aé€", maxBytes: 2) == "a")
+        #expect(ChannelEvent.neutralizingChannelTags("aé€", maxBytes: 5) == "aé")
+        #expect(ChannelEvent.neutralizingChannelTags("aé€", maxBytes: 6) == "aé€")
+        #expect(ChannelEvent.neutralizingChannelTags("aé€", maxBytes: 2) == "a")
         // 3-byte characters against a budget that is not a multiple of 3.
         let fields = (0..<60).map { #""k\#($0)":"\#(String(repeating: "€", count: 200))""# }
         let body = "{\(fields.joined(separator: ","))}"
@@ -238,6 +239,29 @@ struct EventDigestTests {
         #expect(digest.utf8.count <= DigestWriter.maxBytes)
         #expect(digest.utf8.count > DigestWriter.maxBytes - 3)
         #expect(digest.hasSuffix("€\n" + Self.footer(body.utf8.count)))
+    }
+
+    /// `<channel` in the payload is written `&lt;channel` in what Claude reads; the budget is
+    /// of that text, so a digest full of tags is no longer than one without, and no cut falls
+    /// inside an escape.
+    @Test func escapedTagsCountTowardsTheBudget() {
+        let fields = (0..<80).map { #""k\#($0)":"\#(String(repeating: "<channel>", count: 25))""# }
+        let body = "{\(fields.joined(separator: ","))}"
+
+        let digest = Self.digest(.standard, "t", body)
+
+        #expect(digest.utf8.count <= DigestWriter.maxBytes, "\(digest.utf8.count) bytes")
+        #expect(!digest.contains("<channel"), "an unescaped tag")
+        #expect(digest.contains("&lt;channel>"))
+        for line in digest.split(separator: "\n").dropLast() {
+            #expect(!line.hasSuffix("&") && !line.hasSuffix("&l") && !line.hasSuffix("&lt"), "cut inside an escape: \(line.suffix(20))")
+        }
+        // As delivered: the notification's content is the same text, no longer.
+        let record = EventRecord(id: "evt_1", sourceID: "src_1", sourceName: "s", deliveryID: nil, type: "t", receivedAt: 0,
+                                 contentType: "application/json", headers: [:], body: Array(body.utf8), replayKeys: [],
+                                 filtered: false)
+        let event = EventNotification.channelEvent(for: record, replay: false, contentMode: .digest, scheme: .standard)
+        #expect(event.contentUTF8.count <= DigestWriter.maxBytes, "\(event.contentUTF8.count) bytes delivered")
     }
 
     @Test func aHugeEventIDIsCutSoTheFooterStillFits() {

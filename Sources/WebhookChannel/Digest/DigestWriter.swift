@@ -1,4 +1,5 @@
 import JSON
+import MCP
 
 /// Collects a digest's lines, one field a line, and assembles them under the byte budget with
 /// the footer always last and always whole.
@@ -29,7 +30,9 @@ struct DigestWriter {
         line("\(label): \(text)")
     }
 
-    /// The lines, cut at a UTF-8 boundary where they must be, then `footer`.
+    /// The lines, cut at a UTF-8 boundary where they must be, then `footer`. Each line is
+    /// measured defused, as Claude reads it (`<channel` written `&lt;channel`), so the escapes
+    /// count towards the budget and the digest Claude reads is never over it.
     func text(footer: String) -> String {
         let budget = Self.maxBytes - footer.utf8.count - 1
         var out = ""
@@ -38,7 +41,7 @@ struct DigestWriter {
             let room = budget - out.utf8.count - separator
             guard room > 0 else { break }
             if separator == 1 { out.append("\n") }
-            out.append(PayloadText.utf8Prefix(line, maxBytes: room))
+            out.append(ChannelEvent.neutralizingChannelTags(line, maxBytes: room))
         }
         return out.isEmpty ? footer : out + "\n" + footer
     }

@@ -67,18 +67,6 @@ enum PayloadText {
         return out
     }
 
-    /// The longest prefix of `text` of at most `maxBytes` UTF-8 bytes that ends on a character
-    /// (scalar) boundary.
-    static func utf8Prefix(_ text: String, maxBytes: Int) -> String {
-        let utf8 = text.utf8
-        guard utf8.count > maxBytes else { return text }
-        guard maxBytes > 0 else { return "" }
-        var end = utf8.index(utf8.startIndex, offsetBy: maxBytes)
-        // Step back over continuation bytes (10xxxxxx) to the start of a scalar.
-        while end > utf8.startIndex && utf8[end] & 0xC0 == 0x80 { end = utf8.index(before: end) }
-        return String(decoding: utf8[..<end], as: UTF8.self)
-    }
-
     private static func isLineBreakOrTab(_ scalar: Unicode.Scalar) -> Bool {
         switch scalar.value {
         case 0x09, 0x0A, 0x0B, 0x0C, 0x0D, 0x85, 0x2028, 0x2029: return true
