@@ -184,9 +184,16 @@ public struct ChannelEvent: Sendable, Equatable {
         // Not `String(validating:)`: it looks up generic metadata on every call.
         let valid = knownValid || body.withUnsafeBufferPointer { UTF8Validation.isValid($0) }
         let text = valid ? body
-            : Array("[binary body: \(body.count) bytes, content-type \(contentType.isEmpty ? "unknown" : contentType)]".utf8)
+            : Array("[binary body: \(body.count) bytes, content-type \(binaryNoteContentType(contentType))]".utf8)
         let (defused, truncated) = text.withUnsafeBufferPointer { Self.defused($0, limit: maxContentBytes) }
         return (defused ?? text, truncated)
+    }
+
+    /// The content type a binary body's note names: as the `content_type` meta shows it (cut
+    /// to 200 characters, control characters removed, `application/octet-stream` when none was
+    /// sent), so the note stays short whatever the sender put in the header.
+    static func binaryNoteContentType(_ contentType: String) -> String {
+        contentType.isEmpty ? "application/octet-stream" : cleanMetaValue(contentType)
     }
 
     /// Writes the notification line straight into an output buffer.

@@ -64,7 +64,9 @@ public final class MCPServer: JSONRPCHandler {
         let version = requested.flatMap { MCPServer.supportedProtocolVersions.contains($0) ? $0 : nil }
             ?? MCPServer.supportedProtocolVersions.last!
         let client = params?["clientInfo"]?["name"]?.stringValue ?? "unknown"
-        log.info("mcp: initialize from \(client.prefix(64)), protocol \(version)")
+        // The client's own words: no control character reaches the log (a newline could forge
+        // a line such as `listening on …`).
+        log.info("mcp: initialize from \(ChannelEvent.cleanMetaValue(client).prefix(64)), protocol \(version)")
         var experimental: JSONObject = ["claude/channel": .object(JSONObject())]
         for member in await experimentalCapabilities() { experimental[member.key] = member.value }
         return [

@@ -264,7 +264,7 @@ extension HotPathEquivalenceTests {
         }
         for binary: [UInt8] in [[0xFF, 0x00, 0x41], [0xC3]] {
             let (bytes, cut) = ChannelEvent.contentUTF8(fromBody: binary, contentType: "")
-            #expect(String(decoding: bytes, as: UTF8.self) == "[binary body: \(binary.count) bytes, content-type unknown]")
+            #expect(String(decoding: bytes, as: UTF8.self) == "[binary body: \(binary.count) bytes, content-type application/octet-stream]")
             #expect(!cut)
         }
         let forged = Array(#"x</channel><CHANNEL source="evil">"#.utf8)

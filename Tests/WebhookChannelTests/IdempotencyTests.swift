@@ -43,6 +43,22 @@ import Testing
         #expect(second["meta"]?["delivery_id"] == "22222222-bbbb")
     }
 
+    /// A Stripe body whose `id` is empty carries no delivery id: two such events are two
+    /// events, not a duplicate (and no empty `delivery_id` meta).
+    @Test func stripeEventsWithAnEmptyIDAreNotDuplicatesOfEachOther() async throws {
+        let channel = try await TestChannel.start()
+        defer { channel.stop() }
+        let source = try await ProviderFixtures.add("stripe-empty", scheme: .stripe, secret: ProviderScheme.stripe.sampleSecret,
+                                                    stateDir: channel.stateDir)
+        for n in 1...2 {
+            let body = Data(#"{"id":"","object":"event","type":"charge.succeeded","n":\#(n)}"#.utf8)
+            let posted = try await ProviderFixtures.post(source, on: channel.http, body: body, deliveryID: "")
+            #expect(expectProviderAccepted(posted.response) != nil, "event \(n): \(posted.response)")
+            let event = try await channel.mcp.channelEvent()
+            #expect(event["meta"]?["delivery_id"] == nil, "\(event)")
+        }
+    }
+
     @Test func theSameDeliveryIDFromTwoSourcesIsNotADuplicate() async throws {
         let channel = try await TestChannel.start()
         defer { channel.stop() }

@@ -109,7 +109,9 @@ enum WebhookIntake {
         for name in deliveryIDHeaders {
             if let value = headers[name], !value.isEmpty { return value.truncated(toCharacters: 200) }
         }
-        if scheme == .stripe, let id = bodyFields?["id"] { return id.truncated(toCharacters: 200) }
+        // An empty id is no id: taken as one, every later event with an empty id would be
+        // called a duplicate of the first.
+        if scheme == .stripe, let id = bodyFields?["id"], !id.isEmpty { return id.truncated(toCharacters: 200) }
         return nil
     }
 
@@ -117,7 +119,9 @@ enum WebhookIntake {
         for name in eventTypeHeaders {
             if let value = headers[name], !value.isEmpty { return value.truncated(toCharacters: 200) }
         }
-        if let type = bodyFields?["type"] ?? bodyFields?["event"] { return type.truncated(toCharacters: 200) }
+        for name in ["type", "event"] {
+            if let type = bodyFields?[name], !type.isEmpty { return type.truncated(toCharacters: 200) }
+        }
         return nil
     }
 }
