@@ -277,6 +277,50 @@ import Testing
         #expect(try await EventFilterTests.status(hub)["open_permission_requests"] == 0)
     }
 
+    /// A prompt open in a follower survives a hub hand-over: the follower re-attaches to the
+    /// new hub and registers its open prompts there, so the verdict, which now arrives at the
+    /// new hub, still reaches it. Both followers have a prompt open: whichever takes the port,
+    /// the other one re-attaches.
+    @Test func aFollowersOpenPromptIsAnsweredAfterTheHubHandsOver() async throws {
+        var sessions = try Sessions()
+        defer { sessions.stop() }
+        let receiver = try CallbackReceiver(statuses: [200])
+        defer { receiver.stop() }
+        let (hub, first, http, approver) = try await Self.hubAndFollowerWithAnApprover(&sessions, receiver: receiver)
+        let second = try await sessions.start(project: "/work/c")
+        _ = try await second.server.stderr.waitForLine("a line with following", where: { $0.contains("following") })
+        let prompts = [("ggggg", first), ("hhhhh", second)]
+        for (id, follower) in prompts {
+            follower.mcp.notify(PermissionRelayTests.requestMethod, params: PermissionRelayTests.requestParams(id))
+        }
+        _ = try await receiver.waitForDeliveries(2)
+        try await retrying(timeout: defaultTimeout, "the hub to hold both followers' requests") {
+            let open = try await EventFilterTests.status(hub)["open_permission_requests"]
+            guard open == 2 else { throw HarnessError("open: \(String(describing: open))") }
+        }
+
+        hub.server.closeStdin()
+        #expect(try await hub.server.child.waitForExit() == .exited(0))
+        // One follower takes the port; the other re-attaches to it.
+        try await retrying(timeout: defaultTimeout, "both sessions on the new hub") {
+            let health = try await http.get("/health").json()
+            guard health["sessions"] == 2 else { throw HarnessError("\(health)") }
+        }
+
+        for (id, follower) in prompts {
+            let answer = try await retrying(timeout: defaultTimeout, "the new hub to know request \(id)") {
+                let answer = try await http.postWebhook(PermissionRelayTests.verdictBody(id), as: approver)
+                guard answer.status == 200 else { throw HarnessError("\(answer)") }
+                return answer
+            }
+            #expect(try answer.json() == ["received": true, "verdict": "allow"], "\(id): \(answer)")
+            let verdict = try await follower.mcp.message("the verdict for \(id)") {
+                $0["method"]?.stringValue == PermissionRelayTests.verdictMethod
+            }
+            #expect(verdict["params"] == ["request_id": .string(id), "behavior": "allow"], "\(verdict)")
+        }
+    }
+
     /// A hub in /work/a with an approver whose callback is `receiver`, then a follower in /work/b.
     static func hubAndFollowerWithAnApprover(_ sessions: inout Sessions, receiver: CallbackReceiver) async throws
         -> (hub: TestChannel, follower: TestChannel, http: RawHTTPClient, approver: SourceCredentials)

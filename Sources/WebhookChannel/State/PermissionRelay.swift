@@ -62,8 +62,14 @@ public final class PermissionRelay: Sendable {
 
     var openRequestCount: Int { open.withLock { $0.count } }
 
+    /// Set when this process follows a hub (nil when it is the hub). A hub met after a
+    /// hand-over knows none of this session's open prompts: they are registered with it again,
+    /// so their verdicts still reach this session.
     func registerWithHub(_ register: (@Sendable (String) -> Void)?) {
         hubRegistration.withLock { $0 = register }
+        guard let register else { return }
+        let own = open.withLock { open in open.filter { $0.answer == nil }.map(\.id) }
+        for id in own { register(id) }
     }
 
     /// On the hub: a follower's Claude Code asked; its verdict goes back through `answer`.
