@@ -28,7 +28,7 @@ struct JSONRPCMessageTests {
         #expect(error.code == -32600)
     }
 
-    @Test(arguments: [#"{"a":1}"#, #"[1]"#, "true", "null", "1.5"])
+    @Test(arguments: [#"{"a":1}"#, #"[1]"#, "true", "null", "1.5", "1E400", "9223372036854775808", "123456789012345678901234567890"])
     func badIDTypesAreInvalidRequestsWithNullID(_ idText: String) {
         guard case .invalid(let id, let error) = decode(#"{"jsonrpc":"2.0","id":\#(idText),"method":"ping"}"#) else {
             Issue.record("expected invalid"); return

@@ -48,7 +48,9 @@ public enum JSONRPCMessage: Sendable, Equatable {
         switch rawID {
         case nil: id = nil
         case .string?, .int?: id = rawID
-        case .double(let d)? where d.rounded() == d: id = rawID
+        // An integer written as a float (`1.0`, `1e3`) is echoed as that integer; one past
+        // 2^53 (or past the doubles) cannot be echoed as sent, and is refused.
+        case .double(let d)? where d.isFinite && d.rounded() == d && abs(d) < 9.0e15: id = rawID
         default: return .invalid(id: .null, error: .invalidRequest("id must be a string or an integer"))
         }
         guard object["jsonrpc"] == .string("2.0") else {
