@@ -264,6 +264,13 @@ struct EventDigestTests {
         #expect(event.contentUTF8.count <= DigestWriter.maxBytes, "\(event.contentUTF8.count) bytes delivered")
     }
 
+    @Test func aNumberTooLargeForADoubleIsLeftOutNotShownAsInf() {
+        let huge = String(repeating: "9", count: 3_000)
+        let digest = Self.digest(.standard, "t", #"{"amount":\#(huge),"note":"kept"}"#)
+        #expect(!digest.contains("inf"), "\(digest)")
+        #expect(digest.contains("note: kept"), "\(digest)")
+    }
+
     @Test func aHugeEventIDIsCutSoTheFooterStillFits() {
         let id = String(repeating: "i", count: 10_000)
         let digest = EventDigest.text(scheme: .github, eventType: "push", contentType: "application/json", body: Array("{}".utf8),

@@ -44,7 +44,8 @@ enum PayloadText {
             let cleaned = clean(text, limit: limit)
             return cleaned.isEmpty ? nil : cleaned
         case .int(let number)?: return String(number)
-        case .double(let number)?: return String(number)
+        // A number too large for a double (thousands of digits) reads as `inf`: left out.
+        case .double(let number)? where number.isFinite: return String(number)
         case .bool(let flag)?: return flag ? "true" : "false"
         default: return nil
         }
