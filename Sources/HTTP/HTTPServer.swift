@@ -34,6 +34,11 @@ public final class HTTPServer: @unchecked Sendable {
     public var connectionCount: Int { listener.connectionCount }
     /// Answers every request; may be set after binding, before `start` (loop thread only).
     public var respond: Responder
+    /// Looks at a request head once it is complete and before its body is read (or invited
+    /// with `100 Continue`): a refusal it returns is the answer, and the connection closes.
+    /// For what a route can refuse from the head alone, such as a length over its limit.
+    public var screenHead: HeadScreen?
+    public typealias HeadScreen = (HTTPRequestHead) -> HTTPResponse?
 
     /// Binds now (throws if the port is taken); call `start` on the loop thread.
     public init(host: String, port: UInt16, loop: EventLoop, limits: HTTPLimits, timeouts: Timeouts,
@@ -47,7 +52,8 @@ public final class HTTPServer: @unchecked Sendable {
                 connection.closeAfterWriting(drain: true)
                 return DiscardingConnection()
             }
-            return HTTPServerConnection(limits: limits, timeouts: timeouts, clock: loop.clock, startedAt: connection.acceptedAt) { request, connection in
+            return HTTPServerConnection(limits: limits, timeouts: timeouts, clock: loop.clock, startedAt: connection.acceptedAt,
+                                        screen: { head in self.screenHead?(head) }) { request, connection in
                 self.respond(request, connection.peer)
             }
         }

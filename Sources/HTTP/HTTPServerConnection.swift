@@ -29,6 +29,9 @@ final class HTTPServerConnection: TCPConnectionDelegate {
     private var requestStartedAt: UInt64?
     private var lastActivity: UInt64
     private var sentContinue = false
+    /// The current request's head went through `screen` already.
+    private var screened = false
+    private let screen: HTTPServer.HeadScreen
     private var closing = false
     /// A request's answer is pending: later requests stay in `buffer` until it is written.
     private var awaitingAnswer = false
@@ -42,11 +45,12 @@ final class HTTPServerConnection: TCPConnectionDelegate {
     static let requestsPerTurn = 64
 
     init(limits: HTTPLimits, timeouts: Timeouts = Timeouts(), clock: any Clock, startedAt: UInt64,
-         respond: @escaping Responder)
+         screen: @escaping HTTPServer.HeadScreen = { _ in nil }, respond: @escaping Responder)
     {
         self.limits = limits
         self.clock = clock
         self.timeouts = timeouts
+        self.screen = screen
         self.respond = respond
         self.requestStartedAt = startedAt
         self.lastActivity = startedAt
@@ -86,6 +90,13 @@ final class HTTPServerConnection: TCPConnectionDelegate {
             switch result {
             case .needMore(let progress):
                 self.progress = progress
+                if let head = progress.head, !screened {
+                    screened = true
+                    if let refusal = screen(head) {
+                        refuse(connection, with: refusal)
+                        return
+                    }
+                }
                 if let head = progress.head, head.version == .http11, !sentContinue, head.expectsContinue {
                     sentContinue = true
                     connection.write(Array("HTTP/1.1 100 Continue\r\n\r\n".utf8))
@@ -95,6 +106,7 @@ final class HTTPServerConnection: TCPConnectionDelegate {
                 progress = nil
                 consumed += length
                 sentContinue = false
+                screened = false
                 requestStartedAt = consumed == buffer.count ? nil : clock.monotonicNanoseconds()
                 let keepAlive = request.keepAlive
                 let headOnly = request.method == "HEAD"
@@ -164,11 +176,16 @@ final class HTTPServerConnection: TCPConnectionDelegate {
 
     /// Answers, then closes after draining what the client already sent.
     private func fail(_ connection: TCPConnection, status: Int, code: String, message: String) {
+        refuse(connection, with: HTTPResponse.error(status: status, code: code, message: message))
+    }
+
+    /// Answers `response`, then closes after draining what the client already sent.
+    private func refuse(_ connection: TCPConnection, with response: HTTPResponse) {
         closing = true
         buffer = []
         consumed = 0
         progress = nil
-        connection.write(HTTPResponse.error(status: status, code: code, message: message).serialized(keepAlive: false))
+        connection.write(response.serialized(keepAlive: false))
         connection.closeAfterWriting(drain: true)
     }
 

@@ -31,6 +31,25 @@ import Testing
         #expect(try await channel.http.get("/health").status == 200)
     }
 
+    /// Refused from `Content-Length` before the body is read (SPEC 5): a head announcing more
+    /// than 64 KiB is answered `413` at once, the body never sent, and `Expect: 100-continue`
+    /// gets the `413`, not an invitation to upload.
+    @Test(arguments: [false, true])
+    func aLengthOver64KiBIsRefusedFromTheHeadAlone(expectContinue: Bool) async throws {
+        let channel = try await TestChannel.start()
+        defer { channel.stop() }
+        for route in ["/pair", "/pair/complete"] {
+            let connection = try await HTTPConnection.open(port: channel.server.port)
+            defer { connection.close() }
+            let head = "POST \(route) HTTP/1.1\r\nHost: 127.0.0.1:\(channel.server.port)\r\nContent-Type: application/json\r\n"
+                + "Content-Length: \(64 * 1024 + 1)\r\n" + (expectContinue ? "Expect: 100-continue\r\n" : "") + "\r\n"
+            try await connection.send(Data(head.utf8))
+            let answer = try await connection.readResponse()
+            expectJSONError(answer, status: 413, error: "payload_too_large")
+        }
+        #expect(try await channel.http.get("/health").status == 200)
+    }
+
     @Test func sixtyKilobytesOfKeysToPairIsAnsweredAndHealthStillAnswers() async throws {
         let channel = try await TestChannel.start()
         defer { channel.stop() }

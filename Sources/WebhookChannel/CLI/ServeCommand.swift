@@ -188,6 +188,7 @@ enum ServeCommand {
                     let routes = WebhookRoutes(state: state, callbackPolicy: policy, enforceLoopbackHost: loopback,
                                                controlToken: controlToken, sessions: sessions, log: log)
                     server.respond = routes.respond
+                    server.screenHead = routes.screen
                     // Started under the lock the waiter gives up under: it gets a started
                     // server or nothing, and a server it gave up on is stopped here.
                     let started = result.withLock { state -> Bool in

@@ -44,6 +44,18 @@ final class WebhookRoutes: Sendable {
     /// is looked at.
     static let maxJSONRouteBodyBytes = 64 * 1024
 
+    /// From the head alone, before the body is read or `100 Continue` invites it: a JSON
+    /// route's `Content-Length` over its 64 KiB (SPEC 5: refused from the length).
+    func screen(_ head: HTTPRequestHead) -> HTTPResponse? {
+        guard head.method == "POST", let length = head.contentLength, length > Self.maxJSONRouteBodyBytes else { return nil }
+        let path = head.target.split(separator: "?", maxSplits: 1, omittingEmptySubsequences: false).first ?? ""
+        guard ["/pair", "/pair/complete", "/control/replay"].contains(path) else { return nil }
+        return Self.jsonRouteTooLarge
+    }
+
+    private static let jsonRouteTooLarge = HTTPResponse.error(
+        status: 413, code: "payload_too_large", message: "This route accepts at most \(maxJSONRouteBodyBytes) bytes.")
+
     func respond(to request: HTTPRequest, peer: SocketAddress?) -> HTTPReply {
         // HTTP/1.0 clients may omit Host; browsers (the rebinding threat) always send it.
         let host = request.headers["Host"]
@@ -151,10 +163,7 @@ final class WebhookRoutes: Sendable {
         guard MediaType.isJSON(request.headers["Content-Type"], allowSuffix: false) else {
             return .now(.error(status: 415, code: "unsupported_media_type", message: "Send Content-Type: application/json."))
         }
-        guard request.body.count <= Self.maxJSONRouteBodyBytes else {
-            return .now(.error(status: 413, code: "payload_too_large",
-                               message: "This route accepts at most \(Self.maxJSONRouteBodyBytes) bytes."))
-        }
+        guard request.body.count <= Self.maxJSONRouteBodyBytes else { return .now(Self.jsonRouteTooLarge) }
         return nil
     }
 
