@@ -46,6 +46,11 @@ public struct SignatureDetails: Equatable, Sendable {
     /// For the `webhook` scheme's `sha256=` form only: the lowercase hex signature. That form
     /// does not cover the timestamp, so the caller remembers the signature to refuse a replay.
     public var seedSignature: String?
+    /// A valid `sha256=` signature that came along with the `v1=` one this request was
+    /// accepted by. Not asked about (the `v1=` part proves the request fresh), but remembered:
+    /// otherwise whoever captured the request could strip the `v1=` part, put a fresh
+    /// timestamp on, and have the `sha256=` part accepted as a new event.
+    public var accompanyingSeedSignature: String?
     /// The signed (or, for the seed's `sha256=` form, accompanying) timestamp.
     public var timestamp: Int64?
 
@@ -112,7 +117,13 @@ extension SignatureScheme {
         if !v1.isEmpty {
             let prefix = signedPrefix(.webhook, timestamp: timestampText, id: "")
             if let match = firstMatch(keys: keys, candidates: v1, mac: { HMACSHA256.mac(key: $0, message: prefix, input.body) }) {
-                return .valid(SignatureDetails(usedPreviousSecret: match.keyIndex > 0, timestamp: timestamp))
+                var details = SignatureDetails(usedPreviousSecret: match.keyIndex > 0, timestamp: timestamp)
+                if !sha256.isEmpty,
+                   let seed = firstMatch(keys: [keys[match.keyIndex]], candidates: sha256, mac: { HMACSHA256.mac(key: $0, message: input.body) })
+                {
+                    details.accompanyingSeedSignature = Hex.encode(seed.signature)
+                }
+                return .valid(details)
             }
         }
         if !sha256.isEmpty {

@@ -59,6 +59,39 @@ import Testing
         }
     }
 
+    /// A request signed both ways (`v1=…,sha256=…`, as `sign`, `send` and replies do) is
+    /// accepted by its `v1=` part, and its `sha256=` part is remembered: the same request cut
+    /// down to that part, with a fresh timestamp and another delivery id, is a duplicate. A
+    /// new request signed both ways is still taken (its `v1=` part proves it fresh).
+    @Test func theSha256PartOfARequestAcceptedByItsV1PartCannotBeReplayedAlone() async throws {
+        let channel = try await TestChannel.start()
+        defer { channel.stop() }
+        let credentials = try await channel.http.pairSource(name: "both")
+        let body = Data(#"{"event":"signed-both-ways"}"#.utf8)
+        func both(_ timestamp: Int) -> [(String, String)] {
+            let ts = String(timestamp)
+            let v1 = TestSigner.v1Signature(secret: credentials.secret, timestamp: ts, body: body)
+            let seed = TestSigner.seedSignature(secret: credentials.secret, body: body)
+            return [("X-Source-Id", credentials.sourceID), ("X-Timestamp", ts), ("X-Signature", "\(v1),\(seed)")]
+        }
+
+        let original = try await channel.http.postJSON("/webhook", body: body, headers: both(unixNow()))
+        #expect(expectProviderAccepted(original) != nil)
+        _ = try await channel.mcp.channelEvent()
+
+        let stripped = try await channel.http.postJSON("/webhook", body: body, headers: [
+            ("X-Source-Id", credentials.sourceID), ("X-Timestamp", String(unixNow() + 60)),
+            ("X-Signature", TestSigner.seedSignature(secret: credentials.secret, body: body)), ("X-Webhook-Id", "other-id"),
+        ])
+        #expect(stripped.status == 200, "\(stripped)")
+        #expect(try stripped.json() == Self.duplicateAnswer, "the sha256= part was accepted again: \(stripped)")
+
+        let resent = try await channel.http.postJSON("/webhook", body: body, headers: both(unixNow() + 1))
+        #expect(expectProviderAccepted(resent) != nil, "a new request signed both ways was refused: \(resent)")
+        #expect(try await channel.mcp.channelEvent()["content"] == #"{"event":"signed-both-ways"}"#)
+        #expect(try await channel.mcp.channelEventsUntilQuiet().isEmpty)
+    }
+
     @Test func theSameDeliveryIDFromTwoSourcesIsNotADuplicate() async throws {
         let channel = try await TestChannel.start()
         defer { channel.stop() }

@@ -50,6 +50,22 @@ import Testing
         #expect(try await channel.http.get("/health").status == 200)
     }
 
+    /// Nesting past 256 levels is refused on a provider's route too, when the body says it is
+    /// JSON (a body that is not JSON is the provider's business and kept as sent).
+    @Test func jsonNestedPast256LevelsIs400OnAProvidersRouteToo() async throws {
+        let channel = try await TestChannel.start()
+        defer { channel.stop() }
+        let source = try await ProviderFixtures.add("gh-deep", scheme: .github, secret: "deep-secret", stateDir: channel.stateDir)
+        let deep = Data((String(repeating: "[", count: 300) + String(repeating: "]", count: 300)).utf8)
+
+        let refused = try await ProviderFixtures.post(source, on: channel.http, body: deep)
+        expectJSONError(refused.response, status: 400, error: "invalid_json")
+        let asText = try await ProviderFixtures.post(source, on: channel.http, body: deep, contentType: "text/plain")
+        #expect(expectProviderAccepted(asText.response) != nil, "\(asText.response)")
+        let shallow = Data((String(repeating: "[", count: 256) + String(repeating: "]", count: 256)).utf8)
+        #expect(expectProviderAccepted(try await ProviderFixtures.post(source, on: channel.http, body: shallow).response) != nil)
+    }
+
     @Test func sixtyKilobytesOfKeysToPairIsAnsweredAndHealthStillAnswers() async throws {
         let channel = try await TestChannel.start()
         defer { channel.stop() }

@@ -260,13 +260,16 @@ public actor ChannelState {
             }
         }
 
-        let remembered = replayKeys.compactMap { replay.insert($0, now: now) }
+        // The keys asked about, and those only remembered (a `sha256=` part that came with
+        // the `v1=` one), are remembered alike, and forgotten alike if the event is not taken.
+        let allKeys = candidate.rememberedKeys.isEmpty ? replayKeys : replayKeys + candidate.rememberedKeys
+        let remembered = allKeys.compactMap { replay.insert($0, now: now) }
         eventLog.append(record, bodyIsUTF8: candidate.bodyIsUTF8)
         sources.stats[source.id, default: SourceStats()].eventCount += 1
         sources.stats[source.id, default: SourceStats()].lastEventAt = now
         let written = Pending<Commit>()
         uncommitted.append(Uncommitted(notification: notification, weight: weight, route: source.route, sourceID: source.id,
-                                       replayKeys: replayKeys, remembered: remembered, receivedAt: now,
+                                       replayKeys: allKeys, remembered: remembered, receivedAt: now,
                                        written: written))
         return .accepted(eventID: record.id, filtered: record.filtered, written: written)
     }

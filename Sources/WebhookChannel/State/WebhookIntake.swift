@@ -30,6 +30,8 @@ enum WebhookIntake {
         var contentType: String
         /// What the duplicate memory is asked about and then remembers.
         var replayKeys: [String]
+        /// What it remembers without asking (`SignatureDetails.accompanyingSeedSignature`).
+        var rememberedKeys: [String] = []
         /// A permission verdict from an approver (`v1=`-signed, seed route), else nil.
         var verdict: (requestID: String?, behavior: String?)?
         /// The body passed the JSON check, so it is valid UTF-8 (JSON outside strings is
@@ -69,10 +71,15 @@ enum WebhookIntake {
         // Only a few top-level strings of a body are ever read, so it is validated, not parsed.
         var fields: [String: String]? = nil
         if request.pathSourceID == nil || MediaType.isJSON(contentType, allowSuffix: true) {
-            fields = try? request.body.withUnsafeBufferPointer { bytes throws(JSONParseError) in
-                try JSONParser.validate(bytes, collectingStrings: bodyFieldNames)
+            do {
+                fields = try request.body.withUnsafeBufferPointer { bytes throws(JSONParseError) in
+                    try JSONParser.validate(bytes, collectingStrings: bodyFieldNames)
+                }
+            } catch {
+                // A provider's body that is not JSON is still its event (kept as sent); one
+                // nested past the limit is refused everywhere (SPEC 9).
+                if request.pathSourceID == nil || error.isTooDeep { return .invalidJSON }
             }
-            if fields == nil && request.pathSourceID == nil { return .invalidJSON }
         }
         if scheme == .slack, fields?["type"] == "url_verification", let challenge = fields?["challenge"] {
             return .challenge(challenge)
@@ -82,9 +89,11 @@ enum WebhookIntake {
         var replayKeys: [String] = []
         if let deliveryID { replayKeys.append("d:\(source.id):\(deliveryID)") }
         if let seedSignature = details.seedSignature {
-            // Remembered (and logged) only as a digest: a signature never reaches a file.
-            let digest = Hex.encode(HMACSHA256.mac(key: Array("replay-memory".utf8), message: Array(seedSignature.utf8)))
-            replayKeys.append("s:\(source.id):\(digest)")
+            replayKeys.append(seedSignatureKey(seedSignature, sourceID: source.id))
+        }
+        var rememberedKeys: [String] = []
+        if let accompanying = details.accompanyingSeedSignature {
+            rememberedKeys.append(seedSignatureKey(accompanying, sourceID: source.id))
         }
 
         // Only on the seed route, only from an approver, and only when signed with `v1=`, which
@@ -97,7 +106,15 @@ enum WebhookIntake {
         }
         return .candidate(Candidate(
             source: source, scheme: scheme, deliveryID: deliveryID, type: eventType(headers: headers, bodyFields: fields),
-            contentType: contentType, replayKeys: replayKeys, verdict: permissionVerdict, bodyIsUTF8: fields != nil))
+            contentType: contentType, replayKeys: replayKeys, rememberedKeys: rememberedKeys, verdict: permissionVerdict,
+            bodyIsUTF8: fields != nil))
+    }
+
+    /// The duplicate memory's key for a seed `sha256=` signature: remembered (and logged) only
+    /// as a digest, so a signature never reaches a file.
+    static func seedSignatureKey(_ signature: String, sourceID: String) -> String {
+        let digest = Hex.encode(HMACSHA256.mac(key: Array("replay-memory".utf8), message: Array(signature.utf8)))
+        return "s:\(sourceID):\(digest)"
     }
 
     /// README "HTTP API": the first present of these headers, or Stripe's body `id`.
