@@ -155,6 +155,9 @@ public struct HTTPRequest: Sendable, Equatable {
     public let path: String
     /// `target` after the first `?`, still percent-encoded; nil when there is no `?`.
     public let query: String?
+    /// The authority of an absolute-form target (`http://host:port/path`, RFC 9112 section
+    /// 3.2.2), which then stands in for `Host`; nil for the usual origin form (`/path`).
+    public let authority: String?
     public let version: HTTPVersion
     public var headers: HTTPHeaders
     public var body: [UInt8]
@@ -168,16 +171,34 @@ public struct HTTPRequest: Sendable, Equatable {
     ) {
         self.method = method
         self.target = target
-        if let mark = target.utf8.firstIndex(of: UInt8(ascii: "?")) {
-            path = String(target[..<mark])
-            query = String(target[target.index(after: mark)...])
+        var origin = Substring(target)
+        authority = Self.absoluteFormAuthority(target, origin: &origin)
+        if let mark = origin.utf8.firstIndex(of: UInt8(ascii: "?")) {
+            path = String(origin[..<mark])
+            query = String(origin[origin.index(after: mark)...])
         } else {
-            path = target
+            path = String(origin)
             query = nil
         }
         self.version = version
         self.headers = headers
         self.body = body
+    }
+
+    /// For `http://authority/rest` (scheme in any case): the authority, with `origin` set to
+    /// `/rest` (`/` when there is none). Nil, leaving `origin` alone, for any other form.
+    private static func absoluteFormAuthority(_ target: String, origin: inout Substring) -> String? {
+        guard target.utf8.first != UInt8(ascii: "/") else { return nil }
+        for scheme in ["http://", "https://"] where target.utf8.count > scheme.utf8.count
+            && target.utf8.prefix(scheme.utf8.count).elementsEqual(scheme.utf8, by: { HTTPHeaders.asciiLowercased($0) == $1 })
+        {
+            let rest = target.dropFirst(scheme.count)
+            let end = rest.firstIndex { $0 == "/" || $0 == "?" } ?? rest.endIndex
+            let pathPart = rest[end...]
+            origin = pathPart.first == "/" ? pathPart : Substring("/" + pathPart)
+            return String(rest[..<end])
+        }
+        return nil
     }
 
     /// Whether the connection stays open after the response (RFC 9112 section 9.3):

@@ -154,7 +154,14 @@ struct HTTPRequestParserTests {
         #expect(options.target == "*")
         let (custom, _) = try #require(complete("M-SEARCH http://a/b?c=%20d HTTP/1.1\r\nHost: a\r\n\r\n"))
         #expect(custom.method == "M-SEARCH")
-        #expect(custom.path == "http://a/b")
+        #expect(custom.target == "http://a/b?c=%20d")
+        // Absolute form: the path and query are the target's, its authority stands in for Host.
+        #expect(custom.path == "/b")
+        #expect(custom.query == "c=%20d")
+        #expect(custom.authority == "a")
+        #expect(HTTPRequest(method: "GET", target: "HTTPS://h:1").path == "/")
+        #expect(HTTPRequest(method: "GET", target: "http://h:1?x").path == "/")
+        #expect(HTTPRequest(method: "GET", target: "/p").authority == nil)
     }
 
     @Test func methodsOtherThanPostPutPatchNeedNoLength() throws {

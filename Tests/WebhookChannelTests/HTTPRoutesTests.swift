@@ -36,6 +36,24 @@ import Testing
         #expect(health["mcp"] == "connected", "\(health)")
     }
 
+    /// RFC 9112 section 3.2.2: a server accepts the absolute form (`GET http://host/path`), and
+    /// its authority stands in for `Host`, so the loopback check applies to it.
+    @Test func anAbsoluteFormTargetIsRoutedByItsPathAndCheckedByItsAuthority() async throws {
+        let channel = try await TestChannel.start()
+        defer { channel.stop() }
+        let port = channel.server.port
+        func get(_ target: String, host: String) async throws -> RawHTTPResponse {
+            try await channel.http.send(raw: Data("GET \(target) HTTP/1.1\r\nHost: \(host)\r\nConnection: close\r\n\r\n".utf8))
+        }
+        let local = try await get("http://127.0.0.1:\(port)/health", host: "127.0.0.1:\(port)")
+        #expect(local.status == 200, "\(local)")
+        #expect(try local.json()["status"] == "ok")
+        #expect(try await get("HTTP://localhost:\(port)/health", host: "localhost").status == 200)
+        let elsewhere = try await get("http://evil.example/health", host: "127.0.0.1:\(port)")
+        expectJSONError(elsewhere, status: 421, error: "misdirected_request")
+        #expect(try await get("http://127.0.0.1:\(port)/nope", host: "127.0.0.1").status == 404)
+    }
+
     @Test func unknownPathIs404JSONError() async throws {
         let channel = try await TestChannel.start()
         defer { channel.stop() }

@@ -57,8 +57,9 @@ final class WebhookRoutes: Sendable {
         status: 413, code: "payload_too_large", message: "This route accepts at most \(maxJSONRouteBodyBytes) bytes.")
 
     func respond(to request: HTTPRequest, peer: SocketAddress?) -> HTTPReply {
-        // HTTP/1.0 clients may omit Host; browsers (the rebinding threat) always send it.
-        let host = request.headers["Host"]
+        // HTTP/1.0 clients may omit Host; browsers (the rebinding threat) always send it. An
+        // absolute-form target's authority stands in for Host (RFC 9112 section 3.2.2).
+        let host = request.authority ?? request.headers["Host"]
         if enforceLoopbackHost, !(host == nil && request.version == .http10), !Self.isLoopbackHost(host) {
             return .now(.error(status: 421, code: "misdirected_request",
                                message: "This server only answers requests addressed to localhost, 127.0.0.1 or [::1]."))
