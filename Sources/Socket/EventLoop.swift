@@ -181,17 +181,21 @@ public final class EventLoop: SerialExecutor, @unchecked Sendable {
             }
             if !runningTurns.isEmpty { runTurns() }
             runPending()
-            for action in endOfPassActions { action() }
             let now = clock.monotonicNanoseconds()
             let interval = UInt64(EventLoop.tickIntervalMilliseconds) * 1_000_000
             let resumed = ready.isEmpty && now &- passEnded > interval + 1_000_000_000
             passEnded = now
             // After a suspension, bytes that arrived meanwhile are read in the next pass first:
             // a request sent while the process was stopped is not the client's delay.
+            // Before the end-of-pass actions: a tick may read a request (input that waited
+            // unread), and its answer goes out with this pass's commit, not after the next
+            // wait, which with every client waiting for an answer lasts a whole tick.
             if !resumed && nanoseconds(from: lastTick, to: now) >= interval {
                 lastTick = now
                 for handler in handlers.values { handler.tick(now: now) }
+                runPending()
             }
+            for action in endOfPassActions { action() }
         }
         for fd in Array(handlers.keys) {
             unregister(fd: fd, closing: true)

@@ -86,4 +86,61 @@ import Testing
         #expect(server.child.exitInstant == nil, "the server exited; stderr:\n\(server.stderr.tail())")
         #expect(try await RawHTTPClient(port: port).get("/health").status == 200)
     }
+
+    /// A request a tick reads (it arrived during the pass, after the wait) is answered by that
+    /// same pass's end-of-pass actions, where the product commits webhooks. When the ticks ran
+    /// after those actions, its answer waited for the next wait to end: with every client
+    /// waiting for an answer that was a whole tick (250 ms), and keep-alive throughput fell
+    /// to a third. The pass is the loop's `round`, so this is an order, not a timing.
+    @Test func aRequestReadByATickIsAnsweredByTheSamePassesEndOfPassActions() async throws {
+        let clock = ManualClock()
+        let harness = try LoopHarness(clock: clock)
+        defer { harness.stop() }
+        let loop = harness.loop
+        final class Answers: @unchecked Sendable {
+            var held: [(Pending<HTTPResponse>, UInt64)] = []
+            var rounds: [(seen: UInt64, answered: UInt64)] = []
+        }
+        let answers = LoopConfined(Answers())
+        loop.addEndOfPassAction {
+            let held = answers.value.held
+            answers.value.held = []
+            for (pending, seen) in held {
+                answers.value.rounds.append((seen, loop.round))
+                pending.fulfil(HTTPResponse(status: 200, body: Array("ok".utf8)))
+            }
+        }
+        let server = try await loop.startTestServer { _, _ in
+            let pending = Pending<HTTPResponse>()
+            answers.value.held.append((pending, loop.round))
+            return .later(pending)
+        }
+        defer { loop.execute { server.stop() } }
+        let connection = try await HTTPConnection.open(port: Int(server.address.port))
+        defer { connection.close() }
+        let request = Data("GET /x HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n".utf8)
+        try await connection.send(request)
+        #expect(try await connection.readResponse().status == 200)
+
+        // Hold the loop inside a pass (after its wait), send the next request meanwhile and
+        // move the clock past a tick: that pass's tick finds the request unread and reads it.
+        let release = ConditionSignal()
+        let holding = ConditionSignal()
+        loop.execute {
+            holding.signal()
+            release.wait(timeoutMilliseconds: 60_000)
+        }
+        holding.wait(timeoutMilliseconds: 60_000)
+        try await connection.send(request)
+        try await Task.sleep(for: .milliseconds(50))  // into the kernel; the loop is held either way
+        clock.advance(bySeconds: 0.3)
+        release.signal()
+        #expect(try await connection.readResponse().status == 200)
+
+        let rounds = await harness.run { answers.value.rounds }
+        #expect(rounds.count == 2)
+        if let last = rounds.last {
+            #expect(last.seen == last.answered, "read in round \(last.seen), answered in round \(last.answered)")
+        }
+    }
 }
