@@ -43,13 +43,7 @@ import Testing
         let mcp = MCPTestClient(server)
         let initialized = try await mcp.response(to: "stalled-initialize")
         #expect(initialized["result"] != nil, "\(initialized)")
-        var delivered: [String] = []
-        for _ in acknowledged {
-            let event = try await mcp.channelEvent()
-            delivered.append(event["meta"]?["event_id"]?.stringValue ?? "(none)")
-        }
-        #expect(delivered == acknowledged, "first difference at \(delivered.indices.first { $0 >= acknowledged.count || delivered[$0] != acknowledged[$0] } ?? -1)")
-        #expect(try await mcp.channelEventsUntilQuiet().isEmpty, "more notifications than acknowledged events")
+        try await Durability.expectNotifiedOnceInOrder(acknowledged, by: mcp)
 
         let after = try await http.postWebhook(#"{"event":"after-resume"}"#, as: credentials)
         let afterID = try #require(expectProviderAccepted(after))

@@ -103,13 +103,7 @@ import Testing
         follower.child.resumeStdout()
         let mcp = MCPTestClient(follower)
         _ = try await mcp.response(to: "stalled-initialize")
-        var delivered: [String] = []
-        for _ in acknowledged {
-            let event = try await mcp.channelEvent()
-            delivered.append(event["meta"]?["event_id"]?.stringValue ?? "(none)")
-        }
-        #expect(delivered == acknowledged, "first difference at \(delivered.indices.first { delivered[$0] != acknowledged[$0] } ?? -1)")
-        #expect(try await mcp.channelEventsUntilQuiet().isEmpty, "more notifications than acknowledged events")
+        try await Durability.expectNotifiedOnceInOrder(acknowledged, by: mcp)
     }
 
     @Test func aRoutedSourceReachesOnlyTheSessionsInItsProject() async throws {

@@ -1,4 +1,5 @@
 import Foundation
+import Testing
 import Glibc
 
 /// Building blocks for the SPEC 9 tests (what a 200 means): senders that record every
@@ -56,6 +57,22 @@ enum Durability {
               let kib = Int(line.split(separator: " ", omittingEmptySubsequences: true).dropFirst().first ?? "")
         else { throw HarnessError("no \(field) in /proc/\(pid)/status:\n\(text)") }
         return kib * 1024
+    }
+
+    /// After a stall: every acknowledged event is notified once, in acknowledgement order, and
+    /// nothing more comes (reads exactly that many channel events, then waits for quiet).
+    static func expectNotifiedOnceInOrder(_ acknowledged: [String], by mcp: MCPTestClient,
+                                          sourceLocation: SourceLocation = #_sourceLocation) async throws {
+        var delivered: [String] = []
+        for _ in acknowledged {
+            let event = try await mcp.channelEvent()
+            delivered.append(event["meta"]?["event_id"]?.stringValue ?? "(none)")
+        }
+        #expect(delivered == acknowledged,
+                "first difference at \(delivered.indices.first { delivered[$0] != acknowledged[$0] } ?? -1)",
+                sourceLocation: sourceLocation)
+        #expect(try await mcp.channelEventsUntilQuiet().isEmpty, "more notifications than acknowledged events",
+                sourceLocation: sourceLocation)
     }
 
     /// `initialize` and `notifications/initialized` without waiting for the answer (a client
