@@ -46,24 +46,34 @@ final class WebhookRoutes: Sendable {
 
     /// From the head alone, before the body is read or `100 Continue` invites it: a JSON
     /// route's `Content-Length` over its 64 KiB (SPEC 5: refused from the length).
+    /// The host is checked first, as `respond` checks it.
     func screen(_ head: HTTPRequestHead) -> HTTPResponse? {
         guard head.method == "POST", let length = head.contentLength, length > Self.maxJSONRouteBodyBytes else { return nil }
-        let path = head.target.split(separator: "?", maxSplits: 1, omittingEmptySubsequences: false).first ?? ""
-        guard ["/pair", "/pair/complete", "/control/replay"].contains(path) else { return nil }
+        // Routed as `respond` routes it: an absolute-form target (`http://host/pair`) too.
+        let request = HTTPRequest(method: head.method, target: head.target, version: head.version, headers: head.headers)
+        if let misdirected = misdirected(request) { return misdirected }
+        guard ["/pair", "/pair/complete", "/control/replay"].contains(request.path) else { return nil }
         return Self.jsonRouteTooLarge
     }
+
+    /// DNS rebinding defence: `421` unless the request is addressed to a loopback name.
+    /// HTTP/1.0 clients may omit Host; browsers (the rebinding threat) always send it. An
+    /// absolute-form target's authority stands in for Host (RFC 9112 section 3.2.2).
+    private func misdirected(_ request: HTTPRequest) -> HTTPResponse? {
+        let host = request.authority ?? request.headers["Host"]
+        guard enforceLoopbackHost, !(host == nil && request.version == .http10), !Self.isLoopbackHost(host) else { return nil }
+        return Self.misdirectedRequest
+    }
+
+    private static let misdirectedRequest = HTTPResponse.error(
+        status: 421, code: "misdirected_request",
+        message: "This server only answers requests addressed to localhost, 127.0.0.1 or [::1].")
 
     private static let jsonRouteTooLarge = HTTPResponse.error(
         status: 413, code: "payload_too_large", message: "This route accepts at most \(maxJSONRouteBodyBytes) bytes.")
 
     func respond(to request: HTTPRequest, peer: SocketAddress?) -> HTTPReply {
-        // HTTP/1.0 clients may omit Host; browsers (the rebinding threat) always send it. An
-        // absolute-form target's authority stands in for Host (RFC 9112 section 3.2.2).
-        let host = request.authority ?? request.headers["Host"]
-        if enforceLoopbackHost, !(host == nil && request.version == .http10), !Self.isLoopbackHost(host) {
-            return .now(.error(status: 421, code: "misdirected_request",
-                               message: "This server only answers requests addressed to localhost, 127.0.0.1 or [::1]."))
-        }
+        if let misdirected = misdirected(request) { return .now(misdirected) }
         guard Self.knownMethods.contains(request.method) else {
             return .now(.error(status: 501, code: "not_implemented",
                                message: "This server does not implement the \(request.method.prefix(32)) method."))
