@@ -9,7 +9,7 @@ import Synchronization
 /// touching the parent's descriptor (`NonBlockingWriter`: a pipe or terminal reopened on
 /// Linux, a socket with `MSG_DONTWAIT`): a parent that stops reading stderr must not stall
 /// the thread that logs, which may be the event loop or the MCP session. A line that does not
-/// fit is dropped, counted, and the count is reported once stderr takes lines again.
+/// fit is dropped, counted, and the count is reported with the next line stderr takes.
 final class StandardError: Sendable {
     static let shared = StandardError(fd: STDERR_FILENO)
 
@@ -30,7 +30,7 @@ final class StandardError: Sendable {
         }
         dropped.withLock { dropped in
             if dropped > 0 {
-                let note = Array("webhook-channel: warning: \(dropped) log line(s) dropped: stderr was not being read\n".utf8)
+                let note = Array("webhook-channel: warning: \(dropped) log line(s) dropped: stderr was not read fast enough\n".utf8)
                 guard fits(note, writer) else {
                     dropped += 1
                     return

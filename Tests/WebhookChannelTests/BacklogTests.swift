@@ -107,6 +107,31 @@ import Testing
         #expect(errors.isEmpty, "\(errors.prefix(3))")
     }
 
+    /// Held back (its answers unread), the session reads no further; the end of input must
+    /// still end it at once. The reader, waiting for room, watches for the client hanging up.
+    @Test func closingStdinWhileTheSessionIsHeldBackStillEndsIt() async throws {
+        let server = try await ServerProcess.start(holdStdout: true)
+        defer { server.stop() }
+        let http = RawHTTPClient(port: server.port)
+        let credentials = try await http.pairSource(name: "held-back")
+        try await Durability.initializeWithoutReading(server)
+        let accepted = try await http.send(raw: Durability.webhookRequest(
+            http, credentials, body: Durability.body(tag: "held", index: 0, padding: 100_000)))
+        let eventID = try #require(expectProviderAccepted(accepted))
+        // 600 calls (90 KB, all in the pipe and the reader's buffer), answers of 100 KB: the
+        // session is held back after about 84 of them.
+        var calls = ""
+        for n in 0..<600 {
+            calls += #"{"jsonrpc":"2.0","id":"held-\#(n)","method":"tools/call","params":{"name":"webhook_event","arguments":{"event_id":"\#(eventID)"}}}"# + "\n"
+        }
+        server.write(Data(calls.utf8))
+        _ = try await poll(timeout: .seconds(60), "the calls to be in the pipe") { server.child.stdinChunksWaiting == 0 ? true : nil }
+        server.closeStdin()
+
+        let termination = try await server.child.waitForExit()
+        #expect(termination == .exited(0), "\(termination); stderr:\n\(server.stderr.tail())")
+    }
+
     /// `call-N` from a line answering one of the calls above.
     private static func callID(in line: Data) -> String? {
         guard let start = line.range(of: Data(#""id":"call-"#.utf8)) else { return nil }

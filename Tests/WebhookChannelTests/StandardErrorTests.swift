@@ -22,7 +22,7 @@ import Testing
         #expect(kept > 0 && kept < 4_000, "\(kept) lines kept")
         sink.write(line)
         let after = String(decoding: readAll(fds[0]), as: UTF8.self)
-        #expect(after.hasPrefix("webhook-channel: warning: \(4_000 - kept) log line(s) dropped: stderr was not being read\n"), "\(after)")
+        #expect(after.hasPrefix("webhook-channel: warning: \(4_000 - kept) log line(s) dropped: stderr was not read fast enough\n"), "\(after)")
         #expect(after.hasSuffix(String(decoding: line, as: UTF8.self)))
     }
 

@@ -30,8 +30,11 @@ public final class JSONRPCSession: Sendable {
     /// writes wait in its own pipe. Channel events have their own, lower bound (SPEC §9).
     public static let maxUnwrittenBytes = 8 << 20
     /// At most this many requests are answered at once; the next waits for one to finish.
-    /// With `maxUnwrittenBytes`, this bounds what replies can hold in memory.
-    public static let maxRequestsInFlight = 16
+    /// With `maxUnwrittenBytes`, this bounds what replies can hold in memory. Generous: a
+    /// reply waiting on a slow receiver (up to 10 s) holds its place, and a handful of those
+    /// must not keep a `ping` waiting. Results that take memory (log reads) are built on the
+    /// `mcp` thread one at a time and then count as unwritten output.
+    public static let maxRequestsInFlight = 256
     /// How often a session held back re-checks for room (only while it is held back).
     static let roomPollMilliseconds = 5
 

@@ -3,6 +3,11 @@ import FoundationEssentials  // Linux: Foundation without ICU
 #else
 import Foundation
 #endif
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
 import Platform
 import Synchronization
 
@@ -44,21 +49,42 @@ public final class LineReader: Sendable {
         DetachedThread.start(name: "stdin-reader") {
             var splitter = LineSplitter(maxLineBytes: limit)
             var chunk = [UInt8](repeating: 0, count: 65536)
+            // Waiting for room, the reader cannot read on to the end of input, so it watches for
+            // the writer hanging up instead: then the client is gone, and what it sent before
+            // has no one to answer to.
+            var hungUp = false
             let hand = { (event: Event) in
-                credits.acquire(weight: event.weight)
-                continuation.yield(event)
+                guard !hungUp else { return }
+                if credits.acquire(weight: event.weight, unless: { Self.writerHungUp(fd) }) {
+                    continuation.yield(event)
+                } else {
+                    hungUp = true
+                }
             }
-            while true {
+            while !hungUp {
                 let n = readSome(fd, into: &chunk)
                 if n <= 0 { break }
                 splitter.feed(chunk[0..<n], emit: hand)
             }
-            if let last = splitter.finish() { hand(last) }
+            if !hungUp, let last = splitter.finish() { hand(last) }
             atEnd()
             continuation.yield(.endOfInput)
             continuation.finish()
         }
         return Lines(stream: stream, credits: credits)
+    }
+
+    /// Whether the other end of `fd` has gone (a pipe's writer closed it, a socket's peer shut
+    /// down), whatever input is still unread: `poll` without waiting.
+    static func writerHungUp(_ fd: Int32) -> Bool {
+        #if canImport(Glibc)
+        let readHangUp: Int16 = 0x2000  // POLLRDHUP (Linux): the peer shut its writing side
+        #else
+        let readHangUp: Int16 = 0
+        #endif
+        var entry = pollfd(fd: fd, events: Int16(POLLIN) | readHangUp, revents: 0)
+        guard poll(&entry, 1, 0) == 1 else { return false }
+        return entry.revents & (Int16(POLLHUP) | Int16(POLLERR) | Int16(POLLNVAL) | readHangUp) != 0
     }
 
     /// The events of one reader, in order; taking one lets the reader go on.
@@ -108,8 +134,9 @@ final class LineCredits: Sendable {
     private let outstanding = Mutex(Outstanding())
     private let released = ConditionSignal()
 
-    /// On the reader thread: blocks until `weight` more fits.
-    func acquire(weight: Int) {
+    /// On the reader thread: blocks until `weight` more fits (true), or until `giveUp` says
+    /// to, asked every 50 ms while it waits (false).
+    func acquire(weight: Int, unless giveUp: () -> Bool) -> Bool {
         while true {
             let fits = outstanding.withLock { state -> Bool in
                 guard state.lines == 0 || (state.lines < Self.maxLines && state.bytes + weight <= Self.maxBytes) else {
@@ -119,9 +146,10 @@ final class LineCredits: Sendable {
                 state.bytes += weight
                 return true
             }
-            if fits { return }
-            // Signals are not lost (the flag stays set), the timeout is only a safety net.
-            released.wait(timeoutMilliseconds: 1000)
+            if fits { return true }
+            // Signals are not lost (the flag stays set); the timeout is for `giveUp`.
+            released.wait(timeoutMilliseconds: 50)
+            if giveUp() { return false }
         }
     }
 
