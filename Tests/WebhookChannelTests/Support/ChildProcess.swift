@@ -91,10 +91,13 @@ final class ChildProcess: @unchecked Sendable {
     }
 
     /// Closes our end of the child's stdout, unread, when it was held back (`holdStdout`): as
-    /// when Claude Code goes away, the child's next write to stdout fails (EPIPE).
+    /// when Claude Code goes away, the child's next write to stdout fails (EPIPE). Returns once
+    /// it is closed (the reader thread closes it; bounded at 10 s).
     func closeHeldStdout() {
         stdoutAbandoned.set()
         resumeStdout()
+        let deadline = Date().addingTimeInterval(10)
+        while !stdout.isFinished && Date() < deadline { usleep(1_000) }
     }
 
     /// How the child ended (nil while it runs).
