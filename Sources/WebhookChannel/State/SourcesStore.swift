@@ -42,7 +42,7 @@ public struct SourcesStore: Sendable {
     /// notices the change at once) sets aside a file still corrupt a second after it changed
     /// and writes back the sources it last read whole. A CLI command run meanwhile waits and
     /// then reads that, instead of moving the file aside and losing every source.
-    public static let operatorSettleSeconds = 3.0
+    public static let operatorSettleSeconds = 5.0
 
     /// For the operator CLI, before it reads or changes the file: waits (polling, bounded)
     /// while the file is corrupt and its last change is under `operatorSettleSeconds` old.
