@@ -57,18 +57,14 @@ import Testing
     @Test func toolCallsSentWhileStdoutIsNotReadWaitInTheClientsPipeAndAreAllAnsweredAfter() async throws {
         let server = try await ServerProcess.start(holdStdout: true)
         defer { server.stop() }
+        let eventID = try await Self.oneEventUnread(on: server, padding: 25_000)
         let http = RawHTTPClient(port: server.port)
-        let credentials = try await http.pairSource(name: "big-answers")
-        try await Durability.initializeWithoutReading(server)
-        let accepted = try await http.send(raw: Durability.webhookRequest(
-            http, credentials, body: Durability.body(tag: "big", index: 0, padding: 25_000)))
-        let eventID = try #require(expectProviderAccepted(accepted))
 
         // 3,500 answers of 25 KB each, 88 MB if they were all answered into memory. The calls
         // (520 KB) are several times what the pipe, the reader and 8 MiB of answers take in.
         let calls = 3_500
         for n in 0..<calls {
-            server.writeLine(#"{"jsonrpc":"2.0","id":"call-\#(n)","method":"tools/call","params":{"name":"webhook_event","arguments":{"event_id":"\#(eventID)"}}}"#)
+            server.writeLine(Self.webhookEventCall(id: "call-\(n)", eventID: eventID))
         }
         // Settled: what the server leaves unread stops changing for a second (bounded).
         var waiting = server.child.stdinChunksWaiting
@@ -112,17 +108,12 @@ import Testing
     @Test func closingStdinWhileTheSessionIsHeldBackStillEndsIt() async throws {
         let server = try await ServerProcess.start(holdStdout: true)
         defer { server.stop() }
-        let http = RawHTTPClient(port: server.port)
-        let credentials = try await http.pairSource(name: "held-back")
-        try await Durability.initializeWithoutReading(server)
-        let accepted = try await http.send(raw: Durability.webhookRequest(
-            http, credentials, body: Durability.body(tag: "held", index: 0, padding: 100_000)))
-        let eventID = try #require(expectProviderAccepted(accepted))
+        let eventID = try await Self.oneEventUnread(on: server, padding: 100_000)
         // 600 calls (90 KB, all in the pipe and the reader's buffer), answers of 100 KB: the
         // session is held back after about 84 of them.
         var calls = ""
         for n in 0..<600 {
-            calls += #"{"jsonrpc":"2.0","id":"held-\#(n)","method":"tools/call","params":{"name":"webhook_event","arguments":{"event_id":"\#(eventID)"}}}"# + "\n"
+            calls += Self.webhookEventCall(id: "held-\(n)", eventID: eventID) + "\n"
         }
         server.write(Data(calls.utf8))
         _ = try await poll(timeout: .seconds(60), "the calls to be in the pipe") { server.child.stdinChunksWaiting == 0 ? true : nil }
@@ -130,6 +121,22 @@ import Testing
 
         let termination = try await server.child.waitForExit()
         #expect(termination == .exited(0), "\(termination); stderr:\n\(server.stderr.tail())")
+    }
+
+    /// Pairs a source, initialises without reading stdout and sends one event with a body of
+    /// about `padding` bytes, so each `webhook_event` call for it has an answer that large.
+    private static func oneEventUnread(on server: ServerProcess, padding: Int) async throws -> String {
+        let http = RawHTTPClient(port: server.port)
+        let credentials = try await http.pairSource(name: "big-answers")
+        try await Durability.initializeWithoutReading(server)
+        let accepted = try await http.send(raw: Durability.webhookRequest(
+            http, credentials, body: Durability.body(tag: "big", index: 0, padding: padding)))
+        return try #require(expectProviderAccepted(accepted))
+    }
+
+    /// A `tools/call` of `webhook_event` for `eventID`, as one line without its newline.
+    private static func webhookEventCall(id: String, eventID: String) -> String {
+        #"{"jsonrpc":"2.0","id":"\#(id)","method":"tools/call","params":{"name":"webhook_event","arguments":{"event_id":"\#(eventID)"}}}"#
     }
 
     /// `call-N` from a line answering one of the calls above.
