@@ -5,7 +5,8 @@
 //
 //   cc -O2 -o c-probe c-probe.c -lcrypto
 //
-// Per loop pass (one epoll_wait):
+// Per loop pass (one epoll_wait; with WEBHOOK_BUSY_POLL_US=N, after a pass that found work,
+// non-blocking ones for up to N microseconds first):
 //   - accept every pending connection (accept4, non-blocking, TCP_NODELAY);
 //   - read each readable connection once, parse every complete request head in its buffer
 //     (request line; Host, Content-Length, Content-Type, Connection, X-Source-Id,
@@ -565,9 +566,24 @@ int main(void) {
     epoll_ctl(ep, EPOLL_CTL_ADD, 0, &ev);
     fprintf(stderr, "listening on %s:%d\n", host, port);
 
+    // Off unless asked: WEBHOOK_BUSY_POLL_US=N makes the probe poll without blocking for N
+    // microseconds after a pass that found work, as the product does by default, so that
+    // bench/ab can show what that alone is worth to either server.
+    long busy_poll_ns = getenv("WEBHOOK_BUSY_POLL_US") ? atol(getenv("WEBHOOK_BUSY_POLL_US")) * 1000 : 0;
+    int found_work = 0;
     struct epoll_event evs[256];
     for (;;) {
-        int n = epoll_wait(ep, evs, 256, -1);
+        int n = 0;
+        if (busy_poll_ns > 0 && found_work) {
+            struct timespec t0, t;
+            clock_gettime(CLOCK_MONOTONIC, &t0);
+            do {
+                n = epoll_wait(ep, evs, 256, 0);
+                clock_gettime(CLOCK_MONOTONIC, &t);
+            } while (n == 0 && (t.tv_sec - t0.tv_sec) * 1000000000L + (t.tv_nsec - t0.tv_nsec) < busy_poll_ns);
+        }
+        if (n == 0) n = epoll_wait(ep, evs, 256, -1);
+        found_work = n > 0;
         if (n < 0) { if (errno == EINTR) continue; perror("epoll_wait"); return 71; }
         for (int i = 0; i < n; i++) {
             void *tag = evs[i].data.ptr;

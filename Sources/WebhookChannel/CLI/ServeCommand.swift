@@ -56,7 +56,7 @@ enum ServeCommand {
         // not at the first request that happens to read it.
         store.restrictFileMode()
         let loop: EventLoop
-        do { loop = try EventLoop(backend: config.eventLoop) } catch {
+        do { loop = try EventLoop(backend: config.eventLoop, busyPollNanoseconds: config.busyPollMicroseconds * 1000) } catch {
             log.error("cannot start the event loop: \(error)")
             exit(1)
         }

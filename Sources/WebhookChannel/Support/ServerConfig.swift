@@ -29,6 +29,10 @@ public struct ServerConfig: Sendable {
     public var stateLockWait = ChannelState.defaultLockWait
     /// `WEBHOOK_EVENT_LOOP`: epoll (Linux's default) or the portable poll(2).
     public var eventLoop = EventLoopBackend.native
+    /// `WEBHOOK_BUSY_POLL_US`: microseconds the event loop keeps looking for work without
+    /// sleeping after a pass that found some (`EventLoop.waitForReadiness`); 0 turns it off.
+    public var busyPollMicroseconds: UInt64 = ServerConfig.defaultBusyPollMicroseconds
+    public static let defaultBusyPollMicroseconds: UInt64 = 50
 
     public struct Invalid: Error, CustomStringConvertible {
         public let description: String
@@ -93,6 +97,12 @@ public struct ServerConfig: Sendable {
                 throw Invalid(description: "WEBHOOK_EVENT_LOOP=\(backend) is not available on this platform; use \(EventLoopBackend.native)")
             }
             config.eventLoop = backend
+        }
+        if let text = environment["WEBHOOK_BUSY_POLL_US"] {
+            guard let value = UInt64(text.trimmingWhitespace()), value <= 1000 else {
+                throw Invalid(description: "WEBHOOK_BUSY_POLL_US must be a number of microseconds from 0 to 1000 (got \"\(text.prefix(40))\")")
+            }
+            config.busyPollMicroseconds = value
         }
         config.allowPrivateCallbacks = try switchSetting("WEBHOOK_ALLOW_PRIVATE_CALLBACKS", environment) ?? false
         return config

@@ -1,0 +1,100 @@
+import Foundation
+import Synchronization
+import Testing
+@testable import Platform
+@testable import Socket
+@testable import WebhookChannel
+
+/// The event loop's busy polling (`WEBHOOK_BUSY_POLL_US`, README "Configuration"): after a
+/// pass that found work it keeps looking without blocking for a window measured on its own
+/// clock, then sleeps; an idle loop, or one with the window at 0, sleeps at once. Driven on a
+/// `ManualClock`, so the window is the test's to end, not the wall clock's.
+struct EventLoopBusyPollTests {
+    /// Reads what arrives on a pipe and counts it.
+    final class Reader: EventLoopHandler, @unchecked Sendable {
+        let fd: Int32
+        let reads = Atomic<Int>(0)
+        init(fd: Int32) { self.fd = fd }
+        func readable() {
+            var buffer = [UInt8](repeating: 0, count: 64)
+            if read(fd, &buffer, buffer.count) > 0 { reads.add(1, ordering: .relaxed) }
+        }
+        func writable() {}
+        func tick(now: UInt64) {}
+    }
+
+    /// A loop with one pipe registered; returns once the loop has registered it.
+    static func loopReadingAPipe(clock: ManualClock, busyPollNanoseconds: UInt64)
+        async throws -> (EventLoop, Reader, write: Int32, read: Int32)
+    {
+        let ends = try EventLoopBackendTests.makePipe()
+        let loop = try EventLoop(clock: clock, busyPollNanoseconds: busyPollNanoseconds)
+        let reader = Reader(fd: ends.read)
+        loop.start()
+        try await EventLoopBackendTests.onLoop(loop) { try loop.register(fd: ends.read, handler: reader) }
+        return (loop, reader, ends.write, ends.read)
+    }
+
+    static func send(_ fd: Int32) {
+        var byte: UInt8 = 1
+        _ = write(fd, &byte, 1)
+    }
+
+    @Test func afterAPassThatFoundInputTheLoopPollsWithoutBlockingUntilItsWindowHasPassedOnItsClock() async throws {
+        let clock = ManualClock()
+        let (loop, reader, writeEnd, readEnd) = try await Self.loopReadingAPipe(clock: clock, busyPollNanoseconds: 50_000)
+        defer { loop.stop(); close(writeEnd); close(readEnd) }
+
+        Self.send(writeEnd)
+        _ = try await poll("the loop read the pipe") { reader.reads.load(ordering: .relaxed) == 1 ? true : nil }
+        // The clock stands still: the window never ends, so the loop keeps polling.
+        let start = loop.busyPolls.load(ordering: .relaxed)
+        _ = try await poll("the loop kept polling without blocking") {
+            loop.busyPolls.load(ordering: .relaxed) > start + 100 ? true : nil
+        }
+        // Input that arrives while it polls is read at once.
+        Self.send(writeEnd)
+        _ = try await poll("the loop read the second byte") { reader.reads.load(ordering: .relaxed) == 2 ? true : nil }
+
+        // Past the window the loop sleeps: the count stops moving.
+        clock.advance(byNanoseconds: 1_000_000)
+        var settled: UInt64?
+        for _ in 0..<200 where settled == nil {
+            let before = loop.busyPolls.load(ordering: .relaxed)
+            try await Task.sleep(for: .milliseconds(50))
+            if loop.busyPolls.load(ordering: .relaxed) == before { settled = before }
+        }
+        let asleep = try #require(settled, "the loop never went to sleep past its window")
+        try await Task.sleep(for: .milliseconds(200))
+        #expect(loop.busyPolls.load(ordering: .relaxed) == asleep, "a loop with nothing to do went on polling")
+    }
+
+    @Test func withTheWindowAtZeroTheLoopNeverPollsWithoutBlocking() async throws {
+        let clock = ManualClock()
+        let (loop, reader, writeEnd, readEnd) = try await Self.loopReadingAPipe(clock: clock, busyPollNanoseconds: 0)
+        defer { loop.stop(); close(writeEnd); close(readEnd) }
+        for expected in 1...3 {
+            Self.send(writeEnd)
+            _ = try await poll("the loop read byte \(expected)") { reader.reads.load(ordering: .relaxed) == expected ? true : nil }
+        }
+        #expect(loop.busyPolls.load(ordering: .relaxed) == 0)
+    }
+
+    @Test func theServerBusyPollsFiftyMicrosecondsUnlessTheSettingSaysOtherwise() throws {
+        let home = ["HOME": "/nonexistent"]
+        #expect(try ServerConfig.fromEnvironment(home).busyPollMicroseconds == 50)
+        #expect(try ServerConfig.fromEnvironment(home.merging(["WEBHOOK_BUSY_POLL_US": "0"]) { $1 }).busyPollMicroseconds == 0)
+        #expect(try ServerConfig.fromEnvironment(home.merging(["WEBHOOK_BUSY_POLL_US": " 200 "]) { $1 }).busyPollMicroseconds == 200)
+    }
+
+    @Test(arguments: ["-1", "1001", "fast", "", "5.5"])
+    func aBadBusyPollSettingIsRefusedNamingTheVariable(value: String) {
+        do {
+            _ = try ServerConfig.fromEnvironment(["HOME": "/nonexistent", "WEBHOOK_BUSY_POLL_US": value])
+            Issue.record("WEBHOOK_BUSY_POLL_US=\(value) was accepted")
+        } catch {
+            #expect(error.description.contains("WEBHOOK_BUSY_POLL_US"), "\(error)")
+            #expect(!error.description.contains("\n"), "one line: \(error)")
+        }
+    }
+}
