@@ -79,6 +79,15 @@ public final class ChannelNotifier: Sendable {
         }
     }
 
+    /// Reserves room for an event already taken, whatever waits (it is delivered next): one
+    /// whose sessions changed after it was admitted elsewhere.
+    public func reserve(weight: Int) {
+        state.withLock { state in
+            state.reserved.messages += 1
+            state.reserved.bytes += weight
+        }
+    }
+
     /// Gives back room reserved for an event that will not be delivered.
     public func cancel(weight: Int) {
         state.withLock { state in

@@ -106,6 +106,50 @@ import Testing
         try await Durability.expectNotifiedOnceInOrder(acknowledged, by: mcp)
     }
 
+    /// SPEC 11 with SPEC 9: a hub whose own Claude Code stopped reading refuses what would go
+    /// to it (`503 backlog`), but an event pinned to a follower's project never goes to the
+    /// hub's session, so the hub's backlog has no say in it: it is taken and delivered.
+    @Test func aHubSessionThatStoppedReadingDoesNotHoldBackEventsPinnedToAFollower() async throws {
+        let stateDir = try TempStateDir()
+        defer { stateDir.remove() }
+        let hub = try await ServerProcess.start(
+            stateDir: stateDir, environment: ["CLAUDE_PROJECT_DIR": "/work/a"], holdStdout: true)
+        defer { hub.stop() }
+        try await Durability.initializeWithoutReading(hub)
+        let follower = try await TestChannel.start(
+            stateDir: stateDir, environment: ["WEBHOOK_PORT": String(hub.port), "CLAUDE_PROJECT_DIR": "/work/b"])
+        defer { follower.stop() }
+        _ = try await follower.server.stderr.waitForLine("a line with following", where: { $0.contains("following") })
+        let http = RawHTTPClient(port: hub.port)
+        let everywhere = try await http.pairSource(name: "everywhere")
+        let pinned = try await http.pairSource(name: "pinned")
+        let routed = try await runCLI(["route", pinned.sourceID, "/work/b"], stateDir: stateDir)
+        #expect(routed.exitCode == 0, "\(routed)")
+
+        // Events for every session fill the hub's own backlog (the follower reads them).
+        let acks = Acknowledgements()
+        let deadline = Date().addingTimeInterval(120)
+        let port = hub.port
+        try await offloaded {
+            acks.sendLoop(port: port, limit: 6_000, deadline: deadline) { index in
+                Durability.webhookRequest(http, everywhere, body: Durability.body(tag: "everywhere", index: index, padding: 12_000))
+            }
+        }
+        let refusal = try #require(acks.otherAnswers.first, "no 503 after \(acks.acknowledged.count) acknowledged")
+        expectJSONError(refusal, status: 503, error: "backlog")
+
+        let body = #"{"event":"for-b-only"}"#
+        let answer = try await http.postWebhook(body, as: pinned)
+        #expect(answer.status == 200, "\(answer.status) \(answer.bodyText)")
+        let delivered = try await follower.mcp.message("the pinned event at the follower") { message in
+            message["method"]?.stringValue == MCPTestClient.channelMethod && message["params"]?["content"]?.stringValue == body
+        }
+        #expect(delivered["params"]?["meta"]?["source_id"]?.stringValue == pinned.sourceID)
+        // The hub's own session is still full: what would go to it is still refused.
+        let stillRefused = try await http.postWebhook(#"{"event":"everywhere-again"}"#, as: everywhere)
+        expectJSONError(stillRefused, status: 503, error: "backlog")
+    }
+
     @Test func aRoutedSourceReachesOnlyTheSessionsInItsProject() async throws {
         var sessions = try Sessions()
         defer { sessions.stop() }

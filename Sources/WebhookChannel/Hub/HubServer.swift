@@ -90,6 +90,11 @@ final class HubServer: SessionFanOut, @unchecked Sendable {
         return targets(among: current, pinnedTo: route).links.allSatisfy { $0.queuedBytes < Self.maxQueuedBytesPerFollower }
     }
 
+    func reachesOwnSession(pinnedTo route: String?) -> Bool {
+        guard route != nil else { return true }
+        return targets(among: links.withLock { $0 }, pinnedTo: route).own
+    }
+
     /// The followers an event pinned to `route` goes to, and whether the hub's own session
     /// gets it: the sessions inside the project, or every session when none is (never nowhere).
     private func targets(among current: [FollowerLink], pinnedTo route: String?) -> (links: [FollowerLink], own: Bool) {

@@ -78,4 +78,7 @@ public protocol SessionFanOut: AnyObject, Sendable {
     /// whose session stopped reading holds back its end of `hub.sock`, its queue here fills,
     /// and the hub then answers `503 backlog` as for its own session (SPEC 9).
     func hasRoom(pinnedTo route: String?) -> Bool
+    /// Whether this process's own session is among those an event pinned to `route` goes to
+    /// now; when it is not, its own backlog has no say in taking the event.
+    func reachesOwnSession(pinnedTo route: String?) -> Bool
 }

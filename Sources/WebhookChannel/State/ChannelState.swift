@@ -91,6 +91,9 @@ public actor ChannelState {
     private struct Uncommitted {
         var notification: Notification
         var weight: Int
+        /// Whether room for it was reserved in this session's backlog: not when, taken, it
+        /// went only to other sessions (a pinned source), whose own room was asked instead.
+        var reservedHere: Bool
         /// The project the source is pinned to (`webhook-channel route`), if any.
         var route: String?
         var sourceID: String
@@ -238,6 +241,7 @@ public actor ChannelState {
         // A filtered event reserves no room: it never waits to be written to stdout.
         var notification = Notification.none
         var weight = 0
+        var reservedHere = false
         if !record.filtered {
             if source.contentMode.prefersDigest(bodyBytes: body.count) {
                 notification = .digest(record, source.contentMode, candidate.scheme)
@@ -248,14 +252,19 @@ public actor ChannelState {
                 notification = .ready(event)
                 weight = ChannelNotifier.weight(of: event)
             }
-            switch notifier.admit(weight: weight) {
-            case .admitted: break
-            case .notReady: return .notReady
-            case .backlog: return .backlog
+            // This session's backlog counts only when the event goes to this session: a
+            // session that stopped reading does not hold back events pinned to another.
+            reservedHere = fanOut?.reachesOwnSession(pinnedTo: source.route) ?? true
+            if reservedHere {
+                switch notifier.admit(weight: weight) {
+                case .admitted: break
+                case .notReady: return .notReady
+                case .backlog: return .backlog
+                }
             }
             // A follower session that stopped reading counts as this one would.
             if let fanOut, !fanOut.hasRoom(pinnedTo: source.route) {
-                notifier.cancel(weight: weight)
+                if reservedHere { notifier.cancel(weight: weight) }
                 return .backlog
             }
         }
@@ -268,7 +277,7 @@ public actor ChannelState {
         sources.stats[source.id, default: SourceStats()].eventCount += 1
         sources.stats[source.id, default: SourceStats()].lastEventAt = now
         let written = Pending<Commit>()
-        uncommitted.append(Uncommitted(notification: notification, weight: weight, route: source.route, sourceID: source.id,
+        uncommitted.append(Uncommitted(notification: notification, weight: weight, reservedHere: reservedHere, route: source.route, sourceID: source.id,
                                        replayKeys: allKeys, remembered: remembered, receivedAt: now,
                                        written: written))
         return .accepted(eventID: record.id, filtered: record.filtered, written: written)
@@ -305,7 +314,7 @@ public actor ChannelState {
         let written = eventLog.writePending()
         guard written else {
             for accepted in batch {
-                if case .none = accepted.notification {} else { notifier.cancel(weight: accepted.weight) }
+                if accepted.reservedHere { notifier.cancel(weight: accepted.weight) }
                 for key in accepted.replayKeys { replay.remove(key) }
                 sources.stats[accepted.sourceID]?.eventCount -= 1
                 accepted.written.fulfil(.notWritten)
@@ -371,9 +380,15 @@ public actor ChannelState {
             if case .ready(let event) = batch[index].notification {
                 let weight = batch[index].weight
                 let (ownSession, line) = fanOut?.share(event, pinnedTo: batch[index].route) ?? (true, nil)
+                // The sessions connected may have changed since the event was taken: room
+                // reserved and not needed is given back; room needed and not reserved is
+                // taken now (one event over the bound at most, never refused once answered).
                 if !ownSession {
-                    notifier.cancel(weight: weight)
-                } else if let line {
+                    if batch[index].reservedHere { notifier.cancel(weight: weight) }
+                    continue
+                }
+                if !batch[index].reservedHere { notifier.reserve(weight: weight) }
+                if let line {
                     notifier.deliver(encoded: line, weight: weight)
                 } else {
                     notifier.deliver(event, weight: weight)
