@@ -195,6 +195,32 @@ import Testing
         #expect(after.filter { $0.hasPrefix("callback") }.count == 4, "\(after.sorted())")
     }
 
+    /// A permission prompt, which a person is waiting on, does not queue behind replies to a
+    /// receiver that stalls: with all four `callback` threads held and two more replies
+    /// waiting for one, the prompt still reaches the approver, before any held reply gives up
+    /// (one that did would free a thread and a waiting reply would open a fifth connection).
+    @Test func aPermissionPromptReachesTheApproverWhileRepliesToAStalledReceiverHoldEveryCallbackThread() async throws {
+        let relay = try await PermissionRelayTests.startRelay()
+        defer { relay.stop() }
+        let receiver = try StallingReceiver()
+        defer { receiver.stop() }
+        let stalled = try await relay.channel.http.pairSource(name: "stalling", callbackURL: receiver.url())
+        for index in 0..<6 {
+            let arguments: JSON = ["source_id": .string(stalled.sourceID), "payload": ["n": .number(Double(index))]]
+            relay.channel.mcp.send(["jsonrpc": "2.0", "id": relay.channel.mcp.makeID(), "method": "tools/call",
+                                    "params": ["name": "webhook_reply", "arguments": arguments]])
+        }
+        _ = try await poll(timeout: .seconds(30), "four connections held (\(receiver.heldCount))") {
+            receiver.heldCount >= 4 ? true : nil
+        }
+
+        let prompt = try await PermissionRelayTests.ask(relay, "pqrst")
+        #expect(String(decoding: prompt.body, as: UTF8.self).contains(#""request_id":"pqrst""#))
+        #expect(receiver.connectionCount == 4,
+                "the prompt came after a held reply gave up: \(receiver.connectionCount) connections offered")
+        receiver.answerAll()
+    }
+
     /// With `WEBHOOK_EVENT_LOOP=poll` the process holds no epoll descriptor, and that stays so
     /// after a reply that had to wait for a retry and a permission prompt sent in the
     /// background: the wait is the timer thread's, the tasks run on the `mcp` executor, and

@@ -23,6 +23,9 @@ public enum CallbackClient {
     /// four busy, later POSTs wait in the pool's FIFO, in the order they were made; a wait
     /// there is not charged to the POST's deadline (see `post`).
     public static let pool = WorkerPool(name: "callback", size: 4)
+    /// Permission prompts' POSTs (`PermissionRelay`): a person is waiting on each, so they
+    /// never queue behind replies to a receiver that stalls; two threads, started as needed.
+    public static let promptPool = WorkerPool(name: "prompt", size: 2)
 
     /// The most of the answer's body kept for the CLI; the status decides, the body is shown.
     static let maxBody = 64 * 1024

@@ -60,7 +60,11 @@ public final class ReplySender: Sendable {
         records.withLock { Array($0.suffix(limit).reversed()) }
     }
 
-    public func send(source: SourceRecord, payload: JSONValue, eventID: String?) async -> MCPToolResult {
+    /// `pool` is where its POSTs wait for a thread: replies share `CallbackClient.pool`;
+    /// permission prompts, which a person waits on, have a pool of their own
+    /// (`CallbackClient.promptPool`), so replies stalled on a slow receiver never queue them.
+    public func send(source: SourceRecord, payload: JSONValue, eventID: String?,
+                     pool: WorkerPool = CallbackClient.pool) async -> MCPToolResult {
         guard let url = source.callbackURL else {
             return .error("Source \(source.id) has no callback URL, so there is nowhere to reply.")
         }
@@ -68,7 +72,8 @@ public final class ReplySender: Sendable {
         let deliveryID = "msg_" + SecureRandom.hex(12)
         record(Record(deliveryID: deliveryID, sourceID: source.id, eventID: eventID, createdAt: clock.now(),
                       state: .retrying, attempts: []))
-        let first = await attempt(number: 1, deliveryID: deliveryID, source: source, url: url, body: body, eventID: eventID)
+        let first = await attempt(number: 1, deliveryID: deliveryID, source: source, url: url, body: body, eventID: eventID,
+                                  pool: pool)
         switch first {
         case .delivered(let status):
             return MCPToolResult(text: "Delivered to \(source.name) (\(source.id)): HTTP \(status) on attempt 1. Delivery id \(deliveryID).")
@@ -77,7 +82,8 @@ public final class ReplySender: Sendable {
         case .retry(let reason, let after):
             let wait = after ?? delays[0]
             inBackground { [self] in
-                await self.retryLoop(deliveryID: deliveryID, source: source, url: url, body: body, eventID: eventID, firstWait: wait)
+                await self.retryLoop(deliveryID: deliveryID, source: source, url: url, body: body, eventID: eventID,
+                                     firstWait: wait, pool: pool)
             }
             return MCPToolResult(text: "First attempt to \(source.name) (\(source.id)) did not succeed (\(reason)); "
                 + "retrying in \(Self.seconds(wait)) s, up to \(delays.count) more attempts. Delivery id \(deliveryID); "
@@ -91,12 +97,14 @@ public final class ReplySender: Sendable {
         case final(String)
     }
 
-    private func retryLoop(deliveryID: String, source: SourceRecord, url: String, body: [UInt8], eventID: String?, firstWait: Double) async {
+    private func retryLoop(deliveryID: String, source: SourceRecord, url: String, body: [UInt8], eventID: String?,
+                           firstWait: Double, pool: WorkerPool) async {
         var wait = firstWait
         for (index, _) in delays.enumerated() {
             await clock.sleep(nanoseconds: UInt64(wait * 1e9))
             let number = index + 2
-            switch await attempt(number: number, deliveryID: deliveryID, source: source, url: url, body: body, eventID: eventID) {
+            switch await attempt(number: number, deliveryID: deliveryID, source: source, url: url, body: body, eventID: eventID,
+                                 pool: pool) {
             case .delivered, .final:
                 return
             case .retry(_, let after):
@@ -110,14 +118,15 @@ public final class ReplySender: Sendable {
         }
     }
 
-    private func attempt(number: Int, deliveryID: String, source: SourceRecord, url: String, body: [UInt8], eventID: String?) async -> Outcome {
+    private func attempt(number: Int, deliveryID: String, source: SourceRecord, url: String, body: [UInt8], eventID: String?,
+                         pool: WorkerPool) async -> Outcome {
         let timestamp = Int64(clock.now())
         var headers: [(String, String)] = [("Content-Type", "application/json"), ("X-Source-Id", source.id)]
         headers += SignatureScheme.signingHeaders(scheme: .webhook, secret: source.hmacSecret, body: body,
                                                   timestamp: timestamp, deliveryID: deliveryID)
         if let eventID { headers.append(("X-Event-Id", eventID)) }
         let result = await CallbackClient.post(url: url, headers: headers, body: body, policy: policy, timeout: timeout,
-                                              clock: clock)
+                                              clock: clock, pool: pool)
         let outcome: Outcome
         switch result {
         case .success(let response) where (200...299).contains(response.status):

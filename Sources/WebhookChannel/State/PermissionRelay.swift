@@ -116,7 +116,7 @@ public final class PermissionRelay: Sendable {
         let log = self.log
         for approver in approvers {
             replies.inBackground {
-                let result = await replies.send(source: approver, payload: body, eventID: nil)
+                let result = await replies.send(source: approver, payload: body, eventID: nil, pool: CallbackClient.promptPool)
                 log.info("permission: request \(requestID) to \(approver.id): \(result.isError ? "failed" : "sent") (\(result.text.prefix(200)))")
             }
         }
