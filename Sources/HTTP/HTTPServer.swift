@@ -46,9 +46,7 @@ public final class HTTPServer: @unchecked Sendable {
         self.respond = respond
         listener = try TCPListener(host: host, port: port, loop: loop, maxConnections: maxConnections) { [unowned self] connection, overLimit in
             if overLimit {
-                connection.write(HTTPResponse.error(status: 503, code: "too_many_connections",
-                                                    message: "The server is at its connection limit; retry shortly.",
-                                                    headers: [("Retry-After", "1")]).serialized(keepAlive: false))
+                connection.write(HTTPServer.tooManyConnections.serialized(keepAlive: false))
                 connection.closeAfterWriting(drain: true)
                 return DiscardingConnection()
             }
@@ -60,12 +58,18 @@ public final class HTTPServer: @unchecked Sendable {
     }
 
     public func start() throws(SocketError) {
+        listener.outOfDescriptorsAnswer = HTTPServer.tooManyConnections.serialized(keepAlive: false)
         try listener.startAccepting()
     }
 
     public func stop() {
         listener.stopListening()
     }
+
+    /// Past the connection cap, or with no descriptor left to hold one more.
+    static let tooManyConnections = HTTPResponse.error(
+        status: 503, code: "too_many_connections", message: "The server is at its connection limit; retry shortly.",
+        headers: [("Retry-After", "1")])
 }
 
 /// Reads and drops whatever a refused connection still sends, until it is closed.

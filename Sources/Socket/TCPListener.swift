@@ -21,6 +21,16 @@ public final class TCPListener: EventLoopHandler {
     /// Every open connection, by descriptor: the listener owns them (the loop's handler table
     /// refers to them too, but a connection is dropped here when it closes).
     private var connections: [Int32: TCPConnection] = [:]
+    /// What a connection accepted when the process is out of descriptors is sent before it
+    /// is closed (the protocol layer's refusal, opaque here); nil closes it without a word.
+    public var outOfDescriptorsAnswer: [UInt8]?
+    /// A descriptor held in reserve (`/dev/null`): with every other one in use, closing it
+    /// makes room to accept one waiting connection, answer it and close it, instead of
+    /// leaving the listener readable and the loop spinning on `EMFILE`.
+    private var spare: Int32 = -1
+    /// Set while the listener is not watched: out of descriptors with no spare to shed with.
+    /// A connection closing, or the next tick, watches it again.
+    private var acceptingPaused = false
 
     /// Binds and listens; throws with the failing call's errno (e.g. address in use).
     public init(host: String, port: UInt16, loop: EventLoop, maxConnections: Int,
@@ -59,9 +69,21 @@ public final class TCPListener: EventLoopHandler {
         self.loop = loop
         self.maxConnections = maxConnections
         self.makeDelegate = makeDelegate
+        spare = Self.openSpare()
     }
 
-    deinit { scratch.deallocate() }
+    deinit {
+        scratch.deallocate()
+        if spare >= 0 { close(spare) }
+    }
+
+    private static func openSpare() -> Int32 {
+        #if canImport(Glibc)
+        return open("/dev/null", O_RDONLY | Int32(O_CLOEXEC))
+        #else
+        return open("/dev/null", O_RDONLY | O_CLOEXEC)
+        #endif
+    }
 
     /// Must be called on the loop thread.
     public func startAccepting() throws(SocketError) {
@@ -79,15 +101,21 @@ public final class TCPListener: EventLoopHandler {
             }
             if client < 0 {
                 if errno == EINTR || errno == ECONNABORTED { continue }
-                // EAGAIN: all taken. EMFILE/ENFILE: out of descriptors; the next tick retries.
+                if errno == EMFILE || errno == ENFILE {
+                    if refuseOneWithSpare() { continue }
+                    pauseAccepting()
+                }
+                // EAGAIN: all taken.
                 return
             }
             var one: Int32 = 1
             setsockopt(client, Int32(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(MemoryLayout<Int32>.size))
             let peer = withUnsafePointer(to: &storage) { SocketAddress(raw: $0, length: Int(length)) }
             let connection = TCPConnection(fd: client, peer: peer, loop: loop, scratch: scratch) { [weak self] closed in
-                self?.connections[closed.fd] = nil
-                self?.connectionCount -= 1
+                guard let self else { return }
+                connections[closed.fd] = nil
+                connectionCount -= 1
+                resumeAccepting()
             }
             connections[client] = connection
             connectionCount += 1
@@ -110,8 +138,49 @@ public final class TCPListener: EventLoopHandler {
     public func writable() {}
 
     public func tick(now: UInt64) {
-        // Retry accepting in case an earlier round stopped on EMFILE.
-        readable()
+        // Descriptors may have been freed elsewhere (a log file closed) since accepting paused.
+        resumeAccepting()
+        if spare < 0 { spare = Self.openSpare() }
+    }
+
+    /// Out of descriptors: gives up the spare one to accept a waiting connection, reads what
+    /// it already sent (so closing does not reset it before the answer is read), sends
+    /// `outOfDescriptorsAnswer` and closes it; then takes the spare again. False when there
+    /// was no spare or nothing to accept.
+    private func refuseOneWithSpare() -> Bool {
+        guard spare >= 0 else { return false }
+        close(spare)
+        spare = -1
+        defer { spare = Self.openSpare() }
+        var storage = sockaddr_storage()
+        var length = socklen_t(MemoryLayout<sockaddr_storage>.size)
+        let client = withUnsafeMutablePointer(to: &storage) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                StreamSocket.accept(fd, $0, &length, linuxFlags: loop.backend.usesLinuxExtensions)
+            }
+        }
+        guard client >= 0 else { return false }
+        for _ in 0..<4 {  // the socket is non-blocking
+            if recv(client, scratch.baseAddress, scratch.count, 0) <= 0 { break }
+        }
+        if let answer = outOfDescriptorsAnswer {
+            _ = answer.withUnsafeBytes { NoSignalSend.send(client, $0.baseAddress!, $0.count) }
+            shutdown(client, Int32(SHUT_WR))
+        }
+        close(client)
+        return true
+    }
+
+    private func pauseAccepting() {
+        guard !acceptingPaused else { return }
+        acceptingPaused = true
+        loop.modify(fd: fd, readable: false, writable: false)
+    }
+
+    private func resumeAccepting() {
+        guard acceptingPaused else { return }
+        acceptingPaused = false
+        loop.modify(fd: fd, readable: true, writable: false)
     }
 
     public func stopListening() {

@@ -206,6 +206,67 @@ import Testing
         try await server.expectSurvived()
     }
 
+    /// With an open-file limit far below the cap (128 here; a shell's 1024 against the default
+    /// cap of 1024 is the everyday case), the cap comes down to fit, and every client past
+    /// what the server can hold gets a `503`, including those that arrive while every
+    /// descriptor is taken by refused clients still draining: the loop neither leaves them
+    /// hanging nor spins on `EMFILE`.
+    @Test func underALowOpenFileLimitClientsPastWhatTheServerCanHoldGet503AndTheLoopStaysIdle() async throws {
+        let server = try await ServerProcess.start(descriptorLimit: 128)
+        defer { server.stop() }
+        let note = try await server.stderr.waitForLine("the lowered cap", where: { $0.contains("connections capped at") })
+        #expect(note.contains("connections capped at 64"), "\(note)")
+        var held: [RawSocket] = []
+        defer { held.forEach { $0.close() } }
+        for index in 0..<64 {
+            let socket = try await RawSocket.connect(port: server.port)
+            held.append(socket)
+            try await socket.send("GET /health HTTP/1.1\r\nHost: 127.0.0.1:\(server.port)\r\n\r\n")
+            let response = try await socket.readResponse()
+            #expect(response.status == 200, "connection \(index + 1) of 64: \(response)")
+        }
+        // Refused clients that keep their end open hold a descriptor each while the server
+        // drains them (up to 2 s): past about fifty of them, none is left.
+        for index in 0..<150 {
+            let socket = try await RawSocket.connect(port: server.port)
+            held.append(socket)
+            let response = try await socket.readResponse()
+            #expect(response.status == 503, "client \(65 + index): \(response)")
+            expectJSONErrorBody(response, code: "too_many_connections", "past the cap")
+        }
+        // Everyone has an answer or a seat; the loop is waiting, not retrying accept.
+        let ticks = Double(sysconf(Int32(_SC_CLK_TCK)))
+        let before = try Self.cpuTicks(pid: server.pid)
+        try await Task.sleep(for: .seconds(1))
+        let busy = Double(try Self.cpuTicks(pid: server.pid) - before) / ticks
+        #expect(busy < 0.5, "the server used \(busy) s of CPU in 1 s with nothing to do")
+        held.forEach { $0.close() }
+        held = []
+        // Seats freed, a new client is served again (the server sees the closes when it next
+        // runs; on a loaded machine that can be seconds).
+        var status: Int?
+        let deadline = ContinuousClock.now.advanced(by: .seconds(30))
+        while status != 200 && ContinuousClock.now < deadline {
+            let socket = try await RawSocket.connect(port: server.port)
+            try await socket.send("GET /health HTTP/1.1\r\nHost: 127.0.0.1:\(server.port)\r\nConnection: close\r\n\r\n")
+            status = (try? await socket.readResponse())?.status
+            socket.close()
+            if status != 200 { try await Task.sleep(for: .milliseconds(100)) }
+        }
+        #expect(status == 200, "after the clients left: \(status.map(String.init) ?? "no answer")")
+    }
+
+    /// User plus system CPU ticks of a process (`/proc/PID/stat`).
+    static func cpuTicks(pid: Int32) throws -> Int {
+        let text = try String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8)
+        guard let end = text.lastIndex(of: ")") else { throw HarnessError("unreadable /proc/\(pid)/stat") }
+        let fields = text[text.index(after: end)...].split(separator: " ")
+        guard fields.count > 13, let user = Int(fields[11]), let system = Int(fields[12]) else {
+            throw HarnessError("unreadable /proc/\(pid)/stat: \(text.prefix(200))")
+        }
+        return user + system
+    }
+
     @Test func pastTheConnectionCapNewConnectionsGet503AndAreClosed() async throws {
         let server = try await HardenedServer.start(environment: ["WEBHOOK_MAX_CONNECTIONS": "8"])
         defer { server.stop() }

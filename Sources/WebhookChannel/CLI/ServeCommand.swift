@@ -17,6 +17,8 @@ enum ServeCommand {
 
     /// The signals that end the server in order.
     static let exitSignals = [SIGTERM, SIGINT, SIGHUP]
+    /// Descriptors kept back from the connection cap for the process itself (see `run`).
+    static let reservedDescriptors = 64
 
     static let help = """
     Usage: webhook-channel serve
@@ -41,10 +43,20 @@ enum ServeCommand {
         signal(SIGPIPE, SIG_IGN)
         let log = Logger()
 
-        let config: ServerConfig
+        var config: ServerConfig
         do { config = try ServerConfig.fromEnvironment() } catch {
             log.error(error.description)
             exit(2)
+        }
+        // One descriptor per connection, and a few for the process's own files, pipes, hub
+        // links and DNS: the soft limit (often 1024) is raised as far as the hard one allows,
+        // and below what the cap needs the cap comes down, so a client past it gets a 503
+        // rather than the accept failing for want of a descriptor.
+        let wantedDescriptors = config.maxConnections + Self.reservedDescriptors
+        let descriptorLimit = DescriptorLimit.raise(toAtLeast: wantedDescriptors)
+        if descriptorLimit < wantedDescriptors {
+            config.maxConnections = max(1, descriptorLimit - Self.reservedDescriptors)
+            config.connectionCapNote = "the open-file limit is \(descriptorLimit) (ulimit -n): connections capped at \(config.maxConnections)"
         }
 
         let directory = StateDirectory(path: config.stateDirectory)
@@ -204,6 +216,7 @@ enum ServeCommand {
                     }
                     if started {
                         log.info("listening on \(server.address)")
+                        if let note = config.connectionCapNote { log.warning(note) }
                     } else {
                         server.stop()
                     }

@@ -18,6 +18,8 @@ public struct ServerConfig: Sendable {
     /// (power-loss durability); otherwise once `write` returned (process-crash durability).
     public var syncsEventLog = false
     public var maxConnections = HTTPServer.defaultMaxConnections
+    /// Set when the open-file limit brought `maxConnections` down (logged once listening).
+    public var connectionCapNote: String?
     /// Seconds a client has to send a complete request head (slowloris defence).
     public var headerTimeout: Double = 10
     /// Seconds an idle keep-alive connection stays open.

@@ -137,6 +137,7 @@ final class ServerProcess: @unchecked Sendable {
         environment: [String: String] = [:],
         timeout: Duration = .seconds(60),
         holdStdout: Bool = false,
+        descriptorLimit: Int? = nil,
         beforeLaunch: (TempStateDir) throws -> Void = { _ in }
     ) async throws -> ServerProcess {
         let metered = !ServerSlots.reserved
@@ -146,8 +147,14 @@ final class ServerProcess: @unchecked Sendable {
         do {
             dir = try stateDir ?? TempStateDir()
             try beforeLaunch(dir)
+            // With a descriptor limit, through `sh`, whose `ulimit -n` sets the soft and hard
+            // limits of the binary it then execs (same pid).
+            let binary = try binaryURL()
+            let (executable, arguments) = descriptorLimit.map {
+                (URL(fileURLWithPath: "/bin/sh"), ["-c", "ulimit -n \($0) && exec \"$0\"", binary.path])
+            } ?? (binary, [])
             child = try ChildProcess(
-                executable: try binaryURL(), arguments: [],
+                executable: executable, arguments: arguments,
                 environment: childEnvironment(stateDir: dir, overrides: environment), holdStdout: holdStdout)
         } catch {
             if metered { ServerSlots.shared.release() }
