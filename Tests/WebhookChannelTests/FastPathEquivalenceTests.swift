@@ -156,4 +156,13 @@ struct FastPathEquivalenceTests {
     func otherHostNamesAreRefused(host: String) {
         #expect(!WebhookRoutes.isLoopbackHost(host))
     }
+
+    @Test func theBoundLoopbackAddressIsAcceptedToo() {
+        let bound = Array("127.0.0.2".utf8)
+        #expect(WebhookRoutes.isLoopbackHost("127.0.0.2:8788", alsoAllowing: bound))
+        #expect(WebhookRoutes.isLoopbackHost("127.0.0.2", alsoAllowing: bound))
+        #expect(WebhookRoutes.isLoopbackHost("localhost:8788", alsoAllowing: bound))
+        #expect(!WebhookRoutes.isLoopbackHost("127.0.0.3:8788", alsoAllowing: bound))
+        #expect(!WebhookRoutes.isLoopbackHost("127.0.0.2.evil:8788", alsoAllowing: bound))
+    }
 }

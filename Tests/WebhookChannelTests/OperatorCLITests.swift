@@ -180,6 +180,30 @@ import Testing
         #expect(try await channel.mcp.channelEventsUntilQuiet().isEmpty)
     }
 
+    /// Bound to another loopback address (`WEBHOOK_HOST=127.0.0.2`), the server answers
+    /// requests addressed to it, so the URL `add` prints and `send` work; other names are
+    /// still `421` (Linux: every 127/8 address is local there).
+    #if os(Linux)
+    @Test func aServerBoundToAnotherLoopbackAddressAnswersTheURLAddPrintsAndSend() async throws {
+        let channel = try await TestChannel.start(environment: ["WEBHOOK_HOST": "127.0.0.2"])
+        defer { channel.stop() }
+        let port = channel.server.port
+        let source = try await ProviderFixtures.add("bound", scheme: .standard, secret: ProviderScheme.standard.sampleSecret,
+                                                    stateDir: channel.stateDir)
+        let text = #"{"type":"bound.test"}"#
+        let run = try await runCLI(["send", source.sourceID, "-"], stateDir: channel.stateDir, stdin: Data(text.utf8))
+        #expect(run.exitCode == 0 && run.stdout.hasPrefix("HTTP 200"), "\(run)")
+        #expect(try await channel.mcp.channelEvent()["content"] == .string(text))
+
+        for (host, status) in [("127.0.0.2:\(port)", 200), ("127.0.0.3:\(port)", 421), ("evil.example:\(port)", 421)] {
+            let socket = try await RawSocket.connect(host: "127.0.0.2", port: port)
+            defer { socket.close() }
+            try await socket.send("GET /health HTTP/1.1\r\nHost: \(host)\r\nConnection: close\r\n\r\n")
+            #expect(try await socket.readResponse().status == status, "Host \(host)")
+        }
+    }
+    #endif
+
     @Test func sendReadsTheBodyFromStdin() async throws {
         let channel = try await TestChannel.start()
         defer { channel.stop() }

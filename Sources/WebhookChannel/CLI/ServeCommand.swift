@@ -197,7 +197,7 @@ enum ServeCommand {
                     }
                     state.assumeIsolated { $0.openLogs() }
                     let controlToken = ControlToken.create(directory: StateDirectory(path: config.stateDirectory), log: log)
-                    let routes = WebhookRoutes(state: state, callbackPolicy: policy, enforceLoopbackHost: loopback,
+                    let routes = WebhookRoutes(state: state, callbackPolicy: policy, enforceLoopbackHost: loopback, boundHost: config.host,
                                                controlToken: controlToken, sessions: sessions, log: log)
                     server.respond = routes.respond
                     server.screenHead = routes.screen

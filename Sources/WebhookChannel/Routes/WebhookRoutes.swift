@@ -17,6 +17,9 @@ final class WebhookRoutes: Sendable {
     private let callbackPolicy: CallbackURLPolicy
     /// When the operator bound a non-loopback address on purpose, other Host names are expected.
     private let enforceLoopbackHost: Bool
+    /// The loopback address the server is bound to, as a `Host` names it, when it is not one
+    /// of the three names always accepted (`WEBHOOK_HOST=127.0.0.2`: the URL `add` prints).
+    private let boundHostName: [UInt8]?
     private let log: Logger
     /// Proves a control request comes from someone who can read the state dir (the operator's
     /// CLI): the token is in a 0600 file there.
@@ -29,9 +32,11 @@ final class WebhookRoutes: Sendable {
     static let unauthorized = HTTPResponse.error(
         status: 401, code: "unauthorized", message: "Unknown source, bad or missing signature, or stale timestamp.")
 
-    init(state: ChannelState, callbackPolicy: CallbackURLPolicy, enforceLoopbackHost: Bool, controlToken: String,
-         sessions: @escaping @Sendable () -> Int, log: Logger)
+    init(state: ChannelState, callbackPolicy: CallbackURLPolicy, enforceLoopbackHost: Bool, boundHost: String = "127.0.0.1",
+         controlToken: String, sessions: @escaping @Sendable () -> Int, log: Logger)
     {
+        let bound = Array((boundHost.contains(":") && !boundHost.hasPrefix("[") ? "[\(boundHost)]" : boundHost).lowercased().utf8)
+        boundHostName = Self.loopbackNames.contains(bound) || bound.isEmpty ? nil : bound
         self.controlToken = controlToken
         self.sessions = sessions
         self.state = state
@@ -61,13 +66,13 @@ final class WebhookRoutes: Sendable {
     /// absolute-form target's authority stands in for Host (RFC 9112 section 3.2.2).
     private func misdirected(_ request: HTTPRequest) -> HTTPResponse? {
         let host = request.authority ?? request.headers["Host"]
-        guard enforceLoopbackHost, !(host == nil && request.version == .http10), !Self.isLoopbackHost(host) else { return nil }
+        guard enforceLoopbackHost, !(host == nil && request.version == .http10), !Self.isLoopbackHost(host, alsoAllowing: boundHostName) else { return nil }
         return Self.misdirectedRequest
     }
 
     private static let misdirectedRequest = HTTPResponse.error(
         status: 421, code: "misdirected_request",
-        message: "This server only answers requests addressed to localhost, 127.0.0.1 or [::1].")
+        message: "This server only answers requests addressed to localhost, 127.0.0.1, [::1] or the address it is bound to.")
 
     private static let jsonRouteTooLarge = HTTPResponse.error(
         status: 413, code: "payload_too_large", message: "This route accepts at most \(maxJSONRouteBodyBytes) bytes.")
@@ -136,11 +141,13 @@ final class WebhookRoutes: Sendable {
     }
 
     /// DNS rebinding defence: a browser tricked into calling us sends the attacker's host name.
-    /// Accepts `localhost`, `127.0.0.1` or `[::1]` (ASCII case-insensitive), optionally with
-    /// `:` and a port of ASCII digits. Runs per request, so it works on the bytes.
+    /// Accepts `localhost`, `127.0.0.1` or `[::1]` (ASCII case-insensitive), and the address
+    /// the server is bound to when that is another loopback literal (a literal cannot be
+    /// rebound), optionally with `:` and a port of ASCII digits. Runs per request, so it works
+    /// on the bytes.
     private static let loopbackNames: [[UInt8]] = ["localhost", "127.0.0.1", "[::1]"].map { Array($0.utf8) }
 
-    static func isLoopbackHost(_ host: String?) -> Bool {
+    static func isLoopbackHost(_ host: String?, alsoAllowing bound: [UInt8]? = nil) -> Bool {
         guard let host else { return false }
         return host.withUTF8Bytes { bytes in
             var nameEnd = bytes.count
@@ -154,12 +161,16 @@ final class WebhookRoutes: Sendable {
                 guard bytes[nameEnd] == UInt8(ascii: ":") else { return false }
                 for index in (nameEnd + 1)..<bytes.count where !(0x30...0x39).contains(bytes[index]) { return false }
             }
-            return Self.loopbackNames.contains { allowed in
-                guard allowed.count == nameEnd else { return false }
-                for index in 0..<nameEnd where allowed[index] != HTTPHeaders.asciiLowercased(bytes[index]) { return false }
-                return true
-            }
+            let names = UnsafeBufferPointer(rebasing: bytes[0..<nameEnd])
+            return Self.loopbackNames.contains { Self.equalIgnoringCase(names, $0) } || bound.map { Self.equalIgnoringCase(names, $0) } == true
         }
+    }
+
+    /// Whether `bytes` are `lowercased` (ASCII letters in any case).
+    private static func equalIgnoringCase(_ bytes: UnsafeBufferPointer<UInt8>, _ lowercased: [UInt8]) -> Bool {
+        guard bytes.count == lowercased.count else { return false }
+        for index in 0..<bytes.count where lowercased[index] != HTTPHeaders.asciiLowercased(bytes[index]) { return false }
+        return true
     }
 
     /// CSRF defence: browsers always send `Origin` on cross-site POSTs; senders never need it.
