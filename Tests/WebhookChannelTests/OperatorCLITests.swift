@@ -153,6 +153,34 @@ import Testing
         #expect(run.stdout.firstMatch(of: #/Webhook URL: http://\[::1\]:9123/webhook/src_[0-9a-f]{32}\n/#) != nil, "\(run)")
     }
 
+    /// A state file that is there and cannot be read is a failure (exit 1, the reason on
+    /// stderr), never "nothing there" with exit 0; a running server keeps the sources it read.
+    @Test func commandsFailWhenTheStateFilesCannotBeReadAndTheServerKeepsItsSources() async throws {
+        let channel = try await TestChannel.start()
+        defer { channel.stop() }
+        let credentials = try await channel.http.pairSource(name: "kept")
+        _ = try await channel.http.postWebhook(#"{"n":1}"#, as: credentials)
+        let dir = channel.stateDir
+        // Unreadable even for root, and swapped in with one rename (a missing sources.json
+        // would rightly mean no sources): a symbolic link to itself.
+        let sources = dir.path + "/sources.json"
+        try FileManager.default.createSymbolicLink(atPath: sources + ".loop", withDestinationPath: "sources.json")
+        #expect(rename(sources + ".loop", sources) == 0)
+        let events = dir.path + "/events.log"
+        try FileManager.default.moveItem(atPath: events, toPath: events + ".saved")
+        try FileManager.default.createDirectory(atPath: events, withIntermediateDirectories: false)
+        for arguments in [["sources"], ["sources", "--json"], ["pair"], ["pair", "--json"], ["status"], ["events"],
+                          ["send", credentials.sourceID, "-"]] {
+            let run = try await runCLI(arguments, stateDir: dir, stdin: Data("{}".utf8))
+            #expect(run.exitCode == 1, "\(arguments): \(run)")
+            #expect(!run.stdout.contains("No ") && !run.stdout.contains("[]"), "\(arguments) claimed an empty state: \(run)")
+            #expect(run.stderr.contains("sources.json") || run.stderr.contains("events.log"), "names the file: \(arguments): \(run)")
+        }
+        // The server read the source before and still verifies its webhooks.
+        let answer = try await channel.http.postWebhook(#"{"n":2}"#, as: credentials)
+        #expect(answer.status == 200, "\(answer.status) \(answer.bodyText)")
+    }
+
     // MARK: send / sign
 
     @Test func sendSignsWithEachSchemeAndTheServerDeliversIt() async throws {

@@ -29,8 +29,12 @@ enum EventCommands {
             limit = value
         }
         let source = parsed.options["--source"]
-        let records = EventLog.readAll(directory: operatorStore().directory).reversed()
-            .filter { source == nil || $0.sourceID == source }.prefix(limit)
+        let all: [EventRecord]
+        do { all = try EventLog.readAllChecked(directory: operatorStore().directory) } catch {
+            console.err("webhook-channel events: \(error)")
+            return 1
+        }
+        let records = all.reversed().filter { source == nil || $0.sourceID == source }.prefix(limit)
         if parsed.flags.contains("--json") {
             console.out(JSONWriter.compactString(["events": .array(records.map(EventLog.summary))]))
             return 0

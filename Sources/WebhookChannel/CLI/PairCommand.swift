@@ -30,12 +30,16 @@ enum PairCommand {
     }
 
     private static func list(store: SourcesStore, json: Bool, console: Console) -> Int32 {
-        if json {
-            console.out(JSONWriter.compactString(["pending": pendingJSON(store: store)]))
-            return 0
+        let file: SourcesFile
+        do { (file, _) = try store.load() } catch {
+            console.err("webhook-channel pair: \(error)")
+            return 1
         }
         let now = SystemClock().now()
-        let (file, _) = store.load()
+        if json {
+            console.out(JSONWriter.compactString(["pending": pendingJSON(file, now: now)]))
+            return 0
+        }
         let pending = PairingBook.livePending(file, now: now)
         guard !pending.isEmpty else {
             console.out("No pending pairings.")
@@ -51,10 +55,8 @@ enum PairCommand {
         return 0
     }
 
-    private static func pendingJSON(store: SourcesStore) -> JSONValue {
-        let now = SystemClock().now()
-        let (file, _) = store.load()
-        return .array(PairingBook.livePending(file, now: now).map { pairing in
+    private static func pendingJSON(_ file: SourcesFile, now: Double) -> JSONValue {
+        .array(PairingBook.livePending(file, now: now).map { pairing in
             ["code": .string(pairing.code), "name": .string(pairing.name), "callback_url": .optionalString(pairing.callbackURL),
              "created_at": .string(pairing.createdAt),
              "age_seconds": .int(Int64(now - (ISOTime.parse(pairing.createdAt) ?? now)))]
@@ -69,7 +71,7 @@ enum PairCommand {
             console.err(message)
             if json {
                 var object: JSONObject = ["error": .string(error), "message": .string(message)]
-                if pending { object["pending"] = pendingJSON(store: store) }
+                if pending, let (file, _) = try? store.load() { object["pending"] = pendingJSON(file, now: SystemClock().now()) }
                 console.out(JSONWriter.compactString(.object(object)))
             } else if pending {
                 _ = list(store: store, json: false, console: console)

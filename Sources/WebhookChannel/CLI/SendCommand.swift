@@ -46,7 +46,11 @@ enum SendCommand {
             }
             body = Array(data)
         }
-        let (file, _) = operatorStore().load()
+        let file: SourcesFile
+        do { (file, _) = try operatorStore().load() } catch {
+            console.err("webhook-channel \(command): \(error)")
+            return (nil, 1)
+        }
         guard let source = file.source(id: id) else {
             console.err("No source has id \(id.prefix(80)).")
             return (nil, 1)

@@ -77,7 +77,11 @@ enum SourceCommands {
         let start = CommandStart.begin("sources", arguments, help: sourcesHelp, flags: ["--json"], positionals: [0],
                                        expected: "takes no arguments", console: console)
         guard case .run(let parsed) = start else { return start.status }
-        let (file, _) = operatorStore().load()
+        let file: SourcesFile
+        do { (file, _) = try operatorStore().load() } catch {
+            console.err("webhook-channel sources: \(error)")
+            return 1
+        }
         if parsed.flags.contains("--json") {
             let list: [JSONValue] = file.sources.map { .object($0.listing) }
             console.out(JSONWriter.compactString(["sources": .array(list)]))

@@ -20,7 +20,11 @@ enum StatusCommand {
                                        expected: "takes no arguments", console: console)
         guard case .run(let parsed) = start else { return start.status }
         let store = operatorStore()
-        let (file, _) = store.load()
+        let file: SourcesFile
+        do { (file, _) = try store.load() } catch {
+            console.err("webhook-channel status: \(error)")
+            return 1
+        }
         let pending = PairingBook.livePending(file, now: SystemClock().now()).count
         let server = ServerFile(directory: store.directory).read()
         let sessions = ServerFile(directory: store.directory).sessions()

@@ -209,16 +209,30 @@ final class EventLog {
 
     /// Every record in the log, oldest first. Unreadable lines are skipped.
     static func readAll(directory: StateDirectory) -> [EventRecord] {
+        (try? readAllChecked(directory: directory)) ?? []
+    }
+
+    /// As `readAll`, but a log file that is there and cannot be read (permissions, a directory
+    /// in its place) is an error rather than no events: the operator CLI says so and fails.
+    static func readAllChecked(directory: StateDirectory) throws(Unreadable) -> [EventRecord] {
         var records: [EventRecord] = []
         for name in [fileName + ".1", fileName] {
-            scan(path: directory.path(of: name)) { record, _, _ in records.append(record) }
+            let path = directory.path(of: name)
+            guard scan(path: path, { record, _, _ in records.append(record) }) else { throw Unreadable(path: path) }
         }
         return records
     }
 
-    /// Each decodable line of a file with its offset and length (newline included).
-    private static func scan(path: String, _ visit: (EventRecord, Int, Int) -> Void) {
-        guard let bytes = FileManager.default.contents(atPath: path) else { return }
+    struct Unreadable: Error, CustomStringConvertible {
+        let path: String
+        var description: String { "cannot read \(path)" }
+    }
+
+    /// Each decodable line of a file with its offset and length (newline included). False when
+    /// the file exists and cannot be read; a missing file has no lines.
+    @discardableResult
+    private static func scan(path: String, _ visit: (EventRecord, Int, Int) -> Void) -> Bool {
+        guard let bytes = FileManager.default.contents(atPath: path) else { return !FileManager.default.fileExists(atPath: path) }
         bytes.withUnsafeBytes { (raw: UnsafeRawBufferPointer) in
             let all = raw.bindMemory(to: UInt8.self)
             var start = 0
@@ -231,6 +245,7 @@ final class EventLog {
                 start = end + 1
             }
         }
+        return true
     }
 
     /// One JSON line (newline included), written straight into `out`: this runs for every

@@ -67,6 +67,10 @@ final class SourceDirectory {
         case .file(let loaded, let loadedIdentity):
             file = loaded
             fileIdentity = loadedIdentity
+        case .unreadable(let reason):
+            // The sources read before are kept; read again when the file changes.
+            fileIdentity = identity
+            log.error("cannot read \(SourcesFile.fileName): \(reason); keeping the \(file.sources.count) source(s) read before")
         case .corrupt(let corruptIdentity):
             fileIdentity = corruptIdentity
             guard !file.sources.isEmpty else {
@@ -102,6 +106,10 @@ final class SourceDirectory {
             // Written whole meanwhile.
             file = loaded
             fileIdentity = loadedIdentity
+            return
+        case .unreadable:
+            // Not corrupt any more, and not readable either: keep the sources, look again
+            // when it changes.
             return
         case .corrupt(let current) where current != identity:
             // Changed again and still unreadable: a second from this version.

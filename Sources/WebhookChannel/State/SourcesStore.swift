@@ -21,19 +21,23 @@ public struct SourcesStore: Sendable {
     /// either the old or the new file, never half of one — and the server's event loop never
     /// waits for another process that holds the lock. Only a corrupt file takes the lock, to
     /// move it aside (rare, and a write).
-    public func load() -> (SourcesFile, FileIdentity?) {
+    /// For the operator CLI: the sources as the file says now (a corrupt file is set aside
+    /// first). Throws when the file is there and cannot be read: no command may report "no
+    /// sources" for a file it could not look at.
+    public func load() throws -> (SourcesFile, FileIdentity?) {
         waitWhileFreshlyCorrupt()
         switch snapshot() {
         case .file(let file, let identity):
             return (file, identity)
+        case .unreadable(let reason):
+            throw Unreadable(description: reason)
         case .corrupt:
-            do {
-                return try setAsideIfCorrupt(waitingAtMost: nil)
-            } catch {
-                log.error("cannot read \(SourcesFile.fileName): \(error)")
-                return (SourcesFile(), nil)
-            }
+            return try setAsideIfCorrupt(waitingAtMost: nil)
         }
+    }
+
+    public struct Unreadable: Error, CustomStringConvertible {
+        public let description: String
     }
 
     /// How long, from its last change, the operator CLI leaves a corrupt `sources.json` alone
@@ -61,6 +65,9 @@ public struct SourcesStore: Sendable {
     public enum Snapshot {
         case file(SourcesFile, FileIdentity?)
         case corrupt(FileIdentity?)
+        /// There, and not readable (permissions, a directory in its place): not the same as
+        /// no sources, so what was read before is kept.
+        case unreadable(String)
     }
 
     public func snapshot() -> Snapshot {
@@ -71,8 +78,7 @@ public struct SourcesStore: Sendable {
             if let file = try? SourcesFile.decode(bytes) { return .file(file, identity) }
             return .corrupt(identity)
         } catch {
-            log.error("cannot read \(SourcesFile.fileName): \(error)")
-            return .file(SourcesFile(), nil)
+            return .unreadable("\(error)")
         }
     }
 
