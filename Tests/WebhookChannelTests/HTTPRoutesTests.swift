@@ -60,6 +60,15 @@ import Testing
 
         expectJSONError(try await channel.http.get("/no/such/path"), status: 404)
         expectJSONError(try await channel.http.postJSON("/webhooks", ["a": 1]), status: 404)
+        // `/webhook/` and paths below a source id are no route for any method: no 405 offers
+        // a POST that would be 404.
+        for path in ["/webhook/", "/webhook/a/b"] {
+            expectJSONError(try await channel.http.get(path), status: 404)
+            expectJSONError(try await channel.http.postJSON(path, ["a": 1]), status: 404)
+        }
+        let allowed = try await channel.http.get("/webhook/src_0123")
+        expectJSONError(allowed, status: 405)
+        #expect(allowed.header("Allow") == "POST")
     }
 
     @Test(arguments: [

@@ -97,9 +97,8 @@ final class WebhookRoutes: Sendable {
             return guardJSONRoute(request) ?? replay(request, peer: peer)
         case ("POST", "/webhook"):
             return guardOrigin(request).map(HTTPReply.now) ?? webhook(request, pathSourceID: nil)
-        case ("POST", _) where path.hasPrefix("/webhook/"):
+        case ("POST", _) where Self.isSourceWebhookPath(path):
             let id = String(path.dropFirst("/webhook/".count))
-            guard !id.isEmpty, !id.contains("/") else { return .now(notFound()) }
             return guardOrigin(request).map(HTTPReply.now) ?? webhook(request, pathSourceID: id)
         default:
             if let allowed = Self.allowedMethods(path) {
@@ -136,8 +135,16 @@ final class WebhookRoutes: Sendable {
         case "/health": return "GET, HEAD"
         case "/pair/status": return "GET"
         case "/pair", "/pair/complete", "/webhook", "/control/replay": return "POST"
-        default: return path.hasPrefix("/webhook/") ? "POST" : nil
+        default: return isSourceWebhookPath(path) ? "POST" : nil
         }
+    }
+
+    /// `/webhook/<id>`: one non-empty segment after the prefix. `/webhook/` and deeper paths
+    /// are no route for any method (404), so no `405` offers them a `POST` they would refuse.
+    static func isSourceWebhookPath(_ path: String) -> Bool {
+        guard path.hasPrefix("/webhook/") else { return false }
+        let id = path.utf8.dropFirst("/webhook/".utf8.count)
+        return !id.isEmpty && !id.contains(UInt8(ascii: "/"))
     }
 
     /// DNS rebinding defence: a browser tricked into calling us sends the attacker's host name.
