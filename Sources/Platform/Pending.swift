@@ -12,6 +12,9 @@ public final class Pending<Value>: @unchecked Sendable {
 
     @inlinable public init() {}
 
+    /// Whether `fulfil` was called.
+    @inlinable public var isFulfilled: Bool { value != nil }
+
     /// Hands the value to the waiter, or keeps it until one asks. Call once.
     @inlinable public func fulfil(_ value: Value) {
         if let waiter {

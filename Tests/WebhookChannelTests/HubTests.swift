@@ -150,6 +150,43 @@ import Testing
         expectJSONError(stillRefused, status: 503, error: "backlog")
     }
 
+    /// An event a follower received is delivered, whatever the hub's own session did: with
+    /// the hub's stdout closed it is still `200` (a `503` would have its retry notified to the
+    /// follower a second time), and the retry, after the hand-over, is a duplicate.
+    @Test func anEventAFollowerReceivedIsAcknowledgedWhenTheHubsOwnSessionIsGone() async throws {
+        let stateDir = try TempStateDir()
+        defer { stateDir.remove() }
+        let hub = try await ServerProcess.start(
+            stateDir: stateDir, environment: ["CLAUDE_PROJECT_DIR": "/work/a"], holdStdout: true)
+        defer { hub.stop() }
+        try await Durability.initializeWithoutReading(hub)
+        let follower = try await TestChannel.start(
+            stateDir: stateDir, environment: ["WEBHOOK_PORT": String(hub.port), "CLAUDE_PROJECT_DIR": "/work/b"])
+        defer { follower.stop() }
+        _ = try await follower.server.stderr.waitForLine("a line with following", where: { $0.contains("following") })
+        let http = RawHTTPClient(port: hub.port)
+        let credentials = try await http.pairSource(name: "ci")
+        hub.child.closeHeldStdout()
+
+        let body = #"{"event":"hub-session-gone"}"#
+        let delivery = [("X-Webhook-Id", "dlv-hub-session-gone")]
+        let answer = try await http.postWebhook(body, as: credentials, extraHeaders: delivery)
+        #expect(answer.status == 200, "\(answer.status) \(answer.bodyText)")
+        #expect(try await follower.mcp.channelEvent()["content"]?.stringValue == body)
+
+        // The sender retries anyway; the hub exits (its session is gone) and the follower takes
+        // the port over meanwhile.
+        var retry: RawHTTPResponse?
+        let deadline = ContinuousClock.now.advanced(by: .seconds(30))
+        while retry?.status != 200 && ContinuousClock.now < deadline {
+            retry = try? await http.postWebhook(body, as: credentials, extraHeaders: delivery)
+            if retry?.status != 200 { try await Task.sleep(for: .milliseconds(50)) }
+        }
+        let answered = try #require(retry, "the retry was never answered")
+        #expect(answered.status == 200 && (try? answered.json()["duplicate"]) == true, "\(answered.status) \(answered.bodyText)")
+        #expect(try await follower.mcp.channelEventsUntilQuiet().isEmpty, "the follower was notified twice")
+    }
+
     @Test func aRoutedSourceReachesOnlyTheSessionsInItsProject() async throws {
         var sessions = try Sessions()
         defer { sessions.stop() }

@@ -88,6 +88,10 @@ public actor ChannelState {
         case digest(EventRecord, ContentMode, SignatureScheme)
     }
 
+    /// The events of the batches being answered that went to at least one follower (by their
+    /// answer's identity); empty without followers. Loop only.
+    private var sharedWithFollowers = Set<ObjectIdentifier>()
+
     private struct Uncommitted {
         var notification: Notification
         var weight: Int
@@ -380,6 +384,9 @@ public actor ChannelState {
             if case .ready(let event) = batch[index].notification {
                 let weight = batch[index].weight
                 let (ownSession, line) = fanOut?.share(event, pinnedTo: batch[index].route) ?? (true, nil)
+                // Remembered until the answer, unless that was given already (a batch released
+                // after its answers, behind a digest).
+                if line != nil && !batch[index].written.isFulfilled { sharedWithFollowers.insert(ObjectIdentifier(batch[index].written)) }
                 // The sessions connected may have changed since the event was taken: room
                 // reserved and not needed is given back; room needed and not reserved is
                 // taken now (one event over the bound at most, never refused once answered).
@@ -404,17 +411,26 @@ public actor ChannelState {
     /// them `200`. When the write finds Claude Code gone (stdout closed), they are answered
     /// `503` instead and forgotten by the duplicate memory: their senders retry, and a retry
     /// after the restart is delivered (their lines are in the log, their keys not journaled).
+    /// An event another session received (`sharedWithFollowers`) was delivered whatever this
+    /// session's stdout did, so it is acknowledged either way: a `503` would have its retry
+    /// notified to that session a second time.
     private func answer(_ batch: [Uncommitted], owed: (Uncommitted) -> Bool) {
-        guard notifier.writeDelivered() else {
-            for index in batch.indices where owed(batch[index]) {
+        let ownSessionReached = notifier.writeDelivered()
+        if !ownSessionReached {
+            for index in batch.indices where owed(batch[index]) && !sharedWithFollowers.contains(ObjectIdentifier(batch[index].written)) {
                 for key in batch[index].replayKeys { replay.remove(key) }
                 batch[index].written.fulfil(.sessionGone)
             }
-            return
         }
-        journalBeforeAnswering(batch, where: owed)
+        func acknowledged(_ event: Uncommitted) -> Bool {
+            owed(event) && (ownSessionReached || sharedWithFollowers.contains(ObjectIdentifier(event.written)))
+        }
+        journalBeforeAnswering(batch, where: acknowledged)
         // By index: a `for … in` copies each element, every string and array in it retained.
-        for index in batch.indices where owed(batch[index]) { batch[index].written.fulfil(.acknowledged) }
+        for index in batch.indices where acknowledged(batch[index]) { batch[index].written.fulfil(.acknowledged) }
+        if !sharedWithFollowers.isEmpty {
+            for index in batch.indices where owed(batch[index]) { sharedWithFollowers.remove(ObjectIdentifier(batch[index].written)) }
+        }
     }
 
     // MARK: Event log
