@@ -224,6 +224,44 @@ import Testing
         #expect(try await channel.mcp.channelEventsUntilQuiet().isEmpty, "the duplicate was delivered again")
     }
 
+    /// A `200` promises the duplicate key survives a restart: while `dedupe.log` cannot be
+    /// written (here a link to itself in its place; a full disk in life) the event, logged and
+    /// notified, is answered `503`, and so is its retry, never notified again; once the journal
+    /// can be written the retry is a duplicate, and still one after a restart.
+    @Test func aDeliveryWhoseKeyCannotBeJournaledIsNotAcknowledgedAndItsRetryIsNotNotifiedTwice() async throws {
+        let dir = try TempStateDir()
+        defer { dir.remove() }
+        let channel = try await TestChannel.start(stateDir: dir)
+        let credentials = try await channel.http.pairSource(name: "journal")
+        _ = try await channel.http.postWebhook(#"{"event":"first"}"#, as: credentials)
+        _ = try await channel.mcp.channelEvent()
+        let journal = dir.path + "/dedupe.log"
+        try FileManager.default.removeItem(atPath: journal)
+        try FileManager.default.createSymbolicLink(atPath: journal, withDestinationPath: "dedupe.log")
+
+        let body = #"{"event":"unjournaled"}"#
+        let delivery = [("X-Webhook-Id", "unjournaled-1")]
+        let refused = try await channel.http.postWebhook(body, as: credentials, extraHeaders: delivery)
+        expectJSONError(refused, status: 503, error: "storage_unavailable")
+        #expect(try await channel.mcp.channelEvent()["content"]?.stringValue == body, "logged and notified once")
+        let again = try await channel.http.postWebhook(body, as: credentials, extraHeaders: delivery)
+        expectJSONError(again, status: 503, error: "storage_unavailable")
+
+        try FileManager.default.removeItem(atPath: journal)
+        let retry = try await channel.http.postWebhook(body, as: credentials, extraHeaders: delivery)
+        #expect(try retry.json() == ["received": true, "duplicate": true], "\(retry)")
+        #expect(try await channel.mcp.channelEventsUntilQuiet().isEmpty, "the retry was notified again")
+        channel.server.closeStdin()
+        #expect(try await channel.server.child.waitForExit() == .exited(0))
+        channel.stop()
+
+        let restarted = try await TestChannel.start(stateDir: dir)
+        defer { restarted.stop() }
+        let afterRestart = try await restarted.http.postWebhook(body, as: credentials, extraHeaders: delivery)
+        #expect(try afterRestart.json() == ["received": true, "duplicate": true], "\(afterRestart)")
+        #expect(try await restarted.mcp.channelEventsUntilQuiet().isEmpty)
+    }
+
     /// The log's line is written before the answer; a process that dies in between leaves an
     /// event that was never acknowledged nor, perhaps, notified. On disk that is a line in
     /// `events.log` whose key `dedupe.log` lacks (the journal takes keys after the answers).

@@ -361,6 +361,10 @@ final class WebhookRoutes: Sendable {
                                                message: "The event could not be written to the event log; retry later.",
                                                headers: [("Retry-After", "5")])
 
+    static let notJournaled = HTTPResponse.error(status: 503, code: "storage_unavailable",
+                                                 message: "The event could not be saved in the state dir; retry later.",
+                                                 headers: [("Retry-After", "5")])
+
     static let sessionGone = HTTPResponse.error(status: 503, code: "session_closed",
                                                 message: "Claude Code closed this session; retry later.",
                                                 headers: [("Retry-After", "1")])
@@ -375,6 +379,7 @@ final class WebhookRoutes: Sendable {
                     case .acknowledged: return Self.accepted(eventID: eventID, filtered: filtered)
                     case .notWritten: return Self.notWritten
                     case .sessionGone: return Self.sessionGone
+                    case .notJournaled: return Self.notJournaled
                     }
                 })
             case .verdict(.answered(let behavior)):
@@ -386,6 +391,8 @@ final class WebhookRoutes: Sendable {
                 return .now(.error(status: 400, code: "invalid_verdict", message: reason))
             case .duplicate:
                 return .now(.json(["received": true, "duplicate": true]))
+            case .journalBehind:
+                return .now(Self.notJournaled)
             case .unauthorized:
                 return .now(Self.unauthorized)
             case .invalidJSON:

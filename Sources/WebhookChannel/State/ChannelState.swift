@@ -26,6 +26,9 @@ public actor ChannelState {
         /// Claude Code closed stdout: no notification can reach this session any more, so
         /// it is not acknowledged (the process is on its way out; the sender retries).
         case sessionGone
+        /// Logged and notified, but its duplicate key could not be journaled (a full disk):
+        /// `503`, and its retry is answered once the journal can be written.
+        case notJournaled
     }
 
     public enum WebhookOutcome {
@@ -36,6 +39,8 @@ public actor ChannelState {
         /// A permission verdict from an approver (README "Permission relay"): never an event, never logged.
         case verdict(PermissionRelay.VerdictOutcome)
         case duplicate
+        /// A duplicate while the duplicate journal cannot be written (a full disk): retry later.
+        case journalBehind
         /// Unknown source, bad or missing signature, stale timestamp: one answer for all.
         case unauthorized
         case invalidJSON
@@ -232,7 +237,12 @@ public actor ChannelState {
         case .candidate(let verified): candidate = verified
         }
         let source = candidate.source, replayKeys = candidate.replayKeys, type = candidate.type
-        if replayKeys.contains(where: { replay.contains($0, now: now) }) { return .duplicate }
+        if replayKeys.contains(where: { replay.contains($0, now: now) }) {
+            // "Already received" is an acknowledgement too: not while the duplicate journal
+            // could not be written (a restart would take the delivery for new).
+            if dedupeJournal.isBehind && !dedupeJournal.writePending() { return .journalBehind }
+            return .duplicate
+        }
         if let verdict = candidate.verdict {
             return .verdict(permissionRelay.answer(requestID: verdict.requestID, behavior: verdict.behavior))
         }
@@ -300,13 +310,15 @@ public actor ChannelState {
     /// Writes the keys of the events about to be answered to the duplicate memory's journal
     /// (one `write`), after their notifications and before their `200`s: after a restart,
     /// a delivery is a duplicate only if its sender may have been told it arrived.
-    private func journalBeforeAnswering(_ batch: [Uncommitted], where owed: (Uncommitted) -> Bool) {
+    /// False when the journal could not be written: the events stay remembered (a retry is
+    /// a duplicate, not a second notification) but are not acknowledged yet.
+    private func journalBeforeAnswering(_ batch: [Uncommitted], where owed: (Uncommitted) -> Bool) -> Bool {
         for index in batch.indices where owed(batch[index]) {
             for digest in batch[index].remembered {
                 dedupeJournal.append(digest: digest, expiresAt: batch[index].receivedAt + replay.lifetime)
             }
         }
-        dedupeJournal.writePending()
+        return dedupeJournal.writePending()
     }
 
     private func commitUncommitted() {
@@ -425,9 +437,11 @@ public actor ChannelState {
         func acknowledged(_ event: Uncommitted) -> Bool {
             owed(event) && (ownSessionReached || sharedWithFollowers.contains(ObjectIdentifier(event.written)))
         }
-        journalBeforeAnswering(batch, where: acknowledged)
+        let journaled = journalBeforeAnswering(batch, where: acknowledged)
         // By index: a `for … in` copies each element, every string and array in it retained.
-        for index in batch.indices where acknowledged(batch[index]) { batch[index].written.fulfil(.acknowledged) }
+        for index in batch.indices where acknowledged(batch[index]) {
+            batch[index].written.fulfil(journaled ? .acknowledged : .notJournaled)
+        }
         if !sharedWithFollowers.isEmpty {
             for index in batch.indices where owed(batch[index]) { sharedWithFollowers.remove(ObjectIdentifier(batch[index].written)) }
         }

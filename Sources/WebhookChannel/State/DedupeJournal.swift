@@ -75,13 +75,20 @@ final class DedupeJournal {
         }
     }
 
-    /// One `write` for everything pending. A failure is logged by the file and costs only
-    /// duplicate detection after a restart; the events themselves are in the event log.
-    func writePending() {
-        guard !pending.isEmpty else { return }
-        defer { pending.removeAll(keepingCapacity: true) }
-        _ = file.append(pending)
+    /// One `write` for everything pending. On failure (a full disk) the lines are kept and
+    /// written, in order, before any later ones: false then, and the events whose keys they
+    /// are must not be acknowledged yet (their senders would be told of an event a restart
+    /// would take for new).
+    @discardableResult
+    func writePending() -> Bool {
+        guard !pending.isEmpty else { return true }
+        guard file.append(pending) != nil else { return false }
+        pending.removeAll(keepingCapacity: true)
+        return true
     }
+
+    /// Keys remembered but not yet in the file (a write failed).
+    var isBehind: Bool { !pending.isEmpty }
 
     static func parse<Line: Collection<UInt8>>(_ line: Line) -> (digest: UInt64, expiresAt: Double)? {
         let parts = line.split(separator: UInt8(ascii: " "))
