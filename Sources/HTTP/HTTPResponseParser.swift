@@ -25,12 +25,17 @@ public struct HTTPResponseHead: Sendable, Equatable {
         return nil
     }
 
-    /// Seconds from the first `Retry-After` when it is a number of seconds (RFC 9110 section
-    /// 10.2.3; a fraction is taken too); nil without one, or for an HTTP-date.
-    public var retryAfter: Double? {
-        guard let value = headers["Retry-After"], let seconds = Double(HTTPRequest.trimmingOWS(Substring(value))),
-              seconds.isFinite else { return nil }
-        return seconds
+    /// Seconds to wait from the first `Retry-After` (RFC 9110 section 10.2.3): a number of
+    /// seconds (digits only), or an HTTP-date, counted from `now` (seconds since 1970; a date
+    /// already past is 0). Nil without one, or for anything else (`-5`, `1.5`, `soon`): the
+    /// caller's own schedule applies.
+    public func retryAfter(now: Double) -> Double? {
+        guard let value = headers["Retry-After"] else { return nil }
+        let text = HTTPRequest.trimmingOWS(Substring(value))
+        if !text.isEmpty, text.utf8.allSatisfy({ $0 &- UInt8(ascii: "0") < 10 }) {
+            return text.utf8.count <= 9 ? Double(text) : Double(999_999_999)
+        }
+        return HTTPDate.parse(Substring(text), now: now).map { max(0, $0 - now) }
     }
 }
 

@@ -85,7 +85,7 @@ private func isFailure(_ result: HTTPResponseHeadResult) -> Bool {
         guard let parsed = completeHead(text) else { return }
         #expect(parsed.status == 503)
         #expect(parsed.version == .http11)
-        #expect(parsed.retryAfter == 7)
+        #expect(parsed.retryAfter(now: 0) == 7)
         #expect(parsed.contentLength == 4)
         #expect(parsed.headers == HTTPHeaders([("Retry-After", "7"), ("Content-Length", "4")]))
         #expect(parsed.bodyStart == text.utf8.count - 4)
@@ -107,7 +107,7 @@ private func isFailure(_ result: HTTPResponseHeadResult) -> Bool {
         guard let parsed = completeHead("HTTP/1.0 200 OK\r\nContent-Type: text/plain\r\n\r\nrest of the stream") else { return }
         #expect(parsed.status == 200 && parsed.version == .http10)
         #expect(parsed.contentLength == nil)
-        #expect(parsed.retryAfter == nil)
+        #expect(parsed.retryAfter(now: 0) == nil)
         #expect(parsed.bodyStart == "HTTP/1.0 200 OK\r\nContent-Type: text/plain\r\n\r\n".utf8.count)
     }
 
@@ -155,10 +155,26 @@ private func isFailure(_ result: HTTPResponseHeadResult) -> Bool {
         #expect(parsed.headers == HTTPHeaders([("Good", "yes")]))
     }
 
-    @Test func retryAfterAndContentLengthAreReadOnlyWhenTheyAreNumbers() {
-        #expect(completeHead("HTTP/1.1 503 x\r\nRetry-After: Wed, 21 Oct 2015 07:28:00 GMT\r\n\r\n")?.retryAfter == nil)
-        #expect(completeHead("HTTP/1.1 503 x\r\nRetry-After:  1.5 \r\n\r\n")?.retryAfter == 1.5)
-        #expect(completeHead("HTTP/1.1 503 x\r\nRetry-After: nan\r\n\r\n")?.retryAfter == nil)
+    /// `Retry-After` is delay-seconds (digits) or an HTTP-date in any of its three forms,
+    /// counted from now; anything else leaves the caller's schedule in charge.
+    @Test func retryAfterIsSecondsOrAnHTTPDateAndAnythingElseIsIgnored() {
+        let now = 1_445_412_470.0  // Wed, 21 Oct 2015 07:27:50 GMT
+        func after(_ value: String) -> Double? {
+            completeHead("HTTP/1.1 503 x\r\nRetry-After: \(value)\r\n\r\n")?.retryAfter(now: now)
+        }
+        #expect(after("7") == 7)
+        #expect(after(" 120 ") == 120)
+        #expect(after("Wed, 21 Oct 2015 07:28:00 GMT") == 10)
+        #expect(after("Wednesday, 21-Oct-15 07:28:00 GMT") == 10)
+        #expect(after("Wed Oct 21 07:28:00 2015") == 10)
+        #expect(after("Wed, 21 Oct 2015 07:27:00 GMT") == 0, "a date already past is now")
+        #expect(after("Thu, 01 Jan 1970 00:00:00 GMT") == 0)
+        for bad in ["1.5", "-5", "nan", "soon", "Wed, 21 Oct 2015 07:28:00 PST", "Wed, 32 Oct 2015 07:28:00 GMT",
+                    "Wed, 21 Foo 2015 07:28:00 GMT", "Wed, 21 Oct 2015 7:28 GMT", ""] {
+            #expect(after(bad) == nil, "Retry-After: \(bad)")
+        }
+        #expect(HTTPDate.parse("Sun, 06 Nov 1994 08:49:37 GMT", now: now) == 784_111_777)
+        #expect(HTTPDate.parse("Tue, 29 Feb 2000 00:00:00 GMT", now: now) == 951_782_400)
         #expect(completeHead("HTTP/1.1 200 x\r\nContent-Length: -1\r\n\r\n")?.contentLength == nil)
         #expect(completeHead("HTTP/1.1 200 x\r\nContent-Length: 12\r\n\r\n")?.contentLength == 12)
     }

@@ -96,6 +96,22 @@ import Testing
         }
     }
 
+    /// An HTTP-date counts from the clock's wall time (1_700_000_000 on a fresh ManualClock);
+    /// a value that is neither a date nor digits leaves the schedule (1 s first) in charge.
+    @Test(arguments: [("Tue, 14 Nov 2023 22:13:28 GMT", 8), ("-5", 1), ("3.5", 1)])
+    func retryAfterAsAnHTTPDateIsHonouredAndAnUnreadableOneIsIgnored(value: String, seconds: Int) async throws {
+        let clock = ManualClock()
+        let receiver = try CallbackReceiver([.init(status: 503, headers: [("Retry-After", value)]), .init(status: 200)])
+        defer { receiver.stop() }
+        let sender = Self.sender(clock)
+
+        let result = await sender.send(source: Self.source(receiver), payload: ["n": 5], eventID: nil)
+        #expect(result.text.contains("retrying in \(seconds) s"), "Retry-After: \(value): \(result.text)")
+        #expect(try await Self.nextWait(clock) == [UInt64(seconds) * Self.second])
+        clock.advance(bySeconds: Double(seconds))
+        _ = try await receiver.waitForDeliveries(2)
+    }
+
     @Test func aLongRetryAfterIsCappedAt120Seconds() async throws {
         let clock = ManualClock()
         let receiver = try CallbackReceiver([.init(status: 503, headers: [("Retry-After", "100000")]), .init(status: 200)])

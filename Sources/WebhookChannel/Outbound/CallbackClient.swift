@@ -137,7 +137,8 @@ public enum CallbackClient {
         }
         guard let head else { return notHTTP("the connection closed before the head was complete") }
         let end = min(received.count, head.bodyStart + expectedBody(head))
-        return .success(Response(status: head.status, retryAfter: head.retryAfter, body: Array(received[head.bodyStart..<end])))
+        return .success(Response(status: head.status, retryAfter: head.retryAfter(now: deadline.clock.now()),
+                                 body: Array(received[head.bodyStart..<end])))
     }
 
     /// The body bytes worth waiting for: the announced length up to the cap, or the cap
