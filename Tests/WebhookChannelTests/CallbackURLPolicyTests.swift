@@ -1,4 +1,6 @@
+import Foundation
 import Testing
+@testable import Platform
 @testable import WebhookChannel
 
 struct CallbackURLPolicyTests {
@@ -63,5 +65,38 @@ struct CallbackURLPolicyTests {
     @Test func resolvedAddressesAreCheckedAgain() {
         #expect(throws: CallbackURLPolicy.Refusal.self) { try CallbackURLPolicy().checkResolved(["93.184.216.34", "10.0.0.1"]) }
         #expect(throws: Never.self) { try CallbackURLPolicy().checkResolved(["127.0.0.1"]) }
+    }
+}
+
+/// `add --callback URL --allow-private`: one source's replies may go to a private network
+/// address, as `WEBHOOK_ALLOW_PRIVATE_CALLBACKS=1` allows for all; the flag is kept in
+/// `sources.json` and read by the reply sender (it was accepted by `add` and then forgotten,
+/// so every reply was refused).
+struct PrivateCallbackSourceTests {
+    @Test func addWithAllowPrivateKeepsTheFlagInSourcesJSON() async throws {
+        let dir = try TempStateDir()
+        defer { dir.remove() }
+        try dir.createStateDir()
+        let added = try await runCLI(["add", "lan", "--scheme", "webhook", "--callback", "http://10.255.255.1:9/x", "--allow-private"],
+                                     stateDir: dir)
+        #expect(added.exitCode == 0, "\(added)")
+        let plain = try await runCLI(["add", "plain", "--scheme", "webhook", "--callback", "http://10.255.255.1:9/x"], stateDir: dir)
+        #expect(plain.exitCode == 1, "without the flag a private callback is refused: \(plain)")
+        let file = try SourcesFile.decode(Array(try Data(contentsOf: dir.url.appendingPathComponent("sources.json"))))
+        #expect(file.sources.map(\.allowsPrivateCallback) == [true])
+        let listed = try await runCLI(["sources"], stateDir: dir)
+        #expect(listed.stdout.contains("private-callback"), "\(listed)")
+    }
+
+    @Test func aReplyToASourceAllowedAPrivateCallbackIsAttemptedAndToAnotherIsRefused() async {
+        let sender = ReplySender(policy: CallbackURLPolicy(allowPrivate: false), clock: SystemClock(), log: Logger(enabled: false),
+                                 timeout: 0.3, delays: [])
+        var source = SourceRecord(id: "src_private", name: "lan", hmacSecret: "whsec_x", callbackURL: "http://10.255.255.1:9/x",
+                                  pairedAt: "2026-01-01T00:00:00Z")
+        let refused = await sender.send(source: source, payload: ["n": 1], eventID: nil)
+        #expect(refused.isError && refused.text.contains("private network"), "\(refused.text)")
+        source.allowsPrivateCallback = true
+        let attempted = await sender.send(source: source, payload: ["n": 2], eventID: nil)
+        #expect(!attempted.text.contains("private network"), "the flag was not honoured: \(attempted.text)")
     }
 }

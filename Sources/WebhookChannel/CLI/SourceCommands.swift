@@ -19,11 +19,13 @@ enum SourceCommands {
     """
 
     static let addHelp = """
-    Usage: webhook-channel add NAME --scheme github|stripe|standard|slack|webhook [--callback URL] [--json]
+    Usage: webhook-channel add NAME --scheme github|stripe|standard|slack|webhook [--callback URL [--allow-private]] [--json]
 
     Add a source for a provider that cannot pair itself. The provider's signing secret is read
     from stdin (trailing line breaks, LF or CRLF, are dropped); with nothing on stdin a secret is generated and
     printed once. Prints the source id and the URL to paste into the provider.
+    --allow-private lets replies to this source's callback go to a private network address
+    (10.x, 192.168.x, ...); the cloud metadata address and the server's own port stay refused.
     """
 
     static let revokeHelp = """
@@ -92,6 +94,7 @@ enum SourceCommands {
             var line = "\(source.id)  \(source.name)  scheme=\(source.scheme.rawValue)  content=\(source.contentMode.rawValue)  route=\(source.route ?? "all")"
                 + "  callback=\(source.callbackURL ?? "none")  paired=\(source.pairedAt)"
             if source.isApprover { line += "  approver" }
+            if source.allowsPrivateCallback { line += "  private-callback" }
             if let filter = source.eventFilter { line += "  events=\(filter.list)" }
             console.out(line)
         }
@@ -136,7 +139,8 @@ enum SourceCommands {
         store.waitWhileFreshlyCorrupt()
         do {
             let (source, _, _) = try store.mutate { file in
-                SourceAdmin.add(&file, name: name, scheme: scheme, secret: secret, callbackURL: callback, now: now)
+                SourceAdmin.add(&file, name: name, scheme: scheme, secret: secret, callbackURL: callback,
+                                allowsPrivateCallback: parsed.flags.contains("--allow-private"), now: now)
             }
             let url = base + source.id
             if parsed.flags.contains("--json") {

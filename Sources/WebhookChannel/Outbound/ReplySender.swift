@@ -125,6 +125,8 @@ public final class ReplySender: Sendable {
         headers += SignatureScheme.signingHeaders(scheme: .webhook, secret: source.hmacSecret, body: body,
                                                   timestamp: timestamp, deliveryID: deliveryID)
         if let eventID { headers.append(("X-Event-Id", eventID)) }
+        var policy = self.policy
+        if source.allowsPrivateCallback { policy.allowPrivate = true }
         let result = await CallbackClient.post(url: url, headers: headers, body: body, policy: policy, timeout: timeout,
                                               clock: clock, pool: pool)
         let outcome: Outcome

@@ -27,10 +27,11 @@ public enum SourceAdmin {
     }
 
     public static func add(_ file: inout SourcesFile, name: String, scheme: SignatureScheme, secret: String,
-                           callbackURL: String?, now: Double) -> SourceRecord
+                           callbackURL: String?, allowsPrivateCallback: Bool = false, now: Double) -> SourceRecord
     {
         var source = SourceRecord(id: CredentialGenerator.sourceID(), name: name, hmacSecret: secret,
-                                  callbackURL: callbackURL, pairedAt: ISOTime.format(now), scheme: scheme)
+                                  callbackURL: callbackURL, pairedAt: ISOTime.format(now), scheme: scheme,
+                                  allowsPrivateCallback: allowsPrivateCallback && callbackURL != nil)
         // Written explicitly so the file says which headers this source uses.
         source.extra = JSONObject()
         file.sources.append(source)

@@ -28,12 +28,16 @@ public struct SourceRecord: Sendable, Equatable {
     /// Set by `webhook-channel filter`: only these event types are notified (README "Filters").
     /// Stored as `"event_filter": ["type", "prefix*", …]`.
     public var eventFilter: EventFilter?
+    /// Set by `add --callback URL --allow-private`: replies to this source's callback may go to
+    /// a private network address (the server's `WEBHOOK_ALLOW_PRIVATE_CALLBACKS` for one source).
+    /// Stored as `"allow_private_callback": true`.
+    public var allowsPrivateCallback: Bool = false
     public var extra: JSONObject
 
     public init(id: String, name: String, hmacSecret: String, callbackURL: String?, pairedAt: String,
                 scheme: SignatureScheme = .webhook, previousSecret: String? = nil, previousExpiresAt: String? = nil,
-                earlierSecrets: [RetiredSecret] = [], chosenContentMode: ContentMode? = nil, approver: Bool = false, eventFilter: EventFilter? = nil,
-                extra: JSONObject = JSONObject())
+                earlierSecrets: [RetiredSecret] = [], chosenContentMode: ContentMode? = nil, approver: Bool = false,
+                allowsPrivateCallback: Bool = false, eventFilter: EventFilter? = nil, extra: JSONObject = JSONObject())
     {
         self.id = id
         self.name = name
@@ -46,6 +50,7 @@ public struct SourceRecord: Sendable, Equatable {
         self.earlierSecrets = earlierSecrets
         self.chosenContentMode = chosenContentMode
         self.approver = approver
+        self.allowsPrivateCallback = allowsPrivateCallback
         self.eventFilter = eventFilter
         self.extra = extra
     }
@@ -199,6 +204,7 @@ public struct SourcesFile: Sendable, Equatable {
             // A word a later version may add is kept as it was (in `extra`) and read as absent.
             chosenContentMode: object["content_mode"]?.stringValue.flatMap(ContentMode.init(rawValue:)),
             approver: object["approver"]?.boolValue ?? false,
+            allowsPrivateCallback: object["allow_private_callback"]?.boolValue ?? false,
             eventFilter: object["event_filter"]?.arrayValue.flatMap { items in
                 EventFilter(patterns: items.compactMap(\.stringValue)).flatMap { $0.patterns.count == items.count ? $0 : nil }
             })
@@ -208,6 +214,7 @@ public struct SourcesFile: Sendable, Equatable {
         if object["earlier_secrets"]?.arrayValue != nil { object["earlier_secrets"] = nil }
         if record.chosenContentMode != nil { object["content_mode"] = nil }
         if object["approver"]?.boolValue != nil { object["approver"] = nil }
+        if object["allow_private_callback"]?.boolValue != nil { object["allow_private_callback"] = nil }
         if record.eventFilter != nil { object["event_filter"] = nil }
         var withExtra = record
         withExtra.extra = object
@@ -268,6 +275,7 @@ public struct SourcesFile: Sendable, Equatable {
             }
             if let mode = source.chosenContentMode { entry["content_mode"] = .string(mode.rawValue) }
             if source.approver { entry["approver"] = true }
+            if source.allowsPrivateCallback { entry["allow_private_callback"] = true }
             if let filter = source.eventFilter { entry["event_filter"] = .array(filter.patterns.map(JSONValue.string)) }
             for member in source.extra { entry[member.key] = member.value }
             sourcesObject[source.id] = .object(entry)
