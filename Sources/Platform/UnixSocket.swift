@@ -23,6 +23,20 @@ public enum UnixSocket {
         }
     }
 
+    /// The longest path `sockaddr_un` takes here, terminator excluded (107 on Linux, 103 on macOS).
+    public static var maxPathBytes: Int { MemoryLayout.size(ofValue: sockaddr_un().sun_path) - 1 }
+
+    /// A directory only this user may use, made if missing (mode 0700): for sockets whose
+    /// natural place has too long a path. Nil when it exists and is a link, not a directory,
+    /// another user's, or open to others: a socket there could be replaced by someone else.
+    public static func privateDirectory(_ path: String) -> String? {
+        _ = mkdir(path, 0o700)
+        var info = stat()
+        guard lstat(path, &info) == 0, (info.st_mode & S_IFMT) == S_IFDIR, info.st_uid == getuid(),
+              info.st_mode & 0o077 == 0 else { return nil }
+        return path
+    }
+
     private static func makeSocket() -> Int32 {
         let fd = socket(AF_UNIX, StreamSocket.type, 0)
         if fd >= 0 { _ = fcntl(fd, F_SETFD, FD_CLOEXEC) }

@@ -15,8 +15,8 @@ import Testing
         private(set) var port = 0
         var channels: [TestChannel] = []
 
-        init() throws {
-            stateDir = try TempStateDir()
+        init(stateDir: TempStateDir? = nil) throws {
+            self.stateDir = try stateDir ?? TempStateDir()
         }
 
         mutating func start(project: String) async throws -> TestChannel {
@@ -185,6 +185,25 @@ import Testing
         let answered = try #require(retry, "the retry was never answered")
         #expect(answered.status == 200 && (try? answered.json()["duplicate"]) == true, "\(answered.status) \(answered.bodyText)")
         #expect(try await follower.mcp.channelEventsUntilQuiet().isEmpty, "the follower was notified twice")
+    }
+
+    /// A state dir whose `hub.sock` path is too long for a Unix socket (108 bytes on Linux,
+    /// 104 on macOS) still lets a second session follow: the socket then lives under a
+    /// private directory in /tmp, at a name both compute from the state dir.
+    @Test func aSessionFollowsTheHubOfAStateDirWhosePathIsTooLongForASocket() async throws {
+        var sessions = try Sessions(stateDir: TempStateDir(stateName: String(repeating: "s", count: 100)))
+        defer { sessions.stop() }
+        #expect((sessions.stateDir.path + "/hub.sock").utf8.count > 108)
+        let hub = try await sessions.start(project: "/work/a")
+        let follower = try await sessions.start(project: "/work/b")
+        _ = try await follower.server.stderr.waitForLine("a line with following", where: { $0.contains("following") })
+        #expect(!hub.server.stderr.tail().contains("cannot serve"), "\(hub.server.stderr.tail())")
+        let http = RawHTTPClient(port: sessions.port)
+        let credentials = try await http.pairSource(name: "long")
+        let answer = try await http.postWebhook(#"{"event":"long-state-dir"}"#, as: credentials)
+        #expect(answer.status == 200)
+        #expect(try await follower.mcp.channelEvent()["content"]?.stringValue == #"{"event":"long-state-dir"}"#)
+        #expect(try await hub.mcp.channelEvent()["content"]?.stringValue == #"{"event":"long-state-dir"}"#)
     }
 
     @Test func aRoutedSourceReachesOnlyTheSessionsInItsProject() async throws {

@@ -32,7 +32,7 @@ final class HubFollower: @unchecked Sendable {
     /// Connects to the hub of `directory` and says who this session is. Nil when no hub
     /// answers there (none, or a stale socket from a hub that crashed).
     init?(directory: StateDirectory, own: SessionInfo, output: ProtocolOutput, notifier: ChannelNotifier) {
-        guard let fd = UnixSocket.connected(to: directory.path(of: HubServer.socketName)) else { return nil }
+        guard let fd = UnixSocket.connected(to: HubServer.socketPath(for: directory)) else { return nil }
         let hello = JSONWriter.compactString([
             "type": "hello", "pid": .int(Int64(own.pid)), "directory": .string(own.directory),
         ])

@@ -18,6 +18,23 @@ import MCP
 /// again, and one that fell past `cutOffBytesPerFollower` anyway is cut off (it re-attaches).
 final class HubServer: SessionFanOut, @unchecked Sendable {
     static let socketName = "hub.sock"
+
+    /// Where the hub of `directory` listens: `hub.sock` in the state dir, or, when that path is
+    /// too long for a Unix socket (a state dir of 100 characters or so), a name made from the
+    /// state dir's path in a private directory of this user's under /tmp. Hub and followers
+    /// compute the same place from the same state dir.
+    static func socketPath(for directory: StateDirectory) -> String {
+        let natural = directory.path(of: socketName)
+        guard natural.utf8.count > UnixSocket.maxPathBytes else { return natural }
+        var hash: UInt64 = 0xcbf2_9ce4_8422_2325  // FNV-1a, 64 bits
+        for byte in directory.path.utf8 {
+            hash ^= UInt64(byte)
+            hash &*= 0x100_0000_01b3
+        }
+        let name = "hub-" + String(hash, radix: 16) + ".sock"
+        let folder = UnixSocket.privateDirectory("/tmp/webhook-channel-\(getuid())") ?? directory.path
+        return folder + "/" + name
+    }
     /// What may wait for one follower before events for it are refused.
     static let maxQueuedBytesPerFollower = 8 << 20
     /// A safety net past that bound (what one loop pass can add is far less): cut off.
@@ -43,7 +60,7 @@ final class HubServer: SessionFanOut, @unchecked Sendable {
         self.permissions = permissions
         self.log = log
         self.onChange = onChange
-        socketPath = directory.path(of: Self.socketName)
+        socketPath = Self.socketPath(for: directory)
         listenFD = try UnixSocket.listening(at: socketPath)
         welcome = Array(JSONWriter.compactString([
             "type": "welcome", "hub_pid": .int(Int64(own.pid)), "host": .string(host), "port": .int(Int64(port)),

@@ -14,7 +14,8 @@ final class TempStateDir: @unchecked Sendable {
     var sourcesFile: URL { url.appendingPathComponent("sources.json") }
     var serverFile: URL { url.appendingPathComponent("server.json") }
 
-    init() throws {
+    /// `stateName`: the state dir's own name under the root (a long one makes a long path).
+    init(stateName: String = "state") throws {
         var template = Array("/tmp/webhook-e2e.XXXXXX".utf8CString)
         let made = template.withUnsafeMutableBufferPointer { buffer in
             mkdtemp(buffer.baseAddress!)
@@ -24,7 +25,7 @@ final class TempStateDir: @unchecked Sendable {
         }
         let rootPath = template.withUnsafeBufferPointer { String(cString: $0.baseAddress!) }
         root = URL(fileURLWithPath: rootPath, isDirectory: true)
-        url = root.appendingPathComponent("state", isDirectory: true)
+        url = root.appendingPathComponent(stateName, isDirectory: true)
     }
 
     deinit { remove() }
