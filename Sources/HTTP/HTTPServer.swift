@@ -29,6 +29,8 @@ public final class HTTPServer: @unchecked Sendable {
     }
 
     private var listener: TCPListener!
+    /// Bodies being received by all connections (see `RequestBodyBudget`).
+    let bodyBudget = RequestBodyBudget()
     public var address: SocketAddress { listener.address }
     /// Open connections (loop thread only).
     public var connectionCount: Int { listener.connectionCount }
@@ -51,7 +53,7 @@ public final class HTTPServer: @unchecked Sendable {
                 return DiscardingConnection()
             }
             return HTTPServerConnection(limits: limits, timeouts: timeouts, clock: loop.clock, startedAt: connection.acceptedAt,
-                                        screen: { head in self.screenHead?(head) }) { request, connection in
+                                        screen: { head in self.screenHead?(head) }, bodyBudget: self.bodyBudget) { request, connection in
                 self.respond(request, connection.peer)
             }
         }
@@ -65,6 +67,11 @@ public final class HTTPServer: @unchecked Sendable {
     public func stop() {
         listener.stopListening()
     }
+
+    /// Too many large bodies arriving at once (`RequestBodyBudget`).
+    static let tooManyBodies = HTTPResponse.error(
+        status: 503, code: "busy", message: "Too many request bodies are arriving at once; retry shortly.",
+        headers: [("Retry-After", "1")])
 
     /// Past the connection cap, or with no descriptor left to hold one more.
     static let tooManyConnections = HTTPResponse.error(

@@ -32,6 +32,10 @@ final class HTTPServerConnection: TCPConnectionDelegate {
     /// The current request's head went through `screen` already.
     private var screened = false
     private let screen: HTTPServer.HeadScreen
+    /// What the server's connections may hold of bodies still arriving, together.
+    private let bodyBudget: RequestBodyBudget
+    /// This connection's share of it: the announced length of the body now arriving.
+    private var reservedForBody = 0
     private var closing = false
     /// A request's answer is pending: later requests stay in `buffer` until it is written.
     private var awaitingAnswer = false
@@ -45,8 +49,10 @@ final class HTTPServerConnection: TCPConnectionDelegate {
     static let requestsPerTurn = 64
 
     init(limits: HTTPLimits, timeouts: Timeouts = Timeouts(), clock: any Clock, startedAt: UInt64,
-         screen: @escaping HTTPServer.HeadScreen = { _ in nil }, respond: @escaping Responder)
+         screen: @escaping HTTPServer.HeadScreen = { _ in nil }, bodyBudget: RequestBodyBudget = RequestBodyBudget(),
+         respond: @escaping Responder)
     {
+        self.bodyBudget = bodyBudget
         self.limits = limits
         self.clock = clock
         self.timeouts = timeouts
@@ -96,6 +102,15 @@ final class HTTPServerConnection: TCPConnectionDelegate {
                         refuse(connection, with: refusal)
                         return
                     }
+                    // A body that is still arriving is held in memory until it is whole:
+                    // with many arriving at once, past the budget the newest is refused.
+                    if let length = head.contentLength, length > 0 {
+                        guard bodyBudget.reserve(length) else {
+                            refuse(connection, with: HTTPServer.tooManyBodies)
+                            return
+                        }
+                        reservedForBody = length
+                    }
                 }
                 if let head = progress.head, head.version == .http11, !sentContinue, head.expectsContinue {
                     sentContinue = true
@@ -103,6 +118,7 @@ final class HTTPServerConnection: TCPConnectionDelegate {
                 }
                 return
             case .complete(let request, let length):
+                releaseBody()
                 progress = nil
                 consumed += length
                 sentContinue = false
@@ -181,6 +197,7 @@ final class HTTPServerConnection: TCPConnectionDelegate {
 
     /// Answers `response`, then closes after draining what the client already sent.
     private func refuse(_ connection: TCPConnection, with response: HTTPResponse) {
+        releaseBody()
         closing = true
         buffer = []
         consumed = 0
@@ -206,8 +223,40 @@ final class HTTPServerConnection: TCPConnectionDelegate {
     }
 
     func connectionDidClose(_ connection: TCPConnection) {
+        releaseBody()
         buffer = []
         consumed = 0
         progress = nil
+    }
+
+    private func releaseBody() {
+        guard reservedForBody > 0 else { return }
+        bodyBudget.release(reservedForBody)
+        reservedForBody = 0
+    }
+}
+
+/// The request bodies a server's connections are receiving, together (loop thread only): each
+/// body that does not arrive in one read reserves its announced length while the rest comes,
+/// and past `limit` a new one is refused (`503`, the sender retries) rather than held, so many
+/// large bodies sent slowly at once cannot take the process's memory (SPEC 9: under 64 MiB).
+final class RequestBodyBudget {
+    static let defaultLimit = 16 << 20
+    let limit: Int
+    private(set) var reserved = 0
+
+    init(limit: Int = RequestBodyBudget.defaultLimit) {
+        self.limit = limit
+    }
+
+    /// False when `bytes` more would pass the limit (one body alone always fits).
+    func reserve(_ bytes: Int) -> Bool {
+        guard reserved == 0 || reserved + bytes <= limit else { return false }
+        reserved += bytes
+        return true
+    }
+
+    func release(_ bytes: Int) {
+        reserved -= bytes
     }
 }

@@ -111,6 +111,54 @@ import Testing
         try await server.expectSurvived()
     }
 
+    /// SPEC 9, memory under 64 MiB: many large bodies arriving slowly at once are held only up
+    /// to a budget (16 MiB); past it a new one is refused `503 busy` at its head, not held.
+    /// Once they are gone, a large webhook is taken again.
+    @Test func manyLargeBodiesArrivingAtOnceAreHeldOnlyUpToABudgetAndTheRestRefused() async throws {
+        let server = try await HardenedServer.start()
+        defer { server.stop() }
+        let h = server.host
+        let length = 1_000_000
+        var senders: [RawSocket] = []
+        defer { senders.forEach { $0.close() } }
+        // Each sends its head and half its body, then waits.
+        let half = Data(repeating: UInt8(ascii: "x"), count: length / 2)
+        for _ in 0..<40 {
+            let socket = try await RawSocket.connect(port: server.port)
+            senders.append(socket)
+            var partial = Data("POST /webhook HTTP/1.1\r\nHost: \(h)\r\nContent-Type: application/json\r\nContent-Length: \(length)\r\n\r\n".utf8)
+            partial.append(half)
+            _ = await socket.trySend(partial)
+        }
+        // Answered after every head above was read (each connection's first read has its head).
+        try await server.expectAlive("after 40 half-sent bodies:")
+        var refused = 0
+        for socket in senders {
+            // A refusal is waiting already; a held body gets no answer until its timeout.
+            guard let response = try? await socket.readResponse(timeout: .milliseconds(500)), response.status != 408 else { continue }
+            #expect(response.status == 503, "\(response)")
+            expectJSONErrorBody(response, code: "busy", "past the body budget")
+            #expect(response.header("Retry-After") != nil, "\(response)")
+            refused += 1
+        }
+        #expect(refused >= 20 && refused <= 25, "\(refused) of 40 half-sent 1 MB bodies refused (16 MiB budget)")
+        let peak = try Durability.peakResidentBytes(of: server.pid)
+        #expect(peak < 64 << 20, "VmHWM \(peak >> 20) MiB")
+
+        senders.forEach { $0.close() }
+        senders = []
+        let marker = server.marker("after-budget")
+        let prefix = #"{"event":"big","marker":"\#(marker)","pad":""#
+        let body = prefix + String(repeating: "m", count: 500_000) + #""}"#
+        var status: Int?
+        let deadline = ContinuousClock.now.advanced(by: .seconds(30))
+        while status != 200 && ContinuousClock.now < deadline {
+            status = try? await server.exchange(server.signedWebhookRequest(body: body)).response.status
+            if status != 200 { try await Task.sleep(for: .milliseconds(100)) }
+        }
+        #expect(status == 200, "a large webhook after the others left: \(status.map(String.init) ?? "none")")
+    }
+
     @Test func configuredBodyLimitAppliesToLengthAndChunkedBodies() async throws {
         let server = try await HardenedServer.start(environment: ["WEBHOOK_MAX_BODY_BYTES": "2048"])
         defer { server.stop() }
