@@ -37,6 +37,10 @@ final class HubServer: SessionFanOut, @unchecked Sendable {
     }
     /// What may wait for one follower before events for it are refused.
     static let maxQueuedBytesPerFollower = 8 << 20
+    /// What the hub queues for all its followers together: with many stalled sessions the
+    /// per-follower bound alone would let the hub's memory grow with their number (SPEC 9:
+    /// under 64 MiB). Past it, events that would go to a follower with anything queued are refused.
+    static let maxQueuedBytesAllFollowers = 16 << 20
     /// A safety net past that bound (what one loop pass can add is far less): cut off.
     static let cutOffBytesPerFollower = 4 * maxQueuedBytesPerFollower
     static let maxFrameBytes = 64 * 1024
@@ -104,7 +108,12 @@ final class HubServer: SessionFanOut, @unchecked Sendable {
     func hasRoom(pinnedTo route: String?) -> Bool {
         let current = links.withLock { $0 }
         guard !current.isEmpty else { return true }
-        return targets(among: current, pinnedTo: route).links.allSatisfy { $0.queuedBytes < Self.maxQueuedBytesPerFollower }
+        let targeted = targets(among: current, pinnedTo: route).links
+        guard targeted.allSatisfy({ $0.queuedBytes < Self.maxQueuedBytesPerFollower }) else { return false }
+        // Followers that keep up hold next to nothing: the total only counts against those
+        // that are behind, so one stalled session cannot hold back the reading ones.
+        let total = current.reduce(0) { $0 + $1.queuedBytes }
+        return total < Self.maxQueuedBytesAllFollowers || targeted.allSatisfy { $0.queuedBytes < 64 << 10 }
     }
 
     func reachesOwnSession(pinnedTo route: String?) -> Bool {
