@@ -36,6 +36,14 @@ public final class MCPServer: JSONRPCHandler {
         method != "tools/call"
     }
 
+    /// A read-only tool reads the event log or the sources: its answer may be large (a 1 MiB
+    /// body). Replies and the rest send little.
+    public func isLarge(method: String, params: JSONValue?) -> Bool {
+        guard method == "tools/call", let name = params?["name"]?.stringValue,
+              let tool = tools.first(where: { $0.name == name }) else { return false }
+        return tool.annotations["readOnlyHint"]?.boolValue == true
+    }
+
     public func handleRequest(method: String, params: JSONValue?) async throws(JSONRPCError) -> JSONValue {
         switch method {
         case "initialize": return await initialize(params)

@@ -103,6 +103,38 @@ import Testing
         #expect(errors.isEmpty, "\(errors.prefix(3))")
     }
 
+    /// Large answers are built one at a time, and only while there is room for them: 60 calls
+    /// for a 0.9 MB event, all read at once (they are small), sent while stdout is not read,
+    /// must not all be built into memory (120 of them took 165 MiB), and are all answered after.
+    @Test func largeToolAnswersAreBuiltOnlyWhileTheirOutputHasRoom() async throws {
+        let server = try await ServerProcess.start(holdStdout: true)
+        defer { server.stop() }
+        let eventID = try await Self.oneEventUnread(on: server, padding: 900_000)
+        let calls = 60
+        var lines = ""
+        for n in 0..<calls { lines += Self.webhookEventCall(id: "call-\(n)", eventID: eventID) + "\n" }
+        server.write(Data(lines.utf8))
+        _ = try await poll(timeout: .seconds(60), "the calls to be read") { server.child.stdinChunksWaiting == 0 ? true : nil }
+        // Time for whatever would be built to be built (bounded; this can only hide a failure).
+        try await Task.sleep(for: .seconds(2))
+        let peak = try Durability.peakResidentBytes(of: server.pid)
+        #expect(peak < 64 << 20, "VmHWM \(peak >> 20) MiB with \(calls) large answers unread")
+
+        server.child.resumeStdout()
+        var answered = Set<String>()
+        var seen = 0
+        let readDeadline = ContinuousClock.now.advanced(by: .seconds(120))
+        while answered.count < calls, ContinuousClock.now < readDeadline {
+            let read = server.child.stdout.lines(from: seen)
+            seen += read.count
+            for line in read {
+                if let id = Self.callID(in: line), line.range(of: Data(#""result""#.utf8)) != nil { answered.insert(id) }
+            }
+            if read.isEmpty { try await Task.sleep(for: .milliseconds(20)) }
+        }
+        #expect(answered.count == calls, "\(answered.count) of \(calls) calls answered")
+    }
+
     /// Held back (its answers unread), the session reads no further; the end of input must
     /// still end it at once. The reader, waiting for room, watches for the client hanging up.
     @Test func closingStdinWhileTheSessionIsHeldBackStillEndsIt() async throws {

@@ -10,7 +10,14 @@ public protocol JSONRPCHandler: Sendable {
     /// Whether a request is answered inline, before the next line is read (for `initialize`,
     /// whose effects the following lines rely on), or concurrently.
     func isOrdered(method: String) -> Bool
+    /// Whether a request's answer may be large (a tool that reads the event log): such answers
+    /// are built one at a time, and only while the output has room (`JSONRPCSession`).
+    func isLarge(method: String, params: JSONValue?) -> Bool
     func handleNotification(method: String, params: JSONValue?) async
+}
+
+extension JSONRPCHandler {
+    public func isLarge(method: String, params: JSONValue?) -> Bool { false }
 }
 
 /// Runs newline-delimited JSON-RPC 2.0 over a line source and the protocol output.
@@ -24,6 +31,10 @@ public final class JSONRPCSession: Sendable {
     private let executor: (any TaskExecutor)?
     /// Requests being answered concurrently.
     private let inFlight = Atomic<Int>(0)
+    /// Large answers are built one at a time, each once the output has room: requests read
+    /// while the client was not reading (they are small) would otherwise all be answered
+    /// into memory at once (120 answers of 1 MB: 190 MiB).
+    private let largeAnswers = AsyncGate()
 
     /// Past this much unwritten output (a client that stopped reading stdout), no further
     /// message is taken until it drains: the reader then stops reading stdin, and the client's
@@ -79,8 +90,14 @@ public final class JSONRPCSession: Sendable {
                 await answer(id: id, method: method, params: params)
             } else {
                 inFlight.add(1, ordering: .relaxed)
+                let large = handler.isLarge(method: method, params: params)
                 Task(executorPreference: executor) {
+                    if large {
+                        await self.largeAnswers.enter()
+                        await self.waitForOutputRoom()
+                    }
                     await self.answer(id: id, method: method, params: params)
+                    if large { self.largeAnswers.leave() }
                     self.inFlight.subtract(1, ordering: .relaxed)
                 }
             }
@@ -98,6 +115,12 @@ public final class JSONRPCSession: Sendable {
         }
     }
 
+    private func waitForOutputRoom() async {
+        while output.unwrittenBytes >= Self.maxUnwrittenBytes {
+            await TimerThread.shared.sleep(nanoseconds: UInt64(Self.roomPollMilliseconds) * 1_000_000)
+        }
+    }
+
     private func answer(id: JSONValue, method: String, params: JSONValue?) async {
         do {
             let result = try await handler.handleRequest(method: method, params: params)
@@ -105,5 +128,37 @@ public final class JSONRPCSession: Sendable {
         } catch {
             output.send(line: JSONRPCMessage.encodeError(id: id, error: error))
         }
+    }
+}
+
+/// One task at a time past `enter` until it calls `leave`; the others wait, in order, without
+/// a thread (their continuations resume on their own executor). No actor: an actor's jobs
+/// would run on Swift's global executor.
+final class AsyncGate: Sendable {
+    private let state = Mutex<(busy: Bool, waiting: [CheckedContinuation<Void, Never>])>((false, []))
+
+    func enter() async {
+        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+            let now = state.withLock { state -> Bool in
+                if !state.busy {
+                    state.busy = true
+                    return true
+                }
+                state.waiting.append(continuation)
+                return false
+            }
+            if now { continuation.resume() }
+        }
+    }
+
+    func leave() {
+        let next = state.withLock { state -> CheckedContinuation<Void, Never>? in
+            guard !state.waiting.isEmpty else {
+                state.busy = false
+                return nil
+            }
+            return state.waiting.removeFirst()
+        }
+        next?.resume()
     }
 }
