@@ -206,6 +206,43 @@ import Testing
         #expect(try await hub.mcp.channelEvent()["content"]?.stringValue == #"{"event":"long-state-dir"}"#)
     }
 
+    /// SPEC 9 across a hand-over: the hub queues what a stalled follower cannot take yet, and
+    /// an exiting hub drops that queue. The follower, taking the port over, notifies its own
+    /// session of every event logged after the last one it was passed: once the session reads
+    /// again it has every acknowledged event, once, in order.
+    @Test func aFollowerThatWasNotReadingGetsEveryAcknowledgedEventAfterTheHubExits() async throws {
+        var sessions = try Sessions()
+        defer { sessions.stop() }
+        let hub = try await sessions.start(project: "/work/a")
+        let follower = try await ServerProcess.start(
+            stateDir: sessions.stateDir, environment: ["WEBHOOK_PORT": String(sessions.port), "CLAUDE_PROJECT_DIR": "/work/b"],
+            holdStdout: true)
+        defer { follower.stop() }
+        _ = try await follower.stderr.waitForLine("a line with following", where: { $0.contains("following") })
+        let http = RawHTTPClient(port: sessions.port)
+        try await Durability.initializeWithoutReading(follower)
+        let credentials = try await http.pairSource(name: "ci")
+
+        let acks = Acknowledgements()
+        let deadline = Date().addingTimeInterval(120)
+        let port = sessions.port
+        try await offloaded {
+            acks.sendLoop(port: port, limit: 6_000, deadline: deadline) { index in
+                Durability.webhookRequest(http, credentials, body: Durability.body(tag: "handover", index: index, padding: 4_000))
+            }
+        }
+        let acknowledged = acks.acknowledged
+        #expect(acks.otherAnswers.first?.status == 503, "the follower never held the hub back")
+
+        hub.server.closeStdin()
+        #expect(try await hub.server.child.waitForExit() == .exited(0))
+        _ = try await follower.stderr.waitForLine("the follower listening", where: { $0.contains("listening on") })
+        follower.child.resumeStdout()
+        let mcp = MCPTestClient(follower)
+        _ = try await mcp.response(to: "stalled-initialize")
+        try await Durability.expectNotifiedOnceInOrder(acknowledged, by: mcp)
+    }
+
     @Test func aRoutedSourceReachesOnlyTheSessionsInItsProject() async throws {
         var sessions = try Sessions()
         defer { sessions.stop() }

@@ -74,17 +74,9 @@ public final class LineReader: Sendable {
         return Lines(stream: stream, credits: credits)
     }
 
-    /// Whether the other end of `fd` has gone (a pipe's writer closed it, a socket's peer shut
-    /// down), whatever input is still unread: `poll` without waiting.
+    /// Whether the client closed its end of stdin, whatever input is still unread.
     static func writerHungUp(_ fd: Int32) -> Bool {
-        #if canImport(Glibc)
-        let readHangUp: Int16 = 0x2000  // POLLRDHUP (Linux): the peer shut its writing side
-        #else
-        let readHangUp: Int16 = 0
-        #endif
-        var entry = pollfd(fd: fd, events: Int16(POLLIN) | readHangUp, revents: 0)
-        guard poll(&entry, 1, 0) == 1 else { return false }
-        return entry.revents & (Int16(POLLHUP) | Int16(POLLERR) | Int16(POLLNVAL) | readHangUp) != 0
+        PeerHangUp.detected(on: fd)
     }
 
     /// The events of one reader, in order; taking one lets the reader go on.

@@ -195,7 +195,8 @@ enum ServeCommand {
                         log.warning("listening on non-loopback address \(config.host): anyone who can reach it can POST /pair; "
                             + "put it behind a tunnel or firewall you control")
                     }
-                    state.assumeIsolated { $0.openLogs() }
+                    let own = SessionInfo.current(role: .hub)
+                    state.assumeIsolated { $0.openLogs(ownSessionReceives: { route in route.map(own.isInside) ?? true }) }
                     let controlToken = ControlToken.create(directory: StateDirectory(path: config.stateDirectory), log: log)
                     let routes = WebhookRoutes(state: state, callbackPolicy: policy, enforceLoopbackHost: loopback, boundHost: config.host,
                                                controlToken: controlToken, sessions: sessions, log: log)

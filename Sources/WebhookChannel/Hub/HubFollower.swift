@@ -62,7 +62,8 @@ final class HubFollower: @unchecked Sendable {
     }
 
     /// Reads the hub until it goes away, then calls `onLost` once (on the reader thread).
-    func run(onLost: @escaping @Sendable () -> Void) {
+    /// `onEvent` gets the `event_id` of each channel event passed on.
+    func run(onEvent: @escaping @Sendable (String) -> Void = { _ in }, onLost: @escaping @Sendable () -> Void) {
         DetachedThread.start(name: "hub-follower") { [self] in
             var reader = firstReader
             reader.maxLine = 4 << 20
@@ -70,23 +71,49 @@ final class HubFollower: @unchecked Sendable {
                 // The hub (same user, its own socket) sends whole JSON-RPC lines; they are passed
                 // on as they are, not parsed again.
                 guard line.first == UInt8(ascii: "{") else { continue }
-                waitForRoom()
+                // A hub that leaves while this session is not reading must still be noticed:
+                // this process may have to take the port over. What it had sent and was not
+                // read yet is in the log (`ChannelState.catchUp`).
+                guard waitForRoom() else { break }
                 output.send(line: line)
+                if let id = Self.eventID(in: line) { onEvent(id) }
             }
             close(fd)
             onLost()
         }
     }
 
+    private static let eventIDKey = Array(#""event_id":""#.utf8)
+
+    /// The `event_id` meta value of a channel notification line (the hub writes it unescaped:
+    /// `evt_` and hex), nil for other lines.
+    static func eventID(in line: [UInt8]) -> String? {
+        let key = eventIDKey
+        guard line.count > key.count else { return nil }
+        var start = 0
+        while start + key.count < line.count {
+            guard let first = line[start...].firstIndex(of: key[0]) else { return nil }
+            if first + key.count <= line.count, line[first..<(first + key.count)].elementsEqual(key) {
+                let valueStart = first + key.count
+                guard let end = line[valueStart...].firstIndex(of: UInt8(ascii: "\"")) else { return nil }
+                return String(decoding: line[valueStart..<end], as: UTF8.self)
+            }
+            start = first + 1
+        }
+        return nil
+    }
+
     /// Holds the reader while this session cannot take more (not initialised, or its stdout
     /// backlog at the bound): the hub then buffers, up to its own bound, and past it answers
     /// `503 backlog`. The hub's lines go out with `send`, so they count in what stdout has not
     /// written (`unwrittenBytes`), not in the notifier's event backlog.
-    private func waitForRoom() {
+    /// False when the hub went away meanwhile.
+    private func waitForRoom() -> Bool {
         while true {
             let waiting = notifier.waiting
             if notifier.isInitialized, waiting.messages < ChannelNotifier.maxWaitingEvents,
-               waiting.bytes + output.unwrittenBytes < ChannelNotifier.maxWaitingBytes { return }
+               waiting.bytes + output.unwrittenBytes < ChannelNotifier.maxWaitingBytes { return true }
+            if PeerHangUp.detected(on: fd) { return false }
             usleep(10_000)
         }
     }

@@ -175,7 +175,7 @@ final class SessionCoordinator: @unchecked Sendable {
         channel.permissionRelay.registerWithHub { [weak follower] id in follower?.registerPermissionRequest(id) }
         log.info("\(wasFollowing ? "re-attached, " : "")following the hub (pid \(welcome.hubPID)) on \(welcome.host):\(welcome.port); "
             + "its webhooks arrive in this session too")
-        follower.run { [self] in
+        follower.run(onEvent: { [channel] id in channel.lastFollowedEventID.withLock { $0 = id } }) { [self] in
             guard !state.withLock({ $0.shuttingDown }) else { return }
             log.info("the hub went away; taking over its port or following the next hub")
             // Another follower may bind the port a moment before it serves hub.sock: failing

@@ -3,6 +3,7 @@ import FoundationEssentials  // Linux: Foundation without ICU
 #else
 import Foundation
 #endif
+import Synchronization
 import Platform
 import JSON
 import Socket
@@ -155,12 +156,15 @@ public actor ChannelState {
     /// memory from the journal, which holds the keys of acknowledged events only: an event
     /// the log holds but whose `200` never went out (the process died in between) was never
     /// delivered, so its sender's retry must be taken, not called a duplicate.
-    public func openLogs() {
+    /// `ownSessionReceives`: whether this session gets an event of a source with that route
+    /// (see `catchUp`).
+    public func openLogs(ownSessionReceives: (String?) -> Bool = { _ in true }) {
         guard !logsOpen else { return }
         logsOpen = true
         let now = clock.now()
         let records = eventLog.open()
         sources.stats = SourceDirectory.stats(of: records)
+        catchUp(records, ownSessionReceives: ownSessionReceives)
         if let journaled = dedupeJournal.open() {
             for entry in journaled { replay.restore(digest: entry.digest, expiresAt: entry.expiresAt, now: now) }
             return
@@ -174,6 +178,33 @@ public actor ChannelState {
             }
         }
         dedupeJournal.writePending()
+    }
+
+    /// The id of the last event this session received from the hub it followed (set by
+    /// `HubFollower`), for `catchUp` should this process become the hub.
+    public nonisolated let lastFollowedEventID = Mutex<String?>(nil)
+
+    /// A follower that becomes the hub notifies its own session of the events the old hub
+    /// acknowledged after the last one it passed on: a hub that exits drops what it still
+    /// queued for a follower whose session was not reading (up to 8 MiB), and those events
+    /// were acknowledged. They are in the log, in order, after that id.
+    private func catchUp(_ records: [EventRecord], ownSessionReceives: (String?) -> Bool) {
+        guard let last = lastFollowedEventID.withLock({ value -> String? in
+            defer { value = nil }
+            return value
+        }), let index = records.lastIndex(where: { $0.id == last }), index + 1 < records.count else { return }
+        sources.refreshIfChanged()
+        var count = 0
+        for record in records[(index + 1)...] where !record.filtered {
+            guard let source = sources.source(id: record.sourceID), ownSessionReceives(source.route) else { continue }
+            let event = EventNotification.channelEvent(for: record, replay: false, contentMode: source.contentMode,
+                                                       scheme: source.scheme)
+            let weight = ChannelNotifier.weight(of: event)
+            notifier.reserve(weight: weight)
+            notifier.deliver(event, weight: weight)
+            count += 1
+        }
+        if count > 0 { log.info("notified \(count) event(s) the previous hub acknowledged but had not passed on to this session") }
     }
 
     // MARK: Sources, pairing (forwards: the routes and tools call the actor)
