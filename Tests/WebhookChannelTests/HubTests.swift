@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 import Testing
 
 /// Several Claude Code sessions on one state dir share one endpoint: the first server binds
@@ -241,6 +242,58 @@ import Testing
         let mcp = MCPTestClient(follower)
         _ = try await mcp.response(to: "stalled-initialize")
         try await Durability.expectNotifiedOnceInOrder(acknowledged, by: mcp)
+    }
+
+    /// SPEC 11, every accepted event to every session, across a hand-over under load: webhooks
+    /// keep coming while the hub exits, one follower takes the port over and the other
+    /// re-attaches to it. The re-attaching one says the last event it was passed, and the new
+    /// hub sends it what the log holds after that first (what the new hub took before it
+    /// re-attached included). Both end with every acknowledged event, once, in order.
+    @Test func everySessionGetsEveryAcknowledgedEventAcrossAHandOverUnderLoad() async throws {
+        var sessions = try Sessions()
+        defer { sessions.stop() }
+        let hub = try await sessions.start(project: "/work/a")
+        let first = try await sessions.start(project: "/work/b")
+        let second = try await sessions.start(project: "/work/c")
+        for follower in [first, second] {
+            _ = try await follower.server.stderr.waitForLine("a line with following", where: { $0.contains("following") })
+        }
+        let http = RawHTTPClient(port: sessions.port)
+        let credentials = try await http.pairSource(name: "ci")
+
+        let acknowledged = Mutex<[String]>([])
+        let sender = Task {
+            var index = 0
+            let deadline = ContinuousClock.now.advanced(by: .seconds(60))
+            while index < 400 && ContinuousClock.now < deadline {
+                let request = Durability.webhookRequest(http, credentials, body: Durability.body(tag: "switch", index: index))
+                if let answer = try? await http.send(raw: request, timeout: .seconds(10)), answer.status == 200,
+                   let id = try? answer.json()["event_id"]?.stringValue {
+                    acknowledged.withLock { $0.append(id) }
+                    index += 1
+                } else {
+                    try? await Task.sleep(for: .milliseconds(5))  // the switch: refused, or 503
+                }
+            }
+        }
+        _ = try await poll("some events before the hub exits") { acknowledged.withLock { $0.count } >= 100 ? true : nil }
+        hub.server.closeStdin()
+        _ = try await hub.server.child.waitForExit()
+        await sender.value
+        let all = acknowledged.withLock { $0 }
+        #expect(all.count == 400, "\(all.count) acknowledged")
+        // An event the old hub notified and logged but could not answer before it exited is
+        // retried by the sender as a new one: sessions may have it besides, never twice.
+        let wanted = Set(all)
+        for follower in [first, second] {
+            var delivered: [String] = []
+            while !wanted.isSubset(of: Set(delivered)) && delivered.count < all.count + 20 {
+                delivered.append(try await follower.mcp.channelEvent()["meta"]?["event_id"]?.stringValue ?? "(none)")
+            }
+            delivered += try await follower.mcp.channelEventsUntilQuiet().map { $0["meta"]?["event_id"]?.stringValue ?? "(none)" }
+            #expect(Set(delivered).count == delivered.count, "pid \(follower.server.pid) was notified of an event twice")
+            #expect(delivered.filter(wanted.contains) == all, "pid \(follower.server.pid): acknowledged events missing or out of order")
+        }
     }
 
     @Test func aRoutedSourceReachesOnlyTheSessionsInItsProject() async throws {

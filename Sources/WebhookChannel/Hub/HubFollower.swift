@@ -31,11 +31,13 @@ final class HubFollower: @unchecked Sendable {
 
     /// Connects to the hub of `directory` and says who this session is. Nil when no hub
     /// answers there (none, or a stale socket from a hub that crashed).
-    init?(directory: StateDirectory, own: SessionInfo, output: ProtocolOutput, notifier: ChannelNotifier) {
+    /// `after`: the last event this session was passed by a hub it followed before; the new
+    /// hub sends what its log holds after it first.
+    init?(directory: StateDirectory, own: SessionInfo, after: String? = nil, output: ProtocolOutput, notifier: ChannelNotifier) {
         guard let fd = UnixSocket.connected(to: HubServer.socketPath(for: directory)) else { return nil }
-        let hello = JSONWriter.compactString([
-            "type": "hello", "pid": .int(Int64(own.pid)), "directory": .string(own.directory),
-        ])
+        var helloObject: JSONObject = ["type": "hello", "pid": .int(Int64(own.pid)), "directory": .string(own.directory)]
+        if let after { helloObject["after"] = .string(after) }
+        let hello = JSONWriter.compactString(.object(helloObject))
         UnixSocket.setReceiveTimeout(fd, seconds: 5)
         var reader = FrameReader(fd: fd, maxLine: HubServer.maxFrameBytes)
         guard writeFully(fd, Array((hello + "\n").utf8)) == 0, case .line(let line) = reader.next(),

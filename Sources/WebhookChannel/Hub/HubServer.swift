@@ -47,6 +47,10 @@ final class HubServer: SessionFanOut, @unchecked Sendable {
 
     let own: SessionInfo
     private let socketPath: String
+    typealias CatchUp = @Sendable (_ after: String, _ inside: @escaping @Sendable (String) -> Bool,
+                                   _ register: @escaping @Sendable () -> Void) -> [ChannelState.FollowerCatchUp]
+    private let catchUp: CatchUp?
+    private let directory: StateDirectory
     private let listenFD: Int32
     private let welcome: [UInt8]
     private let log: Logger
@@ -57,9 +61,12 @@ final class HubServer: SessionFanOut, @unchecked Sendable {
 
     /// Listens on `hub.sock` in the state dir, replacing a stale one (the caller holds the
     /// port, so no other hub can be alive on it).
+    /// `catchUp`: what a re-attaching follower missed (`ChannelState.catchUpForFollower`).
     init(directory: StateDirectory, own: SessionInfo, host: String, port: UInt16, permissions: PermissionRelay, log: Logger,
-         onChange: @escaping @Sendable ([SessionInfo]) -> Void) throws(SocketError)
+         catchUp: CatchUp? = nil, onChange: @escaping @Sendable ([SessionInfo]) -> Void) throws(SocketError)
     {
+        self.catchUp = catchUp
+        self.directory = directory
         self.own = own
         self.permissions = permissions
         self.log = log
@@ -169,7 +176,18 @@ final class HubServer: SessionFanOut, @unchecked Sendable {
         let link = FollowerLink(fd: fd, info: SessionInfo(pid: Int32(truncatingIfNeeded: pid), directory: directory,
                                                           role: .follower))
         _ = link.send(welcome)
-        links.withLock { $0.append(link) }
+        // A follower that followed another hub says the last event it was passed: it gets what
+        // this hub's log holds after that, ahead of what is shared with it from now on.
+        if let after = value["after"]?.stringValue, let catchUp {
+            let info = link.info
+            let missed = catchUp(after, { route in info.isInside(route) }) { [self] in links.withLock { $0.append(link) } }
+            var lines: [UInt8] = []
+            for item in missed { lines += item.line(directory: self.directory) ?? [] }
+            link.insertAfterWelcome(lines, welcomeBytes: welcome.count + 1)
+            if !missed.isEmpty { log.info("follower pid \(link.info.pid) missed \(missed.count) event(s) while it changed hubs; sent them first") }
+        } else {
+            links.withLock { $0.append(link) }
+        }
         if stopped.load(ordering: .acquiring) { link.cut() }
         log.info("follower attached: pid \(link.info.pid) in \(directory)")
         onChange(sessions)
@@ -232,6 +250,17 @@ final class FollowerLink: @unchecked Sendable {
 
     /// Queues a line (its newline added) for the next `wakeIfQueued`; false (and the link is
     /// cut) when the follower has fallen past the safety net (`cutOffBytesPerFollower`).
+    /// Before the writer starts: puts `lines` right after the welcome, ahead of what was
+    /// queued since.
+    func insertAfterWelcome(_ lines: [UInt8], welcomeBytes: Int) {
+        guard !lines.isEmpty else { return }
+        queue.withLock { state in
+            let at = min(welcomeBytes, state.bytes.count)
+            state.bytes.insert(contentsOf: lines, at: at)
+            state.wakeOwed = true
+        }
+    }
+
     func queue(_ line: [UInt8]) -> Bool {
         let accepted = queue.withLock { state -> Bool in
             guard !state.closed else { return true }

@@ -134,7 +134,10 @@ final class SessionCoordinator: @unchecked Sendable {
         let hub: HubServer?
         do {
             hub = try HubServer(directory: directory, own: own, host: host, port: port,
-                                permissions: channel.permissionRelay, log: log) { [log] sessions in
+                                permissions: channel.permissionRelay, log: log,
+                                catchUp: { [channel] after, inside, register in
+                                    channel.catchUpForFollower(after: after, inside: inside, register: register)
+                                }) { [log] sessions in
                 file.write(host: host, port: port, sessions: sessions, log: log)
             }
         } catch {
@@ -160,7 +163,8 @@ final class SessionCoordinator: @unchecked Sendable {
 
     private func follow() -> Bool {
         let own = SessionInfo.current(role: .follower)
-        guard let follower = HubFollower(directory: directory, own: own, output: output, notifier: notifier) else {
+        let after = channel.lastFollowedEventID.withLock { $0 }
+        guard let follower = HubFollower(directory: directory, own: own, after: after, output: output, notifier: notifier) else {
             return false
         }
         let welcome = follower.welcome

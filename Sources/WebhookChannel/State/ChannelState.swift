@@ -111,6 +111,7 @@ public actor ChannelState {
         /// The duplicate memory's digests of `replayKeys`, for the journal once written.
         var remembered: [UInt64]
         var receivedAt: Double
+        var eventID: String
         var written: Pending<Commit>
         /// The 200 went out already (without `WEBHOOK_FSYNC`, as soon as the log holds it).
         var answered = false
@@ -164,6 +165,8 @@ public actor ChannelState {
         let now = clock.now()
         let records = eventLog.open()
         sources.stats = SourceDirectory.stats(of: records)
+        // Whatever the log holds was notified by the hub that wrote it (or is caught up below).
+        lastReleasedEventID = records.last?.id
         catchUp(records, ownSessionReceives: ownSessionReceives)
         if let journaled = dedupeJournal.open() {
             for entry in journaled { replay.restore(digest: entry.digest, expiresAt: entry.expiresAt, now: now) }
@@ -178,6 +181,69 @@ public actor ChannelState {
             }
         }
         dedupeJournal.writePending()
+    }
+
+    /// The last event notified (loop only): a follower attaching catches up to it; what comes
+    /// after is shared with it when released.
+    private var lastReleasedEventID: String?
+
+    /// What a follower that attaches to this hub missed: the events logged after `eventID`
+    /// (the last it was passed) up to the last one released, that a session in a project for
+    /// which `inside` says yes gets. `register` runs in the same loop job, so every later event
+    /// is shared with it when released: none is missed or sent twice. Waits for the loop
+    /// (called on a hub link's thread); the lines are read and built by the caller.
+    public nonisolated func catchUpForFollower(after eventID: String, inside: @escaping @Sendable (String) -> Bool,
+                                               register: @escaping @Sendable () -> Void) -> [FollowerCatchUp]
+    {
+        let result = Mutex<(items: [FollowerCatchUp]?, abandoned: Bool)>((nil, false))
+        let done = ConditionSignal()
+        loop.execute { [self] in
+            let items = assumeIsolated { $0.catchUpItems(after: eventID, inside: inside) }
+            let registered = result.withLock { state -> Bool in
+                guard !state.abandoned else { return false }
+                state.items = items
+                return true
+            }
+            if registered { register() }
+            done.signal()
+        }
+        for _ in 0..<10 where result.withLock({ $0.items == nil }) { done.wait(timeoutMilliseconds: 1000) }
+        let items = result.withLock { state -> [FollowerCatchUp]? in
+            if state.items == nil { state.abandoned = true }
+            return state.items
+        }
+        guard let items else {
+            register()
+            return []
+        }
+        return items
+    }
+
+    public struct FollowerCatchUp: Sendable {
+        let eventID: String
+        let location: EventLocation
+        let contentMode: ContentMode
+        let scheme: SignatureScheme
+
+        /// The notification line (newline included), read from the log; nil if it is gone.
+        func line(directory: StateDirectory) -> [UInt8]? {
+            guard let record = EventLog.read(eventID: eventID, at: location, directory: directory) else { return nil }
+            var line: [UInt8] = []
+            EventNotification.channelEvent(for: record, replay: false, contentMode: contentMode, scheme: scheme)
+                .writeNotification(into: &line)
+            line.append(0x0A)
+            return line
+        }
+    }
+
+    private func catchUpItems(after eventID: String, inside: (String) -> Bool) -> [FollowerCatchUp] {
+        guard let lastReleasedEventID, lastReleasedEventID != eventID,
+              let entries = eventLog.entries(after: eventID, through: lastReleasedEventID) else { return [] }
+        return entries.compactMap { summary, location in
+            guard !summary.filtered, let source = sources.source(id: summary.sourceID), source.route.map(inside) ?? true
+            else { return nil }
+            return FollowerCatchUp(eventID: summary.id, location: location, contentMode: source.contentMode, scheme: source.scheme)
+        }
     }
 
     /// The id of the last event this session received from the hub it followed (set by
@@ -324,7 +390,7 @@ public actor ChannelState {
         let written = Pending<Commit>()
         uncommitted.append(Uncommitted(notification: notification, weight: weight, reservedHere: reservedHere, route: source.route, sourceID: source.id,
                                        replayKeys: allKeys, remembered: remembered, receivedAt: now,
-                                       written: written))
+                                       eventID: record.id, written: written))
         return .accepted(eventID: record.id, filtered: record.filtered, written: written)
     }
 
@@ -422,6 +488,7 @@ public actor ChannelState {
     /// Notifies a batch (this session and the followers), then answers what is still owed: a
     /// notification is on its way no later than its sender's `200`.
     private func release(_ batch: [Uncommitted]) {
+        if let last = batch.last { lastReleasedEventID = last.eventID }
         // By index, as in `commitUncommitted`: only the fields used are copied.
         for index in batch.indices {
             if case .ready(let event) = batch[index].notification {

@@ -183,6 +183,22 @@ final class EventLog {
         return found
     }
 
+    /// The events indexed after `eventID` up to and including `lastID`, oldest first, with
+    /// where their lines are (at most `limit`, the oldest kept); nil when the index no longer
+    /// has `eventID`.
+    func entries(after eventID: String, through lastID: String?, limit: Int = 4096) -> [(EventRecord, EventLocation)]? {
+        guard let position = index.lastIndex(where: { $0.summary.id == eventID }) else { return nil }
+        var found: [(EventRecord, EventLocation)] = []
+        for entry in index[(position + 1)...] {
+            guard found.count < limit else { break }
+            if let path = file.path(forGeneration: entry.generation) {
+                found.append((entry.summary, EventLocation(path: path, offset: entry.offset, length: entry.length)))
+            }
+            if entry.summary.id == lastID { break }
+        }
+        return found
+    }
+
     /// Where the event's line is, if the index still has it.
     func location(of eventID: String) -> EventLocation? {
         guard let entry = index.last(where: { $0.summary.id == eventID }),
