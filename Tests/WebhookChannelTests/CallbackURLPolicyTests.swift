@@ -6,7 +6,7 @@ import Testing
 struct CallbackURLPolicyTests {
     @Test(arguments: [
         "http://127.0.0.1:9000/hook", "http://localhost/x", "http://[::1]:8080/", "https://example.com/hooks?a=1",
-        "https://93.184.216.34/",
+        "https://93.184.216.34/", "http://[64:ff9b::5db8:d822]/", "http://[2002:5db8:d822::1]/", "http://[2001:db8:1::1]/",
     ])
     func allowsPublicAndLoopbackURLs(_ url: String) {
         #expect(throws: Never.self) { try CallbackURLPolicy().check(url) }
@@ -27,6 +27,15 @@ struct CallbackURLPolicyTests {
         ("http://0.0.0.0/", "unspecified"),
         ("http://[::]/", "unspecified"),
         ("http://[::ffff:10.0.0.1]/", "private"),
+        // IPv4 inside IPv6 that a NAT64 or 6to4 router would deliver to that IPv4 address.
+        ("http://[64:ff9b::a9fe:a9fe]/", "metadata"),
+        ("http://[64:ff9b::a00:1]/", "private"),
+        ("http://[64:ff9b:1::a00:1]/", "private"),
+        ("http://[2002:a9fe:a9fe::]/", "metadata"),
+        ("http://[2002:c0a8:101::1]/", "private"),
+        ("http://[::a9fe:a9fe]/", "metadata"),
+        ("http://[::a00:1]/", "private"),
+        ("http://[2001:0:4136:e378:8000:63bf:3fff:fdd2]/", "private"),
         ("not a url", "http or https"),
     ])
     func refusesEachDangerousClassWithItsReason(_ url: String, _ reasonFragment: String) {

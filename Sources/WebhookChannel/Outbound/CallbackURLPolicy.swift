@@ -155,6 +155,19 @@ public enum AddressClass: Sendable, Equatable {
         if b[0..<15].allSatisfy({ $0 == 0 }) {
             return b[15] == 1 ? .loopback : .unspecified
         }
+        // IPv4 carried inside IPv6, which a NAT64 or 6to4 router on the way would turn back
+        // into that IPv4 address: judged as it. IPv4-compatible (::a.b.c.d, deprecated), the
+        // NAT64 prefixes 64:ff9b::/96 and 64:ff9b:1::/48 (RFC 6052, 8215), 6to4 2002::/16
+        // (the address after the prefix). Teredo (2001::/32) hides its server and client
+        // addresses; no sender needs it: refused as a private network.
+        func embedded(_ at: Int) -> AddressClass {
+            of(ipv4: UInt32(b[at]) << 24 | UInt32(b[at + 1]) << 16 | UInt32(b[at + 2]) << 8 | UInt32(b[at + 3]))
+        }
+        if b[0..<12].allSatisfy({ $0 == 0 }) { return embedded(12) }
+        if b[0..<12] == [0x00, 0x64, 0xFF, 0x9B, 0, 0, 0, 0, 0, 0, 0, 0] { return embedded(12) }
+        if b[0..<6] == [0x00, 0x64, 0xFF, 0x9B, 0x00, 0x01] { return embedded(12) }
+        if b[0] == 0x20 && b[1] == 0x02 { return embedded(2) }
+        if b[0..<4] == [0x20, 0x01, 0x00, 0x00] { return .privateNetwork }
         if b == [0xFD, 0x00, 0x0E, 0xC2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x02, 0x54] { return .metadata }  // fd00:ec2::254
         if b[0] == 0xFE && b[1] & 0xC0 == 0x80 { return .linkLocal }
         if b[0] & 0xFE == 0xFC { return .privateNetwork }
