@@ -296,6 +296,21 @@ import Testing
         }
     }
 
+    /// With any free port (`WEBHOOK_PORT=0`) a second server on the same state dir never finds
+    /// "the port" taken; it follows the hub already serving the state dir instead of becoming
+    /// a second hub writing the same event log.
+    @Test func aSecondServerOnAnyFreePortFollowsTheHubOfItsStateDir() async throws {
+        let stateDir = try TempStateDir()
+        defer { stateDir.remove() }
+        let hub = try await TestChannel.start(stateDir: stateDir, environment: ["CLAUDE_PROJECT_DIR": "/work/a"])
+        defer { hub.stop() }
+        let second = try await ServerProcess.start(stateDir: stateDir, environment: ["CLAUDE_PROJECT_DIR": "/work/b"])
+        defer { second.stop() }
+        _ = try await second.stderr.waitForLine("a line with following", where: { $0.contains("following") })
+        #expect(second.port == hub.server.port, "the second server reports the hub's port")
+        #expect(try await RawHTTPClient(port: hub.server.port).get("/health").json()["sessions"] == 2)
+    }
+
     @Test func aRoutedSourceReachesOnlyTheSessionsInItsProject() async throws {
         var sessions = try Sessions()
         defer { sessions.stop() }

@@ -108,6 +108,10 @@ final class SessionCoordinator: @unchecked Sendable {
 
     /// One attempt at a role. True when this process is now hub or follower.
     private func settle(logging: FailureLogging) -> Bool {
+        // With any free port (`WEBHOOK_PORT=0`) a bind never finds the hub's port taken: a hub
+        // already serving this state dir is followed first, or there would be two writing one
+        // event log.
+        if port == 0, follow() { return true }
         switch bind() {
         case .success(let server):
             becomeHub(server)
