@@ -112,6 +112,18 @@ final class HTTPServerConnection: TCPConnectionDelegate {
                         reservedForBody = length
                     }
                 }
+                // A chunked body announces no length: what it holds so far is reserved as it
+                // grows, and past the budget it is refused like any other.
+                if let head = progress.head, head.chunked {
+                    let held = buffer.count - consumed
+                    if held > reservedForBody {
+                        guard bodyBudget.reserve(held - reservedForBody, besides: reservedForBody) else {
+                            refuse(connection, with: HTTPServer.tooManyBodies)
+                            return
+                        }
+                        reservedForBody = held
+                    }
+                }
                 if let head = progress.head, head.version == .http11, !sentContinue, head.expectsContinue {
                     sentContinue = true
                     connection.write(Array("HTTP/1.1 100 Continue\r\n\r\n".utf8))
@@ -249,9 +261,10 @@ final class RequestBodyBudget {
         self.limit = limit
     }
 
-    /// False when `bytes` more would pass the limit (one body alone always fits).
-    func reserve(_ bytes: Int) -> Bool {
-        guard reserved == 0 || reserved + bytes <= limit else { return false }
+    /// False when `bytes` more would pass the limit. One body alone always fits: `besides` is
+    /// what the caller holds already (a chunked body reserves as it grows).
+    func reserve(_ bytes: Int, besides own: Int = 0) -> Bool {
+        guard reserved == own || reserved + bytes <= limit else { return false }
         reserved += bytes
         return true
     }

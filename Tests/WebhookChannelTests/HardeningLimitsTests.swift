@@ -159,6 +159,36 @@ import Testing
         #expect(status == 200, "a large webhook after the others left: \(status.map(String.init) ?? "none")")
     }
 
+    /// The same budget holds for chunked bodies, which announce no length: each reserves what
+    /// it holds as it grows, and past the budget it is refused.
+    @Test func manyLargeChunkedBodiesArrivingAtOnceAreHeldOnlyUpToTheBudget() async throws {
+        let server = try await HardenedServer.start()
+        defer { server.stop() }
+        var senders: [RawSocket] = []
+        defer { senders.forEach { $0.close() } }
+        var partial = Data("POST /webhook HTTP/1.1\r\nHost: \(server.host)\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n".utf8)
+        for _ in 0..<15 {
+            partial.append(Data("F000\r\n".utf8))
+            partial.append(Data(repeating: UInt8(ascii: "x"), count: 0xF000))
+            partial.append(Data("\r\n".utf8))
+        }
+        for _ in 0..<40 {
+            let socket = try await RawSocket.connect(port: server.port)
+            senders.append(socket)
+            _ = await socket.trySend(partial)
+        }
+        try await server.expectAlive("after 40 unfinished chunked bodies:")
+        var refused = 0
+        for socket in senders {
+            guard let response = try? await socket.readResponse(timeout: .milliseconds(500)), response.status != 408 else { continue }
+            #expect(response.status == 503, "\(response)")
+            refused += 1
+        }
+        #expect(refused >= 15, "\(refused) of 40 unfinished 900 KiB chunked bodies refused (16 MiB budget)")
+        let peak = try Durability.peakResidentBytes(of: server.pid)
+        #expect(peak < 64 << 20, "VmHWM \(peak >> 20) MiB")
+    }
+
     @Test func configuredBodyLimitAppliesToLengthAndChunkedBodies() async throws {
         let server = try await HardenedServer.start(environment: ["WEBHOOK_MAX_BODY_BYTES": "2048"])
         defer { server.stop() }

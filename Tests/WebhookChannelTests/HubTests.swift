@@ -196,7 +196,12 @@ import Testing
         defer { sessions.stop() }
         #expect((sessions.stateDir.path + "/hub.sock").utf8.count > 108)
         let hub = try await sessions.start(project: "/work/a")
-        let follower = try await sessions.start(project: "/work/b")
+        // The same state dir written another way (a trailing slash) finds the same socket.
+        let follower = try await TestChannel.start(
+            stateDir: sessions.stateDir,
+            environment: ["WEBHOOK_PORT": String(sessions.port), "CLAUDE_PROJECT_DIR": "/work/b",
+                          "WEBHOOK_STATE_DIR": sessions.stateDir.path + "/"])
+        defer { follower.stop() }
         _ = try await follower.server.stderr.waitForLine("a line with following", where: { $0.contains("following") })
         #expect(!hub.server.stderr.tail().contains("cannot serve"), "\(hub.server.stderr.tail())")
         let http = RawHTTPClient(port: sessions.port)

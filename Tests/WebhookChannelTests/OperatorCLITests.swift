@@ -176,6 +176,13 @@ import Testing
             #expect(!run.stdout.contains("No ") && !run.stdout.contains("[]"), "\(arguments) claimed an empty state: \(run)")
             #expect(run.stderr.contains("sources.json") || run.stderr.contains("events.log"), "names the file: \(arguments): \(run)")
         }
+        // A state dir that is a file is no state dir.
+        let file = dir.root.appendingPathComponent("not-a-directory")
+        try Data("x".utf8).write(to: file)
+        for arguments in [["events"], ["sources"], ["status"]] {
+            let run = try await runCLI(arguments, stateDir: dir, environment: ["WEBHOOK_STATE_DIR": file.path])
+            #expect(run.exitCode == 1, "\(arguments) with a file for a state dir: \(run)")
+        }
         // The server read the source before and still verifies its webhooks.
         let answer = try await channel.http.postWebhook(#"{"n":2}"#, as: credentials)
         #expect(answer.status == 200, "\(answer.status) \(answer.bodyText)")

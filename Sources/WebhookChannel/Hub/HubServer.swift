@@ -26,8 +26,13 @@ final class HubServer: SessionFanOut, @unchecked Sendable {
     static func socketPath(for directory: StateDirectory) -> String {
         let natural = directory.path(of: socketName)
         guard natural.utf8.count > UnixSocket.maxPathBytes else { return natural }
+        // The same directory however it is written (a trailing slash, through a link).
+        let canonical = realpath(directory.path, nil).map { resolved in
+            defer { free(resolved) }
+            return String(cString: resolved)
+        } ?? directory.path
         var hash: UInt64 = 0xcbf2_9ce4_8422_2325  // FNV-1a, 64 bits
-        for byte in directory.path.utf8 {
+        for byte in canonical.utf8 {
             hash ^= UInt64(byte)
             hash &*= 0x100_0000_01b3
         }

@@ -248,7 +248,12 @@ final class EventLog {
     /// the file exists and cannot be read; a missing file has no lines.
     @discardableResult
     private static func scan(path: String, _ visit: (EventRecord, Int, Int) -> Void) -> Bool {
-        guard let bytes = FileManager.default.contents(atPath: path) else { return !FileManager.default.fileExists(atPath: path) }
+        guard let bytes = FileManager.default.contents(atPath: path) else {
+            // Missing is no lines; anything else (a directory, a file where the state dir
+            // should be, permissions) is a failure.
+            var info = stat()
+            return stat(path, &info) != 0 && errno == ENOENT
+        }
         bytes.withUnsafeBytes { (raw: UnsafeRawBufferPointer) in
             let all = raw.bindMemory(to: UInt8.self)
             var start = 0
