@@ -25,6 +25,18 @@ struct ServerConfigTests {
         }
     }
 
+    /// Every whole-number setting reads the same way: digits, spaces around allowed, no sign.
+    @Test(arguments: ["WEBHOOK_PORT", "WEBHOOK_MAX_CONNECTIONS", "WEBHOOK_BUSY_POLL_US"])
+    func wholeNumberSettingsAllTakeSpacesAndRefuseASign(variable: String) throws {
+        let spaced = try ServerConfig.fromEnvironment(Self.home.merging([variable: " 7 "]) { $1 })
+        #expect(spaced.port == 7 || spaced.maxConnections == 7 || spaced.busyPollMicroseconds == 7, "\(variable)=' 7 '")
+        for bad in ["+7", "-7", "7x", "", "0x7"] {
+            #expect(throws: ServerConfig.Invalid.self, "\(variable)=\(bad)") {
+                try ServerConfig.fromEnvironment(Self.home.merging([variable: bad]) { $1 })
+            }
+        }
+    }
+
     @Test func unsetOnOffSettingsAreOff() throws {
         let config = try ServerConfig.fromEnvironment(Self.home)
         #expect(!config.syncsEventLog)

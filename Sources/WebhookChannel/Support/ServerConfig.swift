@@ -58,20 +58,20 @@ public struct ServerConfig: Sendable {
         config.host = host
         config.port = port
         if let text = environment["WEBHOOK_MAX_BODY_BYTES"] {
-            guard let value = Int(text), value >= 1024, value <= 64 << 20 else {
+            guard let value = wholeNumber(text, in: 1024...(64 << 20)) else {
                 throw Invalid(description: "WEBHOOK_MAX_BODY_BYTES must be a number from 1024 to 67108864")
             }
             config.maxBodyBytes = value
         }
         if let text = environment["WEBHOOK_MAX_CONNECTIONS"] {
-            guard let value = Int(text), (1...65536).contains(value) else {
+            guard let value = wholeNumber(text, in: 1...65536) else {
                 throw Invalid(description: "WEBHOOK_MAX_CONNECTIONS must be a number from 1 to 65536")
             }
             config.maxConnections = value
         }
         for (name, keyPath) in [("WEBHOOK_HEADER_TIMEOUT", \ServerConfig.headerTimeout), ("WEBHOOK_IDLE_TIMEOUT", \ServerConfig.idleTimeout)] {
             guard let text = environment[name] else { continue }
-            guard let value = Double(text), value > 0, value <= 3600 else {
+            guard let value = Double(text.trimmingWhitespace()), value > 0, value <= 3600 else {
                 throw Invalid(description: "\(name) must be a number of seconds from 0 to 3600")
             }
             config[keyPath: keyPath] = value
@@ -101,7 +101,7 @@ public struct ServerConfig: Sendable {
             config.eventLoop = backend
         }
         if let text = environment["WEBHOOK_BUSY_POLL_US"] {
-            guard let value = UInt64(text.trimmingWhitespace()), value <= 1000 else {
+            guard let value = wholeNumber(text, in: 0...1000).map(UInt64.init) else {
                 throw Invalid(description: "WEBHOOK_BUSY_POLL_US must be a number of microseconds from 0 to 1000 (got \"\(text.prefix(40))\")")
             }
             config.busyPollMicroseconds = value
@@ -115,8 +115,7 @@ public struct ServerConfig: Sendable {
     public static func address(_ environment: [String: String]) throws(Invalid) -> (host: String, port: UInt16) {
         var address = (host: "127.0.0.1", port: UInt16(8788))
         if let text = environment["WEBHOOK_PORT"] {
-            let trimmed = text.trimmingWhitespace()
-            guard !trimmed.isEmpty, trimmed.allSatisfy(\.isASCII), trimmed.allSatisfy(\.isNumber), let port = Int(trimmed), port <= 65535 else {
+            guard let port = wholeNumber(text, in: 0...65535) else {
                 throw Invalid(description: "WEBHOOK_PORT must be a number from 0 to 65535 (got \"\(text.prefix(40))\")")
             }
             address.port = UInt16(port)
@@ -128,6 +127,15 @@ public struct ServerConfig: Sendable {
             address.host = host
         }
         return address
+    }
+
+    /// A whole-number setting: ASCII digits, spaces around allowed, no sign (`WEBHOOK_PORT`,
+    /// `WEBHOOK_MAX_CONNECTIONS`, … all read the same way); nil for anything else or past `range`.
+    static func wholeNumber(_ text: String, in range: ClosedRange<Int>) -> Int? {
+        let trimmed = text.trimmingWhitespace()
+        guard !trimmed.isEmpty, trimmed.utf8.count <= 18, trimmed.utf8.allSatisfy({ $0 &- UInt8(ascii: "0") < 10 }),
+              let value = Int(trimmed), range.contains(value) else { return nil }
+        return value
     }
 
     /// Words an on/off setting takes, in any case; an empty value is off (`WEBHOOK_FSYNC=`).
