@@ -260,7 +260,22 @@ public enum JSONParser {
             let text = String(decoding: UnsafeBufferPointer(rebasing: bytes[start..<index]), as: UTF8.self)
             if isInteger, let integer = Int64(text) { return .int(integer) }
             guard let double = Double(text) else { throw error("invalid number") }
+            if isInteger || !double.isFinite || Self.significantDigits(text) > 17 { return .number(text) }
             return .double(double)
+        }
+
+        /// Digits of the mantissa, leading zeros left out (`0.000123` has 3).
+        static func significantDigits(_ text: String) -> Int {
+            var count = 0
+            var leading = true
+            for byte in text.utf8 {
+                if byte == UInt8(ascii: "e") || byte == UInt8(ascii: "E") { break }
+                guard byte &- UInt8(ascii: "0") < 10 else { continue }
+                if leading && byte == UInt8(ascii: "0") { continue }
+                leading = false
+                count += 1
+            }
+            return count
         }
 
         /// Reads a number's grammar (RFC 8259 section 6) and returns whether it is an integer.

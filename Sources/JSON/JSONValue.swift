@@ -6,6 +6,10 @@ public enum JSONValue: Sendable, Equatable {
     /// Integers stay exact (ids, timestamps, sizes); anything with a fraction or exponent is a double.
     case int(Int64)
     case double(Double)
+    /// A number no `Int64` or `Double` holds as written (an integer past 2^63, more than 17
+    /// significant digits, an exponent past the doubles' range), kept as its text: a payload
+    /// passed on (`webhook_reply`) arrives as it was sent, not rounded or turned into `null`.
+    case number(String)
     case string(String)
     case array([JSONValue])
     case object(JSONObject)

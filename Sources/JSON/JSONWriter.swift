@@ -39,6 +39,7 @@ public enum JSONWriter {
             } else {
                 out.append(contentsOf: "null".utf8)
             }
+        case .number(let text): out.append(contentsOf: text.utf8)
         case .string(let s): appendString(s, into: &out)
         case .array(let elements):
             if elements.isEmpty { out.append(contentsOf: "[]".utf8); return }

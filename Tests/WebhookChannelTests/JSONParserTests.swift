@@ -40,6 +40,20 @@ struct JSONParserTests {
         #expect(try JSONParser.parse("1e3") == .double(1000))
     }
 
+    /// A number no Int64 or Double holds as written is kept as its text, and written back so.
+    @Test(arguments: ["12345678901234567890123", "-9223372036854775809", "1E400", "-1e400", "1.00000000000000000001",
+                      "123456789012345678.5"])
+    func aNumberNoIntegerOrDoubleHoldsIsKeptAsWritten(text: String) throws {
+        #expect(try JSONParser.parse(text) == .number(text))
+        #expect(String(decoding: JSONWriter.compact(try JSONParser.parse("[\(text)]")), as: UTF8.self) == "[\(text)]")
+    }
+
+    @Test func ordinaryNumbersAreStillIntegersAndDoubles() throws {
+        #expect(try JSONParser.parse("0.1") == .double(0.1))
+        #expect(try JSONParser.parse("-2.5e-3") == .double(-0.0025))
+        #expect(try JSONParser.parse("0.00000000000000000001") == .double(1e-20))
+    }
+
     @Test func compactWriterEscapesControlCharacters() {
         let bytes = JSONWriter.compact(["k": .string("line\nbreak\u{01}\"q\"")])
         #expect(String(decoding: bytes, as: UTF8.self) == #"{"k":"line\nbreak\u0001\"q\""}"#)

@@ -86,6 +86,22 @@ import Testing
         throw HarnessError("webhook_deliveries never showed state \(state); last: \(last)")
     }
 
+    /// The payload is any JSON, passed on as written: numbers no Int64 or Double holds are
+    /// not rounded or turned into null.
+    @Test func aReplyPayloadsNumbersArriveAsWritten() async throws {
+        let channel = try await TestChannel.start(environment: Self.fastRetries)
+        defer { channel.stop() }
+        let receiver = try CallbackReceiver(statuses: [200])
+        defer { receiver.stop() }
+        let credentials = try await channel.http.pairSource(name: "numbers", callbackURL: receiver.url())
+        let payload = #"{"amount":1E400,"id":12345678901234567890123,"price":0.1,"n":3}"#
+        channel.server.writeLine(#"{"jsonrpc":"2.0","id":"numbers-1","method":"tools/call","params":{"name":"webhook_reply","arguments":{"source_id":"\#(credentials.sourceID)","payload":\#(payload)}}}"#)
+        let response = try await channel.mcp.response(to: "numbers-1")
+        #expect(response["result"]?["isError"] != true, "\(response)")
+        let delivery = try #require(try await receiver.waitForDeliveries(1).first)
+        #expect(String(decoding: delivery.request.body, as: UTF8.self) == payload)
+    }
+
     @Test func aReplyWithAnEventIDCarriesXEventId() async throws {
         let channel = try await TestChannel.start(environment: Self.fastRetries)
         defer { channel.stop() }
