@@ -24,8 +24,10 @@ public enum CallbackClient {
     /// there is not charged to the POST's deadline (see `post`).
     public static let pool = WorkerPool(name: "callback", size: 4)
     /// Permission prompts' POSTs (`PermissionRelay`): a person is waiting on each, so they
-    /// never queue behind replies to a receiver that stalls; two threads, started as needed.
-    public static let promptPool = WorkerPool(name: "prompt", size: 2)
+    /// never queue behind replies to a receiver that stalls. Up to eight threads, started as
+    /// needed: one approver whose receiver stalls holds one per prompt for up to 10 s, and the
+    /// other approvers' copies of those prompts must not wait for it.
+    public static let promptPool = WorkerPool(name: "prompt", size: 8)
 
     /// The most of the answer's body kept for the CLI; the status decides, the body is shown.
     static let maxBody = 64 * 1024
