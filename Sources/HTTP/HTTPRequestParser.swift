@@ -564,6 +564,8 @@ private struct Scanner {
     }
 
     /// Content-Length = 1*DIGIT (RFC 9110 section 8.6), with the list element's OWS removed.
+    /// A valid number too large for an `Int` is `Int.max`: too large a body (413), not a bad
+    /// request.
     private static func contentLength(_ element: Substring.UTF8View) throws(Stop) -> Int {
         var digits = element[...]
         while let first = digits.first, first == sp || first == htab { digits = digits.dropFirst() }
@@ -575,8 +577,7 @@ private struct Scanner {
             guard digit < 10 else { throw .failure(.invalidContentLength) }
             let (shifted, overflow1) = value.multipliedReportingOverflow(by: 10)
             let (sum, overflow2) = shifted.addingReportingOverflow(Int(digit))
-            guard !overflow1 && !overflow2 else { throw .failure(.invalidContentLength) }
-            value = sum
+            value = overflow1 || overflow2 || value == .max ? .max : sum
         }
         return value
     }

@@ -318,9 +318,16 @@ struct HTTPRequestParserTests {
         expectBadRequest("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\nContent-Length: 5\r\n\r\n")
     }
 
-    @Test(arguments: ["abc", "-1", "+5", "1.0", "", "5 5", "0x10", "1e3", "99999999999999999999999", ",", "5,", ",5", "5;"])
+    @Test(arguments: ["abc", "-1", "+5", "1.0", "", "5 5", "0x10", "1e3", "99999999999999999999999x", ",", "5,", ",5", "5;"])
     func invalidContentLengthIsRejected(value: String) {
         expectBadRequest("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: \(value)\r\n\r\nhello")
+    }
+
+    /// A valid length too large for any integer (RFC 9110 section 8.6: recipients anticipate
+    /// large numerals) is a body too large, not a malformed request.
+    @Test(arguments: ["9223372036854775808", "99999999999999999999999", "00000000000000000000000099999999999999999999"])
+    func aContentLengthPastEveryIntegerIs413(value: String) {
+        expectFailure("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: \(value)\r\n\r\n", status: 413, code: "payload_too_large")
     }
 
     @Test func identicalContentLengthsAreAccepted() throws {
