@@ -28,6 +28,32 @@ import Testing
             return channel
         }
 
+        /// Starts a follower in /work/b whose stdout nobody reads (initialised), then sends
+        /// webhooks of about `padding` bytes until one is refused (at most 6,000, 120 s).
+        func floodAFollowerThatDoesNotRead(tag: String, padding: Int) async throws -> (ServerProcess, Acknowledgements) {
+            let follower = try await ServerProcess.start(
+                stateDir: stateDir, environment: ["WEBHOOK_PORT": String(port), "CLAUDE_PROJECT_DIR": "/work/b"],
+                holdStdout: true)
+            do {
+                _ = try await follower.stderr.waitForLine("a line with following", where: { $0.contains("following") })
+                let http = RawHTTPClient(port: port)
+                try await Durability.initializeWithoutReading(follower)
+                let credentials = try await http.pairSource(name: "ci")
+                let acks = Acknowledgements()
+                let deadline = Date().addingTimeInterval(120)
+                let port = self.port
+                try await offloaded {
+                    acks.sendLoop(port: port, limit: 6_000, deadline: deadline) { index in
+                        Durability.webhookRequest(http, credentials, body: Durability.body(tag: tag, index: index, padding: padding))
+                    }
+                }
+                return (follower, acks)
+            } catch {
+                follower.stop()
+                throw error
+            }
+        }
+
         func stop() {
             for channel in channels { channel.stop() }
             stateDir.remove()
@@ -75,23 +101,8 @@ import Testing
         var sessions = try Sessions()
         defer { sessions.stop() }
         _ = try await sessions.start(project: "/work/a")
-        let follower = try await ServerProcess.start(
-            stateDir: sessions.stateDir, environment: ["WEBHOOK_PORT": String(sessions.port), "CLAUDE_PROJECT_DIR": "/work/b"],
-            holdStdout: true)
+        let (follower, acks) = try await sessions.floodAFollowerThatDoesNotRead(tag: "follower", padding: 12_000)
         defer { follower.stop() }
-        _ = try await follower.stderr.waitForLine("a line with following", where: { $0.contains("following") })
-        let http = RawHTTPClient(port: sessions.port)
-        try await Durability.initializeWithoutReading(follower)
-        let credentials = try await http.pairSource(name: "ci")
-
-        let acks = Acknowledgements()
-        let deadline = Date().addingTimeInterval(120)
-        let port = sessions.port
-        try await offloaded {
-            acks.sendLoop(port: port, limit: 6_000, deadline: deadline) { index in
-                Durability.webhookRequest(http, credentials, body: Durability.body(tag: "follower", index: index, padding: 12_000))
-            }
-        }
         let acknowledged = acks.acknowledged
         let refusal = try #require(acks.otherAnswers.first, "no 503 after \(acknowledged.count) acknowledged")
         expectJSONError(refusal, status: 503, error: "backlog")
@@ -220,23 +231,8 @@ import Testing
         var sessions = try Sessions()
         defer { sessions.stop() }
         let hub = try await sessions.start(project: "/work/a")
-        let follower = try await ServerProcess.start(
-            stateDir: sessions.stateDir, environment: ["WEBHOOK_PORT": String(sessions.port), "CLAUDE_PROJECT_DIR": "/work/b"],
-            holdStdout: true)
+        let (follower, acks) = try await sessions.floodAFollowerThatDoesNotRead(tag: "handover", padding: 4_000)
         defer { follower.stop() }
-        _ = try await follower.stderr.waitForLine("a line with following", where: { $0.contains("following") })
-        let http = RawHTTPClient(port: sessions.port)
-        try await Durability.initializeWithoutReading(follower)
-        let credentials = try await http.pairSource(name: "ci")
-
-        let acks = Acknowledgements()
-        let deadline = Date().addingTimeInterval(120)
-        let port = sessions.port
-        try await offloaded {
-            acks.sendLoop(port: port, limit: 6_000, deadline: deadline) { index in
-                Durability.webhookRequest(http, credentials, body: Durability.body(tag: "handover", index: index, padding: 4_000))
-            }
-        }
         let acknowledged = acks.acknowledged
         #expect(acks.otherAnswers.first?.status == 503, "the follower never held the hub back")
 
