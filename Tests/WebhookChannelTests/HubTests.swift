@@ -112,10 +112,7 @@ import Testing
         let peak = try Durability.peakResidentBytes(of: follower.pid)
         #expect(peak < 64 << 20, "follower VmHWM \(peak >> 20) MiB")
 
-        follower.child.resumeStdout()
-        let mcp = MCPTestClient(follower)
-        _ = try await mcp.response(to: "stalled-initialize")
-        try await Durability.expectNotifiedOnceInOrder(acknowledged, by: mcp)
+        try await Durability.resumeAndExpectNotifiedOnceInOrder(acknowledged, on: follower)
     }
 
     /// SPEC 11 with SPEC 9: a hub whose own Claude Code stopped reading refuses what would go
@@ -239,10 +236,7 @@ import Testing
         hub.server.closeStdin()
         #expect(try await hub.server.child.waitForExit() == .exited(0))
         _ = try await follower.stderr.waitForLine("the follower listening", where: { $0.contains("listening on") })
-        follower.child.resumeStdout()
-        let mcp = MCPTestClient(follower)
-        _ = try await mcp.response(to: "stalled-initialize")
-        try await Durability.expectNotifiedOnceInOrder(acknowledged, by: mcp)
+        try await Durability.resumeAndExpectNotifiedOnceInOrder(acknowledged, on: follower)
     }
 
     /// SPEC 11, every accepted event to every session, across a hand-over under load: webhooks

@@ -75,6 +75,16 @@ enum Durability {
                 sourceLocation: sourceLocation)
     }
 
+    /// A session held back by `initializeWithoutReading` reads again: its `initialize` answer
+    /// comes first, then every acknowledged event once, in order (`expectNotifiedOnceInOrder`).
+    static func resumeAndExpectNotifiedOnceInOrder(_ acknowledged: [String], on server: ServerProcess,
+                                                   sourceLocation: SourceLocation = #_sourceLocation) async throws {
+        server.child.resumeStdout()
+        let mcp = MCPTestClient(server)
+        _ = try await mcp.response(to: "stalled-initialize")
+        try await expectNotifiedOnceInOrder(acknowledged, by: mcp, sourceLocation: sourceLocation)
+    }
+
     /// `initialize` and `notifications/initialized` without waiting for the answer (a client
     /// whose stdout is not read could not see it), then waits (up to 30 s, not a number of
     /// tries: each try's time depends on the machine's load) until `/health` says the
