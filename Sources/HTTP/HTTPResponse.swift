@@ -35,13 +35,19 @@ public struct HTTPResponse: Sendable {
     /// The answer's bytes. `omittingBody` is the answer to `HEAD`: every field of the `GET`
     /// answer, `Content-Length` included, and no content (RFC 9110 section 9.3.2).
     public func serialized(keepAlive: Bool, omittingBody: Bool = false) -> [UInt8] {
+        var out: [UInt8] = []
+        serialize(keepAlive: keepAlive, omittingBody: omittingBody, into: &out)
+        return out
+    }
+
+    /// `serialized`, appended to `out` (a connection's output buffer, reused answer after answer).
+    public func serialize(keepAlive: Bool, omittingBody: Bool = false, into out: inout [UInt8]) {
         let hasContent = !(100...199).contains(status) && status != 204
         var size = 96 + (hasContent && !omittingBody ? body.count : 0)
         for (name, value) in headers {
             size += name.utf8.count + value.utf8.count + 4
         }
-        var out: [UInt8] = []
-        out.reserveCapacity(size)
+        out.reserveCapacity(out.count + size)
 
         // The status line and the framing fields are this server's own constant text: written
         // from byte constants (this is every answer's cost, the webhook `200` included); only
@@ -62,7 +68,6 @@ public struct HTTPResponse: Sendable {
         if hasContent && !omittingBody {
             out.append(contentsOf: body)
         }
-        return out
     }
 
     private static let statusLineStart: [UInt8] = Array("HTTP/1.1 ".utf8)

@@ -191,7 +191,7 @@ final class HTTPServerConnection: TCPConnectionDelegate {
 
     /// `headOnly` answers a `HEAD`: the head a `GET` would get, without its content.
     private func write(_ response: HTTPResponse, keepAlive: Bool, headOnly: Bool, to connection: TCPConnection) {
-        connection.write(response.serialized(keepAlive: keepAlive, omittingBody: headOnly))
+        connection.write { response.serialize(keepAlive: keepAlive, omittingBody: headOnly, into: &$0) }
         if !keepAlive {
             closing = true
             // Drain anything pipelined behind it, so the client reads this answer

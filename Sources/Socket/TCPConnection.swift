@@ -25,6 +25,9 @@ public final class TCPConnection: EventLoopHandler {
     static let readsPerTurn = 4
     /// A client that has not taken a single byte of pending output for this long is gone.
     static let stuckOutputNanoseconds: UInt64 = 10_000_000_000
+    /// Output capacity a connection keeps once everything is sent: room for the next answer
+    /// without an allocation, and little held by an idle connection.
+    static let keptOutputCapacity = 4096
 
     public let fd: Int32
     public let peer: SocketAddress?
@@ -66,13 +69,18 @@ public final class TCPConnection: EventLoopHandler {
 
     /// Sends bytes now if the socket takes them, else keeps them until it is writable.
     public func write(_ bytes: [UInt8]) {
+        write { $0.append(contentsOf: bytes) }
+    }
+
+    /// Lets the caller append its bytes to the output buffer itself (no array of its own),
+    /// then sends them as `write(_:)` does. The buffer is reused write after write.
+    public func write(_ appendBytes: (inout [UInt8]) -> Void) {
         guard !isClosed, !closeWhenFlushed else { return }
-        if hasPendingOutput {
-            output.append(contentsOf: bytes)
-        } else {
-            output = bytes
+        if !hasPendingOutput {
+            output.removeAll(keepingCapacity: true)
             outputOffset = 0
         }
+        appendBytes(&output)
         flush()
     }
 
@@ -210,7 +218,8 @@ public final class TCPConnection: EventLoopHandler {
             closeNow()
             return
         }
-        output.removeAll(keepingCapacity: output.capacity <= 65536)
+        // A few answers' worth is kept for the next one; an idle connection holds no more.
+        output.removeAll(keepingCapacity: output.capacity <= TCPConnection.keptOutputCapacity)
         outputOffset = 0
         if readingPaused { readingPaused = false }
         updateInterest(writable: false)

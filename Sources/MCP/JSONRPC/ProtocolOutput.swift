@@ -32,6 +32,11 @@ public final class ProtocolOutput: Sendable {
         var writing = Backlog()
         /// Bytes a writer took and has not finished writing (`unwrittenBytes`).
         var takenBytes = 0
+        /// The loop's last output buffer and closure list, emptied, kept for its next pass:
+        /// a pass's notifications are serialised into capacity already there instead of an
+        /// array that doubles its way up from empty (seven allocations and copies for a pass
+        /// of 30 events, each large one also making malloc sort its free lists).
+        var spare: (bytes: [UInt8], deferred: [@Sendable (inout [UInt8]) -> Void]) = ([], [])
 
         /// Keeps every message in order: deferred ones come before anything sent after them.
         mutating func serializeDeferred() {
@@ -47,7 +52,7 @@ public final class ProtocolOutput: Sendable {
             writing = queued
             queued = Backlog()
             takenBytes = bytes.count
-            defer { bytes = []; deferred = [] }
+            defer { (bytes, deferred) = spare; spare = ([], []) }
             return (bytes, deferred)
         }
 
@@ -190,7 +195,7 @@ public final class ProtocolOutput: Sendable {
         }
         guard var (bytes, deferred) = taken else { return }
         Self.serialize(deferred, into: &bytes)
-        deferred = []
+        deferred.removeAll(keepingCapacity: true)
         let written = bytes.withUnsafeBytes { direct.write($0) }
         if written == nil { readerGone() }
         let mustDrain = buffer.withLock { state -> Bool in
@@ -206,9 +211,20 @@ public final class ProtocolOutput: Sendable {
                 state.queued.bytes += state.writing.bytes
             }
             state.finishWriting()
+            Self.keep(&bytes, deferred, asSpareIn: &state)
             return state.claimDrain()
         }
         drainOnWorker(if: mustDrain)
+    }
+
+    /// Hands the loop's emptied buffers back for its next pass, unless they grew large (a
+    /// burst's megabytes are not kept for ever).
+    private static func keep(_ bytes: inout [UInt8], _ deferred: [@Sendable (inout [UInt8]) -> Void],
+                             asSpareIn state: inout Buffer)
+    {
+        guard bytes.capacity <= 1 << 20, deferred.capacity <= 4096 else { return }
+        bytes.removeAll(keepingCapacity: true)
+        state.spare = (bytes, deferred)
     }
 
     /// Waits (bounded) until everything queued has been written; used at exit.
