@@ -29,8 +29,10 @@ import Testing
         }
 
         /// Starts a follower in /work/b whose stdout nobody reads (initialised), then sends
-        /// webhooks of about `padding` bytes until one is refused (at most 6,000, 120 s).
-        func floodAFollowerThatDoesNotRead(tag: String, padding: Int) async throws -> (ServerProcess, Acknowledgements) {
+        /// webhooks of about `padding` bytes until one is refused (at most `limit`, 120 s).
+        func floodAFollowerThatDoesNotRead(tag: String, padding: Int, limit: Int = 6_000) async throws
+            -> (ServerProcess, Acknowledgements)
+        {
             let follower = try await ServerProcess.start(
                 stateDir: stateDir, environment: ["WEBHOOK_PORT": String(port), "CLAUDE_PROJECT_DIR": "/work/b"],
                 holdStdout: true)
@@ -43,7 +45,7 @@ import Testing
                 let deadline = Date().addingTimeInterval(120)
                 let port = self.port
                 try await offloaded {
-                    acks.sendLoop(port: port, limit: 6_000, deadline: deadline) { index in
+                    acks.sendLoop(port: port, limit: limit, deadline: deadline) { index in
                         Durability.webhookRequest(http, credentials, body: Durability.body(tag: tag, index: index, padding: padding))
                     }
                 }
@@ -236,6 +238,34 @@ import Testing
         hub.server.closeStdin()
         #expect(try await hub.server.child.waitForExit() == .exited(0))
         _ = try await follower.stderr.waitForLine("the follower listening", where: { $0.contains("listening on") })
+        try await Durability.resumeAndExpectNotifiedOnceInOrder(acknowledged, on: follower)
+    }
+
+    /// SPEC 11 with SPEC 9, a follower far behind: its session stopped reading, so when the
+    /// hub is killed it holds 8 MiB for that follower, more events than the hub's index hands
+    /// out. Another follower takes the port (the stalled one is stopped meanwhile, so it cannot
+    /// take it itself); the stalled one re-attaches and says the last event it was passed, and
+    /// the new hub reads what it missed from the log: every acknowledged event, once, in order.
+    /// (The new hub used to send the first 4,096 from its index and drop the rest.)
+    @Test func aFollowerFarBehindGetsEverythingItMissedFromTheNewHubsLog() async throws {
+        var sessions = try Sessions()
+        defer { sessions.stop() }
+        let hub = try await sessions.start(project: "/work/a")
+        let next = try await sessions.start(project: "/work/c")
+        _ = try await next.server.stderr.waitForLine("a line with following", where: { $0.contains("following") })
+        let (follower, acks) = try await sessions.floodAFollowerThatDoesNotRead(tag: "far", padding: 800, limit: 20_000)
+        defer { follower.stop() }
+        let acknowledged = acks.acknowledged
+        #expect(acks.otherAnswers.first?.status == 503, "the follower never held the hub back")
+        #expect(acknowledged.count > 2 * 4_096, "\(acknowledged.count) acknowledged: too few to be far behind")
+
+        follower.child.send(signal: SIGSTOP)
+        hub.server.child.kill()
+        _ = try await next.server.stderr.waitForLine("the next hub listening", where: { $0.contains("listening on") })
+        follower.child.send(signal: SIGCONT)
+        let caughtUp = try await next.server.stderr.waitForLine("the new hub sending what the follower missed",
+                                                                 where: { $0.contains("missed") })
+        #expect(caughtUp.contains("pid \(follower.pid)"), "\(caughtUp)")
         try await Durability.resumeAndExpectNotifiedOnceInOrder(acknowledged, on: follower)
     }
 

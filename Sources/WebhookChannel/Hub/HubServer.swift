@@ -53,7 +53,7 @@ final class HubServer: SessionFanOut, @unchecked Sendable {
     let own: SessionInfo
     private let socketPath: String
     typealias CatchUp = @Sendable (_ after: String, _ inside: @escaping @Sendable (String) -> Bool,
-                                   _ register: @escaping @Sendable () -> Void) -> [ChannelState.FollowerCatchUp]
+                                   _ register: @escaping @Sendable () -> Void) -> FollowerCatchUp
     private let catchUp: CatchUp?
     private let directory: StateDirectory
     private let listenFD: Int32
@@ -186,10 +186,9 @@ final class HubServer: SessionFanOut, @unchecked Sendable {
         if let after = value["after"]?.stringValue, let catchUp {
             let info = link.info
             let missed = catchUp(after, { route in info.isInside(route) }) { [self] in links.withLock { $0.append(link) } }
-            var lines: [UInt8] = []
-            for item in missed { lines += item.line(directory: self.directory) ?? [] }
+            let (lines, count) = missed.lines(directory: self.directory)
             link.insertAfterWelcome(lines, welcomeBytes: welcome.count + 1)
-            if !missed.isEmpty { log.info("follower pid \(link.info.pid) missed \(missed.count) event(s) while it changed hubs; sent them first") }
+            if count > 0 { log.info("follower pid \(link.info.pid) missed \(count) event(s) while it changed hubs; sent them first") }
         } else {
             links.withLock { $0.append(link) }
         }

@@ -191,59 +191,49 @@ public actor ChannelState {
     /// (the last it was passed) up to the last one released, that a session in a project for
     /// which `inside` says yes gets. `register` runs in the same loop job, so every later event
     /// is shared with it when released: none is missed or sent twice. Waits for the loop
-    /// (called on a hub link's thread); the lines are read and built by the caller.
+    /// (called on a hub link's thread); the lines are read and built by the caller
+    /// (`FollowerCatchUp.lines`).
     public nonisolated func catchUpForFollower(after eventID: String, inside: @escaping @Sendable (String) -> Bool,
-                                               register: @escaping @Sendable () -> Void) -> [FollowerCatchUp]
+                                               register: @escaping @Sendable () -> Void) -> FollowerCatchUp
     {
-        let result = Mutex<(items: [FollowerCatchUp]?, abandoned: Bool)>((nil, false))
+        let result = Mutex<(catchUp: FollowerCatchUp?, abandoned: Bool)>((nil, false))
         let done = ConditionSignal()
         loop.execute { [self] in
-            let items = assumeIsolated { $0.catchUpItems(after: eventID, inside: inside) }
+            let catchUp = assumeIsolated { $0.catchUp(after: eventID, inside: inside) }
             let registered = result.withLock { state -> Bool in
                 guard !state.abandoned else { return false }
-                state.items = items
+                state.catchUp = catchUp
                 return true
             }
             if registered { register() }
             done.signal()
         }
-        for _ in 0..<10 where result.withLock({ $0.items == nil }) { done.wait(timeoutMilliseconds: 1000) }
-        let items = result.withLock { state -> [FollowerCatchUp]? in
-            if state.items == nil { state.abandoned = true }
-            return state.items
+        for _ in 0..<10 where result.withLock({ $0.catchUp == nil }) { done.wait(timeoutMilliseconds: 1000) }
+        let catchUp = result.withLock { state -> FollowerCatchUp? in
+            if state.catchUp == nil { state.abandoned = true }
+            return state.catchUp
         }
-        guard let items else {
+        guard let catchUp else {
             register()
-            return []
+            return .nothing
         }
-        return items
+        return catchUp
     }
 
-    public struct FollowerCatchUp: Sendable {
-        let eventID: String
-        let location: EventLocation
-        let contentMode: ContentMode
-        let scheme: SignatureScheme
-
-        /// The notification line (newline included), read from the log; nil if it is gone.
-        func line(directory: StateDirectory) -> [UInt8]? {
-            guard let record = EventLog.read(eventID: eventID, at: location, directory: directory) else { return nil }
-            var line: [UInt8] = []
-            EventNotification.channelEvent(for: record, replay: false, contentMode: contentMode, scheme: scheme)
-                .writeNotification(into: &line)
-            line.append(0x0A)
-            return line
+    private func catchUp(after eventID: String, inside: @escaping @Sendable (String) -> Bool) -> FollowerCatchUp {
+        guard let lastReleasedEventID, lastReleasedEventID != eventID else { return .nothing }
+        guard let entries = eventLog.entries(after: eventID, through: lastReleasedEventID) else {
+            let routing = Dictionary(sources.file.sources.map { ($0.id, $0) }, uniquingKeysWith: { first, _ in first })
+            return FollowerCatchUp(missed: .logRange(after: eventID, through: lastReleasedEventID, sources: routing),
+                                   inside: inside)
         }
-    }
-
-    private func catchUpItems(after eventID: String, inside: (String) -> Bool) -> [FollowerCatchUp] {
-        guard let lastReleasedEventID, lastReleasedEventID != eventID,
-              let entries = eventLog.entries(after: eventID, through: lastReleasedEventID) else { return [] }
-        return entries.compactMap { summary, location in
+        let items = entries.compactMap { summary, location -> FollowerCatchUp.Indexed? in
             guard !summary.filtered, let source = sources.source(id: summary.sourceID), source.route.map(inside) ?? true
             else { return nil }
-            return FollowerCatchUp(eventID: summary.id, location: location, contentMode: source.contentMode, scheme: source.scheme)
+            return FollowerCatchUp.Indexed(eventID: summary.id, location: location, contentMode: source.contentMode,
+                                           scheme: source.scheme)
         }
+        return FollowerCatchUp(missed: .indexed(items), inside: inside)
     }
 
     /// The id of the last event this session received from the hub it followed (set by

@@ -135,6 +135,7 @@ final class EventLog {
             Self.scan(path: path) { record, offset, length in
                 records.append(record)
                 addToIndex(IndexEntry(summary: record.withoutBody, generation: generation, offset: offset, length: length))
+                return true
             }
         }
         return records
@@ -184,19 +185,18 @@ final class EventLog {
     }
 
     /// The events indexed after `eventID` up to and including `lastID`, oldest first, with
-    /// where their lines are (at most `limit`, the oldest kept); nil when the index no longer
-    /// has `eventID`.
-    func entries(after eventID: String, through lastID: String?, limit: Int = 4096) -> [(EventRecord, EventLocation)]? {
+    /// where their lines are; nil when the index cannot say: it no longer has `eventID` or
+    /// `lastID` after it, or more than `limit` come between (the caller reads the log).
+    func entries(after eventID: String, through lastID: String, limit: Int = 4096) -> [(EventRecord, EventLocation)]? {
         guard let position = index.lastIndex(where: { $0.summary.id == eventID }) else { return nil }
         var found: [(EventRecord, EventLocation)] = []
         for entry in index[(position + 1)...] {
-            guard found.count < limit else { break }
-            if let path = file.path(forGeneration: entry.generation) {
-                found.append((entry.summary, EventLocation(path: path, offset: entry.offset, length: entry.length)))
-            }
-            if entry.summary.id == lastID { break }
+            guard found.count < limit else { return nil }
+            guard let path = file.path(forGeneration: entry.generation) else { return nil }
+            found.append((entry.summary, EventLocation(path: path, offset: entry.offset, length: entry.length)))
+            if entry.summary.id == lastID { return found }
         }
-        return found
+        return nil
     }
 
     /// Where the event's line is, if the index still has it.
@@ -234,7 +234,7 @@ final class EventLog {
         var records: [EventRecord] = []
         for name in [fileName + ".1", fileName] {
             let path = directory.path(of: name)
-            guard scan(path: path, { record, _, _ in records.append(record) }) else { throw Unreadable(path: path) }
+            guard scan(path: path, { record, _, _ in records.append(record); return true }) else { throw Unreadable(path: path) }
         }
         return records
     }
@@ -244,10 +244,23 @@ final class EventLog {
         var description: String { "cannot read \(path)" }
     }
 
-    /// Each decodable line of a file with its offset and length (newline included). False when
-    /// the file exists and cannot be read; a missing file has no lines.
+    /// Every record of both generations, oldest first, until `visit` says stop (false).
+    /// Unreadable lines are skipped. File I/O: not on the loop thread.
+    static func forEachRecord(directory: StateDirectory, _ visit: (EventRecord) -> Bool) {
+        var going = true
+        for name in [fileName + ".1", fileName] where going {
+            _ = scan(path: directory.path(of: name)) { record, _, _ in
+                going = visit(record)
+                return going
+            }
+        }
+    }
+
+    /// Each decodable line of a file with its offset and length (newline included), until
+    /// `visit` says stop. False when the file exists and cannot be read; a missing file has no
+    /// lines.
     @discardableResult
-    private static func scan(path: String, _ visit: (EventRecord, Int, Int) -> Void) -> Bool {
+    private static func scan(path: String, _ visit: (EventRecord, Int, Int) -> Bool) -> Bool {
         guard let bytes = FileManager.default.contents(atPath: path) else {
             // Missing is no lines; anything else (a directory, a file where the state dir
             // should be, permissions) is a failure.
@@ -260,8 +273,10 @@ final class EventLog {
             while start < all.count {
                 let end = all[start...].firstIndex(of: 0x0A) ?? all.count
                 let line = UnsafeBufferPointer(rebasing: all[start..<end])
-                if let value = try? JSONParser.parse(line), let record = decode(value) {
-                    visit(record, start, min(end + 1, all.count) - start)
+                if let value = try? JSONParser.parse(line), let record = decode(value),
+                   !visit(record, start, min(end + 1, all.count) - start)
+                {
+                    return
                 }
                 start = end + 1
             }

@@ -1,0 +1,93 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials  // Linux: Foundation without ICU
+#else
+import Foundation
+#endif
+import Platform
+import Signing
+
+/// What a follower re-attaching to this hub missed: worked out in one loop job (with the
+/// follower's registration, so no later event is missed or sent twice), then read from the log
+/// and turned into notification lines on the hub link's own thread.
+public struct FollowerCatchUp: Sendable {
+    /// One missed event the index still places in the log.
+    struct Indexed: Sendable {
+        let eventID: String
+        let location: EventLocation
+        let contentMode: ContentMode
+        let scheme: SignatureScheme
+    }
+
+    enum Missed: Sendable {
+        case nothing
+        /// The common case (a hand-over takes a second or two): the index has every missed
+        /// event's place, already filtered for the follower's project.
+        case indexed([Indexed])
+        /// More than the index holds or hands out, from a follower that had fallen far behind
+        /// (its session not reading while the old hub queued for it): the log is read for the
+        /// events after `after` through `through`, routed with the sources as they were.
+        case logRange(after: String, through: String, sources: [String: SourceRecord])
+    }
+
+    let missed: Missed
+    /// Whether a session in the follower's project gets an event of a source with this route.
+    let inside: @Sendable (String) -> Bool
+
+    static let nothing = FollowerCatchUp(missed: .nothing, inside: { _ in true })
+
+    /// The notification lines (each with its newline), oldest first, and how many. Reads the
+    /// log: not on the loop thread.
+    func lines(directory: StateDirectory) -> (bytes: [UInt8], count: Int) {
+        var bytes: [UInt8] = []
+        var count = 0
+        func append(_ record: EventRecord, contentMode: ContentMode, scheme: SignatureScheme) {
+            EventNotification.channelEvent(for: record, replay: false, contentMode: contentMode, scheme: scheme)
+                .writeNotification(into: &bytes)
+            bytes.append(0x0A)
+            count += 1
+        }
+        switch missed {
+        case .nothing:
+            break
+        case .indexed(let items):
+            for item in items {
+                guard let record = EventLog.read(eventID: item.eventID, at: item.location, directory: directory) else { continue }
+                append(record, contentMode: item.contentMode, scheme: item.scheme)
+            }
+        case .logRange(let after, let through, let sources):
+            let records = Self.records(after: after, through: through, directory: directory)
+            for record in records where !record.filtered {
+                guard let source = sources[record.sourceID], source.route.map(inside) ?? true else { continue }
+                append(record, contentMode: source.contentMode, scheme: source.scheme)
+            }
+        }
+        return (bytes, count)
+    }
+
+    /// The logged events after `after` up to and including `through`, oldest first. When
+    /// `after` is no longer in the log (rotated away), every event through `through` was
+    /// missed; when it comes after `through`, none was. Two reads of the log, the first for
+    /// the positions only, so that no more than the missed records are held.
+    static func records(after: String, through: String, directory: StateDirectory) -> [EventRecord] {
+        var position = 0
+        var afterPosition: Int?
+        var throughPosition: Int?
+        EventLog.forEachRecord(directory: directory) { record in
+            defer { position += 1 }
+            if record.id == after { afterPosition = position }
+            if record.id == through { throughPosition = position }
+            return afterPosition == nil || throughPosition == nil
+        }
+        guard let throughPosition else { return [] }
+        let first = afterPosition.map { $0 + 1 } ?? 0
+        guard first <= throughPosition else { return [] }
+        var records: [EventRecord] = []
+        position = 0
+        EventLog.forEachRecord(directory: directory) { record in
+            defer { position += 1 }
+            if position >= first { records.append(record) }
+            return position < throughPosition
+        }
+        return records
+    }
+}

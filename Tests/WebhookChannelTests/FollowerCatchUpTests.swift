@@ -1,0 +1,98 @@
+import Foundation
+import Testing
+@testable import Platform
+@testable import WebhookChannel
+
+/// What a follower re-attaching to a new hub missed (SPEC 11, README "Several sessions"): the
+/// index answers when it can; past it (a follower far behind), the log itself is read, so no
+/// acknowledged event is left out however many there are.
+struct FollowerCatchUpTests {
+    static func record(_ n: Int, source: String = "src_a", filtered: Bool = false) -> EventRecord {
+        EventRecord(id: "evt_\(n)", sourceID: source, sourceName: "a", deliveryID: "d-\(n)", type: "push",
+                    receivedAt: 1_700_000_000, contentType: "application/json", headers: [:],
+                    body: Array(#"{"n":\#(n)}"#.utf8), replayKeys: [], filtered: filtered)
+    }
+
+    /// Writes `older` to `events.log.1` and `current` to `events.log`, as rotation leaves them.
+    static func writeLog(_ dir: TempStateDir, older: [EventRecord], current: [EventRecord]) throws {
+        try dir.createStateDir()
+        for (name, records) in [("events.log.1", older), ("events.log", current)] {
+            var bytes: [UInt8] = []
+            for record in records { EventLog.appendLine(record, into: &bytes) }
+            try Data(bytes).write(to: dir.url.appendingPathComponent(name))
+        }
+    }
+
+    static func ids(_ records: [EventRecord]) -> [String] { records.map(\.id) }
+
+    @Test func theLogGivesEveryEventAfterTheFollowersLastThroughTheLastReleasedAcrossBothGenerations() throws {
+        let dir = try TempStateDir()
+        defer { dir.remove() }
+        try Self.writeLog(dir, older: (0..<3000).map { Self.record($0) }, current: (3000..<9000).map { Self.record($0) })
+        let directory = StateDirectory(path: dir.path)
+
+        let missed = FollowerCatchUp.records(after: "evt_100", through: "evt_8500", directory: directory)
+        #expect(Self.ids(missed) == (101...8500).map { "evt_\($0)" }, "\(missed.count) records")
+    }
+
+    @Test func aFollowerWhoseLastEventWasRotatedAwayMissedEverythingThroughTheLastReleased() throws {
+        let dir = try TempStateDir()
+        defer { dir.remove() }
+        try Self.writeLog(dir, older: (10..<20).map { Self.record($0) }, current: (20..<30).map { Self.record($0) })
+        let missed = FollowerCatchUp.records(after: "evt_3", through: "evt_25", directory: StateDirectory(path: dir.path))
+        #expect(Self.ids(missed) == (10...25).map { "evt_\($0)" })
+    }
+
+    @Test func aFollowerAheadOfTheNewHubOrAnUnknownLastReleasedMissedNothing() throws {
+        let dir = try TempStateDir()
+        defer { dir.remove() }
+        try Self.writeLog(dir, older: [], current: (0..<10).map { Self.record($0) })
+        let directory = StateDirectory(path: dir.path)
+        #expect(FollowerCatchUp.records(after: "evt_8", through: "evt_5", directory: directory).isEmpty)
+        #expect(FollowerCatchUp.records(after: "evt_2", through: "evt_404", directory: directory).isEmpty)
+    }
+
+    /// Read from the log, the lines follow the sources as the hub saw them: a filtered event,
+    /// one of a source no longer paired, and one pinned to another project are left out.
+    @Test func linesFromTheLogSkipFilteredUnpairedAndElsewhereRoutedEvents() throws {
+        let dir = try TempStateDir()
+        defer { dir.remove() }
+        let records = [Self.record(0), Self.record(1), Self.record(2, filtered: true), Self.record(3, source: "src_gone"),
+                       Self.record(4, source: "src_pinned"), Self.record(5)]
+        try Self.writeLog(dir, older: [], current: records)
+        var pinned = SourceRecord(id: "src_pinned", name: "p", hmacSecret: "whsec_p", callbackURL: nil, pairedAt: "2026-01-01T00:00:00Z")
+        pinned.route = "/elsewhere"
+        let sources = ["src_a": SourceRecord(id: "src_a", name: "a", hmacSecret: "whsec_a", callbackURL: nil, pairedAt: "2026-01-01T00:00:00Z"),
+                       "src_pinned": pinned]
+        let catchUp = FollowerCatchUp(missed: .logRange(after: "evt_0", through: "evt_5", sources: sources),
+                                      inside: { $0 == "/work/b" })
+        let (bytes, count) = catchUp.lines(directory: StateDirectory(path: dir.path))
+        let lines = String(decoding: bytes, as: UTF8.self).split(separator: "\n")
+        #expect(count == 2 && lines.count == 2)
+        #expect(lines.first?.contains(#""event_id":"evt_1""#) == true, "\(lines)")
+        #expect(lines.last?.contains(#""event_id":"evt_5""#) == true, "\(lines)")
+        #expect(lines.allSatisfy { $0.contains("notifications/claude/channel") })
+    }
+
+    /// The index hands out what lies between only when it holds all of it; otherwise the
+    /// caller reads the log (it used to hand out the first 4,096 and drop the rest).
+    @Test func theIndexAnswersOnlyWhenItHoldsEveryMissedEvent() async throws {
+        let dir = try TempStateDir()
+        defer { dir.remove() }
+        try dir.createStateDir()
+        let harness = try LoopHarness()
+        defer { harness.stop() }
+        let eventLog = LoopConfined(EventLog(directory: StateDirectory(path: dir.path), background: SerialWorker(name: "test-log-sync"),
+                                             log: Logger(enabled: false)))
+        let answers = await harness.run { [eventLog] () -> [Int?] in
+            _ = eventLog.value.open()
+            for n in 0..<10 { eventLog.value.append(Self.record(n)) }
+            _ = eventLog.value.writePending()
+            return [eventLog.value.entries(after: "evt_1", through: "evt_9", limit: 100)?.count,
+                    eventLog.value.entries(after: "evt_1", through: "evt_9", limit: 3)?.count,
+                    eventLog.value.entries(after: "evt_404", through: "evt_9")?.count,
+                    eventLog.value.entries(after: "evt_8", through: "evt_5")?.count]
+        }
+        #expect(answers == [8, nil, nil, nil])
+    }
+}
