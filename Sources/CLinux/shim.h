@@ -2,7 +2,7 @@
 #define WEBHOOK_CLINUX_SHIM_H
 
 // Linux interfaces the Glibc module does not export: the event loop's epoll and eventfd,
-// inotify for the state dir, and advisory file locks. Empty elsewhere, so the module still
+// inotify for the state dir, advisory file locks, malloc_trim. Empty elsewhere, so the module still
 // builds on macOS (where only Sources/Platform imports it, under canImport(Glibc)).
 #ifdef __linux__
 #include <sys/epoll.h>
@@ -17,6 +17,9 @@ extern int accept4(int sockfd, struct sockaddr *addr, socklen_t *addrlen, int fl
 // Naming threads is a GNU extension too; names show in `top -H` and `perf`.
 #include <pthread.h>
 extern int pthread_setname_np(pthread_t thread, const char *name);
+
+// Handing the heap's free pages back after reading a whole event log (FreedMemory).
+#include <malloc.h>
 #endif
 
 #endif

@@ -66,8 +66,10 @@ struct FollowerCatchUpTests {
                        "src_pinned": pinned]
         let catchUp = FollowerCatchUp(missed: .logRange(after: "evt_0", through: "evt_5", sources: sources),
                                       inside: { $0 == "/work/b" })
-        let (bytes, count) = catchUp.lines(directory: StateDirectory(path: dir.path))
-        let lines = String(decoding: bytes, as: UTF8.self).split(separator: "\n")
+        var chunks: [[UInt8]] = []
+        let count = catchUp.lines(directory: StateDirectory(path: dir.path), chunkBytes: 1) { chunks.append($0) }
+        #expect(chunks.count == 2, "one chunk a line at a one-byte chunk size")
+        let lines = String(decoding: Array(chunks.joined()), as: UTF8.self).split(separator: "\n")
         #expect(count == 2 && lines.count == 2)
         #expect(lines.first?.contains(#""event_id":"evt_1""#) == true, "\(lines)")
         #expect(lines.last?.contains(#""event_id":"evt_5""#) == true, "\(lines)")

@@ -186,8 +186,8 @@ final class HubServer: SessionFanOut, @unchecked Sendable {
         if let after = value["after"]?.stringValue, let catchUp {
             let info = link.info
             let missed = catchUp(after, { route in info.isInside(route) }) { [self] in links.withLock { $0.append(link) } }
-            let (lines, count) = missed.lines(directory: self.directory)
-            link.insertAfterWelcome(lines, welcomeBytes: welcome.count + 1)
+            var end = welcome.count + 1
+            let count = missed.lines(directory: self.directory) { chunk in end = link.insert(chunk, at: end) }
             if count > 0 { log.info("follower pid \(link.info.pid) missed \(count) event(s) while it changed hubs; sent them first") }
         } else {
             links.withLock { $0.append(link) }
@@ -254,14 +254,15 @@ final class FollowerLink: @unchecked Sendable {
 
     /// Queues a line (its newline added) for the next `wakeIfQueued`; false (and the link is
     /// cut) when the follower has fallen past the safety net (`cutOffBytesPerFollower`).
-    /// Before the writer starts: puts `lines` right after the welcome, ahead of what was
-    /// queued since.
-    func insertAfterWelcome(_ lines: [UInt8], welcomeBytes: Int) {
-        guard !lines.isEmpty else { return }
+    /// Before the writer starts: puts `lines` at `offset` (first right after the welcome, then
+    /// after the lines put there before), ahead of what was queued since. Returns where the
+    /// next lines go.
+    func insert(_ lines: [UInt8], at offset: Int) -> Int {
         queue.withLock { state in
-            let at = min(welcomeBytes, state.bytes.count)
+            let at = min(offset, state.bytes.count)
             state.bytes.insert(contentsOf: lines, at: at)
             state.wakeOwed = true
+            return at + lines.count
         }
     }
 

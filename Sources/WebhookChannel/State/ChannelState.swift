@@ -162,6 +162,8 @@ public actor ChannelState {
     public func openLogs(ownSessionReceives: (String?) -> Bool = { _ in true }) {
         guard !logsOpen else { return }
         logsOpen = true
+        // Every record was read, with its body; only the index and the counters stay.
+        defer { FreedMemory.returnToSystem() }
         let now = clock.now()
         let records = eventLog.open()
         sources.stats = SourceDirectory.stats(of: records)

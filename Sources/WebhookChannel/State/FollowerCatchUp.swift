@@ -35,9 +35,12 @@ public struct FollowerCatchUp: Sendable {
 
     static let nothing = FollowerCatchUp(missed: .nothing, inside: { _ in true })
 
-    /// The notification lines (each with its newline), oldest first, and how many. Reads the
-    /// log: not on the loop thread.
-    func lines(directory: StateDirectory) -> (bytes: [UInt8], count: Int) {
+    /// The notification lines (each with its newline), oldest first, handed to `take` in
+    /// chunks of about `chunkBytes` (a far-behind follower's catch-up is tens of megabytes of
+    /// lines: they are never all in one more array). Returns how many lines. Reads the log:
+    /// not on the loop thread.
+    @discardableResult
+    func lines(directory: StateDirectory, chunkBytes: Int = 1 << 20, _ take: ([UInt8]) -> Void) -> Int {
         var bytes: [UInt8] = []
         var count = 0
         func append(_ record: EventRecord, contentMode: ContentMode, scheme: SignatureScheme) {
@@ -45,6 +48,10 @@ public struct FollowerCatchUp: Sendable {
                 .writeNotification(into: &bytes)
             bytes.append(0x0A)
             count += 1
+            if bytes.count >= chunkBytes {
+                take(bytes)
+                bytes.removeAll(keepingCapacity: true)
+            }
         }
         switch missed {
         case .nothing:
@@ -55,20 +62,28 @@ public struct FollowerCatchUp: Sendable {
                 append(record, contentMode: item.contentMode, scheme: item.scheme)
             }
         case .logRange(let after, let through, let sources):
-            let records = Self.records(after: after, through: through, directory: directory)
-            for record in records where !record.filtered {
-                guard let source = sources[record.sourceID], source.route.map(inside) ?? true else { continue }
+            Self.forEachRecord(after: after, through: through, directory: directory) { record in
+                guard !record.filtered, let source = sources[record.sourceID], source.route.map(inside) ?? true else { return }
                 append(record, contentMode: source.contentMode, scheme: source.scheme)
             }
+            FreedMemory.returnToSystem()
         }
-        return (bytes, count)
+        if !bytes.isEmpty { take(bytes) }
+        return count
     }
 
-    /// The logged events after `after` up to and including `through`, oldest first. When
-    /// `after` is no longer in the log (rotated away), every event through `through` was
-    /// missed; when it comes after `through`, none was. Two reads of the log, the first for
-    /// the positions only, so that no more than the missed records are held.
+    /// The logged events after `after` up to and including `through`, oldest first.
     static func records(after: String, through: String, directory: StateDirectory) -> [EventRecord] {
+        var records: [EventRecord] = []
+        forEachRecord(after: after, through: through, directory: directory) { records.append($0) }
+        return records
+    }
+
+    /// Visits the logged events after `after` up to and including `through`, oldest first.
+    /// When `after` is no longer in the log (rotated away), every event through `through` was
+    /// missed; when it comes after `through`, none was. Two reads of the log, the first for
+    /// the positions only, so that no record is held longer than its visit.
+    static func forEachRecord(after: String, through: String, directory: StateDirectory, _ visit: (EventRecord) -> Void) {
         var position = 0
         var afterPosition: Int?
         var throughPosition: Int?
@@ -78,16 +93,14 @@ public struct FollowerCatchUp: Sendable {
             if record.id == through { throughPosition = position }
             return afterPosition == nil || throughPosition == nil
         }
-        guard let throughPosition else { return [] }
+        guard let throughPosition else { return }
         let first = afterPosition.map { $0 + 1 } ?? 0
-        guard first <= throughPosition else { return [] }
-        var records: [EventRecord] = []
+        guard first <= throughPosition else { return }
         position = 0
         EventLog.forEachRecord(directory: directory) { record in
             defer { position += 1 }
-            if position >= first { records.append(record) }
+            if position >= first { visit(record) }
             return position < throughPosition
         }
-        return records
     }
 }

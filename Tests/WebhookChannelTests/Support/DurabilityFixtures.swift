@@ -51,6 +51,11 @@ enum Durability {
         try statusBytes("VmHWM", of: pid)
     }
 
+    /// `RssAnon`: resident heap and stacks, without the binary's own pages.
+    static func anonymousResidentBytes(of pid: Int32) throws -> Int {
+        try statusBytes("RssAnon", of: pid)
+    }
+
     private static func statusBytes(_ field: String, of pid: Int32) throws -> Int {
         let text = try String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8)
         guard let line = text.split(separator: "\n").first(where: { $0.hasPrefix(field + ":") }),
