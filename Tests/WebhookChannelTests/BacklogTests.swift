@@ -186,7 +186,7 @@ import Testing
         let http = RawHTTPClient(port: server.port)
         let credentials = try await http.pairSource(name: "gone-reader")
         try await Durability.initializeWithoutReading(server)
-        server.child.closeHeldStdout()
+        try await Durability.closeStdoutOnceInitializeIsAnswered(server)
 
         let answer = try await http.postWebhook(#"{"event":"nobody-reads"}"#, as: credentials)
         expectJSONError(answer, status: 503, error: "session_closed")

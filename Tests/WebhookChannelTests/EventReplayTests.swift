@@ -44,7 +44,7 @@ struct EventReplayTests {
         /// Opens the log and writes `records` to it, as the end of a loop pass does.
         func log(_ records: [EventRecord]) async -> Bool {
             await harness.run { [eventLog] in
-                _ = eventLog.value.open()
+                eventLog.value.open()
                 for record in records { eventLog.value.append(record) }
                 return eventLog.value.writePending()
             }

@@ -87,7 +87,7 @@ struct FollowerCatchUpTests {
         let eventLog = LoopConfined(EventLog(directory: StateDirectory(path: dir.path), background: SerialWorker(name: "test-log-sync"),
                                              log: Logger(enabled: false)))
         let answers = await harness.run { [eventLog] () -> [Int?] in
-            _ = eventLog.value.open()
+            eventLog.value.open()
             for n in 0..<10 { eventLog.value.append(Self.record(n)) }
             _ = eventLog.value.writePending()
             return [eventLog.value.entries(after: "evt_1", through: "evt_9", limit: 100)?.count,

@@ -177,7 +177,7 @@ import Testing
         _ = try await follower.server.stderr.waitForLine("a line with following", where: { $0.contains("following") })
         let http = RawHTTPClient(port: hub.port)
         let credentials = try await http.pairSource(name: "ci")
-        hub.child.closeHeldStdout()
+        try await Durability.closeStdoutOnceInitializeIsAnswered(hub)
 
         let body = #"{"event":"hub-session-gone"}"#
         let delivery = [("X-Webhook-Id", "dlv-hub-session-gone")]

@@ -165,24 +165,44 @@ public actor ChannelState {
         // Every record was read, with its body; only the index and the counters stay.
         defer { FreedMemory.returnToSystem() }
         let now = clock.now()
-        let records = eventLog.open()
-        sources.stats = SourceDirectory.stats(of: records)
-        // Whatever the log holds was notified by the hub that wrote it (or is caught up below).
-        lastReleasedEventID = records.last?.id
-        catchUp(records, ownSessionReceives: ownSessionReceives)
-        if let journaled = dedupeJournal.open() {
-            for entry in journaled { replay.restore(digest: entry.digest, expiresAt: entry.expiresAt, now: now) }
-            return
+        let journaled = dedupeJournal.open()
+        let followed = lastFollowedEventID.withLock { value -> String? in
+            defer { value = nil }
+            return value
         }
-        // A state dir from before the journal: start the memory, and the journal, from the log.
-        for record in records {
-            for key in record.replayKeys {
-                let expiresAt = record.receivedAt + replay.lifetime
-                replay.restore(key: key, expiresAt: expiresAt, now: now)
-                dedupeJournal.append(digest: ReplayMemory.digest(key), expiresAt: expiresAt)
+        if followed != nil { sources.refreshIfChanged() }
+        // One record at a time, none kept (a whole log's records with their bodies took three
+        // times the log's size): counted, caught up, their keys restored.
+        var stats: [String: SourceStats] = [:]
+        var lastID: String?
+        var pastFollowed = false
+        var caughtUp = 0
+        eventLog.open { record in
+            SourceDirectory.count(record, into: &stats)
+            lastID = record.id
+            if pastFollowed {
+                if catchUp(record, ownSessionReceives: ownSessionReceives) { caughtUp += 1 }
+            } else if record.id == followed {
+                pastFollowed = true
+            }
+            // A state dir from before the journal: start the memory, and the journal, from the log.
+            if journaled == nil {
+                for key in record.replayKeys {
+                    let expiresAt = record.receivedAt + replay.lifetime
+                    replay.restore(key: key, expiresAt: expiresAt, now: now)
+                    dedupeJournal.append(digest: ReplayMemory.digest(key), expiresAt: expiresAt)
+                }
             }
         }
-        dedupeJournal.writePending()
+        sources.stats = stats
+        // Whatever the log holds was notified by the hub that wrote it (or caught up above).
+        lastReleasedEventID = lastID
+        if caughtUp > 0 { log.info("notified \(caughtUp) event(s) the previous hub acknowledged but had not passed on to this session") }
+        if let journaled {
+            for entry in journaled { replay.restore(digest: entry.digest, expiresAt: entry.expiresAt, now: now) }
+        } else {
+            dedupeJournal.writePending()
+        }
     }
 
     /// The last event notified (loop only): a follower attaching catches up to it; what comes
@@ -245,24 +265,17 @@ public actor ChannelState {
     /// A follower that becomes the hub notifies its own session of the events the old hub
     /// acknowledged after the last one it passed on: a hub that exits drops what it still
     /// queued for a follower whose session was not reading (up to 8 MiB), and those events
-    /// were acknowledged. They are in the log, in order, after that id.
-    private func catchUp(_ records: [EventRecord], ownSessionReceives: (String?) -> Bool) {
-        guard let last = lastFollowedEventID.withLock({ value -> String? in
-            defer { value = nil }
-            return value
-        }), let index = records.lastIndex(where: { $0.id == last }), index + 1 < records.count else { return }
-        sources.refreshIfChanged()
-        var count = 0
-        for record in records[(index + 1)...] where !record.filtered {
-            guard let source = sources.source(id: record.sourceID), ownSessionReceives(source.route) else { continue }
-            let event = EventNotification.channelEvent(for: record, replay: false, contentMode: source.contentMode,
-                                                       scheme: source.scheme)
-            let weight = ChannelNotifier.weight(of: event)
-            notifier.reserve(weight: weight)
-            notifier.deliver(event, weight: weight)
-            count += 1
-        }
-        if count > 0 { log.info("notified \(count) event(s) the previous hub acknowledged but had not passed on to this session") }
+    /// were acknowledged. They are in the log, in order, after that id; `openLogs` hands each
+    /// here. True when this session gets it.
+    private func catchUp(_ record: EventRecord, ownSessionReceives: (String?) -> Bool) -> Bool {
+        guard !record.filtered, let source = sources.source(id: record.sourceID), ownSessionReceives(source.route)
+        else { return false }
+        let event = EventNotification.channelEvent(for: record, replay: false, contentMode: source.contentMode,
+                                                   scheme: source.scheme)
+        let weight = ChannelNotifier.weight(of: event)
+        notifier.reserve(weight: weight)
+        notifier.deliver(event, weight: weight)
+        return true
     }
 
     // MARK: Sources, pairing (forwards: the routes and tools call the actor)

@@ -126,19 +126,17 @@ final class EventLog {
         return keptHeaderNames.contains { $0.utf8.count == length && HTTPHeaders.namesEqual($0, name) }
     }
 
-    /// At start-up: repairs a torn last line, then reads every record, oldest first, and
-    /// indexes the most recent ones.
-    func open() -> [EventRecord] {
+    /// At start-up: repairs a torn last line, then reads every record, oldest first, hands
+    /// each to `visit` and indexes the most recent ones.
+    func open(_ visit: (EventRecord) -> Void = { _ in }) {
         file.open()
-        var records: [EventRecord] = []
         for (path, generation) in [(file.olderPath, file.generation - 1), (file.path, file.generation)] {
             Self.scan(path: path) { record, offset, length in
-                records.append(record)
+                visit(record)
                 addToIndex(IndexEntry(summary: record.withoutBody, generation: generation, offset: offset, length: length))
                 return true
             }
         }
-        return records
     }
 
     /// Queues one record for the end of the pass.

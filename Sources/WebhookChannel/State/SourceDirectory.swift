@@ -209,10 +209,13 @@ final class SourceDirectory {
 
     static func stats(of records: [EventRecord]) -> [String: SourceStats] {
         var stats: [String: SourceStats] = [:]
-        for record in records {
-            stats[record.sourceID, default: SourceStats()].eventCount += 1
-            stats[record.sourceID, default: SourceStats()].lastEventAt = record.receivedAt
-        }
+        for record in records { count(record, into: &stats) }
         return stats
+    }
+
+    /// Adds one logged event to its source's counters.
+    static func count(_ record: EventRecord, into stats: inout [String: SourceStats]) {
+        stats[record.sourceID, default: SourceStats()].eventCount += 1
+        stats[record.sourceID, default: SourceStats()].lastEventAt = record.receivedAt
     }
 }

@@ -54,6 +54,8 @@ final class ChildProcess: @unchecked Sendable {
     private var stdoutResumed = false
     /// Set by `closeHeldStdout`: the reader closes the pipe instead of reading it.
     private let stdoutAbandoned = Flag()
+    /// Our end of the child's stdout (closed by the reader thread when it ends).
+    private let stdoutReadFD: Int32
 
     final class Flag: Sendable {
         private let value = Atomic<Bool>(false)
@@ -71,6 +73,7 @@ final class ChildProcess: @unchecked Sendable {
         pid = spawned
         stdinFD = stdinWrite
         stdoutHeld = holdStdout
+        stdoutReadFD = stdoutRead
         let abandoned = stdoutAbandoned
         Self.startReader(fd: stdoutRead, into: stdout, name: "stdout", gate: holdStdout ? stdoutGate : nil,
                          abandon: { abandoned.isSet })
@@ -88,6 +91,13 @@ final class ChildProcess: @unchecked Sendable {
             return stdoutHeld && !stdoutResumed
         }
         if resume { stdoutGate.signal() }
+    }
+
+    /// Bytes waiting unread in the child's stdout while it is held back (`holdStdout`), before
+    /// `closeHeldStdout` or `resumeStdout`.
+    func heldStdoutBytes() -> Int {
+        var count: Int32 = 0
+        return ioctl(stdoutReadFD, UInt(FIONREAD), &count) == 0 ? Int(count) : 0
     }
 
     /// Closes our end of the child's stdout, unread, when it was held back (`holdStdout`): as

@@ -51,6 +51,14 @@ enum Durability {
         try statusBytes("VmHWM", of: pid)
     }
 
+    /// Claude Code goes away after `initializeWithoutReading`: our end of the server's stdout
+    /// is closed, unread, once the `initialize` answer is in the pipe. Closed before, that
+    /// answer would be the write that finds the reader gone, and the server would end at once.
+    static func closeStdoutOnceInitializeIsAnswered(_ server: ServerProcess) async throws {
+        _ = try await poll("the initialize answer in the unread pipe") { server.child.heldStdoutBytes() > 0 ? true : nil }
+        server.child.closeHeldStdout()
+    }
+
     /// `RssAnon`: resident heap and stacks, without the binary's own pages.
     static func anonymousResidentBytes(of pid: Int32) throws -> Int {
         try statusBytes("RssAnon", of: pid)
