@@ -53,7 +53,8 @@ struct FollowerCatchUpTests {
     }
 
     /// Read from the log, the lines follow the sources as the hub saw them: a filtered event,
-    /// one of a source no longer paired, and one pinned to another project are left out.
+    /// one of a source no longer paired, and one pinned to another project are left out (the
+    /// indexed case goes through the same choice).
     @Test func linesFromTheLogSkipFilteredUnpairedAndElsewhereRoutedEvents() throws {
         let dir = try TempStateDir()
         defer { dir.remove() }
@@ -64,7 +65,7 @@ struct FollowerCatchUpTests {
         pinned.route = "/elsewhere"
         let sources = ["src_a": SourceRecord(id: "src_a", name: "a", hmacSecret: "whsec_a", callbackURL: nil, pairedAt: "2026-01-01T00:00:00Z"),
                        "src_pinned": pinned]
-        let catchUp = FollowerCatchUp(missed: .logRange(after: "evt_0", through: "evt_5", sources: sources),
+        let catchUp = FollowerCatchUp(missed: .logRange(after: "evt_0", through: "evt_5"), sources: sources,
                                       inside: { $0 == "/work/b" })
         var chunks: [[UInt8]] = []
         let count = catchUp.lines(directory: StateDirectory(path: dir.path), chunkBytes: 1) { chunks.append($0) }

@@ -244,18 +244,10 @@ public actor ChannelState {
 
     private func catchUp(after eventID: String, inside: @escaping @Sendable (String) -> Bool) -> FollowerCatchUp {
         guard let lastReleasedEventID, lastReleasedEventID != eventID else { return .nothing }
-        guard let entries = eventLog.entries(after: eventID, through: lastReleasedEventID) else {
-            let routing = Dictionary(sources.file.sources.map { ($0.id, $0) }, uniquingKeysWith: { first, _ in first })
-            return FollowerCatchUp(missed: .logRange(after: eventID, through: lastReleasedEventID, sources: routing),
-                                   inside: inside)
-        }
-        let items = entries.compactMap { summary, location -> FollowerCatchUp.Indexed? in
-            guard !summary.filtered, let source = sources.source(id: summary.sourceID), source.route.map(inside) ?? true
-            else { return nil }
-            return FollowerCatchUp.Indexed(eventID: summary.id, location: location, contentMode: source.contentMode,
-                                           scheme: source.scheme)
-        }
-        return FollowerCatchUp(missed: .indexed(items), inside: inside)
+        let missed: FollowerCatchUp.Missed = eventLog.entries(after: eventID, through: lastReleasedEventID).map { .indexed($0) }
+            ?? .logRange(after: eventID, through: lastReleasedEventID)
+        let sources = Dictionary(sources.file.sources.map { ($0.id, $0) }, uniquingKeysWith: { first, _ in first })
+        return FollowerCatchUp(missed: missed, sources: sources, inside: inside)
     }
 
     /// The id of the last event this session received from the hub it followed (set by

@@ -185,9 +185,11 @@ final class EventLog {
     /// The events indexed after `eventID` up to and including `lastID`, oldest first, with
     /// where their lines are; nil when the index cannot say: it no longer has `eventID` or
     /// `lastID` after it, or more than `limit` come between (the caller reads the log).
-    func entries(after eventID: String, through lastID: String, limit: Int = 4096) -> [(EventRecord, EventLocation)]? {
+    func entries(after eventID: String, through lastID: String, limit: Int = 4096)
+        -> [(summary: EventRecord, location: EventLocation)]?
+    {
         guard let position = index.lastIndex(where: { $0.summary.id == eventID }) else { return nil }
-        var found: [(EventRecord, EventLocation)] = []
+        var found: [(summary: EventRecord, location: EventLocation)] = []
         for entry in index[(position + 1)...] {
             guard found.count < limit else { return nil }
             guard let path = file.path(forGeneration: entry.generation) else { return nil }

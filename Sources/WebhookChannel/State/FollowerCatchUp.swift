@@ -10,30 +10,31 @@ import Signing
 /// follower's registration, so no later event is missed or sent twice), then read from the log
 /// and turned into notification lines on the hub link's own thread.
 public struct FollowerCatchUp: Sendable {
-    /// One missed event the index still places in the log.
-    struct Indexed: Sendable {
-        let eventID: String
-        let location: EventLocation
-        let contentMode: ContentMode
-        let scheme: SignatureScheme
-    }
-
     enum Missed: Sendable {
         case nothing
         /// The common case (a hand-over takes a second or two): the index has every missed
-        /// event's place, already filtered for the follower's project.
-        case indexed([Indexed])
+        /// event, and where its line is.
+        case indexed([(summary: EventRecord, location: EventLocation)])
         /// More than the index holds or hands out, from a follower that had fallen far behind
         /// (its session not reading while the old hub queued for it): the log is read for the
-        /// events after `after` through `through`, routed with the sources as they were.
-        case logRange(after: String, through: String, sources: [String: SourceRecord])
+        /// events after `after` through `through`.
+        case logRange(after: String, through: String)
     }
 
     let missed: Missed
+    /// The sources as the hub had them, by id: which events the follower gets, and how.
+    let sources: [String: SourceRecord]
     /// Whether a session in the follower's project gets an event of a source with this route.
     let inside: @Sendable (String) -> Bool
 
-    static let nothing = FollowerCatchUp(missed: .nothing, inside: { _ in true })
+    static let nothing = FollowerCatchUp(missed: .nothing, sources: [:], inside: { _ in true })
+
+    /// The source of an event the follower gets; nil for one it does not (filtered out, of a
+    /// source no longer paired, or pinned to another project).
+    private func source(for record: EventRecord) -> SourceRecord? {
+        guard !record.filtered, let source = sources[record.sourceID], source.route.map(inside) ?? true else { return nil }
+        return source
+    }
 
     /// The notification lines (each with its newline), oldest first, handed to `take` in
     /// chunks of about `chunkBytes` (a far-behind follower's catch-up is tens of megabytes of
@@ -43,8 +44,8 @@ public struct FollowerCatchUp: Sendable {
     func lines(directory: StateDirectory, chunkBytes: Int = 1 << 20, _ take: ([UInt8]) -> Void) -> Int {
         var bytes: [UInt8] = []
         var count = 0
-        func append(_ record: EventRecord, contentMode: ContentMode, scheme: SignatureScheme) {
-            EventNotification.channelEvent(for: record, replay: false, contentMode: contentMode, scheme: scheme)
+        func append(_ record: EventRecord, from source: SourceRecord) {
+            EventNotification.channelEvent(for: record, replay: false, contentMode: source.contentMode, scheme: source.scheme)
                 .writeNotification(into: &bytes)
             bytes.append(0x0A)
             count += 1
@@ -57,14 +58,14 @@ public struct FollowerCatchUp: Sendable {
         case .nothing:
             break
         case .indexed(let items):
-            for item in items {
-                guard let record = EventLog.read(eventID: item.eventID, at: item.location, directory: directory) else { continue }
-                append(record, contentMode: item.contentMode, scheme: item.scheme)
+            for (summary, location) in items {
+                guard let source = source(for: summary),
+                      let record = EventLog.read(eventID: summary.id, at: location, directory: directory) else { continue }
+                append(record, from: source)
             }
-        case .logRange(let after, let through, let sources):
+        case .logRange(let after, let through):
             Self.forEachRecord(after: after, through: through, directory: directory) { record in
-                guard !record.filtered, let source = sources[record.sourceID], source.route.map(inside) ?? true else { return }
-                append(record, contentMode: source.contentMode, scheme: source.scheme)
+                if let source = source(for: record) { append(record, from: source) }
             }
             FreedMemory.returnToSystem()
         }
