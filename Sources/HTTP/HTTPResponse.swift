@@ -47,7 +47,9 @@ public struct HTTPResponse: Sendable {
         for (name, value) in headers {
             size += name.utf8.count + value.utf8.count + 4
         }
-        out.reserveCapacity(out.count + size)
+        // Grown geometrically: answers piling up for a client that does not read are appended
+        // one after another, and an exact reservation each time would copy them all each time.
+        if out.capacity < out.count + size { out.reserveCapacity(max(out.count + size, 2 * out.capacity)) }
 
         // The status line and the framing fields are this server's own constant text: written
         // from byte constants (this is every answer's cost, the webhook `200` included); only
