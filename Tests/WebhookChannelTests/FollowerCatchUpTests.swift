@@ -25,13 +25,20 @@ struct FollowerCatchUpTests {
 
     static func ids(_ records: [EventRecord]) -> [String] { records.map(\.id) }
 
+    /// What `FollowerCatchUp.forEachRecord` visits, in order.
+    static func records(after: String, through: String, directory: StateDirectory) -> [EventRecord] {
+        var records: [EventRecord] = []
+        FollowerCatchUp.forEachRecord(after: after, through: through, directory: directory) { records.append($0) }
+        return records
+    }
+
     @Test func theLogGivesEveryEventAfterTheFollowersLastThroughTheLastReleasedAcrossBothGenerations() throws {
         let dir = try TempStateDir()
         defer { dir.remove() }
         try Self.writeLog(dir, older: (0..<3000).map { Self.record($0) }, current: (3000..<9000).map { Self.record($0) })
         let directory = StateDirectory(path: dir.path)
 
-        let missed = FollowerCatchUp.records(after: "evt_100", through: "evt_8500", directory: directory)
+        let missed = Self.records(after: "evt_100", through: "evt_8500", directory: directory)
         #expect(Self.ids(missed) == (101...8500).map { "evt_\($0)" }, "\(missed.count) records")
     }
 
@@ -39,7 +46,7 @@ struct FollowerCatchUpTests {
         let dir = try TempStateDir()
         defer { dir.remove() }
         try Self.writeLog(dir, older: (10..<20).map { Self.record($0) }, current: (20..<30).map { Self.record($0) })
-        let missed = FollowerCatchUp.records(after: "evt_3", through: "evt_25", directory: StateDirectory(path: dir.path))
+        let missed = Self.records(after: "evt_3", through: "evt_25", directory: StateDirectory(path: dir.path))
         #expect(Self.ids(missed) == (10...25).map { "evt_\($0)" })
     }
 
@@ -48,8 +55,8 @@ struct FollowerCatchUpTests {
         defer { dir.remove() }
         try Self.writeLog(dir, older: [], current: (0..<10).map { Self.record($0) })
         let directory = StateDirectory(path: dir.path)
-        #expect(FollowerCatchUp.records(after: "evt_8", through: "evt_5", directory: directory).isEmpty)
-        #expect(FollowerCatchUp.records(after: "evt_2", through: "evt_404", directory: directory).isEmpty)
+        #expect(Self.records(after: "evt_8", through: "evt_5", directory: directory).isEmpty)
+        #expect(Self.records(after: "evt_2", through: "evt_404", directory: directory).isEmpty)
     }
 
     /// Read from the log, the lines follow the sources as the hub saw them: a filtered event,

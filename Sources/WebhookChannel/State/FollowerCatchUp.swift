@@ -73,13 +73,6 @@ public struct FollowerCatchUp: Sendable {
         return count
     }
 
-    /// The logged events after `after` up to and including `through`, oldest first.
-    static func records(after: String, through: String, directory: StateDirectory) -> [EventRecord] {
-        var records: [EventRecord] = []
-        forEachRecord(after: after, through: through, directory: directory) { records.append($0) }
-        return records
-    }
-
     /// Visits the logged events after `after` up to and including `through`, oldest first.
     /// When `after` is no longer in the log (rotated away), every event through `through` was
     /// missed; when it comes after `through`, none was. Two reads of the log, the first for
