@@ -147,20 +147,32 @@ final class HTTPServerConnection: TCPConnectionDelegate {
                     // at once and this loop goes on; only one that arrives later runs the
                     // loop again. Running it from here would nest one call per such request
                     // pipelined behind it, and a few thousand overflow the loop's stack.
-                    var arrivedLater = false
-                    pending.whenReady { [weak self, weak connection] response in
-                        guard let self, let connection, !connection.isClosed else { return }
-                        self.awaitingAnswer = false
-                        self.write(response, keepAlive: keepAlive, headOnly: headOnly, to: connection)
+                    // Asked before `whenReady`, which runs the closure at once exactly when
+                    // the answer is already here: a constant, where a flag set after the call
+                    // would be a variable the closure shares (a heap box per request).
+                    let arrivedLater = !pending.isFulfilled
+                    let target = AnswerTarget(server: self, connection: connection)
+                    pending.whenReady { response in
+                        guard let server = target.server, let connection = target.connection, !connection.isClosed
+                        else { return }
+                        server.awaitingAnswer = false
+                        server.write(response, keepAlive: keepAlive, headOnly: headOnly, to: connection)
                         guard arrivedLater else { return }
-                        self.continueAfterWaiting(connection)
+                        server.continueAfterWaiting(connection)
                     }
-                    arrivedLater = true
                 }
             case .failure(let error):
                 fail(connection, status: error.status, code: error.code, message: error.message)
             }
         }
+    }
+
+    /// Where an answer that arrives later goes, held weakly: either may be gone by then. One
+    /// constant for the closure to capture, because `[weak self, weak connection]` makes two
+    /// variables the closure shares, each boxed on the heap: two allocations per request.
+    private struct AnswerTarget {
+        weak var server: HTTPServerConnection?
+        weak var connection: TCPConnection?
     }
 
     /// Stops reading the client and hands the rest of `buffer` to the loop's next pass.
