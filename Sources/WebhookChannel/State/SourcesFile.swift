@@ -7,7 +7,12 @@ import Signing
 public struct SourceRecord: Sendable, Equatable {
     public var id: String
     public var name: String
-    public var hmacSecret: String
+    public var hmacSecret: String {
+        didSet { currentSecretAlone = [hmacSecret] }
+    }
+    /// `[hmacSecret]`, made when the secret is set: what `acceptedSecrets` returns for nearly
+    /// every webhook, where a new array each time was an allocation per webhook.
+    private var currentSecretAlone: [String]
     public var callbackURL: String?
     public var pairedAt: String
     /// Absent in seed files: those sources use the seed's own headers.
@@ -42,6 +47,7 @@ public struct SourceRecord: Sendable, Equatable {
         self.id = id
         self.name = name
         self.hmacSecret = hmacSecret
+        currentSecretAlone = [hmacSecret]
         self.callbackURL = callbackURL
         self.pairedAt = pairedAt
         self.scheme = scheme
@@ -86,8 +92,8 @@ public struct SourceRecord: Sendable, Equatable {
     /// The secrets a signature may be made with now: the current one, then each rotated-out
     /// one whose own grace period lasts, newest first.
     public func acceptedSecrets(now: Double) -> [String] {
-        guard previousSecret != nil || !earlierSecrets.isEmpty else { return [hmacSecret] }
-        var secrets = [hmacSecret]
+        guard previousSecret != nil || !earlierSecrets.isEmpty else { return currentSecretAlone }
+        var secrets = currentSecretAlone
         if let previousSecret, RetiredSecret(secret: previousSecret, expiresAt: previousExpiresAt ?? "").isAccepted(now: now) {
             secrets.append(previousSecret)
         }
