@@ -19,7 +19,7 @@ public enum CredentialGenerator {
 
     /// `evt_` + 24 lowercase hex.
     public static func eventID() -> String {
-        "evt_" + SecureRandom.pooledHex(12)
+        SecureRandom.pooledHex(12, prefix: "evt_")
     }
 
     /// Six letters of `pairingAlphabet`.

@@ -2,11 +2,16 @@
 public enum Hex {
     private static let digits: [UInt8] = Array("0123456789abcdef".utf8)
 
-    /// Lowercase hex, two characters per byte.
-    public static func encode(_ bytes: UnsafeRawBufferPointer) -> String {
-        guard !bytes.isEmpty else { return "" }
-        return String(unsafeUninitializedCapacity: bytes.count * 2) { out in
+    /// Lowercase hex, two characters per byte, after `prefix` (`evt_`): one string made
+    /// once, where `prefix + encode(bytes)` makes two.
+    public static func encode(_ bytes: UnsafeRawBufferPointer, prefix: String = "") -> String {
+        guard !bytes.isEmpty else { return prefix }
+        return String(unsafeUninitializedCapacity: prefix.utf8.count + bytes.count * 2) { out in
             var index = 0
+            for byte in prefix.utf8 {
+                out[index] = byte
+                index += 1
+            }
             for byte in bytes {
                 out[index] = digits[Int(byte >> 4)]
                 out[index + 1] = digits[Int(byte & 0x0F)]

@@ -25,13 +25,14 @@ public enum SecureRandom {
     /// fills 4 KiB at a time: for ids made once per webhook (event ids), where a call per id
     /// cost a libcrypto round trip and a `getpid` (its fork check) on the event loop. Same
     /// CSPRNG, same unpredictability; secrets and pairing codes keep using `hex(_:)`.
-    public static func pooledHex(_ byteCount: Int) -> String {
+    /// `prefix` comes first, in the same string.
+    public static func pooledHex(_ byteCount: Int, prefix: String = "") -> String {
         precondition(byteCount > 0 && byteCount <= RandomPool.size, "SecureRandom.pooledHex: count out of range")
         return RandomPool.shared.withLock { pool in
             if pool.offset + byteCount > RandomPool.size { pool.refill() }
             defer { pool.offset += byteCount }
             return pool.bytes.withUnsafeBytes {
-                Hex.encode(UnsafeRawBufferPointer(rebasing: $0[pool.offset..<(pool.offset + byteCount)]))
+                Hex.encode(UnsafeRawBufferPointer(rebasing: $0[pool.offset..<(pool.offset + byteCount)]), prefix: prefix)
             }
         }
     }
