@@ -35,6 +35,12 @@ public struct ChannelEvent: Sendable, Equatable {
     /// The same from content that is defused already: what `contentUTF8(fromBody:…)` returns.
     public init(defusedContentUTF8: [UInt8], meta: [(key: String, value: String)]) {
         self.contentUTF8 = defusedContentUTF8
+        // Nearly always every key is valid and every value clean: then the pairs are kept as
+        // they came (their storage shared), not copied into a new array per event.
+        if meta.allSatisfy({ Self.isValidMetaKey($0.key) && !Self.metaValueNeedsCleaning($0.value) }) {
+            self.meta = meta
+            return
+        }
         var cleaned: [(key: String, value: String)] = []
         cleaned.reserveCapacity(meta.count)
         for pair in meta where ChannelEvent.isValidMetaKey(pair.key) {
@@ -127,10 +133,7 @@ public struct ChannelEvent: Sendable, Equatable {
     /// No control characters (a newline in an attribute), no bidi overrides (text that reads
     /// differently from what it is), at most 200 characters.
     static func cleanMetaValue(_ value: String) -> String {
-        let needsWork = value.withUTF8Bytes { bytes in
-            bytes.count > maxMetaValueCharacters || bytes.contains(where: { $0 < 0x20 || $0 == 0x7F || $0 >= 0xC2 })
-        }
-        guard needsWork else { return value }
+        guard metaValueNeedsCleaning(value) else { return value }
         var scalars = String.UnicodeScalarView()
         var characters = 0
         for scalar in value.unicodeScalars where !isUnsafeInAttribute(scalar) {
@@ -139,6 +142,14 @@ public struct ChannelEvent: Sendable, Equatable {
             if characters == maxMetaValueCharacters { break }
         }
         return String(scalars)
+    }
+
+    /// Whether `cleanMetaValue` could change `value`: past 200 bytes, or holding a control
+    /// character or a character that may be a C1 control or a bidi mark (anything from U+0080).
+    static func metaValueNeedsCleaning(_ value: String) -> Bool {
+        value.withUTF8Bytes { bytes in
+            bytes.count > maxMetaValueCharacters || bytes.contains(where: { $0 < 0x20 || $0 == 0x7F || $0 >= 0xC2 })
+        }
     }
 
     /// Control characters (C0, DEL, C1) and the bidi embedding, override and isolate marks.
