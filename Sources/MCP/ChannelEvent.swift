@@ -225,3 +225,11 @@ public struct ChannelEvent: Sendable, Equatable {
         out.appendLiteral("}}}")
     }
 }
+
+/// Queued for stdout as it is (`ChannelNotifier.deliver`): its notification line is written
+/// when the queue is, straight into the output buffer.
+extension ChannelEvent: DeferredMessage {
+    public func write(into bytes: inout [UInt8]) {
+        writeNotification(into: &bytes)
+    }
+}

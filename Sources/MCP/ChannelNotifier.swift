@@ -103,7 +103,7 @@ public final class ChannelNotifier: Sendable {
             state.reserved.messages -= 1
             state.reserved.bytes -= weight
             if state.initialized {
-                output.enqueue(weight: weight) { event.writeNotification(into: &$0) }
+                output.enqueue(weight: weight, message: event)
             } else {
                 state.queue.append(Waiting(event: event, weight: weight))
                 state.queuedBytes += weight
@@ -148,8 +148,7 @@ public final class ChannelNotifier: Sendable {
         state.withLock { state in
             guard !state.initialized else { return }
             for waiting in state.queue {
-                let event = waiting.event
-                output.enqueue(weight: waiting.weight) { event.writeNotification(into: &$0) }
+                output.enqueue(weight: waiting.weight, message: waiting.event)
             }
             state.queue = []
             state.queuedBytes = 0

@@ -21,7 +21,7 @@ public final class ProtocolOutput: Sendable {
     private struct Buffer {
         var bytes: [UInt8] = []
         /// Messages serialised by whoever writes them, after `bytes` (see `enqueue`).
-        var deferred: [@Sendable (inout [UInt8]) -> Void] = []
+        var deferred: [any DeferredMessage] = []
         var closed = false
         /// A drain job is queued on the worker, or running (it drains until nothing is left).
         var workerOwnsOutput = false
@@ -36,7 +36,7 @@ public final class ProtocolOutput: Sendable {
         /// a pass's notifications are serialised into capacity already there instead of an
         /// array that doubles its way up from empty (seven allocations and copies for a pass
         /// of 30 events, each large one also making malloc sort its free lists).
-        var spare: (bytes: [UInt8], deferred: [@Sendable (inout [UInt8]) -> Void]) = ([], [])
+        var spare: (bytes: [UInt8], deferred: [any DeferredMessage]) = ([], [])
 
         /// Keeps every message in order: deferred ones come before anything sent after them.
         mutating func serializeDeferred() {
@@ -48,7 +48,7 @@ public final class ProtocolOutput: Sendable {
 
         /// Everything queued, for one writer: it counts as being written until that writer
         /// reports back.
-        mutating func takeForWriting() -> (bytes: [UInt8], deferred: [@Sendable (inout [UInt8]) -> Void]) {
+        mutating func takeForWriting() -> (bytes: [UInt8], deferred: [any DeferredMessage]) {
             writing = queued
             queued = Backlog()
             takenBytes = bytes.count
@@ -147,9 +147,15 @@ public final class ProtocolOutput: Sendable {
     /// `weight` is what the message holds in memory until it is written; it counts in
     /// `backlog` until the write that carries it returns.
     public func enqueue(weight: Int = 0, _ writeMessage: @escaping @Sendable (inout [UInt8]) -> Void) {
+        enqueue(weight: weight, message: WrittenByClosure(writeMessage: writeMessage))
+    }
+
+    /// The same for a message that writes itself (a channel event): the value is queued as
+    /// it is, where a closure capturing it would be one more allocation per message.
+    public func enqueue(weight: Int = 0, message: any DeferredMessage) {
         buffer.withLock { state in
             guard !state.closed else { return }
-            state.deferred.append(writeMessage)
+            state.deferred.append(message)
             state.queued.messages += 1
             state.queued.bytes += weight
         }
@@ -188,7 +194,7 @@ public final class ProtocolOutput: Sendable {
             drainOnWorker(if: buffer.withLock { $0.claimDrain() })
             return
         }
-        let taken = buffer.withLock { state -> (bytes: [UInt8], deferred: [@Sendable (inout [UInt8]) -> Void])? in
+        let taken = buffer.withLock { state -> (bytes: [UInt8], deferred: [any DeferredMessage])? in
             guard state.hasOutput, !state.closed, !state.workerOwnsOutput, !state.loopWriting else { return nil }
             state.loopWriting = true
             return state.takeForWriting()
@@ -219,7 +225,7 @@ public final class ProtocolOutput: Sendable {
 
     /// Hands the loop's emptied buffers back for its next pass, unless they grew large (a
     /// burst's megabytes are not kept for ever).
-    private static func keep(_ bytes: inout [UInt8], _ deferred: [@Sendable (inout [UInt8]) -> Void],
+    private static func keep(_ bytes: inout [UInt8], _ deferred: [any DeferredMessage],
                              asSpareIn state: inout Buffer)
     {
         guard bytes.capacity <= 1 << 20, deferred.capacity <= 4096 else { return }
@@ -243,7 +249,7 @@ public final class ProtocolOutput: Sendable {
     /// does the loop write again.
     private func drain() {
         while true {
-            let taken = buffer.withLock { state -> (bytes: [UInt8], deferred: [@Sendable (inout [UInt8]) -> Void])? in
+            let taken = buffer.withLock { state -> (bytes: [UInt8], deferred: [any DeferredMessage])? in
                 guard state.hasOutput, !state.closed else {
                     state.workerOwnsOutput = false
                     return nil
@@ -263,10 +269,27 @@ public final class ProtocolOutput: Sendable {
     }
 
     /// Each deferred message, then its newline.
-    private static func serialize(_ deferred: [@Sendable (inout [UInt8]) -> Void], into bytes: inout [UInt8]) {
-        for writeMessage in deferred {
-            writeMessage(&bytes)
+    private static func serialize(_ deferred: [any DeferredMessage], into bytes: inout [UInt8]) {
+        for message in deferred {
+            message.write(into: &bytes)
             bytes.append(0x0A)
         }
+    }
+}
+
+/// A message that `ProtocolOutput` serialises when it writes it, not when it is queued.
+/// Queued as a value: a small one (a channel event is three references) sits in the queue
+/// itself, where bare closures cost an allocation each (the closure's context, and a thunk
+/// to store it in an array).
+public protocol DeferredMessage: Sendable {
+    func write(into bytes: inout [UInt8])
+}
+
+/// A message given as the closure that writes it.
+private struct WrittenByClosure: DeferredMessage {
+    let writeMessage: @Sendable (inout [UInt8]) -> Void
+
+    func write(into bytes: inout [UInt8]) {
+        writeMessage(&bytes)
     }
 }
