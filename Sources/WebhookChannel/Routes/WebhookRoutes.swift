@@ -374,14 +374,18 @@ final class WebhookRoutes: Sendable {
             switch state.receiveWebhook(pathSourceID: pathSourceID, headers: request.headers, body: request.body) {
             case .accepted(let eventID, let filtered, let written):
                 // Answered at the end of the loop pass, once the event log holds the event.
-                return .later(written.map { commit in
+                // One closure that fulfils the answer, not `written.map`: that is a closure
+                // for the transform and another around it, one more allocation per webhook.
+                let answer = Pending<HTTPResponse>()
+                written.whenReady { commit in
                     switch commit {
-                    case .acknowledged: return Self.accepted(eventID: eventID, filtered: filtered)
-                    case .notWritten: return Self.notWritten
-                    case .sessionGone: return Self.sessionGone
-                    case .notJournaled: return Self.notJournaled
+                    case .acknowledged: answer.fulfil(Self.accepted(eventID: eventID, filtered: filtered))
+                    case .notWritten: answer.fulfil(Self.notWritten)
+                    case .sessionGone: answer.fulfil(Self.sessionGone)
+                    case .notJournaled: answer.fulfil(Self.notJournaled)
                     }
-                })
+                }
+                return .later(answer)
             case .verdict(.answered(let behavior)):
                 return .now(.json(["received": true, "verdict": .string(behavior.rawValue)]))
             case .verdict(.unknownRequest):
