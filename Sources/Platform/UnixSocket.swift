@@ -115,6 +115,11 @@ public struct FrameReader: Sendable {
     let fd: Int32
     public var maxLine: Int
     private var buffer: [UInt8] = []
+    /// Where the unread part of `buffer` begins: lines are taken by moving it, not by
+    /// shifting the rest of a 64 KiB read to the front once per line.
+    private var start = 0
+    /// Up to where the unread part is known to hold no newline.
+    private var searched = 0
     private var chunk = [UInt8](repeating: 0, count: 64 * 1024)
 
     public init(fd: Int32, maxLine: Int) {
@@ -125,14 +130,24 @@ public struct FrameReader: Sendable {
     public enum Frame { case line([UInt8]), end, tooLong }
 
     /// The next line (without its newline), `.end` at EOF or error, `.tooLong` past `maxLine`.
-    public mutating func next() -> Frame {
+    /// `beforeReading` runs when every line read so far has been handed out and the next
+    /// `read` may wait: the moment to tell the writer how far the reader got.
+    public mutating func next(beforeReading: () -> Void = {}) -> Frame {
         while true {
-            if let newline = buffer.firstIndex(of: 0x0A) {
-                let line = Array(buffer[..<newline])
-                buffer.removeSubrange(...newline)
+            if let newline = buffer[searched...].firstIndex(of: 0x0A) {
+                let line = Array(buffer[start..<newline])
+                start = newline + 1
+                searched = start
                 return .line(line)
             }
+            if start > 0 {
+                buffer.removeSubrange(..<start)
+                start = 0
+            }
+            // A long line arrives in many reads: each is searched once.
+            searched = buffer.count
             guard buffer.count <= maxLine else { return .tooLong }
+            beforeReading()
             let count = readSome(fd, into: &chunk)
             guard count > 0 else { return .end }
             buffer.append(contentsOf: chunk[0..<count])

@@ -1,6 +1,8 @@
 import Foundation
 import Testing
 @testable import Platform
+@testable import MCP
+import JSON
 @testable import WebhookChannel
 
 /// What a follower re-attaching to a new hub missed (SPEC 11, README "Several sessions"): the
@@ -104,5 +106,53 @@ struct FollowerCatchUpTests {
                     eventLog.value.entries(after: "evt_8", through: "evt_5")?.count]
         }
         #expect(answers == [8, nil, nil, nil])
+    }
+}
+
+/// A follower that becomes the hub itself notifies its own session of what the old hub
+/// acknowledged after the last event it passed on (README "Several sessions"), from the log.
+struct OwnSessionCatchUpTests {
+    /// The event ids a stalled follower's session is notified of when it becomes the hub, its
+    /// last passed event being `followed`.
+    static func notifiedOnTakingOver(followed: String, older: [EventRecord], current: [EventRecord]) async throws -> [String] {
+        let dir = try TempStateDir()
+        try FollowerCatchUpTests.writeLog(dir, older: older, current: current)
+        let source = SourceRecord(id: "src_a", name: "a", hmacSecret: "whsec_" + String(repeating: "ab", count: 32),
+                                  callbackURL: nil, pairedAt: "2026-01-02T03:04:05.678Z")
+        try SourceDirectoryTests.writeSources([source], to: dir)
+        let harness = try LoopHarness()
+        let pipe = try ProtocolOutputTests.Pipe()
+        defer { harness.stop(); pipe.close(); dir.remove() }
+        let output = ProtocolOutput(fd: pipe.writeFD, direct: NonBlockingWriter.make(for: pipe.writeFD))
+        let notifier = ChannelNotifier(output: output)
+        notifier.markInitialized()
+        let log = Logger(enabled: false)
+        let state = ChannelState(loop: harness.loop, store: SourcesStore(directory: StateDirectory(path: dir.path), log: log),
+                                 clock: SystemClock(), notifier: notifier, log: log)
+        state.lastFollowedEventID.withLock { $0 = followed }
+        await harness.run {
+            state.assumeIsolated { $0.openLogs() }
+            _ = notifier.writeDelivered()  // what the loop does at the end of the pass
+        }
+        let text = pipe.readAvailable()
+        return text.split(separator: "\n").compactMap { line in
+            try? JSONParser.parse(Array(line.utf8))["params"]?["meta"]?["event_id"]?.stringValue
+        }
+    }
+
+    @Test func theEventsLoggedAfterTheLastOnePassedOnAreNotified() async throws {
+        let notified = try await Self.notifiedOnTakingOver(
+            followed: "evt_14", older: (10..<20).map { FollowerCatchUpTests.record($0) },
+            current: (20..<30).map { FollowerCatchUpTests.record($0) })
+        #expect(notified == (15..<30).map { "evt_\($0)" })
+    }
+
+    /// Its last event is no longer in the log (rotated away while it did not read): every
+    /// event the log holds came after it. (It used to be notified of none of them.)
+    @Test func whenTheLastOnePassedOnWasRotatedAwayEveryLoggedEventIsNotified() async throws {
+        let notified = try await Self.notifiedOnTakingOver(
+            followed: "evt_3", older: (10..<20).map { FollowerCatchUpTests.record($0) },
+            current: (20..<30).map { FollowerCatchUpTests.record($0) })
+        #expect(notified == (10..<30).map { "evt_\($0)" })
     }
 }

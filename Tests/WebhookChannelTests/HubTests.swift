@@ -269,6 +269,49 @@ import Testing
         try await Durability.resumeAndExpectNotifiedOnceInOrder(acknowledged, on: follower)
     }
 
+    /// SPEC 9 with SPEC 11: what the hub sent a follower whose session stopped reading stays in
+    /// the log until the follower passed it on. Large bodies fill the log far faster than
+    /// their notifications (digests) fill the follower's bounds; rotating the log a second
+    /// time would remove what the hub queued for the follower, so webhooks are refused
+    /// `503 backlog` instead. After a `kill -9` of the hub the follower, now the hub itself,
+    /// notifies its session of every acknowledged event from the log. (The rotations used to
+    /// go ahead, and whatever the dead hub had queued was lost.)
+    @Test func theLogKeepsWhatAStalledFollowerWasSentUntilItPassedItOn() async throws {
+        var sessions = try Sessions()
+        defer { sessions.stop() }
+        let hub = try await sessions.start(project: "/work/a")
+        let port = sessions.port
+        let follower = try await ServerProcess.start(
+            stateDir: sessions.stateDir, environment: ["WEBHOOK_PORT": String(port), "CLAUDE_PROJECT_DIR": "/work/b"],
+            holdStdout: true)
+        defer { follower.stop() }
+        _ = try await follower.stderr.waitForLine("a line with following", where: { $0.contains("following") })
+        try await Durability.initializeWithoutReading(follower)
+        let http = RawHTTPClient(port: port)
+        let credentials = try await http.pairSource(name: "ci")
+
+        // 1,000 bodies of 60 KB are 60 MB of log (two generations hold 16 MiB), and about
+        // 2 MB of digests: far from the follower's bounds (8 MiB in its session, 8 in the hub).
+        let acks = Acknowledgements()
+        try await offloaded {
+            acks.sendLoop(port: port, limit: 1_000, deadline: Date().addingTimeInterval(120)) { index in
+                Durability.webhookRequest(http, credentials, body: Durability.body(tag: "held", index: index, padding: 60_000))
+            }
+        }
+        let acknowledged = acks.acknowledged
+        let refusal = try #require(acks.otherAnswers.first, """
+            \(acknowledged.count) acknowledged, none refused: the log rotated away what the follower was sent \
+            \(acks.connectionFailures)
+            """)
+        expectJSONError(refusal, status: 503, error: "backlog")
+        #expect(acknowledged.count > 8 << 20 / 61_000, "\(acknowledged.count) acknowledged: refused before the log was full")
+        #expect(hub.server.stderr.text.contains("has not passed on"), "no warning says why webhooks are refused")
+
+        hub.server.child.kill()
+        _ = try await follower.stderr.waitForLine("the follower taking the port", where: { $0.contains("listening on") })
+        try await Durability.resumeAndExpectNotifiedOnceInOrder(acknowledged, on: follower)
+    }
+
     /// SPEC 11, every accepted event to every session, across a hand-over under load: webhooks
     /// keep coming while the hub exits, one follower takes the port over and the other
     /// re-attaches to it. The re-attaching one says the last event it was passed, and the new

@@ -35,7 +35,9 @@ final class HubFollower: @unchecked Sendable {
     /// hub sends what its log holds after it first.
     init?(directory: StateDirectory, own: SessionInfo, after: String? = nil, output: ProtocolOutput, notifier: ChannelNotifier) {
         guard let fd = UnixSocket.connected(to: HubServer.socketPath(for: directory)) else { return nil }
-        var helloObject: JSONObject = ["type": "hello", "pid": .int(Int64(own.pid)), "directory": .string(own.directory)]
+        var helloObject: JSONObject = [
+            "type": "hello", "pid": .int(Int64(own.pid)), "directory": .string(own.directory), "reports_passed": true,
+        ]
         if let after { helloObject["after"] = .string(after) }
         let hello = JSONWriter.compactString(.object(helloObject))
         UnixSocket.setReceiveTimeout(fd, seconds: 5)
@@ -63,13 +65,29 @@ final class HubFollower: @unchecked Sendable {
         writing.withLock { _ in _ = writeFully(fd, Array(frame.utf8)) }
     }
 
+    /// Tells the hub how many events this session has passed on since it attached: the hub
+    /// keeps the log generations holding the rest (`FollowerHold`).
+    private func reportPassed(_ count: Int) {
+        let frame = JSONWriter.compactString(["type": "passed", "count": .int(Int64(count))]) + "\n"
+        writing.withLock { _ in _ = writeFully(fd, Array(frame.utf8)) }
+    }
+
     /// Reads the hub until it goes away, then calls `onLost` once (on the reader thread).
     /// `onEvent` gets the `event_id` of each channel event passed on.
     func run(onEvent: @escaping @Sendable (String) -> Void = { _ in }, onLost: @escaping @Sendable () -> Void) {
         DetachedThread.start(name: "hub-follower") { [self] in
             var reader = firstReader
             reader.maxLine = 4 << 20
-            while case .line(let line) = reader.next() {
+            // Reported once per read, when every line read has been passed on: under load one
+            // small frame per 64 KiB of events, and at once when one event comes alone.
+            var passed = 0
+            var reported = 0
+            let reportIfChanged = {
+                guard passed != reported else { return }
+                self.reportPassed(passed)
+                reported = passed
+            }
+            while case .line(let line) = reader.next(beforeReading: reportIfChanged) {
                 // The hub (same user, its own socket) sends whole JSON-RPC lines; they are passed
                 // on as they are, not parsed again.
                 guard line.first == UInt8(ascii: "{") else { continue }
@@ -78,7 +96,10 @@ final class HubFollower: @unchecked Sendable {
                 // read yet is in the log (`ChannelState.catchUp`).
                 guard waitForRoom() else { break }
                 output.send(line: line)
-                if let id = Self.eventID(in: line) { onEvent(id) }
+                if let id = Self.eventID(in: line) {
+                    onEvent(id)
+                    passed += 1
+                }
             }
             close(fd)
             onLost()

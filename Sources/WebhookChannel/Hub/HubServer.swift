@@ -52,8 +52,9 @@ final class HubServer: SessionFanOut, @unchecked Sendable {
 
     let own: SessionInfo
     private let socketPath: String
+    /// `register` gets the oldest log generation the catch-up may read (nil: nothing missed).
     typealias CatchUp = @Sendable (_ after: String, _ inside: @escaping @Sendable (String) -> Bool,
-                                   _ register: @escaping @Sendable () -> Void) -> FollowerCatchUp
+                                   _ register: @escaping @Sendable (Int?) -> Void) -> FollowerCatchUp
     private let catchUp: CatchUp?
     private let directory: StateDirectory
     private let listenFD: Int32
@@ -104,14 +105,14 @@ final class HubServer: SessionFanOut, @unchecked Sendable {
         [own] + links.withLock { $0.map(\.info) }
     }
 
-    func share(_ event: ChannelEvent, pinnedTo route: String?) -> (ownSession: Bool, line: [UInt8]?) {
+    func share(_ event: ChannelEvent, pinnedTo route: String?, loggedIn generation: Int) -> (ownSession: Bool, line: [UInt8]?) {
         let current = links.withLock { $0 }
         guard !current.isEmpty else { return (true, nil) }
         let (targets, ownGetsIt) = targets(among: current, pinnedTo: route)
         guard !targets.isEmpty else { return (ownGetsIt, nil) }
         var line: [UInt8] = []
         event.writeNotification(into: &line)
-        for link in targets where !link.queue(line) {
+        for link in targets where !link.queue(line, loggedIn: generation) {
             log.warning("follower pid \(link.info.pid) is not reading; cut it off (it re-attaches)")
         }
         return (ownGetsIt, line)
@@ -126,6 +127,10 @@ final class HubServer: SessionFanOut, @unchecked Sendable {
         // that are behind, so one stalled session cannot hold back the reading ones.
         let total = current.reduce(0) { $0 + $1.queuedBytes }
         return total < Self.maxQueuedBytesAllFollowers || targeted.allSatisfy { $0.queuedBytes < 64 << 10 }
+    }
+
+    func holdsEvents(loggedIn generation: Int) -> Bool {
+        links.withLock { $0 }.contains { link in link.oldestHeldGeneration.map { $0 <= generation } ?? false }
     }
 
     func reachesOwnSession(pinnedTo route: String?) -> Bool {
@@ -179,15 +184,20 @@ final class HubServer: SessionFanOut, @unchecked Sendable {
         }
         UnixSocket.setReceiveTimeout(fd, seconds: 0)
         let link = FollowerLink(fd: fd, info: SessionInfo(pid: Int32(truncatingIfNeeded: pid), directory: directory,
-                                                          role: .follower))
+                                                          role: .follower),
+                                reportsPassed: value["reports_passed"]?.boolValue == true)
         _ = link.send(welcome)
         // A follower that followed another hub says the last event it was passed: it gets what
         // this hub's log holds after that, ahead of what is shared with it from now on.
         if let after = value["after"]?.stringValue, let catchUp {
             let info = link.info
-            let missed = catchUp(after, { route in info.isInside(route) }) { [self] in links.withLock { $0.append(link) } }
+            let missed = catchUp(after, { route in info.isInside(route) }) { [self] oldestGeneration in
+                link.catchUpStarts(from: oldestGeneration)
+                links.withLock { $0.append(link) }
+            }
             var end = welcome.count + 1
             let count = missed.lines(directory: self.directory) { chunk in end = link.insert(chunk, at: end) }
+            link.catchUpSent(events: count)
             if count > 0 { log.info("follower pid \(link.info.pid) missed \(count) event(s) while it changed hubs; sent them first") }
         } else {
             links.withLock { $0.append(link) }
@@ -196,7 +206,8 @@ final class HubServer: SessionFanOut, @unchecked Sendable {
         log.info("follower attached: pid \(link.info.pid) in \(directory)")
         onChange(sessions)
         link.startWriting()
-        // After hello a follower only registers its Claude Code's permission requests, so the
+        // After hello a follower says how many events it passed on to its session (so the log
+        // keeps what it has not), and registers its Claude Code's permission requests, so the
         // verdict (which arrives here) goes back to it. Anything not a JSON object ends the link.
         loop: while true {
             switch reader.next() {
@@ -205,7 +216,9 @@ final class HubServer: SessionFanOut, @unchecked Sendable {
                     log.warning("malformed frame from follower pid \(link.info.pid); closed that connection")
                     break loop
                 }
-                if value["type"]?.stringValue == "permission_request", let id = value["request_id"]?.stringValue {
+                if value["type"]?.stringValue == "passed", let count = value["count"]?.intValue {
+                    link.passedOn(Int(clamping: count))
+                } else if value["type"]?.stringValue == "permission_request", let id = value["request_id"]?.stringValue {
                     permissions.remember(requestID: id, owner: ObjectIdentifier(link)) { [weak link] behavior in
                         _ = link?.send(ChannelNotifier.permissionLine(requestID: id, behavior: behavior.rawValue))
                     }
@@ -219,142 +232,5 @@ final class HubServer: SessionFanOut, @unchecked Sendable {
         permissions.forget(owner: ObjectIdentifier(link))
         log.info("follower detached: pid \(link.info.pid)")
         onChange(sessions)
-    }
-}
-
-/// One follower's connection: a bounded queue of notification lines and the thread that
-/// writes them.
-final class FollowerLink: @unchecked Sendable {
-    let info: SessionInfo
-    private let fd: Int32
-    private struct Queue {
-        var bytes: [UInt8] = []
-        var closed = false
-        var wakeOwed = false
-        /// The writer took bytes and has not finished writing them.
-        var inFlight = false
-        /// How many (they still take memory until written).
-        var inFlightBytes = 0
-    }
-    private let queue = Mutex(Queue())
-    private let wake = ConditionSignal()
-    private let drained = ConditionSignal()
-    private let writerDone = ConditionSignal()
-    private let writing = Atomic<Bool>(false)
-
-    init(fd: Int32, info: SessionInfo) {
-        self.fd = fd
-        self.info = info
-    }
-
-    /// Bytes queued for the follower or being written to it.
-    var queuedBytes: Int {
-        queue.withLock { $0.bytes.count + $0.inFlightBytes }
-    }
-
-    /// Queues a line (its newline added) for the next `wakeIfQueued`; false (and the link is
-    /// cut) when the follower has fallen past the safety net (`cutOffBytesPerFollower`).
-    /// Before the writer starts: puts `lines` at `offset` (first right after the welcome, then
-    /// after the lines put there before), ahead of what was queued since. Returns where the
-    /// next lines go.
-    func insert(_ lines: [UInt8], at offset: Int) -> Int {
-        queue.withLock { state in
-            let at = min(offset, state.bytes.count)
-            state.bytes.insert(contentsOf: lines, at: at)
-            state.wakeOwed = true
-            return at + lines.count
-        }
-    }
-
-    func queue(_ line: [UInt8]) -> Bool {
-        let accepted = queue.withLock { state -> Bool in
-            guard !state.closed else { return true }
-            guard state.bytes.count + state.inFlightBytes + line.count < HubServer.cutOffBytesPerFollower else { return false }
-            state.bytes.append(contentsOf: line)
-            state.bytes.append(0x0A)
-            state.wakeOwed = true
-            return true
-        }
-        if !accepted { cut() }
-        return accepted
-    }
-
-    /// Queues a line and wakes the writer at once (messages outside the loop's passes).
-    func send(_ line: [UInt8]) -> Bool {
-        let accepted = queue(line)
-        wakeIfQueued()
-        return accepted
-    }
-
-    func wakeIfQueued() {
-        let owed = queue.withLock { state -> Bool in
-            defer { state.wakeOwed = false }
-            return state.wakeOwed
-        }
-        if owed { wake.signal() }
-    }
-
-    func startWriting() {
-        writing.store(true, ordering: .releasing)
-        DetachedThread.start(name: "hub-writer") { [self] in
-            defer { writerDone.signal() }
-            var taken: [UInt8] = []
-            while true {
-                let closed = queue.withLock { state -> Bool in
-                    swap(&taken, &state.bytes)
-                    state.inFlight = !taken.isEmpty
-                    state.inFlightBytes = taken.count
-                    return state.closed
-                }
-                if closed { return }
-                if taken.isEmpty {
-                    wake.wait(timeoutMilliseconds: 1000)
-                    continue
-                }
-                if writeFully(fd, taken) != 0 {
-                    cut()
-                    return
-                }
-                queue.withLock { state in
-                    state.inFlight = false
-                    state.inFlightBytes = 0
-                }
-                drained.signal()
-                taken.removeAll(keepingCapacity: taken.capacity <= 1 << 20)
-            }
-        }
-    }
-
-    /// Cuts the link, waits for its writer to stop, and closes the descriptor (only then, so a
-    /// write can never reach a descriptor number reused meanwhile).
-    func finish() {
-        cut()
-        if writing.load(ordering: .acquiring) { writerDone.wait(timeoutMilliseconds: 5000) }
-        close(fd)
-    }
-
-    /// Lets the writer write what is queued (until `deadline`, a monotonic reading), then
-    /// cuts the link: the hub's orderly exit, so the follower has every event the hub answered.
-    func drainThenCut(deadline: UInt64) {
-        let clock = SystemClock()
-        wake.signal()
-        while writing.load(ordering: .acquiring), clock.monotonicNanoseconds() < deadline {
-            let pending = queue.withLock { !$0.closed && (!$0.bytes.isEmpty || $0.inFlight) }
-            guard pending else { break }
-            wake.signal()
-            drained.wait(timeoutMilliseconds: 10)
-        }
-        cut()
-    }
-
-    /// Ends the link: the reader sees the end, the writer stops, the follower sees EOF.
-    func cut() {
-        let first = queue.withLock { state -> Bool in
-            defer { state.closed = true; state.bytes = [] }
-            return !state.closed
-        }
-        guard first else { return }
-        shutdown(fd, Int32(SHUT_RDWR))
-        wake.signal()
     }
 }

@@ -71,7 +71,11 @@ public protocol SessionFanOut: AnyObject, Sendable {
     /// gets it too — a source pinned to a project goes only to the sessions in that project,
     /// and to every session when none is: never nowhere — and gives the notification line
     /// when it had to encode one (so the own session does not encode it again).
-    func share(_ event: ChannelEvent, pinnedTo route: String?) -> (ownSession: Bool, line: [UInt8]?)
+    /// `loggedIn`: the event log generation its line went into.
+    func share(_ event: ChannelEvent, pinnedTo route: String?, loggedIn generation: Int) -> (ownSession: Bool, line: [UInt8]?)
+    /// Whether a follower was sent an event logged in `generation` or before and has not
+    /// passed it on yet: the log may not rotate that generation away (`FollowerHold`).
+    func holdsEvents(loggedIn generation: Int) -> Bool
     /// Wakes each follower's writer once for everything shared in this loop pass.
     func endOfPass()
     /// Whether every follower an event pinned to `route` would go to can take it: a follower

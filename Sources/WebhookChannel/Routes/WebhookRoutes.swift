@@ -382,6 +382,7 @@ final class WebhookRoutes: Sendable {
                     case .acknowledged: answer.fulfil(Self.accepted(eventID: eventID, filtered: filtered))
                     case .notWritten: answer.fulfil(Self.notWritten)
                     case .sessionGone: answer.fulfil(Self.sessionGone)
+                    case .backlog: answer.fulfil(Self.backlog)
                     case .notJournaled: answer.fulfil(Self.notJournaled)
                     }
                 }

@@ -30,6 +30,9 @@ public actor ChannelState {
         /// Logged and notified, but its duplicate key could not be journaled (a full disk):
         /// `503`, and its retry is answered once the journal can be written.
         case notJournaled
+        /// Not logged: the log is full and rotating it would remove events a follower session
+        /// has not passed on yet (`FollowerHold`). `503 backlog`, as when its queue is full.
+        case backlog
     }
 
     public enum WebhookOutcome {
@@ -113,6 +116,8 @@ public actor ChannelState {
         var receivedAt: Double
         var eventID: String
         var written: Pending<Commit>
+        /// The event log generation its line went into (once written).
+        var logGeneration = 0
         /// The 200 went out already (without `WEBHOOK_FSYNC`, as soon as the log holds it).
         var answered = false
     }
@@ -194,6 +199,14 @@ public actor ChannelState {
                 }
             }
         }
+        // No trace of the last event passed on: rotation removed it, so every event the log
+        // holds came after it. (This session had stopped reading while the hub went on.)
+        if followed != nil, !pastFollowed, lastID != nil {
+            EventLog.forEachRecord(directory: store.directory) { record in
+                if catchUp(record, ownSessionReceives: ownSessionReceives) { caughtUp += 1 }
+                return true
+            }
+        }
         sources.stats = stats
         // Whatever the log holds was notified by the hub that wrote it (or caught up above).
         lastReleasedEventID = lastID
@@ -208,6 +221,8 @@ public actor ChannelState {
     /// The last event notified (loop only): a follower attaching catches up to it; what comes
     /// after is shared with it when released.
     private var lastReleasedEventID: String?
+    /// Webhooks are refused because the log cannot rotate (said once per episode).
+    private var rotationHeldBack = false
 
     /// What a follower that attaches to this hub missed: the events logged after `eventID`
     /// (the last it was passed) up to the last one released, that a session in a project for
@@ -216,18 +231,21 @@ public actor ChannelState {
     /// (called on a hub link's thread); the lines are read and built by the caller
     /// (`FollowerCatchUp.lines`).
     public nonisolated func catchUpForFollower(after eventID: String, inside: @escaping @Sendable (String) -> Bool,
-                                               register: @escaping @Sendable () -> Void) -> FollowerCatchUp
+                                               register: @escaping @Sendable (Int?) -> Void) -> FollowerCatchUp
     {
         let result = Mutex<(catchUp: FollowerCatchUp?, abandoned: Bool)>((nil, false))
         let done = ConditionSignal()
         loop.execute { [self] in
-            let catchUp = assumeIsolated { $0.catchUp(after: eventID, inside: inside) }
+            let (catchUp, generation) = assumeIsolated { state in
+                (state.catchUp(after: eventID, inside: inside), state.eventLog.file.generation)
+            }
             let registered = result.withLock { state -> Bool in
                 guard !state.abandoned else { return false }
                 state.catchUp = catchUp
                 return true
             }
-            if registered { register() }
+            // The log keeps the generations the catch-up reads until the follower passed it on.
+            if registered { register(catchUp.isEmpty ? nil : generation - 1) }
             done.signal()
         }
         for _ in 0..<10 where result.withLock({ $0.catchUp == nil }) { done.wait(timeoutMilliseconds: 1000) }
@@ -236,7 +254,7 @@ public actor ChannelState {
             return state.catchUp
         }
         guard let catchUp else {
-            register()
+            register(nil)
             return .nothing
         }
         return catchUp
@@ -421,16 +439,29 @@ public actor ChannelState {
         var batch = uncommitted
         uncommitted = []
         uncommitted.reserveCapacity(batch.count)
-        let written = eventLog.writePending()
-        guard written else {
+        // A follower that stopped reading may hold events in the generation a rotation would
+        // remove; should the hub die, they are read from the log again. Until it reads on,
+        // nothing that would rotate the log is taken.
+        let heldBack = eventLog.wouldRotate && fanOut?.holdsEvents(loggedIn: eventLog.file.generation - 1) == true
+        if heldBack != rotationHeldBack {
+            rotationHeldBack = heldBack
+            if heldBack {
+                log.warning("the event log is full and a follower session has not passed on events in its older "
+                    + "generation; webhooks are answered 503 backlog until it reads on")
+            }
+        }
+        if heldBack { eventLog.discardPending() }
+        guard !heldBack, eventLog.writePending() else {
             for accepted in batch {
                 if accepted.reservedHere { notifier.cancel(weight: accepted.weight) }
                 for key in accepted.replayKeys { replay.remove(key) }
                 sources.stats[accepted.sourceID]?.eventCount -= 1
-                accepted.written.fulfil(.notWritten)
+                accepted.written.fulfil(heldBack ? .backlog : .notWritten)
             }
             return
         }
+        let generation = eventLog.file.generation
+        for index in batch.indices { batch[index].logGeneration = generation }
         if !syncsLog {
             // In the log as far as the kernel is concerned: that is what a 200 promises. The
             // answers go after the notifications are written (below), not before them.
@@ -490,7 +521,8 @@ public actor ChannelState {
         for index in batch.indices {
             if case .ready(let event) = batch[index].notification {
                 let weight = batch[index].weight
-                let (ownSession, line) = fanOut?.share(event, pinnedTo: batch[index].route) ?? (true, nil)
+                let (ownSession, line) = fanOut?.share(event, pinnedTo: batch[index].route,
+                                                       loggedIn: batch[index].logGeneration) ?? (true, nil)
                 // Remembered until the answer, unless that was given already (a batch released
                 // after its answers, behind a digest).
                 if line != nil && !batch[index].written.isFulfilled { sharedWithFollowers.insert(ObjectIdentifier(batch[index].written)) }

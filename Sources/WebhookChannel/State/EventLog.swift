@@ -150,13 +150,19 @@ final class EventLog {
 
     var hasPending: Bool { !pendingLines.isEmpty }
 
+    /// Whether writing the queued records would rotate the log (and drop `events.log.1`).
+    var wouldRotate: Bool { file.wouldRotate(appending: pendingLines.count) }
+
+    /// Forgets the queued records (they were refused).
+    func discardPending() {
+        pendingLines.removeAll(keepingCapacity: pendingLines.capacity <= 1 << 20)
+        pendingEntries.removeAll(keepingCapacity: true)
+    }
+
     /// Writes the queued records with one `write`. False when they could not be written (none
     /// of them is then in the file).
     func writePending() -> Bool {
-        defer {
-            pendingLines.removeAll(keepingCapacity: pendingLines.capacity <= 1 << 20)
-            pendingEntries.removeAll(keepingCapacity: true)
-        }
+        defer { discardPending() }
         guard let (generation, start) = file.append(pendingLines) else { return false }
         // In place, by index: a `for var` copies each entry (and retains all it holds) once more.
         for index in pendingEntries.indices {

@@ -29,6 +29,11 @@ public struct FollowerCatchUp: Sendable {
 
     static let nothing = FollowerCatchUp(missed: .nothing, sources: [:], inside: { _ in true })
 
+    var isEmpty: Bool {
+        if case .nothing = missed { return true }
+        return false
+    }
+
     /// The source of an event the follower gets; nil for one it does not (filtered out, of a
     /// source no longer paired, or pinned to another project).
     private func source(for record: EventRecord) -> SourceRecord? {

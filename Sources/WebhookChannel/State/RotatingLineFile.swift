@@ -88,6 +88,11 @@ final class RotatingLineFile {
         return 0
     }
 
+    /// Whether appending `count` bytes would rotate first.
+    func wouldRotate(appending count: Int) -> Bool {
+        count > 0 && size > 0 && size + count > maxBytes
+    }
+
     /// Appends whole lines with one `write`. Returns the generation and offset where they
     /// begin, or nil when they could not be written; then nothing of them stays in the file
     /// (a partial write is cut back), so the caller can refuse what they acknowledge.
@@ -95,7 +100,7 @@ final class RotatingLineFile {
         guard !lines.isEmpty else { return (generation, size) }
         if descriptor < 0 { open() }
         if descriptorWasUnlinked() { startAfresh() }
-        if size > 0 && size + lines.count > maxBytes { rotate() }
+        if wouldRotate(appending: lines.count) { rotate() }
         guard descriptor >= 0 else { return nil }
         let code = writeFully(descriptor, lines)
         guard code == 0 else {

@@ -1,0 +1,178 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials  // Linux: Foundation without ICU
+#else
+import Foundation
+#endif
+import Synchronization
+import Platform
+
+/// One follower's connection: a bounded queue of notification lines, the thread that
+/// writes them, and which log generations hold events the follower has not passed on.
+final class FollowerLink: @unchecked Sendable {
+    let info: SessionInfo
+    private let fd: Int32
+    /// The follower says how many events it passed on (`passed` frames); one that does not
+    /// (an older version) holds no log generation back.
+    let reportsPassed: Bool
+    private struct Queue {
+        var bytes: [UInt8] = []
+        var closed = false
+        var wakeOwed = false
+        /// The writer took bytes and has not finished writing them.
+        var inFlight = false
+        /// How many (they still take memory until written).
+        var inFlightBytes = 0
+        var hold = FollowerHold()
+    }
+    private let queue = Mutex(Queue())
+    private let wake = ConditionSignal()
+    private let drained = ConditionSignal()
+    private let writerDone = ConditionSignal()
+    private let writing = Atomic<Bool>(false)
+
+    init(fd: Int32, info: SessionInfo, reportsPassed: Bool) {
+        self.fd = fd
+        self.info = info
+        self.reportsPassed = reportsPassed
+    }
+
+    /// The oldest event-log generation with an event sent to this follower and not passed on
+    /// to its session yet (nil: none).
+    var oldestHeldGeneration: Int? {
+        queue.withLock { $0.hold.oldestGeneration }
+    }
+
+    /// A catch-up read from the log generations from `generation` on is about to be inserted.
+    func catchUpStarts(from generation: Int?) {
+        guard reportsPassed, let generation else { return }
+        queue.withLock { $0.hold.catchUpStarts(from: generation) }
+    }
+
+    /// The catch-up inserted was `events` events.
+    func catchUpSent(events: Int) {
+        guard reportsPassed else { return }
+        queue.withLock { $0.hold.catchUpSent(events: events) }
+    }
+
+    /// The follower passed on `count` events since it attached.
+    func passedOn(_ count: Int) {
+        queue.withLock { $0.hold.passedOn(count) }
+    }
+
+    /// Bytes queued for the follower or being written to it.
+    var queuedBytes: Int {
+        queue.withLock { $0.bytes.count + $0.inFlightBytes }
+    }
+
+    /// Before the writer starts: puts `lines` at `offset` (first right after the welcome, then
+    /// after the lines put there before), ahead of what was queued since. Returns where the
+    /// next lines go.
+    func insert(_ lines: [UInt8], at offset: Int) -> Int {
+        queue.withLock { state in
+            let at = min(offset, state.bytes.count)
+            state.bytes.insert(contentsOf: lines, at: at)
+            state.wakeOwed = true
+            return at + lines.count
+        }
+    }
+
+    /// Queues a line (its newline added) for the next `wakeIfQueued`; false (and the link is
+    /// cut) when the follower has fallen past the safety net (`cutOffBytesPerFollower`).
+    /// `loggedIn`: the log generation of the event the line notifies (nil for other lines).
+    func queue(_ line: [UInt8], loggedIn generation: Int? = nil) -> Bool {
+        let accepted = queue.withLock { state -> Bool in
+            guard !state.closed else { return true }
+            guard state.bytes.count + state.inFlightBytes + line.count < HubServer.cutOffBytesPerFollower else { return false }
+            state.bytes.append(contentsOf: line)
+            state.bytes.append(0x0A)
+            state.wakeOwed = true
+            if reportsPassed, let generation { state.hold.share(loggedIn: generation) }
+            return true
+        }
+        if !accepted { cut() }
+        return accepted
+    }
+
+    /// Queues a line and wakes the writer at once (messages outside the loop's passes).
+    func send(_ line: [UInt8]) -> Bool {
+        let accepted = queue(line)
+        wakeIfQueued()
+        return accepted
+    }
+
+    func wakeIfQueued() {
+        let owed = queue.withLock { state -> Bool in
+            defer { state.wakeOwed = false }
+            return state.wakeOwed
+        }
+        if owed { wake.signal() }
+    }
+
+    func startWriting() {
+        writing.store(true, ordering: .releasing)
+        DetachedThread.start(name: "hub-writer") { [self] in
+            defer { writerDone.signal() }
+            var taken: [UInt8] = []
+            while true {
+                let closed = queue.withLock { state -> Bool in
+                    swap(&taken, &state.bytes)
+                    state.inFlight = !taken.isEmpty
+                    state.inFlightBytes = taken.count
+                    return state.closed
+                }
+                if closed { return }
+                if taken.isEmpty {
+                    wake.wait(timeoutMilliseconds: 1000)
+                    continue
+                }
+                if writeFully(fd, taken) != 0 {
+                    cut()
+                    return
+                }
+                queue.withLock { state in
+                    state.inFlight = false
+                    state.inFlightBytes = 0
+                }
+                drained.signal()
+                taken.removeAll(keepingCapacity: taken.capacity <= 1 << 20)
+            }
+        }
+    }
+
+    /// Cuts the link, waits for its writer to stop, and closes the descriptor (only then, so a
+    /// write can never reach a descriptor number reused meanwhile).
+    func finish() {
+        cut()
+        if writing.load(ordering: .acquiring) { writerDone.wait(timeoutMilliseconds: 5000) }
+        close(fd)
+    }
+
+    /// Lets the writer write what is queued (until `deadline`, a monotonic reading), then
+    /// cuts the link: the hub's orderly exit, so the follower has every event the hub answered.
+    func drainThenCut(deadline: UInt64) {
+        let clock = SystemClock()
+        wake.signal()
+        while writing.load(ordering: .acquiring), clock.monotonicNanoseconds() < deadline {
+            let pending = queue.withLock { !$0.closed && (!$0.bytes.isEmpty || $0.inFlight) }
+            guard pending else { break }
+            wake.signal()
+            drained.wait(timeoutMilliseconds: 10)
+        }
+        cut()
+    }
+
+    /// Ends the link: the reader sees the end, the writer stops, the follower sees EOF.
+    func cut() {
+        let first = queue.withLock { state -> Bool in
+            defer {
+                state.closed = true
+                state.bytes = []
+                state.hold.release()
+            }
+            return !state.closed
+        }
+        guard first else { return }
+        shutdown(fd, Int32(SHUT_RDWR))
+        wake.signal()
+    }
+}
