@@ -312,6 +312,56 @@ import Testing
         try await Durability.resumeAndExpectNotifiedOnceInOrder(acknowledged, on: follower)
     }
 
+    /// SPEC 11 with SPEC 9: a follower that takes the port over does not let the log rotate
+    /// until the old hub's other followers re-attached, since they read what they missed from
+    /// it. Here one of them is stopped through the hand-over while large bodies arrive: the
+    /// new hub refuses them (`503 backlog`) once the log is full, instead of rotating away
+    /// what the stopped one missed; resumed, it re-attaches and gets every acknowledged event.
+    @Test func aNewHubKeepsTheLogForFollowersStillOnTheirWayBack() async throws {
+        var sessions = try Sessions()
+        defer { sessions.stop() }
+        let hub = try await sessions.start(project: "/work/a")
+        let next = try await sessions.start(project: "/work/b")
+        let late = try await sessions.start(project: "/work/c")
+        for follower in [next, late] {
+            _ = try await follower.server.stderr.waitForLine("a line with following", where: { $0.contains("following") })
+        }
+        let port = sessions.port
+        let http = RawHTTPClient(port: port)
+        let credentials = try await http.pairSource(name: "ci")
+        let before = Acknowledgements()
+        try await offloaded {
+            before.sendLoop(port: port, limit: 20, deadline: Date().addingTimeInterval(60)) { index in
+                Durability.webhookRequest(http, credentials, body: Durability.body(tag: "before", index: index))
+            }
+        }
+        #expect(before.acknowledged.count == 20, "\(before.otherAnswers)")
+        let serverFile = sessions.stateDir.serverFile
+        _ = try await poll("server.json listing both followers") {
+            (try? String(contentsOf: serverFile, encoding: .utf8))?.contains("\(late.server.pid)") == true ? true : nil
+        }
+
+        late.server.child.send(signal: SIGSTOP)
+        hub.server.child.kill()
+        _ = try await next.server.stderr.waitForLine("the next hub listening", where: { $0.contains("listening on") })
+        // 40 bodies of 900 KB would rotate the log four times; the wait for the stopped
+        // follower lasts 5 s at most, and 10 of them fill the log.
+        let after = Acknowledgements()
+        try await offloaded {
+            after.sendLoop(port: port, limit: 40, deadline: Date().addingTimeInterval(4)) { index in
+                Durability.webhookRequest(http, credentials, body: Durability.body(tag: "after", index: index, padding: 900_000))
+            }
+        }
+        late.server.child.send(signal: SIGCONT)
+        let refusal = try #require(after.otherAnswers.first, """
+            \(after.acknowledged.count) acknowledged, none refused: the log rotated before the stopped follower was back \
+            \(after.connectionFailures)
+            """)
+        expectJSONError(refusal, status: 503, error: "backlog")
+        #expect(after.acknowledged.count >= 4, "\(after.acknowledged.count) acknowledged: refused before the log was full")
+        try await Durability.expectNotifiedOnceInOrder(before.acknowledged + after.acknowledged, by: late.mcp)
+    }
+
     /// SPEC 11, every accepted event to every session, across a hand-over under load: webhooks
     /// keep coming while the hub exits, one follower takes the port over and the other
     /// re-attaches to it. The re-attaching one says the last event it was passed, and the new

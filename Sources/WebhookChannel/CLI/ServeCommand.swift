@@ -276,6 +276,15 @@ struct ServerFile: Sendable {
         }
     }
 
+    /// The sessions the hub listed (itself first, then its followers). `evenIfGone`: also when
+    /// the process that wrote the file is no longer running (nil when there is no file).
+    func sessions(evenIfGone: Bool) -> [SessionInfo]? {
+        guard let bytes = try? directory.readFile(ServerFile.name), let value = try? JSONParser.parse(bytes)
+        else { return nil }
+        guard evenIfGone || read() != nil else { return [] }
+        return value["sessions"]?.arrayValue?.compactMap(SessionInfo.init(json:)) ?? []
+    }
+
     /// The sessions the hub listed (itself first, then its followers).
     func sessions() -> [SessionInfo] {
         guard read() != nil, let bytes = try? directory.readFile(ServerFile.name), let value = try? JSONParser.parse(bytes)

@@ -63,6 +63,8 @@ final class HubServer: SessionFanOut, @unchecked Sendable {
     private let onChange: @Sendable ([SessionInfo]) -> Void
     private let permissions: PermissionRelay
     private let links = Mutex<[FollowerLink]>([])
+    /// After a take-over: the old hub's other followers, until they re-attached.
+    private let reattachWait = Mutex<ReattachWait?>(nil)
     private let stopped = Atomic<Bool>(false)
 
     /// Listens on `hub.sock` in the state dir, replacing a stale one (the caller holds the
@@ -130,7 +132,22 @@ final class HubServer: SessionFanOut, @unchecked Sendable {
     }
 
     func holdsEvents(loggedIn generation: Int) -> Bool {
-        links.withLock { $0 }.contains { link in link.oldestHeldGeneration.map { $0 <= generation } ?? false }
+        let current = links.withLock { $0 }
+        if current.contains(where: { link in link.oldestHeldGeneration.map { $0 <= generation } ?? false }) { return true }
+        let attached = Set(current.map(\.info.pid))
+        let now = SystemClock().monotonicNanoseconds()
+        return reattachWait.withLock { wait in
+            guard var current = wait else { return false }
+            let holds = current.holds(now: now, attached: attached) { pid in kill(pid, 0) == 0 || errno == EPERM }
+            wait = holds ? current : nil
+            return holds
+        }
+    }
+
+    /// This hub took the port over: `listed` are the old hub's other followers (nil when it
+    /// left no list). The log does not rotate until they re-attached (`ReattachWait`).
+    func awaitReattach(listed: Set<Int32>?) {
+        reattachWait.withLock { $0 = ReattachWait(listed: listed, now: SystemClock().monotonicNanoseconds()) }
     }
 
     func reachesOwnSession(pinnedTo route: String?) -> Bool {

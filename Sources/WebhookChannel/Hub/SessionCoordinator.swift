@@ -133,6 +133,12 @@ final class SessionCoordinator: @unchecked Sendable {
 
     private func becomeHub(_ server: HTTPServer) {
         let host = server.address.hostForURL, port = server.address.port
+        // Taking over from a hub that went away: its other followers are about to re-attach
+        // and read what they missed from the log, which must not rotate away meanwhile.
+        let tookOver = state.withLock { $0.role == .follower || $0.followed != nil }
+        let listed = tookOver ? serverFile.sessions(evenIfGone: true).map { sessions in
+            Set(sessions.filter { $0.role == .follower && $0.pid != getpid() }.map(\.pid))
+        } : nil
         let own = SessionInfo.current(role: .hub)
         let file = serverFile
         let hub: HubServer?
@@ -160,6 +166,7 @@ final class SessionCoordinator: @unchecked Sendable {
         channel.permissionRelay.registerWithHub(nil)
         serverFile.write(host: host, port: port, sessions: hub?.sessions ?? [own], log: log)
         if let hub {
+            if tookOver { hub.awaitReattach(listed: listed) }
             loop.execute { [channel] in channel.assumeIsolated { $0.fanOut = hub } }
             hub.start()
         }
