@@ -61,15 +61,19 @@ final class HubFollower: @unchecked Sendable {
     /// Tells the hub that this session's Claude Code asked for a permission verdict (the
     /// verdict arrives at the hub's port and comes back here).
     func registerPermissionRequest(_ requestID: String) {
-        let frame = JSONWriter.compactString(["type": "permission_request", "request_id": .string(requestID)]) + "\n"
-        writing.withLock { _ in _ = writeFully(fd, Array(frame.utf8)) }
+        send(["type": "permission_request", "request_id": .string(requestID)])
     }
 
     /// Tells the hub how many events this session has passed on since it attached: the hub
     /// keeps the log generations holding the rest (`FollowerHold`).
     private func reportPassed(_ count: Int) {
-        let frame = JSONWriter.compactString(["type": "passed", "count": .int(Int64(count))]) + "\n"
-        writing.withLock { _ in _ = writeFully(fd, Array(frame.utf8)) }
+        send(["type": "passed", "count": .int(Int64(count))])
+    }
+
+    /// One frame to the hub (the reader thread and the MCP side both send).
+    private func send(_ frame: JSONObject) {
+        let line = JSONWriter.compactString(.object(frame)) + "\n"
+        writing.withLock { _ in _ = writeFully(fd, Array(line.utf8)) }
     }
 
     /// Reads the hub until it goes away, then calls `onLost` once (on the reader thread).
