@@ -131,17 +131,20 @@ final class HubServer: SessionFanOut, @unchecked Sendable {
         return total < Self.maxQueuedBytesAllFollowers || targeted.allSatisfy { $0.queuedBytes < 64 << 10 }
     }
 
-    func holdsEvents(loggedIn generation: Int) -> Bool {
+    func rotationHolder(loggedIn generation: Int) -> String? {
         let current = links.withLock { $0 }
-        if current.contains(where: { link in link.oldestHeldGeneration.map { $0 <= generation } ?? false }) { return true }
+        if let link = current.first(where: { link in link.oldestHeldGeneration.map { $0 <= generation } ?? false }) {
+            return "follower pid \(link.info.pid) has not passed on events it was sent"
+        }
         let attached = Set(current.map(\.info.pid))
         let now = SystemClock().monotonicNanoseconds()
-        return reattachWait.withLock { wait in
+        let waiting = reattachWait.withLock { wait -> Bool in
             guard var current = wait else { return false }
             let holds = current.holds(now: now, attached: attached) { pid in kill(pid, 0) == 0 || errno == EPERM }
             wait = holds ? current : nil
             return holds
         }
+        return waiting ? "the previous hub's followers are still re-attaching" : nil
     }
 
     /// This hub took the port over: `listed` are the old hub's other followers (nil when it

@@ -73,9 +73,10 @@ public protocol SessionFanOut: AnyObject, Sendable {
     /// when it had to encode one (so the own session does not encode it again).
     /// `loggedIn`: the event log generation its line went into.
     func share(_ event: ChannelEvent, pinnedTo route: String?, loggedIn generation: Int) -> (ownSession: Bool, line: [UInt8]?)
-    /// Whether a follower was sent an event logged in `generation` or before and has not
-    /// passed it on yet: the log may not rotate that generation away (`FollowerHold`).
-    func holdsEvents(loggedIn generation: Int) -> Bool
+    /// Who keeps the log from rotating away `generation` and older: a follower that was sent
+    /// an event logged there and has not passed it on yet (`FollowerHold`), or followers of a
+    /// hub that went away still re-attaching (`ReattachWait`). Nil when nobody.
+    func rotationHolder(loggedIn generation: Int) -> String?
     /// Wakes each follower's writer once for everything shared in this loop pass.
     func endOfPass()
     /// Whether every follower an event pinned to `route` would go to can take it: a follower

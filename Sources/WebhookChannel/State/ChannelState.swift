@@ -442,12 +442,13 @@ public actor ChannelState {
         // A follower that stopped reading may hold events in the generation a rotation would
         // remove; should the hub die, they are read from the log again. Until it reads on,
         // nothing that would rotate the log is taken.
-        let heldBack = eventLog.wouldRotate && fanOut?.holdsEvents(loggedIn: eventLog.file.generation - 1) == true
+        let holder = eventLog.wouldRotate ? fanOut?.rotationHolder(loggedIn: eventLog.file.generation - 1) : nil
+        let heldBack = holder != nil
         if heldBack != rotationHeldBack {
             rotationHeldBack = heldBack
-            if heldBack {
-                log.warning("the event log is full and a follower session has not passed on events in its older "
-                    + "generation; webhooks are answered 503 backlog until it reads on")
+            if let holder {
+                log.warning("the event log is full and cannot rotate yet: \(holder); "
+                    + "webhooks are answered 503 backlog until then")
             }
         }
         if heldBack { eventLog.discardPending() }
