@@ -30,7 +30,10 @@ struct FollowerCatchUpTests {
     /// What `FollowerCatchUp.forEachRecord` visits, in order.
     static func records(after: String, through: String, directory: StateDirectory) -> [EventRecord] {
         var records: [EventRecord] = []
-        FollowerCatchUp.forEachRecord(after: after, through: through, directory: directory) { records.append($0) }
+        FollowerCatchUp.forEachRecord(after: after, through: through, directory: directory) { record in
+            records.append(record)
+            return true
+        }
         return records
     }
 
@@ -77,13 +80,32 @@ struct FollowerCatchUpTests {
         let catchUp = FollowerCatchUp(missed: .logRange(after: "evt_0", through: "evt_5"), sources: sources,
                                       inside: { $0 == "/work/b" })
         var chunks: [[UInt8]] = []
-        let count = catchUp.lines(directory: StateDirectory(path: dir.path), chunkBytes: 1) { chunks.append($0) }
+        let count = catchUp.lines(directory: StateDirectory(path: dir.path), chunkBytes: 1) { chunk in
+            chunks.append(chunk)
+            return true
+        }
         #expect(chunks.count == 2, "one chunk a line at a one-byte chunk size")
         let lines = String(decoding: Array(chunks.joined()), as: UTF8.self).split(separator: "\n")
         #expect(count == 2 && lines.count == 2)
         #expect(lines.first?.contains(#""event_id":"evt_1""#) == true, "\(lines)")
         #expect(lines.last?.contains(#""event_id":"evt_5""#) == true, "\(lines)")
         #expect(lines.allSatisfy { $0.contains("notifications/claude/channel") })
+    }
+
+    /// A follower that goes away in the middle of its catch-up: the log is not read further.
+    @Test func linesStopWhenTheTakerWantsNoMore() throws {
+        let dir = try TempStateDir()
+        defer { dir.remove() }
+        try Self.writeLog(dir, older: (0..<50).map { Self.record($0) }, current: (50..<100).map { Self.record($0) })
+        let source = SourceRecord(id: "src_a", name: "a", hmacSecret: "whsec_a", callbackURL: nil, pairedAt: "2026-01-01T00:00:00Z")
+        let catchUp = FollowerCatchUp(missed: .logRange(after: "evt_0", through: "evt_99"), sources: ["src_a": source],
+                                      inside: { _ in true })
+        var taken = 0
+        let count = catchUp.lines(directory: StateDirectory(path: dir.path), chunkBytes: 1) { _ in
+            taken += 1
+            return taken < 3
+        }
+        #expect(taken == 3 && count == 3, "taken \(taken), counted \(count)")
     }
 
     /// The index hands out what lies between only when it holds all of it; otherwise the

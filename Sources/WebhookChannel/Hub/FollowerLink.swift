@@ -22,7 +22,12 @@ final class FollowerLink: @unchecked Sendable {
         var inFlight = false
         /// How many (they still take memory until written).
         var inFlightBytes = 0
+        /// A catch-up is being sent: what is shared meanwhile waits in `later`, to go after it.
+        var catchingUp = false
+        var later: [UInt8] = []
         var hold = FollowerHold()
+
+        var pendingBytes: Int { bytes.count + inFlightBytes + later.count }
     }
     private let queue = Mutex(Queue())
     private let wake = ConditionSignal()
@@ -61,19 +66,43 @@ final class FollowerLink: @unchecked Sendable {
 
     /// Bytes queued for the follower or being written to it.
     var queuedBytes: Int {
-        queue.withLock { $0.bytes.count + $0.inFlightBytes }
+        queue.withLock { $0.pendingBytes }
     }
 
-    /// Before the writer starts: puts `lines` at `offset` (first right after the welcome, then
-    /// after the lines put there before), ahead of what was queued since. Returns where the
-    /// next lines go.
-    func insert(_ lines: [UInt8], at offset: Int) -> Int {
+    /// What a catch-up may have queued and not yet written before its reader waits: a
+    /// far-behind follower's catch-up is tens of megabytes, and several re-attach at once.
+    static let catchUpWindowBytes = 1 << 20
+
+    /// From now on, lines shared with the follower wait until `endCatchUp`.
+    func beginCatchUp() {
+        queue.withLock { $0.catchingUp = true }
+    }
+
+    /// Queues catch-up lines for the writer (started already), then waits while more than
+    /// `catchUpWindowBytes` are not written yet. False when the link has ended (no more is
+    /// wanted).
+    func sendCatchUp(_ lines: [UInt8]) -> Bool {
         queue.withLock { state in
-            let at = min(offset, state.bytes.count)
-            state.bytes.insert(contentsOf: lines, at: at)
-            state.wakeOwed = true
-            return at + lines.count
+            if !state.closed { state.bytes.append(contentsOf: lines) }
         }
+        wake.signal()
+        while true {
+            let (closed, waiting) = queue.withLock { ($0.closed, $0.bytes.count + $0.inFlightBytes) }
+            if closed { return false }
+            if waiting <= Self.catchUpWindowBytes { return true }
+            drained.wait(timeoutMilliseconds: 100)
+        }
+    }
+
+    /// The catch-up is all queued: what was shared meanwhile follows it.
+    func endCatchUp() {
+        queue.withLock { state in
+            state.catchingUp = false
+            state.bytes.append(contentsOf: state.later)
+            state.later = []
+            state.wakeOwed = true
+        }
+        wakeIfQueued()
     }
 
     /// Queues a line (its newline added) for the next `wakeIfQueued`; false (and the link is
@@ -82,9 +111,14 @@ final class FollowerLink: @unchecked Sendable {
     func queue(_ line: [UInt8], loggedIn generation: Int? = nil) -> Bool {
         let accepted = queue.withLock { state -> Bool in
             guard !state.closed else { return true }
-            guard state.bytes.count + state.inFlightBytes + line.count < HubServer.cutOffBytesPerFollower else { return false }
-            state.bytes.append(contentsOf: line)
-            state.bytes.append(0x0A)
+            guard state.pendingBytes + line.count < HubServer.cutOffBytesPerFollower else { return false }
+            if state.catchingUp {
+                state.later.append(contentsOf: line)
+                state.later.append(0x0A)
+            } else {
+                state.bytes.append(contentsOf: line)
+                state.bytes.append(0x0A)
+            }
             state.wakeOwed = true
             if reportsPassed, let generation { state.hold.share(loggedIn: generation) }
             return true
@@ -108,8 +142,9 @@ final class FollowerLink: @unchecked Sendable {
         if owed { wake.signal() }
     }
 
+    /// Starts the writer thread (once; later calls do nothing).
     func startWriting() {
-        writing.store(true, ordering: .releasing)
+        guard !writing.exchange(true, ordering: .acquiringAndReleasing) else { return }
         DetachedThread.start(name: "hub-writer") { [self] in
             defer { writerDone.signal() }
             var taken: [UInt8] = []
@@ -153,7 +188,7 @@ final class FollowerLink: @unchecked Sendable {
         let clock = SystemClock()
         wake.signal()
         while writing.load(ordering: .acquiring), clock.monotonicNanoseconds() < deadline {
-            let pending = queue.withLock { !$0.closed && (!$0.bytes.isEmpty || $0.inFlight) }
+            let pending = queue.withLock { !$0.closed && (!$0.bytes.isEmpty || $0.inFlight || !$0.later.isEmpty) }
             guard pending else { break }
             wake.signal()
             drained.wait(timeoutMilliseconds: 10)
@@ -167,6 +202,7 @@ final class FollowerLink: @unchecked Sendable {
             defer {
                 state.closed = true
                 state.bytes = []
+                state.later = []
                 state.hold.release()
             }
             return !state.closed

@@ -209,15 +209,19 @@ final class HubServer: SessionFanOut, @unchecked Sendable {
         _ = link.send(welcome)
         // A follower that followed another hub says the last event it was passed: it gets what
         // this hub's log holds after that, ahead of what is shared with it from now on.
+        // The catch-up goes out as it is read (at most `catchUpWindowBytes` ahead of the
+        // writer), and what is shared meanwhile after it.
         if let after = value["after"]?.stringValue, let catchUp {
             let info = link.info
+            link.beginCatchUp()
+            link.startWriting()
             let missed = catchUp(after, { route in info.isInside(route) }) { [self] oldestGeneration in
                 link.catchUpStarts(from: oldestGeneration)
                 links.withLock { $0.append(link) }
             }
-            var end = welcome.count + 1
-            let count = missed.lines(directory: self.directory) { chunk in end = link.insert(chunk, at: end) }
+            let count = missed.lines(directory: self.directory) { chunk in link.sendCatchUp(chunk) }
             link.catchUpSent(events: count)
+            link.endCatchUp()
             if count > 0 { log.info("follower pid \(link.info.pid) missed \(count) event(s) while it changed hubs; sent them first") }
         } else {
             links.withLock { $0.append(link) }
@@ -225,7 +229,7 @@ final class HubServer: SessionFanOut, @unchecked Sendable {
         if stopped.load(ordering: .acquiring) { link.cut() }
         log.info("follower attached: pid \(link.info.pid) in \(directory)")
         onChange(sessions)
-        link.startWriting()
+        link.startWriting()  // once only: started above for a catch-up
         // After hello a follower says how many events it passed on to its session (so the log
         // keeps what it has not), and registers its Claude Code's permission requests, so the
         // verdict (which arrives here) goes back to it. Anything not a JSON object ends the link.

@@ -43,19 +43,21 @@ public struct FollowerCatchUp: Sendable {
 
     /// The notification lines (each with its newline), oldest first, handed to `take` in
     /// chunks of about `chunkBytes` (a far-behind follower's catch-up is tens of megabytes of
-    /// lines: they are never all in one more array). Returns how many lines. Reads the log:
-    /// not on the loop thread.
+    /// lines: they are never all in one more array). `take` returns false when no more is
+    /// wanted (the follower went away): the log is not read further. Returns how many lines
+    /// were handed over. Reads the log: not on the loop thread.
     @discardableResult
-    func lines(directory: StateDirectory, chunkBytes: Int = 1 << 20, _ take: ([UInt8]) -> Void) -> Int {
+    func lines(directory: StateDirectory, chunkBytes: Int = 1 << 20, _ take: ([UInt8]) -> Bool) -> Int {
         var bytes: [UInt8] = []
         var count = 0
+        var wanted = true
         func append(_ record: EventRecord, from source: SourceRecord) {
             EventNotification.channelEvent(for: record, replay: false, contentMode: source.contentMode, scheme: source.scheme)
                 .writeNotification(into: &bytes)
             bytes.append(0x0A)
             count += 1
             if bytes.count >= chunkBytes {
-                take(bytes)
+                wanted = take(bytes)
                 bytes.removeAll(keepingCapacity: true)
             }
         }
@@ -64,6 +66,7 @@ public struct FollowerCatchUp: Sendable {
             break
         case .indexed(let items):
             for (summary, location) in items {
+                guard wanted else { break }
                 guard let source = source(for: summary),
                       let record = EventLog.read(eventID: summary.id, at: location, directory: directory) else { continue }
                 append(record, from: source)
@@ -71,10 +74,11 @@ public struct FollowerCatchUp: Sendable {
         case .logRange(let after, let through):
             Self.forEachRecord(after: after, through: through, directory: directory) { record in
                 if let source = source(for: record) { append(record, from: source) }
+                return wanted
             }
             FreedMemory.returnToSystem()
         }
-        if !bytes.isEmpty { take(bytes) }
+        if wanted, !bytes.isEmpty { _ = take(bytes) }
         return count
     }
 
@@ -82,7 +86,8 @@ public struct FollowerCatchUp: Sendable {
     /// When `after` is no longer in the log (rotated away), every event through `through` was
     /// missed; when it comes after `through`, none was. Two reads of the log, the first for
     /// the positions only, so that no record is held longer than its visit.
-    static func forEachRecord(after: String, through: String, directory: StateDirectory, _ visit: (EventRecord) -> Void) {
+    /// `visit` returns false to stop.
+    static func forEachRecord(after: String, through: String, directory: StateDirectory, _ visit: (EventRecord) -> Bool) {
         var position = 0
         var afterPosition: Int?
         var throughPosition: Int?
@@ -98,7 +103,7 @@ public struct FollowerCatchUp: Sendable {
         position = 0
         EventLog.forEachRecord(directory: directory) { record in
             defer { position += 1 }
-            if position >= first { visit(record) }
+            if position >= first, !visit(record) { return false }
             return position < throughPosition
         }
     }
