@@ -207,6 +207,12 @@ final class HubServer: SessionFanOut, @unchecked Sendable {
                                                           role: .follower),
                                 reportsPassed: value["reports_passed"]?.boolValue == true)
         _ = link.send(welcome)
+        // Registered: shared with from now on, counted in `sessions` and `server.json`.
+        func attached() {
+            if stopped.load(ordering: .acquiring) { link.cut() }
+            log.info("follower attached: pid \(link.info.pid) in \(directory)")
+            onChange(sessions)
+        }
         // A follower that followed another hub says the last event it was passed: it gets what
         // this hub's log holds after that, ahead of what is shared with it from now on.
         // The catch-up goes out as it is read (at most `catchUpWindowBytes` ahead of the
@@ -219,17 +225,16 @@ final class HubServer: SessionFanOut, @unchecked Sendable {
                 link.catchUpStarts(from: oldestGeneration)
                 links.withLock { $0.append(link) }
             }
+            attached()
             let count = missed.lines(directory: self.directory) { chunk in link.sendCatchUp(chunk) }
             link.catchUpSent(events: count)
             link.endCatchUp()
-            if count > 0 { log.info("follower pid \(link.info.pid) missed \(count) event(s) while it changed hubs; sent them first") }
+            if count > 0 { log.info("follower pid \(link.info.pid) missed \(count) event(s) while it changed hubs; sent them") }
         } else {
             links.withLock { $0.append(link) }
+            attached()
+            link.startWriting()
         }
-        if stopped.load(ordering: .acquiring) { link.cut() }
-        log.info("follower attached: pid \(link.info.pid) in \(directory)")
-        onChange(sessions)
-        link.startWriting()  // once only: started above for a catch-up
         // After hello a follower says how many events it passed on to its session (so the log
         // keeps what it has not), and registers its Claude Code's permission requests, so the
         // verdict (which arrives here) goes back to it. Anything not a JSON object ends the link.
