@@ -440,8 +440,9 @@ public actor ChannelState {
         uncommitted = []
         uncommitted.reserveCapacity(batch.count)
         // A follower that stopped reading may hold events in the generation a rotation would
-        // remove; should the hub die, they are read from the log again. Until it reads on,
-        // nothing that would rotate the log is taken.
+        // remove (and one still re-attaching after a hand-over may need it): should the hub
+        // die, they are read from the log again. Until then nothing that would rotate the log
+        // is taken.
         let holder = eventLog.wouldRotate ? fanOut?.rotationHolder(loggedIn: eventLog.file.generation - 1) : nil
         let heldBack = holder != nil
         if heldBack != rotationHeldBack {
