@@ -142,15 +142,9 @@ struct OwnSessionCatchUpTests {
         let source = SourceRecord(id: "src_a", name: "a", hmacSecret: "whsec_" + String(repeating: "ab", count: 32),
                                   callbackURL: nil, pairedAt: "2026-01-02T03:04:05.678Z")
         try SourceDirectoryTests.writeSources([source], to: dir)
-        let harness = try LoopHarness()
-        let pipe = try ProtocolOutputTests.Pipe()
-        defer { harness.stop(); pipe.close(); dir.remove() }
-        let output = ProtocolOutput(fd: pipe.writeFD, direct: NonBlockingWriter.make(for: pipe.writeFD))
-        let notifier = ChannelNotifier(output: output)
-        notifier.markInitialized()
-        let log = Logger(enabled: false)
-        let state = ChannelState(loop: harness.loop, store: SourcesStore(directory: StateDirectory(path: dir.path), log: log),
-                                 clock: SystemClock(), notifier: notifier, log: log)
+        let onPipe = try StateOnStdoutPipe(stateDir: dir)
+        defer { onPipe.stop(); dir.remove() }
+        let (harness, pipe, notifier, state) = (onPipe.harness, onPipe.pipe, onPipe.notifier, onPipe.state)
         state.lastFollowedEventID.withLock { $0 = followed }
         await harness.run {
             state.assumeIsolated { $0.openLogs() }

@@ -18,17 +18,9 @@ struct NotificationOrderTests {
         let source = SourceRecord(id: "src_order", name: "order", hmacSecret: secret, callbackURL: nil,
                                   pairedAt: "2026-01-02T03:04:05.678Z")
         try SourceDirectoryTests.writeSources([source], to: dir)
-        let harness = try LoopHarness()
-        let pipe = try ProtocolOutputTests.Pipe()
-        defer { harness.stop(); pipe.close(); dir.remove() }
-
-        // The loop writes stdout itself, without blocking, as `serve` sets it up.
-        let output = ProtocolOutput(fd: pipe.writeFD, direct: NonBlockingWriter.make(for: pipe.writeFD))
-        let notifier = ChannelNotifier(output: output)
-        notifier.markInitialized()
-        let log = Logger(enabled: false)
-        let state = ChannelState(loop: harness.loop, store: SourcesStore(directory: StateDirectory(path: dir.path), log: log),
-                                 clock: SystemClock(), notifier: notifier, log: log)
+        let onPipe = try StateOnStdoutPipe(stateDir: dir)
+        defer { onPipe.stop(); dir.remove() }
+        let (harness, pipe, state) = (onPipe.harness, onPipe.pipe, onPipe.state)
         await harness.run { state.assumeIsolated { $0.openLogs() } }
 
         let body = Array(#"{"type":"order.check","n":1}"#.utf8)

@@ -1,6 +1,8 @@
 import Foundation
 @testable import Platform
 @testable import Socket
+@testable import MCP
+@testable import WebhookChannel
 
 /// A running event loop for unit tests of the types `ChannelState` owns (`SourceDirectory`,
 /// `PairingDesk`, `EventReplay`). Those are used only on the loop thread, as the actor uses
@@ -37,4 +39,30 @@ final class LoopHarness: Sendable {
 final class LoopConfined<Value>: @unchecked Sendable {
     let value: Value
     init(_ value: Value) { self.value = value }
+}
+
+/// A `ChannelState` on a `LoopHarness`, with Claude Code's side of stdout a pipe the test reads:
+/// the state itself, without sockets or the binary. Its client is initialised.
+struct StateOnStdoutPipe {
+    let harness: LoopHarness
+    let pipe: ProtocolOutputTests.Pipe
+    let notifier: ChannelNotifier
+    let state: ChannelState
+
+    init(stateDir: TempStateDir) throws {
+        harness = try LoopHarness()
+        pipe = try ProtocolOutputTests.Pipe()
+        // The loop writes stdout itself, without blocking, as `serve` sets it up.
+        let output = ProtocolOutput(fd: pipe.writeFD, direct: NonBlockingWriter.make(for: pipe.writeFD))
+        notifier = ChannelNotifier(output: output)
+        notifier.markInitialized()
+        let log = Logger(enabled: false)
+        state = ChannelState(loop: harness.loop, store: SourcesStore(directory: StateDirectory(path: stateDir.path), log: log),
+                             clock: SystemClock(), notifier: notifier, log: log)
+    }
+
+    func stop() {
+        harness.stop()
+        pipe.close()
+    }
 }
