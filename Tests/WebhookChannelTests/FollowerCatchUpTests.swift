@@ -92,6 +92,23 @@ struct FollowerCatchUpTests {
         #expect(lines.allSatisfy { $0.contains("notifications/claude/channel") })
     }
 
+    /// The hub warns when a follower's last event was rotated away (what came before the
+    /// oldest logged event cannot be sent): the read says whether it found it.
+    @Test func theReadSaysWhetherTheFollowersLastEventIsStillInTheLog() throws {
+        let dir = try TempStateDir()
+        defer { dir.remove() }
+        try Self.writeLog(dir, older: (10..<20).map { Self.record($0) }, current: (20..<30).map { Self.record($0) })
+        let directory = StateDirectory(path: dir.path)
+        #expect(FollowerCatchUp.forEachRecord(after: "evt_12", through: "evt_25", directory: directory) { _ in true })
+        #expect(!FollowerCatchUp.forEachRecord(after: "evt_3", through: "evt_25", directory: directory) { _ in true })
+        var warned = 0
+        let source = SourceRecord(id: "src_a", name: "a", hmacSecret: "whsec_a", callbackURL: nil, pairedAt: "2026-01-01T00:00:00Z")
+        let catchUp = FollowerCatchUp(missed: .logRange(after: "evt_3", through: "evt_25"), sources: ["src_a": source],
+                                      inside: { _ in true })
+        let count = catchUp.lines(directory: directory, rotatedAway: { warned += 1 }) { _ in true }
+        #expect(count == 16 && warned == 1, "\(count) lines, warned \(warned) times")
+    }
+
     /// A follower that goes away in the middle of its catch-up: the log is not read further.
     @Test func linesStopWhenTheTakerWantsNoMore() throws {
         let dir = try TempStateDir()

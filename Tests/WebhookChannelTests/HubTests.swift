@@ -263,6 +263,17 @@ import Testing
         hub.server.child.kill()
         _ = try await next.server.stderr.waitForLine("the next hub listening", where: { $0.contains("listening on") })
         follower.child.send(signal: SIGCONT)
+        // Listed as attached once registered, while its catch-up still waits for it: should
+        // this hub go away too, the next one waits for it to re-attach before it rotates the
+        // log (a follower listed only once its catch-up was all sent lost events that way).
+        let serverFile = sessions.stateDir.serverFile
+        _ = try await poll("the new hub's server.json listing the follower still catching up") { () -> Bool? in
+            guard let data = try? Data(contentsOf: serverFile), let json = try? JSON.parse(data),
+                  json["pid"]?.intValue == Int(next.server.pid),
+                  let listed = json["sessions"]?.arrayValue?.compactMap({ $0["pid"]?.intValue })
+            else { return nil }
+            return listed.contains(Int(follower.pid)) ? true : nil
+        }
         // The catch-up goes out as fast as the follower takes it: it is all sent once its
         // session reads again.
         try await Durability.resumeAndExpectNotifiedOnceInOrder(acknowledged, on: follower)

@@ -226,7 +226,10 @@ final class HubServer: SessionFanOut, @unchecked Sendable {
                 links.withLock { $0.append(link) }
             }
             attached()
-            let count = missed.lines(directory: self.directory) { chunk in link.sendCatchUp(chunk) }
+            let count = missed.lines(directory: self.directory, rotatedAway: {
+                log.warning("follower pid \(info.pid) was last passed an event the log no longer holds; "
+                    + "it gets every logged event, and may have missed older ones rotated away")
+            }) { chunk in link.sendCatchUp(chunk) }
             link.catchUpSent(events: count)
             link.endCatchUp()
             if count > 0 { log.info("follower pid \(link.info.pid) missed \(count) event(s) while it changed hubs; sent them") }

@@ -202,6 +202,8 @@ public actor ChannelState {
         // No trace of the last event passed on: rotation removed it, so every event the log
         // holds came after it. (This session had stopped reading while the hub went on.)
         if followed != nil, !pastFollowed, lastID != nil {
+            log.warning("the last event this session was passed is no longer in the log; it is notified of every "
+                + "logged event, and may have missed older ones rotated away")
             EventLog.forEachRecord(directory: store.directory) { record in
                 if catchUp(record, ownSessionReceives: ownSessionReceives) { caughtUp += 1 }
                 return true

@@ -46,8 +46,11 @@ public struct FollowerCatchUp: Sendable {
     /// lines: they are never all in one more array). `take` returns false when no more is
     /// wanted (the follower went away): the log is not read further. Returns how many lines
     /// were handed over. Reads the log: not on the loop thread.
+    /// `rotatedAway` is called when the follower's last event is no longer in the log: what
+    /// came between it and the oldest logged event cannot be sent.
     @discardableResult
-    func lines(directory: StateDirectory, chunkBytes: Int = 1 << 20, _ take: ([UInt8]) -> Bool) -> Int {
+    func lines(directory: StateDirectory, chunkBytes: Int = 1 << 20, rotatedAway: () -> Void = {},
+               _ take: ([UInt8]) -> Bool) -> Int {
         var bytes: [UInt8] = []
         var count = 0
         var wanted = true
@@ -72,10 +75,11 @@ public struct FollowerCatchUp: Sendable {
                 append(record, from: source)
             }
         case .logRange(let after, let through):
-            Self.forEachRecord(after: after, through: through, directory: directory) { record in
+            let found = Self.forEachRecord(after: after, through: through, directory: directory) { record in
                 if let source = source(for: record) { append(record, from: source) }
                 return wanted
             }
+            if !found { rotatedAway() }
             FreedMemory.returnToSystem()
         }
         if wanted, !bytes.isEmpty { _ = take(bytes) }
@@ -86,8 +90,11 @@ public struct FollowerCatchUp: Sendable {
     /// When `after` is no longer in the log (rotated away), every event through `through` was
     /// missed; when it comes after `through`, none was. Two reads of the log, the first for
     /// the positions only, so that no record is held longer than its visit.
-    /// `visit` returns false to stop.
-    static func forEachRecord(after: String, through: String, directory: StateDirectory, _ visit: (EventRecord) -> Bool) {
+    /// `visit` returns false to stop. Returns whether `after` is in the log.
+    @discardableResult
+    static func forEachRecord(after: String, through: String, directory: StateDirectory, _ visit: (EventRecord) -> Bool)
+        -> Bool
+    {
         var position = 0
         var afterPosition: Int?
         var throughPosition: Int?
@@ -97,14 +104,15 @@ public struct FollowerCatchUp: Sendable {
             if record.id == through { throughPosition = position }
             return afterPosition == nil || throughPosition == nil
         }
-        guard let throughPosition else { return }
+        guard let throughPosition else { return afterPosition != nil }
         let first = afterPosition.map { $0 + 1 } ?? 0
-        guard first <= throughPosition else { return }
+        guard first <= throughPosition else { return afterPosition != nil }
         position = 0
         EventLog.forEachRecord(directory: directory) { record in
             defer { position += 1 }
             if position >= first, !visit(record) { return false }
             return position < throughPosition
         }
+        return afterPosition != nil
     }
 }
