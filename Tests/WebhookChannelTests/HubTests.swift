@@ -28,6 +28,13 @@ import Testing
             return channel
         }
 
+        /// A later session, started and following the hub.
+        mutating func startFollower(project: String) async throws -> TestChannel {
+            let channel = try await start(project: project)
+            _ = try await channel.server.stderr.waitForLine("a line with following", where: { $0.contains("following") })
+            return channel
+        }
+
         /// Starts a follower in /work/b whose stdout nobody reads (initialised), then sends
         /// webhooks of about `padding` bytes until one is refused (at most `limit`, 120 s).
         func floodAFollowerThatDoesNotRead(tag: String, padding: Int, limit: Int = 6_000) async throws
@@ -251,8 +258,7 @@ import Testing
         var sessions = try Sessions()
         defer { sessions.stop() }
         let hub = try await sessions.start(project: "/work/a")
-        let next = try await sessions.start(project: "/work/c")
-        _ = try await next.server.stderr.waitForLine("a line with following", where: { $0.contains("following") })
+        let next = try await sessions.startFollower(project: "/work/c")
         let (follower, acks) = try await sessions.floodAFollowerThatDoesNotRead(tag: "far", padding: 800, limit: 20_000)
         defer { follower.stop() }
         let acknowledged = acks.acknowledged
@@ -335,11 +341,8 @@ import Testing
         var sessions = try Sessions()
         defer { sessions.stop() }
         let hub = try await sessions.start(project: "/work/a")
-        let next = try await sessions.start(project: "/work/b")
-        let late = try await sessions.start(project: "/work/c")
-        for follower in [next, late] {
-            _ = try await follower.server.stderr.waitForLine("a line with following", where: { $0.contains("following") })
-        }
+        let next = try await sessions.startFollower(project: "/work/b")
+        let late = try await sessions.startFollower(project: "/work/c")
         let port = sessions.port
         let http = RawHTTPClient(port: port)
         let credentials = try await http.pairSource(name: "ci")
@@ -387,11 +390,8 @@ import Testing
         var sessions = try Sessions()
         defer { sessions.stop() }
         let hub = try await sessions.start(project: "/work/a")
-        let first = try await sessions.start(project: "/work/b")
-        let second = try await sessions.start(project: "/work/c")
-        for follower in [first, second] {
-            _ = try await follower.server.stderr.waitForLine("a line with following", where: { $0.contains("following") })
-        }
+        let first = try await sessions.startFollower(project: "/work/b")
+        let second = try await sessions.startFollower(project: "/work/c")
         let http = RawHTTPClient(port: sessions.port)
         let credentials = try await http.pairSource(name: "ci")
 
