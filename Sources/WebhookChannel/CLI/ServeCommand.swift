@@ -285,11 +285,9 @@ struct ServerFile: Sendable {
         return value["sessions"]?.arrayValue?.compactMap(SessionInfo.init(json:)) ?? []
     }
 
-    /// The sessions the hub listed (itself first, then its followers).
+    /// The sessions the running hub listed (itself first, then its followers).
     func sessions() -> [SessionInfo] {
-        guard read() != nil, let bytes = try? directory.readFile(ServerFile.name), let value = try? JSONParser.parse(bytes)
-        else { return [] }
-        return value["sessions"]?.arrayValue?.compactMap(SessionInfo.init(json:)) ?? []
+        sessions(evenIfGone: false) ?? []
     }
 
     /// The running server's pid and address, if its file names a live process.
