@@ -1,5 +1,6 @@
 import Synchronization
 import JSON
+import Platform
 
 /// Sends channel events to Claude Code, and bounds what waits to be written.
 ///
@@ -85,6 +86,29 @@ public final class ChannelNotifier: Sendable {
         state.withLock { state in
             state.reserved.messages += 1
             state.reserved.bytes += weight
+        }
+    }
+
+    /// Reserves room for one message of `weight` bytes as soon as what waits leaves room for
+    /// it (the bound `admit` applies; one always fits when nothing waits), looking again every
+    /// `pollMilliseconds`. For a catch-up read from the event log on a thread of its own: it
+    /// takes its turn instead of holding the whole log in memory for a session that does not
+    /// read. False, reserving nothing, once the reader is gone (nothing would be written).
+    public func reserveWhenRoom(weight: Int, pollMilliseconds: Int = 10) -> Bool {
+        let pause = ConditionSignal()
+        while true {
+            if output.isClosed { return false }
+            let reserved = state.withLock { state -> Bool in
+                let total = state.waiting(besides: output.backlog)
+                guard total.messages == 0 || (total.messages < maxEvents && total.bytes + weight <= maxBytes) else {
+                    return false
+                }
+                state.reserved.messages += 1
+                state.reserved.bytes += weight
+                return true
+            }
+            if reserved { return true }
+            pause.wait(timeoutMilliseconds: pollMilliseconds)
         }
     }
 

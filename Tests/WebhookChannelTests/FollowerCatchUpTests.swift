@@ -2,6 +2,8 @@ import Foundation
 import Testing
 @testable import Platform
 @testable import MCP
+@testable import HTTP
+@testable import Signing
 import JSON
 @testable import WebhookChannel
 
@@ -149,34 +151,63 @@ struct FollowerCatchUpTests {
 }
 
 /// A follower that becomes the hub itself notifies its own session of what the old hub
-/// acknowledged after the last event it passed on (README "Several sessions"), from the log.
+/// acknowledged after the last event it passed on (README "Several sessions"), from the log, a
+/// chunk at a time as the session takes them.
 struct OwnSessionCatchUpTests {
-    /// The event ids a stalled follower's session is notified of when it becomes the hub, its
-    /// last passed event being `followed`.
-    static func notifiedOnTakingOver(followed: String, older: [EventRecord], current: [EventRecord]) async throws -> [String] {
+    static let secret = "whsec_" + String(repeating: "ab", count: 32)
+
+    /// A state dir whose log holds `older` and `current`, a state on a stdout pipe nobody reads
+    /// yet, and the last event its session was passed as a follower: `followed`.
+    static func takingOver(followed: String, older: [EventRecord], current: [EventRecord],
+                           maxWaitingBytes: Int = ChannelNotifier.maxWaitingBytes) throws -> (TempStateDir, StateOnStdoutPipe)
+    {
         let dir = try TempStateDir()
         try FollowerCatchUpTests.writeLog(dir, older: older, current: current)
-        let source = SourceRecord(id: "src_a", name: "a", hmacSecret: "whsec_" + String(repeating: "ab", count: 32),
-                                  callbackURL: nil, pairedAt: "2026-01-02T03:04:05.678Z")
+        let source = SourceRecord(id: "src_a", name: "a", hmacSecret: secret, callbackURL: nil, pairedAt: "2026-01-02T03:04:05.678Z")
         try SourceDirectoryTests.writeSources([source], to: dir)
-        let onPipe = try StateOnStdoutPipe(stateDir: dir)
-        defer { onPipe.stop(); dir.remove() }
-        let (harness, pipe, notifier, state) = (onPipe.harness, onPipe.pipe, onPipe.notifier, onPipe.state)
-        state.lastFollowedEventID.withLock { $0 = followed }
-        await harness.run {
-            state.assumeIsolated { $0.openLogs() }
-            _ = notifier.writeDelivered()  // what the loop does at the end of the pass
+        let onPipe = try StateOnStdoutPipe(stateDir: dir, maxWaitingBytes: maxWaitingBytes)
+        onPipe.state.lastFollowedEventID.withLock { $0 = followed }
+        return (dir, onPipe)
+    }
+
+    /// The event ids read from the pipe until `count` whole lines came (or 20 s passed).
+    static func readIDs(_ pipe: ProtocolOutputTests.Pipe, count: Int) -> [String] {
+        var text = ""
+        var lines = 0
+        let deadline = Date().addingTimeInterval(20)
+        while lines < count && Date() < deadline {
+            let more = pipe.readAvailable()
+            if more.isEmpty { usleep(5_000) }
+            text += more
+            lines += more.utf8.count { $0 == 0x0A }
         }
-        let text = pipe.readAvailable()
         return text.split(separator: "\n").compactMap { line in
             try? JSONParser.parse(Array(line.utf8))["params"]?["meta"]?["event_id"]?.stringValue
         }
     }
 
+    /// The event ids a stalled follower's session is notified of when it becomes the hub, its
+    /// last passed event being `followed`.
+    static func notifiedOnTakingOver(followed: String, older: [EventRecord], current: [EventRecord], expecting: Int)
+        async throws -> [String]
+    {
+        let (dir, onPipe) = try takingOver(followed: followed, older: older, current: current)
+        defer { onPipe.stop(); dir.remove() }
+        await onPipe.harness.run { onPipe.state.assumeIsolated { $0.openLogs() } }
+        return readIDs(onPipe.pipe, count: expecting)
+    }
+
+    /// An event whose body is `bytes` long, so that a few hundred of them outweigh a small bound.
+    static func large(_ n: Int, bytes: Int = 4000) -> EventRecord {
+        var record = FollowerCatchUpTests.record(n)
+        record.body = Array(#"{"n":\#(n),"pad":""#.utf8) + Array(repeating: UInt8(ascii: "x"), count: bytes) + Array(#""}"#.utf8)
+        return record
+    }
+
     @Test func theEventsLoggedAfterTheLastOnePassedOnAreNotified() async throws {
         let notified = try await Self.notifiedOnTakingOver(
             followed: "evt_14", older: (10..<20).map { FollowerCatchUpTests.record($0) },
-            current: (20..<30).map { FollowerCatchUpTests.record($0) })
+            current: (20..<30).map { FollowerCatchUpTests.record($0) }, expecting: 15)
         #expect(notified == (15..<30).map { "evt_\($0)" })
     }
 
@@ -185,7 +216,74 @@ struct OwnSessionCatchUpTests {
     @Test func whenTheLastOnePassedOnWasRotatedAwayEveryLoggedEventIsNotified() async throws {
         let notified = try await Self.notifiedOnTakingOver(
             followed: "evt_3", older: (10..<20).map { FollowerCatchUpTests.record($0) },
-            current: (20..<30).map { FollowerCatchUpTests.record($0) })
+            current: (20..<30).map { FollowerCatchUpTests.record($0) }, expecting: 20)
         #expect(notified == (10..<30).map { "evt_\($0)" })
+    }
+
+    /// A session that still does not read holds at most the notification bound of its
+    /// catch-up, not the whole log (1.6 MB here against a 512 KiB bound; two generations of a
+    /// real log took a stalled follower that became the hub to 74 MiB); once it reads, it
+    /// gets every event, in order, once.
+    @Test func aSessionThatDoesNotReadIsCaughtUpWithinTheNotificationBound() async throws {
+        let bound = 512 << 10
+        let (dir, onPipe) = try Self.takingOver(followed: "evt_0", older: (0..<200).map { Self.large($0) },
+                                                current: (200..<400).map { Self.large($0) }, maxWaitingBytes: bound)
+        defer { onPipe.stop(); dir.remove() }
+        let (notifier, state) = (onPipe.notifier, onPipe.state)
+        await onPipe.harness.run { state.assumeIsolated { $0.openLogs() } }
+        let deadline = Date().addingTimeInterval(20)
+        while notifier.waiting.bytes < bound / 2 && Date() < deadline { usleep(5_000) }
+        usleep(300_000)  // time for a catch-up that ignored the bound to queue the rest
+        let waiting = notifier.waiting.bytes
+        #expect(waiting >= bound / 2 && waiting <= bound, "\(waiting) bytes waiting against a bound of \(bound)")
+        #expect(Self.readIDs(onPipe.pipe, count: 399) == (1..<400).map { "evt_\($0)" })
+    }
+
+    /// A webhook for this session that arrives while its catch-up is still being taken would
+    /// overtake it: it is refused `503 backlog` (the sender retries) until the catch-up is in,
+    /// then accepted and notified after all of it.
+    @Test func aWebhookForThisSessionWaitsUntilItsCatchUpIsTaken() async throws {
+        // 1.2 MB of catch-up against a 1 MiB bound: three chunks of 256 KiB wait on the pipe,
+        // the fourth waits for room, and a small event would still fit in what is left.
+        let bound = 1 << 20
+        let (dir, onPipe) = try Self.takingOver(followed: "evt_0", older: [], current: (0..<300).map { Self.large($0) },
+                                                maxWaitingBytes: bound)
+        defer { onPipe.stop(); dir.remove() }
+        let (harness, notifier, state) = (onPipe.harness, onPipe.notifier, onPipe.state)
+        await harness.run { state.assumeIsolated { $0.openLogs() } }
+        let deadline = Date().addingTimeInterval(20)
+        while notifier.waiting.bytes < bound / 2 && Date() < deadline { usleep(5_000) }
+        usleep(100_000)
+        #expect(notifier.waiting.bytes < bound - 64 << 10, "no room left for the test's event")
+
+        let body = Array(#"{"type":"late","n":1}"#.utf8)
+        let headers = HTTPHeaders(
+            [("Content-Type", "application/json"), ("X-Source-Id", "src_a")]
+                + SignatureScheme.signingHeaders(scheme: .webhook, secret: Self.secret, body: body,
+                                                 timestamp: Int64(Date().timeIntervalSince1970), deliveryID: "late-1"))
+        func send() async -> String {
+            await harness.run {
+                state.assumeIsolated { state -> String in
+                    let outcome = state.receiveWebhook(pathSourceID: nil, headers: headers, body: body)
+                    state.commitAcceptedEvents()
+                    switch outcome {
+                    case .backlog: return "backlog"
+                    case .accepted: return "accepted"
+                    default: return "\(outcome)"
+                    }
+                }
+            }
+        }
+        #expect(await send() == "backlog")
+        var ids = Self.readIDs(onPipe.pipe, count: 299)
+        #expect(ids == (1..<300).map { "evt_\($0)" })
+        var outcome = await send()
+        while outcome == "backlog" && Date() < deadline {
+            usleep(10_000)
+            outcome = await send()
+        }
+        #expect(outcome == "accepted")
+        ids = Self.readIDs(onPipe.pipe, count: 1)
+        #expect(ids.count == 1 && ids.first?.hasPrefix("evt_") == true && !ids.contains("evt_299"))
     }
 }

@@ -196,7 +196,7 @@ enum ServeCommand {
                             + "put it behind a tunnel or firewall you control")
                     }
                     let own = SessionInfo.current(role: .hub)
-                    state.assumeIsolated { $0.openLogs(ownSessionReceives: { route in route.map(own.isInside) ?? true }) }
+                    state.assumeIsolated { $0.openLogs(ownSessionInside: own.isInside) }
                     let controlToken = ControlToken.create(directory: StateDirectory(path: config.stateDirectory), log: log)
                     let routes = WebhookRoutes(state: state, callbackPolicy: policy, enforceLoopbackHost: loopback, boundHost: config.host,
                                                controlToken: controlToken, sessions: sessions, log: log)

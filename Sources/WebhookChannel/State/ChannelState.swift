@@ -164,7 +164,7 @@ public actor ChannelState {
     /// delivered, so its sender's retry must be taken, not called a duplicate.
     /// `ownSessionReceives`: whether this session gets an event of a source with that route
     /// (see `catchUp`).
-    public func openLogs(ownSessionReceives: (String?) -> Bool = { _ in true }) {
+    public func openLogs(ownSessionInside: @escaping @Sendable (String) -> Bool = { _ in true }) {
         guard !logsOpen else { return }
         logsOpen = true
         // Every record was read, with its body; only the index and the counters stay.
@@ -180,16 +180,11 @@ public actor ChannelState {
         // times the log's size): counted, caught up, their keys restored.
         var stats: [String: SourceStats] = [:]
         var lastID: String?
-        var pastFollowed = false
-        var caughtUp = 0
+        var followedIsLogged = false
         eventLog.open { record in
             SourceDirectory.count(record, into: &stats)
             lastID = record.id
-            if pastFollowed {
-                if catchUp(record, ownSessionReceives: ownSessionReceives) { caughtUp += 1 }
-            } else if record.id == followed {
-                pastFollowed = true
-            }
+            if record.id == followed { followedIsLogged = true }
             // A state dir from before the journal: start the memory, and the journal, from the log.
             if journaled == nil {
                 for key in record.replayKeys {
@@ -199,20 +194,18 @@ public actor ChannelState {
                 }
             }
         }
-        // No trace of the last event passed on: rotation removed it, so every event the log
-        // holds came after it. (This session had stopped reading while the hub went on.)
-        if followed != nil, !pastFollowed, lastID != nil {
-            log.warning("the last event this session was passed is no longer in the log; it is notified of every "
-                + "logged event, and may have missed older ones rotated away")
-            EventLog.forEachRecord(directory: store.directory) { record in
-                if catchUp(record, ownSessionReceives: ownSessionReceives) { caughtUp += 1 }
-                return true
+        if let followed, let lastID, followed != lastID {
+            // No trace of the last event passed on: rotation removed it, so every event the log
+            // holds came after it. (This session had stopped reading while the hub went on.)
+            if !followedIsLogged {
+                log.warning("the last event this session was passed is no longer in the log; it is notified of every "
+                    + "logged event, and may have missed older ones rotated away")
             }
+            startOwnCatchUp(after: followed, through: lastID, inside: ownSessionInside)
         }
         sources.stats = stats
-        // Whatever the log holds was notified by the hub that wrote it (or caught up above).
+        // Whatever the log holds was notified by the hub that wrote it (or is being caught up).
         lastReleasedEventID = lastID
-        if caughtUp > 0 { log.info("notified \(caughtUp) event(s) the previous hub acknowledged but had not passed on to this session") }
         if let journaled {
             for entry in journaled { replay.restore(digest: entry.digest, expiresAt: entry.expiresAt, now: now) }
         } else {
@@ -277,18 +270,44 @@ public actor ChannelState {
     /// A follower that becomes the hub notifies its own session of the events the old hub
     /// acknowledged after the last one it passed on: a hub that exits drops what it still
     /// queued for a follower whose session was not reading (up to 8 MiB), and those events
-    /// were acknowledged. They are in the log, in order, after that id; `openLogs` hands each
-    /// here. True when this session gets it.
-    private func catchUp(_ record: EventRecord, ownSessionReceives: (String?) -> Bool) -> Bool {
-        guard !record.filtered, let source = sources.source(id: record.sourceID), ownSessionReceives(source.route)
-        else { return false }
-        let event = EventNotification.channelEvent(for: record, replay: false, contentMode: source.contentMode,
-                                                   scheme: source.scheme)
-        let weight = ChannelNotifier.weight(of: event)
-        notifier.reserve(weight: weight)
-        notifier.deliver(event, weight: weight)
-        return true
+    /// were acknowledged. They are in the log, in order, after that id.
+    ///
+    /// Read on a thread of its own, a chunk at a time, each once the notification bound has
+    /// room for it (`ChannelNotifier.reserveWhenRoom`): a session that is still not reading
+    /// holds one bound's worth, not the whole log (two generations of it took a stalled
+    /// follower that became the hub to 74 MiB). Meanwhile events for this session are
+    /// refused `503 backlog`, so none overtakes the catch-up, and the log does not rotate
+    /// away what is still to be read (`commitUncommitted`).
+    private func startOwnCatchUp(after followed: String, through lastID: String,
+                                 inside: @escaping @Sendable (String) -> Bool)
+    {
+        ownCatchUpPending = true
+        let sources = Dictionary(sources.file.sources.map { ($0.id, $0) }, uniquingKeysWith: { first, _ in first })
+        let catchUp = FollowerCatchUp(missed: .logRange(after: followed, through: lastID), sources: sources, inside: inside)
+        let (notifier, directory, loop, log) = (self.notifier, store.directory, self.loop, self.log)
+        DetachedThread.start(name: "own-catch-up") {
+            let count = catchUp.lines(directory: directory, chunkBytes: Self.ownCatchUpChunkBytes) { chunk in
+                guard notifier.reserveWhenRoom(weight: chunk.count) else { return false }
+                loop.execute {
+                    // One message of several lines: the newline after the last is the queue's.
+                    notifier.deliver(encoded: Array(chunk.dropLast()), weight: chunk.count)
+                    notifier.writeDelivered()
+                }
+                return true
+            }
+            loop.execute { [self] in
+                assumeIsolated { $0.ownCatchUpPending = false }
+                if count > 0 { log.info("notified \(count) event(s) the previous hub acknowledged but had not passed on to this session") }
+            }
+        }
     }
+
+    /// Notification lines per chunk of this session's catch-up: a fraction of the bound, so
+    /// that the next chunk is read while the session takes the last.
+    static let ownCatchUpChunkBytes = 256 << 10
+
+    /// This session's catch-up from the log is still being read (`startOwnCatchUp`).
+    private var ownCatchUpPending = false
 
     // MARK: Sources, pairing (forwards: the routes and tools call the actor)
 
@@ -383,6 +402,8 @@ public actor ChannelState {
             // This session's backlog counts only when the event goes to this session: a
             // session that stopped reading does not hold back events pinned to another.
             reservedHere = fanOut?.reachesOwnSession(pinnedTo: source.route) ?? true
+            // Not ahead of what this session is still being caught up on (`startOwnCatchUp`).
+            if reservedHere && ownCatchUpPending { return .backlog }
             if reservedHere {
                 switch notifier.admit(weight: weight) {
                 case .admitted: break
@@ -444,8 +465,10 @@ public actor ChannelState {
         // A follower that stopped reading may hold events in the generation a rotation would
         // remove (and one still re-attaching after a hand-over may need it): should the hub
         // die, they are read from the log again. Until then nothing that would rotate the log
-        // is taken.
-        let holder = eventLog.wouldRotate ? fanOut?.rotationHolder(loggedIn: eventLog.file.generation - 1) : nil
+        // is taken. Nor while this session's own catch-up is still being read from the log.
+        let holder = !eventLog.wouldRotate ? nil
+            : ownCatchUpPending ? "this session has not yet taken the events the previous hub had not passed on to it"
+            : fanOut?.rotationHolder(loggedIn: eventLog.file.generation - 1)
         let heldBack = holder != nil
         if heldBack != rotationHeldBack {
             rotationHeldBack = heldBack

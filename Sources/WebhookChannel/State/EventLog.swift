@@ -263,31 +263,20 @@ final class EventLog {
     }
 
     /// Each decodable line of a file with its offset and length (newline included), until
-    /// `visit` says stop. False when the file exists and cannot be read; a missing file has no
-    /// lines.
+    /// `visit` says stop. False when the file exists and cannot be read (a directory, a file
+    /// where the state dir should be, permissions); a missing file has no lines. Read a chunk
+    /// at a time (`FileLines`): a log of many megabytes is never all in memory at once.
     @discardableResult
     private static func scan(path: String, _ visit: (EventRecord, Int, Int) -> Bool) -> Bool {
-        guard let bytes = FileManager.default.contents(atPath: path) else {
-            // Missing is no lines; anything else (a directory, a file where the state dir
-            // should be, permissions) is a failure.
-            var info = stat()
-            return stat(path, &info) != 0 && errno == ENOENT
-        }
-        bytes.withUnsafeBytes { (raw: UnsafeRawBufferPointer) in
-            let all = raw.bindMemory(to: UInt8.self)
-            var start = 0
-            while start < all.count {
-                let end = all[start...].firstIndex(of: 0x0A) ?? all.count
-                let line = UnsafeBufferPointer(rebasing: all[start..<end])
-                if let value = try? JSONParser.parse(line), let record = decode(value),
-                   !visit(record, start, min(end + 1, all.count) - start)
-                {
-                    return
-                }
-                start = end + 1
+        do {
+            try FileLines.forEach(path: path) { line, offset, length in
+                guard let value = try? JSONParser.parse(line), let record = decode(value) else { return true }
+                return visit(record, offset, length)
             }
+            return true
+        } catch {
+            return false
         }
-        return true
     }
 
     /// One JSON line (newline included), written straight into `out`: this runs for every

@@ -49,12 +49,12 @@ struct StateOnStdoutPipe {
     let notifier: ChannelNotifier
     let state: ChannelState
 
-    init(stateDir: TempStateDir) throws {
+    init(stateDir: TempStateDir, maxWaitingBytes: Int = ChannelNotifier.maxWaitingBytes) throws {
         harness = try LoopHarness()
         pipe = try ProtocolOutputTests.Pipe()
         // The loop writes stdout itself, without blocking, as `serve` sets it up.
         let output = ProtocolOutput(fd: pipe.writeFD, direct: NonBlockingWriter.make(for: pipe.writeFD))
-        notifier = ChannelNotifier(output: output)
+        notifier = ChannelNotifier(output: output, maxBytes: maxWaitingBytes)
         notifier.markInitialized()
         let log = Logger(enabled: false)
         state = ChannelState(loop: harness.loop, store: SourcesStore(directory: StateDirectory(path: stateDir.path), log: log),
