@@ -47,6 +47,12 @@ final class HTTPServerConnection: TCPConnectionDelegate {
     /// loop pass, with every other ready connection served in between, instead of holding
     /// the loop for the whole lot (about a second of tiny requests).
     static let requestsPerTurn = 64
+    /// Answers written and not yet taken by the client, past which its next pipelined
+    /// requests wait until it has taken them all: a client that sends without reading would
+    /// otherwise have every request it pipelined answered into memory (up to a whole
+    /// request's worth of tiny ones, some 9 MiB of answers per connection; 60 such clients
+    /// took a server to 100 MiB).
+    static let maxUnsentAnswerBytes = 64 << 10
 
     init(limits: HTTPLimits, timeouts: Timeouts = Timeouts(), clock: any Clock, startedAt: UInt64,
          screen: @escaping HTTPServer.HeadScreen = { _ in nil }, bodyBudget: RequestBodyBudget = RequestBodyBudget(),
@@ -87,6 +93,10 @@ final class HTTPServerConnection: TCPConnectionDelegate {
         while !closing && !awaitingAnswer && consumed < buffer.count {
             if answered == Self.requestsPerTurn {
                 yieldTurn(connection)
+                return
+            }
+            if connection.pendingOutputBytes > Self.maxUnsentAnswerBytes {
+                waitForClientToRead(connection)
                 return
             }
             answered += 1
@@ -180,6 +190,19 @@ final class HTTPServerConnection: TCPConnectionDelegate {
         yielded = true
         connection.pauseReading()
         connection.runNextPass { [weak self, weak connection] in
+            guard let self, let connection, !connection.isClosed else { return }
+            self.yielded = false
+            self.continueAfterWaiting(connection)
+        }
+    }
+
+    /// Stops reading the client and answering what it pipelined until it has taken the
+    /// answers already written (a client that never does is cut off by the stuck-output
+    /// timeout of `TCPConnection`).
+    private func waitForClientToRead(_ connection: TCPConnection) {
+        yielded = true
+        connection.pauseReading()
+        connection.whenOutputSent { [weak self, weak connection] in
             guard let self, let connection, !connection.isClosed else { return }
             self.yielded = false
             self.continueAfterWaiting(connection)

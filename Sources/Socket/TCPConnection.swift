@@ -67,6 +67,21 @@ public final class TCPConnection: EventLoopHandler {
 
     public var hasPendingOutput: Bool { outputOffset < output.count }
 
+    /// Bytes written and not yet taken by the peer's socket.
+    public var pendingOutputBytes: Int { output.count - outputOffset }
+
+    /// Run once, by `flush`, when all pending output has been sent (`whenOutputSent`).
+    private var onOutputSent: (() -> Void)?
+
+    /// Runs `action` once the output pending now has all been sent: the protocol layer's way
+    /// to stop answering a client that sends without reading, and go on when it reads again.
+    /// Never runs if the connection closes first.
+    public func whenOutputSent(_ action: @escaping () -> Void) {
+        guard !isClosed else { return }
+        guard hasPendingOutput else { return action() }
+        onOutputSent = action
+    }
+
     /// Sends bytes now if the socket takes them, else keeps them until it is writable.
     public func write(_ bytes: [UInt8]) {
         write { $0.append(contentsOf: bytes) }
@@ -100,6 +115,7 @@ public final class TCPConnection: EventLoopHandler {
         loop.unregister(fd: fd, closing: true)
         close(fd)
         output = []
+        onOutputSent = nil
         delegate?.connectionDidClose(self)
         onClose(self)
     }
@@ -224,6 +240,10 @@ public final class TCPConnection: EventLoopHandler {
         if readingPaused { readingPaused = false }
         updateInterest(writable: false)
         if closeWhenFlushed { finishClosing() }
+        if !isClosed, let action = onOutputSent {
+            onOutputSent = nil
+            action()
+        }
     }
 
     private func updateInterest(writable: Bool) {

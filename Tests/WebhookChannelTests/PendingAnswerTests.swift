@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import Synchronization
 @testable import HTTP
 @testable import Platform
 @testable import Socket
@@ -113,6 +114,32 @@ import Testing
         #expect(pipe.http.bytesMoved <= bytes.count, "moved \(pipe.http.bytesMoved) bytes for \(bytes.count) received")
     }
 
+    /// A client that pipelines requests and does not read its answers gets no more answered
+    /// than about `maxUnsentAnswerBytes` past what its socket takes; the rest wait, unread,
+    /// until it reads. (Every request it had pipelined used to be answered into memory: 60
+    /// such clients took a server to 100 MiB.) Once it reads, it gets every answer, in order.
+    @Test func aClientThatDoesNotReadIsNotAnsweredPastWhatItHasTaken() throws {
+        let answered = Mutex(0)
+        let pipe = try ConnectionUnderTest { request in
+            answered.withLock { $0 += 1 }
+            return .now(HTTPResponse(status: 200, body: Array(request.target.utf8) + [UInt8](repeating: 0x2E, count: 1000)))
+        }
+        defer { pipe.close() }
+        var small: Int32 = 4096
+        _ = setsockopt(pipe.tcp.fd, SOL_SOCKET, SO_SNDBUF, &small, socklen_t(MemoryLayout<Int32>.size))
+        _ = setsockopt(pipe.peer, SOL_SOCKET, SO_RCVBUF, &small, socklen_t(MemoryLayout<Int32>.size))
+        let count = 3_000  // about 3 MB of answers
+        pipe.receive(Array((0..<count).map { "GET /\($0) HTTP/1.1\r\nHost: x\r\n\r\n" }.joined().utf8))
+        while pipe.loop.hasWaitingTurns { pipe.loop.runWaitingTurns() }
+        let unread = answered.withLock { $0 }
+        #expect(unread < count / 4, "\(unread) of \(count) answered for a client that reads nothing")
+        #expect(pipe.tcp.pendingOutputBytes <= HTTPServerConnection.maxUnsentAnswerBytes + 80 << 10,
+                "\(pipe.tcp.pendingOutputBytes) bytes of answers held")
+
+        let answers = try pipe.answers()
+        #expect(answers.map(\.bodyText) == (0..<count).map { "/\($0)" + String(repeating: ".", count: 1000) }, "answers missing or out of order")
+    }
+
     @Test func answersAlreadyThereDoNotNestTheRequestLoop() async throws {
         // On a thread with a deep stack, so that the nesting this test looks for shows as a
         // failure, not as a crash of the test process.
@@ -143,9 +170,9 @@ import Testing
 /// (the connection reads its clock and tells it what to watch, which nothing waits on).
 final class ConnectionUnderTest {
     let http: HTTPServerConnection
-    private let loop: EventLoop
-    private let tcp: TCPConnection
-    private let peer: Int32
+    let loop: EventLoop
+    let tcp: TCPConnection
+    let peer: Int32
     private let scratch = UnsafeMutableRawBufferPointer.allocate(byteCount: 65_536, alignment: 16)
 
     init(respond: @escaping (HTTPRequest) -> HTTPReply) throws {
