@@ -162,8 +162,8 @@ public actor ChannelState {
     /// memory from the journal, which holds the keys of acknowledged events only: an event
     /// the log holds but whose `200` never went out (the process died in between) was never
     /// delivered, so its sender's retry must be taken, not called a duplicate.
-    /// `ownSessionReceives`: whether this session gets an event of a source with that route
-    /// (see `catchUp`).
+    /// `ownSessionInside`: whether this session gets an event of a source pinned to that
+    /// route (see `startOwnCatchUp`).
     public func openLogs(ownSessionInside: @escaping @Sendable (String) -> Bool = { _ in true }) {
         guard !logsOpen else { return }
         logsOpen = true
