@@ -287,3 +287,60 @@ struct OwnSessionCatchUpTests {
         #expect(ids.count == 1 && ids.first?.hasPrefix("evt_") == true && !ids.contains("evt_299"))
     }
 }
+
+/// A follower that takes the port over starts its listener before its hub (and the wait for
+/// the old hub's other followers) is installed. A webhook taken in between must not rotate a
+/// full log: the old hub had held it at the boundary for a stalled follower that is about to
+/// re-attach and read what it missed from `events.log.1`.
+struct TakingOverRotationTests {
+    @Test func aFullLogDoesNotRotateUntilTheNewHubIsSettled() async throws {
+        // A log one webhook short of rotating.
+        var records: [EventRecord] = []
+        var bytes = 0
+        for size in [30_000, 1_000, 50] {
+            while true {
+                let record = OwnSessionCatchUpTests.large(records.count, bytes: size)
+                var line: [UInt8] = []
+                EventLog.appendLine(record, into: &line)
+                guard bytes + line.count <= (8 << 20) - 600 else { break }
+                bytes += line.count
+                records.append(record)
+            }
+        }
+        let (dir, onPipe) = try OwnSessionCatchUpTests.takingOver(followed: records.last!.id, older: [], current: records)
+        defer { onPipe.stop(); dir.remove() }
+        let (harness, state) = (onPipe.harness, onPipe.state)
+        let older = dir.url.appendingPathComponent("events.log.1").path
+        func olderSize() -> Int { (try? FileManager.default.attributesOfItem(atPath: older)[.size] as? Int) ?? 0 }
+        await harness.run { state.assumeIsolated { $0.beginTakingOver(); $0.openLogs() } }
+
+        let send = { @Sendable (delivery: String) async -> String in
+            let body = Array(#"{"type":"late","pad":"\#(String(repeating: "y", count: 800))"}"#.utf8)
+            let headers = HTTPHeaders(
+                [("Content-Type", "application/json"), ("X-Source-Id", "src_a")]
+                    + SignatureScheme.signingHeaders(scheme: .webhook, secret: OwnSessionCatchUpTests.secret, body: body,
+                                                     timestamp: Int64(Date().timeIntervalSince1970), deliveryID: delivery))
+            return await harness.answer {
+                state.assumeIsolated { state -> Pending<String> in
+                    let answer = Pending<String>()
+                    switch state.receiveWebhook(pathSourceID: nil, headers: headers, body: body) {
+                    case .accepted(_, _, let written):
+                        written.whenReady { commit in answer.fulfil("\(commit)") }
+                    case let other:
+                        answer.fulfil("\(other)")
+                    }
+                    state.commitAcceptedEvents()
+                    return answer
+                }
+            }
+        }
+        let whileTakingOver = await send("late-1")
+        #expect(whileTakingOver.contains("backlog"), "\(whileTakingOver)")
+        #expect(olderSize() == 0, "the log rotated while the new hub was not settled")
+
+        await harness.run { state.assumeIsolated { $0.becameHub(nil) } }
+        let settled = await send("late-2")
+        #expect(!settled.contains("backlog"), "\(settled)")
+        #expect(olderSize() > 0, "the log did not rotate once the hub was settled")
+    }
+}

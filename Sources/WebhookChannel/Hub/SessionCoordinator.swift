@@ -112,11 +112,16 @@ final class SessionCoordinator: @unchecked Sendable {
         // already serving this state dir is followed first, or there would be two writing one
         // event log.
         if port == 0, follow() { return true }
+        // A follower taking the port over holds rotation from before its listener starts
+        // (this job runs ahead of the bind's) until its hub is settled (`becomeHub`).
+        let takingOver = isTakingOver
+        if takingOver { loop.execute { [channel] in channel.assumeIsolated { $0.beginTakingOver() } } }
         switch bind() {
         case .success(let server):
             becomeHub(server)
             return true
         case .failure(let error):
+            if takingOver { loop.execute { [channel] in channel.assumeIsolated { $0.becameHub(nil) } } }
             if error.code == EADDRINUSE, follow() { return true }
             let reason = ListenerStatus.notListening(host: host, port: port, error: error, directory: directory).problem
                 ?? "the HTTP server could not start (\(error))"
@@ -135,7 +140,7 @@ final class SessionCoordinator: @unchecked Sendable {
         let host = server.address.hostForURL, port = server.address.port
         // Taking over from a hub that went away: its other followers are about to re-attach
         // and read what they missed from the log, which must not rotate away meanwhile.
-        let tookOver = state.withLock { $0.role == .follower || $0.followed != nil }
+        let tookOver = isTakingOver
         let listed = tookOver ? serverFile.sessions(evenIfGone: true).map { sessions in
             Set(sessions.filter { $0.role == .follower && $0.pid != getpid() }.map(\.pid))
         } : nil
@@ -165,11 +170,14 @@ final class SessionCoordinator: @unchecked Sendable {
         if shuttingDown { return }
         channel.permissionRelay.registerWithHub(nil)
         serverFile.write(host: host, port: port, sessions: hub?.sessions ?? [own], log: log)
-        if let hub {
-            if tookOver { hub.awaitReattach(listed: listed) }
-            loop.execute { [channel] in channel.assumeIsolated { $0.fanOut = hub } }
-            hub.start()
-        }
+        if tookOver { hub?.awaitReattach(listed: listed) }
+        loop.execute { [channel] in channel.assumeIsolated { $0.becameHub(hub) } }
+        hub?.start()
+    }
+
+    /// This process was following a hub (or had followed one) and is now trying its port.
+    private var isTakingOver: Bool {
+        state.withLock { $0.role == .follower || $0.followed != nil }
     }
 
     private func follow() -> Bool {

@@ -83,7 +83,26 @@ public actor ChannelState {
     private var releaseInFlight = false
 
     /// The hub's followers, once this process is the hub (`SessionCoordinator`).
-    var fanOut: (any SessionFanOut)?
+    private(set) var fanOut: (any SessionFanOut)?
+
+    /// A follower is taking the port over (`beginTakingOver`): its listener may take webhooks
+    /// before its hub, with the wait for the old hub's other followers (`ReattachWait`), is
+    /// installed (`becameHub`). Meanwhile the log does not rotate: left to a full log, the
+    /// first of those webhooks rotated away what a follower on its way back still needed
+    /// (about 310 events of a stalled one, in one of four orderly double hand-overs).
+    private var takingOver = false
+
+    /// Before a follower binds the port: hold rotation until `becameHub`.
+    func beginTakingOver() {
+        takingOver = true
+    }
+
+    /// The hub is settled: its followers (nil when `hub.sock` could not be served, or the
+    /// port was not won after all) now say who holds rotation back.
+    func becameHub(_ fanOut: (any SessionFanOut)?) {
+        self.fanOut = fanOut
+        takingOver = false
+    }
     /// Only the hub opens (and writes) the event log; until then listings read the files.
     private var logsOpen = false
 
@@ -468,6 +487,7 @@ public actor ChannelState {
         // is taken. Nor while this session's own catch-up is still being read from the log.
         let holder = !eventLog.wouldRotate ? nil
             : ownCatchUpPending ? "this session has not yet taken the events the previous hub had not passed on to it"
+            : takingOver ? "this session is taking the port over and the previous hub's followers have not re-attached yet"
             : fanOut?.rotationHolder(loggedIn: eventLog.file.generation - 1)
         let heldBack = holder != nil
         if heldBack != rotationHeldBack {
