@@ -68,15 +68,22 @@ public final class ChannelNotifier: Sendable {
     /// Reserves room for one event of `weight` bytes; on `.admitted` the caller must later
     /// `deliver` or `cancel` with the same weight.
     public func admit(weight: Int) -> Admission {
+        let (reserved, initialized) = reserveIfRoom(weight: weight)
+        return reserved ? .admitted : initialized ? .backlog : .notReady
+    }
+
+    /// Reserves room for one message of `weight` bytes if what waits leaves it; says too
+    /// whether the client has initialised.
+    private func reserveIfRoom(weight: Int) -> (reserved: Bool, initialized: Bool) {
         state.withLock { state in
             let total = state.waiting(besides: output.backlog)
             // One event always fits when nothing waits, however large it is.
             guard total.messages == 0 || (total.messages < maxEvents && total.bytes + weight <= maxBytes) else {
-                return state.initialized ? .backlog : .notReady
+                return (false, state.initialized)
             }
             state.reserved.messages += 1
             state.reserved.bytes += weight
-            return .admitted
+            return (true, state.initialized)
         }
     }
 
@@ -96,20 +103,11 @@ public final class ChannelNotifier: Sendable {
     /// read. False, reserving nothing, once the reader is gone (nothing would be written).
     public func reserveWhenRoom(weight: Int, pollMilliseconds: Int = 10) -> Bool {
         let pause = ConditionSignal()
-        while true {
-            if output.isClosed { return false }
-            let reserved = state.withLock { state -> Bool in
-                let total = state.waiting(besides: output.backlog)
-                guard total.messages == 0 || (total.messages < maxEvents && total.bytes + weight <= maxBytes) else {
-                    return false
-                }
-                state.reserved.messages += 1
-                state.reserved.bytes += weight
-                return true
-            }
-            if reserved { return true }
+        while !output.isClosed {
+            if reserveIfRoom(weight: weight).reserved { return true }
             pause.wait(timeoutMilliseconds: pollMilliseconds)
         }
+        return false
     }
 
     /// Gives back room reserved for an event that will not be delivered.
