@@ -278,8 +278,12 @@ public actor ChannelState {
         guard let lastReleasedEventID, lastReleasedEventID != eventID else { return .nothing }
         let missed: FollowerCatchUp.Missed = eventLog.entries(after: eventID, through: lastReleasedEventID).map { .indexed($0) }
             ?? .logRange(after: eventID, through: lastReleasedEventID)
-        let sources = Dictionary(sources.file.sources.map { ($0.id, $0) }, uniquingKeysWith: { first, _ in first })
-        return FollowerCatchUp(missed: missed, sources: sources, inside: inside)
+        return FollowerCatchUp(missed: missed, sources: sourcesByID, inside: inside)
+    }
+
+    /// The sources as they are now, by id, for a catch-up read on another thread.
+    private var sourcesByID: [String: SourceRecord] {
+        Dictionary(sources.file.sources.map { ($0.id, $0) }, uniquingKeysWith: { first, _ in first })
     }
 
     /// The id of the last event this session received from the hub it followed (set by
@@ -301,8 +305,7 @@ public actor ChannelState {
                                  inside: @escaping @Sendable (String) -> Bool)
     {
         ownCatchUpPending = true
-        let sources = Dictionary(sources.file.sources.map { ($0.id, $0) }, uniquingKeysWith: { first, _ in first })
-        let catchUp = FollowerCatchUp(missed: .logRange(after: followed, through: lastID), sources: sources, inside: inside)
+        let catchUp = FollowerCatchUp(missed: .logRange(after: followed, through: lastID), sources: sourcesByID, inside: inside)
         let (notifier, directory, loop, log) = (self.notifier, store.directory, self.loop, self.log)
         DetachedThread.start(name: "own-catch-up") {
             let count = catchUp.lines(directory: directory, chunkBytes: Self.ownCatchUpChunkBytes) { chunk in
