@@ -187,22 +187,22 @@ final class HTTPServerConnection: TCPConnectionDelegate {
 
     /// Stops reading the client and hands the rest of `buffer` to the loop's next pass.
     private func yieldTurn(_ connection: TCPConnection) {
-        yielded = true
-        connection.pauseReading()
-        connection.runNextPass { [weak self, weak connection] in
-            guard let self, let connection, !connection.isClosed else { return }
-            self.yielded = false
-            self.continueAfterWaiting(connection)
-        }
+        holdBack(connection, until: connection.runNextPass)
     }
 
     /// Stops reading the client and answering what it pipelined until it has taken the
     /// answers already written (a client that never does is cut off by the stuck-output
     /// timeout of `TCPConnection`).
     private func waitForClientToRead(_ connection: TCPConnection) {
+        holdBack(connection, until: connection.whenOutputSent)
+    }
+
+    /// Stops reading the client; what `buffer` holds waits until `resume` runs the closure
+    /// it is given (once).
+    private func holdBack(_ connection: TCPConnection, until resume: (@escaping () -> Void) -> Void) {
         yielded = true
         connection.pauseReading()
-        connection.whenOutputSent { [weak self, weak connection] in
+        resume { [weak self, weak connection] in
             guard let self, let connection, !connection.isClosed else { return }
             self.yielded = false
             self.continueAfterWaiting(connection)
