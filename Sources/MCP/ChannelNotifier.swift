@@ -102,10 +102,9 @@ public final class ChannelNotifier: Sendable {
     /// takes its turn instead of holding the whole log in memory for a session that does not
     /// read. False, reserving nothing, once the reader is gone (nothing would be written).
     public func reserveWhenRoom(weight: Int, pollMilliseconds: Int = 10) -> Bool {
-        let pause = ConditionSignal()
         while !output.isClosed {
             if reserveIfRoom(weight: weight).reserved { return true }
-            pause.wait(timeoutMilliseconds: pollMilliseconds)
+            usleep(UInt32(pollMilliseconds * 1000))
         }
         return false
     }
