@@ -125,6 +125,8 @@ public struct HTTPParseError: Error, Sendable, Equatable {
     static let missingColon = badRequest("A header line has no colon.")
     static let missingHost = badRequest("An HTTP/1.1 request must have a Host header.")
     static let multipleHosts = badRequest("The request has more than one Host header.")
+    static let invalidHost = badRequest("The Host header is not a valid host[:port].")
+    static let malformedTarget = badRequest("The request target is not a path, an absolute URI, an authority or *.")
     static let lengthAndEncoding = badRequest("The request has both Content-Length and Transfer-Encoding.")
     static let invalidContentLength = badRequest("Content-Length is not a valid number.")
     static let conflictingContentLength = badRequest("The request has differing Content-Length values.")
@@ -428,6 +430,7 @@ private struct Scanner {
         while index < stop && bytes[index] > sp && bytes[index] < 0x7F { index += 1 }
         guard index > targetStart, index < stop, bytes[index] == sp else { throw .failure(.malformedRequestLine) }
         let target = targetStart..<index
+        guard isRequestTargetForm(UnsafeRawBufferPointer(rebasing: bytes[target])) else { throw .failure(.malformedTarget) }
         index += 1
 
         return HTTPParseProgress.RequestLine(method: method, target: target, version: try version(from: index, to: stop))
@@ -516,6 +519,8 @@ private struct Scanner {
         for (name, value) in headers {
             if HTTPHeaders.namesEqual(name, "Host") {
                 hostCount += 1
+                // RFC 9112 section 3.2: a Host with an invalid value is a 400, like two of them.
+                guard Self.isValidHost(value.utf8) else { throw .failure(.invalidHost) }
             } else if HTTPHeaders.namesEqual(name, "Content-Length") {
                 // RFC 9112 section 6.3 item 5: a list of identical values may be taken as
                 // that value; anything else is unrecoverable.
@@ -561,6 +566,43 @@ private struct Scanner {
             throw .failure(.lengthRequired)
         }
         return .none
+    }
+
+    /// Host = uri-host [ ":" port ] (RFC 9110 section 7.2, RFC 3986 section 3.2.2): an IP literal
+    /// in brackets, or a name or IPv4 address of unreserved, sub-delims and `%` characters, then
+    /// optionally a colon and digits. Empty is valid (a target with no authority).
+    static func isValidHost(_ value: String.UTF8View) -> Bool {
+        var rest = value[...]
+        if rest.first == UInt8(ascii: "[") {
+            guard let close = rest.firstIndex(of: UInt8(ascii: "]")) else { return false }
+            let literal = rest[rest.index(after: rest.startIndex)..<close]
+            guard !literal.isEmpty, literal.allSatisfy(isIPLiteralByte) else { return false }
+            rest = rest[rest.index(after: close)...]
+        } else {
+            let end = rest.firstIndex(of: UInt8(ascii: ":")) ?? rest.endIndex
+            guard rest[..<end].allSatisfy(isRegNameByte) else { return false }
+            rest = rest[end...]
+        }
+        guard let colon = rest.first else { return true }
+        return colon == UInt8(ascii: ":") && rest.dropFirst().allSatisfy { $0 &- UInt8(ascii: "0") < 10 }
+    }
+
+    /// unreserved / pct-encoded / sub-delims (RFC 3986 section 3.2.2 reg-name).
+    private static func isRegNameByte(_ byte: UInt8) -> Bool {
+        switch byte {
+        case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "0")...UInt8(ascii: "9"),
+             UInt8(ascii: "-"), UInt8(ascii: "."), UInt8(ascii: "_"), UInt8(ascii: "~"), UInt8(ascii: "%"),
+             UInt8(ascii: "!"), UInt8(ascii: "$"), UInt8(ascii: "&"), UInt8(ascii: "'"), UInt8(ascii: "("), UInt8(ascii: ")"),
+             UInt8(ascii: "*"), UInt8(ascii: "+"), UInt8(ascii: ","), UInt8(ascii: ";"), UInt8(ascii: "="):
+            return true
+        default:
+            return false
+        }
+    }
+
+    /// What an IPv6 address or an IPvFuture literal is made of (RFC 3986 section 3.2.2).
+    private static func isIPLiteralByte(_ byte: UInt8) -> Bool {
+        isRegNameByte(byte) || byte == UInt8(ascii: ":")
     }
 
     /// Content-Length = 1*DIGIT (RFC 9110 section 8.6), with the list element's OWS removed.
@@ -666,6 +708,24 @@ func isWhitespace(_ byte: UInt8) -> Bool {
 
 /// tchar (RFC 9110 section 5.6.2): the characters of a method or a field name.
 @inline(__always)
+/// request-target = origin-form / absolute-form / authority-form / asterisk-form (RFC 9112
+/// section 3.2): `/path`, `scheme:…` (an authority `host:port` reads the same way) or `*`.
+/// Anything else (`GET health`) is no target at all: `400`, not a `404` for a route.
+func isRequestTargetForm(_ target: UnsafeRawBufferPointer) -> Bool {
+    guard let first = target.first else { return false }
+    if first == UInt8(ascii: "/") { return true }
+    if target.count == 1 && first == UInt8(ascii: "*") { return true }
+    // scheme = ALPHA *( ALPHA / DIGIT / "+" / "-" / "." ), then ":".
+    guard (first | 0x20) &- UInt8(ascii: "a") < 26 else { return false }
+    for byte in target.dropFirst() {
+        if byte == UInt8(ascii: ":") { return true }
+        let isSchemeByte = (byte | 0x20) &- UInt8(ascii: "a") < 26 || byte &- UInt8(ascii: "0") < 10
+            || byte == UInt8(ascii: "+") || byte == UInt8(ascii: "-") || byte == UInt8(ascii: ".")
+        guard isSchemeByte else { return false }
+    }
+    return false
+}
+
 func isTokenByte(_ byte: UInt8) -> Bool {
     switch byte {
     case UInt8(ascii: "a")...UInt8(ascii: "z"),

@@ -66,15 +66,16 @@ struct ContentModeTests {
         #expect(!Self.metaKeys(full).contains("digest"))
     }
 
-    @Test func digestModeDeliversABodyShorterThanItsDigestAsItIs() {
+    @Test func digestModeDigestsEveryBodyATinyOneToo() {
         let tiny = Self.record(body: Array(#"{"action":"opened"}"#.utf8))
         let larger = Self.record(body: Self.body(ofSize: 600))
 
         let tinyEvent = EventNotification.channelEvent(for: tiny, replay: false, contentMode: .digest, scheme: .github)
         let largerEvent = EventNotification.channelEvent(for: larger, replay: false, contentMode: .digest, scheme: .github)
 
-        #expect(tinyEvent.content == #"{"action":"opened"}"#)
-        #expect(!Self.metaKeys(tinyEvent).contains("digest"))
+        #expect(tinyEvent.content.hasPrefix("GitHub event: pull_request, action: opened\nFull payload: 19 bytes"))
+        #expect(tinyEvent.meta.last { $0.key == "digest" }?.value == "true")
+        #expect(tinyEvent.meta.last { $0.key == "body_bytes" }?.value == "19")
         #expect(largerEvent.content.hasPrefix("GitHub event: pull_request, action: opened\nFull payload: 600 bytes"))
         #expect(largerEvent.meta.last { $0.key == "body_bytes" }?.value == "600")
     }

@@ -279,6 +279,23 @@ import Testing
         #expect(try ProviderFixtures.list(from: onlyB.stdout, key: "events").map { $0["event_id"] } == [.string(b1.eventID)], "\(onlyB)")
     }
 
+    @Test func cliEventsForAnUnknownSourceExitsOneAndForAPairedSourceWithoutEventsZero() async throws {
+        let dir = try TempStateDir()
+        defer { dir.remove() }
+        try dir.createStateDir()
+        let unknown = try await runCLI(["events", "--source", "src_nope"], stateDir: dir)
+        #expect(unknown.exitCode == 1, "\(unknown)")
+        #expect(unknown.stderr.contains("No source has id src_nope"), "\(unknown)")
+
+        let added = try await runCLI(["add", "quiet", "--scheme", "github"], stateDir: dir)
+        #expect(added.exitCode == 0, "\(added)")
+        let idLine = try #require(added.stdout.split(separator: "\n").first { $0.hasPrefix("Source ID: ") }, "\(added)")
+        let id = String(idLine.dropFirst("Source ID: ".count))
+        let quiet = try await runCLI(["events", "--source", id], stateDir: dir)
+        #expect(quiet.exitCode == 0, "\(quiet)")
+        #expect(quiet.stdout.contains("No events logged."), "\(quiet)")
+    }
+
     @Test func cliEventsUsageErrorsExitTwo() async throws {
         let dir = try TempStateDir()
         defer { dir.remove() }

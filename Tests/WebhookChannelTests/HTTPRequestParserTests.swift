@@ -164,6 +164,25 @@ struct HTTPRequestParserTests {
         #expect(HTTPRequest(method: "GET", target: "/p").authority == nil)
     }
 
+    @Test func aTargetInNoneOfTheFourFormsIsABadRequest() throws {
+        for target in ["health", "pair/status", "*/x", "**", "1http://a/", "-:x", "%2F"] {
+            expectBadRequest("GET \(target) HTTP/1.1\r\nHost: a\r\n\r\n")
+        }
+        // Authority form reads as a scheme and a colon; it is routed, not refused here.
+        let (connect, _) = try #require(complete("CONNECT localhost:80 HTTP/1.1\r\nHost: a\r\n\r\n"))
+        #expect(connect.target == "localhost:80")
+    }
+
+    @Test func aHostThatIsNoHostAndPortIsABadRequest() throws {
+        for host in ["a b", "a:8x", "a:80@evil", "[::1", "[::1]x", "[]", "a/b", "a?b", "a:80:90", "caf\u{E9}"] {
+            expectBadRequest("GET / HTTP/1.1\r\nHost: \(host)\r\n\r\n")
+        }
+        for host in ["", "a", "a:", "localhost:8788", "127.0.0.1:1", "[::1]:8788", "[fe80::1%25eth0]", "xn--bcher-kva.example:443"] {
+            let (request, _) = try #require(complete("GET / HTTP/1.1\r\nHost: \(host)\r\n\r\n"), "Host: \(host)")
+            #expect(request.headers["Host"] == host)
+        }
+    }
+
     @Test func methodsOtherThanPostPutPatchNeedNoLength() throws {
         for method in ["GET", "DELETE", "HEAD", "OPTIONS", "post"] {
             let (request, _) = try #require(complete("\(method) / HTTP/1.1\r\nHost: a\r\n\r\n"))

@@ -2,7 +2,7 @@ import Foundation
 import Testing
 
 /// Browser defence against a localhost port (issue 4, SPEC section 5): DNS rebinding
-/// (`Host` outside the loopback allowlist → `421`), CSRF (`Origin` on any POST route →
+/// (`Host` outside the loopback allowlist → `421`, one that is no host[:port] at all → `400`), CSRF (`Origin` on any POST route →
 /// `403`), no CORS headers ever, and `application/json` required on the JSON routes (`415`).
 /// A refused request changes nothing: no delivery, no pending pairing, no consumed code.
 @Suite struct HardeningBrowserTests {
@@ -13,9 +13,18 @@ import Testing
         let badHosts = [
             "evil.example", "evil.example:\(port)", "localhost.evil.example:\(port)", "127.0.0.1.nip.io:\(port)",
             "127.0.0.2:\(port)", "0.0.0.0:\(port)", "[::2]:\(port)", "2130706433:\(port)", "0x7f.0.0.1:\(port)",
-            "localhost:\(port)x", "localhost:\(port)@evil.example", "127.0.0.1:\(port).evil.example", "[::1]evil:\(port)",
             "192.0.2.1:\(port)",
         ]
+        // Not a host[:port] at all: RFC 9112 section 3.2's 400, before any name is looked at.
+        let malformedHosts = [
+            "localhost:\(port)x", "localhost:\(port)@evil.example", "127.0.0.1:\(port).evil.example", "[::1]evil:\(port)",
+            "127.0.0.1:abc", "a b", "[::1", "local host:\(port)",
+        ]
+        for host in malformedHosts {
+            await server.expectRefusal("GET /health with Host \(host)",
+                                       "GET /health HTTP/1.1\r\nHost: \(host)\r\nConnection: close\r\n\r\n",
+                                       status: 400, error: "bad_request")
+        }
         let marker = server.marker("rebinding")
         let hook = #"{"event":"rebinding","marker":"\#(marker)"}"#
         let pairBody = #"{"name":"rebinding"}"#
@@ -90,6 +99,28 @@ import Testing
         #expect(!delivered.contains { $0["content"]?.stringValue?.contains(marker) == true }, "a webhook carrying Origin was delivered")
         let credentials = try await server.http.completePairing(code: ticket.code)
         server.forbid(credentials.secret)
+        try await server.expectSurvived()
+    }
+
+    /// A poll with the token hands the credentials out once: a change of state, refused with
+    /// `Origin` like the POST routes, and the refusal spends nothing.
+    @Test func aPairingPollCarryingOriginIs403AndHandsNothingOut() async throws {
+        let server = try await HardenedServer.start()
+        defer { server.stop() }
+        let ticket = try await server.http.requestPairing(name: "origin-poll")
+        server.forbid(ticket.pollToken)
+        let credentials = try await server.http.completePairing(code: ticket.code)
+        server.forbid(credentials.secret)
+        let bearer = ("Authorization", "Bearer \(ticket.pollToken)")
+
+        await server.expectRefusal(
+            "GET /pair/status with the poll token and Origin",
+            "GET /pair/status?code=\(ticket.code) HTTP/1.1\r\nHost: \(server.host)\r\nOrigin: https://evil.example\r\n"
+                + "Authorization: Bearer \(ticket.pollToken)\r\nConnection: close\r\n\r\n",
+            status: 403, error: "origin_forbidden")
+        let collected = try await server.http.get("/pair/status?code=\(ticket.code)", headers: [bearer])
+        #expect(try collected.json()["status"] == "paired", "\(collected)")
+        #expect(try collected.json()["hmac_secret"]?.stringValue == credentials.secret, "the refused poll spent the hand-out")
         try await server.expectSurvived()
     }
 

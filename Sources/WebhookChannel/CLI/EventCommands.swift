@@ -34,6 +34,19 @@ enum EventCommands {
             console.err("webhook-channel events: \(error)")
             return 1
         }
+        // An id that is neither paired nor in the log is a mistake (exit 1, as `revoke` and `send`
+        // say); a revoked source's id still lists what it sent.
+        if let source, !all.contains(where: { $0.sourceID == source }) {
+            let paired: Bool
+            do { paired = try operatorStore().load().0.source(id: source) != nil } catch {
+                console.err("webhook-channel events: \(error)")
+                return 1
+            }
+            if !paired {
+                console.err("No source has id \(source.prefix(80)).")
+                return 1
+            }
+        }
         let records = all.reversed().filter { source == nil || $0.sourceID == source }.prefix(limit)
         if parsed.flags.contains("--json") {
             console.out(JSONWriter.compactString(["events": .array(records.map(EventLog.summary))]))

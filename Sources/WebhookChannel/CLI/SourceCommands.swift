@@ -48,7 +48,7 @@ enum SourceCommands {
     Choose what Claude reads for a source's events:
       full    the body itself, cut at 16 KiB
       digest  a summary of at most 1,536 bytes: event, action, the fields a person acts on;
-              webhook_event returns the whole body (a body shorter than its digest is sent as is)
+              webhook_event returns the whole body
       auto    the body up to 2,048 bytes, a digest above
     New github, stripe, standard and slack sources start in auto; webhook sources in full.
     """

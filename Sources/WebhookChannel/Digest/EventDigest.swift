@@ -39,17 +39,18 @@ public enum EventDigest {
             }
         }
         let id = PayloadText.clean(eventID, limit: 100)
-        return writer.text(footer: "Full payload: \(PayloadText.grouped(body.count)) bytes — call webhook_event {\"event_id\":\"\(id)\"}")
+        // The size as plain digits, as `body_bytes` gives it: a reader or a script finds the
+        // body's length in it as it is.
+        return writer.text(footer: "Full payload: \(body.count) bytes — call webhook_event {\"event_id\":\"\(id)\"}")
     }
 
-    /// The content of `record`'s notification when its source's `mode` calls for a digest and
-    /// the digest is shorter than the body; `nil` to deliver the body as it is. A tiny body in
-    /// `digest` mode is its own best summary, and a notification never grows past its body.
+    /// The content of `record`'s notification when its source's `mode` calls for a digest;
+    /// `nil` to deliver the body as it is. `digest` mode digests every body, a tiny one too
+    /// (SPEC 14: the mode promises a digest, with its `digest` and `body_bytes` meta).
     static func notificationText(for record: EventRecord, mode: ContentMode, scheme: SignatureScheme) -> String? {
         guard mode.prefersDigest(bodyBytes: record.body.count) else { return nil }
-        let digest = text(scheme: scheme, eventType: record.type, contentType: record.contentType, body: record.body,
-                          eventID: record.id)
-        return digest.utf8.count < record.body.count ? digest : nil
+        return text(scheme: scheme, eventType: record.type, contentType: record.contentType, body: record.body,
+                    eventID: record.id)
     }
 
     /// A GitHub hook whose content type is `application/x-www-form-urlencoded` sends its JSON

@@ -92,7 +92,9 @@ final class WebhookRoutes: Sendable {
         case ("POST", "/pair/complete"):
             return guardJSONRoute(request) ?? completePairing(request, peer: peer)
         case ("GET", "/pair/status"):
-            return pairingStatus(request)
+            // A poll with the token hands the credentials out once: a change of state, so no
+            // web page may make it (its answer is not readable cross-site anyway).
+            return guardOrigin(request).map(HTTPReply.now) ?? pairingStatus(request)
         case ("POST", "/control/replay"):
             return guardJSONRoute(request) ?? replay(request, peer: peer)
         case ("POST", "/webhook"):
