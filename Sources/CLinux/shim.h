@@ -20,6 +20,15 @@ extern int pthread_setname_np(pthread_t thread, const char *name);
 
 // Handing the heap's free pages back after reading a whole event log (FreedMemory).
 #include <malloc.h>
+
+// The profile-guided build (scripts/build-optimized) first runs a build that counts what
+// runs. LLVM's profile runtime writes those counts from an exit handler, which the server's
+// `_exit` skips, so the server writes them itself. Weak: in every other build the runtime is
+// not linked, the symbol is null and this does nothing.
+extern int __llvm_profile_write_file(void) __attribute__((weak));
+static inline void webhook_write_profile_counts(void) {
+    if (__llvm_profile_write_file) __llvm_profile_write_file();
+}
 #endif
 
 #endif

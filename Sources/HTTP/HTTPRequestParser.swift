@@ -520,7 +520,7 @@ private struct Scanner {
             if HTTPHeaders.namesEqual(name, "Host") {
                 hostCount += 1
                 // RFC 9112 section 3.2: a Host with an invalid value is a 400, like two of them.
-                guard Self.isValidHost(value.utf8) else { throw .failure(.invalidHost) }
+                guard Self.isValidHost(value) else { throw .failure(.invalidHost) }
             } else if HTTPHeaders.namesEqual(name, "Content-Length") {
                 // RFC 9112 section 6.3 item 5: a list of identical values may be taken as
                 // that value; anything else is unrecoverable.
@@ -571,20 +571,28 @@ private struct Scanner {
     /// Host = uri-host [ ":" port ] (RFC 9110 section 7.2, RFC 3986 section 3.2.2): an IP literal
     /// in brackets, or a name or IPv4 address of unreserved, sub-delims and `%` characters, then
     /// optionally a colon and digits. Empty is valid (a target with no authority).
-    static func isValidHost(_ value: String.UTF8View) -> Bool {
-        var rest = value[...]
-        if rest.first == UInt8(ascii: "[") {
-            guard let close = rest.firstIndex(of: UInt8(ascii: "]")) else { return false }
-            let literal = rest[rest.index(after: rest.startIndex)..<close]
-            guard !literal.isEmpty, literal.allSatisfy(isIPLiteralByte) else { return false }
-            rest = rest[rest.index(after: close)...]
-        } else {
-            let end = rest.firstIndex(of: UInt8(ascii: ":")) ?? rest.endIndex
-            guard rest[..<end].allSatisfy(isRegNameByte) else { return false }
-            rest = rest[end...]
+    static func isValidHost(_ value: String) -> Bool {
+        value.withUTF8Bytes { bytes in
+            var index = 0
+            if bytes.first == UInt8(ascii: "[") {
+                index = 1
+                while index < bytes.count, bytes[index] != UInt8(ascii: "]") {
+                    guard isIPLiteralByte(bytes[index]) else { return false }
+                    index += 1
+                }
+                guard index < bytes.count, index > 1 else { return false }
+                index += 1
+            } else {
+                while index < bytes.count, bytes[index] != UInt8(ascii: ":") {
+                    guard isRegNameByte(bytes[index]) else { return false }
+                    index += 1
+                }
+            }
+            guard index < bytes.count else { return true }
+            guard bytes[index] == UInt8(ascii: ":") else { return false }
+            for port in (index + 1)..<bytes.count where bytes[port] &- UInt8(ascii: "0") >= 10 { return false }
+            return true
         }
-        guard let colon = rest.first else { return true }
-        return colon == UInt8(ascii: ":") && rest.dropFirst().allSatisfy { $0 &- UInt8(ascii: "0") < 10 }
     }
 
     /// unreserved / pct-encoded / sub-delims (RFC 3986 section 3.2.2 reg-name).

@@ -116,6 +116,7 @@ enum ServeCommand {
             // run Swift code, and `exit`'s teardown of the runtime under them crashed the hub
             // (SIGSEGV) on one exit in three. Nothing is left to flush: stdout was flushed
             // above, and logs and files are written with write(2), unbuffered.
+            ProfileCounts.writeIfCounting()
             _exit(0)
         }
         shutdown.onSignals(exitSignals)
