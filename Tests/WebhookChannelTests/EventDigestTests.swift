@@ -187,6 +187,35 @@ struct EventDigestTests {
         """)
     }
 
+    @Test func slackSlashCommandFormIsDigestedFieldByFieldWithoutItsToken() {
+        let body = "token=XXYYZZ&team_id=T1&channel_name=ops&user_name=ana&command=%2Fdeploy&text=api+to+prod"
+            + "&response_url=https%3A%2F%2Fhooks.slack.com%2Fcommands%2F1"
+        let form = "application/x-www-form-urlencoded"
+
+        #expect(Self.digest(.slack, nil, Array(body.utf8), contentType: form) == """
+        Slack event: slash_command
+        team_id: T1
+        channel_name: ops
+        user_name: ana
+        command: /deploy
+        text: api to prod
+        response_url: https://hooks.slack.com/commands/1
+        \(Self.footer(body.utf8.count))
+        """)
+    }
+
+    @Test func slackInteractionPayloadIsDigestedAsItsJSON() {
+        let json = #"{"type":"block_actions","token":"XXYYZZ","user":{"id":"U1","name":"ana"},"trigger_id":"1.2"}"#
+        let body = "payload=" + json.addingPercentEncoding(withAllowedCharacters: .alphanumerics)!
+        let digest = Self.digest(.slack, nil, Array(body.utf8), contentType: "application/x-www-form-urlencoded")
+
+        #expect(digest.hasPrefix("Slack event: block_actions\ntrigger_id: 1.2\nuser.id: U1\nuser.name: ana\n"), "\(digest)")
+        #expect(!digest.contains("XXYYZZ"))
+        // Another scheme's form body, and a form that is not validly encoded, are quoted as text.
+        #expect(Self.digest(.standard, nil, Array(body.utf8), contentType: "application/x-www-form-urlencoded").contains("Body: not JSON"))
+        #expect(Self.digest(.slack, nil, Array("text=%zz".utf8), contentType: "application/x-www-form-urlencoded").contains("Body: not JSON"))
+    }
+
     // MARK: Text from the payload
 
     @Test func controlAndBidiCharactersAreRemovedAndLineBreaksBecomeOneSpace() {

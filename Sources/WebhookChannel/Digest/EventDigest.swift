@@ -13,7 +13,7 @@ public enum EventDigest {
                             eventID: String) -> String
     {
         var writer = DigestWriter()
-        let payload = gitHubFormPayload(scheme: scheme, contentType: contentType, body: body) ?? (try? JSONParser.parse(body))
+        let payload = formPayload(scheme: scheme, contentType: contentType, body: body) ?? (try? JSONParser.parse(body))
         let type = eventType ?? payload?["type"]?.stringValue
         var header = "\(providerName(scheme)) event: " + (type.map { PayloadText.clean($0, limit: 100) } ?? "unknown")
         if let action = PayloadText.scalar(payload?["action"], limit: 100) { header += ", action: \(action)" }
@@ -53,14 +53,27 @@ public enum EventDigest {
                     eventID: record.id)
     }
 
-    /// A GitHub hook whose content type is `application/x-www-form-urlencoded` sends its JSON
-    /// as the form field `payload`: that JSON, or nil (not such a body, not validly encoded,
-    /// not JSON), in which case the body is read as it is.
-    static func gitHubFormPayload(scheme: SignatureScheme, contentType: String, body: [UInt8]) -> JSONValue? {
-        guard scheme == .github, MediaType.isFormURLEncoded(contentType),
-              let json = FormURLEncoded.value(of: "payload", in: body)
+    /// What a form body (`application/x-www-form-urlencoded`) says, for the providers that send
+    /// one: a GitHub hook set to that content type, and Slack interactions, send their JSON as
+    /// the field `payload`; a Slack slash command sends plain fields (`command`, `text`,
+    /// `user_name`, …), read as an object of strings with `type` `slash_command`. Nil (the
+    /// body is read as it is) for another scheme or content type, a body that is not validly
+    /// encoded, or a `payload` that is not JSON.
+    static func formPayload(scheme: SignatureScheme, contentType: String, body: [UInt8]) -> JSONValue? {
+        guard scheme == .github || scheme == .slack, MediaType.isFormURLEncoded(contentType),
+              let fields = FormURLEncoded.fields(in: body)
         else { return nil }
-        return try? JSONParser.parse(json)
+        if let json = fields.first(where: { $0.name == Array("payload".utf8) })?.value {
+            return try? JSONParser.parse(json)
+        }
+        guard scheme == .slack, !fields.isEmpty else { return nil }
+        var object = JSONObject()
+        if fields.contains(where: { $0.name == Array("command".utf8) }) { object["type"] = "slash_command" }
+        for field in fields {
+            let name = String(decoding: field.name, as: UTF8.self)
+            if object[name] == nil { object[name] = .string(String(decoding: field.value, as: UTF8.self)) }
+        }
+        return .object(object)
     }
 
     static func providerName(_ scheme: SignatureScheme) -> String {

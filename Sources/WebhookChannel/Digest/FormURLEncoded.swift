@@ -2,7 +2,8 @@ import Signing
 
 /// A body of `application/x-www-form-urlencoded` fields (WHATWG URL §5): `name=value` pairs
 /// joined by `&`, a space written `+`, any byte `%XX`. A GitHub hook set to that content type
-/// sends its JSON this way, as the one field `payload` (README "Digests").
+/// sends its JSON this way, as the one field `payload`; Slack sends slash commands as fields
+/// and interactions as a `payload` of JSON (README "Digests").
 enum FormURLEncoded {
     /// The decoded value of the first field called `name`; nil when there is none or its value
     /// is not validly encoded (a `%` without two hex digits after it). A field whose name is
@@ -19,6 +20,25 @@ enum FormURLEncoded {
             start = end + 1
         }
         return nil
+    }
+
+    /// Every field, decoded, in order; nil when any name or value is not validly encoded. An
+    /// empty body has no fields.
+    static func fields(in body: [UInt8]) -> [(name: [UInt8], value: [UInt8])]? {
+        var fields: [(name: [UInt8], value: [UInt8])] = []
+        var start = body.startIndex
+        while start < body.endIndex {
+            let end = body[start...].firstIndex(of: UInt8(ascii: "&")) ?? body.endIndex
+            let equals = body[start..<end].firstIndex(of: UInt8(ascii: "=")) ?? end
+            if start < end {
+                guard let name = decode(body[start..<equals]), let value = decode(body[min(equals + 1, end)..<end]) else {
+                    return nil
+                }
+                fields.append((name, value))
+            }
+            start = end + 1
+        }
+        return fields
     }
 
     /// `+` as a space and `%XX` as its byte; nil at a `%` not followed by two hex digits.
