@@ -280,6 +280,9 @@ extension SignatureScheme {
     /// Header value without surrounding whitespace; nil when absent or empty.
     private static func header(_ name: String, in input: SignatureInput) -> String? {
         guard let raw = input.headerLookup(name) else { return nil }
+        // The HTTP parser hands values over trimmed: then the value is used as it is, not
+        // copied into a new string (a signature is 67 bytes, past the inline size).
+        if let first = raw.utf8.first, let last = raw.utf8.last, !isBlank(first), !isBlank(last) { return raw }
         let value = trimmed(Substring(raw))
         return value.isEmpty ? nil : String(value)
     }
@@ -329,9 +332,12 @@ extension SignatureScheme {
     }
 
     /// `text` without leading and trailing spaces and tabs (HTTP's optional whitespace).
+    private static func isBlank(_ byte: UInt8) -> Bool {
+        byte == UInt8(ascii: " ") || byte == UInt8(ascii: "\t")
+    }
+
     private static func trimmed(_ text: Substring) -> Substring {
         let bytes = text.utf8
-        let isBlank = { (byte: UInt8) in byte == UInt8(ascii: " ") || byte == UInt8(ascii: "\t") }
         guard let first = bytes.firstIndex(where: { !isBlank($0) }),
               let last = bytes.lastIndex(where: { !isBlank($0) }) else {
             return text[text.endIndex...]
