@@ -7,13 +7,17 @@
 /// across a module boundary asks the runtime for `Pending<Other>`'s type metadata on every
 /// call, a few hundred instructions each, six times a webhook.
 public final class Pending<Value>: @unchecked Sendable {
-    @usableFromInline var value: Value?
+    /// The value while no one waits for it: empty or one element. An array, not a `Value?`:
+    /// its layout does not depend on `Value`, so the (generic) deinit destroys it without
+    /// asking the runtime for `Optional<Value>`'s metadata, some 700 instructions a `Pending`
+    /// on the webhook path, where the waiter always comes first and the array stays empty.
+    @usableFromInline var value: ContiguousArray<Value> = []
     @usableFromInline var waiter: ((Value) -> Void)?
 
     @inlinable public init() {}
 
     /// Whether `fulfil` was called.
-    @inlinable public var isFulfilled: Bool { value != nil }
+    @inlinable public var isFulfilled: Bool { !value.isEmpty }
 
     /// Hands the value to the waiter, or keeps it until one asks. Call once.
     @inlinable public func fulfil(_ value: Value) {
@@ -21,14 +25,14 @@ public final class Pending<Value>: @unchecked Sendable {
             self.waiter = nil
             waiter(value)
         } else {
-            self.value = value
+            self.value = [value]
         }
     }
 
     /// Runs `body` with the value: at once when it is here, else when it is fulfilled.
     @inlinable public func whenReady(_ body: @escaping (Value) -> Void) {
-        if let value {
-            self.value = nil
+        if let value = value.first {
+            self.value = []
             body(value)
         } else {
             waiter = body
