@@ -28,7 +28,7 @@ import Testing
         // The loop is busy past the caller's one-second wait.
         let release = ConditionSignal()
         harness.loop.execute { release.wait(timeoutMilliseconds: 30_000) }
-        let first = await Self.onThread { bind() }
+        let first = await Self.onThread { bind(0) }
         release.signal()
         guard case .failure(let error) = first else {
             Issue.record("the bind was waited for past its deadline: \(first)")
@@ -39,7 +39,7 @@ import Testing
         #expect(await harness.run { harness.loop.registeredCount } == before, "an abandoned server is still on the loop")
 
         // The retry binds, and serves.
-        let second = await Self.onThread { bind() }
+        let second = await Self.onThread { bind(0) }
         let server = try second.get()
         let http = RawHTTPClient(port: Int(server.address.port))
         #expect(try await http.get("/health").status == 200)

@@ -445,6 +445,59 @@ import Testing
         #expect(try await RawHTTPClient(port: hub.server.port).get("/health").json()["sessions"] == 2)
     }
 
+    /// One state dir is one endpoint: a session given another port follows the hub already
+    /// serving the state dir (two hubs would write one event log and take each other's
+    /// `hub.sock`), says its port is not used, and at a hand-over takes the hub's port over.
+    @Test func aSessionGivenAnotherPortFollowsTheHubOfItsStateDirAndTakesOverTheHubsPort() async throws {
+        let stateDir = try TempStateDir()
+        defer { stateDir.remove() }
+        let hub = try await TestChannel.start(stateDir: stateDir, environment: ["CLAUDE_PROJECT_DIR": "/work/a"])
+        defer { hub.stop() }
+        let otherPort = try Self.portFreeNow()
+        let second = try await TestChannel.start(
+            stateDir: stateDir, environment: ["WEBHOOK_PORT": String(otherPort), "CLAUDE_PROJECT_DIR": "/work/b"])
+        defer { second.stop() }
+        _ = try await second.server.stderr.waitForLine("a line with following", where: { $0.contains("following") })
+        #expect(second.server.stderr.textLines.contains { $0.contains("WEBHOOK_PORT \(otherPort) is not used") },
+                "\(second.server.stderr.textLines)")
+        #expect(throws: (any Error).self, "nothing listens on the port the second session was given") {
+            try HTTPConnection.openBlocking(port: otherPort)
+        }
+        let http = RawHTTPClient(port: hub.server.port)
+        #expect(try await http.get("/health").json()["sessions"] == 2)
+        let credentials = try await http.pairSource(name: "ci")
+        _ = try await http.postWebhook(#"{"n":1}"#, as: credentials)
+        #expect(try await second.mcp.channelEvent()["content"] == #"{"n":1}"#)
+
+        hub.server.closeStdin()
+        _ = try await hub.server.child.waitForExit()
+        try await retrying(timeout: defaultTimeout, "the second session serving the hub's port \(hub.server.port)") {
+            let health = try await http.get("/health")
+            guard health.status == 200 else { throw HarnessError("\(health)") }
+        }
+        let answer = try await http.postWebhook(#"{"n":2}"#, as: credentials)
+        #expect(answer.status == 200, "\(answer)")
+        #expect(try await second.mcp.channelEvent()["content"] == #"{"n":2}"#)
+    }
+
+    /// A loopback port nothing listens on at this moment.
+    static func portFreeNow() throws -> Int {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        guard fd >= 0 else { throw HarnessError("socket() failed") }
+        defer { close(fd) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let named = withUnsafeMutablePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                bind(fd, $0, length) == 0 && getsockname(fd, $0, &length) == 0
+            }
+        }
+        guard named else { throw HarnessError("bind() failed") }
+        return Int(UInt16(bigEndian: address.sin_port))
+    }
+
     @Test func aRoutedSourceReachesOnlyTheSessionsInItsProject() async throws {
         var sessions = try Sessions()
         defer { sessions.stop() }

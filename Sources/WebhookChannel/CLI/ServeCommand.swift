@@ -173,7 +173,7 @@ enum ServeCommand {
         let timeouts = HTTPServer.Timeouts(
             headNanoseconds: UInt64(config.headerTimeout * 1e9), requestNanoseconds: UInt64(max(config.headerTimeout, 30) * 1e9),
             idleNanoseconds: UInt64(config.idleTimeout * 1e9))
-        return {
+        return { port in
             // The outcome, or that the caller stopped waiting: then a server bound after all is
             // stopped at once, so none is left registered on the loop with no owner (it would
             // crash the loop at its first connection) and the caller's retry binds the only one.
@@ -182,7 +182,7 @@ enum ServeCommand {
             loop.execute {
                 let outcome: Result<HTTPServer, SocketError>
                 do throws(SocketError) {
-                    let server = try HTTPServer(host: config.host, port: config.port, loop: loop, limits: limits,
+                    let server = try HTTPServer(host: config.host, port: port, loop: loop, limits: limits,
                                                 timeouts: timeouts, maxConnections: config.maxConnections, respond: { _, _ in
                                                     .now(.error(status: 503, code: "not_ready", message: "Starting."))
                                                 })

@@ -32,7 +32,8 @@ final class SessionCoordinator: @unchecked Sendable {
         var sessions: [SessionInfo]
     }
 
-    typealias Bind = @Sendable () -> Result<HTTPServer, SocketError>
+    /// Binds the HTTP server on the configured host and the given port.
+    typealias Bind = @Sendable (_ port: UInt16) -> Result<HTTPServer, SocketError>
 
     private struct State {
         var role = Role.starting
@@ -52,7 +53,7 @@ final class SessionCoordinator: @unchecked Sendable {
     private let notifier: ChannelNotifier
     private let log: Logger
     /// Set once, before `begin` (it needs this coordinator to count sessions for `/health`).
-    var bind: Bind = { .failure(SocketError(call: "bind (not configured)", code: EINVAL)) }
+    var bind: Bind = { _ in .failure(SocketError(call: "bind (not configured)", code: EINVAL)) }
     private let serverFile: ServerFile
     private let state = Mutex(State())
 
@@ -108,15 +109,18 @@ final class SessionCoordinator: @unchecked Sendable {
 
     /// One attempt at a role. True when this process is now hub or follower.
     private func settle(logging: FailureLogging) -> Bool {
-        // With any free port (`WEBHOOK_PORT=0`) a bind never finds the hub's port taken: a hub
-        // already serving this state dir is followed first, or there would be two writing one
-        // event log.
-        if port == 0, follow() { return true }
+        // One state dir is one endpoint: a hub already serving it is followed whatever port
+        // this session was given (`WEBHOOK_PORT=0`, or another number, would bind a second
+        // port, and two hubs would write one event log and take each other's `hub.sock`).
+        // Taking over is decided by the bind instead: the old hub may still hold its socket.
+        let takingOver = isTakingOver
+        if !takingOver, follow() { return true }
+        // A follower taking over binds the port its hub served, the endpoint senders know.
+        let port = state.withLock { $0.followed?.port } ?? self.port
         // A follower taking the port over holds rotation from before its listener starts
         // (this job runs ahead of the bind's) until its hub is settled (`becomeHub`).
-        let takingOver = isTakingOver
         if takingOver { loop.execute { [channel] in channel.assumeIsolated { $0.beginTakingOver() } } }
-        switch bind() {
+        switch bind(port) {
         case .success(let server):
             becomeHub(server)
             return true
@@ -198,6 +202,10 @@ final class SessionCoordinator: @unchecked Sendable {
         channel.permissionRelay.registerWithHub { [weak follower] id in follower?.registerPermissionRequest(id) }
         log.info("\(wasFollowing ? "re-attached, " : "")following the hub (pid \(welcome.hubPID)) on \(welcome.host):\(welcome.port); "
             + "its webhooks arrive in this session too")
+        if port != 0 && welcome.port != port && !wasFollowing {
+            log.warning("WEBHOOK_PORT \(port) is not used: the hub of this state dir listens on \(welcome.port); "
+                + "for an endpoint of its own, give this session its own WEBHOOK_STATE_DIR")
+        }
         follower.run(onEvent: { [channel] id in channel.lastFollowedEventID.withLock { $0 = id } }) { [self] in
             guard !state.withLock({ $0.shuttingDown }) else { return }
             log.info("the hub went away; taking over its port or following the next hub")
