@@ -714,8 +714,6 @@ func isWhitespace(_ byte: UInt8) -> Bool {
     byte == sp || byte == htab
 }
 
-/// tchar (RFC 9110 section 5.6.2): the characters of a method or a field name.
-@inline(__always)
 /// request-target = origin-form / absolute-form / authority-form / asterisk-form (RFC 9112
 /// section 3.2): `/path`, `scheme:…` (an authority `host:port` reads the same way) or `*`.
 /// Anything else (`GET health`) is no target at all: `400`, not a `404` for a route.
@@ -734,6 +732,8 @@ func isRequestTargetForm(_ target: UnsafeRawBufferPointer) -> Bool {
     return false
 }
 
+/// tchar (RFC 9110 section 5.6.2): the characters of a method or a field name.
+@inline(__always)
 func isTokenByte(_ byte: UInt8) -> Bool {
     switch byte {
     case UInt8(ascii: "a")...UInt8(ascii: "z"),

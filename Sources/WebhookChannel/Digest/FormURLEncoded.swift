@@ -5,21 +5,10 @@ import Signing
 /// sends its JSON this way, as the one field `payload`; Slack sends slash commands as fields
 /// and interactions as a `payload` of JSON (README "Digests").
 enum FormURLEncoded {
-    /// The decoded value of the first field called `name`; nil when there is none or its value
-    /// is not validly encoded (a `%` without two hex digits after it). A field whose name is
-    /// not validly encoded is not `name`.
+    /// The decoded value of the first field called `name`; nil when there is none or the body
+    /// is not validly encoded (a `%` without two hex digits after it).
     static func value(of name: String, in body: [UInt8]) -> [UInt8]? {
-        let wanted = Array(name.utf8)
-        var start = body.startIndex
-        while start < body.endIndex {
-            let end = body[start...].firstIndex(of: UInt8(ascii: "&")) ?? body.endIndex
-            let equals = body[start..<end].firstIndex(of: UInt8(ascii: "=")) ?? end
-            if decode(body[start..<equals]) == wanted {
-                return decode(body[min(equals + 1, end)..<end])
-            }
-            start = end + 1
-        }
-        return nil
+        fields(in: body)?.first { $0.name.elementsEqual(name.utf8) }?.value
     }
 
     /// Every field, decoded, in order; nil when any name or value is not validly encoded. An
