@@ -482,20 +482,9 @@ import Testing
 
     /// A loopback port nothing listens on at this moment.
     static func portFreeNow() throws -> Int {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
-        guard fd >= 0 else { throw HarnessError("socket() failed") }
-        defer { close(fd) }
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-        let named = withUnsafeMutablePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                bind(fd, $0, length) == 0 && getsockname(fd, $0, &length) == 0
-            }
-        }
-        guard named else { throw HarnessError("bind() failed") }
-        return Int(UInt16(bigEndian: address.sin_port))
+        let (fd, port) = try bindOnLoopback(listening: nil)
+        close(fd)
+        return port
     }
 
     @Test func aRoutedSourceReachesOnlyTheSessionsInItsProject() async throws {

@@ -63,12 +63,12 @@ public enum EventDigest {
         guard scheme == .github || scheme == .slack, MediaType.isFormURLEncoded(contentType),
               let fields = FormURLEncoded.fields(in: body)
         else { return nil }
-        if let json = fields.first(where: { $0.name.elementsEqual("payload".utf8) })?.value {
+        if let json = FormURLEncoded.value(of: "payload", in: fields) {
             return try? JSONParser.parse(json)
         }
         guard scheme == .slack, !fields.isEmpty else { return nil }
         var object = JSONObject()
-        if fields.contains(where: { $0.name.elementsEqual("command".utf8) }) { object["type"] = "slash_command" }
+        if FormURLEncoded.value(of: "command", in: fields) != nil { object["type"] = "slash_command" }
         for field in fields {
             let name = String(decoding: field.name, as: UTF8.self)
             if object[name] == nil { object[name] = .string(String(decoding: field.value, as: UTF8.self)) }

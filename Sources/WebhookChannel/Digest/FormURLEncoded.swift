@@ -5,16 +5,17 @@ import Signing
 /// sends its JSON this way, as the one field `payload`; Slack sends slash commands as fields
 /// and interactions as a `payload` of JSON (README "Digests").
 enum FormURLEncoded {
-    /// The decoded value of the first field called `name`; nil when there is none or the body
-    /// is not validly encoded (a `%` without two hex digits after it).
-    static func value(of name: String, in body: [UInt8]) -> [UInt8]? {
-        fields(in: body)?.first { $0.name.elementsEqual(name.utf8) }?.value
+    typealias Field = (name: [UInt8], value: [UInt8])
+
+    /// The value of the first of `fields` called `name`; nil when there is none.
+    static func value(of name: String, in fields: [Field]) -> [UInt8]? {
+        fields.first { $0.name.elementsEqual(name.utf8) }?.value
     }
 
-    /// Every field, decoded, in order; nil when any name or value is not validly encoded. An
-    /// empty body has no fields.
-    static func fields(in body: [UInt8]) -> [(name: [UInt8], value: [UInt8])]? {
-        var fields: [(name: [UInt8], value: [UInt8])] = []
+    /// Every field, decoded, in order; nil when any name or value is not validly encoded (a
+    /// `%` without two hex digits after it). An empty body has no fields.
+    static func fields(in body: [UInt8]) -> [Field]? {
+        var fields: [Field] = []
         var start = body.startIndex
         while start < body.endIndex {
             let end = body[start...].firstIndex(of: UInt8(ascii: "&")) ?? body.endIndex
