@@ -208,14 +208,43 @@ public struct HTTPRequest: Sendable, Equatable {
         var close = false
         var keepAlive = false
         for value in headers.values(for: "Connection") {
-            for option in value.split(separator: ",") {
-                let token = Self.trimmingOWS(option)
-                if HTTPHeaders.namesEqual(token, "close") { close = true }
-                if HTTPHeaders.namesEqual(token, "keep-alive") { keepAlive = true }
+            value.withUTF8Bytes { bytes in
+                Self.forEachListMember(bytes) { option in
+                    if Self.equalsIgnoringASCIICase(option, "close") { close = true }
+                    if Self.equalsIgnoringASCIICase(option, "keep-alive") { keepAlive = true }
+                }
             }
         }
         if close { return false }
         if version == .http10 { return keepAlive }
+        return true
+    }
+
+    /// The members of a comma-separated list (RFC 9110 section 5.6.1), the whitespace around
+    /// each trimmed, empty ones skipped. Over bytes: `String.split` walks grapheme clusters,
+    /// and a `Connection: close` cost ~7,800 instructions that way.
+    static func forEachListMember(_ bytes: UnsafeBufferPointer<UInt8>, _ body: (UnsafeBufferPointer<UInt8>) -> Void) {
+        func isOWS(_ byte: UInt8) -> Bool { byte == UInt8(ascii: " ") || byte == UInt8(ascii: "\t") }
+        var start = 0
+        while start < bytes.count {
+            var end = start
+            while end < bytes.count && bytes[end] != UInt8(ascii: ",") { end += 1 }
+            var first = start
+            var last = end
+            while first < last && isOWS(bytes[first]) { first += 1 }
+            while last > first && isOWS(bytes[last - 1]) { last -= 1 }
+            if first < last { body(UnsafeBufferPointer(rebasing: bytes[first..<last])) }
+            start = end + 1
+        }
+    }
+
+    /// Whether `bytes` spell `literal` (ASCII) in any letter case.
+    static func equalsIgnoringASCIICase(_ bytes: UnsafeBufferPointer<UInt8>, _ literal: StaticString) -> Bool {
+        guard bytes.count == literal.utf8CodeUnitCount else { return false }
+        let expected = UnsafeBufferPointer(start: literal.utf8Start, count: literal.utf8CodeUnitCount)
+        for index in 0..<bytes.count where HTTPHeaders.asciiLowercased(bytes[index]) != HTTPHeaders.asciiLowercased(expected[index]) {
+            return false
+        }
         return true
     }
 

@@ -46,6 +46,12 @@ public final class HTTPServer: @unchecked Sendable {
     public init(host: String, port: UInt16, loop: EventLoop, limits: HTTPLimits, timeouts: Timeouts,
          maxConnections: Int, respond: @escaping Responder) throws(SocketError) {
         self.respond = respond
+        // Made once and shared by every connection (a closure literal in the one below was
+        // two allocations per accepted connection).
+        let screen: HeadScreen = { [unowned self] head in self.screenHead?(head) }
+        let answer: HTTPServerConnection.Responder = { [unowned self] request, connection in
+            self.respond(request, connection.peer)
+        }
         listener = try TCPListener(host: host, port: port, loop: loop, maxConnections: maxConnections) { [unowned self] connection, overLimit in
             if overLimit {
                 connection.write(HTTPServer.tooManyConnections.serialized(keepAlive: false))
@@ -53,9 +59,7 @@ public final class HTTPServer: @unchecked Sendable {
                 return DiscardingConnection()
             }
             return HTTPServerConnection(limits: limits, timeouts: timeouts, clock: loop.clock, startedAt: connection.acceptedAt,
-                                        screen: { head in self.screenHead?(head) }, bodyBudget: self.bodyBudget) { request, connection in
-                self.respond(request, connection.peer)
-            }
+                                        screen: screen, bodyBudget: self.bodyBudget, respond: answer)
         }
     }
 

@@ -34,7 +34,7 @@ public final class EventLoop: SerialExecutor, @unchecked Sendable {
     /// from any thread by `inLoopThread`, hence atomic.
     private let threadID = Atomic<UInt>(0)
     /// Only touched on the loop thread.
-    private var handlers: [Int32: any EventLoopHandler] = [:]
+    private var handlers = DescriptorTable<any EventLoopHandler>()
     private var lastTick: UInt64 = 0
     /// How long the loop looks for work without blocking after a pass that found some (see
     /// `waitForReadiness`); 0 never.
@@ -207,7 +207,7 @@ public final class EventLoop: SerialExecutor, @unchecked Sendable {
             }
             for action in endOfPassActions { action() }
         }
-        for fd in Array(handlers.keys) {
+        for fd in handlers.descriptors {
             unregister(fd: fd, closing: true)
             Platform.close(fd)
         }

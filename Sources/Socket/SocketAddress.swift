@@ -6,12 +6,15 @@ import Foundation
 import Platform
 
 /// An IPv4 or IPv6 socket address, resolved with getaddrinfo (numeric or by name).
-public struct SocketAddress: Sendable, CustomStringConvertible {
+public struct SocketAddress: @unchecked Sendable, CustomStringConvertible {
     public enum Family: Sendable { case ipv4, ipv6 }
-    public let host: String
     public let port: UInt16
     public let family: Family
-    private let storage: [UInt8]
+    /// The sockaddr as the kernel gave it, held inline (an `sockaddr_in6` has room for either
+    /// family): every accepted connection makes one of these, and an array cost an allocation.
+    /// A plain C struct of bytes, hence `@unchecked Sendable`.
+    private let storage: sockaddr_in6
+    private let length: Int
 
     /// Resolves a host for binding; `nil` when it cannot be resolved. Prefers IPv4 when a
     /// name resolves to both: "localhost" is then 127.0.0.1 like the seed.
@@ -48,31 +51,58 @@ public struct SocketAddress: Sendable, CustomStringConvertible {
     public init?(raw: UnsafeRawPointer, length: Int) {
         // Not at offset 0 everywhere: BSD sockaddrs start with a length byte.
         let family = raw.load(fromByteOffset: MemoryLayout<sockaddr>.offset(of: \sockaddr.sa_family)!, as: sa_family_t.self)
-        storage = Array(UnsafeRawBufferPointer(start: raw, count: length))
-        var text = [CChar](repeating: 0, count: Int(INET6_ADDRSTRLEN) + 1)
         switch Int32(family) {
         case AF_INET:
-            let sin = raw.load(as: sockaddr_in.self)
-            var addr = sin.sin_addr
-            inet_ntop(AF_INET, &addr, &text, socklen_t(text.count))
+            guard length >= MemoryLayout<sockaddr_in>.size else { return nil }
             self.family = .ipv4
-            port = UInt16(bigEndian: sin.sin_port)
+            port = UInt16(bigEndian: raw.load(as: sockaddr_in.self).sin_port)
         case AF_INET6:
-            let sin6 = raw.load(as: sockaddr_in6.self)
-            var addr = sin6.sin6_addr
-            inet_ntop(AF_INET6, &addr, &text, socklen_t(text.count))
+            guard length >= MemoryLayout<sockaddr_in6>.size else { return nil }
             self.family = .ipv6
-            port = UInt16(bigEndian: sin6.sin6_port)
+            port = UInt16(bigEndian: raw.load(as: sockaddr_in6.self).sin6_port)
         default:
             return nil
         }
-        host = String(cString: text)
+        let kept = Swift.min(length, MemoryLayout<sockaddr_in6>.size)
+        var storage = sockaddr_in6()
+        withUnsafeMutableBytes(of: &storage) { $0.copyMemory(from: UnsafeRawBufferPointer(start: raw, count: kept)) }
+        self.storage = storage
+        self.length = kept
     }
 
+    /// The address as text (`inet_ntop`), made when asked: for a log line, a pairing's
+    /// record, `server.json`. Formatting it for every accepted connection cost ~4,700
+    /// instructions (`inet_ntop` goes through `sprintf`) that nearly every request threw away.
+    public var host: String {
+        var text = [CChar](repeating: 0, count: Int(INET6_ADDRSTRLEN) + 1)
+        withUnsafeBytes(of: storage) { raw in
+            switch family {
+            case .ipv4:
+                var addr = raw.load(as: sockaddr_in.self).sin_addr
+                inet_ntop(AF_INET, &addr, &text, socklen_t(text.count))
+            case .ipv6:
+                var addr = raw.load(as: sockaddr_in6.self).sin6_addr
+                inet_ntop(AF_INET6, &addr, &text, socklen_t(text.count))
+            }
+        }
+        return String(cString: text)
+    }
+
+    /// 127.0.0.0/8, `::1`, or 127.0.0.0/8 mapped into IPv6 (`::ffff:127.x.x.x`), read from
+    /// the address bytes (network order).
     public var isLoopback: Bool {
-        switch family {
-        case .ipv4: return host.hasPrefix("127.")
-        case .ipv6: return host == "::1" || host.hasPrefix("::ffff:127.")
+        withUnsafeBytes(of: storage) { raw in
+            switch family {
+            case .ipv4:
+                return withUnsafeBytes(of: raw.load(as: sockaddr_in.self).sin_addr) { $0[0] == 127 }
+            case .ipv6:
+                return withUnsafeBytes(of: raw.load(as: sockaddr_in6.self).sin6_addr) { bytes in
+                    let zeroTen = bytes.prefix(10).allSatisfy { $0 == 0 }
+                    let isOne = zeroTen && bytes[10] == 0 && bytes[11] == 0 && bytes[12...14].allSatisfy { $0 == 0 } && bytes[15] == 1
+                    let isMapped127 = zeroTen && bytes[10] == 0xFF && bytes[11] == 0xFF && bytes[12] == 127
+                    return isOne || isMapped127
+                }
+            }
         }
     }
 
@@ -82,8 +112,8 @@ public struct SocketAddress: Sendable, CustomStringConvertible {
     public var description: String { "\(hostForURL):\(port)" }
 
     public func withSockaddr<T>(_ body: (UnsafePointer<sockaddr>, socklen_t) throws -> T) rethrows -> T {
-        try storage.withUnsafeBytes { raw in
-            try body(raw.baseAddress!.assumingMemoryBound(to: sockaddr.self), socklen_t(raw.count))
+        try withUnsafeBytes(of: storage) { raw in
+            try body(raw.baseAddress!.assumingMemoryBound(to: sockaddr.self), socklen_t(length))
         }
     }
 

@@ -20,7 +20,7 @@ public final class TCPListener: EventLoopHandler {
     private let makeDelegate: (TCPConnection, _ overLimit: Bool) -> (any TCPConnectionDelegate)?
     /// Every open connection, by descriptor: the listener owns them (the loop's handler table
     /// refers to them too, but a connection is dropped here when it closes).
-    private var connections: [Int32: TCPConnection] = [:]
+    private var connections = DescriptorTable<TCPConnection>()
     /// What a connection accepted when the process is out of descriptors is sent before it
     /// is closed (the protocol layer's refusal, opaque here); nil closes it without a word.
     public var outOfDescriptorsAnswer: [UInt8]?
@@ -85,6 +85,15 @@ public final class TCPListener: EventLoopHandler {
         #endif
     }
 
+    /// Every connection's `onClose`: one closure made once, not a closure context allocated
+    /// for each accepted connection.
+    private lazy var connectionClosed: (TCPConnection) -> Void = { [weak self] closed in
+        guard let self else { return }
+        connections[closed.fd] = nil
+        connectionCount -= 1
+        resumeAccepting()
+    }
+
     /// Must be called on the loop thread.
     public func startAccepting() throws(SocketError) {
         try loop.register(fd: fd, handler: self)
@@ -111,12 +120,7 @@ public final class TCPListener: EventLoopHandler {
             var one: Int32 = 1
             setsockopt(client, Int32(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(MemoryLayout<Int32>.size))
             let peer = withUnsafePointer(to: &storage) { SocketAddress(raw: $0, length: Int(length)) }
-            let connection = TCPConnection(fd: client, peer: peer, loop: loop, scratch: scratch) { [weak self] closed in
-                guard let self else { return }
-                connections[closed.fd] = nil
-                connectionCount -= 1
-                resumeAccepting()
-            }
+            let connection = TCPConnection(fd: client, peer: peer, loop: loop, scratch: scratch, onClose: connectionClosed)
             connections[client] = connection
             connectionCount += 1
             do {
@@ -186,6 +190,6 @@ public final class TCPListener: EventLoopHandler {
     public func stopListening() {
         loop.unregister(fd: fd)
         Platform.close(fd)
-        for connection in Array(connections.values) { connection.closeNow() }
+        for connection in connections.values { connection.closeNow() }
     }
 }

@@ -862,6 +862,11 @@ struct HTTPRequestParserTests {
         KeepAliveCase(version: "HTTP/1.0", connection: " Upgrade ,Keep-Alive ", keepAlive: true),
         KeepAliveCase(version: "HTTP/1.0", connection: "keep-alive, close", keepAlive: false),
         KeepAliveCase(version: "HTTP/1.0", connection: "keep-alive-ish", keepAlive: false),
+        KeepAliveCase(version: "HTTP/1.1", connection: "closed", keepAlive: true),
+        KeepAliveCase(version: "HTTP/1.1", connection: "upgrade,,\tclose\t,", keepAlive: false),
+        KeepAliveCase(version: "HTTP/1.1", connection: ",", keepAlive: true),
+        KeepAliveCase(version: "HTTP/1.1", connection: "clos e", keepAlive: true),
+        KeepAliveCase(version: "HTTP/1.0", connection: "KEEP-ALIVE,", keepAlive: true),
     ])
     func keepAliveFollowsVersionAndConnectionHeader(example: KeepAliveCase) throws {
         let field = example.connection.isEmpty ? "" : "Connection: \(example.connection)\r\n"
