@@ -9,7 +9,8 @@ public enum SignatureScheme: String, Sendable, CaseIterable {
     /// `Stripe-Signature: t=<ts>,v1=<hex HMAC("<ts>.<body>")>`.
     case stripe
     /// Standard Webhooks / Svix: `webhook-id`, `webhook-timestamp`,
-    /// `webhook-signature: v1,<base64 HMAC("<id>.<ts>.<body>")>`.
+    /// `webhook-signature: v1,<base64 HMAC("<id>.<ts>.<body>")>` (or the same three named
+    /// `svix-id`, `svix-timestamp`, `svix-signature`, as Svix-branded senders name them).
     case standard
     /// `X-Slack-Signature: v0=<hex HMAC("v0:<ts>:<body>")>`, `X-Slack-Request-Timestamp`.
     case slack
@@ -220,7 +221,13 @@ extension SignatureScheme {
     }
 
     private static func verifyStandard(secrets: [String], input: SignatureInput) -> SignatureVerdict {
-        let idName = "webhook-id", timestampName = "webhook-timestamp", signatureName = "webhook-signature"
+        // Svix-branded senders (Svix itself, Clerk, Resend) send the same three headers named
+        // `svix-*`; the svix library reads those first and falls back to `webhook-*`. Here the
+        // standard names win, and the `svix-*` set is read when there is no `webhook-id`.
+        let svix = input.headerLookup("webhook-id") == nil && input.headerLookup("svix-id") != nil
+        let idName = svix ? "svix-id" : "webhook-id"
+        let timestampName = svix ? "svix-timestamp" : "webhook-timestamp"
+        let signatureName = svix ? "svix-signature" : "webhook-signature"
         guard let id = header(idName, in: input) else { return .invalid(.missingHeader(idName)) }
         guard let timestampText = header(timestampName, in: input) else { return .invalid(.missingHeader(timestampName)) }
         guard let signatureText = header(signatureName, in: input) else { return .invalid(.missingHeader(signatureName)) }
@@ -369,6 +376,14 @@ extension SignatureScheme {
     /// whole secret without that prefix). A secret that is not base64 (typed by hand) falls
     /// back to its raw bytes. The signer derives its key here too, so both sides agree; our own
     /// generated `whsec_<hex>` secrets are valid base64 and decode like any other.
+    /// Whether a Standard Webhooks secret decodes as its senders decode it (base64 after
+    /// `whsec_`). One that does not is still accepted (`standardKey` uses its raw bytes), but
+    /// a sender's library refuses such a secret, so it was most likely pasted wrong.
+    public static func isBase64StandardSecret(_ secret: String) -> Bool {
+        let encoded = secret.hasPrefix("whsec_") ? secret.dropFirst("whsec_".count) : Substring(secret)
+        return !encoded.isEmpty && Base64.decode(encoded) != nil
+    }
+
     static func standardKey(_ secret: String) -> [UInt8] {
         let encoded = secret.hasPrefix("whsec_") ? secret.dropFirst("whsec_".count) : Substring(secret)
         if !encoded.isEmpty, let key = Base64.decode(encoded) {

@@ -54,6 +54,24 @@ import Testing
         #expect(entry["hmac_secret"] == .string(scheme.sampleSecret))
     }
 
+    /// A Standard Webhooks secret that is not base64 after `whsec_` is kept (the source is
+    /// added, exit 0) with a warning: a sender's library would refuse it, so it was most
+    /// likely pasted wrong. A well-formed one adds without a word on stderr.
+    @Test func addingAStandardSourceWithASecretThatIsNotBase64Warns() async throws {
+        let stateDir = try TempStateDir()
+        defer { stateDir.remove() }
+        let bad = try await runCLI(["add", "typed", "--scheme", "standard"], stateDir: stateDir,
+                                   stdin: Data("whsec_not*base64!".utf8))
+        #expect(bad.exitCode == 0, "\(bad)")
+        #expect(bad.stdout.contains("Added \"typed\""), "\(bad)")
+        #expect(bad.stderr.contains("warning: the secret is not base64"), "\(bad)")
+        #expect(!bad.stderr.contains("not*base64"), "the secret itself is never echoed: \(bad)")
+        let good = try await runCLI(["add", "pasted", "--scheme", "standard"], stateDir: stateDir,
+                                    stdin: Data(ProviderScheme.standard.sampleSecret.utf8))
+        #expect(good.exitCode == 0, "\(good)")
+        #expect(!good.stderr.contains("warning"), "\(good)")
+    }
+
     @Test func addWithNoServerOnAPortChosenAtStartShowsAPlaceholderNotPortZero() async throws {
         let stateDir = try TempStateDir()
         defer { stateDir.remove() }
@@ -300,6 +318,30 @@ import Testing
         let meta = try await channel.mcp.channelEvent()["meta"]
         #expect(meta?["delivery_id"] == .string(id))
         #expect(meta?["event_type"] == "invoice.paid")
+    }
+
+    /// Clerk and Resend (Svix underneath) send `svix-id`, `svix-timestamp`, `svix-signature`:
+    /// the event is delivered with `svix-id` as its delivery id, and a retry is a duplicate.
+    @Test func standardSignedUnderSvixHeaderNamesIsDeliveredAndItsRetryIsADuplicate() async throws {
+        let channel = try await TestChannel.start()
+        defer { channel.stop() }
+        let source = try await ProviderFixtures.add("clerk", scheme: .standard, secret: ProviderScheme.standard.sampleSecret,
+                                                    stateDir: channel.stateDir)
+        let id = "msg_svix_names", ts = String(unixNow())
+        let body = ProviderScheme.standard.sampleBody(deliveryID: id)
+        let signature = ProviderSigner.standard(secret: source.secret, id: id, timestamp: ts, body: body)
+        let headers = [("Content-Type", "application/json"), ("svix-id", id), ("svix-timestamp", ts),
+                       ("svix-signature", signature)]
+
+        let response = try await channel.http.request("POST", source.path, headers: headers, body: body)
+
+        expectProviderAccepted(response)
+        let meta = try await channel.mcp.channelEvent()["meta"]
+        #expect(meta?["delivery_id"] == .string(id))
+        let retry = try await channel.http.request("POST", source.path, headers: headers, body: body)
+        #expect(retry.status == 200, "\(retry)")
+        #expect(retry.bodyText.contains(#""duplicate":true"#), "\(retry)")
+        #expect(try await channel.mcp.channelEventsUntilQuiet().isEmpty, "a retry must not notify twice")
     }
 
     @Test func standardSignedWithTheSecretStringInsteadOfTheDecodedKeyIsRefused() async throws {

@@ -76,6 +76,37 @@ struct SignatureSchemeTests {
         #expect(verdict == valid(timestamp: 1_614_265_330))
     }
 
+    /// Svix-branded senders (Svix, Clerk, Resend) name the three headers `svix-*`.
+    @Test func standardWebhooksSpecVectorVerifiesUnderSvixHeaderNames() {
+        let headers: [String: String] = [
+            "svix-id": "msg_p5jXN8AQM9LWM0D4loKWxJek",
+            "svix-timestamp": "1614265330",
+            "svix-signature": "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=",
+        ]
+        let verdict = verify(.standard, headers, secrets: ["whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"],
+                             body: Array(#"{"test": 2432232314}"#.utf8), now: 1_614_265_330)
+        #expect(verdict == valid(timestamp: 1_614_265_330))
+    }
+
+    /// With both sets present the standard names are the ones checked: a `svix-*` set cannot
+    /// stand in for a `webhook-*` set that fails.
+    @Test func standardWebhooksHeaderNamesWinOverSvixOnes() {
+        let verdict = verify(
+            .standard,
+            [
+                "webhook-id": "msg_p5jXN8AQM9LWM0D4loKWxJek",
+                "webhook-timestamp": "1614265330",
+                "webhook-signature": "v1,AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=",
+                "svix-id": "msg_p5jXN8AQM9LWM0D4loKWxJek",
+                "svix-timestamp": "1614265330",
+                "svix-signature": "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=",
+            ],
+            secrets: ["whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"],
+            body: Array(#"{"test": 2432232314}"#.utf8),
+            now: 1_614_265_330)
+        #expect(verdict == .invalid(.mismatch))
+    }
+
     @Test func slackDocumentationVectorVerifies() {
         let body = "token=xyzz0WbapA4vBCDEFasx0q6G&team_id=T1DC2JH3J&team_domain=testteamnow&channel_id=G8PSS9T3V&channel_name=foobar&user_id=U2CERLKJA&user_name=roadrunner&command=%2Fwebhook-collect&text=&response_url=https%3A%2F%2Fhooks.slack.com%2Fcommands%2FT1DC2JH3J%2F397700885554%2F96rGlfmibIGlgcZRskXaIFfN&trigger_id=398738663015.47445629121.803a0bc887a14d10d2c447fce8b6703c"
         let verdict = verify(

@@ -134,6 +134,10 @@ enum SourceCommands {
             }
         }
         let piped = readSecretFromStdin()
+        if scheme == .standard, let piped, !SignatureScheme.isBase64StandardSecret(piped) {
+            console.err("webhook-channel add: warning: the secret is not base64 after \"whsec_\", as a Standard Webhooks "
+                + "signing secret is; it is used as it is, but a sender signs with the decoded key, so check what was pasted")
+        }
         let secret = piped ?? SourceAdmin.generateSecret(for: scheme)
         let now = SystemClock().now()
         store.waitWhileFreshlyCorrupt()

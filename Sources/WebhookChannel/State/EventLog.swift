@@ -80,8 +80,8 @@ final class EventLog {
     /// cookies are never written.
     static let keptHeaderNames: [String] = [
         "content-type", "user-agent", "x-github-event", "x-github-delivery", "x-github-hook-id", "x-event-type",
-        "x-webhook-id", "x-delivery-id", "webhook-id", "webhook-timestamp", "x-timestamp", "x-slack-request-timestamp",
-        "x-source-id",
+        "x-webhook-id", "x-delivery-id", "webhook-id", "webhook-timestamp", "svix-id", "svix-timestamp", "x-timestamp",
+        "x-slack-request-timestamp", "x-source-id",
     ]
 
     private struct IndexEntry {

@@ -119,7 +119,7 @@ enum WebhookIntake {
 
     /// README "HTTP API": the first present of these headers, or Stripe's body `id`.
     /// Static: an array literal in the function would be allocated on every call.
-    private static let deliveryIDHeaders = ["X-Webhook-Id", "X-Delivery-Id", "X-GitHub-Delivery", "webhook-id"]
+    private static let deliveryIDHeaders = ["X-Webhook-Id", "X-Delivery-Id", "X-GitHub-Delivery", "webhook-id", "svix-id"]
     private static let eventTypeHeaders = ["X-GitHub-Event", "X-Event-Type"]
 
     static func deliveryID(headers: HTTPHeaders, bodyFields: [String: String]?, scheme: SignatureScheme) -> String? {
