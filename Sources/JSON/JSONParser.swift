@@ -68,8 +68,8 @@ public enum JSONParser {
         reader.skipWhitespace()
         if !reader.atEnd, reader.current == UInt8(ascii: "{") {
             found.isObject = true
-            try reader.readObject(depth: 1) { reader, name throws(JSONParseError) in
-                guard names.contains(name) else { return try reader.skipValue(depth: 1) }
+            try reader.readObject(depth: 1) { reader, member throws(JSONParseError) in
+                guard let name = try reader.matching(member, in: names) else { return try reader.skipValue(depth: 1) }
                 // The last member of a name wins. Each removal hashes the name: skipped when
                 // the table is empty, as it nearly always is.
                 if !found.otherValues.isEmpty { found.otherValues.remove(name) }
@@ -90,9 +90,43 @@ public enum JSONParser {
         return found
     }
 
+    /// A member name as read: where it stands (quotes included) and whether it holds escapes.
+    /// A `String` is made of it only by a caller that keeps it: skipping a nested object, or
+    /// looking for a few names among many, made and dropped one for every name in the body.
+    private struct MemberName {
+        let quoted: Range<Int>
+        let hasEscapes: Bool
+    }
+
     private struct Reader {
         let bytes: UnsafeBufferPointer<UInt8>
         var index = 0
+
+        /// The name as a `String`, escapes decoded.
+        func string(of name: MemberName) throws(JSONParseError) -> String {
+            guard name.hasEscapes else {
+                return String(decoding: UnsafeBufferPointer(rebasing: bytes[(name.quoted.lowerBound + 1)..<(name.quoted.upperBound - 1)]),
+                              as: UTF8.self)
+            }
+            var again = Reader(bytes: bytes, index: name.quoted.lowerBound)
+            return try again.parseString()
+        }
+
+        /// The one of `names` that the member name equals, if any. An ASCII name without
+        /// escapes is compared byte for byte; anything else as `String`s (whose equality is
+        /// Unicode's canonical equivalence, which bytes alone would not give).
+        func matching(_ member: MemberName, in names: [String]) throws(JSONParseError) -> String? {
+            let raw = UnsafeBufferPointer(rebasing: bytes[(member.quoted.lowerBound + 1)..<(member.quoted.upperBound - 1)])
+            guard !member.hasEscapes, raw.allSatisfy({ $0 < 0x80 }) else {
+                let decoded = try string(of: member)
+                return names.contains(decoded) ? decoded : nil
+            }
+            for name in names where name.utf8.count == raw.count {
+                let equal = name.utf8.withContiguousStorageIfAvailable { $0.elementsEqual(raw) } ?? name.utf8.elementsEqual(raw)
+                if equal { return name }
+            }
+            return nil
+        }
 
         func error(_ reason: String) -> JSONParseError { JSONParseError(reason: reason, offset: index) }
 
@@ -135,7 +169,8 @@ public enum JSONParser {
         mutating func parseObject(depth: Int) throws(JSONParseError) -> JSONValue {
             // Duplicate names: the last one wins, as in JavaScript, which senders are written in.
             var object = JSONObject()
-            try readObject(depth: depth) { reader, name throws(JSONParseError) in
+            try readObject(depth: depth) { reader, member throws(JSONParseError) in
+                let name = try reader.string(of: member)
                 object[name] = try reader.parseValue(depth: depth)
             }
             return .object(object)
@@ -152,7 +187,7 @@ public enum JSONParser {
         /// Reads `{ "name": value, … }`. `readValue` gets each name with the reader at its
         /// value, and must read that value.
         mutating func readObject(
-            depth: Int, readValue: (inout Reader, String) throws(JSONParseError) -> Void
+            depth: Int, readValue: (inout Reader, MemberName) throws(JSONParseError) -> Void
         ) throws(JSONParseError) {
             guard depth <= JSONParser.maxDepth else { throw error(JSONParseError.tooDeepReason) }
             index += 1
@@ -164,7 +199,9 @@ public enum JSONParser {
             while true {
                 skipWhitespace()
                 guard !atEnd, current == UInt8(ascii: "\"") else { throw error("expected a member name") }
-                let name = try parseString()
+                let nameStart = index
+                let hasEscapes = try skipString()
+                let name = MemberName(quoted: nameStart..<index, hasEscapes: hasEscapes)
                 skipWhitespace()
                 guard !atEnd, current == UInt8(ascii: ":") else { throw error("expected ':'") }
                 index += 1
@@ -216,11 +253,14 @@ public enum JSONParser {
         }
 
         /// Checks a string as `parseString` would (escapes, control characters, UTF-8) without
-        /// building it. Runs with nothing special are skipped eight bytes at a time.
-        mutating func skipString() throws(JSONParseError) {
+        /// building it, and says whether it held escapes. Runs with nothing special are
+        /// skipped eight bytes at a time.
+        @discardableResult
+        mutating func skipString() throws(JSONParseError) -> Bool {
             index += 1  // opening quote
             let start = index
             var runStart = index
+            var hasEscapes = false
             let raw = UnsafeRawPointer(bytes.baseAddress!)
             while true {
                 while index + 8 <= bytes.count, !JSONWriter.needsEscape(raw.loadUnaligned(fromByteOffset: index, as: UInt64.self)) {
@@ -237,7 +277,8 @@ public enum JSONParser {
                     throw JSONParseError(reason: "invalid UTF-8 in string", offset: start)
                 }
                 index += 1
-                if byte == UInt8(ascii: "\"") { return }
+                if byte == UInt8(ascii: "\"") { return hasEscapes }
+                hasEscapes = true
                 guard !atEnd else { throw error("unterminated string") }
                 let escape = current
                 index += 1

@@ -24,6 +24,34 @@ struct JSONParserTests {
         #expect(throws: JSONParseError.self) { try JSONParser.parse(text) }
     }
 
+    /// Looking for a few top-level names compares member names without making strings of
+    /// them; what it finds must be what comparing strings found.
+    @Test func topLevelNamesAreFoundWithEscapesAndOnlyAtTheTopLevel() throws {
+        func strings(_ text: String, _ names: [String]) throws -> [String: String] {
+            try Array(text.utf8).withUnsafeBufferPointer { try JSONParser.validate($0, collectingStrings: names) }
+        }
+        #expect(try strings(#"{"t\u0079pe":"escaped"}"#, ["type"]) == ["type": "escaped"])
+        #expect(try strings(#"{"a":{"type":"inner"},"typ":"short","types":"long","type":"outer"}"#, ["type"])
+            == ["type": "outer"])
+        #expect(try strings(#"{"Type":"upper"}"#, ["type"]).isEmpty)
+        // Unicode's canonical equivalence, as String equality has it: a decomposed é (by
+        // escape or as raw bytes) is the precomposed name asked for.
+        #expect(try strings(#"{"caf\u0065\u0301":"escaped"}"#, ["café"]) == ["café": "escaped"])
+        #expect(try strings("{\"cafe\u{301}\":\"raw\"}", ["café"]) == ["café": "raw"])
+    }
+
+    @Test func aNestedMemberNameIsStillCheckedThoughNeverMade() {
+        // Invalid UTF-8 and a bad escape in names nobody asked for still make the body invalid.
+        let invalidUTF8: [UInt8] = Array(#"{"a":{""#.utf8) + [0xFF] + Array(#"":1}}"#.utf8)
+        #expect(throws: JSONParseError.self) {
+            try invalidUTF8.withUnsafeBufferPointer { try JSONParser.validate($0, collectingStrings: ["type"]) }
+        }
+        #expect(throws: JSONParseError.self) {
+            try Array(#"{"a":{"\q":1}}"#.utf8).withUnsafeBufferPointer { try JSONParser.validate($0, collectingStrings: ["type"]) }
+        }
+        #expect(throws: JSONParseError.self) { try JSONParser.parse(invalidUTF8) }
+    }
+
     @Test func rejectsInvalidUTF8InStrings() {
         #expect(throws: JSONParseError.self) { try JSONParser.parse([0x22, 0xC3, 0x28, 0x22]) }
     }

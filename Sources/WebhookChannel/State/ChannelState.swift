@@ -445,8 +445,7 @@ public actor ChannelState {
         let allKeys = candidate.rememberedKeys.isEmpty ? replayKeys : replayKeys + candidate.rememberedKeys
         let remembered = allKeys.compactMap { replay.insert($0, now: now) }
         eventLog.append(record, bodyIsUTF8: candidate.bodyIsUTF8)
-        sources.stats[source.id, default: SourceStats()].eventCount += 1
-        sources.stats[source.id, default: SourceStats()].lastEventAt = now
+        sources.stats[source.id, default: SourceStats()].count(receivedAt: now)
         let written = Pending<Commit>()
         uncommitted.append(Uncommitted(notification: notification, weight: weight, reservedHere: reservedHere, route: source.route, sourceID: source.id,
                                        replayKeys: allKeys, remembered: remembered, receivedAt: now,

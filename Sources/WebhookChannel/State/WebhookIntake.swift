@@ -87,7 +87,7 @@ enum WebhookIntake {
 
         let deliveryID = Self.deliveryID(headers: headers, bodyFields: fields, scheme: scheme)
         var replayKeys: [String] = []
-        if let deliveryID { replayKeys.append("d:\(source.id):\(deliveryID)") }
+        if let deliveryID { replayKeys.append(deliveryKey(sourceID: source.id, deliveryID: deliveryID)) }
         if let seedSignature = details.seedSignature {
             replayKeys.append(seedSignatureKey(seedSignature, sourceID: source.id))
         }
@@ -108,6 +108,26 @@ enum WebhookIntake {
             source: source, scheme: scheme, deliveryID: deliveryID, type: eventType(headers: headers, bodyFields: fields),
             contentType: contentType, replayKeys: replayKeys, rememberedKeys: rememberedKeys, verdict: permissionVerdict,
             bodyIsUTF8: fields != nil))
+    }
+
+    /// The duplicate memory's key for a delivery id: `d:<source id>:<delivery id>`, made with
+    /// one allocation (string interpolation appended piece by piece, ~1,100 instructions).
+    static func deliveryKey(sourceID: String, deliveryID: String) -> String {
+        var source = sourceID, delivery = deliveryID
+        return source.withUTF8 { sourceBytes in
+            delivery.withUTF8 { deliveryBytes in
+                String(unsafeUninitializedCapacity: 3 + sourceBytes.count + deliveryBytes.count) { out in
+                    out[0] = UInt8(ascii: "d")
+                    out[1] = UInt8(ascii: ":")
+                    var at = 2
+                    for byte in sourceBytes { out[at] = byte; at += 1 }
+                    out[at] = UInt8(ascii: ":")
+                    at += 1
+                    for byte in deliveryBytes { out[at] = byte; at += 1 }
+                    return at
+                }
+            }
+        }
     }
 
     /// The duplicate memory's key for a seed `sha256=` signature: remembered (and logged) only
