@@ -263,16 +263,22 @@ public enum JSONParser {
             var hasEscapes = false
             let raw = UnsafeRawPointer(bytes.baseAddress!)
             while true {
-                while index + 8 <= bytes.count, !JSONWriter.needsEscape(raw.loadUnaligned(fromByteOffset: index, as: UInt64.self)) {
+                // To the next quote, backslash or control character: a word at a time, then
+                // straight to the first such byte in it (`JSONWriter.escapeMask`).
+                var mask: UInt64 = 0
+                while index + 8 <= bytes.count {
+                    mask = JSONWriter.escapeMask(UInt64(littleEndian: raw.loadUnaligned(fromByteOffset: index, as: UInt64.self)))
+                    if mask != 0 { break }
                     index += 8
+                }
+                if mask != 0 {
+                    index += mask.trailingZeroBitCount >> 3
+                } else {
+                    while index < bytes.count, !JSONWriter.isEscaped(bytes[index]) { index += 1 }
                 }
                 guard index < bytes.count else { throw error("unterminated string") }
                 let byte = bytes[index]
-                if byte != UInt8(ascii: "\"") && byte != UInt8(ascii: "\\") {
-                    if byte < 0x20 { throw error("control character in string") }
-                    index += 1
-                    continue
-                }
+                if byte < 0x20 { throw error("control character in string") }
                 guard UTF8Validation.isValid(UnsafeBufferPointer(rebasing: bytes[runStart..<index])) else {
                     throw JSONParseError(reason: "invalid UTF-8 in string", offset: start)
                 }
@@ -352,7 +358,17 @@ public enum JSONParser {
         mutating func parseString() throws(JSONParseError) -> String {
             index += 1  // opening quote
             let start = index
-            // Fast path: no escapes, only validate UTF-8 and find the closing quote.
+            // Fast path: no escapes, only validate UTF-8 and find the closing quote, a word at
+            // a time to the first quote, backslash or control character.
+            let raw = UnsafeRawPointer(bytes.baseAddress!)
+            while index + 8 <= bytes.count {
+                let mask = JSONWriter.escapeMask(UInt64(littleEndian: raw.loadUnaligned(fromByteOffset: index, as: UInt64.self)))
+                if mask != 0 {
+                    index += mask.trailingZeroBitCount >> 3
+                    break
+                }
+                index += 8
+            }
             while index < bytes.count {
                 let byte = bytes[index]
                 if byte == UInt8(ascii: "\"") {

@@ -127,6 +127,36 @@ struct FastPathEquivalenceTests {
         }
     }
 
+    /// Reading a string jumps to the first quote, backslash or control character of a word:
+    /// wherever in the word it is, and whatever follows it in the same word, the string read
+    /// (or refused) must be the one a byte-by-byte reading gives.
+    @Test func readerFindsTheFirstSpecialByteAtEveryPositionOfAWord() throws {
+        let followers: [[UInt8]] = [[], Array("b".utf8), [0x01], Array(#"\""#.utf8), Array("\\n".utf8), [0x22], [0xC3, 0xA9]]
+        for length in 0...17 {
+            for position in 0...length {
+                for follower in followers {
+                    var content = [UInt8](repeating: UInt8(ascii: "a"), count: length)
+                    content.insert(contentsOf: Array(#"\""#.utf8) + follower, at: position)
+                    let text: [UInt8] = [0x22] + content + [0x22]
+                    let parsed = try? JSONParser.parse(text)
+                    let validated = try? text.withUnsafeBufferPointer { try JSONParser.validate($0, collectingStrings: []) }
+                    // The reference: Foundation-free, by hand. A raw quote in `follower` ends the
+                    // string early (trailing data), a raw 0x01 is refused; otherwise it decodes.
+                    let refused = follower == [0x01] || follower == [0x22]
+                    #expect((parsed == nil) == refused, "length \(length), at \(position), then \(follower)")
+                    #expect((validated == nil) == refused, "length \(length), at \(position), then \(follower)")
+                    if !refused {
+                        var expected = [UInt8](repeating: UInt8(ascii: "a"), count: length)
+                        let decodedFollower: [UInt8] = follower == Array(#"\""#.utf8) ? [0x22]
+                            : follower == Array("\\n".utf8) ? [0x0A] : follower
+                        expected.insert(contentsOf: [0x22] + decodedFollower, at: position)
+                        #expect(parsed?.stringValue.map { Array($0.utf8) } == expected, "length \(length), at \(position)")
+                    }
+                }
+            }
+        }
+    }
+
     @Test func utf8CheckAgreesWithTheStandardLibrary() {
         var valid = 0
         for iteration in 0..<20_000 {
