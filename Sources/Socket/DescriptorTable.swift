@@ -26,8 +26,6 @@ struct DescriptorTable<Value> {
         }
     }
 
-    var isEmpty: Bool { count == 0 }
-
     /// The values held now, lowest descriptor first: a copy, so the caller may add and remove
     /// entries while it goes through them.
     var values: [Value] { slots.compactMap { $0 } }
