@@ -85,7 +85,7 @@ public struct SocketAddress: @unchecked Sendable, CustomStringConvertible {
                 inet_ntop(AF_INET6, &addr, &text, socklen_t(text.count))
             }
         }
-        return String(cString: text)
+        return text.withUnsafeBufferPointer { String(cString: $0.baseAddress!) }
     }
 
     /// 127.0.0.0/8, `::1`, or 127.0.0.0/8 mapped into IPv6 (`::ffff:127.x.x.x`), read from
