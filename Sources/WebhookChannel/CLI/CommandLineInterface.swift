@@ -16,7 +16,7 @@ public enum WebhookChannelMain {
 
     public static func run(arguments: [String]) -> Int32 {
         guard let command = arguments.first else {
-            AllocatorTuning.reexecuteIfNeeded()
+            ServeCommand.prepareProcess()
             ServeCommand.run()
         }
         let rest = Array(arguments.dropFirst())
@@ -31,7 +31,7 @@ public enum WebhookChannelMain {
                 console.err("webhook-channel serve: unexpected argument \"\(rest[0].prefix(40))\"\n\n\(ServeCommand.help)")
                 return 2
             }
-            AllocatorTuning.reexecuteIfNeeded()
+            ServeCommand.prepareProcess()
             ServeCommand.run()
         case "pair": return PairCommand.run(rest, console: &console)
         case "status": return StatusCommand.run(rest, console: &console)

@@ -30,6 +30,14 @@ enum ServeCommand {
     Environment: WEBHOOK_PORT, WEBHOOK_HOST, WEBHOOK_STATE_DIR, WEBHOOK_FSYNC, WEBHOOK_EVENT_LOOP
     """
 
+    /// First thing when serving: the exit signals are blocked (the mask outlives `exec`, so a
+    /// SIGTERM that arrives while the process starts again waits for the signal thread instead
+    /// of killing it), then the allocator is tuned, which may execute the server again.
+    static func prepareProcess() {
+        Shutdown.blockSignals(exitSignals)
+        AllocatorTuning.reexecuteIfNeeded()
+    }
+
     static func run() -> Never {
         // Before any thread starts (they inherit the mask): SIGTERM, SIGINT and SIGHUP are
         // taken by one thread with sigwait (`Shutdown.onSignals`), not by handlers or Dispatch
