@@ -224,15 +224,14 @@ public struct HTTPRequest: Sendable, Equatable {
     /// each trimmed, empty ones skipped. Over bytes: `String.split` walks grapheme clusters,
     /// and a `Connection: close` cost ~7,800 instructions that way.
     static func forEachListMember(_ bytes: UnsafeBufferPointer<UInt8>, _ body: (UnsafeBufferPointer<UInt8>) -> Void) {
-        func isOWS(_ byte: UInt8) -> Bool { byte == UInt8(ascii: " ") || byte == UInt8(ascii: "\t") }
         var start = 0
         while start < bytes.count {
             var end = start
             while end < bytes.count && bytes[end] != UInt8(ascii: ",") { end += 1 }
             var first = start
             var last = end
-            while first < last && isOWS(bytes[first]) { first += 1 }
-            while last > first && isOWS(bytes[last - 1]) { last -= 1 }
+            while first < last && isWhitespace(bytes[first]) { first += 1 }
+            while last > first && isWhitespace(bytes[last - 1]) { last -= 1 }
             if first < last { body(UnsafeBufferPointer(rebasing: bytes[first..<last])) }
             start = end + 1
         }

@@ -404,7 +404,7 @@ private struct Scanner {
     }
 
     /// Whether any of eight bytes is below 0x20 or is 0x7F (exact; the word tricks that
-    /// `JSONWriter.needsEscape` uses).
+    /// `JSONWriter.escapeMask` uses).
     @inline(__always)
     private static func hasControlOrDelete(_ word: UInt64) -> Bool {
         let ones: UInt64 = 0x0101_0101_0101_0101

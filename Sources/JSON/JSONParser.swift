@@ -263,19 +263,7 @@ public enum JSONParser {
             var hasEscapes = false
             let raw = UnsafeRawPointer(bytes.baseAddress!)
             while true {
-                // To the next quote, backslash or control character: a word at a time, then
-                // straight to the first such byte in it (`JSONWriter.escapeMask`).
-                var mask: UInt64 = 0
-                while index + 8 <= bytes.count {
-                    mask = JSONWriter.escapeMask(UInt64(littleEndian: raw.loadUnaligned(fromByteOffset: index, as: UInt64.self)))
-                    if mask != 0 { break }
-                    index += 8
-                }
-                if mask != 0 {
-                    index += mask.trailingZeroBitCount >> 3
-                } else {
-                    while index < bytes.count, !JSONWriter.isEscaped(bytes[index]) { index += 1 }
-                }
+                index = JSONWriter.firstEscaped(in: raw, from: index, count: bytes.count)
                 guard index < bytes.count else { throw error("unterminated string") }
                 let byte = bytes[index]
                 if byte < 0x20 { throw error("control character in string") }
@@ -358,33 +346,19 @@ public enum JSONParser {
         mutating func parseString() throws(JSONParseError) -> String {
             index += 1  // opening quote
             let start = index
-            // Fast path: no escapes, only validate UTF-8 and find the closing quote, a word at
-            // a time to the first quote, backslash or control character.
-            let raw = UnsafeRawPointer(bytes.baseAddress!)
-            while index + 8 <= bytes.count {
-                let mask = JSONWriter.escapeMask(UInt64(littleEndian: raw.loadUnaligned(fromByteOffset: index, as: UInt64.self)))
-                if mask != 0 {
-                    index += mask.trailingZeroBitCount >> 3
-                    break
-                }
-                index += 8
-            }
-            while index < bytes.count {
-                let byte = bytes[index]
-                if byte == UInt8(ascii: "\"") {
-                    let slice = UnsafeBufferPointer(rebasing: bytes[start..<index])
-                    index += 1
-                    // Not `String(validating:)`: it looks up generic metadata on every call.
-                    guard UTF8Validation.isValid(slice) else {
-                        throw JSONParseError(reason: "invalid UTF-8 in string", offset: start)
-                    }
-                    return String(decoding: slice, as: UTF8.self)
-                }
-                if byte == UInt8(ascii: "\\") { break }
-                if byte < 0x20 { throw error("control character in string") }
-                index += 1
-            }
+            // Fast path: no escapes, only validate UTF-8 and find the closing quote.
+            index = JSONWriter.firstEscaped(in: UnsafeRawPointer(bytes.baseAddress!), from: index, count: bytes.count)
             guard index < bytes.count else { throw error("unterminated string") }
+            if bytes[index] == UInt8(ascii: "\"") {
+                let slice = UnsafeBufferPointer(rebasing: bytes[start..<index])
+                index += 1
+                // Not `String(validating:)`: it looks up generic metadata on every call.
+                guard UTF8Validation.isValid(slice) else {
+                    throw JSONParseError(reason: "invalid UTF-8 in string", offset: start)
+                }
+                return String(decoding: slice, as: UTF8.self)
+            }
+            if bytes[index] < 0x20 { throw error("control character in string") }
             var scalars: [UInt8] = Array(UnsafeBufferPointer(rebasing: bytes[start..<index]))
             while index < bytes.count {
                 let byte = bytes[index]

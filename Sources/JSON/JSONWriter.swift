@@ -89,22 +89,11 @@ public enum JSONWriter {
 
     private static let shortStringBytes = 64
 
-    /// Whether any byte needs an escape, eight at a time.
+    /// Whether any byte needs an escape.
     @inline(__always)
     private static func hasByteToEscape(_ bytes: UnsafeBufferPointer<UInt8>) -> Bool {
         guard let base = bytes.baseAddress else { return false }
-        let raw = UnsafeRawPointer(base)
-        var index = 0
-        while index + 8 <= bytes.count {
-            if needsEscape(raw.loadUnaligned(fromByteOffset: index, as: UInt64.self)) { return true }
-            index += 8
-        }
-        while index < bytes.count {
-            let byte = bytes[index]
-            if byte < 0x20 || byte == UInt8(ascii: "\"") || byte == UInt8(ascii: "\\") { return true }
-            index += 1
-        }
-        return false
+        return firstEscaped(in: UnsafeRawPointer(base), from: 0, count: bytes.count) < bytes.count
     }
 
     /// Writes already-valid UTF-8 as a JSON string literal. The caller guarantees validity.
@@ -159,29 +148,8 @@ public enum JSONWriter {
         var runStart = from
         var index = from
         while true {
-            // To the next byte that needs an escape: sixteen bytes at a time while there is
-            // none, then straight to the first one in the word (the mask's lowest flag is
-            // exact). A JSON body escaped into a string has a quote every few bytes: going on
-            // byte by byte from the word that held one cost ~17 instructions a byte.
-            var mask: UInt64 = 0
-            while index + 16 <= count,
-                  escapeMask(raw.loadUnaligned(fromByteOffset: index, as: UInt64.self))
-                      | escapeMask(raw.loadUnaligned(fromByteOffset: index + 8, as: UInt64.self)) == 0
-            {
-                index += 16
-            }
-            while index + 8 <= count {
-                // Little-endian order, so that the lowest bits are the first byte.
-                mask = escapeMask(UInt64(littleEndian: raw.loadUnaligned(fromByteOffset: index, as: UInt64.self)))
-                if mask != 0 { break }
-                index += 8
-            }
-            if mask != 0 {
-                index += mask.trailingZeroBitCount >> 3
-            } else {
-                while index < count, !isEscaped(input[index]) { index += 1 }
-                guard index < count else { break }
-            }
+            index = firstEscaped(in: raw, from: index, count: count)
+            guard index < count else { break }
             let byte = input[index]
             index += 1
             let run = index - 1 - runStart
@@ -250,14 +218,34 @@ public enum JSONWriter {
         byte < 0x20 || byte == UInt8(ascii: "\"") || byte == UInt8(ascii: "\\")
     }
 
-    /// Whether any of eight bytes is a control character, `"` or `\` (exact, no false negatives:
-    /// the classic "has a zero byte" and "has a byte less than n" word tricks).
+    /// Where the first byte from `from` on that needs an escape (a control character, `"` or
+    /// `\`) is, or `count` when none does: the writer's escaping and the parser's string
+    /// reading both go from one such byte to the next. Sixteen bytes at a time while there is
+    /// none, then straight to the first one in the word (the mask's lowest flag is exact): a
+    /// JSON body escaped into a string has a quote every few bytes, and going on byte by byte
+    /// from the word that held one cost ~17 instructions a byte.
     @inline(__always)
-    static func needsEscape(_ word: UInt64) -> Bool {
-        escapeMask(word) != 0
+    static func firstEscaped(in bytes: UnsafeRawPointer, from: Int, count: Int) -> Int {
+        var index = from
+        while index + 16 <= count,
+              escapeMask(bytes.loadUnaligned(fromByteOffset: index, as: UInt64.self))
+                  | escapeMask(bytes.loadUnaligned(fromByteOffset: index + 8, as: UInt64.self)) == 0
+        {
+            index += 16
+        }
+        while index + 8 <= count {
+            // Little-endian order, so that the lowest bits are the first byte.
+            let mask = escapeMask(UInt64(littleEndian: bytes.loadUnaligned(fromByteOffset: index, as: UInt64.self)))
+            if mask != 0 { return index + mask.trailingZeroBitCount >> 3 }
+            index += 8
+        }
+        while index < count, !isEscaped(bytes.load(fromByteOffset: index, as: UInt8.self)) { index += 1 }
+        return index
     }
 
-    /// Nonzero when any of the eight bytes needs escaping (high bits of the bytes that may).
+    /// Nonzero when any of the eight bytes is a control character, `"` or `\` (high bits of
+    /// the bytes that may; no false negatives: the classic "has a zero byte" and "has a byte
+    /// less than n" word tricks).
     /// The lowest flag is exact (a byte is flagged falsely only above one that needs it, where
     /// a borrow ran on), so `trailingZeroBitCount / 8` of a little-endian load is the first
     /// byte that needs an escape.

@@ -338,11 +338,12 @@ extension SignatureScheme {
         return (Substring(bytes[..<index]), Substring(bytes[bytes.index(after: index)...]))
     }
 
-    /// `text` without leading and trailing spaces and tabs (HTTP's optional whitespace).
+    /// A space or a tab (HTTP's optional whitespace).
     private static func isBlank(_ byte: UInt8) -> Bool {
         byte == UInt8(ascii: " ") || byte == UInt8(ascii: "\t")
     }
 
+    /// `text` without leading and trailing spaces and tabs.
     private static func trimmed(_ text: Substring) -> Substring {
         let bytes = text.utf8
         guard let first = bytes.firstIndex(where: { !isBlank($0) }),
@@ -376,20 +377,22 @@ extension SignatureScheme {
     /// whole secret without that prefix). A secret that is not base64 (typed by hand) falls
     /// back to its raw bytes. The signer derives its key here too, so both sides agree; our own
     /// generated `whsec_<hex>` secrets are valid base64 and decode like any other.
+    static func standardKey(_ secret: String) -> [UInt8] {
+        decodedStandardKey(secret) ?? Array(secret.utf8)
+    }
+
     /// Whether a Standard Webhooks secret decodes as its senders decode it (base64 after
     /// `whsec_`). One that does not is still accepted (`standardKey` uses its raw bytes), but
     /// a sender's library refuses such a secret, so it was most likely pasted wrong.
     public static func isBase64StandardSecret(_ secret: String) -> Bool {
-        let encoded = secret.hasPrefix("whsec_") ? secret.dropFirst("whsec_".count) : Substring(secret)
-        return !encoded.isEmpty && Base64.decode(encoded) != nil
+        decodedStandardKey(secret) != nil
     }
 
-    static func standardKey(_ secret: String) -> [UInt8] {
+    /// The base64 decoding of the secret after `whsec_` (or of all of it); nil when it is
+    /// empty or not base64.
+    private static func decodedStandardKey(_ secret: String) -> [UInt8]? {
         let encoded = secret.hasPrefix("whsec_") ? secret.dropFirst("whsec_".count) : Substring(secret)
-        if !encoded.isEmpty, let key = Base64.decode(encoded) {
-            return key
-        }
-        return Array(secret.utf8)
+        return encoded.isEmpty ? nil : Base64.decode(encoded)
     }
 }
 

@@ -15,10 +15,7 @@ public enum WebhookChannelMain {
     }
 
     public static func run(arguments: [String]) -> Int32 {
-        guard let command = arguments.first else {
-            ServeCommand.prepareProcess()
-            ServeCommand.run()
-        }
+        guard let command = arguments.first else { ServeCommand.run() }
         let rest = Array(arguments.dropFirst())
         var console = Console()
         switch command {
@@ -31,7 +28,6 @@ public enum WebhookChannelMain {
                 console.err("webhook-channel serve: unexpected argument \"\(rest[0].prefix(40))\"\n\n\(ServeCommand.help)")
                 return 2
             }
-            ServeCommand.prepareProcess()
             ServeCommand.run()
         case "pair": return PairCommand.run(rest, console: &console)
         case "status": return StatusCommand.run(rest, console: &console)

@@ -30,20 +30,16 @@ enum ServeCommand {
     Environment: WEBHOOK_PORT, WEBHOOK_HOST, WEBHOOK_STATE_DIR, WEBHOOK_FSYNC, WEBHOOK_EVENT_LOOP
     """
 
-    /// First thing when serving: the exit signals are blocked (the mask outlives `exec`, so a
-    /// SIGTERM that arrives while the process starts again waits for the signal thread instead
-    /// of killing it), then the allocator is tuned, which may execute the server again.
-    static func prepareProcess() {
-        Shutdown.blockSignals(exitSignals)
-        AllocatorTuning.reexecuteIfNeeded()
-    }
-
     static func run() -> Never {
         // Before any thread starts (they inherit the mask): SIGTERM, SIGINT and SIGHUP are
         // taken by one thread with sigwait (`Shutdown.onSignals`), not by handlers or Dispatch
         // sources. SIGHUP is a closed terminal: the session is gone, so it ends like SIGTERM
         // (files removed, port closed) instead of the default abrupt death.
         Shutdown.blockSignals(exitSignals)
+        // Then the allocator is tuned, which may execute the server again: the mask outlives
+        // `exec`, so a SIGTERM that arrives meanwhile waits for the signal thread instead of
+        // killing the process.
+        AllocatorTuning.reexecuteIfNeeded()
         // Before anything can print: descriptor 1 becomes stderr, protocol lines go elsewhere.
         // Protocol lines have a writer thread of their own: a reader that stops reading stalls
         // only it (the event log is written on the loop, see ChannelState.commitAcceptedEvents).

@@ -6,6 +6,7 @@ import Foundation
 import HTTP
 import JSON
 import Signing
+import Platform
 
 /// The pure part of receiving one webhook: a request and the source it names in, a judgement
 /// out — refused, a Slack challenge, a permission verdict, or an event to record — with no
@@ -113,9 +114,8 @@ enum WebhookIntake {
     /// The duplicate memory's key for a delivery id: `d:<source id>:<delivery id>`, made with
     /// one allocation (string interpolation appended piece by piece, ~1,100 instructions).
     static func deliveryKey(sourceID: String, deliveryID: String) -> String {
-        var source = sourceID, delivery = deliveryID
-        return source.withUTF8 { sourceBytes in
-            delivery.withUTF8 { deliveryBytes in
+        sourceID.withUTF8Bytes { sourceBytes in
+            deliveryID.withUTF8Bytes { deliveryBytes in
                 String(unsafeUninitializedCapacity: 3 + sourceBytes.count + deliveryBytes.count) { out in
                     out[0] = UInt8(ascii: "d")
                     out[1] = UInt8(ascii: ":")
