@@ -92,6 +92,15 @@ public struct HTTPHeaders: Sendable, Equatable, Sequence, ExpressibleByDictionar
         return fields.contains { $0.key == key && Self.namesEqual($0.name, name) }
     }
 
+    /// Calls `body` with each field whose name is in `names`, in the order received. Each
+    /// field's kept key is compared first, so a field that is not wanted costs a few
+    /// instructions instead of a comparison with every wanted name.
+    public func forEachField(in names: HTTPFieldNameSet, _ body: (_ name: String, _ value: String) -> Void) {
+        for index in fields.indices where names.contains(fields[index].name, key: fields[index].key) {
+            body(fields[index].name, fields[index].value)
+        }
+    }
+
     public mutating func append(name: String, value: String) {
         fields.append(Field(name: name, value: value))
     }
@@ -120,26 +129,53 @@ public struct HTTPHeaders: Sendable, Equatable, Sequence, ExpressibleByDictionar
     public var underestimatedCount: Int { fields.count }
 
     /// ASCII case-insensitive comparison over the UTF-8 bytes; field names are tokens, so
-    /// ASCII folding is all that is needed, and it allocates nothing. Runs many times per
-    /// request, so it compares contiguous bytes when both strings have them (they always do
-    /// here: parsed and literal strings are native).
+    /// ASCII folding is all that is needed, and it allocates nothing. Runs some thirty times
+    /// a request (every lookup that finds its field), so it compares eight bytes at a time,
+    /// each word folded to lower case (`ByteWords.asciiLowercased`).
     public static func namesEqual(_ a: String, _ b: String) -> Bool {
-        let x = a.utf8
-        let y = b.utf8
-        guard x.count == y.count else { return false }
-        let fast = x.withContiguousStorageIfAvailable { p in
-            y.withContiguousStorageIfAvailable { q in
-                for i in 0..<p.count where p[i] != q[i] && asciiLowercased(p[i]) != asciiLowercased(q[i]) { return false }
-                return true
+        a.withUTF8Bytes { x in
+            b.withUTF8Bytes { y in
+                guard x.count == y.count else { return false }
+                guard let p = x.baseAddress, let q = y.baseAddress else { return true }
+                return ByteWords.equalIgnoringASCIICase(UnsafeRawPointer(p), UnsafeRawPointer(q), count: x.count)
             }
         }
-        if let fast = fast ?? nil { return fast }
-        return x.elementsEqual(y) { $0 == $1 || asciiLowercased($0) == asciiLowercased($1) }
     }
 
     @inline(__always)
     public static func asciiLowercased(_ byte: UInt8) -> UInt8 {
         byte &- UInt8(ascii: "A") < 26 ? byte | 0x20 : byte
+    }
+}
+
+/// A fixed set of field names, matched ignoring ASCII case: for a caller that picks the
+/// fields it wants out of every request (the event log keeps a dozen by name).
+public struct HTTPFieldNameSet: Sendable {
+    public let names: [String]
+    /// `HTTPHeaders.lookupKey` of each name.
+    private let keys: [UInt32]
+    /// Bit `n` set when some name is `n` bytes long: most fields are ruled out by it alone.
+    private let lengths: UInt64
+
+    public init(_ names: [String]) {
+        self.names = names
+        keys = names.map(HTTPHeaders.lookupKey)
+        lengths = names.reduce(0) { $0 | ($1.utf8.count < 64 ? 1 << UInt64($1.utf8.count) : 0) }
+    }
+
+    public func contains(_ name: String) -> Bool {
+        contains(name, key: HTTPHeaders.lookupKey(name))
+    }
+
+    @inline(__always)
+    fileprivate func contains(_ name: String, key: UInt32) -> Bool {
+        // The key's length is the name's modulo 2^16; `namesEqual` compares whole lengths.
+        let length = key >> 16
+        guard length < 64, lengths >> UInt64(length) & 1 == 1 else { return false }
+        for index in keys.indices where keys[index] == key && HTTPHeaders.namesEqual(names[index], name) {
+            return true
+        }
+        return false
     }
 }
 

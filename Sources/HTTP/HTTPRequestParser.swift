@@ -1,3 +1,5 @@
+import Platform
+
 /// What the parser made of the bytes received so far on a connection.
 public enum HTTPParseResult: Sendable, Equatable {
     /// The request is not complete yet. Pass `progress` back with the same bytes and those
@@ -378,10 +380,15 @@ private struct Scanner {
         var index = resume
         while index < end {
             // Eight bytes at a time while none is a control character (CR, LF and HTAB are)
-            // or DEL and the line stays within its limit: one test instead of eight.
-            while index + 8 <= end, index + 8 - start <= maxLength,
-                  !Self.hasControlOrDelete(bytes.loadUnaligned(fromByteOffset: index, as: UInt64.self))
-            {
+            // or DEL and the line stays within its limit: one test instead of eight; then
+            // straight to the first such byte of the word (the mask's lowest flag is exact).
+            while index + 8 <= end, index + 8 - start <= maxLength {
+                let mask = ByteWords.controlOrDeleteMask(
+                    UInt64(littleEndian: bytes.loadUnaligned(fromByteOffset: index, as: UInt64.self)))
+                if mask != 0 {
+                    index += mask.trailingZeroBitCount >> 3
+                    break
+                }
                 index += 8
             }
             guard index < end else { break }
@@ -401,18 +408,6 @@ private struct Scanner {
         examined += index - resume
         progress.scanned = index
         throw .needMore
-    }
-
-    /// Whether any of eight bytes is below 0x20 or is 0x7F (exact; the word tricks that
-    /// `JSONWriter.escapeMask` uses).
-    @inline(__always)
-    private static func hasControlOrDelete(_ word: UInt64) -> Bool {
-        let ones: UInt64 = 0x0101_0101_0101_0101
-        let highs: UInt64 = 0x8080_8080_8080_8080
-        let below0x20 = (word &- ones &* 0x20) & ~word & highs
-        let delete = word ^ (ones &* 0x7F)
-        let hasDelete = (delete &- ones) & ~delete & highs
-        return below0x20 | hasDelete != 0
     }
 
     /// request-line = method SP request-target SP HTTP-version (RFC 9112 section 3),

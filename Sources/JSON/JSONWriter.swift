@@ -76,11 +76,18 @@ public enum JSONWriter {
     public static func appendString(_ s: String, into out: inout [UInt8]) {
         s.withUTF8Bytes { bytes in
             // Most strings a request writes are short names and values with nothing to
-            // escape: three appends cost less than reserving room and scanning in place.
-            if bytes.count <= shortStringBytes, !hasByteToEscape(bytes) {
-                out.append(UInt8(ascii: "\""))
-                out.append(contentsOf: bytes)
-                out.append(UInt8(ascii: "\""))
+            // escape: checked and copied a word at a time, into room reserved once.
+            if bytes.count <= shortStringBytes, let base = bytes.baseAddress, !hasByteToEscape(bytes) {
+                let count = bytes.count
+                out.append(addingCapacity: count + 2) { span in
+                    span.withUnsafeMutableBufferPointer { buffer, initialized in
+                        let to = buffer.baseAddress!
+                        to[0] = UInt8(ascii: "\"")
+                        copyShort(from: base, count: count, to: to + 1)
+                        to[count + 1] = UInt8(ascii: "\"")
+                        initialized = count + 2
+                    }
+                }
             } else {
                 appendString(utf8: bytes, into: &out)
             }
@@ -89,11 +96,39 @@ public enum JSONWriter {
 
     private static let shortStringBytes = 64
 
-    /// Whether any byte needs an escape.
+    /// Whether any byte needs an escape: a word at a time, the last word overlapping the one
+    /// before it rather than a byte-by-byte tail (short strings are mostly tail).
     @inline(__always)
     private static func hasByteToEscape(_ bytes: UnsafeBufferPointer<UInt8>) -> Bool {
         guard let base = bytes.baseAddress else { return false }
-        return firstEscaped(in: UnsafeRawPointer(base), from: 0, count: bytes.count) < bytes.count
+        let raw = UnsafeRawPointer(base)
+        let count = bytes.count
+        guard count >= 8 else { return firstEscaped(in: raw, from: 0, count: count) < count }
+        var index = 0
+        while index + 8 < count {
+            if escapeMask(raw.loadUnaligned(fromByteOffset: index, as: UInt64.self)) != 0 { return true }
+            index += 8
+        }
+        return escapeMask(raw.loadUnaligned(fromByteOffset: count - 8, as: UInt64.self)) != 0
+    }
+
+    /// Copies a few dozen bytes without a `memcpy` call: words, the last one overlapping the
+    /// one before it, so that nothing is read or written past either end.
+    @inline(__always)
+    private static func copyShort(from source: UnsafePointer<UInt8>, count: Int, to target: UnsafeMutablePointer<UInt8>) {
+        guard count >= 8 else {
+            for index in 0..<count { target[index] = source[index] }
+            return
+        }
+        let from = UnsafeRawPointer(source)
+        let to = UnsafeMutableRawPointer(target)
+        var index = 0
+        while index + 8 < count {
+            to.storeBytes(of: from.loadUnaligned(fromByteOffset: index, as: UInt64.self), toByteOffset: index, as: UInt64.self)
+            index += 8
+        }
+        to.storeBytes(of: from.loadUnaligned(fromByteOffset: count - 8, as: UInt64.self), toByteOffset: count - 8,
+                      as: UInt64.self)
     }
 
     /// Writes already-valid UTF-8 as a JSON string literal. The caller guarantees validity.

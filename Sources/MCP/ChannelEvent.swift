@@ -148,7 +148,9 @@ public struct ChannelEvent: Sendable, Equatable {
     /// character or a character that may be a C1 control or a bidi mark (anything from U+0080).
     static func metaValueNeedsCleaning(_ value: String) -> Bool {
         value.withUTF8Bytes { bytes in
-            bytes.count > maxMetaValueCharacters || bytes.contains(where: { $0 < 0x20 || $0 == 0x7F || $0 >= 0xC2 })
+            // A byte from 0x80 is either a lead byte from 0xC2 or a continuation byte after
+            // one (the string is valid UTF-8): any of them is something to look at.
+            bytes.count > maxMetaValueCharacters || ByteWords.hasControlDeleteOrNonASCII(bytes)
         }
     }
 

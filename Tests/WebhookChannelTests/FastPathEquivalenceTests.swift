@@ -107,6 +107,26 @@ struct FastPathEquivalenceTests {
         }
     }
 
+    /// A `String` of up to 64 bytes with nothing to escape is checked and copied a word at a
+    /// time, the last word overlapping; anything else goes the long way. Every length around
+    /// that bound, with a special byte (or a two-byte character) at every position, after
+    /// whatever `out` held, must come out as the byte-by-byte escape.
+    @Test func shortStringsAreWrittenExactlyAtEveryLengthAndPosition() {
+        let specials: [[UInt8]] = [[0x00], [0x0A], [0x1F], [0x22], [0x5C], [0x7F], [0x20], [0xC3, 0xA9]]
+        for length in 0...70 {
+            for position in 0..<max(length, 1) {
+                for special in specials {
+                    var bytes = (0..<length).map { UInt8(ascii: "a") + UInt8($0 % 26) }
+                    if length > 0 { bytes.replaceSubrange(position...position, with: special) }
+                    let text = String(decoding: bytes, as: UTF8.self)
+                    var out: [UInt8] = Array("x,".utf8)
+                    JSONWriter.appendString(text, into: &out)
+                    #expect(out == Array("x,".utf8) + Self.referenceEscape(bytes), "length \(length), \(special) at \(position)")
+                }
+            }
+        }
+    }
+
     /// Long strings cross the writer's 4 KiB blocks, and strings with many escapes fill the
     /// room it reserves (the input and an eighth) again and again: every mix of long runs,
     /// short runs and six-byte escapes must still come out exact, after whatever `out` held.

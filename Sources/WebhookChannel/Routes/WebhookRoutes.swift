@@ -372,7 +372,7 @@ final class WebhookRoutes: Sendable {
                                                 headers: [("Retry-After", "1")])
 
     private func webhook(_ request: HTTPRequest, pathSourceID: String?) -> HTTPReply {
-        state.assumeIsolated { state in
+        state.onLoopThread { state in
             switch state.receiveWebhook(pathSourceID: pathSourceID, headers: request.headers, body: request.body) {
             case .accepted(let eventID, let filtered, let written):
                 // Answered at the end of the loop pass, once the event log holds the event.

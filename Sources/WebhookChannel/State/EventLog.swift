@@ -84,6 +84,9 @@ final class EventLog {
         "x-slack-request-timestamp", "x-source-id",
     ]
 
+    /// The same, for matching every header of every webhook against them.
+    private static let keptNames = HTTPFieldNameSet(keptHeaderNames)
+
     private struct IndexEntry {
         /// The record without its body and headers.
         var summary: EventRecord
@@ -109,21 +112,14 @@ final class EventLog {
 
     static func keptHeaders(from headers: HTTPHeaders) -> KeptHeaders {
         var kept = KeptHeaders(capacity: min(headers.count, keptHeaderNames.count))
-        for (name, value) in headers where isKept(name) {
+        headers.forEachField(in: keptNames) { name, value in
             kept.set(name, value.truncated(toCharacters: 500))
         }
         return kept
     }
 
-    /// The lengths of the kept names as bits: most headers a sender adds are ruled out by
-    /// their length alone, before any byte is compared (this runs for every header of every
-    /// webhook).
-    private static let keptNameLengths: UInt64 = keptHeaderNames.reduce(0) { $0 | 1 << UInt64($1.utf8.count) }
-
     static func isKept(_ name: String) -> Bool {
-        let length = name.utf8.count
-        guard length < 64, keptNameLengths & (1 << UInt64(length)) != 0 else { return false }
-        return keptHeaderNames.contains { $0.utf8.count == length && HTTPHeaders.namesEqual($0, name) }
+        keptNames.contains(name)
     }
 
     /// At start-up: repairs a torn last line, then reads every record, oldest first, hands

@@ -1,0 +1,70 @@
+/// Questions about many bytes answered eight at a time, with the classic word tricks ("has a
+/// zero byte", "has a byte less than n"): the HTTP parser's line scan and the notification's
+/// meta check ask them of every request.
+public enum ByteWords {
+    private static let ones: UInt64 = 0x0101_0101_0101_0101
+    private static let highs: UInt64 = 0x8080_8080_8080_8080
+
+    /// The high bit of each of eight bytes that is below 0x20 or is 0x7F, and possibly of
+    /// bytes above such a one (a borrow runs on); the lowest flag is exact, so on a
+    /// little-endian load `trailingZeroBitCount / 8` is the first such byte.
+    @inline(__always)
+    public static func controlOrDeleteMask(_ word: UInt64) -> UInt64 {
+        let below0x20 = (word &- ones &* 0x20) & ~word & highs
+        let delete = word ^ (ones &* 0x7F)
+        let hasDelete = (delete &- ones) & ~delete & highs
+        return below0x20 | hasDelete
+    }
+
+    /// Whether any byte is a control character (below 0x20), DEL, or not ASCII. The last word
+    /// overlaps the one before it rather than ending byte by byte: most of what is asked is
+    /// short.
+    @inline(__always)
+    public static func hasControlDeleteOrNonASCII(_ bytes: UnsafeBufferPointer<UInt8>) -> Bool {
+        guard let base = bytes.baseAddress else { return false }
+        let count = bytes.count
+        guard count >= 8 else { return bytes.contains { $0 < 0x20 || $0 >= 0x7F } }
+        let raw = UnsafeRawPointer(base)
+        var index = 0
+        while true {
+            let word = raw.loadUnaligned(fromByteOffset: Swift.min(index, count - 8), as: UInt64.self)
+            if word & highs | controlOrDeleteMask(word) != 0 { return true }
+            if index + 8 >= count { return false }
+            index += 8
+        }
+    }
+
+    /// Each byte from `A` to `Z` of eight made lower case; every other byte as it is.
+    @inline(__always)
+    public static func asciiLowercased(_ word: UInt64) -> UInt64 {
+        // Seven bits a byte, so that adding cannot carry into the next byte: from 0x41 on,
+        // `+ 0x3F` sets the high bit; from 0x5B on, `+ 0x25` does too. Bytes from 0x80 are not
+        // letters (`& ~word`).
+        let low = word & (ones &* 0x7F)
+        let upper = (low &+ ones &* 0x3F) & ~(low &+ ones &* 0x25) & ~word & highs
+        return word | upper >> 2
+    }
+
+    /// Whether `count` bytes at `a` and at `b` are equal once ASCII letters are folded to
+    /// lower case.
+    @inline(__always)
+    public static func equalIgnoringASCIICase(_ a: UnsafeRawPointer, _ b: UnsafeRawPointer, count: Int) -> Bool {
+        guard count >= 8 else {
+            for index in 0..<count {
+                let x = a.load(fromByteOffset: index, as: UInt8.self)
+                let y = b.load(fromByteOffset: index, as: UInt8.self)
+                if x != y, asciiLowercased(UInt64(x)) != asciiLowercased(UInt64(y)) { return false }
+            }
+            return true
+        }
+        var index = 0
+        while true {
+            let at = Swift.min(index, count - 8)
+            let x = a.loadUnaligned(fromByteOffset: at, as: UInt64.self)
+            let y = b.loadUnaligned(fromByteOffset: at, as: UInt64.self)
+            if x != y, asciiLowercased(x) != asciiLowercased(y) { return false }
+            if index + 8 >= count { return true }
+            index += 8
+        }
+    }
+}
