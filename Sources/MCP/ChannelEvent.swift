@@ -49,6 +49,18 @@ public struct ChannelEvent: Sendable, Equatable {
         self.meta = cleaned
     }
 
+    /// The same with meta keys the caller wrote itself (literals, all valid): only the values
+    /// are looked at, as every event's are.
+    public init(defusedContentUTF8: [UInt8], validKeyedMeta meta: [(key: String, value: String)]) {
+        assert(meta.allSatisfy { Self.isValidMetaKey($0.key) })
+        self.contentUTF8 = defusedContentUTF8
+        if !meta.contains(where: { Self.metaValueNeedsCleaning($0.value) }) {
+            self.meta = meta
+            return
+        }
+        self.meta = meta.map { ($0.key, Self.cleanMetaValue($0.value)) }
+    }
+
     /// An event whose notification line was encoded elsewhere (once, for this session and
     /// the hub's followers); `writeNotification` writes it as it is.
     public init(encodedNotification line: [UInt8]) {

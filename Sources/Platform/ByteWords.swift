@@ -34,6 +34,21 @@ public enum ByteWords {
         }
     }
 
+    /// Whether every byte is ASCII (below 0x80), a word at a time.
+    @inline(__always)
+    public static func isASCII(_ bytes: UnsafeBufferPointer<UInt8>) -> Bool {
+        guard let base = bytes.baseAddress else { return true }
+        let count = bytes.count
+        guard count >= 8 else { return !bytes.contains { $0 >= 0x80 } }
+        let raw = UnsafeRawPointer(base)
+        var index = 0
+        while true {
+            if raw.loadUnaligned(fromByteOffset: Swift.min(index, count - 8), as: UInt64.self) & highs != 0 { return false }
+            if index + 8 >= count { return true }
+            index += 8
+        }
+    }
+
     /// Each byte from `A` to `Z` of eight made lower case; every other byte as it is.
     @inline(__always)
     public static func asciiLowercased(_ word: UInt64) -> UInt64 {

@@ -52,14 +52,48 @@ public enum Hex {
     public static func decode(utf8: UnsafeBufferPointer<UInt8>, into out: UnsafeMutableRawBufferPointer) -> Bool {
         guard utf8.count == 2 * out.count else { return false }
         guard let from = utf8.baseAddress, let to = out.baseAddress?.assumingMemoryBound(to: UInt8.self) else { return true }
+        // Eight digits (four bytes) at a time, then one byte at a time: a signature is 64.
+        var index = 0
+        var allValid = true
+        let raw = UnsafeRawPointer(from)
+        while 2 * index + 8 <= utf8.count {
+            let (bytes, valid) = decodeWord(UInt64(littleEndian: raw.loadUnaligned(fromByteOffset: 2 * index, as: UInt64.self)))
+            UnsafeMutableRawPointer(to + index).storeBytes(of: bytes.littleEndian, as: UInt32.self)
+            allValid = allValid && valid
+            index += 4
+        }
         // No early exit and no optional per digit: invalid digits set high bits, checked once.
         var invalid: UInt8 = 0
-        for index in 0..<out.count {
+        while index < out.count {
             let high = digitValue(from[2 * index]), low = digitValue(from[2 * index + 1])
             invalid |= (high | low) & 0xF0
             to[index] = high << 4 | (low & 0x0F)
+            index += 1
         }
-        return invalid == 0
+        return allValid && invalid == 0
+    }
+
+    /// Eight hex digits (the first in the lowest byte) as four bytes (the first lowest), and
+    /// whether all eight were hex digits. Word tricks: a byte's range is tested on its low
+    /// seven bits, where adding cannot carry into the next byte.
+    @inline(__always)
+    static func decodeWord(_ word: UInt64) -> (UInt32, Bool) {
+        let ones: UInt64 = 0x0101_0101_0101_0101
+        let highs: UInt64 = 0x8080_8080_8080_8080
+        let low7 = word & ~highs
+        // From 0x30 through 0x39: `+ 0x50` sets the high bit from 0x30 on, `+ 0x46` from 0x3A on.
+        let digit = (low7 &+ ones &* 0x50) & ~(low7 &+ ones &* 0x46)
+        // From 0x61 through 0x66 once folded to lower case: `+ 0x1F` from 0x61, `+ 0x19` from 0x67.
+        let folded = low7 | ones &* 0x20
+        let letter = (folded &+ ones &* 0x1F) & ~(folded &+ ones &* 0x19)
+        let valid = (digit | letter) & ~word & highs == highs
+        // A digit's value is its low nibble; a letter's (bit 6 set) its low nibble plus 9.
+        let values = (word & (ones &* 0x0F)) &+ (word >> 6 & ones) &* 9
+        // Each even byte takes the nibble of the byte after it; then the even bytes close up.
+        var packed = (values << 4 | values >> 8) & 0x00FF_00FF_00FF_00FF
+        packed = (packed | packed >> 8) & 0x0000_FFFF_0000_FFFF
+        packed = packed | packed >> 16
+        return (UInt32(truncatingIfNeeded: packed), valid)
     }
 
     /// 0...15 for a hex digit (either case), 0xFF for anything else. Selects, not branches:

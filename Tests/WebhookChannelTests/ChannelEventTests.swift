@@ -149,6 +149,18 @@ struct ChannelEventTests {
         #expect(event.meta.map(\.key) == ["ok_key1"])
     }
 
+    /// The product's own events name their meta keys as literals and skip checking them; their
+    /// values are cleaned exactly as any event's.
+    @Test func eventsWithLiteralKeysCleanTheirValuesAsAnyEventDoes() {
+        let values = ["plain", "", "tab\there", "new\nline", "del\u{7F}", "bidi\u{202E}txt", "é", "\u{85}next",
+                      String(repeating: "v", count: 200), String(repeating: "w", count: 201), String(repeating: "é", count: 150)]
+        let meta = values.enumerated().map { (key: "key_\($0.offset)", value: $0.element) }
+        let literal = ChannelEvent(defusedContentUTF8: Array("x".utf8), validKeyedMeta: meta)
+        let checked = ChannelEvent(defusedContentUTF8: Array("x".utf8), meta: meta)
+        #expect(literal == checked)
+        #expect(literal.meta.map(\.value)[0] == "plain" && literal.meta.map(\.value)[3] == "newline")
+    }
+
     @Test func notificationLineIsExactJSON() throws {
         let event = ChannelEvent(content: "hi \"there\"\n", meta: [("source_id", "src_1"), ("truncated", "true")])
         var line: [UInt8] = []

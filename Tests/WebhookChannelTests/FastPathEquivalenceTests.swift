@@ -1,6 +1,7 @@
 import Testing
 @testable import Platform
 @testable import JSON
+@testable import Signing
 @testable import WebhookChannel
 
 /// The per-webhook fast paths (validating a body without a tree, escaping and UTF-8 checks
@@ -102,6 +103,36 @@ struct FastPathEquivalenceTests {
                     var out: [UInt8] = []
                     bytes.withUnsafeBufferPointer { JSONWriter.appendString(utf8: $0, into: &out) }
                     #expect(out == Self.referenceEscape(bytes), "length \(length), byte \(special) at \(position)")
+                }
+            }
+        }
+    }
+
+    /// Hex is decoded eight digits at a time: any byte value at any position of the word must
+    /// be refused or decoded exactly as one digit at a time does, at lengths with and without
+    /// a tail.
+    @Test func hexIsDecodedByWordsExactlyAsDigitByDigit() {
+        func reference(_ text: [UInt8]) -> [UInt8]? {
+            guard text.count % 2 == 0 else { return nil }
+            var out: [UInt8] = []
+            for index in stride(from: 0, to: text.count, by: 2) {
+                guard let high = Int(String(decoding: [text[index]], as: UTF8.self), radix: 16),
+                      let low = Int(String(decoding: [text[index + 1]], as: UTF8.self), radix: 16),
+                      text[index] != UInt8(ascii: "+"), text[index] != UInt8(ascii: "-"),
+                      text[index + 1] != UInt8(ascii: "+"), text[index + 1] != UInt8(ascii: "-") else { return nil }
+                out.append(UInt8(high << 4 | low))
+            }
+            return out
+        }
+        var random = SplitMix64(seed: 0x4E7)
+        let digits = Array("0123456789abcdefABCDEF".utf8)
+        for length in [2, 8, 16, 18, 64, 66] {
+            for position in 0..<length {
+                for value in 0...255 {
+                    var text = (0..<length).map { _ in digits[random.below(digits.count)] }
+                    text[position] = UInt8(value)
+                    let decoded = Hex.decode(String(decoding: text, as: UTF8.self))
+                    #expect(decoded == reference(text), "byte \(value) at \(position) of \(length)")
                 }
             }
         }

@@ -32,6 +32,6 @@ enum EventNotification {
         if truncated { meta.append(("truncated", "true")) }
         if digest != nil { meta += [("digest", "true"), ("body_bytes", String(record.body.count))] }
         if replay { meta.append(("replay", "true")) }
-        return ChannelEvent(defusedContentUTF8: content, meta: meta)
+        return ChannelEvent(defusedContentUTF8: content, validKeyedMeta: meta)
     }
 }

@@ -49,7 +49,7 @@ public struct KeptHeaders: Sendable, Equatable, Sequence, ExpressibleByDictionar
     static func order(_ a: String, _ b: String) -> Int {
         let byBytes: Int? = a.withUTF8Bytes { x in
             b.withUTF8Bytes { y in
-                guard x.allSatisfy({ $0 < 0x80 }), y.allSatisfy({ $0 < 0x80 }) else { return nil }
+                guard ByteWords.isASCII(x), ByteWords.isASCII(y) else { return nil }
                 for index in 0..<Swift.min(x.count, y.count) where x[index] != y[index] {
                     return x[index] < y[index] ? -1 : 1
                 }
