@@ -263,11 +263,14 @@ public enum JSONParser {
             var hasEscapes = false
             let raw = UnsafeRawPointer(bytes.baseAddress!)
             while true {
-                index = JSONWriter.firstEscaped(in: raw, from: index, count: bytes.count)
+                var bits: UInt64 = 0
+                index = JSONWriter.firstEscaped(in: raw, from: index, count: bytes.count, orBits: &bits)
                 guard index < bytes.count else { throw error("unterminated string") }
                 let byte = bytes[index]
                 if byte < 0x20 { throw error("control character in string") }
-                guard UTF8Validation.isValid(UnsafeBufferPointer(rebasing: bytes[runStart..<index])) else {
+                // Only a run with a byte from 0x80 needs checking as UTF-8.
+                guard bits & 0x8080_8080_8080_8080 == 0
+                    || UTF8Validation.isValid(UnsafeBufferPointer(rebasing: bytes[runStart..<index])) else {
                     throw JSONParseError(reason: "invalid UTF-8 in string", offset: start)
                 }
                 index += 1

@@ -261,20 +261,37 @@ public enum JSONWriter {
     /// from the word that held one cost ~17 instructions a byte.
     @inline(__always)
     static func firstEscaped(in bytes: UnsafeRawPointer, from: Int, count: Int) -> Int {
+        var bits: UInt64 = 0
+        return firstEscaped(in: bytes, from: from, count: count, orBits: &bits)
+    }
+
+    /// The same, also ORing into `orBits` every word it read: no high bit there means every
+    /// byte passed was ASCII (a string's reader then skips checking the run as UTF-8). Bytes
+    /// after the one found may be in it too, so a high bit only means "look".
+    @inline(__always)
+    static func firstEscaped(in bytes: UnsafeRawPointer, from: Int, count: Int, orBits: inout UInt64) -> Int {
         var index = from
-        while index + 16 <= count,
-              escapeMask(bytes.loadUnaligned(fromByteOffset: index, as: UInt64.self))
-                  | escapeMask(bytes.loadUnaligned(fromByteOffset: index + 8, as: UInt64.self)) == 0
-        {
+        while index + 16 <= count {
+            let first = bytes.loadUnaligned(fromByteOffset: index, as: UInt64.self)
+            let second = bytes.loadUnaligned(fromByteOffset: index + 8, as: UInt64.self)
+            orBits |= first | second
+            if escapeMask(first) | escapeMask(second) != 0 { break }
             index += 16
         }
         while index + 8 <= count {
             // Little-endian order, so that the lowest bits are the first byte.
-            let mask = escapeMask(UInt64(littleEndian: bytes.loadUnaligned(fromByteOffset: index, as: UInt64.self)))
+            let word = UInt64(littleEndian: bytes.loadUnaligned(fromByteOffset: index, as: UInt64.self))
+            orBits |= word
+            let mask = escapeMask(word)
             if mask != 0 { return index + mask.trailingZeroBitCount >> 3 }
             index += 8
         }
-        while index < count, !isEscaped(bytes.load(fromByteOffset: index, as: UInt8.self)) { index += 1 }
+        while index < count {
+            let byte = bytes.load(fromByteOffset: index, as: UInt8.self)
+            orBits |= UInt64(byte)
+            if isEscaped(byte) { break }
+            index += 1
+        }
         return index
     }
 

@@ -65,6 +65,28 @@ struct FastPathEquivalenceTests {
         #expect(withStrings > 1_000, "only \(withStrings) accepted inputs had top-level strings")
     }
 
+    /// A string's run is checked as UTF-8 only when a word the scan read had a byte from
+    /// 0x80: a bad sequence anywhere in a word, before or after an escape, must still be
+    /// refused, and a good one accepted, exactly as the tree parser does.
+    @Test func validateChecksUTF8WhereverInAWordABadSequenceIs() {
+        let sequences: [[UInt8]] = [[0xFF], [0xC3], [0xC3, 0xA9], [0xED, 0xA0, 0x80], [0xE2, 0x82, 0xAC], [0x80], [0xF0, 0x9F, 0x98, 0x80]]
+        for length in 0...24 {
+            for position in 0...length {
+                for sequence in sequences {
+                    for escape in [[], Array(#"\n"#.utf8)] as [[UInt8]] {
+                        var text = [UInt8](repeating: UInt8(ascii: "s"), count: length)
+                        text.insert(contentsOf: sequence, at: position)
+                        let bytes = Array(#"{"k":""#.utf8) + escape + text + escape + Array(#""}"#.utf8)
+                        let parsed = try? JSONParser.parse(bytes)
+                        let validated = try? bytes.withUnsafeBufferPointer { try JSONParser.validate($0, collectingStrings: []) }
+                        #expect((parsed == nil) == (validated == nil), "\(sequence) at \(position) of \(length)")
+                        #expect((parsed == nil) == (String(validating: sequence, as: UTF8.self) == nil))
+                    }
+                }
+            }
+        }
+    }
+
     @Test func validateRefusesTrailingDataAndDeepNesting() {
         for text in [#"{"type":"a"} x"#, #"{"type":"a"}{"#, String(repeating: "[", count: 300) + String(repeating: "]", count: 300)] {
             let bytes = Array(text.utf8)
