@@ -177,6 +177,24 @@ extension HotPathEquivalenceTests {
         #expect(kept.fields.map(\.value) == plain.map(\.1))
     }
 
+    /// A request's kept headers are ordered by their bytes without the non-ASCII check (their
+    /// names matched ASCII ones): the same list as the general `set` makes, for any arrival
+    /// order, repeated names (the later wins) and spellings differing only in case.
+    @Test func keptHeadersOfARequestAreOrderedAsTheGeneralSetOrdersThem() {
+        var random = SplitMix64(seed: 0x0DE7)
+        let names = EventLog.keptHeaderNames + EventLog.keptHeaderNames.map { $0.uppercased() } + ["X-Webhook-Id", "Content-type"]
+        for _ in 0..<300 {
+            var general = KeptHeaders(), ascii = KeptHeaders()
+            for step in 0..<random.below(12) {
+                let name = names[random.below(names.count)]
+                general.set(name, "\(step)")
+                ascii.setASCIINamed(name, "\(step)")
+            }
+            #expect(ascii == general)
+            #expect(ascii.fields.map(\.name) == ascii.fields.map(\.name).sorted())
+        }
+    }
+
     @Test func literalsAndNumbersAppendAsTheirText() {
         var out: [UInt8] = Array("x".utf8)
         out.appendLiteral(#","size":"#)

@@ -112,8 +112,9 @@ final class EventLog {
 
     static func keptHeaders(from headers: HTTPHeaders) -> KeptHeaders {
         var kept = KeptHeaders(capacity: min(headers.count, keptHeaderNames.count))
+        // A name equal to a kept one ignoring ASCII case is ASCII itself.
         headers.forEachField(in: keptNames) { name, value in
-            kept.set(name, value.truncated(toCharacters: 500))
+            kept.setASCIINamed(name, value.truncated(toCharacters: 500))
         }
         return kept
     }
