@@ -42,9 +42,43 @@ public enum JSONParser {
         /// The value was an object.
         public var isObject = false
         /// Named members whose value is a string (the last one wins, as in `parse`).
-        public var strings: [String: String] = [:]
+        public var strings = NamedStrings()
         /// Named members present with a value that is neither a string nor null.
         public var otherValues: Set<String> = []
+    }
+
+    /// A few names and their string values, looked up by name: a list, not a dictionary, since
+    /// a webhook body has one or two of the names asked for and hashing them cost more than the
+    /// lookups (nothing is allocated while it is empty).
+    public struct NamedStrings: Sendable, Equatable, ExpressibleByDictionaryLiteral {
+        private var pairs: [(name: String, value: String)] = []
+
+        public init() {}
+
+        public init(dictionaryLiteral elements: (String, String)...) {
+            for (name, value) in elements { self[name] = value }
+        }
+
+        public var isEmpty: Bool { pairs.isEmpty }
+        public var count: Int { pairs.count }
+
+        public subscript(name: String) -> String? {
+            get { pairs.first { $0.name == name }?.value }
+            set {
+                let at = pairs.firstIndex { $0.name == name }
+                switch (at, newValue) {
+                case (let at?, let value?): pairs[at].value = value
+                case (let at?, nil): pairs.remove(at: at)
+                case (nil, let value?): pairs.append((name, value))
+                case (nil, nil): break
+                }
+            }
+        }
+
+        /// The same names with the same values, in any order.
+        public static func == (a: NamedStrings, b: NamedStrings) -> Bool {
+            a.count == b.count && a.pairs.allSatisfy { b[$0.name] == $0.value }
+        }
     }
 
     /// Checks that `buffer` is exactly one JSON value, accepting what `parse` accepts, and
@@ -52,7 +86,7 @@ public enum JSONParser {
     /// tree: a webhook body is checked on every request and only a few of its top-level
     /// fields are read.
     public static func validate(_ buffer: UnsafeBufferPointer<UInt8>, collectingStrings names: [String])
-        throws(JSONParseError) -> [String: String]
+        throws(JSONParseError) -> NamedStrings
     {
         try fields(in: buffer, named: names).strings
     }

@@ -56,7 +56,7 @@ struct FastPathEquivalenceTests {
             guard let parsed, let validated else { continue }
             accepted += 1
             if !validated.isEmpty { withStrings += 1 }
-            var expected: [String: String] = [:]
+            var expected = JSONParser.NamedStrings()
             for name in names { if let text = parsed[name]?.stringValue { expected[name] = text } }
             #expect(validated == expected, "seed \(seed)")
         }

@@ -24,10 +24,30 @@ struct JSONParserTests {
         #expect(throws: JSONParseError.self) { try JSONParser.parse(text) }
     }
 
+    /// The named strings found are a short list: a later value replaces an earlier one, nil
+    /// removes, and two lists are equal with the same pairs in any order.
+    @Test func namedStringsBehaveAsADictionaryOfTheirNames() throws {
+        var strings = JSONParser.NamedStrings()
+        #expect(strings.isEmpty && strings["type"] == nil)
+        strings["type"] = "a"
+        strings["id"] = "1"
+        strings["type"] = "b"
+        #expect(strings.count == 2 && strings["type"] == "b" && strings["id"] == "1")
+        #expect(strings == ["id": "1", "type": "b"])
+        #expect(strings != ["id": "1", "type": "a"] && strings != ["id": "1"])
+        strings["type"] = nil
+        strings["absent"] = nil
+        #expect(strings == ["id": "1"])
+        let last = try Array(#"{"type":"x","type":"y"}"#.utf8).withUnsafeBufferPointer {
+            try JSONParser.validate($0, collectingStrings: ["type"])
+        }
+        #expect(last == ["type": "y"])
+    }
+
     /// Looking for a few top-level names compares member names without making strings of
     /// them; what it finds must be what comparing strings found.
     @Test func topLevelNamesAreFoundWithEscapesAndOnlyAtTheTopLevel() throws {
-        func strings(_ text: String, _ names: [String]) throws -> [String: String] {
+        func strings(_ text: String, _ names: [String]) throws -> JSONParser.NamedStrings {
             try Array(text.utf8).withUnsafeBufferPointer { try JSONParser.validate($0, collectingStrings: names) }
         }
         #expect(try strings(#"{"t\u0079pe":"escaped"}"#, ["type"]) == ["type": "escaped"])

@@ -70,7 +70,7 @@ enum WebhookIntake {
 
         let contentType = headers["Content-Type"] ?? ""
         // Only a few top-level strings of a body are ever read, so it is validated, not parsed.
-        var fields: [String: String]? = nil
+        var fields: JSONParser.NamedStrings? = nil
         if request.pathSourceID == nil || MediaType.isJSON(contentType, allowSuffix: true) {
             do {
                 fields = try request.body.withUnsafeBufferPointer { bytes throws(JSONParseError) in
@@ -141,8 +141,9 @@ enum WebhookIntake {
     /// Static: an array literal in the function would be allocated on every call.
     private static let deliveryIDHeaders = ["X-Webhook-Id", "X-Delivery-Id", "X-GitHub-Delivery", "webhook-id", "svix-id"]
     private static let eventTypeHeaders = ["X-GitHub-Event", "X-Event-Type"]
+    private static let eventTypeMembers = ["type", "event"]
 
-    static func deliveryID(headers: HTTPHeaders, bodyFields: [String: String]?, scheme: SignatureScheme) -> String? {
+    static func deliveryID(headers: HTTPHeaders, bodyFields: JSONParser.NamedStrings?, scheme: SignatureScheme) -> String? {
         for name in deliveryIDHeaders {
             if let value = headers[name], !value.isEmpty { return value.truncated(toCharacters: 200) }
         }
@@ -152,11 +153,11 @@ enum WebhookIntake {
         return nil
     }
 
-    static func eventType(headers: HTTPHeaders, bodyFields: [String: String]?) -> String? {
+    static func eventType(headers: HTTPHeaders, bodyFields: JSONParser.NamedStrings?) -> String? {
         for name in eventTypeHeaders {
             if let value = headers[name], !value.isEmpty { return value.truncated(toCharacters: 200) }
         }
-        for name in ["type", "event"] {
+        for name in eventTypeMembers {
             if let type = bodyFields?[name], !type.isEmpty { return type.truncated(toCharacters: 200) }
         }
         return nil
