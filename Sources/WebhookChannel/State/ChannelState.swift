@@ -405,7 +405,9 @@ public actor ChannelState {
         case .candidate(let verified): candidate = verified
         }
         let source = candidate.source, replayKeys = candidate.replayKeys, type = candidate.type
-        if replayKeys.contains(where: { replay.contains($0, now: now) }) {
+        // Each key's digest made once, for the question and the insert below.
+        let replayDigests = replayKeys.map(ReplayMemory.digest)
+        if replayDigests.contains(where: { replay.contains(digest: $0, now: now) }) {
             // "Already received" is an acknowledgement too: not while the duplicate journal
             // could not be written (a restart would take the delivery for new).
             if dedupeJournal.isBehind && !dedupeJournal.writePending() { return .journalBehind }
@@ -456,7 +458,10 @@ public actor ChannelState {
         // The keys asked about, and those only remembered (a `sha256=` part that came with
         // the `v1=` one), are remembered alike, and forgotten alike if the event is not taken.
         let allKeys = candidate.rememberedKeys.isEmpty ? replayKeys : replayKeys + candidate.rememberedKeys
-        let remembered = allKeys.compactMap { replay.insert($0, now: now) }
+        var remembered = replayDigests.compactMap { replay.insert(digest: $0, now: now) }
+        for key in candidate.rememberedKeys {
+            if let digest = replay.insert(key, now: now) { remembered.append(digest) }
+        }
         eventLog.append(record, bodyIsUTF8: candidate.bodyIsUTF8)
         sources.stats[source.id, default: SourceStats()].count(receivedAt: now)
         let written = Pending<Commit>()

@@ -10,7 +10,7 @@ import Platform
 public struct ReplayMemory: Sendable {
     public let lifetime: Double
     public let capacity: Int
-    private var expiries: [UInt64: Double] = [:]
+    private var expiries = DigestTable()
     private var order: [UInt64] = []
     private var head = 0
 
@@ -33,16 +33,25 @@ public struct ReplayMemory: Sendable {
     public var count: Int { expiries.count }
 
     public func contains(_ key: String, now: Double) -> Bool {
-        guard let expiry = expiries[Self.digest(key)] else { return false }
+        contains(digest: Self.digest(key), now: now)
+    }
+
+    /// The same for a key's `digest`, made once by a caller that asks and then inserts (the
+    /// digest is a byte-serial hash).
+    public func contains(digest: UInt64, now: Double) -> Bool {
+        guard let expiry = expiries[digest] else { return false }
         return expiry > now
     }
 
     /// Records a key; returns its digest, or nil when it was already remembered (a duplicate).
     @discardableResult
     public mutating func insert(_ key: String, now: Double) -> UInt64? {
+        insert(digest: Self.digest(key), now: now)
+    }
+
+    @discardableResult
+    public mutating func insert(digest: UInt64, now: Double) -> UInt64? {
         evictExpired(now: now)
-        // One digest and one lookup (this runs per webhook; the digest is a byte-serial hash).
-        let digest = Self.digest(key)
         if let expiry = expiries[digest], expiry > now { return nil }
         if expiries.count >= capacity { evictOldest() }
         expiries[digest] = now + lifetime
@@ -80,7 +89,10 @@ public struct ReplayMemory: Sendable {
         while head < order.count {
             let key = order[head]
             head += 1
-            if expiries.removeValue(forKey: key) != nil { break }
+            if expiries[key] != nil {
+                expiries[key] = nil
+                break
+            }
         }
         compactIfNeeded()
     }
