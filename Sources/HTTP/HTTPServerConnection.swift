@@ -160,29 +160,23 @@ final class HTTPServerConnection: TCPConnectionDelegate {
                     // Asked before `whenReady`, which runs the closure at once exactly when
                     // the answer is already here: a constant, where a flag set after the call
                     // would be a variable the closure shares (a heap box per request).
+                    // Held strongly until the answer comes (at the end of the pass for a
+                    // webhook; a closed connection is not written to): a weak reference would
+                    // move both objects' reference counts to a side table for good, and every
+                    // retain and release of a keep-alive connection after it onto the slow path.
                     let arrivedLater = !pending.isFulfilled
-                    let target = AnswerTarget(server: self, connection: connection)
-                    pending.whenReady { response in
-                        guard let server = target.server, let connection = target.connection, !connection.isClosed
-                        else { return }
-                        server.awaitingAnswer = false
-                        server.write(response, keepAlive: keepAlive, headOnly: headOnly, to: connection)
+                    pending.whenReady { [self] response in
+                        guard !connection.isClosed else { return }
+                        awaitingAnswer = false
+                        write(response, keepAlive: keepAlive, headOnly: headOnly, to: connection)
                         guard arrivedLater else { return }
-                        server.continueAfterWaiting(connection)
+                        continueAfterWaiting(connection)
                     }
                 }
             case .failure(let error):
                 fail(connection, status: error.status, code: error.code, message: error.message)
             }
         }
-    }
-
-    /// Where an answer that arrives later goes, held weakly: either may be gone by then. One
-    /// constant for the closure to capture, because `[weak self, weak connection]` makes two
-    /// variables the closure shares, each boxed on the heap: two allocations per request.
-    private struct AnswerTarget {
-        weak var server: HTTPServerConnection?
-        weak var connection: TCPConnection?
     }
 
     /// Stops reading the client and hands the rest of `buffer` to the loop's next pass.
