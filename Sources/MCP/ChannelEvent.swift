@@ -16,6 +16,9 @@ public struct ChannelEvent: Sendable, Equatable {
     public var meta: [(key: String, value: String)]
     /// The whole notification line, when it was encoded already (see `init(encodedNotification:)`).
     private var encoded: [UInt8]?
+    /// The content as a JSON string literal (quotes and escapes), once made: the event log
+    /// writes the same literal when the content is the body, and one escape serves both.
+    private var contentLiteral: [UInt8]?
 
     /// Meta values a sender chooses (`delivery_id`, `event_type`, …) are cut to this many characters.
     public static let maxMetaValueCharacters = 200
@@ -221,6 +224,23 @@ public struct ChannelEvent: Sendable, Equatable {
         contentType.isEmpty ? "application/octet-stream" : cleanMetaValue(contentType)
     }
 
+    /// Whether the content is `bytes` themselves (the same storage: the body, neither cut nor
+    /// defused).
+    public func contentIsStored(in bytes: [UInt8]) -> Bool {
+        contentUTF8.count == bytes.count && contentUTF8.withUnsafeBufferPointer { content in
+            bytes.withUnsafeBufferPointer { $0.baseAddress == content.baseAddress }
+        }
+    }
+
+    /// The content as a JSON string literal, escaped once and kept for the notification line.
+    public mutating func makeContentLiteral() -> [UInt8] {
+        if let contentLiteral { return contentLiteral }
+        var literal: [UInt8] = []
+        contentUTF8.withUnsafeBufferPointer { JSONWriter.appendString(utf8: $0, into: &literal) }
+        contentLiteral = literal
+        return literal
+    }
+
     /// Writes the notification line straight into an output buffer.
     public func writeNotification(into out: inout [UInt8]) {
         if let encoded {
@@ -228,7 +248,11 @@ public struct ChannelEvent: Sendable, Equatable {
             return
         }
         out.appendLiteral(#"{"jsonrpc":"2.0","method":"notifications/claude/channel","params":{"content":"#)
-        contentUTF8.withUnsafeBufferPointer { JSONWriter.appendString(utf8: $0, into: &out) }
+        if let contentLiteral {
+            out.append(contentsOf: contentLiteral)
+        } else {
+            contentUTF8.withUnsafeBufferPointer { JSONWriter.appendString(utf8: $0, into: &out) }
+        }
         out.appendLiteral(#","meta":{"#)
         for (index, pair) in meta.enumerated() {
             if index > 0 { out.append(UInt8(ascii: ",")) }

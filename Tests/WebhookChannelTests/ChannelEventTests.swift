@@ -161,6 +161,30 @@ struct ChannelEventTests {
         #expect(literal.meta.map(\.value)[0] == "plain" && literal.meta.map(\.value)[3] == "newline")
     }
 
+    /// The body is escaped once and the literal serves the notification and the log line: both
+    /// lines must be byte for byte what escaping each on its own writes.
+    @Test func aBodyEscapedOnceWritesTheSameNotificationAndLogLine() {
+        let bodies = ["", "plain", #"{"a":"q\"uote","b":"back\\slash"}"#, "line\nbreak\u{1}\t", "é日本😀", String(repeating: "x\"", count: 3000)]
+        for text in bodies {
+            let body = Array(text.utf8)
+            let record = EventRecord(id: "evt_1", sourceID: "src_1", sourceName: "s", deliveryID: "d", type: "t", receivedAt: 1,
+                                     contentType: "application/json", headers: ["content-type": "application/json"], body: body,
+                                     replayKeys: ["k"])
+            let plain = EventNotification.channelEvent(for: record, replay: false)
+            var once = plain
+            #expect(once.contentIsStored(in: body) || body.isEmpty)
+            let literal = once.makeContentLiteral()
+            var plainLine: [UInt8] = [], onceLine: [UInt8] = []
+            plain.writeNotification(into: &plainLine)
+            once.writeNotification(into: &onceLine)
+            #expect(onceLine == plainLine)
+            var plainLog: [UInt8] = [], onceLog: [UInt8] = []
+            EventLog.appendLine(record, into: &plainLog)
+            EventLog.appendLine(record, into: &onceLog, bodyLiteral: literal)
+            #expect(onceLog == plainLog)
+        }
+    }
+
     @Test func notificationLineIsExactJSON() throws {
         let event = ChannelEvent(content: "hi \"there\"\n", meta: [("source_id", "src_1"), ("truncated", "true")])
         var line: [UInt8] = []

@@ -426,13 +426,16 @@ public actor ChannelState {
         var notification = Notification.none
         var weight = 0
         var reservedHere = false
+        var bodyLiteral: [UInt8]? = nil
         if !record.filtered {
             if source.contentMode.prefersDigest(bodyBytes: body.count) {
                 notification = .digest(record, source.contentMode, candidate.scheme)
                 weight = DigestWriter.maxBytes + 1024
             } else {
-                let event = EventNotification.channelEvent(for: record, replay: false, contentMode: source.contentMode,
+                var event = EventNotification.channelEvent(for: record, replay: false, contentMode: source.contentMode,
                                                            scheme: candidate.scheme, bodyIsUTF8: candidate.bodyIsUTF8)
+                // The body escaped once, for the notification and the log line alike.
+                if event.contentIsStored(in: body) { bodyLiteral = event.makeContentLiteral() }
                 notification = .ready(event)
                 weight = ChannelNotifier.weight(of: event)
             }
@@ -462,7 +465,7 @@ public actor ChannelState {
         for key in candidate.rememberedKeys {
             if let digest = replay.insert(key, now: now) { remembered.append(digest) }
         }
-        eventLog.append(record, bodyIsUTF8: candidate.bodyIsUTF8)
+        eventLog.append(record, bodyIsUTF8: candidate.bodyIsUTF8, bodyLiteral: bodyLiteral)
         sources.stats[source.id, default: SourceStats()].count(receivedAt: now)
         let written = Pending<Commit>()
         uncommitted.append(Uncommitted(notification: notification, weight: weight, reservedHere: reservedHere, route: source.route, sourceID: source.id,

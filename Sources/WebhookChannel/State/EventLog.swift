@@ -138,9 +138,10 @@ final class EventLog {
 
     /// Queues one record for the end of the pass.
     /// `bodyIsUTF8`: the body was checked already (it passed the JSON check).
-    func append(_ record: EventRecord, bodyIsUTF8: Bool = false) {
+    /// `bodyLiteral`: the body as a JSON string literal, made already (for its notification).
+    func append(_ record: EventRecord, bodyIsUTF8: Bool = false, bodyLiteral: [UInt8]? = nil) {
         let offset = pendingLines.count
-        Self.appendLine(record, into: &pendingLines, bodyIsUTF8: bodyIsUTF8)
+        Self.appendLine(record, into: &pendingLines, bodyIsUTF8: bodyIsUTF8, bodyLiteral: bodyLiteral)
         pendingEntries.append(IndexEntry(summary: record.withoutBody, generation: 0, offset: offset,
                                          length: pendingLines.count - offset))
     }
@@ -278,7 +279,8 @@ final class EventLog {
 
     /// One JSON line (newline included), written straight into `out`: this runs for every
     /// webhook, so it builds no intermediate JSON tree.
-    static func appendLine(_ record: EventRecord, into out: inout [UInt8], bodyIsUTF8: Bool = false) {
+    static func appendLine(_ record: EventRecord, into out: inout [UInt8], bodyIsUTF8: Bool = false,
+                           bodyLiteral: [UInt8]? = nil) {
         func member(_ key: StaticString, _ value: String?) {
             out.appendLiteral(key)
             if let value { JSONWriter.appendString(value, into: &out) } else { out.appendLiteral("null") }
@@ -302,6 +304,11 @@ final class EventLog {
         }
         out.append(UInt8(ascii: "}"))
         let isText = record.body.withUnsafeBufferPointer { bytes in
+            if let bodyLiteral {
+                out.appendLiteral(#","body":"#)
+                out.append(contentsOf: bodyLiteral)
+                return true
+            }
             guard bodyIsUTF8 || UTF8Validation.isValid(bytes) else { return false }
             out.appendLiteral(#","body":"#)
             JSONWriter.appendString(utf8: bytes, into: &out)
