@@ -174,7 +174,7 @@ public enum JSONWriter {
     /// Escapes input from `from` on, writing at `to` and never past `limit`; returns how far
     /// the input and the output got (a run is split where the room ends, an escape is never).
     @inline(__always)
-    private static func writeEscaped(
+    static func writeEscaped(
         _ input: UnsafePointer<UInt8>, from: Int, count: Int, to start: UnsafeMutablePointer<UInt8>,
         limit: UnsafeMutablePointer<UInt8>
     ) -> (Int, UnsafeMutablePointer<UInt8>) {

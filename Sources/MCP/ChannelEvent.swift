@@ -253,14 +253,18 @@ public struct ChannelEvent: Sendable, Equatable {
         } else {
             contentUTF8.withUnsafeBufferPointer { JSONWriter.appendString(utf8: $0, into: &out) }
         }
-        out.appendLiteral(#","meta":{"#)
-        for (index, pair) in meta.enumerated() {
-            if index > 0 { out.append(UInt8(ascii: ",")) }
-            JSONWriter.appendString(pair.key, into: &out)
-            out.append(UInt8(ascii: ":"))
-            JSONWriter.appendString(pair.value, into: &out)
+        // `,"meta":{` and `}}}`: 12 bytes; then each pair's strings and punctuation.
+        let bound = meta.reduce(12) { $0 + ReservedJSONWriter.room(for: $1.key) + ReservedJSONWriter.room(for: $1.value) + 2 }
+        out.appendJSON(bound: bound) { line in
+            line.literal(#","meta":{"#)
+            for (index, pair) in meta.enumerated() {
+                if index > 0 { line.byte(UInt8(ascii: ",")) }
+                line.string(pair.key)
+                line.byte(UInt8(ascii: ":"))
+                line.string(pair.value)
+            }
+            line.literal("}}}")
         }
-        out.appendLiteral("}}}")
     }
 }
 

@@ -160,6 +160,42 @@ struct FastPathEquivalenceTests {
         }
     }
 
+    /// Lines written into room reserved once must hold exactly what appending piece by piece
+    /// writes, with strings at the worst case of their room (every byte a six-byte escape),
+    /// optional strings, numbers and literals, after whatever the array held.
+    @Test func reservedWritesAreExactlyTheAppendedOnes() {
+        var random = SplitMix64(seed: 0x5E5E)
+        let pieces: [[UInt8]] = [Array("a".utf8), [0x01], [0x1F], [0x22], [0x5C], [0x0A], Array("é".utf8), Array("😀".utf8)]
+        for _ in 0..<2_000 {
+            let texts: [String?] = (0..<random.below(5)).map { _ in
+                if random.below(6) == 0 { return nil }
+                var bytes: [UInt8] = []
+                for _ in 0..<random.below(40) { bytes += pieces[random.below(random.below(2) == 0 ? 1 : pieces.count)] }
+                return String(decoding: bytes, as: UTF8.self)
+            }
+            let number = Int(truncatingIfNeeded: random.next() >> 1) >> random.below(63)
+            var appended: [UInt8] = Array("prefix".utf8), reserved = appended
+            appended.appendLiteral(#"{"n":"#)
+            appended.appendDecimal(number)
+            for text in texts {
+                appended.append(UInt8(ascii: ","))
+                if let text { JSONWriter.appendString(text, into: &appended) } else { appended.appendLiteral("null") }
+            }
+            appended.appendLiteral("}")
+            let bound = texts.reduce(7 + 20 + 1) { $0 + ReservedJSONWriter.room(for: $1) + 1 }
+            reserved.appendJSON(bound: bound) { line in
+                line.literal(#"{"n":"#)
+                line.decimal(number)
+                for text in texts {
+                    line.byte(UInt8(ascii: ","))
+                    line.string(text)
+                }
+                line.literal("}")
+            }
+            #expect(reserved == appended, "\(texts)")
+        }
+    }
+
     /// A `String` of up to 64 bytes with nothing to escape is checked and copied a word at a
     /// time, the last word overlapping; anything else goes the long way. Every length around
     /// that bound, with a special byte (or a two-byte character) at every position, after

@@ -278,31 +278,43 @@ final class EventLog {
     }
 
     /// One JSON line (newline included), written straight into `out`: this runs for every
-    /// webhook, so it builds no intermediate JSON tree.
+    /// webhook, so it builds no intermediate JSON tree, and the members around the body are
+    /// written into room reserved once (`appendJSON`).
     static func appendLine(_ record: EventRecord, into out: inout [UInt8], bodyIsUTF8: Bool = false,
                            bodyLiteral: [UInt8]? = nil) {
-        func member(_ key: StaticString, _ value: String?) {
-            out.appendLiteral(key)
-            if let value { JSONWriter.appendString(value, into: &out) } else { out.appendLiteral("null") }
+        typealias Writer = ReservedJSONWriter
+        // The member names and punctuation below come to 125 bytes, the size to 20 at most.
+        var bound = 160 + Writer.room(for: record.id) + Writer.room(for: record.sourceID)
+            + Writer.room(for: record.sourceName) + Writer.room(for: record.deliveryID) + Writer.room(for: record.type)
+            + Writer.room(for: record.receivedAtText) + Writer.room(for: record.contentType)
+        for header in record.headers { bound += Writer.room(for: header.name) + Writer.room(for: header.value) + 2 }
+        out.appendJSON(bound: bound) { line in
+            line.literal(#"{"id":"#)
+            line.string(record.id)
+            line.literal(#","source_id":"#)
+            line.string(record.sourceID)
+            line.literal(#","source_name":"#)
+            line.string(record.sourceName)
+            line.literal(#","delivery_id":"#)
+            line.string(record.deliveryID)
+            line.literal(#","type":"#)
+            line.string(record.type)
+            line.literal(#","received_at":"#)
+            line.string(record.receivedAtText)
+            line.literal(#","content_type":"#)
+            line.string(record.contentType)
+            line.literal(#","size":"#)
+            line.decimal(record.size)
+            if record.filtered { line.literal(#","filtered":true"#) }
+            line.literal(#","headers":{"#)
+            for (index, header) in record.headers.enumerated() {
+                if index > 0 { line.byte(UInt8(ascii: ",")) }
+                line.string(header.name)
+                line.byte(UInt8(ascii: ":"))
+                line.string(header.value)
+            }
+            line.byte(UInt8(ascii: "}"))
         }
-        member(#"{"id":"#, record.id)
-        member(#","source_id":"#, record.sourceID)
-        member(#","source_name":"#, record.sourceName)
-        member(#","delivery_id":"#, record.deliveryID)
-        member(#","type":"#, record.type)
-        member(#","received_at":"#, record.receivedAtText)
-        member(#","content_type":"#, record.contentType)
-        out.appendLiteral(#","size":"#)
-        out.appendDecimal(record.size)
-        if record.filtered { out.appendLiteral(#","filtered":true"#) }
-        out.appendLiteral(#","headers":{"#)
-        for (index, header) in record.headers.enumerated() {
-            if index > 0 { out.append(UInt8(ascii: ",")) }
-            JSONWriter.appendString(header.name, into: &out)
-            out.append(UInt8(ascii: ":"))
-            JSONWriter.appendString(header.value, into: &out)
-        }
-        out.append(UInt8(ascii: "}"))
         let isText = record.body.withUnsafeBufferPointer { bytes in
             if let bodyLiteral {
                 out.appendLiteral(#","body":"#)
@@ -314,16 +326,23 @@ final class EventLog {
             JSONWriter.appendString(utf8: bytes, into: &out)
             return true
         }
-        if !isText { member(#","body_base64":"#, Base64.encode(record.body)) }
-        if !record.replayKeys.isEmpty {
-            out.appendLiteral(#","replay_keys":["#)
-            for (index, key) in record.replayKeys.enumerated() {
-                if index > 0 { out.append(UInt8(ascii: ",")) }
-                JSONWriter.appendString(key, into: &out)
-            }
-            out.append(UInt8(ascii: "]"))
+        if !isText {
+            out.appendLiteral(#","body_base64":"#)
+            JSONWriter.appendString(Base64.encode(record.body), into: &out)
         }
-        out.appendLiteral("}\n")
+        // `,"replay_keys":[`, `]`, `}` and the newline: 20 bytes.
+        let keysBound = record.replayKeys.reduce(20) { $0 + Writer.room(for: $1) + 1 }
+        out.appendJSON(bound: keysBound) { line in
+            if !record.replayKeys.isEmpty {
+                line.literal(#","replay_keys":["#)
+                for (index, key) in record.replayKeys.enumerated() {
+                    if index > 0 { line.byte(UInt8(ascii: ",")) }
+                    line.string(key)
+                }
+                line.byte(UInt8(ascii: "]"))
+            }
+            line.literal("}\n")
+        }
     }
 
     static func decode(_ value: JSONValue) -> EventRecord? {
