@@ -83,7 +83,7 @@ public enum JSONWriter {
                     span.withUnsafeMutableBufferPointer { buffer, initialized in
                         let to = buffer.baseAddress!
                         to[0] = UInt8(ascii: "\"")
-                        copyShort(from: base, count: count, to: to + 1)
+                        ByteWords.copy(from: base, count: count, to: to + 1)
                         to[count + 1] = UInt8(ascii: "\"")
                         initialized = count + 2
                     }
@@ -110,25 +110,6 @@ public enum JSONWriter {
             index += 8
         }
         return escapeMask(raw.loadUnaligned(fromByteOffset: count - 8, as: UInt64.self)) != 0
-    }
-
-    /// Copies a few dozen bytes without a `memcpy` call: words, the last one overlapping the
-    /// one before it, so that nothing is read or written past either end.
-    @inline(__always)
-    private static func copyShort(from source: UnsafePointer<UInt8>, count: Int, to target: UnsafeMutablePointer<UInt8>) {
-        guard count >= 8 else {
-            for index in 0..<count { target[index] = source[index] }
-            return
-        }
-        let from = UnsafeRawPointer(source)
-        let to = UnsafeMutableRawPointer(target)
-        var index = 0
-        while index + 8 < count {
-            to.storeBytes(of: from.loadUnaligned(fromByteOffset: index, as: UInt64.self), toByteOffset: index, as: UInt64.self)
-            index += 8
-        }
-        to.storeBytes(of: from.loadUnaligned(fromByteOffset: count - 8, as: UInt64.self), toByteOffset: count - 8,
-                      as: UInt64.self)
     }
 
     /// Writes already-valid UTF-8 as a JSON string literal. The caller guarantees validity.
@@ -211,7 +192,7 @@ public enum JSONWriter {
             runStart = index
         }
         let run = Swift.min(count - runStart, limit - to)
-        to.update(from: input + runStart, count: run)
+        ByteWords.copy(from: input + runStart, count: run, to: to)
         return (runStart + run, to + run)
     }
 

@@ -25,7 +25,7 @@ public struct ReservedJSONWriter {
 
     @inline(__always)
     public mutating func literal(_ text: StaticString) {
-        at.update(from: text.utf8Start, count: text.utf8CodeUnitCount)
+        ByteWords.copy(from: text.utf8Start, count: text.utf8CodeUnitCount, to: at)
         at += text.utf8CodeUnitCount
     }
 

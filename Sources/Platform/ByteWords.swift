@@ -82,4 +82,34 @@ public enum ByteWords {
             index += 8
         }
     }
+
+    /// Copies `count` bytes; up to 64 without a `memcpy` call (whose call and dispatch cost
+    /// more than a short copy): words, the last one overlapping the one before it, so that
+    /// nothing is read or written past either end.
+    @inline(__always)
+    public static func copy(from source: UnsafePointer<UInt8>, count: Int, to target: UnsafeMutablePointer<UInt8>) {
+        guard count >= 8 else {
+            if count >= 4 {
+                let from = UnsafeRawPointer(source), to = UnsafeMutableRawPointer(target)
+                to.storeBytes(of: from.loadUnaligned(as: UInt32.self), as: UInt32.self)
+                to.storeBytes(of: from.loadUnaligned(fromByteOffset: count - 4, as: UInt32.self), toByteOffset: count - 4,
+                              as: UInt32.self)
+            } else {
+                for index in 0..<count { target[index] = source[index] }
+            }
+            return
+        }
+        guard count <= 64 else {
+            target.update(from: source, count: count)
+            return
+        }
+        let from = UnsafeRawPointer(source), to = UnsafeMutableRawPointer(target)
+        var index = 0
+        while index + 8 < count {
+            to.storeBytes(of: from.loadUnaligned(fromByteOffset: index, as: UInt64.self), toByteOffset: index, as: UInt64.self)
+            index += 8
+        }
+        to.storeBytes(of: from.loadUnaligned(fromByteOffset: count - 8, as: UInt64.self), toByteOffset: count - 8,
+                      as: UInt64.self)
+    }
 }

@@ -107,4 +107,18 @@ struct ByteWordsTests {
         #expect(seen == ["Content-Type=application/json", "x-webhook-ID=d1", "X-A=1", "CONTENT-TYPE=text/plain"])
         #expect(wanted.contains("X-WEBHOOK-ID") && !wanted.contains("x-webhook") && !wanted.contains(""))
     }
+
+    @Test func shortCopiesCopyExactlyTheirBytesAndNothingAround() {
+        for count in 0...80 {
+            let source = (0..<count).map { UInt8(truncatingIfNeeded: $0 &* 37 &+ 11) }
+            var target = [UInt8](repeating: 0xEE, count: count + 16)
+            source.withUnsafeBufferPointer { from in
+                target.withUnsafeMutableBufferPointer { to in
+                    ByteWords.copy(from: from.baseAddress ?? UnsafePointer(bitPattern: 8)!, count: count, to: to.baseAddress! + 8)
+                }
+            }
+            #expect(Array(target[8..<(8 + count)]) == source, "count \(count)")
+            #expect(target.prefix(8).allSatisfy { $0 == 0xEE } && target.suffix(8).allSatisfy { $0 == 0xEE }, "count \(count)")
+        }
+    }
 }
