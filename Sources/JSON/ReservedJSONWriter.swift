@@ -57,18 +57,17 @@ public struct ReservedJSONWriter {
         if let text { string(text) } else { literal("null") }
     }
 
+    /// A member's name (with its punctuation, as one literal) and its string or `null`.
+    @inline(__always)
+    public mutating func member(_ name: StaticString, _ value: String?) {
+        literal(name)
+        string(value)
+    }
+
     /// A non-negative integer in decimal (at most 20 bytes).
+    @inline(__always)
     public mutating func decimal(_ value: Int) {
-        precondition(value >= 0, "ReservedJSONWriter.decimal takes a non-negative integer")
-        var digits = 1
-        var rest = value / 10
-        while rest > 0 { digits += 1; rest /= 10 }
-        rest = value
-        for offset in stride(from: digits - 1, through: 0, by: -1) {
-            at[offset] = UInt8(ascii: "0") + UInt8(rest % 10)
-            rest /= 10
-        }
-        at += digits
+        at += writeDecimal(value, to: at)
     }
 }
 

@@ -22,19 +22,25 @@ extension Array where Element == UInt8 {
 
     /// Appends a non-negative integer in decimal.
     public mutating func appendDecimal(_ value: Int) {
-        precondition(value >= 0, "appendDecimal takes a non-negative integer")
         append(addingCapacity: 20) { span in
             span.withUnsafeMutableBufferPointer { buffer, initialized in
-                var digits = 1
-                var rest = value / 10
-                while rest > 0 { digits += 1; rest /= 10 }
-                rest = value
-                for at in stride(from: digits - 1, through: 0, by: -1) {
-                    buffer[at] = UInt8(ascii: "0") + UInt8(rest % 10)
-                    rest /= 10
-                }
-                initialized = digits
+                initialized = writeDecimal(value, to: buffer.baseAddress!)
             }
         }
     }
+}
+
+/// Writes a non-negative integer in decimal at `to` (at most 20 bytes); returns how many.
+@inline(__always)
+public func writeDecimal(_ value: Int, to: UnsafeMutablePointer<UInt8>) -> Int {
+    precondition(value >= 0, "writeDecimal takes a non-negative integer")
+    var digits = 1
+    var rest = value / 10
+    while rest > 0 { digits += 1; rest /= 10 }
+    rest = value
+    for at in stride(from: digits - 1, through: 0, by: -1) {
+        to[at] = UInt8(ascii: "0") + UInt8(rest % 10)
+        rest /= 10
+    }
+    return digits
 }

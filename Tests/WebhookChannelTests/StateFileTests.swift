@@ -1,5 +1,7 @@
 import Foundation
 import Testing
+@testable import Platform
+@testable import WebhookChannel
 
 /// `sources.json` and the state directory (SPEC 7): private modes, the seed's schema both
 /// ways, edits by another process seen without a restart, corrupt files set aside.
@@ -43,6 +45,39 @@ import Testing
         }
         #expect(restored)
         expectProviderAccepted(try await channel.http.postWebhook(#"{"event":"after"}"#, as: credentials))
+    }
+
+    /// A CLI command that comes to a corrupt file after the settle time waits on while a
+    /// server runs for the state dir (it writes the sources back; a loaded machine may get
+    /// there late) and then reads what it wrote; with no server it goes on at once. The
+    /// server here is a `server.json` naming this live process, and the write-back a thread.
+    @Test func pastTheSettleTimeTheCLIWaitsForARunningServerOnly() throws {
+        let dir = try TempStateDir()
+        defer { dir.remove() }
+        let store = SourcesStore(directory: StateDirectory(path: dir.path), log: Logger(enabled: false))
+        func breakTheFileLongAgo() throws {
+            try dir.writeSourcesFile(#"{"sources": {"#)
+            var times = [timeval(tv_sec: time(nil) - 60, tv_usec: 0), timeval(tv_sec: time(nil) - 60, tv_usec: 0)]
+            #expect(utimes(dir.sourcesFile.path, &times) == 0)
+        }
+
+        try breakTheFileLongAgo()
+        store.waitWhileFreshlyCorrupt()
+        guard case .corrupt = store.snapshot() else {
+            Issue.record("with no server the CLI should not have waited for a write-back")
+            return
+        }
+
+        try dir.writeAtomically(#"{"pid": \#(getpid()), "host": "127.0.0.1", "port": 9}"#, to: dir.serverFile)
+        try breakTheFileLongAgo()
+        let fixed = #"{"sources": {}, "pending": {}}"#
+        let writer = Thread { usleep(500_000); try? dir.writeSourcesFile(fixed) }
+        writer.start()
+        store.waitWhileFreshlyCorrupt()
+        guard case .file = store.snapshot() else {
+            Issue.record("with a server running the CLI should have waited for its write-back")
+            return
+        }
     }
 
     /// An idle server (no request comes) still notices a corrupt `sources.json`: a CLI

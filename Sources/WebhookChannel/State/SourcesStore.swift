@@ -48,14 +48,25 @@ public struct SourcesStore: Sendable {
     /// then reads that, instead of moving the file aside and losing every source.
     public static let operatorSettleSeconds = 5.0
 
+    /// How long the operator CLI goes on waiting for a running server to do that, past the
+    /// settle time: on a loaded machine the CLI process may start, or the server get to the
+    /// file, later than that, and a CLI that gave up first set the file aside itself and
+    /// reported no sources while the server was about to write them back.
+    public static let operatorServerWaitSeconds = 30.0
+
     /// For the operator CLI, before it reads or changes the file: waits (polling, bounded)
-    /// while the file is corrupt and its last change is under `operatorSettleSeconds` old.
+    /// while the file is corrupt and its last change is under `operatorSettleSeconds` old,
+    /// or, while a server runs for this state dir, for up to `operatorServerWaitSeconds`.
     public func waitWhileFreshlyCorrupt() {
-        let deadline = Date().timeIntervalSince1970 + Self.operatorSettleSeconds + 1
+        let start = Date().timeIntervalSince1970
+        var serverRunning: Bool?
         while case .corrupt(let identity) = snapshot() {
             let now = Date().timeIntervalSince1970
             let changedAt = Double(identity?.modificationNanoseconds ?? 0) / 1e9
-            guard now - changedAt < Self.operatorSettleSeconds, now < deadline else { return }
+            if now - changedAt >= Self.operatorSettleSeconds || now >= start + Self.operatorSettleSeconds + 1 {
+                if serverRunning == nil { serverRunning = ServerFile(directory: directory).read() != nil }
+                guard serverRunning == true, now < start + Self.operatorServerWaitSeconds else { return }
+            }
             usleep(50_000)
         }
     }
