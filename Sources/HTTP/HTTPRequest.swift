@@ -95,9 +95,11 @@ public struct HTTPHeaders: Sendable, Equatable, Sequence, ExpressibleByDictionar
     /// Calls `body` with each field whose name is in `names`, in the order received. Each
     /// field's kept key is compared first, so a field that is not wanted costs a few
     /// instructions instead of a comparison with every wanted name.
-    public func forEachField(in names: HTTPFieldNameSet, _ body: (_ name: String, _ value: String) -> Void) {
+    public func forEachField<Failure: Error>(
+        in names: HTTPFieldNameSet, _ body: (_ name: String, _ value: String) throws(Failure) -> Void
+    ) throws(Failure) {
         for index in fields.indices where names.contains(fields[index].name, key: fields[index].key) {
-            body(fields[index].name, fields[index].value)
+            try body(fields[index].name, fields[index].value)
         }
     }
 

@@ -507,27 +507,32 @@ private struct Scanner {
 
     /// Decides how the body is delimited (RFC 9112 section 6), refusing every ambiguous
     /// combination that could let two parsers disagree about where a request ends.
+    private static let framingFields = HTTPFieldNameSet(["Host", "Content-Length", "Transfer-Encoding"])
+
     private func framing(method: Range<Int>, version: HTTPVersion, headers: HTTPHeaders) throws(Stop) -> Framing {
         var hostCount = 0
         var contentLength: Int?
         var encodings: [String] = []
-        for (name, value) in headers {
-            if HTTPHeaders.namesEqual(name, "Host") {
+        // Only the three framing fields are looked at (by each field's kept key); their names
+        // differ in length, which then says which one it is.
+        try headers.forEachField(in: Self.framingFields) { (name, value) throws(Stop) in
+            switch name.utf8.count {
+            case 4:  // Host
                 hostCount += 1
                 // RFC 9112 section 3.2: a Host with an invalid value is a 400, like two of them.
                 guard Self.isValidHost(value) else { throw .failure(.invalidHost) }
-            } else if HTTPHeaders.namesEqual(name, "Content-Length") {
+            case 14:  // Content-Length
                 // RFC 9112 section 6.3 item 5: a list of identical values may be taken as
                 // that value; anything else is unrecoverable.
                 // Nearly always one value: read in place, without splitting into an array.
                 guard value.utf8.contains(UInt8(ascii: ",")) else {
                     contentLength = try Self.agreeing(contentLength, try Self.contentLength(value.utf8[...]))
-                    continue
+                    return
                 }
                 for element in value.utf8.split(separator: UInt8(ascii: ","), omittingEmptySubsequences: false) {
                     contentLength = try Self.agreeing(contentLength, try Self.contentLength(element))
                 }
-            } else if HTTPHeaders.namesEqual(name, "Transfer-Encoding") {
+            default:  // Transfer-Encoding
                 encodings.append(value)
             }
         }
