@@ -25,11 +25,11 @@ public struct HTTPVersion: Sendable, Equatable, CustomStringConvertible {
 public struct HTTPHeaders: Sendable, Equatable, Sequence, ExpressibleByDictionaryLiteral {
     public typealias Element = (name: String, value: String)
 
-    fileprivate struct Field: Sendable, Equatable {
-        var name: String
-        var value: String
+    @usableFromInline struct Field: Sendable, Equatable {
+        @usableFromInline var name: String
+        @usableFromInline var value: String
         /// `lookupKey(name)`, kept so that a lookup compares whole names only where these agree.
-        var key: UInt32
+        @usableFromInline var key: UInt32
 
         init(name: String, value: String) {
             self.name = name
@@ -37,10 +37,10 @@ public struct HTTPHeaders: Sendable, Equatable, Sequence, ExpressibleByDictionar
             key = HTTPHeaders.lookupKey(name)
         }
 
-        static func == (a: Field, b: Field) -> Bool { a.name == b.name && a.value == b.value }
+        @usableFromInline static func == (a: Field, b: Field) -> Bool { a.name == b.name && a.value == b.value }
     }
 
-    private var fields: [Field] = []
+    @usableFromInline var fields: [Field] = []
 
     public init() {}
 
@@ -94,7 +94,9 @@ public struct HTTPHeaders: Sendable, Equatable, Sequence, ExpressibleByDictionar
 
     /// Calls `body` with each field whose name is in `names`, in the order received. Each
     /// field's kept key is compared first, so a field that is not wanted costs a few
-    /// instructions instead of a comparison with every wanted name.
+    /// instructions instead of a comparison with every wanted name. Inlinable, so that the
+    /// caller's module specializes it (generic code across modules is not).
+    @inlinable
     public func forEachField<Failure: Error>(
         in names: HTTPFieldNameSet, _ body: (_ name: String, _ value: String) throws(Failure) -> Void
     ) throws(Failure) {
@@ -155,9 +157,9 @@ public struct HTTPHeaders: Sendable, Equatable, Sequence, ExpressibleByDictionar
 public struct HTTPFieldNameSet: Sendable {
     public let names: [String]
     /// `HTTPHeaders.lookupKey` of each name.
-    private let keys: [UInt32]
+    @usableFromInline let keys: [UInt32]
     /// Bit `n` set when some name is `n` bytes long: most fields are ruled out by it alone.
-    private let lengths: UInt64
+    @usableFromInline let lengths: UInt64
 
     public init(_ names: [String]) {
         self.names = names
@@ -169,8 +171,8 @@ public struct HTTPFieldNameSet: Sendable {
         contains(name, key: HTTPHeaders.lookupKey(name))
     }
 
-    @inline(__always)
-    fileprivate func contains(_ name: String, key: UInt32) -> Bool {
+    @inlinable @inline(__always)
+    func contains(_ name: String, key: UInt32) -> Bool {
         // The key's length is the name's modulo 2^16; `namesEqual` compares whole lengths.
         let length = key >> 16
         guard length < 64, lengths >> UInt64(length) & 1 == 1 else { return false }
