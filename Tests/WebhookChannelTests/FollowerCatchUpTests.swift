@@ -148,6 +148,43 @@ struct FollowerCatchUpTests {
         }
         #expect(answers == [8, nil, nil, nil])
     }
+
+    /// The index keeps each pass's entries as one batch and drops whole batches from the front
+    /// past twice its capacity: across thousands of passes of every size it must still list the
+    /// newest first, find the recent ones, hand out what lies between across batches, and keep
+    /// at least its capacity.
+    @Test func theIndexInBatchesAnswersAsOneList() async throws {
+        let dir = try TempStateDir()
+        defer { dir.remove() }
+        try dir.createStateDir()
+        let harness = try LoopHarness()
+        defer { harness.stop() }
+        let eventLog = LoopConfined(EventLog(directory: StateDirectory(path: dir.path), maxFileBytes: 64 << 20,
+                                             background: SerialWorker(name: "test-log-sync"), log: Logger(enabled: false)))
+        let total = 3 * EventLog.indexCapacity + 17
+        let answers = await harness.run { [eventLog] () -> (recent: [String], between: Int?, newest: Bool, oldest: Bool, kept: Int) in
+            eventLog.value.open()
+            var n = 0, size = 1
+            while n < total {
+                for _ in 0..<min(size, total - n) {
+                    eventLog.value.append(Self.record(n))
+                    n += 1
+                }
+                _ = eventLog.value.writePending()
+                size = size % 37 + 1
+            }
+            let recent = eventLog.value.recent(sourceID: nil, limit: 3).map(\.id)
+            let between = eventLog.value.entries(after: "evt_\(total - 1000)", through: "evt_\(total - 1)", limit: 2000)?.count
+            var kept = 0
+            while kept < total, eventLog.value.location(of: "evt_\(total - 1 - kept)") != nil { kept += 1 }
+            return (recent, between, eventLog.value.location(of: "evt_\(total - 1)") != nil,
+                    eventLog.value.location(of: "evt_0") != nil, kept)
+        }
+        #expect(answers.recent == ["evt_\(total - 1)", "evt_\(total - 2)", "evt_\(total - 3)"])
+        #expect(answers.between == 999)
+        #expect(answers.newest && !answers.oldest)
+        #expect(answers.kept >= EventLog.indexCapacity && answers.kept < 2 * EventLog.indexCapacity, "kept \(answers.kept)")
+    }
 }
 
 /// A follower that becomes the hub itself notifies its own session of what the old hub

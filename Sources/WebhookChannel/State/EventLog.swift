@@ -97,8 +97,13 @@ final class EventLog {
 
     let file: RotatingLineFile
     private let directory: StateDirectory
-    /// Oldest first; trimmed from the front when past twice the capacity.
-    private var index: [IndexEntry] = []
+    /// Oldest first, in batches (a loop pass's entries, or a run of records read at start):
+    /// a pass's list becomes one batch as it is, where appending its entries one by one
+    /// copied each (retaining every string it holds) only for the pass's list to release
+    /// them. Whole batches are trimmed from the front when past twice the capacity.
+    private var index: [[IndexEntry]] = []
+    private var indexCount = 0
+    private var indexed: FlattenSequence<[[IndexEntry]]> { index.joined() }
     /// Lines accepted in this loop pass and not yet written, and their index entries
     /// (offsets relative to the start of `pendingLines`).
     private var pendingLines: [UInt8] = []
@@ -127,13 +132,19 @@ final class EventLog {
     /// each to `visit` and indexes the most recent ones.
     func open(_ visit: (EventRecord) -> Void = { _ in }) {
         file.open()
+        var batch: [IndexEntry] = []
         for (path, generation) in [(file.olderPath, file.generation - 1), (file.path, file.generation)] {
             Self.scan(path: path) { record, offset, length in
                 visit(record)
-                addToIndex(IndexEntry(summary: record.withoutBody, generation: generation, offset: offset, length: length))
+                batch.append(IndexEntry(summary: record.withoutBody, generation: generation, offset: offset, length: length))
+                if batch.count == 1024 {
+                    addToIndex(batch)
+                    batch = []
+                }
                 return true
             }
         }
+        addToIndex(batch)
     }
 
     /// Queues one record for the end of the pass.
@@ -166,20 +177,33 @@ final class EventLog {
         for index in pendingEntries.indices {
             pendingEntries[index].generation = generation
             pendingEntries[index].offset += start
-            addToIndex(pendingEntries[index])
         }
+        // The list itself becomes a batch of the index; the next pass starts a new one, with
+        // room for as many.
+        let count = pendingEntries.count
+        addToIndex(pendingEntries)
+        pendingEntries = []
+        pendingEntries.reserveCapacity(count)
         return true
     }
 
-    private func addToIndex(_ entry: IndexEntry) {
-        index.append(entry)
-        if index.count >= 2 * Self.indexCapacity { index.removeFirst(index.count - Self.indexCapacity) }
+    private func addToIndex(_ batch: [IndexEntry]) {
+        guard !batch.isEmpty else { return }
+        index.append(batch)
+        indexCount += batch.count
+        guard indexCount >= 2 * Self.indexCapacity else { return }
+        var drop = 0
+        while indexCount - index[drop].count >= Self.indexCapacity {
+            indexCount -= index[drop].count
+            drop += 1
+        }
+        index.removeFirst(drop)
     }
 
     /// The most recent events (bodies left out), newest first.
     func recent(sourceID: String?, limit: Int) -> [EventRecord] {
         var found: [EventRecord] = []
-        for entry in index.reversed() where file.path(forGeneration: entry.generation) != nil {
+        for entry in indexed.reversed() where file.path(forGeneration: entry.generation) != nil {
             guard found.count < limit else { break }
             if sourceID == nil || entry.summary.sourceID == sourceID { found.append(entry.summary) }
         }
@@ -192,9 +216,10 @@ final class EventLog {
     func entries(after eventID: String, through lastID: String, limit: Int = 4096)
         -> [(summary: EventRecord, location: EventLocation)]?
     {
-        guard let position = index.lastIndex(where: { $0.summary.id == eventID }) else { return nil }
+        let entries = indexed
+        guard let position = entries.lastIndex(where: { $0.summary.id == eventID }) else { return nil }
         var found: [(summary: EventRecord, location: EventLocation)] = []
-        for entry in index[(position + 1)...] {
+        for entry in entries[entries.index(after: position)...] {
             guard found.count < limit else { return nil }
             guard let path = file.path(forGeneration: entry.generation) else { return nil }
             found.append((entry.summary, EventLocation(path: path, offset: entry.offset, length: entry.length)))
@@ -205,7 +230,7 @@ final class EventLog {
 
     /// Where the event's line is, if the index still has it.
     func location(of eventID: String) -> EventLocation? {
-        guard let entry = index.last(where: { $0.summary.id == eventID }),
+        guard let entry = indexed.last(where: { $0.summary.id == eventID }),
               let path = file.path(forGeneration: entry.generation) else { return nil }
         return EventLocation(path: path, offset: entry.offset, length: entry.length)
     }
