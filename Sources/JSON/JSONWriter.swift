@@ -96,20 +96,10 @@ public enum JSONWriter {
 
     private static let shortStringBytes = 64
 
-    /// Whether any byte needs an escape: a word at a time, the last word overlapping the one
-    /// before it rather than a byte-by-byte tail (short strings are mostly tail).
+    /// Whether any byte needs an escape, a word at a time.
     @inline(__always)
     private static func hasByteToEscape(_ bytes: UnsafeBufferPointer<UInt8>) -> Bool {
-        guard let base = bytes.baseAddress else { return false }
-        let raw = UnsafeRawPointer(base)
-        let count = bytes.count
-        guard count >= 8 else { return firstEscaped(in: raw, from: 0, count: count) < count }
-        var index = 0
-        while index + 8 < count {
-            if escapeMask(raw.loadUnaligned(fromByteOffset: index, as: UInt64.self)) != 0 { return true }
-            index += 8
-        }
-        return escapeMask(raw.loadUnaligned(fromByteOffset: count - 8, as: UInt64.self)) != 0
+        ByteWords.anyWord(bytes) { escapeMask($0) }
     }
 
     /// Writes already-valid UTF-8 as a JSON string literal. The caller guarantees validity.

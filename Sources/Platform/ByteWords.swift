@@ -16,37 +16,37 @@ public enum ByteWords {
         return below0x20 | hasDelete
     }
 
-    /// Whether any byte is a control character (below 0x20), DEL, or not ASCII. The last word
-    /// overlaps the one before it rather than ending byte by byte: most of what is asked is
-    /// short.
+    /// Whether `flags` is nonzero for any of the bytes read as words: eight at a time, the last
+    /// word overlapping the one before it rather than a byte-by-byte tail (most of what is
+    /// asked is short); fewer than eight are padded with spaces, which no question here flags.
     @inline(__always)
-    public static func hasControlDeleteOrNonASCII(_ bytes: UnsafeBufferPointer<UInt8>) -> Bool {
+    public static func anyWord(_ bytes: UnsafeBufferPointer<UInt8>, flags: (UInt64) -> UInt64) -> Bool {
         guard let base = bytes.baseAddress else { return false }
         let count = bytes.count
-        guard count >= 8 else { return bytes.contains { $0 < 0x20 || $0 >= 0x7F } }
+        guard count >= 8 else {
+            var word = ones &* 0x20
+            for index in 0..<count { word = word & ~(0xFF << (8 * UInt64(index))) | UInt64(base[index]) << (8 * UInt64(index)) }
+            return flags(word) != 0
+        }
         let raw = UnsafeRawPointer(base)
         var index = 0
         while true {
-            let word = raw.loadUnaligned(fromByteOffset: Swift.min(index, count - 8), as: UInt64.self)
-            if word & highs | controlOrDeleteMask(word) != 0 { return true }
+            if flags(raw.loadUnaligned(fromByteOffset: Swift.min(index, count - 8), as: UInt64.self)) != 0 { return true }
             if index + 8 >= count { return false }
             index += 8
         }
     }
 
-    /// Whether every byte is ASCII (below 0x80), a word at a time.
+    /// Whether any byte is a control character (below 0x20), DEL, or not ASCII.
+    @inline(__always)
+    public static func hasControlDeleteOrNonASCII(_ bytes: UnsafeBufferPointer<UInt8>) -> Bool {
+        anyWord(bytes) { $0 & highs | controlOrDeleteMask($0) }
+    }
+
+    /// Whether every byte is ASCII (below 0x80).
     @inline(__always)
     public static func isASCII(_ bytes: UnsafeBufferPointer<UInt8>) -> Bool {
-        guard let base = bytes.baseAddress else { return true }
-        let count = bytes.count
-        guard count >= 8 else { return !bytes.contains { $0 >= 0x80 } }
-        let raw = UnsafeRawPointer(base)
-        var index = 0
-        while true {
-            if raw.loadUnaligned(fromByteOffset: Swift.min(index, count - 8), as: UInt64.self) & highs != 0 { return false }
-            if index + 8 >= count { return true }
-            index += 8
-        }
+        !anyWord(bytes) { $0 & highs }
     }
 
     /// Each byte from `A` to `Z` of eight made lower case; every other byte as it is.

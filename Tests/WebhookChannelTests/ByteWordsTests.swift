@@ -90,6 +90,7 @@ struct ByteWordsTests {
                     if length > 0 { bytes.replaceSubrange(position...position, with: special) }
                     let expected = bytes.contains { $0 < 0x20 || $0 >= 0x7F }
                     #expect(bytes.withUnsafeBufferPointer(ByteWords.hasControlDeleteOrNonASCII) == expected)
+                    #expect(bytes.withUnsafeBufferPointer(ByteWords.isASCII) == !bytes.contains { $0 >= 0x80 })
                     #expect(ChannelEvent.metaValueNeedsCleaning(String(decoding: bytes, as: UTF8.self)) == expected)
                 }
             }
