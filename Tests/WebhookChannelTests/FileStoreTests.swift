@@ -1,6 +1,7 @@
 import Foundation
 import Synchronization
 import Testing
+@testable import Platform
 @testable import WebhookChannel
 
 struct FileStoreTests {
@@ -205,15 +206,62 @@ struct FileStoreTests {
             let now = Date(timeIntervalSince1970: 1_700_000_000.75)  // 2023-11-14T22:13:20Z
 
             try directory.writeFileAtomically("sources.json", Array("{broken".utf8))
-            #expect(try directory.moveAside("sources.json", now: now) == "sources.json.corrupt-20231114T221320Z")
+            #expect(try directory.moveAside("sources.json", now: now, keepingOriginal: false).name == "sources.json.corrupt-20231114T221320Z")
             #expect(try directory.readFile("sources.json") == nil)
             #expect(try directory.readFile("sources.json.corrupt-20231114T221320Z") == Array("{broken".utf8))
 
             try directory.writeFileAtomically("sources.json", Array("{again".utf8))
-            #expect(try directory.moveAside("sources.json", now: now) == "sources.json.corrupt-20231114T221320Z-1")
+            #expect(try directory.moveAside("sources.json", now: now, keepingOriginal: false).name == "sources.json.corrupt-20231114T221320Z-1")
             try directory.writeFileAtomically("sources.json", Array("{third".utf8))
-            #expect(try directory.moveAside("sources.json", now: now) == "sources.json.corrupt-20231114T221320Z-2")
+            #expect(try directory.moveAside("sources.json", now: now, keepingOriginal: false).name == "sources.json.corrupt-20231114T221320Z-2")
             #expect(try directory.readFile("sources.json.corrupt-20231114T221320Z-2") == Array("{third".utf8))
+        }
+    }
+
+    @Test func settingAsideForAWriteKeepsTheOriginalInPlaceUnderALinkedName() throws {
+        try withTemporaryPath { root in
+            let directory = StateDirectory(path: root)
+            try directory.ensureExists()
+            try directory.writeFileAtomically("sources.json", Array("{broken".utf8))
+            let (name, kept) = try directory.moveAside("sources.json", now: Date(), keepingOriginal: true)
+            #expect(kept)
+            #expect(try directory.readFile("sources.json") == Array("{broken".utf8))
+            #expect(try directory.readFile(name) == Array("{broken".utf8))
+        }
+    }
+
+    /// The server restores a corrupt `sources.json` (set aside, good sources written back)
+    /// while readers take the file without the lock: at no moment may the file be missing, a
+    /// reader would take that for "no sources" (a CLI command once listed none). A reader
+    /// thread looks for it throughout 200 restores; a change that fails leaves no corrupt file.
+    @Test func aRestoredSourcesFileIsNeverMissingForALockFreeReader() throws {
+        try withTemporaryPath { root in
+            let directory = StateDirectory(path: root)
+            try directory.ensureExists()
+            let store = SourcesStore(directory: directory, log: Logger(enabled: false))
+            let good = try SourcesFile.decode(Array(#"{"sources": {"src_a": {"name": "a", "hmac_secret": "whsec_x", "paired_at": "2026-01-02T03:04:05.678Z"}}, "pending": {}}"#.utf8))
+            #expect(good.sources.count == 1)
+            try directory.writeFileAtomically("sources.json", good.encode())
+            let done = Atomic<Bool>(false), missing = Atomic<Int>(0)
+            let path = directory.path(of: "sources.json")
+            let reader = Thread {
+                while !done.load(ordering: .acquiring) {
+                    if access(path, F_OK) != 0 { missing.add(1, ordering: .relaxed) }
+                }
+            }
+            reader.start()
+            for _ in 0..<200 {
+                try directory.writeFileAtomically("sources.json", Array("{broken".utf8))
+                _ = try store.mutate(ifCorrupt: good) { _ in }
+            }
+            done.store(true, ordering: .releasing)
+            #expect(missing.load(ordering: .acquiring) == 0)
+            #expect(try store.load().0.sources.count == 1)
+
+            struct Refused: Error {}
+            try directory.writeFileAtomically("sources.json", Array("{broken".utf8))
+            #expect(throws: Refused.self) { try store.mutate(ifCorrupt: good) { _ in throw Refused() } }
+            #expect(try directory.readFile("sources.json") == nil)
         }
     }
 
@@ -221,7 +269,7 @@ struct FileStoreTests {
         try withTemporaryPath { root in
             let directory = StateDirectory(path: root)
             try directory.ensureExists()
-            let error = #expect(throws: StateFileError.self) { try directory.moveAside("sources.json", now: Date()) }
+            let error = #expect(throws: StateFileError.self) { try directory.moveAside("sources.json", now: Date(), keepingOriginal: true) }
             #expect(error?.code == ENOENT)
         }
     }

@@ -206,7 +206,12 @@ public struct StateDirectory: Sendable {
     /// `-1`, `-2`, … when that name is taken) so that nothing is lost and a fresh file can be
     /// started; the copy is made 0600 (it may hold secrets, and a seed-written file was 0644).
     /// Returns the new name. Call it under `withExclusiveLock`.
-    public func moveAside(_ name: String, now: Date) throws -> String {
+    /// `keepingOriginal`: for a caller that replaces `name` by rename right after — the aside
+    /// name is a hard link and `name` stays until then, so that a reader without the lock
+    /// never finds the file missing (and takes that for "no sources") in between. Where the
+    /// file system has no hard links it is moved, as without.
+    /// Returns the new name and whether the original is still in place.
+    public func moveAside(_ name: String, now: Date, keepingOriginal: Bool) throws -> (name: String, keptOriginal: Bool) {
         let stamp = Self.compactUTCStamp(now)
         let base = "\(name).corrupt-\(stamp)"
         var candidate = base
@@ -219,14 +224,17 @@ public struct StateDirectory: Sendable {
             }
             candidate = "\(base)-\(counter)"
         }
-        guard rename(path(of: name), path(of: candidate)) == 0 else {
-            throw StateFileError(operation: "set aside (rename to \(candidate))", path: path(of: name), code: errno)
+        let linked = keepingOriginal && link(path(of: name), path(of: candidate)) == 0
+        if !linked {
+            guard rename(path(of: name), path(of: candidate)) == 0 else {
+                throw StateFileError(operation: "set aside (rename to \(candidate))", path: path(of: name), code: errno)
+            }
         }
         try syncDirectory()
         // Best effort: the move is what matters, and it is done (a file this process can
         // rename in its own 0700 directory is, in practice, one it can chmod).
         _ = try? restrictToOwner(candidate)
-        return candidate
+        return (candidate, linked)
     }
 
     /// `YYYYMMDDTHHMMSSZ` in UTC: sorts by time and contains no `:` (awkward in file names).

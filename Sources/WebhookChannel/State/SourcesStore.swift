@@ -97,7 +97,10 @@ public struct SourcesStore: Sendable {
     /// file again and, if it is still corrupt, moves it aside with one error line.
     public func setAsideIfCorrupt(waitingAtMost limit: Double?) throws -> (SourcesFile, FileIdentity?) {
         try directory.ensureExists()
-        return try directory.withExclusiveLock(waitingAtMost: limit) { try loadLocked() }
+        return try directory.withExclusiveLock(waitingAtMost: limit) {
+            let (file, identity, _) = try loadLocked(keepingCorrupt: false)
+            return (file, identity)
+        }
     }
 
     /// Sets a looser `sources.json` to 0600 (the seed's skill writes it with the umask's 0644;
@@ -129,29 +132,42 @@ public struct SourcesStore: Sendable {
                           _ change: (inout SourcesFile) throws -> T) throws -> (T, SourcesFile, FileIdentity?) {
         try directory.ensureExists()
         return try directory.withExclusiveLock(waitingAtMost: limit) {
-            var (file, _) = try loadLocked(ifCorrupt: fallback)
-            let result = try change(&file)
+            // A corrupt file stays in place (its aside name a link) until the write below
+            // replaces it: a lock-free reader sees the corrupt file or the new one, never none.
+            var (file, _, keptCorrupt) = try loadLocked(ifCorrupt: fallback, keepingCorrupt: true)
+            let result: T
+            do {
+                result = try change(&file)
+            } catch {
+                // Nothing is written: the corrupt file goes, as a move would have left it.
+                if keptCorrupt { unlink(directory.path(of: SourcesFile.fileName)) }
+                throw error
+            }
             try directory.writeFileAtomically(SourcesFile.fileName, file.encode())
             return (result, file, directory.fileIdentity(SourcesFile.fileName))
         }
     }
 
-    /// Must hold the lock: a corrupt file is moved aside, which is a write.
-    private func loadLocked(ifCorrupt fallback: SourcesFile? = nil) throws -> (SourcesFile, FileIdentity?) {
+    /// Must hold the lock: a corrupt file is moved aside, which is a write. `keepingCorrupt`:
+    /// the caller writes the file right after, replacing the corrupt one in place (see
+    /// `FileStore.moveAside`); the third value says whether it is still there.
+    private func loadLocked(ifCorrupt fallback: SourcesFile? = nil, keepingCorrupt: Bool)
+        throws -> (SourcesFile, FileIdentity?, Bool)
+    {
         restrictFileMode()
         let identity = directory.fileIdentity(SourcesFile.fileName)
-        guard let bytes = try directory.readFile(SourcesFile.fileName) else { return (SourcesFile(), nil) }
+        guard let bytes = try directory.readFile(SourcesFile.fileName) else { return (SourcesFile(), nil, false) }
         do {
-            return (try SourcesFile.decode(bytes), identity)
+            return (try SourcesFile.decode(bytes), identity, false)
         } catch {
-            let movedTo = try directory.moveAside(SourcesFile.fileName, now: Date())
+            let (movedTo, kept) = try directory.moveAside(SourcesFile.fileName, now: Date(), keepingOriginal: keepingCorrupt)
             if let fallback, !fallback.sources.isEmpty {
                 log.error("\(SourcesFile.fileName) is corrupt (\(error)); moved it aside to \(movedTo) and kept the "
                     + "\(fallback.sources.count) source(s) read from it before")
-                return (fallback, nil)
+                return (fallback, nil, kept)
             }
             log.error("\(SourcesFile.fileName) is corrupt (\(error)); moved it aside to \(movedTo) and started with no sources")
-            return (SourcesFile(), nil)
+            return (SourcesFile(), nil, kept)
         }
     }
 }
