@@ -173,7 +173,7 @@ public enum JSONWriter {
                 target.storeBytes(of: source.loadUnaligned(as: UInt64.self), as: UInt64.self)
                 target.storeBytes(of: source.loadUnaligned(fromByteOffset: 8, as: UInt64.self), toByteOffset: 8, as: UInt64.self)
             } else {
-                to.update(from: input + runStart, count: run)
+                ByteWords.copy(from: input + runStart, count: run, to: to)
             }
             to += run
             runStart = index - 1

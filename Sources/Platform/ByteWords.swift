@@ -24,8 +24,8 @@ public enum ByteWords {
         guard let base = bytes.baseAddress else { return false }
         let count = bytes.count
         guard count >= 8 else {
-            var word = ones &* 0x20
-            for index in 0..<count { word = word & ~(0xFF << (8 * UInt64(index))) | UInt64(base[index]) << (8 * UInt64(index)) }
+            var word = (ones &* 0x20) << (8 * UInt64(count))  // spaces past the bytes
+            for index in 0..<count { word |= UInt64(base[index]) << (8 * UInt64(index)) }
             return flags(word) != 0
         }
         let raw = UnsafeRawPointer(base)

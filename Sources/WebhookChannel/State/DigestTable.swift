@@ -36,21 +36,29 @@ struct DigestTable {
         Int(truncatingIfNeeded: (key &* multiplier) >> shift)
     }
 
+    /// Where `key` is, or the empty slot that ends its run (which starts at its home slot).
+    @inline(__always)
+    private static func find(_ key: UInt64, in slots: UnsafeBufferPointer<Entry>, _ multiplier: UInt64,
+                             _ shift: UInt64) -> (index: Int, found: Bool) {
+        let mask = slots.count - 1
+        var index = home(key, multiplier, shift)
+        while slots[index].key != 0 {
+            if slots[index].key == key { return (index, true) }
+            index = (index + 1) & mask
+        }
+        return (index, false)
+    }
+
     subscript(digest: UInt64) -> Double? {
         get {
             let key = Self.stored(digest), multiplier = multiplier, shift = shift
             return entries.withUnsafeBufferPointer { slots in
-                let mask = slots.count - 1
-                var index = Self.home(key, multiplier, shift)
-                while slots[index].key != 0 {
-                    if slots[index].key == key { return slots[index].value }
-                    index = (index + 1) & mask
-                }
-                return nil
+                let (index, found) = Self.find(key, in: slots, multiplier, shift)
+                return found ? slots[index].value : nil
             }
         }
         set {
-            if let newValue { update(Self.stored(digest), newValue) } else { remove(Self.stored(digest)) }
+            if let newValue { update(Self.stored(digest), newValue) } else { remove(digest) }
         }
     }
 
@@ -59,32 +67,22 @@ struct DigestTable {
         if (count + 1) * 2 > entries.count { grow() }
         let multiplier = multiplier, shift = shift
         let inserted = entries.withUnsafeMutableBufferPointer { slots in
-            let mask = slots.count - 1
-            var index = Self.home(key, multiplier, shift)
-            while slots[index].key != 0 {
-                if slots[index].key == key {
-                    slots[index].value = value
-                    return false
-                }
-                index = (index + 1) & mask
-            }
+            let (index, found) = Self.find(key, in: UnsafeBufferPointer(slots), multiplier, shift)
             slots[index] = Entry(key: key, value: value)
-            return true
+            return !found
         }
         if inserted { count += 1 }
     }
 
-    /// Removes the key, moving back each later entry of its run that may take the freed slot
-    /// (one whose home is not between the freed slot and itself).
-    private mutating func remove(_ key: UInt64) {
-        let multiplier = multiplier, shift = shift
+    /// Removes the digest; false when it was not there. Each later entry of its run that may
+    /// take the freed slot (one whose home is not between the freed slot and itself) moves back.
+    @discardableResult
+    mutating func remove(_ digest: UInt64) -> Bool {
+        let key = Self.stored(digest), multiplier = multiplier, shift = shift
         let removed = entries.withUnsafeMutableBufferPointer { slots in
             let mask = slots.count - 1
-            var index = Self.home(key, multiplier, shift)
-            while slots[index].key != key {
-                if slots[index].key == 0 { return false }
-                index = (index + 1) & mask
-            }
+            let (index, found) = Self.find(key, in: UnsafeBufferPointer(slots), multiplier, shift)
+            guard found else { return false }
             var free = index
             var next = (index + 1) & mask
             while slots[next].key != 0 {
@@ -101,6 +99,7 @@ struct DigestTable {
             return true
         }
         if removed { count -= 1 }
+        return removed
     }
 
     private mutating func grow() {

@@ -205,7 +205,7 @@ public struct StateDirectory: Sendable {
     /// Sets a file that could not be parsed aside as `<name>.corrupt-<YYYYMMDDTHHMMSSZ>` (with
     /// `-1`, `-2`, … when that name is taken) so that nothing is lost and a fresh file can be
     /// started; the copy is made 0600 (it may hold secrets, and a seed-written file was 0644).
-    /// Returns the new name. Call it under `withExclusiveLock`.
+    /// Call it under `withExclusiveLock`.
     /// `keepingOriginal`: for a caller that replaces `name` by rename right after — the aside
     /// name is a hard link and `name` stays until then, so that a reader without the lock
     /// never finds the file missing (and takes that for "no sources") in between. Where the

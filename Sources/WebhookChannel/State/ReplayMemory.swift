@@ -89,10 +89,7 @@ public struct ReplayMemory: Sendable {
         while head < order.count {
             let key = order[head]
             head += 1
-            if expiries[key] != nil {
-                expiries[key] = nil
-                break
-            }
+            if expiries.remove(key) { break }
         }
         compactIfNeeded()
     }

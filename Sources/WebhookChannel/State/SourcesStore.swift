@@ -150,7 +150,7 @@ public struct SourcesStore: Sendable {
 
     /// Must hold the lock: a corrupt file is moved aside, which is a write. `keepingCorrupt`:
     /// the caller writes the file right after, replacing the corrupt one in place (see
-    /// `FileStore.moveAside`); the third value says whether it is still there.
+    /// `StateDirectory.moveAside`); the third value says whether it is still there.
     private func loadLocked(ifCorrupt fallback: SourcesFile? = nil, keepingCorrupt: Bool)
         throws -> (SourcesFile, FileIdentity?, Bool)
     {
