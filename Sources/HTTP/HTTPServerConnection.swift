@@ -39,6 +39,18 @@ final class HTTPServerConnection: TCPConnectionDelegate {
     private var closing = false
     /// A request's answer is pending: later requests stay in `buffer` until it is written.
     private var awaitingAnswer = false
+    /// How to write that answer when it comes. Kept here rather than captured by the closure
+    /// that waits for it, so the closure holds `self` alone and needs no context allocation
+    /// (one per webhook). Let go when the connection closes.
+    private var awaited: Awaited?
+
+    private struct Awaited {
+        let connection: TCPConnection
+        let keepAlive: Bool
+        let headOnly: Bool
+        /// Not here when asked for: its arrival runs the rest of `buffer` again.
+        let arrivedLater: Bool
+    }
     /// This turn's share of requests is used up and the rest of `buffer` waits for the turn
     /// handed to the loop's next pass; meanwhile nothing more is read from the client.
     private var yielded = false
@@ -164,19 +176,24 @@ final class HTTPServerConnection: TCPConnectionDelegate {
                     // webhook; a closed connection is not written to): a weak reference would
                     // move both objects' reference counts to a side table for good, and every
                     // retain and release of a keep-alive connection after it onto the slow path.
-                    let arrivedLater = !pending.isFulfilled
-                    pending.whenReady { [self] response in
-                        guard !connection.isClosed else { return }
-                        awaitingAnswer = false
-                        write(response, keepAlive: keepAlive, headOnly: headOnly, to: connection)
-                        guard arrivedLater else { return }
-                        continueAfterWaiting(connection)
-                    }
+                    awaited = Awaited(connection: connection, keepAlive: keepAlive, headOnly: headOnly,
+                                      arrivedLater: !pending.isFulfilled)
+                    pending.whenReady { [self] response in answerArrived(response) }
                 }
             case .failure(let error):
                 fail(connection, status: error.status, code: error.code, message: error.message)
             }
         }
+    }
+
+    /// Writes the pending answer (`awaited`), unless the connection closed meanwhile.
+    private func answerArrived(_ response: HTTPResponse) {
+        guard let awaited, !awaited.connection.isClosed else { return }
+        self.awaited = nil
+        awaitingAnswer = false
+        write(response, keepAlive: awaited.keepAlive, headOnly: awaited.headOnly, to: awaited.connection)
+        guard awaited.arrivedLater else { return }
+        continueAfterWaiting(awaited.connection)
     }
 
     /// Stops reading the client and hands the rest of `buffer` to the loop's next pass.
@@ -264,6 +281,8 @@ final class HTTPServerConnection: TCPConnectionDelegate {
     }
 
     func connectionDidClose(_ connection: TCPConnection) {
+        // The connection and this object hold each other while an answer is awaited.
+        awaited = nil
         releaseBody()
         buffer = []
         consumed = 0

@@ -14,11 +14,19 @@ public struct ChannelEvent: Sendable, Equatable {
     /// Ordered key/value pairs. Keys match `[A-Za-z0-9_]+`; every value is a string, because
     /// Claude Code drops the whole message otherwise.
     public var meta: [(key: String, value: String)]
-    /// The whole notification line, when it was encoded already (see `init(encodedNotification:)`).
-    private var encoded: [UInt8]?
-    /// The content as a JSON string literal (quotes and escapes), once made: the event log
-    /// writes the same literal when the content is the body, and one escape serves both.
-    private var contentLiteral: [UInt8]?
+    /// What was written already, if anything. One field for the two cases, so that an event
+    /// is three words and fits in an existential's inline buffer: queued for stdout as `any
+    /// DeferredMessage` (`ProtocolOutput.enqueue`) it is stored in place, not in a heap box
+    /// made, copied and freed once per event.
+    private var prepared: Prepared?
+
+    private enum Prepared: Equatable {
+        /// The whole notification line, encoded elsewhere (see `init(encodedNotification:)`).
+        case notification([UInt8])
+        /// The content as a JSON string literal (quotes and escapes), once made: the event
+        /// log writes the same literal when the content is the body, and one escape serves both.
+        case contentLiteral([UInt8])
+    }
 
     /// Meta values a sender chooses (`delivery_id`, `event_type`, …) are cut to this many characters.
     public static let maxMetaValueCharacters = 200
@@ -69,7 +77,7 @@ public struct ChannelEvent: Sendable, Equatable {
     public init(encodedNotification line: [UInt8]) {
         contentUTF8 = []
         meta = []
-        encoded = line
+        prepared = .notification(line)
     }
 
     /// Claude Code escapes meta values but writes the content as it is between
@@ -177,8 +185,14 @@ public struct ChannelEvent: Sendable, Equatable {
         }
     }
 
+    /// The line given to `init(encodedNotification:)`, if this event was made from one.
+    private var encodedLine: [UInt8]? {
+        if case .notification(let line) = prepared { return line }
+        return nil
+    }
+
     public static func == (lhs: ChannelEvent, rhs: ChannelEvent) -> Bool {
-        lhs.contentUTF8 == rhs.contentUTF8 && lhs.meta.elementsEqual(rhs.meta, by: { $0 == $1 }) && lhs.encoded == rhs.encoded
+        lhs.contentUTF8 == rhs.contentUTF8 && lhs.meta.elementsEqual(rhs.meta, by: { $0 == $1 }) && lhs.encodedLine == rhs.encodedLine
     }
 
     public static func isValidMetaKey(_ key: String) -> Bool {
@@ -234,22 +248,23 @@ public struct ChannelEvent: Sendable, Equatable {
 
     /// The content as a JSON string literal, escaped once and kept for the notification line.
     public mutating func makeContentLiteral() -> [UInt8] {
-        if let contentLiteral { return contentLiteral }
+        if case .contentLiteral(let literal) = prepared { return literal }
         var literal: [UInt8] = []
         contentUTF8.withUnsafeBufferPointer { JSONWriter.appendString(utf8: $0, into: &literal) }
-        contentLiteral = literal
+        // Never in place of a whole line (that event's content is not its own).
+        if prepared == nil { prepared = .contentLiteral(literal) }
         return literal
     }
 
     /// Writes the notification line straight into an output buffer.
     public func writeNotification(into out: inout [UInt8]) {
-        if let encoded {
-            out.append(contentsOf: encoded)
+        if case .notification(let line) = prepared {
+            out.append(contentsOf: line)
             return
         }
         out.appendLiteral(#"{"jsonrpc":"2.0","method":"notifications/claude/channel","params":{"content":"#)
-        if let contentLiteral {
-            out.append(contentsOf: contentLiteral)
+        if case .contentLiteral(let literal) = prepared {
+            out.append(contentsOf: literal)
         } else {
             contentUTF8.withUnsafeBufferPointer { JSONWriter.appendString(utf8: $0, into: &out) }
         }

@@ -185,6 +185,25 @@ struct ChannelEventTests {
         }
     }
 
+    /// Queued for stdout as `any DeferredMessage`, an event of three words or less is stored in
+    /// the existential itself; a fourth word would put every event in a heap box.
+    @Test func anEventFitsAnExistentialsInlineBufferSoQueueingItAllocatesNoBox() {
+        #expect(MemoryLayout<ChannelEvent>.size <= 3 * MemoryLayout<Int>.size)
+    }
+
+    /// An event made from a whole encoded line writes that line, also after its (empty) content
+    /// was escaped.
+    @Test func anEncodedEventWritesItsLineEvenAfterItsContentWasEscaped() {
+        let line = Array(#"{"jsonrpc":"2.0","method":"notifications/claude/channel","params":{"content":"x","meta":{}}}"#.utf8)
+        var event = ChannelEvent(encodedNotification: line)
+        _ = event.makeContentLiteral()
+        var written: [UInt8] = []
+        event.writeNotification(into: &written)
+        #expect(written == line)
+        #expect(event == ChannelEvent(encodedNotification: line))
+        #expect(event != ChannelEvent(encodedNotification: Array(line.dropLast())))
+    }
+
     @Test func notificationLineIsExactJSON() throws {
         let event = ChannelEvent(content: "hi \"there\"\n", meta: [("source_id", "src_1"), ("truncated", "true")])
         var line: [UInt8] = []

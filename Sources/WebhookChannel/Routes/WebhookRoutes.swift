@@ -343,6 +343,17 @@ final class WebhookRoutes: Sendable {
 
     /// `{"received":true,"event_id":"evt_…"}` (and `"filtered":true`), written straight to
     /// bytes: the answer to nearly every request, and an event id is hex, never escaped.
+    /// A webhook's answer once its commit is known.
+    static func response(to commit: ChannelState.Commit) -> HTTPResponse {
+        switch commit {
+        case .acknowledged(let eventID, let filtered): accepted(eventID: eventID, filtered: filtered)
+        case .notWritten: notWritten
+        case .sessionGone: sessionGone
+        case .backlog: backlog
+        case .notJournaled: notJournaled
+        }
+    }
+
     static func accepted(eventID: String, filtered: Bool) -> HTTPResponse {
         var body: [UInt8] = []
         body.reserveCapacity(64)
@@ -372,45 +383,37 @@ final class WebhookRoutes: Sendable {
                                                 headers: [("Retry-After", "1")])
 
     private func webhook(_ request: HTTPRequest, pathSourceID: String?) -> HTTPReply {
-        state.onLoopThread { state in
-            switch state.receiveWebhook(pathSourceID: pathSourceID, headers: request.headers, body: request.body) {
-            case .accepted(let eventID, let filtered, let written):
-                // Answered at the end of the loop pass, once the event log holds the event.
-                // One closure that fulfils the answer, not `written.map`: that is a closure
-                // for the transform and another around it, one more allocation per webhook.
-                let answer = Pending<HTTPResponse>()
-                written.whenReady { commit in
-                    switch commit {
-                    case .acknowledged: answer.fulfil(Self.accepted(eventID: eventID, filtered: filtered))
-                    case .notWritten: answer.fulfil(Self.notWritten)
-                    case .sessionGone: answer.fulfil(Self.sessionGone)
-                    case .backlog: answer.fulfil(Self.backlog)
-                    case .notJournaled: answer.fulfil(Self.notJournaled)
-                    }
-                }
-                return .later(answer)
-            case .verdict(.answered(let behavior)):
-                return .now(.json(["received": true, "verdict": .string(behavior.rawValue)]))
-            case .verdict(.unknownRequest):
-                return .now(.error(status: 404, code: "unknown_request",
-                                   message: "No open permission request has that request_id (never sent, or already answered)."))
-            case .verdict(.invalid(let reason)):
-                return .now(.error(status: 400, code: "invalid_verdict", message: reason))
-            case .duplicate:
-                return .now(.json(["received": true, "duplicate": true]))
-            case .journalBehind:
-                return .now(Self.notJournaled)
-            case .unauthorized:
-                return .now(Self.unauthorized)
-            case .invalidJSON:
-                return .now(.error(status: 400, code: "invalid_json", message: "The body must be JSON."))
-            case .challenge(let challenge):
-                return .now(.json(["challenge": .string(challenge)]))
-            case .notReady:
-                return .now(Self.notReady)
-            case .backlog:
-                return .now(Self.backlog)
-            }
+        switch state.receiveWebhookOnLoopThread(pathSourceID: pathSourceID, headers: request.headers, body: request.body) {
+        case .accepted(_, _, let written):
+            // Answered at the end of the loop pass, once the event log holds the event.
+            // One closure that fulfils the answer, not `written.map`: that is a closure
+            // for the transform and another around it, one more allocation per webhook.
+            // It holds the answer alone (the commit brings what the 200 names), so it
+            // needs no context of its own either.
+            let answer = Pending<HTTPResponse>()
+            written.whenReady { [answer] commit in answer.fulfil(Self.response(to: commit)) }
+            return .later(answer)
+        case .verdict(.answered(let behavior)):
+            return .now(.json(["received": true, "verdict": .string(behavior.rawValue)]))
+        case .verdict(.unknownRequest):
+            return .now(.error(status: 404, code: "unknown_request",
+                               message: "No open permission request has that request_id (never sent, or already answered)."))
+        case .verdict(.invalid(let reason)):
+            return .now(.error(status: 400, code: "invalid_verdict", message: reason))
+        case .duplicate:
+            return .now(.json(["received": true, "duplicate": true]))
+        case .journalBehind:
+            return .now(Self.notJournaled)
+        case .unauthorized:
+            return .now(Self.unauthorized)
+        case .invalidJSON:
+            return .now(.error(status: 400, code: "invalid_json", message: "The body must be JSON."))
+        case .challenge(let challenge):
+            return .now(.json(["challenge": .string(challenge)]))
+        case .notReady:
+            return .now(Self.notReady)
+        case .backlog:
+            return .now(Self.backlog)
         }
     }
 }

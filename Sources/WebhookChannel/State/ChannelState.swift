@@ -20,8 +20,10 @@ import MCP
 public actor ChannelState {
     /// What became of an accepted event at the end of its loop pass.
     public enum Commit: Sendable {
-        /// Its line is in the event log and its notification on its way: answer `200`.
-        case acknowledged
+        /// Its line is in the event log and its notification on its way: answer `200`. With
+        /// what that answer names, so a route's waiter needs nothing but its own answer (a
+        /// closure holding one reference costs no allocation; one holding three does).
+        case acknowledged(eventID: String, filtered: Bool)
         /// The event log could not be written: nothing was promised, the sender retries.
         case notWritten
         /// Claude Code closed stdout: no notification can reach this session any more, so
@@ -59,17 +61,21 @@ public actor ChannelState {
     nonisolated let loop: EventLoop
     public nonisolated var unownedExecutor: UnownedSerialExecutor { loop.asUnownedSerialExecutor() }
 
-    /// `assumeIsolated` for the loop thread's calls into the actor on every webhook: the same
-    /// check (this is the loop thread, as `EventLoop.checkIsolated` asks), without the
-    /// runtime's general one, which first asks whether the current executor is the main
-    /// actor's and costs some 350 instructions a call.
-    nonisolated func onLoopThread<T>(_ operation: (isolated ChannelState) throws -> T) rethrows -> T {
+    /// `receiveWebhook` for the loop thread's HTTP route, on every webhook: what
+    /// `assumeIsolated` does, for this one call. The same check (this is the loop thread, as
+    /// `EventLoop.checkIsolated` asks) without the runtime's general one, which first asks
+    /// whether the current executor is the main actor's (some 350 instructions); and a closure
+    /// that captures nothing, so calling it as the plain function it is underneath allocates
+    /// nothing (a capturing one, made escaping by `withoutActuallyEscaping`, cost two
+    /// allocations a webhook).
+    nonisolated func receiveWebhookOnLoopThread(pathSourceID: String?, headers: HTTPHeaders, body: [UInt8]) -> WebhookOutcome {
         precondition(loop.inLoopThread, "expected to run on the event loop thread")
-        // What `assumeIsolated` does once its check has passed.
-        typealias Unisolated = (ChannelState) throws -> T
-        return try withoutActuallyEscaping(operation) { operation in
-            try unsafeBitCast(operation, to: Unisolated.self)(self)
+        typealias Isolated = (isolated ChannelState, String?, HTTPHeaders, [UInt8]) -> WebhookOutcome
+        typealias Unisolated = (ChannelState, String?, HTTPHeaders, [UInt8]) -> WebhookOutcome
+        let receive: Isolated = { state, pathSourceID, headers, body in
+            state.receiveWebhook(pathSourceID: pathSourceID, headers: headers, body: body)
         }
+        return unsafeBitCast(receive, to: Unisolated.self)(self, pathSourceID, headers, body)
     }
 
     let store: SourcesStore
@@ -147,6 +153,8 @@ public actor ChannelState {
         var remembered: [UInt64]
         var receivedAt: Double
         var eventID: String
+        /// Logged and not notified (the source's filter left its type out).
+        var filtered: Bool
         var written: Pending<Commit>
         /// The event log generation its line went into (once written).
         var logGeneration = 0
@@ -407,7 +415,15 @@ public actor ChannelState {
         let source = candidate.source, replayKeys = candidate.replayKeys, type = candidate.type
         // Each key's digest made once, for the question and the insert below.
         let replayDigests = replayKeys.map(ReplayMemory.digest)
-        if replayDigests.contains(where: { replay.contains(digest: $0, now: now) }) {
+        // Loops, not `contains(where:)` and `compactMap` with closures: a closure made here is
+        // isolated to this actor, and Swift 6 checks the executor each time one runs (a few
+        // hundred instructions a webhook for these two).
+        var seenBefore = false
+        for digest in replayDigests where replay.contains(digest: digest, now: now) {
+            seenBefore = true
+            break
+        }
+        if seenBefore {
             // "Already received" is an acknowledgement too: not while the duplicate journal
             // could not be written (a restart would take the delivery for new).
             if dedupeJournal.isBehind && !dedupeJournal.writePending() { return .journalBehind }
@@ -461,17 +477,26 @@ public actor ChannelState {
         // The keys asked about, and those only remembered (a `sha256=` part that came with
         // the `v1=` one), are remembered alike, and forgotten alike if the event is not taken.
         let allKeys = candidate.rememberedKeys.isEmpty ? replayKeys : replayKeys + candidate.rememberedKeys
-        var remembered = replayDigests.compactMap { replay.insert(digest: $0, now: now) }
+        // Every key asked about is new (above), so they are the keys remembered: the same
+        // array, cut only if a key came twice.
+        var remembered = replayDigests
+        var kept = 0
+        for (index, digest) in replayDigests.enumerated() where replay.insert(digest: digest, now: now) != nil {
+            if kept != index { remembered[kept] = digest }
+            kept += 1
+        }
+        if kept < remembered.count { remembered.removeLast(remembered.count - kept) }
         for key in candidate.rememberedKeys {
             if let digest = replay.insert(key, now: now) { remembered.append(digest) }
         }
-        eventLog.append(record, bodyIsUTF8: candidate.bodyIsUTF8, bodyLiteral: bodyLiteral)
+        let eventID = record.id, filtered = record.filtered
+        eventLog.append(consume record, bodyIsUTF8: candidate.bodyIsUTF8, bodyLiteral: bodyLiteral)
         sources.stats[source.id, default: SourceStats()].count(receivedAt: now)
         let written = Pending<Commit>()
         uncommitted.append(Uncommitted(notification: notification, weight: weight, reservedHere: reservedHere, route: source.route, sourceID: source.id,
                                        replayKeys: allKeys, remembered: remembered, receivedAt: now,
-                                       eventID: record.id, written: written))
-        return .accepted(eventID: record.id, filtered: record.filtered, written: written)
+                                       eventID: eventID, filtered: filtered, written: written))
+        return .accepted(eventID: eventID, filtered: filtered, written: written)
     }
 
     /// At the end of every loop pass: the events the pass accepted are written to the event
@@ -637,7 +662,8 @@ public actor ChannelState {
         let journaled = journalBeforeAnswering(batch, where: acknowledged)
         // By index: a `for … in` copies each element, every string and array in it retained.
         for index in batch.indices where acknowledged(batch[index]) {
-            batch[index].written.fulfil(journaled ? .acknowledged : .notJournaled)
+            batch[index].written.fulfil(journaled ? .acknowledged(eventID: batch[index].eventID, filtered: batch[index].filtered)
+                                                  : .notJournaled)
         }
         if !sharedWithFollowers.isEmpty {
             for index in batch.indices where owed(batch[index]) { sharedWithFollowers.remove(ObjectIdentifier(batch[index].written)) }

@@ -47,13 +47,14 @@ public struct EventRecord: Sendable, Equatable {
         self.filtered = filtered
     }
 
-    /// What a listing needs: everything but the body and headers.
-    var withoutBody: EventRecord {
-        var summary = self
-        summary.body = []
-        summary.headers = KeptHeaders()
-        summary.replayKeys = []
-        return summary
+    /// What a listing needs: everything but the body and headers. Consuming: the record is
+    /// given up for its summary, so nothing is copied (a copy retained every field, and the
+    /// body, headers and keys only to release them again; every webhook makes one).
+    consuming func withoutBody() -> EventRecord {
+        body = []
+        headers = KeptHeaders()
+        replayKeys = []
+        return self
     }
 }
 
@@ -136,7 +137,7 @@ final class EventLog {
         for (path, generation) in [(file.olderPath, file.generation - 1), (file.path, file.generation)] {
             Self.scan(path: path) { record, offset, length in
                 visit(record)
-                batch.append(IndexEntry(summary: record.withoutBody, generation: generation, offset: offset, length: length))
+                batch.append(IndexEntry(summary: record.withoutBody(), generation: generation, offset: offset, length: length))
                 if batch.count == 1024 {
                     addToIndex(batch)
                     batch = []
@@ -150,10 +151,10 @@ final class EventLog {
     /// Queues one record for the end of the pass.
     /// `bodyIsUTF8`: the body was checked already (it passed the JSON check).
     /// `bodyLiteral`: the body as a JSON string literal, made already (for its notification).
-    func append(_ record: EventRecord, bodyIsUTF8: Bool = false, bodyLiteral: [UInt8]? = nil) {
+    func append(_ record: consuming EventRecord, bodyIsUTF8: Bool = false, bodyLiteral: [UInt8]? = nil) {
         let offset = pendingLines.count
         Self.appendLine(record, into: &pendingLines, bodyIsUTF8: bodyIsUTF8, bodyLiteral: bodyLiteral)
-        pendingEntries.append(IndexEntry(summary: record.withoutBody, generation: 0, offset: offset,
+        pendingEntries.append(IndexEntry(summary: (consume record).withoutBody(), generation: 0, offset: offset,
                                          length: pendingLines.count - offset))
     }
 
