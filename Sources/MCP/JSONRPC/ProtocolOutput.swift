@@ -278,9 +278,9 @@ public final class ProtocolOutput: Sendable {
 }
 
 /// A message that `ProtocolOutput` serialises when it writes it, not when it is queued.
-/// Queued as a value: a small one (a channel event is three references) sits in the queue
-/// itself, where bare closures cost an allocation each (the closure's context, and a thunk
-/// to store it in an array).
+/// Queued as a value: a small one (three words at most, as a channel event is) sits in the
+/// queue itself, where bare closures cost an allocation each (the closure's context, and a
+/// thunk to store it in an array); a larger one would be boxed on the heap.
 public protocol DeferredMessage: Sendable {
     func write(into bytes: inout [UInt8])
 }
