@@ -494,7 +494,32 @@ private struct Scanner {
         var valueEnd = stop
         while valueStart < valueEnd && isWhitespace(bytes[valueStart]) { valueStart += 1 }
         while valueEnd > valueStart && isWhitespace(bytes[valueEnd - 1]) { valueEnd -= 1 }
-        headers.append(name: string(name), value: string(valueStart..<valueEnd))
+        headers.append(name: interned(name, from: Self.commonNames), value: interned(valueStart..<valueEnd, from: Self.commonValues))
+    }
+
+    /// Field names nearly every webhook sender uses, as they write them (`InternedStrings`).
+    static let commonNames = InternedStrings([
+        "Host", "User-Agent", "Accept", "Accept-Encoding", "Content-Type", "Content-Length", "Connection", "Expect",
+        "Transfer-Encoding", "Authorization", "X-Forwarded-For", "X-Forwarded-Proto", "X-Request-Id",
+        "X-Source-Id", "X-Timestamp", "X-Webhook-Id", "X-Signature", "X-Delivery-Id", "X-Event-Type",
+        "X-GitHub-Event", "X-GitHub-Delivery", "X-GitHub-Hook-ID", "X-GitHub-Hook-Installation-Target-ID",
+        "X-GitHub-Hook-Installation-Target-Type", "X-Hub-Signature", "X-Hub-Signature-256", "Stripe-Signature",
+        "webhook-id", "webhook-timestamp", "webhook-signature", "svix-id", "svix-timestamp", "svix-signature",
+        "X-Slack-Signature", "X-Slack-Request-Timestamp",
+        "host", "user-agent", "accept", "accept-encoding", "content-type", "content-length", "connection",
+        "x-source-id", "x-timestamp", "x-webhook-id", "x-signature", "x-github-event", "x-github-delivery",
+        "x-hub-signature-256", "stripe-signature",
+    ])
+
+    /// Field values as common (`InternedStrings`).
+    static let commonValues = InternedStrings([
+        "application/json", "application/json; charset=utf-8", "application/json; charset=UTF-8",
+        "application/x-www-form-urlencoded", "*/*", "close", "keep-alive", "100-continue", "chunked", "gzip",
+    ])
+
+    private func interned(_ range: Range<Int>, from table: InternedStrings) -> String {
+        let slice = UnsafeRawBufferPointer(rebasing: bytes[range])
+        return table.string(equalTo: slice) ?? String(decoding: slice, as: UTF8.self)
     }
 
     // MARK: Framing
