@@ -32,9 +32,13 @@ public struct HTTPHeaders: Sendable, Equatable, Sequence, ExpressibleByDictionar
         @usableFromInline var key: UInt32
 
         init(name: String, value: String) {
+            self.init(name: name, value: value, key: HTTPHeaders.lookupKey(name))
+        }
+
+        init(name: String, value: String, key: UInt32) {
             self.name = name
             self.value = value
-            key = HTTPHeaders.lookupKey(name)
+            self.key = key
         }
 
         @usableFromInline static func == (a: Field, b: Field) -> Bool { a.name == b.name && a.value == b.value }
@@ -70,11 +74,14 @@ public struct HTTPHeaders: Sendable, Equatable, Sequence, ExpressibleByDictionar
     /// all (framing, host, signature, delivery id, type), each time against every field.
     @inline(__always)
     static func lookupKey(_ name: String) -> UInt32 {
-        name.withUTF8Bytes { bytes in
-            guard let first = bytes.first, let last = bytes.last else { return 0 }
-            return UInt32(truncatingIfNeeded: bytes.count) << 16 | UInt32(asciiLowercased(first)) << 8
-                | UInt32(asciiLowercased(last))
-        }
+        name.withUTF8Bytes { lookupKey(bytes: UnsafeRawBufferPointer($0)) }
+    }
+
+    @inline(__always)
+    static func lookupKey(bytes: UnsafeRawBufferPointer) -> UInt32 {
+        guard let first = bytes.first, let last = bytes.last else { return 0 }
+        return UInt32(truncatingIfNeeded: bytes.count) << 16 | UInt32(asciiLowercased(first)) << 8
+            | UInt32(asciiLowercased(last))
     }
 
     /// Every value of the field `name`, in order.
@@ -107,6 +114,11 @@ public struct HTTPHeaders: Sendable, Equatable, Sequence, ExpressibleByDictionar
 
     public mutating func append(name: String, value: String) {
         fields.append(Field(name: name, value: value))
+    }
+
+    /// The same with the name's `lookupKey` made already (by the parser, from its bytes).
+    mutating func append(name: String, value: String, key: UInt32) {
+        fields.append(Field(name: name, value: value, key: key))
     }
 
     public mutating func reserveCapacity(_ capacity: Int) {

@@ -494,7 +494,8 @@ private struct Scanner {
         var valueEnd = stop
         while valueStart < valueEnd && isWhitespace(bytes[valueStart]) { valueStart += 1 }
         while valueEnd > valueStart && isWhitespace(bytes[valueEnd - 1]) { valueEnd -= 1 }
-        headers.append(name: interned(name, from: Self.commonNames), value: interned(valueStart..<valueEnd, from: Self.commonValues))
+        headers.append(name: interned(name, from: Self.commonNames), value: interned(valueStart..<valueEnd, from: Self.commonValues),
+                       key: HTTPHeaders.lookupKey(bytes: UnsafeRawBufferPointer(rebasing: bytes[name])))
     }
 
     /// Field names nearly every webhook sender uses, as they write them (`InternedStrings`).
