@@ -40,8 +40,13 @@ let package = Package(
         // wake-up, state-dir watch, accept, no-SIGPIPE sends, Unix sockets, errno errors;
         // and the small utilities every layer uses (Logger, Pending, SerialWorker, ...).
         .target(name: "Platform", dependencies: ["CLinux"], swiftSettings: swiftSettings),
-        // JSONValue, JSONParser, JSONWriter.
-        .target(name: "JSON", dependencies: ["Platform"], swiftSettings: swiftSettings),
+        // JSONValue, JSONParser, JSONWriter. Optimized in debug builds too: its string scan is
+        // `SIMD16` code, which unoptimized runs lane by lane through generic witnesses (a
+        // megabyte body took seconds), and the tests drive the debug binary with such bodies.
+        .target(
+            name: "JSON", dependencies: ["Platform"],
+            swiftSettings: swiftSettings + [.unsafeFlags(["-O"], .when(configuration: .debug))]
+        ),
         // EventLoop, TCPListener, TCPConnection, SocketAddress: knows nothing of HTTP.
         .target(name: "Socket", dependencies: ["Platform"], swiftSettings: swiftSettings),
         // Request parser (bytes in, request out), responses, limits, a server over any responder.

@@ -20,7 +20,7 @@ public struct ChannelEvent: Sendable, Equatable {
     /// made, copied and freed once per event.
     private var prepared: Prepared?
 
-    private enum Prepared: Equatable {
+    private enum Prepared {
         /// The whole notification line, encoded elsewhere (see `init(encodedNotification:)`).
         case notification([UInt8])
         /// The content as a JSON string literal (quotes and escapes), once made: the event
