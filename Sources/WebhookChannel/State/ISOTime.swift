@@ -4,40 +4,72 @@ import FoundationEssentials  // Linux: Foundation without ICU
 import Foundation
 #endif
 import Platform
+import Synchronization
 
 /// ISO 8601 UTC timestamps as JavaScript's `toISOString()` writes them
 /// (`2026-11-23T09:00:00.123Z`), which is what the seed stored in `sources.json`.
 public enum ISOTime {
-    /// Formatting is on the event hot path, so it uses `gmtime_r` rather than a formatter object.
+    /// Formatting is on the event hot path, so it uses `gmtime_r` rather than a formatter
+    /// object, and only once a second: the first 20 bytes (`2026-11-23T09:00:00.`) of the
+    /// last second formatted are kept, and every event of the same second adds its
+    /// milliseconds to them (the date math and a dozen digits are some 600 instructions).
     public static func format(_ seconds: Double) -> String {
         var whole = time_t(seconds.rounded(.down))
         // The small bias keeps a parsed ".208" (0.20799…) from printing as .207.
         var millis = Int(((seconds - Double(whole)) * 1000 + 1e-3).rounded(.down))
         if millis >= 1000 { millis = 999 }
         if millis < 0 { millis = 0 }
-        var parts = tm()
-        gmtime_r(&whole, &parts)
-        // Digits written into one 24-byte buffer: no intermediate strings per field.
+        let second = Int(whole)
+        var head = lastSecond.withLock { $0.second == second ? $0.head : nil }
+        if head == nil {
+            var parts = tm()
+            gmtime_r(&whole, &parts)
+            let made = SecondHead(parts)
+            lastSecond.withLock { $0 = (second, made) }
+            head = made
+        }
         return String(unsafeUninitializedCapacity: 24) { out in
-            var at = 0
-            func put(_ value: Int, _ width: Int) {
-                var value = value
-                for offset in stride(from: width - 1, through: 0, by: -1) {
-                    out[at + offset] = UInt8(ascii: "0") + UInt8(value % 10)
-                    value /= 10
-                }
-                at += width
+            guard let head else { return 0 }
+            withUnsafeBytes(of: head.bytes) { bytes in
+                for index in 0..<SecondHead.count { out[index] = bytes[index] }
             }
-            func mark(_ ascii: Unicode.Scalar) {
-                out[at] = UInt8(ascii: ascii)
-                at += 1
-            }
-            put(min(max(Int(parts.tm_year) + 1900, 0), 9999), 4); mark("-"); put(Int(parts.tm_mon) + 1, 2); mark("-"); put(Int(parts.tm_mday), 2)
-            mark("T"); put(Int(parts.tm_hour), 2); mark(":"); put(Int(parts.tm_min), 2); mark(":"); put(Int(parts.tm_sec), 2)
-            mark("."); put(millis, 3); mark("Z")
-            return at
+            out[20] = UInt8(ascii: "0") + UInt8(millis / 100)
+            out[21] = UInt8(ascii: "0") + UInt8(millis / 10 % 10)
+            out[22] = UInt8(ascii: "0") + UInt8(millis % 10)
+            out[23] = UInt8(ascii: "Z")
+            return 24
         }
     }
+
+    /// `YYYY-MM-DDTHH:MM:SS.` of one second, in a value (no allocation to keep or copy it).
+    private struct SecondHead: Sendable {
+        static let count = 20
+        var bytes: (UInt64, UInt64, UInt32) = (0, 0, 0)
+
+        init(_ parts: tm) {
+            withUnsafeMutableBytes(of: &bytes) { out in
+                var at = 0
+                func put(_ value: Int, _ width: Int) {
+                    var value = value
+                    for offset in stride(from: width - 1, through: 0, by: -1) {
+                        out[at + offset] = UInt8(ascii: "0") + UInt8(value % 10)
+                        value /= 10
+                    }
+                    at += width
+                }
+                func mark(_ ascii: Unicode.Scalar) {
+                    out[at] = UInt8(ascii: ascii)
+                    at += 1
+                }
+                put(min(max(Int(parts.tm_year) + 1900, 0), 9999), 4); mark("-"); put(Int(parts.tm_mon) + 1, 2); mark("-")
+                put(Int(parts.tm_mday), 2); mark("T"); put(Int(parts.tm_hour), 2); mark(":"); put(Int(parts.tm_min), 2)
+                mark(":"); put(Int(parts.tm_sec), 2); mark(".")
+            }
+        }
+    }
+
+    /// The last second formatted (any thread formats: the loop, tools, the CLI).
+    private static let lastSecond = Mutex<(second: Int, head: SecondHead)>((Int.min, SecondHead(tm())))
 
     /// Accepts what people and tools write: `YYYY-MM-DDTHH:MM:SS`, optional fraction, then `Z`
     /// or `±HH:MM`. Hand-written with `timegm`: Foundation's date formatters load ICU, which
