@@ -519,8 +519,7 @@ private struct Scanner {
     ])
 
     private func interned(_ range: Range<Int>, from table: InternedStrings) -> String {
-        let slice = UnsafeRawBufferPointer(rebasing: bytes[range])
-        return table.string(equalTo: slice) ?? String(decoding: slice, as: UTF8.self)
+        table.string(equalTo: UnsafeRawBufferPointer(rebasing: bytes[range])) ?? string(range)
     }
 
     // MARK: Framing

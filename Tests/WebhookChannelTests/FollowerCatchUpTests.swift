@@ -255,7 +255,7 @@ struct OwnSessionCatchUpTests {
             state.assumeIsolated { state -> Pending<String> in
                 let answer = Pending<String>()
                 switch state.receiveWebhook(pathSourceID: nil, headers: headers, body: body) {
-                case .accepted(_, _, let written):
+                case .accepted(let written):
                     written.whenReady { commit in
                         if case .acknowledged = commit { answer.fulfil("acknowledged") } else { answer.fulfil("\(commit)") }
                     }

@@ -31,7 +31,7 @@ struct NotificationOrderTests {
         let seenAtAnswer: String? = await harness.answer {
             state.assumeIsolated { state -> Pending<String?> in
                 let seen = Pending<String?>()
-                guard case .accepted(_, _, let written) = state.receiveWebhook(pathSourceID: nil, headers: headers, body: body)
+                guard case .accepted(let written) = state.receiveWebhook(pathSourceID: nil, headers: headers, body: body)
                 else {
                     seen.fulfil(nil)
                     return seen

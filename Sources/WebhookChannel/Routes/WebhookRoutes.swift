@@ -341,8 +341,6 @@ final class WebhookRoutes: Sendable {
         })
     }
 
-    /// `{"received":true,"event_id":"evt_…"}` (and `"filtered":true`), written straight to
-    /// bytes: the answer to nearly every request, and an event id is hex, never escaped.
     /// A webhook's answer once its commit is known.
     static func response(to commit: ChannelState.Commit) -> HTTPResponse {
         switch commit {
@@ -354,6 +352,8 @@ final class WebhookRoutes: Sendable {
         }
     }
 
+    /// `{"received":true,"event_id":"evt_…"}` (and `"filtered":true`), written straight to
+    /// bytes: the answer to nearly every request, and an event id is hex, never escaped.
     static func accepted(eventID: String, filtered: Bool) -> HTTPResponse {
         var body: [UInt8] = []
         body.reserveCapacity(64)
@@ -384,7 +384,7 @@ final class WebhookRoutes: Sendable {
 
     private func webhook(_ request: HTTPRequest, pathSourceID: String?) -> HTTPReply {
         switch state.receiveWebhookOnLoopThread(pathSourceID: pathSourceID, headers: request.headers, body: request.body) {
-        case .accepted(_, _, let written):
+        case .accepted(let written):
             // Answered at the end of the loop pass, once the event log holds the event.
             // One closure that fulfils the answer, not `written.map`: that is a closure
             // for the transform and another around it, one more allocation per webhook.

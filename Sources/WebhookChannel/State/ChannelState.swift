@@ -39,9 +39,9 @@ public actor ChannelState {
 
     public enum WebhookOutcome {
         /// Verified and queued for the log: `written` says, at the end of the loop pass,
-        /// whether it may be acknowledged (`Commit`).
-        /// `filtered`: logged only, not notified (the source's event filter, README "Filters").
-        case accepted(eventID: String, filtered: Bool, written: Pending<Commit>)
+        /// whether it may be acknowledged (`Commit`; its `acknowledged` names the event id and
+        /// whether the source's event filter left it out, README "Filters").
+        case accepted(written: Pending<Commit>)
         /// A permission verdict from an approver (README "Permission relay"): never an event, never logged.
         case verdict(PermissionRelay.VerdictOutcome)
         case duplicate
@@ -496,7 +496,7 @@ public actor ChannelState {
         uncommitted.append(Uncommitted(notification: notification, weight: weight, reservedHere: reservedHere, route: source.route, sourceID: source.id,
                                        replayKeys: allKeys, remembered: remembered, receivedAt: now,
                                        eventID: eventID, filtered: filtered, written: written))
-        return .accepted(eventID: eventID, filtered: filtered, written: written)
+        return .accepted(written: written)
     }
 
     /// At the end of every loop pass: the events the pass accepted are written to the event

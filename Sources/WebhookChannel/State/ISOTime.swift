@@ -14,22 +14,13 @@ public enum ISOTime {
     /// last second formatted are kept, and every event of the same second adds its
     /// milliseconds to them (the date math and a dozen digits are some 600 instructions).
     public static func format(_ seconds: Double) -> String {
-        var whole = time_t(seconds.rounded(.down))
+        let whole = time_t(seconds.rounded(.down))
         // The small bias keeps a parsed ".208" (0.20799…) from printing as .207.
         var millis = Int(((seconds - Double(whole)) * 1000 + 1e-3).rounded(.down))
         if millis >= 1000 { millis = 999 }
         if millis < 0 { millis = 0 }
-        let second = Int(whole)
-        var head = lastSecond.withLock { $0.second == second ? $0.head : nil }
-        if head == nil {
-            var parts = tm()
-            gmtime_r(&whole, &parts)
-            let made = SecondHead(parts)
-            lastSecond.withLock { $0 = (second, made) }
-            head = made
-        }
+        let head = head(of: whole)
         return String(unsafeUninitializedCapacity: 24) { out in
-            guard let head else { return 0 }
             withUnsafeBytes(of: head.bytes) { bytes in
                 for index in 0..<SecondHead.count { out[index] = bytes[index] }
             }
@@ -39,6 +30,17 @@ public enum ISOTime {
             out[23] = UInt8(ascii: "Z")
             return 24
         }
+    }
+
+    /// The first 20 bytes of `second`'s text: kept from the last call when it was the same second.
+    private static func head(of second: time_t) -> SecondHead {
+        if let kept = lastSecond.withLock({ $0.second == Int(second) ? $0.head : nil }) { return kept }
+        var whole = second
+        var parts = tm()
+        gmtime_r(&whole, &parts)
+        let made = SecondHead(parts)
+        lastSecond.withLock { $0 = (Int(second), made) }
+        return made
     }
 
     /// `YYYY-MM-DDTHH:MM:SS.` of one second, in a value (no allocation to keep or copy it).
