@@ -333,17 +333,18 @@ private struct Scanner {
         var headers = HTTPHeaders()
         // The field lines are counted already: one allocation, not one per doubling.
         headers.reserveCapacity(fieldCount)
+        var fields = FramingFields()
         var position = sectionStart
-        // Every line up to the empty one is checked already; this pass only copies.
+        // Every line up to the empty one is checked already; this pass only copies (and
+        // reads the framing fields on the way).
         while position < headEnd - 2 {
-            var lineEnd = position
-            while bytes[lineEnd] != cr { lineEnd += 1 }
-            try fieldLine(from: position, to: lineEnd, into: &headers, collect: true)
+            let lineEnd = ByteWords.firstIndex(of: cr, in: bytes, from: position, to: headEnd)
+            try collectField(from: position, to: lineEnd, into: &headers, framing: &fields)
             position = lineEnd + 2
         }
         examined += headEnd - sectionStart
 
-        let framing = try framing(method: line.method, version: line.version, headers: headers)
+        let framing = try framing(method: line.method, version: line.version, fields: fields)
         var contentLength: Int?
         var chunked = false
         switch framing {
@@ -466,16 +467,15 @@ private struct Scanner {
         if count == limits.maxHeaderCount { throw .failure(.tooManyHeaders(limits)) }
         let used = position - sectionStart
         let lineEnd = try self.lineEnd(maxLength: limits.maxHeaderBytes - used - 2, tooLong: HTTPParseError.headersTooLarge)
-        var unused = HTTPHeaders()
-        try fieldLine(from: position, to: lineEnd, into: &unused, collect: false)
+        try fieldLine(from: position, to: lineEnd)
         progress.position = lineEnd + 2
         progress.scanned = lineEnd + 2
         return nil
     }
 
-    /// field-line = field-name ":" OWS field-value OWS (RFC 9112 section 5). The line has
-    /// already been checked for control characters.
-    private func fieldLine(from start: Int, to stop: Int, into headers: inout HTTPHeaders, collect: Bool) throws(Stop) {
+    /// Checks field-line = field-name ":" OWS field-value OWS (RFC 9112 section 5). The line
+    /// has already been checked for control characters.
+    private func fieldLine(from start: Int, to stop: Int) throws(Stop) {
         var index = start
         while index < stop && isTokenByte(bytes[index]) { index += 1 }
         guard index < stop else { throw .failure(.missingColon) }
@@ -488,14 +488,25 @@ private struct Scanner {
         default:
             throw .failure(.invalidFieldName)
         }
-        guard collect else { return }
-        let name = start..<index
-        var valueStart = index + 1
+    }
+
+    /// Adds a field line `fieldLine` has checked to `headers`: its name ends at the first
+    /// colon (a token has none), its value is the rest without the whitespace around it.
+    /// A framing field is read into `framing` from its bytes, and refused here when invalid,
+    /// in the order the fields came.
+    private func collectField(
+        from start: Int, to stop: Int, into headers: inout HTTPHeaders, framing: inout FramingFields
+    ) throws(Stop) {
+        let colon = ByteWords.firstIndex(of: UInt8(ascii: ":"), in: bytes, from: start, to: stop)
+        let name = UnsafeRawBufferPointer(rebasing: bytes[start..<colon])
+        var valueStart = colon + 1
         var valueEnd = stop
         while valueStart < valueEnd && isWhitespace(bytes[valueStart]) { valueStart += 1 }
         while valueEnd > valueStart && isWhitespace(bytes[valueEnd - 1]) { valueEnd -= 1 }
-        headers.append(name: interned(name, from: Self.commonNames), value: interned(valueStart..<valueEnd, from: Self.commonValues),
-                       key: HTTPHeaders.lookupKey(bytes: UnsafeRawBufferPointer(rebasing: bytes[name])))
+        let key = HTTPHeaders.lookupKey(bytes: name)
+        try framing.read(name: name, key: key, value: UnsafeRawBufferPointer(rebasing: bytes[valueStart..<valueEnd]))
+        headers.append(name: interned(start..<colon, from: Self.commonNames),
+                       value: interned(valueStart..<valueEnd, from: Self.commonValues), key: key)
     }
 
     /// Field names nearly every webhook sender uses, as they write them (`InternedStrings`).
@@ -524,63 +535,80 @@ private struct Scanner {
 
     // MARK: Framing
 
-    /// A Content-Length value, refused when it differs from one seen before.
-    private static func agreeing(_ previous: Int?, _ length: Int) throws(Stop) -> Int {
-        if let previous, previous != length { throw .failure(.conflictingContentLength) }
-        return length
+    /// What the framing fields of a head said (`Host`, `Content-Length`, `Transfer-Encoding`),
+    /// read from their bytes as the fields are collected.
+    fileprivate struct FramingFields {
+        var hostCount = 0
+        var contentLength: Int?
+        var encodingCount = 0
+        /// Whether the first `Transfer-Encoding` value is exactly the coding `chunked`.
+        var firstEncodingIsChunked = false
+
+        /// Reads one field if it is a framing field: checks a `Host` value (RFC 9112 section
+        /// 3.2: an invalid one is a 400, like two of them) and a `Content-Length`, whose list
+        /// of identical values may be taken as that value (section 6.3 item 5; anything else
+        /// is unrecoverable). `key` is `HTTPHeaders.lookupKey` of `name`: the three names
+        /// differ in it, so most fields cost one comparison.
+        @inline(__always)
+        mutating func read(name: UnsafeRawBufferPointer, key: UInt32, value: UnsafeRawBufferPointer) throws(Stop) {
+            switch key {
+            case Self.hostKey where Self.equal(name, "host"):
+                hostCount += 1
+                guard Scanner.isValidHost(value) else { throw .failure(.invalidHost) }
+            case Self.lengthKey where Self.equal(name, "content-length"):
+                var start = 0
+                while true {
+                    let comma = ByteWords.firstIndex(of: UInt8(ascii: ","), in: value, from: start, to: value.count)
+                    let length = try Scanner.contentLength(UnsafeRawBufferPointer(rebasing: value[start..<comma]))
+                    if let contentLength, contentLength != length { throw .failure(.conflictingContentLength) }
+                    contentLength = length
+                    guard comma < value.count else { break }
+                    start = comma + 1
+                }
+            case Self.encodingKey where Self.equal(name, "transfer-encoding"):
+                encodingCount += 1
+                if encodingCount == 1 { firstEncodingIsChunked = Self.equal(value, "chunked") }
+            default:
+                break
+            }
+        }
+
+        /// Length, first and last letter of each name, as `HTTPHeaders.lookupKey` makes them.
+        private static let hostKey: UInt32 = 4 << 16 | 0x68 << 8 | 0x74  // h...t
+        private static let lengthKey: UInt32 = 14 << 16 | 0x63 << 8 | 0x68  // c...h
+        private static let encodingKey: UInt32 = 17 << 16 | 0x74 << 8 | 0x67  // t...g
+
+        /// Whether `bytes` spell `lowercased` ignoring ASCII case.
+        @inline(__always)
+        private static func equal(_ bytes: UnsafeRawBufferPointer, _ lowercased: StaticString) -> Bool {
+            bytes.count == lowercased.utf8CodeUnitCount
+                && ByteWords.equalIgnoringASCIICase(bytes.baseAddress!, UnsafeRawPointer(lowercased.utf8Start), count: bytes.count)
+        }
     }
 
     /// Decides how the body is delimited (RFC 9112 section 6), refusing every ambiguous
     /// combination that could let two parsers disagree about where a request ends.
-    private static let framingFields = HTTPFieldNameSet(["Host", "Content-Length", "Transfer-Encoding"])
-
-    private func framing(method: Range<Int>, version: HTTPVersion, headers: HTTPHeaders) throws(Stop) -> Framing {
-        var hostCount = 0
-        var contentLength: Int?
-        var encodings: [String] = []
-        // Only the three framing fields are looked at (by each field's kept key); their names
-        // differ in length, which then says which one it is.
-        try headers.forEachField(in: Self.framingFields) { (name, value) throws(Stop) in
-            switch name.utf8.count {
-            case 4:  // Host
-                hostCount += 1
-                // RFC 9112 section 3.2: a Host with an invalid value is a 400, like two of them.
-                guard Self.isValidHost(value) else { throw .failure(.invalidHost) }
-            case 14:  // Content-Length
-                // RFC 9112 section 6.3 item 5: a list of identical values may be taken as
-                // that value; anything else is unrecoverable.
-                // Nearly always one value: read in place, without splitting into an array.
-                guard value.utf8.contains(UInt8(ascii: ",")) else {
-                    contentLength = try Self.agreeing(contentLength, try Self.contentLength(value.utf8[...]))
-                    return
-                }
-                for element in value.utf8.split(separator: UInt8(ascii: ","), omittingEmptySubsequences: false) {
-                    contentLength = try Self.agreeing(contentLength, try Self.contentLength(element))
-                }
-            default:  // Transfer-Encoding
-                encodings.append(value)
-            }
-        }
+    private func framing(method: Range<Int>, version: HTTPVersion, fields: FramingFields) throws(Stop) -> Framing {
         // RFC 9112 section 3.2: exactly one Host in HTTP/1.1; never more than one.
-        if hostCount > 1 { throw .failure(.multipleHosts) }
-        if hostCount == 0 && version == .http11 { throw .failure(.missingHost) }
+        if fields.hostCount > 1 { throw .failure(.multipleHosts) }
+        if fields.hostCount == 0 && version == .http11 { throw .failure(.missingHost) }
 
-        if !encodings.isEmpty {
+        if fields.encodingCount > 0 {
             // RFC 9112 section 6.1: both headers at once is a smuggling attempt or a broken
             // intermediary; section 6.3 item 3 lets a server reject it, which is safer than
             // guessing.
-            if contentLength != nil { throw .failure(.lengthAndEncoding) }
+            if fields.contentLength != nil { throw .failure(.lengthAndEncoding) }
             // RFC 9112 section 6.1: HTTP/1.0 has no transfer codings.
             if version == .http10 { throw .failure(.encodingOnHTTP10) }
             // Several Transfer-Encoding fields combine into one list (RFC 9110 section 5.3),
             // and any list other than the single coding "chunked" is one we do not
             // implement (section 6.1: 501).
-            guard encodings.count == 1, HTTPHeaders.namesEqual(encodings[0], "chunked") else {
+            guard fields.encodingCount == 1, fields.firstEncodingIsChunked else {
                 throw .failure(.unsupportedEncoding)
             }
             return .chunked
         }
-        if let contentLength {
+        if let contentLength = fields.contentLength {
             // Refused from the header alone, before any of the body is read (README "Security model").
             if contentLength > limits.maxBodyBytes { throw .failure(.bodyTooLarge(limits)) }
             return .length(contentLength)
@@ -596,28 +624,26 @@ private struct Scanner {
     /// Host = uri-host [ ":" port ] (RFC 9110 section 7.2, RFC 3986 section 3.2.2): an IP literal
     /// in brackets, or a name or IPv4 address of unreserved, sub-delims and `%` characters, then
     /// optionally a colon and digits. Empty is valid (a target with no authority).
-    static func isValidHost(_ value: String) -> Bool {
-        value.withUTF8Bytes { bytes in
-            var index = 0
-            if bytes.first == UInt8(ascii: "[") {
-                index = 1
-                while index < bytes.count, bytes[index] != UInt8(ascii: "]") {
-                    guard isIPLiteralByte(bytes[index]) else { return false }
-                    index += 1
-                }
-                guard index < bytes.count, index > 1 else { return false }
+    static func isValidHost(_ bytes: UnsafeRawBufferPointer) -> Bool {
+        var index = 0
+        if bytes.first == UInt8(ascii: "[") {
+            index = 1
+            while index < bytes.count, bytes[index] != UInt8(ascii: "]") {
+                guard isIPLiteralByte(bytes[index]) else { return false }
                 index += 1
-            } else {
-                while index < bytes.count, bytes[index] != UInt8(ascii: ":") {
-                    guard isRegNameByte(bytes[index]) else { return false }
-                    index += 1
-                }
             }
-            guard index < bytes.count else { return true }
-            guard bytes[index] == UInt8(ascii: ":") else { return false }
-            for port in (index + 1)..<bytes.count where bytes[port] &- UInt8(ascii: "0") >= 10 { return false }
-            return true
+            guard index < bytes.count, index > 1 else { return false }
+            index += 1
+        } else {
+            while index < bytes.count, bytes[index] != UInt8(ascii: ":") {
+                guard isRegNameByte(bytes[index]) else { return false }
+                index += 1
+            }
         }
+        guard index < bytes.count else { return true }
+        guard bytes[index] == UInt8(ascii: ":") else { return false }
+        for port in (index + 1)..<bytes.count where bytes[port] &- UInt8(ascii: "0") >= 10 { return false }
+        return true
     }
 
     /// unreserved / pct-encoded / sub-delims (RFC 3986 section 3.2.2 reg-name).
@@ -641,13 +667,14 @@ private struct Scanner {
     /// Content-Length = 1*DIGIT (RFC 9110 section 8.6), with the list element's OWS removed.
     /// A valid number too large for an `Int` is `Int.max`: too large a body (413), not a bad
     /// request.
-    private static func contentLength(_ element: Substring.UTF8View) throws(Stop) -> Int {
-        var digits = element[...]
-        while let first = digits.first, first == sp || first == htab { digits = digits.dropFirst() }
-        while let last = digits.last, last == sp || last == htab { digits = digits.dropLast() }
-        guard !digits.isEmpty else { throw .failure(.invalidContentLength) }
+    fileprivate static func contentLength(_ element: UnsafeRawBufferPointer) throws(Stop) -> Int {
+        var first = 0
+        var end = element.count
+        while first < end && (element[first] == sp || element[first] == htab) { first += 1 }
+        while end > first && (element[end - 1] == sp || element[end - 1] == htab) { end -= 1 }
+        guard first < end else { throw .failure(.invalidContentLength) }
         var value = 0
-        for byte in digits {
+        for byte in element[first..<end] {
             let digit = byte &- UInt8(ascii: "0")
             guard digit < 10 else { throw .failure(.invalidContentLength) }
             let (shifted, overflow1) = value.multipliedReportingOverflow(by: 10)

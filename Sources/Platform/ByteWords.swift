@@ -60,6 +60,23 @@ public enum ByteWords {
         return word | upper >> 2
     }
 
+    /// The first index from `start` up to `end` whose byte is `target`, or `end`: eight bytes
+    /// at a time while a whole word fits (an equal byte is a zero byte of `word ^ pattern`,
+    /// and the lowest "has a zero byte" flag is exact), then byte by byte.
+    @inline(__always)
+    public static func firstIndex(of target: UInt8, in bytes: UnsafeRawBufferPointer, from start: Int, to end: Int) -> Int {
+        let pattern = ones &* UInt64(target)
+        var index = start
+        while index + 8 <= end {
+            let word = UInt64(littleEndian: bytes.loadUnaligned(fromByteOffset: index, as: UInt64.self)) ^ pattern
+            let zeros = (word &- ones) & ~word & highs
+            if zeros != 0 { return index + zeros.trailingZeroBitCount >> 3 }
+            index += 8
+        }
+        while index < end && bytes[index] != target { index += 1 }
+        return index
+    }
+
     /// Whether `count` bytes at `a` and at `b` are equal once ASCII letters are folded to
     /// lower case.
     @inline(__always)

@@ -34,6 +34,25 @@ struct ByteWordsTests {
         }
     }
 
+    @Test func aByteIsFoundAtItsFirstPlaceWhateverTheBytesAroundIt() {
+        var random = SplitMix64(seed: 0xF1D)
+        for target: UInt8 in [0x0D, UInt8(ascii: ":"), UInt8(ascii: ","), 0x00, 0x80, 0xFF] {
+            for count in 0...20 {
+                for start in 0...min(count, 9) {
+                    for _ in 0..<24 {
+                        // The target's neighbours (one above and below, zero, 0x80) are what a
+                        // borrow between bytes would confuse with it.
+                        let near: [UInt8] = [target &+ 1, target &- 1, 0, 0x80, target, UInt8(ascii: "a")]
+                        let bytes = (0..<count).map { _ in near[random.below(near.count)] }
+                        let expected = bytes[start...].firstIndex(of: target) ?? count
+                        let found = bytes.withUnsafeBytes { ByteWords.firstIndex(of: target, in: $0, from: start, to: count) }
+                        #expect(found == expected, "\(target) in \(bytes) from \(start)")
+                    }
+                }
+            }
+        }
+    }
+
     @Test func everyByteIsLowerCasedAsASCIIAtEveryPosition() {
         for position in 0..<8 {
             for value in 0...255 {

@@ -379,6 +379,18 @@ struct HTTPRequestParserTests {
         #expect(request.body == Array("hi".utf8))
     }
 
+    /// The framing fields are told apart by their length, first and last letter, then the
+    /// whole name: a name that agrees in the first three is not taken for them.
+    @Test func framingFieldsAreKnownByTheirWholeNameInAnyCase() throws {
+        let (request, _) = try #require(complete("POST / HTTP/1.1\r\nhOST: a\r\ncONTENT-lENGTH: 2\r\n\r\nhi"))
+        #expect(request.body == Array("hi".utf8))
+        expectBadRequest("GET / HTTP/1.1\r\nHeat: a\r\n\r\n")  // no Host
+        expectFailure("POST / HTTP/1.1\r\nHost: a\r\nCxntent-Length: 2\r\n\r\nhi", status: 411, code: "length_required")
+        expectFailure("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encodinx: chunked\r\n\r\n", status: 411, code: "length_required")
+        expectFailure(
+            "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunkez\r\n\r\n0\r\n\r\n", status: 501, code: "not_implemented")
+    }
+
     @Test func transferEncodingOnHTTP10IsRejected() {
         expectBadRequest("POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n")
     }
