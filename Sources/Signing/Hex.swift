@@ -1,28 +1,42 @@
 /// Hexadecimal text for signatures, secrets and ids.
 public enum Hex {
-    private static let digits: [UInt8] = Array("0123456789abcdef".utf8)
-
     /// Lowercase hex, two characters per byte, after `prefix` (`evt_`): one string made
     /// once, where `prefix + encode(bytes)` makes two.
     public static func encode(_ bytes: UnsafeRawBufferPointer, prefix: String = "") -> String {
         guard !bytes.isEmpty else { return prefix }
-        return String(unsafeUninitializedCapacity: prefix.utf8.count + bytes.count * 2) { out in
-            var index = 0
-            for byte in prefix.utf8 {
-                out[index] = byte
-                index += 1
+        var prefix = prefix
+        return prefix.withUTF8 { head in
+            String(unsafeUninitializedCapacity: head.count + bytes.count * 2) { out in
+                guard let to = out.baseAddress else { return 0 }
+                if let from = head.baseAddress { to.update(from: from, count: head.count) }
+                var index = head.count
+                for byte in bytes {
+                    to[index] = digit(byte >> 4)
+                    to[index + 1] = digit(byte)
+                    index += 2
+                }
+                return index
             }
-            for byte in bytes {
-                out[index] = digits[Int(byte >> 4)]
-                out[index + 1] = digits[Int(byte & 0x0F)]
-                index += 2
-            }
-            return index
         }
     }
 
-    /// The lowercase hex digit for a value 0...15.
-    public static func digit(_ value: UInt8) -> UInt8 { digits[Int(value & 0x0F)] }
+    /// The lowercase hex digit for the low four bits of `value`: worked out, not looked up
+    /// (a table is a global to reach and an index to check, per digit).
+    @inlinable @inline(__always)
+    public static func digit(_ value: UInt8) -> UInt8 {
+        let nibble = value & 0x0F
+        return nibble &+ (nibble < 10 ? UInt8(ascii: "0") : UInt8(ascii: "a") &- 10)
+    }
+
+    /// `value` as sixteen lowercase hex digits, most significant first, at `to`.
+    @inlinable @inline(__always)
+    public static func write(_ value: UInt64, to: UnsafeMutablePointer<UInt8>) {
+        var rest = value
+        for index in stride(from: 15, through: 0, by: -1) {
+            to[index] = digit(UInt8(truncatingIfNeeded: rest))
+            rest >>= 4
+        }
+    }
 
     public static func encode(_ bytes: [UInt8]) -> String {
         bytes.withUnsafeBytes { encode($0) }

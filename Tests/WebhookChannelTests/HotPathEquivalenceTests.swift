@@ -366,3 +366,19 @@ extension HotPathEquivalenceTests {
         }
     }
 }
+
+extension HotPathEquivalenceTests {
+    @Test func hexIsTwoLowercaseDigitsPerByteAfterItsPrefixForEveryByteValue() {
+        let bytes = (0...255).map { UInt8($0) }
+        let plain = bytes.map { ($0 < 16 ? "0" : "") + String($0, radix: 16) }.joined()
+        #expect(Hex.encode(bytes) == plain)
+        let prefixed = bytes.withUnsafeBytes { Hex.encode($0, prefix: "evt_") }
+        #expect(prefixed == "evt_" + plain)
+        #expect(Hex.decode(plain) == bytes)
+        #expect([UInt8]().withUnsafeBytes { Hex.encode($0, prefix: "evt_") } == "evt_")
+        let digits = Array("0123456789abcdef".utf8)
+        for value in 0...255 {
+            #expect(Hex.digit(UInt8(value)) == digits[value & 0x0F])
+        }
+    }
+}

@@ -59,11 +59,7 @@ final class DedupeJournal {
         withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 40) { line in
             var at = line.count
             at -= 1; line[at] = 0x0A
-            var rest = digest
-            for _ in 0..<16 {
-                at -= 1; line[at] = Hex.digit(UInt8(rest & 0xF))
-                rest >>= 4
-            }
+            at -= 16; Hex.write(digest, to: line.baseAddress! + at)
             at -= 1; line[at] = UInt8(ascii: " ")
             var written = 0
             while seconds > 0 || written < 10 {
