@@ -139,16 +139,21 @@ extension HotPathEquivalenceTests {
         for status in statuses {
             for length in [0, 1, 9, 10, 99, 100, 12_345, 1 << 20] {
                 for keepAlive in [true, false] {
-                    let body = [UInt8](repeating: UInt8(ascii: "x"), count: length)
-                    let text = String(decoding: HTTPResponse(status: status, body: body).serialized(keepAlive: keepAlive), as: UTF8.self)
-                    let hasContent = !(100...199).contains(status) && status != 204
-                    var plain = "HTTP/1.1 \(status) \(HTTPResponse.reasonPhrase(for: status))\r\n"
-                    if hasContent {
-                        if length > 0 { plain += "Content-Type: application/json\r\n" }
-                        plain += "Content-Length: \(length)\r\nConnection: \(keepAlive ? "keep-alive" : "close")\r\n"
+                    for omittingBody in [false, true] {
+                        let body = [UInt8](repeating: UInt8(ascii: "x"), count: length)
+                        // Appended after an earlier answer still in the buffer, as a connection does.
+                        var out = Array("earlier".utf8)
+                        HTTPResponse(status: status, body: body).serialize(keepAlive: keepAlive, omittingBody: omittingBody, into: &out)
+                        let text = String(decoding: out, as: UTF8.self)
+                        let hasContent = !(100...199).contains(status) && status != 204
+                        var plain = "earlierHTTP/1.1 \(status) \(HTTPResponse.reasonPhrase(for: status))\r\n"
+                        if hasContent {
+                            if length > 0 { plain += "Content-Type: application/json\r\n" }
+                            plain += "Content-Length: \(length)\r\nConnection: \(keepAlive ? "keep-alive" : "close")\r\n"
+                        }
+                        plain += "\r\n" + (hasContent && !omittingBody ? String(decoding: body, as: UTF8.self) : "")
+                        #expect(text == plain, "status \(status), \(length) bytes, omitting body: \(omittingBody)")
                     }
-                    plain += "\r\n" + (hasContent ? String(decoding: body, as: UTF8.self) : "")
-                    #expect(text == plain, "status \(status), \(length) bytes")
                 }
             }
         }
