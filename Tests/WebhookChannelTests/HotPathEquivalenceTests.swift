@@ -387,3 +387,20 @@ extension HotPathEquivalenceTests {
         }
     }
 }
+
+extension HotPathEquivalenceTests {
+    @Test func aDeliveryKeyIsTheSourceAndDeliveryIdsAfterD() {
+        for (source, delivery) in [("src_1", "abc"), ("", ""), ("s", "é-\u{1F600}"), (String(repeating: "x", count: 300), "1")] {
+            #expect(WebhookIntake.deliveryKey(sourceID: source, deliveryID: delivery) == "d:\(source):\(delivery)")
+        }
+    }
+
+    @Test func onlyTheMethodsHTTPDefinesAreKnown() {
+        for method in ["GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH"] {
+            #expect(WebhookRoutes.isKnownMethod(method))
+        }
+        for method in ["get", "BREW", "PROPFIND", "", "POSTX", "POS"] {
+            #expect(!WebhookRoutes.isKnownMethod(method))
+        }
+    }
+}

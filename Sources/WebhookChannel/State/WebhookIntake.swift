@@ -119,12 +119,13 @@ enum WebhookIntake {
                 String(unsafeUninitializedCapacity: 3 + sourceBytes.count + deliveryBytes.count) { out in
                     out[0] = UInt8(ascii: "d")
                     out[1] = UInt8(ascii: ":")
-                    var at = 2
-                    for byte in sourceBytes { out[at] = byte; at += 1 }
+                    let base = out.baseAddress!
+                    if let source = sourceBytes.baseAddress { (base + 2).update(from: source, count: sourceBytes.count) }
+                    var at = 2 + sourceBytes.count
                     out[at] = UInt8(ascii: ":")
                     at += 1
-                    for byte in deliveryBytes { out[at] = byte; at += 1 }
-                    return at
+                    if let delivery = deliveryBytes.baseAddress { (base + at).update(from: delivery, count: deliveryBytes.count) }
+                    return at + deliveryBytes.count
                 }
             }
         }
