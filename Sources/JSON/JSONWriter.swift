@@ -271,6 +271,17 @@ public enum JSONWriter {
             if mask != 0 { return index + mask.trailingZeroBitCount >> 3 }
             index += 8
         }
+        if index < count && count - from >= 8 {
+            // The last one to seven bytes as the word ending at `count`, overlapping bytes
+            // already passed: those are from `from` on and need no escape, so the lowest flag
+            // is still the first byte that does (a flag runs on only above one that does).
+            // Most strings written are short, and byte by byte cost ~10 instructions a byte.
+            let start = count - 8
+            let word = UInt64(littleEndian: bytes.loadUnaligned(fromByteOffset: start, as: UInt64.self))
+            orBits |= word
+            let mask = escapeMask(word)
+            return mask != 0 ? start + mask.trailingZeroBitCount >> 3 : count
+        }
         while index < count {
             let byte = bytes.load(fromByteOffset: index, as: UInt8.self)
             orBits |= UInt64(byte)

@@ -25,6 +25,29 @@ struct JSONEscapeScanTests {
         }
     }
 
+    /// Every length and start, with bytes that need escaping (and their neighbours, which a
+    /// borrow between bytes could be confused with) anywhere, before the start too: the last
+    /// word of a string is read overlapping bytes already passed, and those must not count.
+    @Test func theFirstByteToEscapeIsFoundFromAnyStartWhateverCameBefore() {
+        var random = SplitMix64(seed: 0x5CA7)
+        let near: [UInt8] = [0x22, 0x23, 0x21, 0x5C, 0x5D, 0x5B, 0x1F, 0x20, 0x00, 0x01, 0x7F, 0xC3, UInt8(ascii: "a")]
+        for count in 0...40 {
+            for from in 0...count {
+                for _ in 0..<20 {
+                    let bytes = (0..<count).map { _ in near[random.below(near.count)] }
+                    var bits: UInt64 = 0
+                    let found = bytes.withUnsafeBytes {
+                        JSONWriter.firstEscaped(in: $0.baseAddress ?? UnsafeRawPointer(bitPattern: 1)!, from: from, count: count, orBits: &bits)
+                    }
+                    #expect(found == Self.expected(bytes, from: from), "\(bytes) from \(from)")
+                    if bytes[from..<found].contains(where: { $0 >= 0x80 }) {
+                        #expect(bits & 0x8080_8080_8080_8080 != 0, "\(bytes) from \(from)")
+                    }
+                }
+            }
+        }
+    }
+
     @Test func theFirstOfSeveralIsFoundAndLaterOnesDoNotMatter() {
         var bytes = [UInt8](repeating: UInt8(ascii: "x"), count: 64)
         bytes[20] = 0x0A
