@@ -76,7 +76,8 @@ let package = Package(
             exclude: ["hot-functions.order"],
             swiftSettings: swiftSettings,
             linkerSettings: [
-                .unsafeFlags(["-Xlinker", "--section-ordering-file=\(hotFunctionsOrder)"],
+                // gold by name, as the option is gold's (it is the toolchain's default on Linux).
+                .unsafeFlags(["-use-ld=gold", "-Xlinker", "--section-ordering-file=\(hotFunctionsOrder)"],
                              .when(platforms: [.linux], configuration: .release)),
             ]
         ),
