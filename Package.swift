@@ -89,6 +89,8 @@ let package = Package(
                 "Platform", "JSON", "Socket", "HTTP", "Signing", "MCP", "WebhookChannel", "webhook-channel",
                 "COpenSSL",  // the tests sign and serve TLS with libcrypto themselves
             ],
+            // Provider payloads the tests read from disk by path (not bundled resources).
+            exclude: ["Fixtures"],
             swiftSettings: swiftSettings
         ),
     ]
