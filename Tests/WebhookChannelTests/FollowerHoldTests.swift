@@ -109,4 +109,43 @@ struct FollowerHoldTests {
         #expect(second == Array("tail".utf8))
         guard case .end = reader.next() else { Issue.record("more than two lines"); return }
     }
+
+    /// Lines of every length from empty to past one read, sent in pieces of random sizes:
+    /// each comes back whole, in order, whatever read its newline arrived in.
+    @Test func linesSplitAcrossReadsAtAnyPlaceComeBackWholeAndInOrder() throws {
+        var fds: [Int32] = [0, 0]
+        #expect(socketpair(AF_UNIX, StreamSocket.type, 0, &fds) == 0)
+        defer { close(fds[0]) }
+        var random = SplitMix64(seed: 0xF4A3E)
+        var lines: [[UInt8]] = []
+        for index in 0..<300 {
+            let length = index % 50 == 0 ? 70_000 + random.below(10_000) : random.below(3_000)
+            lines.append((0..<length).map { _ in UInt8(ascii: "a") + UInt8(random.below(26)) })
+        }
+        var stream: [UInt8] = []
+        for line in lines { stream += line + [0x0A] }
+        var pieces: [Int] = []
+        var left = stream.count
+        while left > 0 {
+            let piece = min(left, 1 + random.below(5_000))
+            pieces.append(piece)
+            left -= piece
+        }
+        let writer = fds[1]
+        let (sent, cuts) = (stream, pieces)
+        let sender = Thread {
+            var at = 0
+            for piece in cuts {
+                _ = writeFully(writer, Array(sent[at..<(at + piece)]))
+                at += piece
+            }
+            close(writer)
+        }
+        sender.start()
+        var reader = FrameReader(fd: fds[0], maxLine: 1 << 20)
+        var received: [[UInt8]] = []
+        while case .line(let line) = reader.next() { received.append(line) }
+        #expect(received.count == lines.count)
+        #expect(received == lines)
+    }
 }

@@ -404,3 +404,39 @@ extension HotPathEquivalenceTests {
         }
     }
 }
+
+extension HotPathEquivalenceTests {
+    /// The follower's `event_id` lookup against a plain search for the first `"event_id":"`:
+    /// a real notification line (content full of escaped quotes, one of them spelling the key
+    /// escaped), lines cut short around the key, and lines of quotes and key fragments.
+    @Test func aFollowerFindsTheEventIDOfALineAsAPlainSearchWould() {
+        func plain(_ line: [UInt8]) -> String? {
+            let key = Array(#""event_id":""#.utf8)
+            guard line.count > key.count else { return nil }
+            for start in 0..<(line.count - key.count) where Array(line[start..<(start + key.count)]) == key {
+                let rest = line[(start + key.count)...]
+                guard let end = rest.firstIndex(of: UInt8(ascii: "\"")) else { return nil }
+                return String(decoding: line[(start + key.count)..<end], as: UTF8.self)
+            }
+            return nil
+        }
+        let event = ChannelEvent(content: #"{"a":"b","event_id":"evt_fake","q":"\"x\""}"#,
+                                 meta: [("source", "ci"), ("event_id", "evt_0123456789abcdef"), ("event_type", "push")])
+        var line: [UInt8] = []
+        event.writeNotification(into: &line)
+        #expect(HubFollower.eventID(in: line) == "evt_0123456789abcdef")
+        #expect(HubFollower.eventID(in: line) == plain(line))
+        let at = line.count - 40
+        for cut in stride(from: 0, through: line.count, by: 1) where cut < 60 || cut > at - 80 {
+            let prefix = Array(line[..<cut])
+            #expect(HubFollower.eventID(in: prefix) == plain(prefix), "cut at \(cut)")
+        }
+        var random = SplitMix64(seed: 0xE7E)
+        let pieces = [#"""#, #""event_id":""#, "e", "event_id", "\\", ":", "x", #""event_id":"evt_1""#, "\""]
+        for _ in 0..<2_000 {
+            let text = (0..<random.below(12)).map { _ in pieces[random.below(pieces.count)] }.joined()
+            let bytes = Array(text.utf8)
+            #expect(HubFollower.eventID(in: bytes) == plain(bytes), "\(text)")
+        }
+    }
+}
