@@ -56,6 +56,39 @@ struct ProtocolOutputTests {
         #expect(pipe.readAvailable() == expected.joined(separator: "\n") + "\n")
     }
 
+    /// Whole lines queued by two threads at once (a follower's reader and the MCP side),
+    /// written by `writeQueued` from both and by the writer thread: each comes out once, whole,
+    /// and each thread's lines in the order it queued them.
+    @Test func wholeLinesQueuedFromTwoThreadsComeOutOnceAndInEachThreadsOrder() throws {
+        let pipe = try Pipe()
+        defer { pipe.close() }
+        let direct = NonBlockingWriter.make(for: pipe.writeFD)
+        let output = ProtocolOutput(fd: pipe.writeFD, worker: SerialWorker(name: "test-whole-lines"), direct: direct)
+        let reader = Thread {
+            for index in 0..<2_000 {
+                output.enqueue(line: Array("a\(index)".utf8))
+                if index % 5 == 4 { output.writeQueued() }
+            }
+            output.writeQueued()
+        }
+        reader.start()
+        for index in 0..<2_000 {
+            if index % 2 == 0 { output.send(line: Array("b\(index)".utf8)) } else { output.enqueue(line: Array("b\(index)".utf8)) }
+            if index % 3 == 0 { output.writeQueued() }
+        }
+        output.writeQueued()
+        var text = ""
+        let deadline = Date().addingTimeInterval(20)
+        while text.split(separator: "\n").count < 4_000 && Date() < deadline {
+            text += pipe.readAvailable()
+            output.flush(timeoutMilliseconds: 100)
+        }
+        let lines = text.split(separator: "\n", omittingEmptySubsequences: false).dropLast()
+        #expect(lines.filter { $0.hasPrefix("a") } == (0..<2_000).map { "a\($0)"[...] })
+        #expect(lines.filter { $0.hasPrefix("b") } == (0..<2_000).map { "b\($0)"[...] })
+        #expect(lines.count == 4_000)
+    }
+
     @Test func enqueuedLinesAreWrittenByFlushEvenWithoutAWake() throws {
         let pipe = try Pipe()
         defer { pipe.close() }

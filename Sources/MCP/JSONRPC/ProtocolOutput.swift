@@ -150,6 +150,13 @@ public final class ProtocolOutput: Sendable {
         enqueue(weight: weight, message: WrittenByClosure(writeMessage: writeMessage))
     }
 
+    /// Queues a whole line given as bytes, for `writeQueued` (a follower passes the hub's
+    /// lines on as they are: a read's worth written by its own thread with one `write`, where
+    /// `send` woke the writer thread for them).
+    public func enqueue(line: [UInt8]) {
+        enqueue(weight: line.count, message: WholeLine(bytes: line))
+    }
+
     /// The same for a message that writes itself (a channel event): the value is queued as
     /// it is, where a closure capturing it would be one more allocation per message.
     public func enqueue(weight: Int = 0, message: any DeferredMessage) {
@@ -283,6 +290,15 @@ public final class ProtocolOutput: Sendable {
 /// thunk to store it in an array); a larger one would be boxed on the heap.
 public protocol DeferredMessage: Sendable {
     func write(into bytes: inout [UInt8])
+}
+
+/// A line given whole (`enqueue(line:)`).
+private struct WholeLine: DeferredMessage {
+    let bytes: [UInt8]
+
+    func write(into out: inout [UInt8]) {
+        out.append(contentsOf: bytes)
+    }
 }
 
 /// A message given as the closure that writes it.

@@ -87,6 +87,9 @@ final class HubFollower: @unchecked Sendable {
             var passed = 0
             var reported = 0
             let reportIfChanged = {
+                // The lines of this read, queued below, go out now with one `write` from this
+                // thread (the rest, if stdout is full, from the writer thread).
+                self.output.writeQueued()
                 guard passed != reported else { return }
                 self.reportPassed(passed)
                 reported = passed
@@ -99,12 +102,15 @@ final class HubFollower: @unchecked Sendable {
                 // this process may have to take the port over. What it had sent and was not
                 // read yet is in the log (`ChannelState.catchUp`).
                 guard waitForRoom() else { break }
-                output.send(line: line)
+                output.enqueue(line: line)
                 if let id = Self.eventID(in: line) {
                     onEvent(id)
                     passed += 1
                 }
             }
+            // Lines queued since the last read (the hub sent one too long, or left while this
+            // session was not reading) go out before whatever follows the hub's leaving.
+            output.writeQueued()
             close(fd)
             onLost()
         }
