@@ -156,7 +156,7 @@ public struct FrameReader: Sendable {
 
     /// The first newline from `searched` on, by `memchr` (vector compares): a follower splits
     /// every event line the hub sends (1 KiB and more each), and `firstIndex(of:)` went byte by
-    /// byte, most of what the follower's reader thread spent per event.
+    /// byte: about half of the follower's user time per event (`perf`).
     private func firstNewline() -> Int? {
         guard searched < buffer.count else { return nil }
         return buffer.withUnsafeBytes { bytes in

@@ -121,8 +121,7 @@ final class HubFollower: @unchecked Sendable {
     /// The `event_id` meta value of a channel notification line (the hub writes it unescaped:
     /// `evt_` and hex), nil for other lines. The meta comes after the content, whose every
     /// escaped quote is a candidate: each is looked at with one byte compare before the whole
-    /// key is (a generic slice compare at every quote of a 1 KiB JSON body was some 10 k
-    /// instructions a line, most of what a follower spent on an event).
+    /// key is, where a generic slice compare ran at every quote of the content.
     static func eventID(in line: [UInt8]) -> String? {
         line.withUnsafeBytes { bytes in
             eventIDKey.withUnsafeBytes { key in
