@@ -41,7 +41,13 @@ import Testing
             harness = try LoopHarness()
             let loop = harness.loop
             let recorder = LoopConfined(recorder)
-            let server = try await loop.startTestServer { request, _ in recorder.value.respond(request) }
+            // Timeouts far past anything this test waits: the suite starts hundreds of tests at
+            // once on two cores, and a client thread kept waiting ten seconds between accept
+            // and sending made the head timeout close a connection whose pipeline was on its way
+            // (seen once in CI). What is asserted here is the order of answers, not timeouts.
+            let patient = HTTPServer.Timeouts(headNanoseconds: 600_000_000_000, requestNanoseconds: 600_000_000_000,
+                                              idleNanoseconds: 600_000_000_000)
+            let server = try await loop.startTestServer(timeouts: patient) { request, _ in recorder.value.respond(request) }
             self.server = server
             self.port = Int(server.address.port)
         }
