@@ -1,23 +1,40 @@
 // swift-tools-version:6.2
 import PackageDescription
 
+// The functions a webhook runs, heaviest first (scripts/hot-functions writes the list from
+// callgrind runs): the linker lays them out first and together, on ~65 pages of code instead
+// of ~170 spread over the binary's 13 MB, for fewer instruction-cache and TLB misses (README
+// "Benchmarks"). Names the binary no longer has are ignored.
+let packageDirectory = String(#filePath.dropLast("Package.swift".count))
+let hotFunctionsOrder = packageDirectory + "Sources/webhook-channel/hot-functions.order"
+
+// Which branches and calls a busy server takes (an LLVM IR profile, scripts/make-profile):
+// LLVM lays each function's taken path out straight, inlines along it and moves what never
+// ran out of the way, so a webhook runs through ~18 % fewer lines of code (README
+// "Benchmarks"). A function changed since the profile was made is compiled as without one:
+// staleness costs speed, never correctness. Only with the LLVM that wrote the file's format
+// (Swift 6.3's) or a newer one; WEBHOOK_NO_PROFILE=1 leaves it out (scripts/make-profile's
+// counting build, scripts/build-optimized's own profile).
+#if compiler(>=6.3)
+let releaseProfile = Context.environment["WEBHOOK_NO_PROFILE"] == nil
+    ? ["-Xfrontend", "-ir-profile-use=" + packageDirectory + "Sources/webhook-channel/webhook-channel.profdata"]
+    : []
+#else
+let releaseProfile: [String] = []
+#endif
+
 // Shared by every target: strict Swift 6 concurrency checking everywhere.
 // Release builds leave out the run-time exclusivity checks (a call into the runtime on every
 // access to a class property or global, ~2 % of a webhook's instructions); the compile-time
 // checks stay, and debug builds, which the tests run, keep the run-time ones.
 // On Linux a release build also puts every function in a section of its own, so that the
-// linker can place the webhook path's functions together (`hotFunctionsOrder` below).
+// linker can place the webhook path's functions together (`hotFunctionsOrder` above).
+// And it is optimised with a profile of the server at work (`releaseProfile` above).
 let swiftSettings: [SwiftSetting] = [
     .enableUpcomingFeature("ExistentialAny"),
     .unsafeFlags(["-enforce-exclusivity=unchecked"], .when(configuration: .release)),
-    .unsafeFlags(["-Xfrontend", "-function-sections"], .when(platforms: [.linux], configuration: .release)),
+    .unsafeFlags(["-Xfrontend", "-function-sections"] + releaseProfile, .when(platforms: [.linux], configuration: .release)),
 ]
-
-// The functions a webhook runs, heaviest first (scripts/hot-functions writes the list from
-// callgrind runs): the linker lays them out first and together, on ~65 pages of code instead
-// of ~170 spread over the binary's 13 MB, for fewer instruction-cache and TLB misses (README
-// "Benchmarks"). Names the binary no longer has are ignored.
-let hotFunctionsOrder = String(#filePath.dropLast("Package.swift".count)) + "Sources/webhook-channel/hot-functions.order"
 
 let package = Package(
     name: "webhook-channel",
@@ -73,7 +90,7 @@ let package = Package(
         .executableTarget(
             name: "webhook-channel",
             dependencies: ["WebhookChannel"],
-            exclude: ["hot-functions.order"],
+            exclude: ["hot-functions.order", "webhook-channel.profdata"],
             swiftSettings: swiftSettings,
             linkerSettings: [
                 // lld (the toolchain's), which takes the list as symbol names and also links the
