@@ -82,17 +82,18 @@ final class HubFollower: @unchecked Sendable {
         DetachedThread.start(name: "hub-follower") { [self] in
             var reader = firstReader
             reader.maxLine = 4 << 20
-            // Reported once per read, when every line read has been passed on: under load one
-            // small frame per 64 KiB of events, and at once when one event comes alone.
-            var passed = 0
-            var reported = 0
+            var reports = PassedReports()
+            let clock = SystemClock()
             let reportIfChanged = {
                 // The lines of this read, queued below, go out now with one `write` from this
                 // thread (the rest, if stdout is full, from the writer thread).
                 self.output.writeQueued()
-                guard passed != reported else { return }
-                self.reportPassed(passed)
-                reported = passed
+                let fd = self.fd
+                guard let count = reports.due(now: clock.monotonicNanoseconds(), moreArrives: { wait in
+                    Self.moreArrives(on: fd, withinNanoseconds: wait)
+                }) else { return }
+                self.reportPassed(count)
+                reports.sent(count, at: clock.monotonicNanoseconds())
             }
             while case .line(let line) = reader.next(beforeReading: reportIfChanged) {
                 // The hub (same user, its own socket) sends whole JSON-RPC lines; they are passed
@@ -105,7 +106,7 @@ final class HubFollower: @unchecked Sendable {
                 output.enqueue(line: line)
                 if let id = Self.eventID(in: line) {
                     onEvent(id)
-                    passed += 1
+                    reports.passedOne()
                 }
             }
             // Lines queued since the last read (the hub sent one too long, or left while this
@@ -113,6 +114,18 @@ final class HubFollower: @unchecked Sendable {
             output.writeQueued()
             close(fd)
             onLost()
+        }
+    }
+
+    /// Whether the hub sends more (or hangs up) within the time: the follower would not
+    /// block on its next read.
+    private static func moreArrives(on fd: Int32, withinNanoseconds wait: UInt64) -> Bool {
+        var ready = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+        let milliseconds = Int32(clamping: (wait + 999_999) / 1_000_000)
+        while true {
+            let found = poll(&ready, 1, milliseconds)
+            if found < 0 && errno == EINTR { continue }
+            return found > 0
         }
     }
 
