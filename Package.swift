@@ -10,7 +10,7 @@ let hotFunctionsOrder = packageDirectory + "Sources/webhook-channel/hot-function
 
 // Which branches and calls a busy server takes (an LLVM IR profile, scripts/make-profile):
 // LLVM lays each function's taken path out straight, inlines along it and moves what never
-// ran out of the way, so a webhook runs through ~18 % fewer lines of code (README
+// ran out of the way, so a webhook runs through a fifth fewer lines of code (README
 // "Benchmarks"). A function changed since the profile was made is compiled as without one:
 // staleness costs speed, never correctness. Only with the LLVM that wrote the file's format
 // (Swift 6.3's) or a newer one; WEBHOOK_NO_PROFILE=1 leaves it out (scripts/make-profile's
