@@ -8,8 +8,8 @@ struct PassedReports {
     static let interval: UInt64 = 5_000_000
     static let maxEventsBehind = 1024
 
-    private(set) var passed = 0
-    private(set) var reported = 0
+    private var passed = 0
+    private var reported = 0
     private var reportedAt: UInt64 = 0
 
     mutating func passedOne() { passed += 1 }
