@@ -546,13 +546,11 @@ public actor ChannelState {
             }
         }
         if heldBack { eventLog.discardPending() }
-        guard !heldBack, eventLog.writePending() else {
-            for accepted in batch {
-                if accepted.reservedHere { notifier.cancel(weight: accepted.weight) }
-                for key in accepted.replayKeys { replay.remove(key) }
-                sources.stats[accepted.sourceID]?.eventCount -= 1
-                accepted.written.fulfil(heldBack ? .backlog : .notWritten)
-            }
+        // With WEBHOOK_FSYNC=1 the notifications wait for the log worker anyway: the write is
+        // confirmed at once. Otherwise after the notifications are written (`answer`).
+        guard !heldBack, eventLog.writeUnconfirmed(), !syncsLog || eventLog.confirmWritten() else {
+            for accepted in batch where accepted.reservedHere { notifier.cancel(weight: accepted.weight) }
+            forget(batch, answering: heldBack ? .backlog : .notWritten) { _ in true }
             return
         }
         let generation = eventLog.file.generation
@@ -564,7 +562,17 @@ public actor ChannelState {
         }
         if awaitingRelease.isEmpty { awaitingRelease = batch } else { awaitingRelease += batch }
         releaseInOrder()
-        if !syncsLog { answer(batch) { _ in true } }
+        if !syncsLog { answer(batch, confirmingLog: true) { _ in true } }
+    }
+
+    /// Events taken back: their keys forgotten (a retry is a new delivery), their count undone,
+    /// their senders answered `outcome` (a 503 to retry).
+    private func forget(_ batch: [Uncommitted], answering outcome: Commit, where owed: (Uncommitted) -> Bool) {
+        for index in batch.indices where owed(batch[index]) {
+            for key in batch[index].replayKeys { replay.remove(key) }
+            sources.stats[batch[index].sourceID]?.eventCount -= 1
+            batch[index].written.fulfil(outcome)
+        }
     }
 
     /// Notifies written events in the order they were accepted. A batch that needs the log
@@ -648,8 +656,18 @@ public actor ChannelState {
     /// An event another session received (`sharedWithFollowers`) was delivered whatever this
     /// session's stdout did, so it is acknowledged either way: a `503` would have its retry
     /// notified to that session a second time.
-    private func answer(_ batch: [Uncommitted], owed: (Uncommitted) -> Bool) {
+    ///
+    /// `confirmingLog`: the event log's write of this batch is confirmed first, right after the
+    /// notifications (`EventLog.confirmWritten`, one `fstat` the notifications need not wait
+    /// for). If `events.log` was removed and the batch cannot be written to a new one, nothing
+    /// is acknowledged: their senders retry, and Claude Code may hear of those events twice.
+    private func answer(_ batch: [Uncommitted], confirmingLog: Bool = false, owed: (Uncommitted) -> Bool) {
         let ownSessionReached = notifier.writeDelivered()
+        if confirmingLog && !eventLog.confirmWritten() {
+            forget(batch, answering: .notWritten, where: owed)
+            for index in batch.indices { sharedWithFollowers.remove(ObjectIdentifier(batch[index].written)) }
+            return
+        }
         if !ownSessionReached {
             for index in batch.indices where owed(batch[index]) && !sharedWithFollowers.contains(ObjectIdentifier(batch[index].written)) {
                 for key in batch[index].replayKeys { replay.remove(key) }

@@ -109,6 +109,8 @@ final class EventLog {
     /// (offsets relative to the start of `pendingLines`).
     private var pendingLines: [UInt8] = []
     private var pendingEntries: [IndexEntry] = []
+    /// Where `writeUnconfirmed` put the lines it wrote, until `confirmWritten`.
+    private var unconfirmed: (generation: Int, offset: Int)?
 
     init(directory: StateDirectory, maxFileBytes: Int = 8 << 20, background: SerialWorker, log: Logger) {
         self.directory = directory
@@ -152,6 +154,7 @@ final class EventLog {
     /// `bodyIsUTF8`: the body was checked already (it passed the JSON check).
     /// `bodyLiteral`: the body as a JSON string literal, made already (for its notification).
     func append(_ record: consuming EventRecord, bodyIsUTF8: Bool = false, bodyLiteral: [UInt8]? = nil) {
+        assert(unconfirmed == nil, "a record queued between writeUnconfirmed and confirmWritten")
         let offset = pendingLines.count
         Self.appendLine(record, into: &pendingLines, bodyIsUTF8: bodyIsUTF8, bodyLiteral: bodyLiteral)
         pendingEntries.append(IndexEntry(summary: (consume record).withoutBody(), generation: 0, offset: offset,
@@ -169,11 +172,21 @@ final class EventLog {
         pendingEntries.removeAll(keepingCapacity: true)
     }
 
-    /// Writes the queued records with one `write`. False when they could not be written (none
-    /// of them is then in the file).
+    /// Writes the queued records with one `write`, in a file the state dir names. False when
+    /// they could not be written (none of them is then in the file).
     func writePending() -> Bool {
-        defer { discardPending() }
-        guard let (generation, start) = file.append(pendingLines) else { return false }
+        writeUnconfirmed() && confirmWritten()
+    }
+
+    /// `writePending` in two halves, for the notifications to go out between them: the write,
+    /// then (`confirmWritten`, before they are acknowledged) whether the file is still named.
+    /// Nothing is queued in between.
+    func writeUnconfirmed() -> Bool {
+        assert(unconfirmed == nil, "writeUnconfirmed twice without confirmWritten")
+        guard let (generation, start) = file.write(pendingLines) else {
+            discardPending()
+            return false
+        }
         // In place, by index: a `for var` copies each entry (and retains all it holds) once more.
         for index in pendingEntries.indices {
             pendingEntries[index].generation = generation
@@ -185,6 +198,28 @@ final class EventLog {
         addToIndex(pendingEntries)
         pendingEntries = []
         pendingEntries.reserveCapacity(count)
+        if !pendingLines.isEmpty { unconfirmed = (generation, start) }
+        return true
+    }
+
+    /// The lines `writeUnconfirmed` wrote, confirmed to be in a file the state dir still names:
+    /// if `events.log` was removed meanwhile, they are written to a new one (and their index
+    /// entries moved there). False when that write failed: they are then in no named file,
+    /// and must not be acknowledged.
+    func confirmWritten() -> Bool {
+        guard let written = unconfirmed else { return true }
+        defer {
+            unconfirmed = nil
+            discardPending()
+        }
+        guard let now = file.confirm(pendingLines, placedAt: (written.generation, written.offset)) else { return false }
+        // Their entries are the index's last batch (`addToIndex` trims only from the front).
+        if now.generation != written.generation, let batch = index.indices.last {
+            for entry in index[batch].indices {
+                index[batch][entry].generation = now.generation
+                index[batch][entry].offset += now.offset - written.offset
+            }
+        }
         return true
     }
 

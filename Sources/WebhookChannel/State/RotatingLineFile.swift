@@ -93,13 +93,21 @@ final class RotatingLineFile {
         count > 0 && size > 0 && size + count > maxBytes
     }
 
-    /// Appends whole lines with one `write`. Returns the generation and offset where they
+    /// Appends whole lines with one `write` and makes sure they are in a file the directory
+    /// still names (`written` then `confirm`). Returns the generation and offset where they
     /// begin, or nil when they could not be written; then nothing of them stays in the file
     /// (a partial write is cut back), so the caller can refuse what they acknowledge.
     func append(_ lines: [UInt8]) -> (generation: Int, offset: Int)? {
+        guard let placed = write(lines) else { return nil }
+        return confirm(lines, placedAt: placed)
+    }
+
+    /// The first half of `append`: one `write`, without asking whether the file is still
+    /// named. The event log calls `confirm` later, after the notifications and before the
+    /// answers: the `fstat` that asks then costs the notification nothing.
+    func write(_ lines: [UInt8]) -> (generation: Int, offset: Int)? {
         guard !lines.isEmpty else { return (generation, size) }
         if descriptor < 0 { open() }
-        if descriptorWasUnlinked() { startAfresh() }
         if wouldRotate(appending: lines.count) { rotate() }
         guard descriptor >= 0 else { return nil }
         let code = writeFully(descriptor, lines)
@@ -112,8 +120,18 @@ final class RotatingLineFile {
         return (generation, size)
     }
 
-    /// Whether someone removed the file under us (or the state dir with it): what we append
-    /// would go to an inode no path names, lost at the next start. One `fstat` per append.
+    /// The second half of `append`, for `lines` just written where `placed` says. If someone
+    /// removed the file under us (or the state dir with it), the lines went to an inode no
+    /// path names, lost at the next start: a new `<name>` is opened and they are written to
+    /// it. Returns where they are now, or nil when that write failed. Asked after the write,
+    /// so a removal up to the moment the lines went in is seen (one `fstat`).
+    func confirm(_ lines: [UInt8], placedAt placed: (generation: Int, offset: Int)) -> (generation: Int, offset: Int)? {
+        guard !lines.isEmpty, descriptorWasUnlinked() else { return placed }
+        startAfresh()
+        return write(lines)
+    }
+
+    /// Whether someone removed the file under us: its link count is 0.
     private func descriptorWasUnlinked() -> Bool {
         guard descriptor >= 0 else { return false }
         var info = stat()

@@ -1,0 +1,98 @@
+import Foundation
+import Platform
+import Testing
+@testable import WebhookChannel
+
+/// `events.log` removed under a running server (or the whole state dir): the write that went
+/// to the removed file is seen after it, and its lines are written again to a new one before
+/// anything is acknowledged (`EventLog.writeUnconfirmed`, then `confirmWritten`).
+@Suite struct EventLogRemovalTests {
+    static func makeLog(_ dir: TempStateDir) -> EventLog {
+        EventLog(directory: StateDirectory(path: dir.path), background: SerialWorker(name: "test-log-sync"), log: Logger(enabled: false))
+    }
+
+    static func record(_ n: Int) -> EventRecord {
+        FollowerCatchUpTests.record(n)
+    }
+
+    /// The bytes at an event's indexed place, read straight from the file it names.
+    static func lineAt(_ location: EventLocation) throws -> String {
+        let handle = try #require(FileHandle(forReadingAtPath: location.path))
+        defer { try? handle.close() }
+        try handle.seek(toOffset: UInt64(location.offset))
+        return String(decoding: try #require(try handle.read(upToCount: location.length)), as: UTF8.self)
+    }
+
+    @Test func linesWrittenToARemovedLogAreWrittenAgainToANewOneWhenConfirmed() throws {
+        let dir = try TempStateDir()
+        defer { dir.remove() }
+        try dir.createStateDir()
+        let log = Self.makeLog(dir)
+        log.open()
+        log.append(Self.record(1))
+        #expect(log.writePending())
+        let path = dir.path + "/events.log"
+        try FileManager.default.removeItem(atPath: path)
+
+        log.append(Self.record(2))
+        log.append(Self.record(3))
+        #expect(log.writeUnconfirmed())
+        // The write went to the removed file: nothing names it yet.
+        #expect(!FileManager.default.fileExists(atPath: path))
+        #expect(log.confirmWritten())
+
+        #expect(EventLog.readAll(directory: StateDirectory(path: dir.path)).map(\.id) == ["evt_2", "evt_3"])
+        for id in ["evt_2", "evt_3"] {
+            let location = try #require(log.location(of: id))
+            #expect(location.path == path)
+            #expect(try Self.lineAt(location).contains(#""id":"\#(id)""#))
+        }
+        // Its line went with the removed file.
+        #expect(log.location(of: "evt_1") == nil)
+    }
+
+    @Test func aLogStillInPlaceIsConfirmedWithoutWritingAgain() throws {
+        let dir = try TempStateDir()
+        defer { dir.remove() }
+        try dir.createStateDir()
+        let log = Self.makeLog(dir)
+        log.open()
+        log.append(Self.record(1))
+        log.append(Self.record(2))
+        #expect(log.writeUnconfirmed())
+        #expect(log.confirmWritten())
+        #expect(EventLog.readAll(directory: StateDirectory(path: dir.path)).map(\.id) == ["evt_1", "evt_2"])
+        let location = try #require(log.location(of: "evt_2"))
+        #expect(try Self.lineAt(location).contains(#""id":"evt_2""#))
+    }
+
+    @Test func whenNoNewLogCanBeMadeTheWriteIsNotConfirmed() throws {
+        let dir = try TempStateDir()
+        defer { dir.remove() }
+        try dir.createStateDir()
+        let log = Self.makeLog(dir)
+        log.open()
+        try FileManager.default.removeItem(atPath: dir.path)
+
+        log.append(Self.record(1))
+        #expect(log.writeUnconfirmed())
+        #expect(!log.confirmWritten())
+        #expect(log.location(of: "evt_1") == nil)
+    }
+
+    /// The duplicate memory's journal appends in one call (`RotatingLineFile.append`): after a
+    /// removal its lines are in a new file too.
+    @Test func anAppendToARemovedFileEndsUpInANewOne() throws {
+        let dir = try TempStateDir()
+        defer { dir.remove() }
+        try dir.createStateDir()
+        let file = RotatingLineFile(name: "journal", directory: StateDirectory(path: dir.path), maxBytes: 1 << 20,
+                                    background: SerialWorker(name: "test-log-sync"), log: Logger(enabled: false))
+        #expect(file.append(Array("one\n".utf8)) != nil)
+        let path = dir.path + "/journal"
+        try FileManager.default.removeItem(atPath: path)
+        let placed = try #require(file.append(Array("two\n".utf8)))
+        #expect(placed.offset == 0)
+        #expect(try String(contentsOfFile: path, encoding: .utf8) == "two\n")
+    }
+}
