@@ -148,7 +148,20 @@ final class FollowerLink: @unchecked Sendable {
         DetachedThread.start(name: "hub-writer") { [self] in
             defer { writerDone.signal() }
             var taken: [UInt8] = []
+            var gathering = FollowerWriteGathering()
+            let clock = SystemClock()
             while true {
+                let queued = queue.withLock { $0.closed ? nil : $0.bytes.count }
+                guard let queued else { return }
+                if queued == 0 {
+                    wake.wait(timeoutMilliseconds: 1000)
+                    continue
+                }
+                let pause = gathering.pause(now: clock.monotonicNanoseconds(), queuedBytes: queued)
+                if pause > 0 {
+                    var interval = timespec(tv_sec: 0, tv_nsec: Int(pause))
+                    nanosleep(&interval, nil)
+                }
                 let closed = queue.withLock { state -> Bool in
                     swap(&taken, &state.bytes)
                     state.inFlight = !taken.isEmpty
@@ -156,10 +169,7 @@ final class FollowerLink: @unchecked Sendable {
                     return state.closed
                 }
                 if closed { return }
-                if taken.isEmpty {
-                    wake.wait(timeoutMilliseconds: 1000)
-                    continue
-                }
+                gathering.wrote(at: clock.monotonicNanoseconds())
                 if writeFully(fd, taken) != 0 {
                     cut()
                     return
