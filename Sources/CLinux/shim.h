@@ -18,6 +18,13 @@ extern int accept4(int sockfd, struct sockaddr *addr, socklen_t *addrlen, int fl
 #include <pthread.h>
 extern int pthread_setname_np(pthread_t thread, const char *name);
 
+// A file made ahead without a name (O_TMPFILE, a GNU name the Glibc module leaves out),
+// named later through /proc/self/fd (RotatingLineFile's next generation).
+#include <fcntl.h>
+static inline int webhook_open_unnamed(const char *directory, mode_t mode) {
+    return open(directory, __O_TMPFILE | __O_DIRECTORY | O_RDWR | O_APPEND | O_CLOEXEC, mode);
+}
+
 // Handing the heap's free pages back after reading a whole event log (FreedMemory).
 #include <malloc.h>
 

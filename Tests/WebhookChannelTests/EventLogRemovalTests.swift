@@ -96,3 +96,51 @@ import Testing
         #expect(try String(contentsOfFile: path, encoding: .utf8) == "two\n")
     }
 }
+
+/// The file a rotation puts in place is made ahead, off the loop, without a name until then
+/// (`RotatingLineFile.prepareNextIfDue`, `UnnamedFile`).
+@Suite struct RotationPreparedFileTests {
+    static func makeFile(_ dir: TempStateDir, maxBytes: Int) -> RotatingLineFile {
+        RotatingLineFile(name: "events.log", directory: StateDirectory(path: dir.path), maxBytes: maxBytes,
+                         background: SerialWorker(name: "test-log-sync"), log: Logger(enabled: false))
+    }
+
+    static func line(_ n: Int) -> [UInt8] {
+        Array("line \(n) \(String(repeating: "x", count: 90))\n".utf8)
+    }
+
+    static func waitUntil(_ condition: () -> Bool) async throws {
+        for _ in 0..<500 where !condition() { try await Task.sleep(nanoseconds: 10_000_000) }
+    }
+
+    @Test func theRotationNamesTheFileMadeAheadAndLeavesNothingElse() async throws {
+        let dir = try TempStateDir()
+        defer { dir.remove() }
+        try dir.createStateDir()
+        let file = Self.makeFile(dir, maxBytes: 1000)
+        for n in 0..<7 { #expect(file.append(Self.line(n)) != nil) }
+        #expect(!file.nextIsReady, "not asked for below three quarters")
+        #expect(file.append(Self.line(7)) != nil)
+        try await Self.waitUntil { file.nextIsReady }
+        #expect(file.nextIsReady)
+        // Made without a name: the directory still holds the one file.
+        #expect(dir.entries() == ["events.log"])
+
+        let generation = file.generation
+        for n in 8..<12 { #expect(file.append(Self.line(n)) != nil) }
+        #expect(file.generation == generation + 1)
+        #expect(!file.nextIsReady, "taken by the rotation")
+        #expect(dir.entries() == ["events.log", "events.log.1"])
+        let current = try String(contentsOfFile: dir.path + "/events.log", encoding: .utf8)
+        // Ten 98-byte lines fill 980 of the 1000 bytes: the eleventh rotated.
+        #expect(current.hasPrefix("line 10 "))
+        // The descriptor written to is the file now named events.log, with the file's mode.
+        var written = stat(), named = stat()
+        #expect(fstat(file.descriptor, &written) == 0 && stat(dir.path + "/events.log", &named) == 0)
+        #expect(written.st_ino == named.st_ino)
+        #expect(named.st_mode & 0o777 == 0o600)
+        let older = try String(contentsOfFile: dir.path + "/events.log.1", encoding: .utf8)
+        let all = older + current
+        #expect(all == (0..<12).map { String(decoding: Self.line($0), as: UTF8.self) }.joined())
+    }
+}
