@@ -11,6 +11,16 @@ import Testing
         EventLog(directory: StateDirectory(path: dir.path), background: SerialWorker(name: "test-log-sync"), log: Logger(enabled: false))
     }
 
+    /// A state dir with an open event log, for `body`; removed after it.
+    static func withOpenLog(_ body: (TempStateDir, EventLog) throws -> Void) throws {
+        let dir = try TempStateDir()
+        defer { dir.remove() }
+        try dir.createStateDir()
+        let log = makeLog(dir)
+        log.open()
+        try body(dir, log)
+    }
+
     static func record(_ n: Int) -> EventRecord {
         FollowerCatchUpTests.record(n)
     }
@@ -24,60 +34,51 @@ import Testing
     }
 
     @Test func linesWrittenToARemovedLogAreWrittenAgainToANewOneWhenConfirmed() throws {
-        let dir = try TempStateDir()
-        defer { dir.remove() }
-        try dir.createStateDir()
-        let log = Self.makeLog(dir)
-        log.open()
-        log.append(Self.record(1))
-        #expect(log.writePending())
-        let path = dir.path + "/events.log"
-        try FileManager.default.removeItem(atPath: path)
+        try Self.withOpenLog { dir, log in
+            log.append(Self.record(1))
+            #expect(log.writePending())
+            let path = dir.path + "/events.log"
+            try FileManager.default.removeItem(atPath: path)
 
-        log.append(Self.record(2))
-        log.append(Self.record(3))
-        #expect(log.writeUnconfirmed())
-        // The write went to the removed file: nothing names it yet.
-        #expect(!FileManager.default.fileExists(atPath: path))
-        #expect(log.confirmWritten())
+            log.append(Self.record(2))
+            log.append(Self.record(3))
+            #expect(log.writeUnconfirmed())
+            // The write went to the removed file: nothing names it yet.
+            #expect(!FileManager.default.fileExists(atPath: path))
+            #expect(log.confirmWritten())
 
-        #expect(EventLog.readAll(directory: StateDirectory(path: dir.path)).map(\.id) == ["evt_2", "evt_3"])
-        for id in ["evt_2", "evt_3"] {
-            let location = try #require(log.location(of: id))
-            #expect(location.path == path)
-            #expect(try Self.lineAt(location).contains(#""id":"\#(id)""#))
+            #expect(EventLog.readAll(directory: StateDirectory(path: dir.path)).map(\.id) == ["evt_2", "evt_3"])
+            for id in ["evt_2", "evt_3"] {
+                let location = try #require(log.location(of: id))
+                #expect(location.path == path)
+                #expect(try Self.lineAt(location).contains(#""id":"\#(id)""#))
+            }
+            // Its line went with the removed file.
+            #expect(log.location(of: "evt_1") == nil)
         }
-        // Its line went with the removed file.
-        #expect(log.location(of: "evt_1") == nil)
     }
 
     @Test func aLogStillInPlaceIsConfirmedWithoutWritingAgain() throws {
-        let dir = try TempStateDir()
-        defer { dir.remove() }
-        try dir.createStateDir()
-        let log = Self.makeLog(dir)
-        log.open()
-        log.append(Self.record(1))
-        log.append(Self.record(2))
-        #expect(log.writeUnconfirmed())
-        #expect(log.confirmWritten())
-        #expect(EventLog.readAll(directory: StateDirectory(path: dir.path)).map(\.id) == ["evt_1", "evt_2"])
-        let location = try #require(log.location(of: "evt_2"))
-        #expect(try Self.lineAt(location).contains(#""id":"evt_2""#))
+        try Self.withOpenLog { dir, log in
+            log.append(Self.record(1))
+            log.append(Self.record(2))
+            #expect(log.writeUnconfirmed())
+            #expect(log.confirmWritten())
+            #expect(EventLog.readAll(directory: StateDirectory(path: dir.path)).map(\.id) == ["evt_1", "evt_2"])
+            let location = try #require(log.location(of: "evt_2"))
+            #expect(try Self.lineAt(location).contains(#""id":"evt_2""#))
+        }
     }
 
     @Test func whenNoNewLogCanBeMadeTheWriteIsNotConfirmed() throws {
-        let dir = try TempStateDir()
-        defer { dir.remove() }
-        try dir.createStateDir()
-        let log = Self.makeLog(dir)
-        log.open()
-        try FileManager.default.removeItem(atPath: dir.path)
+        try Self.withOpenLog { dir, log in
+            try FileManager.default.removeItem(atPath: dir.path)
 
-        log.append(Self.record(1))
-        #expect(log.writeUnconfirmed())
-        #expect(!log.confirmWritten())
-        #expect(log.location(of: "evt_1") == nil)
+            log.append(Self.record(1))
+            #expect(log.writeUnconfirmed())
+            #expect(!log.confirmWritten())
+            #expect(log.location(of: "evt_1") == nil)
+        }
     }
 
     /// The duplicate memory's journal appends in one call (`RotatingLineFile.append`): after a
