@@ -107,7 +107,7 @@ final class RotatingLineFile {
     }
 
     /// Appends whole lines with one `write` and makes sure they are in a file the directory
-    /// still names (`written` then `confirm`). Returns the generation and offset where they
+    /// still names (`write`, then `confirm`). Returns the generation and offset where they
     /// begin, or nil when they could not be written; then nothing of them stays in the file
     /// (a partial write is cut back), so the caller can refuse what they acknowledge.
     func append(_ lines: [UInt8]) -> (generation: Int, offset: Int)? {
