@@ -19,6 +19,8 @@ public protocol EventLoopHandler: AnyObject {
 /// hop and no allocation per request, while the MCP side reaches it with an ordinary `await`.
 public final class EventLoop: SerialExecutor, @unchecked Sendable {
     public static let tickIntervalMilliseconds: Int32 = 250
+    /// Polls in a row that find nothing before the loop stops busy polling (`waitForReadiness`).
+    static let pollsInVain = 3
 
     /// Which readiness mechanism (and companions: wake-up, directory watch, accept) it uses.
     public let backend: EventLoopBackend
@@ -41,6 +43,9 @@ public final class EventLoop: SerialExecutor, @unchecked Sendable {
     public let busyPollNanoseconds: UInt64
     /// Whether the last wait found anything (loop thread only).
     private var lastPassFoundWork = false
+    /// Polls in a row that ran out their window without finding work (loop thread only); at
+    /// `EventLoop.pollsInVain` the loop stops polling until a sleep ends soon (`waitForReadiness`).
+    private var pollsInVain = 0
     /// Waits that did not block because the loop was busy polling (read by tests).
     let busyPolls = Atomic<UInt64>(0)
     /// When the previous pass ended (loop thread only): a wait that found nothing yet lasted
@@ -224,18 +229,35 @@ public final class EventLoop: SerialExecutor, @unchecked Sendable {
     /// wake-up cost little on bare metal but, on a virtual machine, a halted vCPU is woken by
     /// an interrupt through the hypervisor: measured here, that wake-up was a third of a
     /// one-connection round trip (README "Benchmarks"). An idle loop sleeps at once.
+    ///
+    /// Polling stops paying when work comes seldom, and then it costs: with webhooks a
+    /// millisecond apart and the server on a vCPU of its own, polling after each one made the
+    /// next one's notification 76 µs later at the median (README "Benchmarks"). So three polls
+    /// in a row that run out their window turn polling off, and a sleep that input ends within
+    /// four windows, the sign of a conversation again, turns it back on. One poll in vain is
+    /// common in a conversation too (the client was not scheduled in time) and changes nothing.
     private func waitForReadiness() {
         let timeout = nextPassTurns.isEmpty ? EventLoop.tickIntervalMilliseconds : 0
         var found = false
-        if timeout != 0 && busyPollNanoseconds > 0 && lastPassFoundWork {
+        let polling = busyPollNanoseconds > 0
+        if timeout != 0 && polling && lastPassFoundWork && pollsInVain < EventLoop.pollsInVain {
             let until = clock.monotonicNanoseconds() &+ busyPollNanoseconds
             repeat {
                 readiness.wait(into: &ready, timeoutMilliseconds: 0)
                 busyPolls.add(1, ordering: .relaxed)
                 found = !ready.isEmpty
             } while !found && clock.monotonicNanoseconds() < until
+            pollsInVain = found ? 0 : pollsInVain + 1
         }
-        if !found { readiness.wait(into: &ready, timeoutMilliseconds: timeout) }
+        if !found {
+            let asleep = polling ? clock.monotonicNanoseconds() : 0
+            readiness.wait(into: &ready, timeoutMilliseconds: timeout)
+            if pollsInVain >= EventLoop.pollsInVain && !ready.isEmpty
+                && clock.monotonicNanoseconds() &- asleep <= 4 &* busyPollNanoseconds
+            {
+                pollsInVain = 0
+            }
+        }
         lastPassFoundWork = !ready.isEmpty
     }
 

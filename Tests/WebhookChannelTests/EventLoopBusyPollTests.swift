@@ -7,7 +7,8 @@ import Testing
 
 /// The event loop's busy polling (`WEBHOOK_BUSY_POLL_US`, README "Configuration"): after a
 /// pass that found work it keeps looking without blocking for a window measured on its own
-/// clock, then sleeps; an idle loop, or one with the window at 0, sleeps at once. Driven on a
+/// clock, then sleeps; an idle loop, or one with the window at 0, sleeps at once; polls that
+/// keep finding nothing stop the polling until input comes soon again. Driven on a
 /// `ManualClock`, so the window is the test's to end, not the wall clock's.
 struct EventLoopBusyPollTests {
     /// Reads what arrives on a pipe and counts it.
@@ -67,6 +68,58 @@ struct EventLoopBusyPollTests {
         let asleep = try #require(settled, "the loop never went to sleep past its window")
         try await Task.sleep(for: .milliseconds(200))
         #expect(loop.busyPolls.load(ordering: .relaxed) == asleep, "a loop with nothing to do went on polling")
+    }
+
+    /// Waits until the loop has stopped polling and gone to sleep: its poll count stands still.
+    static func asleep(_ loop: EventLoop) async throws -> UInt64 {
+        var stillFor = 0
+        var last = loop.busyPolls.load(ordering: .relaxed)
+        for _ in 0..<400 where stillFor < 2 {
+            try await Task.sleep(for: .milliseconds(50))
+            let now = loop.busyPolls.load(ordering: .relaxed)
+            stillFor = now == last ? stillFor + 1 : 0
+            last = now
+        }
+        #expect(stillFor == 2, "the loop never went to sleep")
+        return last
+    }
+
+    /// Sends a byte and waits for the loop to read it and then poll: returns the poll count
+    /// once it has grown past what it was before the byte.
+    static func sendAndSeePolling(_ loop: EventLoop, _ reader: Reader, _ writeEnd: Int32, reads: Int) async throws {
+        let before = loop.busyPolls.load(ordering: .relaxed)
+        send(writeEnd)
+        _ = try await poll("the loop read byte \(reads)") { reader.reads.load(ordering: .relaxed) == reads ? true : nil }
+        _ = try await poll("the loop polled after byte \(reads)") {
+            loop.busyPolls.load(ordering: .relaxed) > before + 10 ? true : nil
+        }
+    }
+
+    @Test func threePollsInARowThatFindNothingStopThePollingUntilASleepEndsSoonAfterItBegan() async throws {
+        let clock = ManualClock()
+        let (loop, reader, writeEnd, readEnd) = try await Self.loopReadingAPipe(clock: clock, busyPollNanoseconds: 50_000)
+        defer { loop.stop(); close(writeEnd); close(readEnd) }
+
+        // Three inputs far apart, each followed by a poll that runs out its window: polling
+        // goes on after the first and the second (a poll or two in vain change nothing).
+        for byte in 1...3 {
+            try await Self.sendAndSeePolling(loop, reader, writeEnd, reads: byte)
+            clock.advance(byNanoseconds: 1_000_000)
+            _ = try await Self.asleep(loop)
+            clock.advance(byNanoseconds: 10_000_000)
+        }
+        // After the third, input that ends a long sleep is read, and the loop sleeps again
+        // without polling.
+        let beforeFourth = loop.busyPolls.load(ordering: .relaxed)
+        Self.send(writeEnd)
+        _ = try await poll("the loop read byte 4") { reader.reads.load(ordering: .relaxed) == 4 ? true : nil }
+        try await Task.sleep(for: .milliseconds(200))
+        #expect(loop.busyPolls.load(ordering: .relaxed) == beforeFourth, "the loop polled after input that came seldom")
+
+        // Input that ends a sleep soon after it began (the clock has not moved): a
+        // conversation again, and the loop polls after it.
+        try await Self.sendAndSeePolling(loop, reader, writeEnd, reads: 5)
+        clock.advance(byNanoseconds: 1_000_000)
     }
 
     @Test func withTheWindowAtZeroTheLoopNeverPollsWithoutBlocking() async throws {
