@@ -7,8 +7,8 @@ import Glibc
 /// event log (SPEC 9), so a pass of 32 webhooks frees some 32 blocks of each of a dozen sizes
 /// at once: every block past the seventh went through the allocator's slower shared bins,
 /// and the next pass took them out the same way. Measured with `bench/ab`, 32 connections,
-/// five A/B runs: 0.3 to 3.4 µs less user time a request with a larger cache (README
-/// "Benchmarks"). The cache's size is read only when the process starts, from
+/// six A/B runs: 0.4 to 3.4 µs less user time a request with a larger cache (bench/HISTORY.md,
+/// second session). The cache's size is read only when the process starts, from
 /// `GLIBC_TUNABLES`, so the server sets it and executes itself again, once, before it opens
 /// anything: the same process id, arguments and standard descriptors.
 public enum AllocatorTuning {

@@ -228,19 +228,18 @@ public final class EventLoop: SerialExecutor, @unchecked Sendable {
     /// keep-alive sender does, is then served without the loop going to sleep. A sleep and a
     /// wake-up cost little on bare metal but, on a virtual machine, a halted vCPU is woken by
     /// an interrupt through the hypervisor: measured here, that wake-up was a third of a
-    /// one-connection round trip (README "Benchmarks"). An idle loop sleeps at once.
+    /// one-connection round trip (bench/HISTORY.md). An idle loop sleeps at once.
     ///
     /// Polling stops paying when work comes seldom, and then it costs: with webhooks a
     /// millisecond apart and the server on a vCPU of its own, polling after each one made the
-    /// next one's notification 76 µs later at the median (README "Benchmarks"). So three polls
+    /// next one's notification 76 µs later at the median (bench/HISTORY.md). So three polls
     /// in a row that run out their window turn polling off, and a sleep that input ends within
     /// four windows, the sign of a conversation again, turns it back on. One poll in vain is
     /// common in a conversation too (the client was not scheduled in time) and changes nothing.
     private func waitForReadiness() {
         let timeout = nextPassTurns.isEmpty ? EventLoop.tickIntervalMilliseconds : 0
         var found = false
-        let polling = busyPollNanoseconds > 0
-        if timeout != 0 && polling && lastPassFoundWork && pollsInVain < EventLoop.pollsInVain {
+        if timeout != 0 && busyPollNanoseconds > 0 && lastPassFoundWork && pollsInVain < EventLoop.pollsInVain {
             let until = clock.monotonicNanoseconds() &+ busyPollNanoseconds
             repeat {
                 readiness.wait(into: &ready, timeoutMilliseconds: 0)
@@ -250,11 +249,10 @@ public final class EventLoop: SerialExecutor, @unchecked Sendable {
             pollsInVain = found ? 0 : pollsInVain + 1
         }
         if !found {
-            let asleep = polling ? clock.monotonicNanoseconds() : 0
+            let resumable = pollsInVain >= EventLoop.pollsInVain
+            let asleep = resumable ? clock.monotonicNanoseconds() : 0
             readiness.wait(into: &ready, timeoutMilliseconds: timeout)
-            if pollsInVain >= EventLoop.pollsInVain && !ready.isEmpty
-                && clock.monotonicNanoseconds() &- asleep <= 4 &* busyPollNanoseconds
-            {
+            if resumable && !ready.isEmpty && clock.monotonicNanoseconds() &- asleep <= 4 &* busyPollNanoseconds {
                 pollsInVain = 0
             }
         }
