@@ -230,9 +230,11 @@ public final class EventLoop: SerialExecutor, @unchecked Sendable {
     /// an interrupt through the hypervisor: measured here, that wake-up was a third of a
     /// one-connection round trip (bench/HISTORY.md). An idle loop sleeps at once.
     ///
-    /// Polling stops paying when work comes seldom, and then it costs: with webhooks a
-    /// millisecond apart and the server on a vCPU of its own, polling after each one made the
-    /// next one's notification 76 µs later at the median (bench/HISTORY.md). So three polls
+    /// Polling stops paying when work comes seldom, and then it costs: the reader of the
+    /// notifications just written (Claude Code), woken on the same CPU, waits for the poll to
+    /// end unless the scheduler preempts it. With webhooks a millisecond apart and the two
+    /// sharing a vCPU, polling after each one made their notifications 14–76 µs later at the
+    /// median (bench/HISTORY.md, eighth session). So three polls
     /// in a row that run out their window turn polling off, and a sleep that input ends within
     /// four windows, the sign of a conversation again, turns it back on. One poll in vain is
     /// common in a conversation too (the client was not scheduled in time) and changes nothing.
