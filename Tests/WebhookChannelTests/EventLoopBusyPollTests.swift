@@ -103,7 +103,11 @@ struct EventLoopBusyPollTests {
             clock.advance(byNanoseconds: 10_000_000)
         }
         // After the third, input that ends a long sleep is read, and the loop sleeps again
-        // without polling.
+        // without polling. (The clock moves once more here: should the loop have read it for
+        // its sleep only after the move above, on a machine that held the thread back, the
+        // sleep still measures long.)
+        _ = try await Self.asleep(loop)
+        clock.advance(byNanoseconds: 10_000_000)
         let beforeFourth = loop.busyPolls.load(ordering: .relaxed)
         Self.send(writeEnd)
         _ = try await poll("the loop read byte 4") { reader.reads.load(ordering: .relaxed) == 4 ? true : nil }
