@@ -166,6 +166,10 @@ final class EventLog {
     /// Whether writing the queued records would rotate the log (and drop `events.log.1`).
     var wouldRotate: Bool { file.wouldRotate(appending: pendingLines.count) }
 
+    /// The generation the queued records will be written in (`writeUnconfirmed`): the next
+    /// one when their write rotates the log first.
+    var generationOfNextWrite: Int { file.generation + (wouldRotate ? 1 : 0) }
+
     /// Forgets the queued records (they were refused).
     func discardPending() {
         pendingLines.removeAll(keepingCapacity: pendingLines.capacity <= 1 << 20)
