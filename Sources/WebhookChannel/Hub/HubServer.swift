@@ -114,11 +114,22 @@ final class HubServer: SessionFanOut, @unchecked Sendable {
         guard !targets.isEmpty else { return (ownGetsIt, nil) }
         var line: [UInt8] = []
         event.writeNotification(into: &line)
-        for link in targets where !link.queue(line, loggedIn: generation) {
-            log.warning("follower pid \(link.info.pid) is not reading; cut it off (it re-attaches)")
-        }
+        passShares.append(PassShare(links: targets, line: line, generation: generation))
         return (ownGetsIt, line)
     }
+
+    /// An event shared in this loop pass, queued for its followers by `endOfPass`.
+    private struct PassShare {
+        let links: [FollowerLink]
+        let line: [UInt8]
+        let generation: Int
+    }
+
+    /// What `share` decided in this loop pass (loop thread only). Queued by `endOfPass`, which
+    /// a commit that notifies its own session before the log's write calls only once the
+    /// lines are in the log: a follower, whose tools read the hub's files, never hears of an
+    /// event the log does not hold yet, even from a writer thread that was awake already.
+    private var passShares: [PassShare] = []
 
     func hasRoom(pinnedTo route: String?) -> Bool {
         let current = links.withLock { $0 }
@@ -169,6 +180,12 @@ final class HubServer: SessionFanOut, @unchecked Sendable {
     }
 
     func endOfPass() {
+        for share in passShares {
+            for link in share.links where !link.queue(share.line, loggedIn: share.generation) {
+                log.warning("follower pid \(link.info.pid) is not reading; cut it off (it re-attaches)")
+            }
+        }
+        passShares.removeAll(keepingCapacity: true)
         for link in links.withLock({ $0 }) { link.wakeIfQueued() }
     }
 

@@ -67,7 +67,7 @@ public struct SessionInfo: Sendable, Equatable {
 
 /// Hands accepted events to the other sessions (the hub's followers).
 public protocol SessionFanOut: AnyObject, Sendable {
-    /// Queues the event for the followers it is for. Says whether this process's own session
+    /// Shares the event with the followers it is for (queued for them by `endOfPass`). Says whether this process's own session
     /// gets it too — a source pinned to a project goes only to the sessions in that project,
     /// and to every session when none is: never nowhere — and gives the notification line
     /// when it had to encode one (so the own session does not encode it again).
@@ -77,7 +77,8 @@ public protocol SessionFanOut: AnyObject, Sendable {
     /// an event logged there and has not passed it on yet (`FollowerHold`), or followers of a
     /// hub that went away still re-attaching (`ReattachWait`). Nil when nobody.
     func rotationHolder(loggedIn generation: Int) -> String?
-    /// Wakes each follower's writer once for everything shared in this loop pass.
+    /// Queues everything shared in this loop pass for its followers and wakes each follower's
+    /// writer once.
     func endOfPass()
     /// Whether every follower an event pinned to `route` would go to can take it: a follower
     /// whose session stopped reading holds back its end of `hub.sock`, its queue here fills,

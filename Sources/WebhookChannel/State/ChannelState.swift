@@ -591,10 +591,10 @@ public actor ChannelState {
 
     /// The common case, in the order that gets the notification out soonest: this session's
     /// notifications are written to stdout first, then the event log (one `write`), then the
-    /// followers are woken, and the answers go out last. SPEC 9 asks that a `200` follow the
+    /// followers are sent theirs (`fanOut.endOfPass`), and the answers go out last. SPEC 9 asks that a `200` follow the
     /// log's write, and it still does; the log's `write` no longer delays the notification
     /// (6–7 µs of a 60 µs notification when webhooks come a millisecond apart, the step
-    /// timings in bench/HISTORY.md). Followers are woken only once the lines are in the log,
+    /// timings in bench/HISTORY.md). Followers get the lines only once they are in the log,
     /// since a follower's tools read the hub's files. If the log cannot be written (a full
     /// disk) the senders are answered `503` after this session heard of their events, and
     /// their retries will be notified again; later passes write the log first until it works
@@ -673,7 +673,7 @@ public actor ChannelState {
 
     /// Notifies a batch (this session and the followers), then answers what is still owed: a
     /// notification is on its way no later than its sender's `200`.
-    /// `wakingFollowers` false leaves the followers' queued lines for the caller to send
+    /// `wakingFollowers` false leaves the lines shared with followers for the caller to send
     /// (`fanOut.endOfPass`) once they are in the log.
     private func release(_ batch: [Uncommitted], wakingFollowers: Bool = true) {
         if let last = batch.last { lastReleasedEventID = last.eventID }
