@@ -180,12 +180,16 @@ final class HubServer: SessionFanOut, @unchecked Sendable {
     }
 
     func endOfPass() {
-        for share in passShares {
-            for link in share.links where !link.queue(share.line, loggedIn: share.generation) {
-                log.warning("follower pid \(link.info.pid) is not reading; cut it off (it re-attaches)")
+        if !passShares.isEmpty {
+            for share in passShares {
+                for link in share.links where !link.queue(share.line, loggedIn: share.generation) {
+                    log.warning("follower pid \(link.info.pid) is not reading; cut it off (it re-attaches)")
+                }
             }
+            // Only when there was something: emptying the empty array "keeping its capacity"
+            // allocates one, once a pass.
+            passShares.removeAll(keepingCapacity: true)
         }
-        passShares.removeAll(keepingCapacity: true)
         for link in links.withLock({ $0 }) { link.wakeIfQueued() }
     }
 
