@@ -13,22 +13,11 @@ import Testing
 /// already be in the stdout pipe.
 struct NotificationOrderTests {
     @Test func anAcceptedWebhooksNotificationIsOnStdoutWhenItsAnswerIsReleased() async throws {
-        let dir = try TempStateDir()
-        try dir.createStateDir()
-        let secret = "whsec_" + String(repeating: "cd", count: 32)
-        let source = SourceRecord(id: "src_order", name: "order", hmacSecret: secret, callbackURL: nil,
-                                  pairedAt: "2026-01-02T03:04:05.678Z")
-        try SourceDirectoryTests.writeSources([source], to: dir)
-        let onPipe = try StateOnStdoutPipe(stateDir: dir)
-        defer { onPipe.stop(); dir.remove() }
-        let (harness, pipe, state) = (onPipe.harness, onPipe.pipe, onPipe.state)
-        await harness.run { state.assumeIsolated { $0.openLogs() } }
-
+        let fixture = try await OneSourceOnStdoutPipe(name: "order")
+        defer { fixture.stop() }
+        let (harness, pipe, state) = (fixture.harness, fixture.pipe, fixture.state)
         let body = Array(#"{"type":"order.check","n":1}"#.utf8)
-        let headers = HTTPHeaders(
-            [("Content-Type", "application/json"), ("X-Source-Id", source.id)]
-                + SignatureScheme.signingHeaders(scheme: .webhook, secret: secret, body: body,
-                                                 timestamp: Int64(Date().timeIntervalSince1970), deliveryID: "order-1"))
+        let headers = fixture.signedHeaders(body: body, deliveryID: "order-1")
         let seenAtAnswer: String? = await harness.answer {
             state.assumeIsolated { state -> Pending<String?> in
                 let seen = Pending<String?>()
@@ -53,24 +42,14 @@ struct NotificationOrderTests {
     /// are refused without being notified again, and the one that finds the disk back is
     /// notified once, logged once and acknowledged.
     @Test func aPassTheLogRefusesWasNotifiedAndItsRetriesAreNotNotifiedUntilTheLogTakesOneAgain() async throws {
-        let dir = try TempStateDir()
-        try dir.createStateDir()
-        let secret = "whsec_" + String(repeating: "ef", count: 32)
-        let source = SourceRecord(id: "src_refused", name: "refused", hmacSecret: secret, callbackURL: nil,
-                                  pairedAt: "2026-01-02T03:04:05.678Z")
-        try SourceDirectoryTests.writeSources([source], to: dir)
-        let onPipe = try StateOnStdoutPipe(stateDir: dir)
-        defer { onPipe.stop(); dir.remove() }
-        let (harness, pipe, state) = (onPipe.harness, onPipe.pipe, onPipe.state)
-        await harness.run { state.assumeIsolated { $0.openLogs() } }
+        let fixture = try await OneSourceOnStdoutPipe(name: "refused")
+        defer { fixture.stop() }
+        let (harness, pipe, state, dir) = (fixture.harness, fixture.pipe, fixture.state, fixture.dir)
 
         /// One delivery through a whole pass: how it was answered, and what stdout got.
         func deliver(_ deliveryID: String) async -> (answer: String, stdout: String) {
             let body = Array(#"{"type":"refused.check"}"#.utf8)
-            let headers = HTTPHeaders(
-                [("Content-Type", "application/json"), ("X-Source-Id", source.id)]
-                    + SignatureScheme.signingHeaders(scheme: .webhook, secret: secret, body: body,
-                                                     timestamp: Int64(Date().timeIntervalSince1970), deliveryID: deliveryID))
+            let headers = fixture.signedHeaders(body: body, deliveryID: deliveryID)
             let answer: String = await harness.answer {
                 state.assumeIsolated { state -> Pending<String> in
                     let seen = Pending<String>()
@@ -127,5 +106,40 @@ struct NotificationOrderTests {
         #expect(lines.count == 3, "the retry's line once: \(logged)")
         #expect(lines.filter { $0.contains("refused-2") }.count == 1, "the retry's line once: \(logged)")
         #expect(logged.contains("refused-1") && logged.contains("refused-3"))
+    }
+}
+
+/// A state with one paired source and its logs open, writing stdout into a pipe.
+private struct OneSourceOnStdoutPipe {
+    let dir: TempStateDir
+    let source: SourceRecord
+    let secret = "whsec_" + String(repeating: "cd", count: 32)
+    private let onPipe: StateOnStdoutPipe
+    var harness: LoopHarness { onPipe.harness }
+    var pipe: ProtocolOutputTests.Pipe { onPipe.pipe }
+    var state: ChannelState { onPipe.state }
+
+    init(name: String) async throws {
+        dir = try TempStateDir()
+        try dir.createStateDir()
+        source = SourceRecord(id: "src_" + name, name: name, hmacSecret: secret, callbackURL: nil,
+                              pairedAt: "2026-01-02T03:04:05.678Z")
+        try SourceDirectoryTests.writeSources([source], to: dir)
+        onPipe = try StateOnStdoutPipe(stateDir: dir)
+        let state = onPipe.state
+        await onPipe.harness.run { state.assumeIsolated { $0.openLogs() } }
+    }
+
+    /// The headers of `body` signed with the `webhook` scheme, as a sender would send them.
+    func signedHeaders(body: [UInt8], deliveryID: String) -> HTTPHeaders {
+        HTTPHeaders(
+            [("Content-Type", "application/json"), ("X-Source-Id", source.id)]
+                + SignatureScheme.signingHeaders(scheme: .webhook, secret: secret, body: body,
+                                                 timestamp: Int64(Date().timeIntervalSince1970), deliveryID: deliveryID))
+    }
+
+    func stop() {
+        onPipe.stop()
+        dir.remove()
     }
 }
