@@ -67,10 +67,11 @@ public struct SessionInfo: Sendable, Equatable {
 
 /// Hands accepted events to the other sessions (the hub's followers).
 public protocol SessionFanOut: AnyObject, Sendable {
-    /// Shares the event with the followers it is for (queued for them by `endOfPass`). Says whether this process's own session
-    /// gets it too — a source pinned to a project goes only to the sessions in that project,
-    /// and to every session when none is: never nowhere — and gives the notification line
-    /// when it had to encode one (so the own session does not encode it again).
+    /// Shares the event with the followers it is for (queued for them by `endOfPass`). Says
+    /// whether this process's own session gets it too — a source pinned to a project goes
+    /// only to the sessions in that project, and to every session when none is: never
+    /// nowhere — and gives the notification line when it had to encode one (so the own
+    /// session does not encode it again).
     /// `loggedIn`: the event log generation its line went into.
     func share(_ event: ChannelEvent, pinnedTo route: String?, loggedIn generation: Int) -> (ownSession: Bool, line: [UInt8]?)
     /// Who keeps the log from rotating away `generation` and older: a follower that was sent

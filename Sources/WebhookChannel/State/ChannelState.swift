@@ -591,10 +591,10 @@ public actor ChannelState {
 
     /// The common case, in the order that gets the notification out soonest: this session's
     /// notifications are written to stdout first, then the event log (one `write`), then the
-    /// followers are sent theirs (`fanOut.endOfPass`), and the answers go out last. SPEC 9 asks that a `200` follow the
-    /// log's write, and it still does; the log's `write` no longer delays the notification
-    /// (6–7 µs of a 60 µs notification when webhooks come a millisecond apart, the step
-    /// timings in bench/HISTORY.md). Followers get the lines only once they are in the log,
+    /// followers are sent theirs (`fanOut.endOfPass`), and the answers go out last. SPEC 9
+    /// asks that a `200` follow the log's write, and it still does; the log's `write` no
+    /// longer delays the notification (6–7 µs of a 60 µs notification when webhooks come a
+    /// millisecond apart, the step timings in bench/HISTORY.md). Followers get the lines only once they are in the log,
     /// since a follower's tools read the hub's files. If the log cannot be written (a full
     /// disk) the senders are answered `503` after this session heard of their events, and
     /// their retries will be notified again; later passes write the log first until it works
@@ -607,17 +607,24 @@ public actor ChannelState {
             batch[index].logGeneration = generation
             batch[index].answered = true
         }
-        release(batch, wakingFollowers: false)
+        release(batch, sendingToFollowers: false)
         let ownSessionReached = notifier.writeDelivered()
         let logged = eventLog.writeUnconfirmed()
         fanOut?.endOfPass()
         guard logged else {
-            logRefusedLastPass = true
-            forget(batch, answering: .notWritten) { _ in true }
-            for index in batch.indices { sharedWithFollowers.remove(ObjectIdentifier(batch[index].written)) }
+            refuseUnlogged(batch) { _ in true }
             return
         }
         acknowledge(batch, ownSessionReached: ownSessionReached, confirmingLog: true) { _ in true }
+    }
+
+    /// The log did not take a batch that was notified already: the events `owed` an answer are
+    /// forgotten and answered `503` (a retry is a new delivery), and passes write the log first
+    /// until it takes one again.
+    private func refuseUnlogged(_ batch: [Uncommitted], where owed: (Uncommitted) -> Bool) {
+        logRefusedLastPass = true
+        forget(batch, answering: .notWritten, where: owed)
+        for index in batch.indices { sharedWithFollowers.remove(ObjectIdentifier(batch[index].written)) }
     }
 
     /// Events taken back: their keys forgotten (a retry is a new delivery), their count undone,
@@ -673,9 +680,9 @@ public actor ChannelState {
 
     /// Notifies a batch (this session and the followers), then answers what is still owed: a
     /// notification is on its way no later than its sender's `200`.
-    /// `wakingFollowers` false leaves the lines shared with followers for the caller to send
-    /// (`fanOut.endOfPass`) once they are in the log.
-    private func release(_ batch: [Uncommitted], wakingFollowers: Bool = true) {
+    /// `sendingToFollowers` false leaves the lines shared with followers for the caller to
+    /// send (`fanOut.endOfPass`) once they are in the log.
+    private func release(_ batch: [Uncommitted], sendingToFollowers: Bool = true) {
         if let last = batch.last { lastReleasedEventID = last.eventID }
         // By index, as in `commitUncommitted`: only the fields used are copied.
         for index in batch.indices {
@@ -701,7 +708,7 @@ public actor ChannelState {
                 }
             }
         }
-        if wakingFollowers { fanOut?.endOfPass() }
+        if sendingToFollowers { fanOut?.endOfPass() }
         guard batch.contains(where: { !$0.answered }) else { return }
         answer(batch) { !$0.answered }
     }
@@ -727,9 +734,7 @@ public actor ChannelState {
         _ batch: [Uncommitted], ownSessionReached: Bool, confirmingLog: Bool, where owed: (Uncommitted) -> Bool
     ) {
         if confirmingLog && !eventLog.confirmWritten() {
-            logRefusedLastPass = true
-            forget(batch, answering: .notWritten, where: owed)
-            for index in batch.indices { sharedWithFollowers.remove(ObjectIdentifier(batch[index].written)) }
+            refuseUnlogged(batch, where: owed)
             return
         }
         if !ownSessionReached {
