@@ -87,7 +87,7 @@ final class HTTPConnection: @unchecked Sendable {
 
     // MARK: Blocking internals
 
-    private static func connectBlocking(host: String, port: Int, timeout: Duration) throws -> HTTPConnection {
+    static func connectBlocking(host: String, port: Int, timeout: Duration) throws -> HTTPConnection {
         let fd = TestSocket.makeIPv4()
         guard fd >= 0 else { throw HarnessError("socket() failed: \(String(cString: strerror(errno)))") }
         let connection = HTTPConnection(fd: fd)
@@ -288,11 +288,18 @@ struct RawHTTPClient: Sendable {
         return data
     }
 
-    /// Sends exact bytes on a new connection and reads one response.
+    /// Sends exact bytes on a new connection and reads one response. Connecting and sending are
+    /// one blocking step off the cooperative pool: as two, the send waited for a pool thread
+    /// between them, and with the pool held by other tests for over 10 s the server answered
+    /// the connection `408` (its head timeout counts from the accept), as a slow client should.
     func send(raw: Data, timeout: Duration = defaultTimeout) async throws -> RawHTTPResponse {
-        let connection = try await HTTPConnection.open(host: host, port: port, timeout: timeout)
+        let (host, port) = (self.host, self.port)
+        let connection = try await offloaded { () throws -> HTTPConnection in
+            let connection = try HTTPConnection.connectBlocking(host: host, port: port, timeout: timeout)
+            try connection.sendBlocking(raw, timeout: timeout)
+            return connection
+        }
         defer { connection.close() }
-        try await connection.send(raw, timeout: timeout)
         return try await connection.readResponse(timeout: timeout)
     }
 
