@@ -98,8 +98,10 @@ struct FileStoreTests {
         }
     }
 
-    @Test func lockExcludesAConcurrentWriter() throws {
-        try withTemporaryPath { root in
+    @Test func lockExcludesAConcurrentWriter() async throws {
+        let root = FileManager.default.temporaryDirectory.appendingPathComponent("filestore-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        do {
             let directory = StateDirectory(path: root)
             try directory.ensureExists()
             try directory.writeFileAtomically("counter", Array("0".utf8))
@@ -127,7 +129,9 @@ struct FileStoreTests {
                     }
                 }.start()
             }
-            finished.wait()
+            // Awaited, not waited for: 400 locked atomic writes can take seconds on a loaded
+            // disk, and a blocked test holds one of the run's two cooperative threads.
+            await withCheckedContinuation { done in finished.notify(queue: .global()) { done.resume() } }
 
             #expect(failures.withLock { $0 } == [])
             #expect(try directory.readFile("counter") == Array("400".utf8))

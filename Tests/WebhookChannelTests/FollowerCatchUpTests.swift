@@ -207,14 +207,16 @@ struct OwnSessionCatchUpTests {
         return (dir, onPipe)
     }
 
-    /// The event ids read from the pipe until `count` whole lines came (or 20 s passed).
-    static func readIDs(_ pipe: ProtocolOutputTests.Pipe, count: Int) -> [String] {
+    /// The event ids read from the pipe until `count` whole lines came (or 20 s passed). It
+    /// waits with `Task.sleep`: a blocking wait would hold one of the test run's few
+    /// cooperative threads (two on two cores) and stall every other test meanwhile.
+    static func readIDs(_ pipe: ProtocolOutputTests.Pipe, count: Int) async -> [String] {
         var text = ""
         var lines = 0
         let deadline = Date().addingTimeInterval(20)
         while lines < count && Date() < deadline {
             let more = pipe.readAvailable()
-            if more.isEmpty { usleep(5_000) }
+            if more.isEmpty { try? await Task.sleep(for: .milliseconds(5)) }
             text += more
             lines += more.utf8.count { $0 == 0x0A }
         }
@@ -231,7 +233,7 @@ struct OwnSessionCatchUpTests {
         let (dir, onPipe) = try takingOver(followed: followed, older: older, current: current)
         defer { onPipe.stop(); dir.remove() }
         await onPipe.harness.run { onPipe.state.assumeIsolated { $0.openLogs() } }
-        return readIDs(onPipe.pipe, count: expecting)
+        return await readIDs(onPipe.pipe, count: expecting)
     }
 
     /// An event whose body is `bytes` long, so that a few hundred of them outweigh a small bound.
@@ -296,11 +298,11 @@ struct OwnSessionCatchUpTests {
         let (notifier, state) = (onPipe.notifier, onPipe.state)
         await onPipe.harness.run { state.assumeIsolated { $0.openLogs() } }
         let deadline = Date().addingTimeInterval(20)
-        while notifier.waiting.bytes < bound / 2 && Date() < deadline { usleep(5_000) }
-        usleep(300_000)  // time for a catch-up that ignored the bound to queue the rest
+        while notifier.waiting.bytes < bound / 2 && Date() < deadline { try? await Task.sleep(for: .milliseconds(5)) }
+        try? await Task.sleep(for: .milliseconds(300))  // time for a catch-up that ignored the bound to queue the rest
         let waiting = notifier.waiting.bytes
         #expect(waiting >= bound / 2 && waiting <= bound, "\(waiting) bytes waiting against a bound of \(bound)")
-        #expect(Self.readIDs(onPipe.pipe, count: 399) == (1..<400).map { "evt_\($0)" })
+        #expect(await Self.readIDs(onPipe.pipe, count: 399) == (1..<400).map { "evt_\($0)" })
     }
 
     /// A webhook for this session that arrives while its catch-up is still being taken would
@@ -316,20 +318,20 @@ struct OwnSessionCatchUpTests {
         let (harness, notifier, state) = (onPipe.harness, onPipe.notifier, onPipe.state)
         await harness.run { state.assumeIsolated { $0.openLogs() } }
         let deadline = Date().addingTimeInterval(20)
-        while notifier.waiting.bytes < bound / 2 && Date() < deadline { usleep(5_000) }
-        usleep(100_000)
+        while notifier.waiting.bytes < bound / 2 && Date() < deadline { try? await Task.sleep(for: .milliseconds(5)) }
+        try? await Task.sleep(for: .milliseconds(100))
         #expect(notifier.waiting.bytes < bound - 64 << 10, "no room left for the test's event")
 
         #expect(await Self.send(onPipe, delivery: "late-1") == "backlog")
-        var ids = Self.readIDs(onPipe.pipe, count: 299)
+        var ids = await Self.readIDs(onPipe.pipe, count: 299)
         #expect(ids == (1..<300).map { "evt_\($0)" })
         var outcome = await Self.send(onPipe, delivery: "late-1")
         while outcome == "backlog" && Date() < deadline {
-            usleep(10_000)
+            try? await Task.sleep(for: .milliseconds(10))
             outcome = await Self.send(onPipe, delivery: "late-1")
         }
         #expect(outcome == "acknowledged")
-        ids = Self.readIDs(onPipe.pipe, count: 1)
+        ids = await Self.readIDs(onPipe.pipe, count: 1)
         #expect(ids.count == 1 && ids.first?.hasPrefix("evt_") == true && !ids.contains("evt_299"))
     }
 }
