@@ -352,9 +352,19 @@ private func randomPieceSizes(for count: Int, _ rng: inout SplitMix64) -> [Int] 
 struct HTTPRequestParserFuzzTests {
     static let iterations = 20_000
 
-    @Test func generatedValidRequestsParseAndSurviveReserialization() {
+    /// The loops below run for seconds (every `needMore` the parser throws has the test
+    /// library capture a backtrace), on one of the test run's cooperative threads, of which
+    /// a 2-core machine has two: they yield every 64 iterations, or two of them would hold
+    /// both threads and stall every other test for 10–25 s (a server's 10 s head timeout
+    /// then ran out between a test's connect and its send).
+    static func yieldNow(_ iteration: Int) async {
+        if iteration % 64 == 63 { await Task.yield() }
+    }
+
+    @Test func generatedValidRequestsParseAndSurviveReserialization() async {
         var issues = 0
         for iteration in 0..<Self.iterations where issues < 5 {
+            await Self.yieldNow(iteration)
             let seed = 0xC0FFEE &+ UInt64(iteration) &* 0x9E37_79B9
             if let problem = checkValidRequest(seed: seed) {
                 Issue.record("seed \(seed): \(problem)")
@@ -413,9 +423,10 @@ struct HTTPRequestParserFuzzTests {
         return nil
     }
 
-    @Test func mutatedRequestsNeverBreakTheParserInvariants() {
+    @Test func mutatedRequestsNeverBreakTheParserInvariants() async {
         var issues = 0
         for iteration in 0..<Self.iterations where issues < 5 {
+            await Self.yieldNow(iteration)
             let seed = 0xBAD_5EED &+ UInt64(iteration) &* 0x9E37_79B9
             if let problem = checkMutatedRequest(seed: seed) {
                 Issue.record("seed \(seed): \(problem)")
@@ -438,9 +449,10 @@ struct HTTPRequestParserFuzzTests {
         return nil
     }
 
-    @Test func randomBytesNeverBreakTheParserInvariants() {
+    @Test func randomBytesNeverBreakTheParserInvariants() async {
         var issues = 0
         for iteration in 0..<(Self.iterations / 4) where issues < 5 {
+            await Self.yieldNow(iteration)
             let seed = 0x5EED_0000 &+ UInt64(iteration)
             var rng = SplitMix64(seed: seed)
             // Mostly printable with line breaks, so some inputs get past the request line.
@@ -462,9 +474,10 @@ struct HTTPRequestParserFuzzTests {
     /// same consumed counts, the same failure (so every limit is decided at the same byte)
     /// and the same progress as parsing the whole buffer at once, while the parser looks
     /// at each byte only a bounded number of times.
-    @Test func parsingInPiecesGivesTheSameResultsAsParsingAtOnce() {
+    @Test func parsingInPiecesGivesTheSameResultsAsParsingAtOnce() async {
         var issues = 0
         for iteration in 0..<(Self.iterations / 4) where issues < 5 {
+            await Self.yieldNow(iteration)
             let seed = 0x1_7C0_0000 &+ UInt64(iteration) &* 0x9E37_79B9
             if let problem = checkPiecewiseParsing(seed: seed) {
                 Issue.record("seed \(seed): \(problem)")
