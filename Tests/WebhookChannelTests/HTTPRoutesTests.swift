@@ -218,14 +218,12 @@ import Testing
     @Test func pipelinedRequestsAreAnsweredInOrder() async throws {
         let channel = try await TestChannel.start()
         defer { channel.stop() }
-        let connection = try await HTTPConnection.open(port: channel.server.port)
-        defer { connection.close() }
-
         var bytes = channel.http.requestBytes("GET", "/health", keepAlive: true)
         bytes.append(channel.http.requestBytes("GET", "/missing", keepAlive: true))
         bytes.append(channel.http.requestBytes("POST", "/pair", headers: [("Content-Type", "application/json")],
                                                body: Data(#"{"name":"piped"}"#.utf8), keepAlive: true))
-        try await connection.send(bytes)
+        let connection = try await HTTPConnection.open(port: channel.server.port, sending: bytes)
+        defer { connection.close() }
 
         let first = try await connection.readResponse()
         let second = try await connection.readResponse()

@@ -41,19 +41,18 @@ import Testing
         let port = channel.server.port
         // The absolute form (`POST http://host/pair`) is routed the same, so screened the same.
         for route in ["/pair", "/pair/complete", "http://127.0.0.1:\(port)/pair"] {
-            let connection = try await HTTPConnection.open(port: port)
-            defer { connection.close() }
             let head = "POST \(route) HTTP/1.1\r\nHost: 127.0.0.1:\(port)\r\nContent-Type: application/json\r\n"
                 + "Content-Length: \(64 * 1024 + 1)\r\n" + (expectContinue ? "Expect: 100-continue\r\n" : "") + "\r\n"
-            try await connection.send(Data(head.utf8))
+            let connection = try await HTTPConnection.open(port: port, sending: Data(head.utf8))
+            defer { connection.close() }
             let answer = try await connection.readResponse()
             expectJSONError(answer, status: 413, error: "payload_too_large")
         }
         // Addressed elsewhere: the host is refused first, as it would be with a body.
-        let misdirected = try await HTTPConnection.open(port: port)
+        let misdirected = try await HTTPConnection.open(port: port, sending: Data(
+            ("POST /pair HTTP/1.1\r\nHost: evil.example\r\nContent-Type: application/json\r\n"
+                + "Content-Length: \(64 * 1024 + 1)\r\n\r\n").utf8))
         defer { misdirected.close() }
-        try await misdirected.send(Data(("POST /pair HTTP/1.1\r\nHost: evil.example\r\nContent-Type: application/json\r\n"
-            + "Content-Length: \(64 * 1024 + 1)\r\n\r\n").utf8))
         expectJSONError(try await misdirected.readResponse(), status: 421, error: "misdirected_request")
         #expect(try await channel.http.get("/health").status == 200)
     }

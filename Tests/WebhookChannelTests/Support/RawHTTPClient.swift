@@ -67,6 +67,18 @@ final class HTTPConnection: @unchecked Sendable {
         try await offloaded { try connectBlocking(host: host, port: port, timeout: timeout) }
     }
 
+    /// Connects and sends `first` in one blocking step: a server times a connection's first
+    /// request from the accept, and a hop back to a busy cooperative pool between the two
+    /// could outlast its head timeout (`RawHTTPClient.send(raw:)`).
+    static func open(host: String = "127.0.0.1", port: Int, sending first: Data,
+                     timeout: Duration = defaultTimeout) async throws -> HTTPConnection {
+        try await offloaded {
+            let connection = try connectBlocking(host: host, port: port, timeout: timeout)
+            try connection.sendBlocking(first, timeout: timeout)
+            return connection
+        }
+    }
+
     func send(_ data: Data, timeout: Duration = defaultTimeout) async throws {
         try await offloaded { try self.sendBlocking(data, timeout: timeout) }
     }
@@ -87,7 +99,7 @@ final class HTTPConnection: @unchecked Sendable {
 
     // MARK: Blocking internals
 
-    static func connectBlocking(host: String, port: Int, timeout: Duration) throws -> HTTPConnection {
+    private static func connectBlocking(host: String, port: Int, timeout: Duration) throws -> HTTPConnection {
         let fd = TestSocket.makeIPv4()
         guard fd >= 0 else { throw HarnessError("socket() failed: \(String(cString: strerror(errno)))") }
         let connection = HTTPConnection(fd: fd)
@@ -293,12 +305,7 @@ struct RawHTTPClient: Sendable {
     /// between them, and with the pool held by other tests for over 10 s the server answered
     /// the connection `408` (its head timeout counts from the accept), as a slow client should.
     func send(raw: Data, timeout: Duration = defaultTimeout) async throws -> RawHTTPResponse {
-        let (host, port) = (self.host, self.port)
-        let connection = try await offloaded { () throws -> HTTPConnection in
-            let connection = try HTTPConnection.connectBlocking(host: host, port: port, timeout: timeout)
-            try connection.sendBlocking(raw, timeout: timeout)
-            return connection
-        }
+        let connection = try await HTTPConnection.open(host: host, port: port, sending: raw, timeout: timeout)
         defer { connection.close() }
         return try await connection.readResponse(timeout: timeout)
     }
