@@ -7,9 +7,20 @@ import Testing
 struct FileStoreTests {
     /// A fresh directory path (not yet created) under the system temp dir, removed afterwards.
     func withTemporaryPath<T>(_ body: (String) throws -> T) rethrows -> T {
-        let root = FileManager.default.temporaryDirectory.appendingPathComponent("filestore-\(UUID().uuidString)").path
+        let root = Self.temporaryPath()
         defer { try? FileManager.default.removeItem(atPath: root) }
         return try body(root)
+    }
+
+    /// The same for a body that awaits.
+    func withTemporaryPath<T>(_ body: (String) async throws -> T) async rethrows -> T {
+        let root = Self.temporaryPath()
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        return try await body(root)
+    }
+
+    static func temporaryPath() -> String {
+        FileManager.default.temporaryDirectory.appendingPathComponent("filestore-\(UUID().uuidString)").path
     }
 
     func mode(_ path: String) -> mode_t {
@@ -99,9 +110,7 @@ struct FileStoreTests {
     }
 
     @Test func lockExcludesAConcurrentWriter() async throws {
-        let root = FileManager.default.temporaryDirectory.appendingPathComponent("filestore-\(UUID().uuidString)").path
-        defer { try? FileManager.default.removeItem(atPath: root) }
-        do {
+        try await withTemporaryPath { root in
             let directory = StateDirectory(path: root)
             try directory.ensureExists()
             try directory.writeFileAtomically("counter", Array("0".utf8))

@@ -582,8 +582,13 @@ public actor ChannelState {
     /// `fdatasync` to wait for, no digest to build, and nothing released ahead of it still
     /// waiting (notifications keep the order the events were accepted in).
     private func canNotifyBeforeWriting(_ batch: [Uncommitted]) -> Bool {
-        guard !syncsLog, !logRefusedLastPass, !releaseInFlight, awaitingRelease.isEmpty else { return false }
-        return !batch.contains {
+        !logRefusedLastPass && !releaseInFlight && awaitingRelease.isEmpty && !needsLogWorker(batch)
+    }
+
+    /// Whether releasing `batch` waits for the log worker: an `fdatasync` (`WEBHOOK_FSYNC=1`)
+    /// or a digest to build.
+    private func needsLogWorker(_ batch: [Uncommitted]) -> Bool {
+        syncsLog || batch.contains {
             if case .digest = $0.notification { return true }
             return false
         }
@@ -594,13 +599,13 @@ public actor ChannelState {
     /// followers are sent theirs (`fanOut.endOfPass`), and the answers go out last. SPEC 9
     /// asks that a `200` follow the log's write, and it still does; the log's `write` no
     /// longer delays the notification (6–7 µs of a 60 µs notification when webhooks come a
-    /// millisecond apart, the step timings in bench/HISTORY.md). Followers get the lines only once they are in the log,
-    /// since a follower's tools read the hub's files. If the log cannot be written (a full
-    /// disk) the senders are answered `503` after this session heard of their events, and
-    /// their retries will be notified again; later passes write the log first until it works
-    /// (`logRefusedLastPass`), so that happens once, not at every retry. An event is never
-    /// acknowledged unlogged; a crash between the two writes leaves an event notified and not
-    /// acknowledged, whose sender retries.
+    /// millisecond apart, the step timings in bench/HISTORY.md). Followers get the lines only
+    /// once they are in the log, since a follower's tools read the hub's files. If the log
+    /// cannot be written (a full disk) the senders are answered `503` after this session heard
+    /// of their events, and their retries will be notified again; later passes write the log
+    /// first until it works (`logRefusedLastPass`), so that happens once, not at every retry.
+    /// An event is never acknowledged unlogged; a crash between the two writes leaves an event
+    /// notified and not acknowledged, whose sender retries.
     private func commitNotifyingFirst(_ batch: inout [Uncommitted]) {
         let generation = eventLog.generationOfNextWrite
         for index in batch.indices {
@@ -645,11 +650,7 @@ public actor ChannelState {
         guard !releaseInFlight, !awaitingRelease.isEmpty else { return }
         let batch = awaitingRelease
         awaitingRelease = []
-        let needsWorker = syncsLog || batch.contains {
-            if case .digest = $0.notification { return true }
-            return false
-        }
-        guard needsWorker else {
+        guard needsLogWorker(batch) else {
             release(batch)
             return
         }
