@@ -324,8 +324,11 @@ import Testing
             """)
         expectJSONError(refusal, status: 503, error: "backlog")
         #expect(acknowledged.count > 8 << 20 / 61_000, "\(acknowledged.count) acknowledged: refused before the log was full")
-        #expect(hub.server.stderr.text.contains("cannot rotate yet: follower pid \(follower.pid) has not passed on"),
-                "no warning says why webhooks are refused")
+        // Waited for: the hub writes it before the refusal, but the harness's stderr reader
+        // thread may not have taken it in yet when the refusal is read here.
+        _ = try await hub.server.stderr.waitForLine("a warning saying why webhooks are refused", where: {
+            $0.contains("cannot rotate yet: follower pid \(follower.pid) has not passed on")
+        })
 
         hub.server.child.kill()
         _ = try await follower.stderr.waitForLine("the follower taking the port", where: { $0.contains("listening on") })
