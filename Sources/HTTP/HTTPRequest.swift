@@ -148,6 +148,7 @@ public struct HTTPHeaders: Sendable, Equatable, Sequence, ExpressibleByDictionar
     /// ASCII folding is all that is needed, and it allocates nothing. Runs some thirty times
     /// a request (every lookup that finds its field), so it compares eight bytes at a time,
     /// each word folded to lower case (`ByteWords.asciiLowercased`).
+    @_effects(releasenone)
     public static func namesEqual(_ a: String, _ b: String) -> Bool {
         a.withUTF8Bytes { x in
             b.withUTF8Bytes { y in

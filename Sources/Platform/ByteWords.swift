@@ -38,13 +38,13 @@ public enum ByteWords {
     }
 
     /// Whether any byte is a control character (below 0x20), DEL, or not ASCII.
-    @inline(__always)
+    @inline(__always) @_effects(releasenone)
     public static func hasControlDeleteOrNonASCII(_ bytes: UnsafeBufferPointer<UInt8>) -> Bool {
         anyWord(bytes) { $0 & highs | controlOrDeleteMask($0) }
     }
 
     /// Whether every byte is ASCII (below 0x80).
-    @inline(__always)
+    @inline(__always) @_effects(releasenone)
     public static func isASCII(_ bytes: UnsafeBufferPointer<UInt8>) -> Bool {
         !anyWord(bytes) { $0 & highs }
     }
@@ -63,7 +63,7 @@ public enum ByteWords {
     /// The first index from `start` up to `end` whose byte is `target`, or `end`: eight bytes
     /// at a time while a whole word fits (an equal byte is a zero byte of `word ^ pattern`,
     /// and the lowest "has a zero byte" flag is exact), then byte by byte.
-    @inline(__always)
+    @inline(__always) @_effects(releasenone)
     public static func firstIndex(of target: UInt8, in bytes: UnsafeRawBufferPointer, from start: Int, to end: Int) -> Int {
         let pattern = ones &* UInt64(target)
         var index = start
@@ -79,7 +79,7 @@ public enum ByteWords {
 
     /// Whether `count` bytes at `a` and at `b` are equal once ASCII letters are folded to
     /// lower case.
-    @inline(__always)
+    @inline(__always) @_effects(releasenone)
     public static func equalIgnoringASCIICase(_ a: UnsafeRawPointer, _ b: UnsafeRawPointer, count: Int) -> Bool {
         guard count >= 8 else {
             for index in 0..<count {
@@ -103,7 +103,7 @@ public enum ByteWords {
     /// Copies `count` bytes; up to 64 without a `memcpy` call (whose call and dispatch cost
     /// more than a short copy): words, the last one overlapping the one before it, so that
     /// nothing is read or written past either end.
-    @inline(__always)
+    @inline(__always) @_effects(releasenone)
     public static func copy(from source: UnsafePointer<UInt8>, count: Int, to target: UnsafeMutablePointer<UInt8>) {
         guard count >= 8 else {
             if count >= 4 {

@@ -47,14 +47,13 @@ public struct EventRecord: Sendable, Equatable {
         self.filtered = filtered
     }
 
-    /// What a listing needs: everything but the body and headers. Consuming: the record is
-    /// given up for its summary, so nothing is copied (a copy retained every field, and the
-    /// body, headers and keys only to release them again; every webhook makes one).
-    consuming func withoutBody() -> EventRecord {
+    /// Keeps what a listing needs: everything but the body, headers and keys. In place: a
+    /// copy retained every field (and the body, headers and keys only to release them again;
+    /// every webhook makes one), and so did a `consuming` method's `return self`.
+    mutating func dropBody() {
         body = []
         headers = KeptHeaders()
         replayKeys = []
-        return self
     }
 }
 
@@ -139,7 +138,9 @@ final class EventLog {
         for (path, generation) in [(file.olderPath, file.generation - 1), (file.path, file.generation)] {
             Self.scan(path: path) { record, offset, length in
                 visit(record)
-                batch.append(IndexEntry(summary: record.withoutBody(), generation: generation, offset: offset, length: length))
+                var summary = record
+                summary.dropBody()
+                batch.append(IndexEntry(summary: summary, generation: generation, offset: offset, length: length))
                 if batch.count == 1024 {
                     addToIndex(batch)
                     batch = []
@@ -157,7 +158,9 @@ final class EventLog {
         assert(unconfirmed == nil, "a record queued between writeUnconfirmed and confirmWritten")
         let offset = pendingLines.count
         Self.appendLine(record, into: &pendingLines, bodyIsUTF8: bodyIsUTF8, bodyLiteral: bodyLiteral)
-        pendingEntries.append(IndexEntry(summary: (consume record).withoutBody(), generation: 0, offset: offset,
+        var summary = consume record
+        summary.dropBody()
+        pendingEntries.append(IndexEntry(summary: consume summary, generation: 0, offset: offset,
                                          length: pendingLines.count - offset))
     }
 

@@ -14,6 +14,7 @@ public struct ReplayMemory: Sendable {
     private var order: [UInt64] = []
     private var head = 0
 
+    @_effects(releasenone)
     static func digest(_ key: String) -> UInt64 {
         key.withUTF8Bytes { bytes in
             var hash: UInt64 = 0xcbf2_9ce4_8422_2325
