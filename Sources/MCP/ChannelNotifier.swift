@@ -119,14 +119,17 @@ public final class ChannelNotifier: Sendable {
 
     /// Sends an admitted event (or keeps it until the client is initialised). The stdout
     /// lines are written by whoever writes them once per loop pass (`ProtocolOutput.writeQueued`).
-    public func deliver(_ event: ChannelEvent, weight: Int) {
+    public func deliver(_ event: consuming ChannelEvent, weight: Int) {
+        // Moved into the queue, not copied: a copy retained what the event holds, and the
+        // caller's released it again (an event is handed over, never kept by the caller).
+        var event: ChannelEvent? = consume event
         state.withLock { state in
             state.reserved.messages -= 1
             state.reserved.bytes -= weight
             if state.initialized {
-                output.enqueue(weight: weight, message: event)
+                output.enqueue(weight: weight, message: event.take()!)
             } else {
-                state.queue.append(Waiting(event: event, weight: weight))
+                state.queue.append(Waiting(event: event.take()!, weight: weight))
                 state.queuedBytes += weight
             }
         }

@@ -40,7 +40,7 @@ public final class ProtocolOutput: Sendable {
 
         /// Keeps every message in order: deferred ones come before anything sent after them.
         mutating func serializeDeferred() {
-            ProtocolOutput.serialize(deferred, into: &bytes)
+            ProtocolOutput.serialize(&deferred, into: &bytes)
             deferred.removeAll(keepingCapacity: true)
         }
 
@@ -159,10 +159,11 @@ public final class ProtocolOutput: Sendable {
 
     /// The same for a message that writes itself (a channel event): the value is queued as
     /// it is, where a closure capturing it would be one more allocation per message.
-    public func enqueue(weight: Int = 0, message: any DeferredMessage) {
+    public func enqueue(weight: Int = 0, message: consuming any DeferredMessage) {
+        var message: (any DeferredMessage)? = consume message
         buffer.withLock { state in
             guard !state.closed else { return }
-            state.deferred.append(message)
+            state.deferred.append(message.take()!)
             state.queued.messages += 1
             state.queued.bytes += weight
         }
@@ -207,7 +208,7 @@ public final class ProtocolOutput: Sendable {
             return state.takeForWriting()
         }
         guard var (bytes, deferred) = taken else { return }
-        Self.serialize(deferred, into: &bytes)
+        Self.serialize(&deferred, into: &bytes)
         deferred.removeAll(keepingCapacity: true)
         let written = bytes.withUnsafeBytes { direct.write($0) }
         if written == nil { readerGone() }
@@ -264,7 +265,7 @@ public final class ProtocolOutput: Sendable {
                 return state.takeForWriting()
             }
             guard var (bytes, deferred) = taken else { return }
-            Self.serialize(deferred, into: &bytes)
+            Self.serialize(&deferred, into: &bytes)
             deferred = []
             let written = writeFully(fd, bytes) == 0
             buffer.withLock { state in
@@ -275,12 +276,26 @@ public final class ProtocolOutput: Sendable {
         }
     }
 
-    /// Each deferred message, then its newline.
-    private static func serialize(_ deferred: [any DeferredMessage], into bytes: inout [UInt8]) {
-        for message in deferred {
-            message.write(into: &bytes)
-            bytes.append(0x0A)
+    /// Each deferred message, then its newline; the messages are moved out as they are
+    /// written (each slot left holding a `Written` that owns nothing), so the array keeps
+    /// its capacity and `removeAll(keepingCapacity:)` after this releases nothing. Calling
+    /// `write` on a message in the array (even in place, through its address) copied it
+    /// first: three retains and three releases a channel event.
+    private static func serialize(_ deferred: inout [any DeferredMessage], into bytes: inout [UInt8]) {
+        deferred.withUnsafeMutableBufferPointer { messages in
+            guard let base = messages.baseAddress else { return }
+            for index in messages.indices {
+                let message = (base + index).move()
+                (base + index).initialize(to: Written())
+                message.write(into: &bytes)
+                bytes.append(0x0A)
+            }
         }
+    }
+
+    /// What `serialize` leaves in a slot it took a message from.
+    private struct Written: DeferredMessage {
+        func write(into bytes: inout [UInt8]) {}
     }
 }
 
