@@ -69,11 +69,11 @@ import Testing
         let answered = try await withThrowingTaskGroup(of: Int.self) { group in
             for _ in 0..<2 {
                 group.addTask {
-                    let connection = try await HTTPConnection.open(port: port)
+                    let connection = try await HTTPConnection.open(port: port, sending: request)
                     defer { connection.close() }
                     var count = 0
                     while ContinuousClock.now < until, count < 200_000 {
-                        try await connection.send(request)
+                        if count > 0 { try await connection.send(request) }
                         guard try await connection.readResponse().status == 200 else { break }
                         count += 1
                     }
@@ -116,10 +116,9 @@ import Testing
             return .later(pending)
         }
         defer { loop.execute { server.stop() } }
-        let connection = try await HTTPConnection.open(port: Int(server.address.port))
-        defer { connection.close() }
         let request = Data("GET /x HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n".utf8)
-        try await connection.send(request)
+        let connection = try await HTTPConnection.open(port: Int(server.address.port), sending: request)
+        defer { connection.close() }
         #expect(try await connection.readResponse().status == 200)
 
         // Hold the loop inside a pass (after its wait), send the next request meanwhile and

@@ -111,11 +111,10 @@ import Testing
     // MARK: Lockout per peer
 
     static func complete(code: String, from address: String, port: Int) async throws -> RawHTTPResponse {
-        let connection = try await HTTPConnection.open(from: address, toPort: port)
-        defer { connection.close() }
         let body = JSON.object(["code": .string(code)]).encoded
-        try await connection.send(RawHTTPClient(port: port).requestBytes(
+        let connection = try await HTTPConnection.open(from: address, toPort: port, sending: RawHTTPClient(port: port).requestBytes(
             "POST", "/pair/complete", headers: [("Content-Type", "application/json")], body: body))
+        defer { connection.close() }
         return try await connection.readResponse()
     }
 

@@ -168,4 +168,53 @@ struct ProtocolOutputTests {
         #expect(received == expected.joined(separator: "\n") + "\n")
         #expect(output.backlog == ProtocolOutput.Backlog())
     }
+
+    /// A message that says when the last copy of what it holds is gone.
+    final class Holder: Sendable {
+        final class Count: Sendable {
+            let value = Atomic<Int>(0)
+        }
+
+        let released: Count
+        init(_ released: Count) { self.released = released }
+        deinit { released.value.add(1, ordering: .relaxed) }
+    }
+
+    struct HeldMessage: DeferredMessage {
+        let text: String
+        let holder: Holder
+
+        func write(into bytes: inout [UInt8]) { bytes.append(contentsOf: text.utf8) }
+    }
+
+    /// The writer moves each queued message out of the queue it keeps for the next pass
+    /// (`serialize`): each message is written once, in order, and released once it is written,
+    /// not held by the reused queue, whether the loop writes it or the worker does.
+    @Test func aWrittenMessageIsReleasedOnceItIsWrittenAndNotKeptByTheReusedQueue() throws {
+        let pipe = try Pipe()
+        defer { pipe.close() }
+        let direct = try #require(NonBlockingWriter.make(for: pipe.writeFD))
+        let output = ProtocolOutput(fd: pipe.writeFD, worker: SerialWorker(name: "test-held"), direct: direct)
+        let released = Holder.Count()
+        var expected: [String] = []
+        for pass in 0..<5 {
+            for index in 0..<3 {
+                let text = "p\(pass)m\(index)"
+                expected.append(text)
+                output.enqueue(weight: text.utf8.count, message: HeldMessage(text: text, holder: Holder(released)))
+            }
+            output.writeQueued()
+            #expect(released.value.load(ordering: .relaxed) == 3 * (pass + 1), "pass \(pass)")
+        }
+        // Through the worker as well (no direct write), then nothing is left holding one.
+        let queued = ProtocolOutput(fd: pipe.writeFD)
+        for index in 0..<4 {
+            let text = "w\(index)"
+            expected.append(text)
+            queued.enqueue(message: HeldMessage(text: text, holder: Holder(released)))
+        }
+        queued.flush(timeoutMilliseconds: 10_000)
+        #expect(released.value.load(ordering: .relaxed) == 19)
+        #expect(pipe.readAvailable() == expected.joined(separator: "\n") + "\n")
+    }
 }

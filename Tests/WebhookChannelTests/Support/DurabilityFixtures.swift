@@ -210,8 +210,9 @@ extension HTTPConnection {
     }
 
     /// Connects to `127.0.0.1:port` from a chosen loopback source address (e.g. `127.0.0.2`),
-    /// so the server sees another peer on the same machine.
-    static func open(from sourceAddress: String, toPort port: Int) async throws -> HTTPConnection {
+    /// so the server sees another peer on the same machine; with `first`, sends it in the
+    /// same blocking step (as `open(port:sending:)` does, for the same reason).
+    static func open(from sourceAddress: String, toPort port: Int, sending first: Data? = nil) async throws -> HTTPConnection {
         try await offloaded {
             let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
             guard fd >= 0 else { throw HarnessError("socket() failed: \(String(cString: strerror(errno)))") }
@@ -229,6 +230,7 @@ extension HTTPConnection {
             }
             guard bound == 0 else { throw HarnessError("bind to \(sourceAddress) failed: \(String(cString: strerror(errno)))") }
             try connectIPv4(fd, host: "127.0.0.1", port: port)
+            if let first { try connection.sendBlocking(first, timeout: defaultTimeout) }
             return connection
         }
     }
