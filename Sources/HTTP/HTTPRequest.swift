@@ -147,7 +147,8 @@ public struct HTTPHeaders: Sendable, Equatable, Sequence, ExpressibleByDictionar
     /// ASCII case-insensitive comparison over the UTF-8 bytes; field names are tokens, so
     /// ASCII folding is all that is needed, and it allocates nothing. Runs some thirty times
     /// a request (every lookup that finds its field), so it compares eight bytes at a time,
-    /// each word folded to lower case (`ByteWords.asciiLowercased`).
+    /// each word folded to lower case (`ByteWords.asciiLowercased`). `releasenone` as the
+    /// `ByteWords` functions are (its callers then retain neither name).
     @_effects(releasenone)
     public static func namesEqual(_ a: String, _ b: String) -> Bool {
         a.withUTF8Bytes { x in

@@ -1,6 +1,13 @@
 /// Questions about many bytes answered eight at a time, with the classic word tricks ("has a
 /// zero byte", "has a byte less than n"): the HTTP parser's line scan and the notification's
 /// meta check ask them of every request.
+///
+/// The functions that take only pointers are `@_effects(releasenone)`: they release no
+/// object, and saying so lets a caller in another module pass the bytes of a string it holds
+/// in a struct or an array without retaining the string around the call. The attribute is a
+/// promise the compiler does not check: a function given it must release nothing its caller
+/// can reach (the standard library makes the same promise of its string comparisons, which
+/// may make and free temporaries of their own).
 public enum ByteWords {
     private static let ones: UInt64 = 0x0101_0101_0101_0101
     private static let highs: UInt64 = 0x8080_8080_8080_8080

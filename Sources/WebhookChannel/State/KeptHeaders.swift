@@ -64,6 +64,7 @@ public struct KeptHeaders: Sendable, Equatable, Sequence, ExpressibleByDictionar
     /// order them. Header names are ASCII, where that order is the bytes' and needs none of
     /// `String`'s Unicode comparison. Any non-ASCII byte in either falls back to it: a combining
     /// mark can change how the characters before it compare (`e` + U+0301 is `é`).
+    /// `releasenone` (see `ByteWords`): it reads both strings and keeps neither.
     @_effects(releasenone)
     static func order(_ a: String, _ b: String, bothASCII: Bool = false) -> Int {
         let byBytes: Int? = a.withUTF8Bytes { x in

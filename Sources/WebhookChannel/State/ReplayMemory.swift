@@ -14,6 +14,8 @@ public struct ReplayMemory: Sendable {
     private var order: [UInt64] = []
     private var head = 0
 
+    /// FNV-1a of the key's bytes. `releasenone` (see `ByteWords`): a key held in a record is
+    /// hashed without being retained.
     @_effects(releasenone)
     static func digest(_ key: String) -> UInt64 {
         key.withUTF8Bytes { bytes in
