@@ -93,6 +93,15 @@ final class EventLog {
         var generation: Int
         var offset: Int
         var length: Int
+
+        /// The entry for `record`, its body, headers and keys dropped in place.
+        init(summarizing record: consuming EventRecord, generation: Int, offset: Int, length: Int) {
+            record.dropBody()
+            summary = record
+            self.generation = generation
+            self.offset = offset
+            self.length = length
+        }
     }
 
     let file: RotatingLineFile
@@ -138,9 +147,7 @@ final class EventLog {
         for (path, generation) in [(file.olderPath, file.generation - 1), (file.path, file.generation)] {
             Self.scan(path: path) { record, offset, length in
                 visit(record)
-                var summary = record
-                summary.dropBody()
-                batch.append(IndexEntry(summary: summary, generation: generation, offset: offset, length: length))
+                batch.append(IndexEntry(summarizing: record, generation: generation, offset: offset, length: length))
                 if batch.count == 1024 {
                     addToIndex(batch)
                     batch = []
@@ -158,9 +165,7 @@ final class EventLog {
         assert(unconfirmed == nil, "a record queued between writeUnconfirmed and confirmWritten")
         let offset = pendingLines.count
         Self.appendLine(record, into: &pendingLines, bodyIsUTF8: bodyIsUTF8, bodyLiteral: bodyLiteral)
-        var summary = consume record
-        summary.dropBody()
-        pendingEntries.append(IndexEntry(summary: consume summary, generation: 0, offset: offset,
+        pendingEntries.append(IndexEntry(summarizing: record, generation: 0, offset: offset,
                                          length: pendingLines.count - offset))
     }
 
