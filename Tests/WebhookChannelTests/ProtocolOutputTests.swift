@@ -217,4 +217,57 @@ struct ProtocolOutputTests {
         #expect(released.value.load(ordering: .relaxed) == 19)
         #expect(pipe.readAvailable() == expected.joined(separator: "\n") + "\n")
     }
+
+    /// The threads that serialised a set of messages.
+    final class Writers: Sendable {
+        let threads = Mutex<Set<UInt>>([])
+        var seen: Set<UInt> { threads.withLock { $0 } }
+    }
+
+    /// A message that notes which thread serialised it.
+    struct ThreadNotingMessage: DeferredMessage {
+        let text: String
+        let writers: Writers
+
+        func write(into bytes: inout [UInt8]) {
+            writers.threads.withLock { _ = $0.insert(ThreadIdentity.current) }
+            bytes.append(contentsOf: text.utf8)
+        }
+    }
+
+    /// A pass of a few events is written by the loop itself, before `writeQueued` returns (no
+    /// thread wake-up: a notification's latency); a busy pass of `handOffMessages` or more is
+    /// handed whole to the writer thread, so the loop goes on serving while it is written.
+    /// Both come out once each, in order.
+    @Test func aBusyPassIsWrittenByTheWriterThreadAndASmallOneByTheLoopItself() throws {
+        let pipe = try Pipe()
+        defer { pipe.close() }
+        let direct = try #require(NonBlockingWriter.make(for: pipe.writeFD))
+        let output = ProtocolOutput(fd: pipe.writeFD, worker: SerialWorker(name: "test-hand-off"), direct: direct)
+        let small = ProtocolOutput.handOffMessages - 1
+        let smallWriters = Writers()
+        var expected: [String] = []
+        for index in 0..<small {
+            expected.append("s\(index)")
+            output.enqueue(message: ThreadNotingMessage(text: "s\(index)", writers: smallWriters))
+        }
+        output.writeQueued()
+        // Written before `writeQueued` returned, by this thread.
+        #expect(smallWriters.seen == [ThreadIdentity.current])
+        #expect(pipe.readAvailable() == expected.joined(separator: "\n") + "\n")
+
+        let busyWriters = Writers()
+        expected = []
+        for index in 0..<ProtocolOutput.handOffMessages {
+            expected.append("b\(index)")
+            output.enqueue(message: ThreadNotingMessage(text: "b\(index)", writers: busyWriters))
+        }
+        output.writeQueued()
+        output.flush(timeoutMilliseconds: 10_000)
+        let writers = busyWriters.seen
+        #expect(writers.count == 1)
+        #expect(!writers.contains(ThreadIdentity.current))
+        #expect(pipe.readAvailable() == expected.joined(separator: "\n") + "\n")
+        #expect(output.backlog == ProtocolOutput.Backlog())
+    }
 }

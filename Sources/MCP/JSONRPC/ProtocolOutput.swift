@@ -11,10 +11,15 @@ import Platform
 /// can never corrupt the JSON-RPC stream.
 ///
 /// Channel events are queued during an event-loop pass and written at its end by the loop
-/// itself, with one non-blocking write (`writeQueued`): no thread wake-up in the common case.
-/// What the reader cannot take yet, and every other message (tool results), is written by one
-/// background thread (a `SerialWorker`), blocking; while it has output, the loop leaves all
-/// writing to it, so two writers never interleave and order is kept. Everything not yet
+/// itself, with one non-blocking write (`writeQueued`): no thread wake-up when webhooks come
+/// one or a few at a time, which is what a notification's latency is measured on. A pass of
+/// `handOffMessages` events or more (a busy server) is handed to the background thread
+/// instead, which serialises and writes it while the loop goes on serving: a `200` needs the
+/// event log's `write`, not stdout's (SPEC 9), and that work, with the reader's wake-up,
+/// was a tenth of the loop's time under load. What the reader cannot take yet, and every
+/// other message (tool results), is written by that thread (a `SerialWorker`), blocking;
+/// while it has output, the loop leaves all writing to it, so two writers never interleave
+/// and order is kept. Everything not yet
 /// written counts in `backlog`, so a reader that stopped reading shows up as a growing backlog
 /// that callers can bound.
 public final class ProtocolOutput: Sendable {
@@ -194,19 +199,26 @@ public final class ProtocolOutput: Sendable {
     }
 
     /// Writes what `enqueue` queued: at once, with one non-blocking write, when this process
-    /// can write stdout that way and the worker has nothing; what the reader cannot take yet
-    /// goes to the worker (ahead of anything queued meanwhile).
+    /// can write stdout that way, the worker has nothing and fewer than `handOffMessages` are
+    /// queued; what the reader cannot take yet goes to the worker (ahead of anything queued
+    /// meanwhile), and so does a pass of `handOffMessages` or more, whole.
     public func writeQueued() {
         guard writeOwed.exchange(false, ordering: .acquiringAndReleasing) else { return }
         guard let direct else {
             drainOnWorker(if: buffer.withLock { $0.claimDrain() })
             return
         }
+        var handedOff = false
         let taken = buffer.withLock { state -> (bytes: [UInt8], deferred: [any DeferredMessage])? in
             guard state.hasOutput, !state.closed, !state.workerOwnsOutput, !state.loopWriting else { return nil }
+            if state.deferred.count >= Self.handOffMessages {
+                handedOff = state.claimDrain()
+                return nil
+            }
             state.loopWriting = true
             return state.takeForWriting()
         }
+        drainOnWorker(if: handedOff)
         guard var (bytes, deferred) = taken else { return }
         Self.serialize(&deferred, into: &bytes)
         deferred.removeAll(keepingCapacity: true)
@@ -231,8 +243,14 @@ public final class ProtocolOutput: Sendable {
         drainOnWorker(if: mustDrain)
     }
 
-    /// Hands the loop's emptied buffers back for its next pass, unless they grew large (a
-    /// burst's megabytes are not kept for ever).
+    /// Queued messages from which a pass's write goes to the worker (`writeQueued`). Eight:
+    /// at one connection, or a webhook a millisecond, a pass holds one; at 32 busy keep-alive
+    /// connections, ten to thirty. Measured with `bench/ab` at 32 connections, 3 and 16
+    /// did as well as 8 (bench/HISTORY.md, eleventh session).
+    static let handOffMessages = 8
+
+    /// Hands a writer's emptied buffers back for the loop's next pass, unless they grew large
+    /// (a burst's megabytes are not kept for ever).
     private static func keep(_ bytes: inout [UInt8], _ deferred: [any DeferredMessage],
                              asSpareIn state: inout Buffer)
     {
@@ -266,11 +284,17 @@ public final class ProtocolOutput: Sendable {
             }
             guard var (bytes, deferred) = taken else { return }
             Self.serialize(&deferred, into: &bytes)
-            deferred = []
+            deferred.removeAll(keepingCapacity: true)
             let written = writeFully(fd, bytes) == 0
             buffer.withLock { state in
                 state.finishWriting()
-                if !written { state.close() }
+                if written {
+                    // A busy loop's passes come here (`handOffMessages`): their next one
+                    // fills these again rather than arrays grown from empty.
+                    Self.keep(&bytes, deferred, asSpareIn: &state)
+                } else {
+                    state.close()
+                }
             }
             if !written { readerGone() }
         }
