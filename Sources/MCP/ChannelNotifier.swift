@@ -135,13 +135,14 @@ public final class ChannelNotifier: Sendable {
         }
     }
 
-    /// Writes the notifications delivered so far (one non-blocking write; see
-    /// `ProtocolOutput.writeQueued`). The state calls it before it lets the answers go, so
-    /// Claude hears of an event no later than its sender hears back.
+    /// Writes the notifications delivered so far (one non-blocking write, or a busy pass
+    /// handed to the writer thread; see `ProtocolOutput.writeQueued`). The state calls it
+    /// before it lets the answers go, so an event's notification is on its way, written or
+    /// queued in order, no later than its sender hears back.
     /// Returns false when the reader is gone (stdout closed): what was delivered reaches no one.
     @discardableResult
     public func writeDelivered() -> Bool {
-        output.writeQueued()
+        output.writeQueued(handingOffBusyPass: true)
         return !output.isClosed
     }
 

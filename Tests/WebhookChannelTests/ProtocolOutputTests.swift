@@ -235,39 +235,34 @@ struct ProtocolOutputTests {
         }
     }
 
-    /// A pass of a few events is written by the loop itself, before `writeQueued` returns (no
-    /// thread wake-up: a notification's latency); a busy pass of `handOffMessages` or more is
-    /// handed whole to the writer thread, so the loop goes on serving while it is written.
-    /// Both come out once each, in order.
-    @Test func aBusyPassIsWrittenByTheWriterThreadAndASmallOneByTheLoopItself() throws {
+    /// At the loop's end of pass, a pass of a few events is written by the loop itself, before
+    /// `writeQueued` returns (no thread wake-up: a notification's latency); a busy pass of
+    /// `handOffMessages` or more is handed whole to the writer thread, so the loop goes on
+    /// serving while it is written. A follower's reader thread (no hand-off asked) writes a
+    /// busy read's lines itself. Each comes out once, in order.
+    @Test func aBusyPassAtTheLoopsEndIsWrittenByTheWriterThreadAndASmallOneByTheLoopItself() throws {
         let pipe = try Pipe()
         defer { pipe.close() }
         let direct = try #require(NonBlockingWriter.make(for: pipe.writeFD))
         let output = ProtocolOutput(fd: pipe.writeFD, worker: SerialWorker(name: "test-hand-off"), direct: direct)
-        let small = ProtocolOutput.handOffMessages - 1
-        let smallWriters = Writers()
-        var expected: [String] = []
-        for index in 0..<small {
-            expected.append("s\(index)")
-            output.enqueue(message: ThreadNotingMessage(text: "s\(index)", writers: smallWriters))
+        /// Queues `count` messages, writes them, and says which threads serialised them.
+        func pass(_ name: String, count: Int, handingOff: Bool) -> Set<UInt> {
+            let writers = Writers()
+            var expected: [String] = []
+            for index in 0..<count {
+                expected.append("\(name)\(index)")
+                output.enqueue(message: ThreadNotingMessage(text: "\(name)\(index)", writers: writers))
+            }
+            output.writeQueued(handingOffBusyPass: handingOff)
+            output.flush(timeoutMilliseconds: 10_000)
+            #expect(pipe.readAvailable() == expected.joined(separator: "\n") + "\n", "\(name)")
+            return writers.seen
         }
-        output.writeQueued()
-        // Written before `writeQueued` returned, by this thread.
-        #expect(smallWriters.seen == [ThreadIdentity.current])
-        #expect(pipe.readAvailable() == expected.joined(separator: "\n") + "\n")
-
-        let busyWriters = Writers()
-        expected = []
-        for index in 0..<ProtocolOutput.handOffMessages {
-            expected.append("b\(index)")
-            output.enqueue(message: ThreadNotingMessage(text: "b\(index)", writers: busyWriters))
-        }
-        output.writeQueued()
-        output.flush(timeoutMilliseconds: 10_000)
-        let writers = busyWriters.seen
-        #expect(writers.count == 1)
-        #expect(!writers.contains(ThreadIdentity.current))
-        #expect(pipe.readAvailable() == expected.joined(separator: "\n") + "\n")
+        let me = ThreadIdentity.current
+        #expect(pass("small", count: ProtocolOutput.handOffMessages - 1, handingOff: true) == [me])
+        let busy = pass("busy", count: ProtocolOutput.handOffMessages, handingOff: true)
+        #expect(busy.count == 1 && !busy.contains(me), "written by \(busy), the loop is \(me)")
+        #expect(pass("follower", count: 3 * ProtocolOutput.handOffMessages, handingOff: false) == [me])
         #expect(output.backlog == ProtocolOutput.Backlog())
     }
 }

@@ -13,8 +13,8 @@ import Platform
 /// Channel events are queued during an event-loop pass and written at its end by the loop
 /// itself, with one non-blocking write (`writeQueued`): no thread wake-up when webhooks come
 /// one or a few at a time, which is what a notification's latency is measured on. A pass of
-/// `handOffMessages` events or more (a busy server) is handed to the background thread
-/// instead, which serialises and writes it while the loop goes on serving: a `200` needs the
+/// `handOffMessages` events or more (a busy server) is handed by the loop to the background
+/// thread instead, which serialises and writes it while the loop goes on serving: a `200` needs the
 /// event log's `write`, not stdout's (SPEC 9), and that work, with the reader's wake-up,
 /// was a tenth of the loop's time under load. What the reader cannot take yet, and every
 /// other message (tool results), is written by that thread (a `SerialWorker`), blocking;
@@ -199,10 +199,13 @@ public final class ProtocolOutput: Sendable {
     }
 
     /// Writes what `enqueue` queued: at once, with one non-blocking write, when this process
-    /// can write stdout that way, the worker has nothing and fewer than `handOffMessages` are
-    /// queued; what the reader cannot take yet goes to the worker (ahead of anything queued
-    /// meanwhile), and so does a pass of `handOffMessages` or more, whole.
-    public func writeQueued() {
+    /// can write stdout that way and the worker has nothing; what the reader cannot take yet
+    /// goes to the worker (ahead of anything queued meanwhile).
+    /// `handingOffBusyPass`: the event loop's end of pass, where `handOffMessages` queued or
+    /// more go to the worker whole, to be serialised and written there. Not a follower's
+    /// reader thread: its lines come serialised already, and writing them itself is what
+    /// keeps a follower's CPU an event low (bench/HISTORY.md, fifth session).
+    public func writeQueued(handingOffBusyPass: Bool = false) {
         guard writeOwed.exchange(false, ordering: .acquiringAndReleasing) else { return }
         guard let direct else {
             drainOnWorker(if: buffer.withLock { $0.claimDrain() })
@@ -211,7 +214,7 @@ public final class ProtocolOutput: Sendable {
         var handedOff = false
         let taken = buffer.withLock { state -> (bytes: [UInt8], deferred: [any DeferredMessage])? in
             guard state.hasOutput, !state.closed, !state.workerOwnsOutput, !state.loopWriting else { return nil }
-            if state.deferred.count >= Self.handOffMessages {
+            if handingOffBusyPass && state.deferred.count >= Self.handOffMessages {
                 handedOff = state.claimDrain()
                 return nil
             }
