@@ -169,6 +169,69 @@ struct ProtocolOutputTests {
         #expect(output.backlog == ProtocolOutput.Backlog())
     }
 
+    /// Queues `count` lines of about 1 KB (`enqueue`, as channel events are) and has the loop
+    /// write what fits: the rest waits in the backlog for the writer.
+    static func queueLines(_ count: Int, on output: ProtocolOutput) {
+        let filler = String(repeating: "y", count: 1000)
+        for index in 0..<count {
+            let line = "b\(index) \(filler)"
+            output.enqueue(weight: line.utf8.count) { $0.append(contentsOf: line.utf8) }
+        }
+        output.writeQueued()
+    }
+
+    static func pipeOutput(_ pipe: Pipe, name: String) throws -> ProtocolOutput {
+        let direct = try #require(NonBlockingWriter.make(for: pipe.writeFD))
+        return ProtocolOutput(fd: pipe.writeFD, worker: SerialWorker(name: name), direct: direct)
+    }
+
+    @Test func aBacklogUnderTheMarkDoesNotHoldTheLoop() throws {
+        let pipe = try Pipe()
+        defer { pipe.close() }
+        let output = try Self.pipeOutput(pipe, name: "test-under-mark")
+        Self.queueLines(20, on: output)
+        #expect(output.waitWhileReaderBehind(high: 1024) == false)
+        output.flush(timeoutMilliseconds: 10_000)
+    }
+
+    /// A reader that stopped (nothing written for longer than the window) is left to the
+    /// backlog bound and its 503s (SPEC 9): the loop goes on at once, however long the backlog.
+    @Test func aReaderThatStoppedDoesNotHoldTheLoop() throws {
+        let pipe = try Pipe()
+        defer { pipe.close() }
+        let output = try Self.pipeOutput(pipe, name: "test-stopped-reader")
+        Self.queueLines(300, on: output)  // ~300 KB: the pipe fills, nobody reads
+        #expect(output.backlog.messages >= 100, "the pipe took everything")
+        usleep(120_000)  // longer than the window below since the last write that finished
+        #expect(output.waitWhileReaderBehind(high: 100, low: 50, limit: 5_000, progressWindow: 50) == false)
+        _ = pipe.readAvailable()
+        output.flush(timeoutMilliseconds: 100)
+    }
+
+    /// A reader that reads, slower than lines come: the loop waits for the writer until the
+    /// backlog is down to the low mark (here with no time limit, to pin the condition).
+    @Test func aReaderThatIsReadingHoldsTheLoopUntilTheBacklogIsDown() throws {
+        let pipe = try Pipe()
+        defer { pipe.close() }
+        let output = try Self.pipeOutput(pipe, name: "test-reading-reader")
+        Self.queueLines(2000, on: output)  // ~2 MB: the direct write takes what the pipe holds
+        let reading = Atomic<Bool>(true)
+        let received = Atomic<Int>(0)
+        let reader = Thread {
+            while reading.load(ordering: .relaxed) {
+                received.add(pipe.readAvailable().utf8.count, ordering: .relaxed)
+                usleep(200)
+            }
+        }
+        reader.start()
+        defer { reading.store(false, ordering: .relaxed) }
+        #expect(output.backlog.messages >= 1000, "the pipe took most of it")
+        #expect(output.waitWhileReaderBehind(high: 1000, low: 100, limit: 600_000, progressWindow: 600_000))
+        #expect(output.backlog.messages < 100)
+        output.flush(timeoutMilliseconds: 30_000)
+        #expect(output.backlog == ProtocolOutput.Backlog())
+    }
+
     /// A message that says when the last copy of what it holds is gone.
     final class Holder: Sendable {
         final class Count: Sendable {

@@ -93,6 +93,9 @@ enum ServeCommand {
                 state.refreshIfChanged()
             }
             output.writeQueued()
+            // A reader that reads but is behind slows the loop down (bounded) rather than
+            // let the backlog run into 503s.
+            output.waitWhileReaderBehind()
         }
         // Replies never go to this server's own port (CallbackURLPolicy.ownPort): with port 0,
         // the port the kernel picked is set once bound.
