@@ -267,15 +267,15 @@ public final class ProtocolOutput: Sendable {
                                       progressWindow: Int = 100) -> Bool
     {
         guard backlog.messages >= high else { return false }
-        let start = Self.monotonicNanoseconds()
+        let start = SystemClock().monotonicNanoseconds()
         var waited = false
         loopWaiting.store(true, ordering: .sequentiallyConsistent)
         defer { loopWaiting.store(false, ordering: .sequentiallyConsistent) }
         while true {
-            let now = Self.monotonicNanoseconds()
+            let now = SystemClock().monotonicNanoseconds()
             let last = lastWriteFinished.load(ordering: .acquiring)
-            guard last > 0, now &- last <= UInt64(progressWindow) * 1_000_000 else { return waited }
-            guard now &- start < UInt64(limit) * 1_000_000 else { return waited }
+            guard last > 0, nanoseconds(from: last, to: now) <= UInt64(progressWindow) * 1_000_000 else { return waited }
+            guard nanoseconds(from: start, to: now) < UInt64(limit) * 1_000_000 else { return waited }
             wroteSome.wait(timeoutMilliseconds: 1)
             waited = true
             if backlog.messages < low { return true }
@@ -284,14 +284,8 @@ public final class ProtocolOutput: Sendable {
 
     /// A write to the reader finished: the reader is reading.
     private func wroteToReader() {
-        lastWriteFinished.store(Self.monotonicNanoseconds(), ordering: .releasing)
+        lastWriteFinished.store(SystemClock().monotonicNanoseconds(), ordering: .releasing)
         if loopWaiting.load(ordering: .sequentiallyConsistent) { wroteSome.signal() }
-    }
-
-    private static func monotonicNanoseconds() -> UInt64 {
-        var ts = timespec()
-        clock_gettime(CLOCK_MONOTONIC, &ts)
-        return UInt64(ts.tv_sec) &* 1_000_000_000 &+ UInt64(ts.tv_nsec)
     }
 
     /// Queued messages from which a pass's write goes to the worker (`writeQueued`). Eight:
