@@ -9,7 +9,7 @@ import Foundation
 /// non-blocking (a parent may, for a pipe) `EAGAIN` waits until it can take more. Returns 0,
 /// or the `errno` of the failure. The one write loop for files, pipes and stderr.
 @discardableResult
-public func writeFully(_ descriptor: Int32, _ bytes: UnsafeRawBufferPointer) -> Int32 {
+public func writeFully(_ descriptor: Int32, _ bytes: UnsafeRawBufferPointer, progress: (() -> Void)? = nil) -> Int32 {
     var offset = 0
     while offset < bytes.count {
         let written = write(descriptor, bytes.baseAddress! + offset, bytes.count - offset)
@@ -25,13 +25,14 @@ public func writeFully(_ descriptor: Int32, _ bytes: UnsafeRawBufferPointer) -> 
         }
         if written == 0 { return EIO }
         offset += written
+        progress?()
     }
     return 0
 }
 
 @discardableResult
-public func writeFully(_ descriptor: Int32, _ bytes: [UInt8]) -> Int32 {
-    bytes.withUnsafeBytes { writeFully(descriptor, $0) }
+public func writeFully(_ descriptor: Int32, _ bytes: [UInt8], progress: (() -> Void)? = nil) -> Int32 {
+    bytes.withUnsafeBytes { writeFully(descriptor, $0, progress: progress) }
 }
 
 /// One `read` into `chunk` from a blocking descriptor, tried again when a signal interrupts

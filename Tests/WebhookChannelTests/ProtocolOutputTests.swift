@@ -226,6 +226,9 @@ struct ProtocolOutputTests {
         reader.start()
         defer { reading.store(false, ordering: .relaxed) }
         #expect(output.backlog.messages >= 1000, "the pipe took most of it")
+        // Reading has begun (a loaded machine may hold the threads back a while).
+        let deadline = ContinuousClock.now.advanced(by: .seconds(30))
+        while !output.hasWrittenToReader && ContinuousClock.now < deadline { usleep(1000) }
         #expect(output.waitWhileReaderBehind(high: 1000, low: 100, limit: 600_000, progressWindow: 600_000))
         #expect(output.backlog.messages < 100)
         output.flush(timeoutMilliseconds: 30_000)

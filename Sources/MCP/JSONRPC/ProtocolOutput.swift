@@ -282,6 +282,9 @@ public final class ProtocolOutput: Sendable {
         }
     }
 
+    /// Whether a write to the reader has finished since this output was made (for tests).
+    var hasWrittenToReader: Bool { lastWriteFinished.load(ordering: .acquiring) > 0 }
+
     /// A write to the reader finished: the reader is reading.
     private func wroteToReader() {
         lastWriteFinished.store(SystemClock().monotonicNanoseconds(), ordering: .releasing)
@@ -330,8 +333,9 @@ public final class ProtocolOutput: Sendable {
             guard var (bytes, deferred) = taken else { return }
             Self.serialize(&deferred, into: &bytes)
             deferred.removeAll(keepingCapacity: true)
-            let written = writeFully(fd, bytes) == 0
-            if written { wroteToReader() }
+            // Each part the reader takes counts as progress: a slow reader may take a long
+            // time over a large pass, and is still reading (`waitWhileReaderBehind`).
+            let written = writeFully(fd, bytes, progress: wroteToReader) == 0
             buffer.withLock { state in
                 state.finishWriting()
                 if written {
