@@ -16,8 +16,8 @@ import Glibc
 ///   free space it keeps at the top of a heap, to the largest mapped block freed so far: the
 ///   duplicate memory's table (4 MiB at 100,000 keys) did that, after which the loop's heap
 ///   kept megabytes it no longer used. Under a sustained load the server's RSS grew for a
-///   minute, to 39–43 MiB; with both fixed at 256 KiB it levels off at about 34 (bench/HISTORY.md,
-///   twelfth session).
+///   minute or two, to 39–43 MiB; with both fixed at 256 KiB it stayed at 29–33
+///   (bench/HISTORY.md, twelfth session).
 public enum AllocatorTuning {
     /// Blocks of each size a thread keeps: a pass's worth of webhooks at 32 connections, and
     /// at most ~2 MiB held per thread if every size were full (a few hundred KiB in practice);
