@@ -191,7 +191,7 @@ struct ProtocolOutputTests {
         let output = try Self.pipeOutput(pipe, name: "test-under-mark")
         Self.queueLines(20, on: output)
         #expect(output.waitWhileReaderBehind(high: 1024) == false)
-        output.flush(timeoutMilliseconds: 10_000)
+        Self.drainCompletely(pipe, output)
     }
 
     /// A reader that stopped (nothing written for longer than the window) is left to the
@@ -204,8 +204,20 @@ struct ProtocolOutputTests {
         #expect(output.backlog.messages >= 100, "the pipe took everything")
         usleep(120_000)  // longer than the window below since the last write that finished
         #expect(output.waitWhileReaderBehind(high: 100, low: 50, limit: 5_000, progressWindow: 50) == false)
+        Self.drainCompletely(pipe, output)
+    }
+
+    /// Reads until the writer has written everything, before the pipe is closed: a writer
+    /// thread still blocked on it would go on writing to whatever descriptor takes the number
+    /// next (another test's pipe or socket).
+    static func drainCompletely(_ pipe: Pipe, _ output: ProtocolOutput) {
+        let deadline = ContinuousClock.now.advanced(by: .seconds(60))
+        while output.backlog != ProtocolOutput.Backlog() && ContinuousClock.now < deadline {
+            _ = pipe.readAvailable()
+            usleep(500)
+        }
+        output.flush(timeoutMilliseconds: 10_000)
         _ = pipe.readAvailable()
-        output.flush(timeoutMilliseconds: 100)
     }
 
     /// A reader that reads, slower than lines come: the loop waits for the writer until the
@@ -216,15 +228,21 @@ struct ProtocolOutputTests {
         let output = try Self.pipeOutput(pipe, name: "test-reading-reader")
         Self.queueLines(2000, on: output)  // ~2 MB: the direct write takes what the pipe holds
         let reading = Atomic<Bool>(true)
-        let received = Atomic<Int>(0)
+        let stopped = Atomic<Bool>(false)
         let reader = Thread {
-            while reading.load(ordering: .relaxed) {
-                received.add(pipe.readAvailable().utf8.count, ordering: .relaxed)
+            while reading.load(ordering: .acquiring) {
+                _ = pipe.readAvailable()
                 usleep(200)
             }
+            stopped.store(true, ordering: .releasing)
         }
         reader.start()
-        defer { reading.store(false, ordering: .relaxed) }
+        // The reader thread is done with the pipe before it is closed (the descriptor's number
+        // goes to the next test that opens one).
+        defer {
+            reading.store(false, ordering: .releasing)
+            while !stopped.load(ordering: .acquiring) { usleep(200) }
+        }
         #expect(output.backlog.messages >= 1000, "the pipe took most of it")
         // Reading has begun (a loaded machine may hold the threads back a while).
         let deadline = ContinuousClock.now.advanced(by: .seconds(30))
@@ -233,6 +251,7 @@ struct ProtocolOutputTests {
         #expect(output.backlog.messages < 100)
         output.flush(timeoutMilliseconds: 30_000)
         #expect(output.backlog == ProtocolOutput.Backlog())
+        Self.drainCompletely(pipe, output)
     }
 
     /// A message that says when the last copy of what it holds is gone.
