@@ -29,7 +29,7 @@ struct WebhookIntakeTests {
     }
 
     static func judge(_ request: WebhookIntake.Request, sources: [SourceRecord] = [seedSource]) -> WebhookIntake.Judgement {
-        WebhookIntake.judge(request, now: now) { id in sources.first { $0.id == id } }
+        WebhookIntake.judge(request, now: now) { id in sources.first { $0.id == id }.map(PairedSource.init) }
     }
 
     @Test func aSignedJSONEventBecomesACandidateWithItsDeliveryIDTypeAndReplayKey() throws {
@@ -37,7 +37,7 @@ struct WebhookIntakeTests {
             Issue.record("not a candidate")
             return
         }
-        #expect(candidate.source.id == "src_seed")
+        #expect(candidate.source.record.id == "src_seed")
         #expect(candidate.deliveryID == "d-1")
         #expect(candidate.type == "deploy")
         #expect(candidate.replayKeys.contains("d:src_seed:d-1"))
@@ -49,7 +49,7 @@ struct WebhookIntakeTests {
         var wrongKey = Self.seedSource
         wrongKey.hmacSecret = "whsec_other"
         let wrong = Self.judge(Self.signed(#"{}"#, source: wrongKey))
-        let stale = WebhookIntake.judge(Self.signed(#"{}"#), now: Self.now + 301) { _ in Self.seedSource }
+        let stale = WebhookIntake.judge(Self.signed(#"{}"#), now: Self.now + 301) { _ in PairedSource(Self.seedSource) }
         for judgement in [unknown, wrong, stale] {
             guard case .unauthorized = judgement else {
                 Issue.record("expected unauthorized, got \(judgement)")

@@ -410,13 +410,16 @@ public actor ChannelState {
         refreshIfChanged()
         let now = clock.now()
         let candidate: WebhookIntake.Candidate
-        switch WebhookIntake.judge(WebhookIntake.Request(pathSourceID: pathSourceID, headers: headers, body: body), now: now,
-                                   source: { sources.file.source(id: $0) }) {
+        let judgement = WebhookIntake.judge(WebhookIntake.Request(pathSourceID: pathSourceID, headers: headers, body: body),
+                                            now: now, source: { sources.pairedSource(id: $0) })
+        // Consumed: the candidate is moved out of it, not copied and the judgement then released.
+        switch consume judgement {
         case .unauthorized: return .unauthorized
         case .invalidJSON: return .invalidJSON
         case .challenge(let challenge): return .challenge(challenge)
         case .candidate(let verified): candidate = verified
         }
+        // The source by reference, its fields read one by one (`PairedSource`).
         let source = candidate.source, replayKeys = candidate.replayKeys, type = candidate.type
         // Each key's digest made once, for the question and the insert below.
         let replayDigests = replayKeys.map(ReplayMemory.digest)
@@ -457,8 +460,10 @@ public actor ChannelState {
                                                            scheme: candidate.scheme, bodyIsUTF8: candidate.bodyIsUTF8)
                 // The body escaped once, for the notification and the log line alike.
                 if event.contentIsStored(in: body) { bodyLiteral = event.makeContentLiteral() }
-                notification = .ready(event)
+                // Weighed first, then moved in: the other way round, the event was copied into the
+                // notification (its parts retained) to be weighed, then released.
                 weight = ChannelNotifier.weight(of: event)
+                notification = .ready(consume event)
             }
             // This session's backlog counts only when the event goes to this session: a
             // session that stopped reading does not hold back events pinned to another.

@@ -29,24 +29,6 @@ public struct EventRecord: Sendable, Equatable {
     /// Logged but not notified: the source's event filter left its type out (README "Filters").
     public var filtered: Bool
 
-    public init(id: String, sourceID: String, sourceName: String, deliveryID: String?, type: String?, receivedAt: Double,
-                contentType: String, headers: KeptHeaders, body: [UInt8], replayKeys: [String], filtered: Bool = false)
-    {
-        self.id = id
-        self.sourceID = sourceID
-        self.sourceName = sourceName
-        self.deliveryID = deliveryID
-        self.type = type
-        self.receivedAt = receivedAt
-        receivedAtText = ISOTime.format(receivedAt)
-        self.contentType = contentType
-        self.headers = headers
-        self.body = body
-        self.replayKeys = replayKeys
-        self.size = body.count
-        self.filtered = filtered
-    }
-
     /// Keeps what a listing needs: everything but the body, headers and keys. In place: a
     /// copy retained every field (and the body, headers and keys only to release them again;
     /// every webhook makes one), and so did a `consuming` method's `return self`.
@@ -54,6 +36,19 @@ public struct EventRecord: Sendable, Equatable {
         body = []
         headers = KeptHeaders()
         replayKeys = []
+    }
+}
+
+extension EventRecord {
+    /// Delegates to the memberwise initialiser (which builds the value directly): an
+    /// initialiser that assigned the fields one by one built it in a temporary the optimiser
+    /// then copied out (every string retained) and released, ten atomic operations a webhook.
+    public init(id: String, sourceID: String, sourceName: String, deliveryID: String?, type: String?, receivedAt: Double,
+                contentType: String, headers: KeptHeaders, body: [UInt8], replayKeys: [String], filtered: Bool = false)
+    {
+        self.init(id: id, sourceID: sourceID, sourceName: sourceName, deliveryID: deliveryID, type: type,
+                  receivedAt: receivedAt, receivedAtText: ISOTime.format(receivedAt), contentType: contentType,
+                  headers: headers, body: body, replayKeys: replayKeys, size: body.count, filtered: filtered)
     }
 }
 
@@ -97,7 +92,9 @@ final class EventLog {
         /// The entry for `record`, its body, headers and keys dropped in place.
         init(summarizing record: consuming EventRecord, generation: Int, offset: Int, length: Int) {
             record.dropBody()
-            summary = record
+            // Moved, said explicitly: left to the optimiser, the record was copied (every
+            // string in it retained) and the original then released.
+            summary = consume record
             self.generation = generation
             self.offset = offset
             self.length = length
@@ -165,7 +162,7 @@ final class EventLog {
         assert(unconfirmed == nil, "a record queued between writeUnconfirmed and confirmWritten")
         let offset = pendingLines.count
         Self.appendLine(record, into: &pendingLines, bodyIsUTF8: bodyIsUTF8, bodyLiteral: bodyLiteral)
-        pendingEntries.append(IndexEntry(summarizing: record, generation: 0, offset: offset,
+        pendingEntries.append(IndexEntry(summarizing: consume record, generation: 0, offset: offset,
                                          length: pendingLines.count - offset))
     }
 

@@ -31,7 +31,13 @@ final class SourceDirectory {
     private let lockWait: Double
     private let log: Logger
 
-    private(set) var file = SourcesFile()
+    private(set) var file = SourcesFile() {
+        didSet { paired = file.sources.map(PairedSource.init) }
+    }
+    /// `file`'s sources, each in a box of its own: what a webhook is judged against. A record
+    /// is a dozen strings, and handed along as a value it was retained and released a dozen
+    /// times over (some forty atomic operations a webhook); a box is one reference.
+    private var paired: [PairedSource] = []
     private var fileIdentity: FileIdentity?
     /// The loop round of the last `refreshIfChanged` stat (0: none yet; rounds start at 1).
     private var refreshedInRound: UInt64 = 0
@@ -200,6 +206,13 @@ final class SourceDirectory {
     func source(id: String) -> SourceRecord? {
         refreshIfChanged()
         return file.source(id: id)
+    }
+
+    /// The same, boxed (`paired`), without looking for a `sources.json` change first: the
+    /// webhook path has done that already.
+    func pairedSource(id: String) -> PairedSource? {
+        for source in paired where source.record.id == id { return source }
+        return nil
     }
 
     /// The sources permission requests go to (README "Permission relay"), as the file says now.

@@ -23,7 +23,8 @@ enum WebhookIntake {
 
     /// A verified event, before the duplicate memory has seen it.
     struct Candidate {
-        var source: SourceRecord
+        /// By reference: its fields are read in place (`PairedSource`).
+        var source: PairedSource
         /// The scheme its signature was checked with.
         var scheme: SignatureScheme
         var deliveryID: String?
@@ -54,17 +55,17 @@ enum WebhookIntake {
     /// Stripe's `id`, Slack's `challenge`, and a permission verdict's `request_id` and `behavior`.
     static let bodyFieldNames = ["type", "event", "id", "challenge", "request_id", "behavior"]
 
-    static func judge(_ request: Request, now: Double, source findSource: (String) -> SourceRecord?) -> Judgement {
+    static func judge(_ request: Request, now: Double, source findSource: (String) -> PairedSource?) -> Judgement {
         let headers = request.headers
-        guard let sourceID = request.pathSourceID ?? headers["X-Source-Id"], let source = findSource(sourceID) else {
+        guard let sourceID = request.pathSourceID ?? headers["X-Source-Id"], let paired = findSource(sourceID) else {
             return .unauthorized
         }
         // `/webhook` speaks the seed's scheme, for sources that use it; a provider's source is
         // reached at its own URL with its own scheme, and nothing else signed with its secret.
-        if request.pathSourceID == nil && source.scheme != .webhook { return .unauthorized }
-        let scheme = source.scheme
+        if request.pathSourceID == nil && paired.scheme != .webhook { return .unauthorized }
+        let scheme = paired.scheme
         let verdict = SignatureScheme.verify(
-            scheme: scheme, secrets: source.acceptedSecrets(now: now),
+            scheme: scheme, secrets: paired.acceptedSecrets(now: now),
             input: SignatureInput(headerLookup: { headers[$0] }, body: request.body, now: Int64(now)))
         guard case .valid(let details) = verdict else { return .unauthorized }
 
@@ -88,25 +89,25 @@ enum WebhookIntake {
 
         let deliveryID = Self.deliveryID(headers: headers, bodyFields: fields, scheme: scheme)
         var replayKeys: [String] = []
-        if let deliveryID { replayKeys.append(deliveryKey(sourceID: source.id, deliveryID: deliveryID)) }
+        if let deliveryID { replayKeys.append(deliveryKey(sourceID: paired.id, deliveryID: deliveryID)) }
         if let seedSignature = details.seedSignature {
-            replayKeys.append(seedSignatureKey(seedSignature, sourceID: source.id))
+            replayKeys.append(seedSignatureKey(seedSignature, sourceID: paired.id))
         }
         var rememberedKeys: [String] = []
         if let accompanying = details.accompanyingSeedSignature {
-            rememberedKeys.append(seedSignatureKey(accompanying, sourceID: source.id))
+            rememberedKeys.append(seedSignatureKey(accompanying, sourceID: paired.id))
         }
 
         // Only on the seed route, only from an approver, and only when signed with `v1=`, which
         // binds the timestamp: a `sha256=` signature alone could be replayed for 24 h after a
         // restart forgot it. The same body from any other source is an ordinary event.
         var permissionVerdict: (requestID: String?, behavior: String?)? = nil
-        if request.pathSourceID == nil, source.isApprover, fields?["type"] == PermissionRelay.verdictType {
+        if request.pathSourceID == nil, paired.isApprover, fields?["type"] == PermissionRelay.verdictType {
             guard details.seedSignature == nil else { return .unauthorized }
             permissionVerdict = (fields?["request_id"], fields?["behavior"])
         }
         return .candidate(Candidate(
-            source: source, scheme: scheme, deliveryID: deliveryID, type: eventType(headers: headers, bodyFields: fields),
+            source: paired, scheme: scheme, deliveryID: deliveryID, type: eventType(headers: headers, bodyFields: fields),
             contentType: contentType, replayKeys: replayKeys, rememberedKeys: rememberedKeys, verdict: permissionVerdict,
             bodyIsUTF8: fields != nil))
     }
