@@ -98,4 +98,34 @@ struct SourceDirectoryTests {
         #expect(notCounted)
         #expect(counted == 1)
     }
+
+    @Test func anEventCountedThroughItsSourceKeepsItsCountWhenSourcesJSONChanges() async throws {
+        let (harness, dir, sources) = try Self.start()
+        defer { harness.stop(); dir.remove() }
+        try Self.writeSources([Self.source("src_a", name: "a")], to: dir)
+        let first = await harness.run { () -> Int? in
+            sources.value.refreshIfChanged()
+            guard let paired = sources.value.pairedSource(id: "src_a") else { return nil }
+            paired.counter.stats.count(receivedAt: 20)
+            paired.counter.stats.count(receivedAt: 21)
+            return sources.value.sourcesAndStats(counted: true).1?["src_a"]?.eventCount
+        }
+        #expect(first == 2)
+
+        // Renamed by another process: a new box for the source, the same counter.
+        try Self.writeSources([Self.source("src_a", name: "renamed"), Self.source("src_b", name: "b")], to: dir)
+        let afterChange = await harness.run { () -> (String?, Int?, Double?, Bool) in
+            sources.value.refreshIfChanged()
+            let paired = sources.value.pairedSource(id: "src_a")
+            paired?.counter.stats.count(receivedAt: 22)
+            sources.value.uncount(sourceID: "src_a")
+            let stats = sources.value.sourcesAndStats(counted: true).1
+            return (paired?.name, stats?["src_a"]?.eventCount, stats?["src_a"]?.lastEventAt, stats?["src_b"] == nil)
+        }
+        #expect(afterChange.0 == "renamed")
+        #expect(afterChange.1 == 2, "two counted before the change, one after, one taken back")
+        #expect(afterChange.2 == 22)
+        #expect(afterChange.3, "a source without events has no counters listed")
+    }
+
 }

@@ -29,7 +29,7 @@ struct WebhookIntakeTests {
     }
 
     static func judge(_ request: WebhookIntake.Request, sources: [SourceRecord] = [seedSource]) -> WebhookIntake.Judgement {
-        WebhookIntake.judge(request, now: now) { id in sources.first { $0.id == id }.map(PairedSource.init) }
+        WebhookIntake.judge(request, now: now) { id in sources.first { $0.id == id }.map { PairedSource($0) } }
     }
 
     @Test func aSignedJSONEventBecomesACandidateWithItsDeliveryIDTypeAndReplayKey() throws {

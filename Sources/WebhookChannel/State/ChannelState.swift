@@ -501,7 +501,7 @@ public actor ChannelState {
         }
         let eventID = record.id, filtered = record.filtered
         eventLog.append(consume record, bodyIsUTF8: candidate.bodyIsUTF8, bodyLiteral: bodyLiteral)
-        sources.stats[source.id, default: SourceStats()].count(receivedAt: now)
+        source.counter.stats.count(receivedAt: now)
         let written = Pending<Commit>()
         uncommitted.append(Uncommitted(notification: notification, weight: weight, reservedHere: reservedHere, route: source.route, sourceID: source.id,
                                        replayKeys: allKeys, remembered: remembered, receivedAt: now,
@@ -642,7 +642,7 @@ public actor ChannelState {
     private func forget(_ batch: [Uncommitted], answering outcome: Commit, where owed: (Uncommitted) -> Bool) {
         for index in batch.indices where owed(batch[index]) {
             for key in batch[index].replayKeys { replay.remove(key) }
-            sources.stats[batch[index].sourceID]?.eventCount -= 1
+            sources.uncount(sourceID: batch[index].sourceID)
             batch[index].written.fulfil(outcome)
         }
     }

@@ -32,11 +32,12 @@ final class SourceDirectory {
     private let log: Logger
 
     private(set) var file = SourcesFile() {
-        didSet { paired = file.sources.map(PairedSource.init) }
+        didSet { pairSources() }
     }
     /// `file`'s sources, each in a box of its own: what a webhook is judged against. A record
     /// is a dozen strings, and handed along as a value it was retained and released a dozen
-    /// times over (some forty atomic operations a webhook); a box is one reference.
+    /// times over (some forty atomic operations a webhook); a box is one reference. Each box
+    /// holds its source's counter, so counting an event hashes nothing.
     private var paired: [PairedSource] = []
     private var fileIdentity: FileIdentity?
     /// The loop round of the last `refreshIfChanged` stat (0: none yet; rounds start at 1).
@@ -44,9 +45,37 @@ final class SourceDirectory {
     /// Inotify on the state dir; without it (unavailable), every round stats the file.
     private var directoryWatch: StateDirectoryWatch?
     /// Per source: rebuilt from the log when it is opened (`stats(of:)`), then counted by
-    /// `ChannelState` as it logs events (and uncounted when a log write fails). Only the
-    /// process that holds the log counts; a follower reads the files instead.
-    var stats: [String: SourceStats] = [:]
+    /// `ChannelState` as it logs events (through `PairedSource.counter`, the same objects) and
+    /// uncounted when a log write fails. Only the process that holds the log counts; a
+    /// follower reads the files instead.
+    private var counters: [String: SourceCounter] = [:]
+
+    /// The counters as values, for listings; set once, when the log is opened.
+    var stats: [String: SourceStats] {
+        get { counters.compactMapValues { $0.stats.eventCount > 0 || $0.stats.lastEventAt != nil ? $0.stats : nil } }
+        set {
+            counters = newValue.mapValues(SourceCounter.init)
+            pairSources()
+        }
+    }
+
+    /// One event of `sourceID` taken back (its log write failed).
+    func uncount(sourceID: String) {
+        counters[sourceID]?.stats.eventCount -= 1
+    }
+
+    private func pairSources() {
+        paired = file.sources.map { record in
+            let counter: SourceCounter
+            if let existing = counters[record.id] {
+                counter = existing
+            } else {
+                counter = SourceCounter(SourceStats())
+                counters[record.id] = counter
+            }
+            return PairedSource(record, counter: counter)
+        }
+    }
 
     init(store: SourcesStore, loop: EventLoop, fileWorker: SerialWorker, lockWait: Double = ChannelState.defaultLockWait,
          log: Logger) {
