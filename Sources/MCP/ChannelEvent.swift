@@ -13,7 +13,20 @@ public struct ChannelEvent: Sendable, Equatable {
     public var content: String { String(decoding: contentUTF8, as: UTF8.self) }
     /// Ordered key/value pairs. Keys match `[A-Za-z0-9_]+`; every value is a string, because
     /// Claude Code drops the whole message otherwise.
-    public var meta: [(key: String, value: String)]
+    public var meta: [MetaPair]
+
+    /// One meta attribute. A struct, not a tuple: an array of tuples is destroyed through the
+    /// runtime's generic tuple witness, element by element and string by string (some 300
+    /// instructions an event), an array of a struct by its own compiled witness.
+    public struct MetaPair: Sendable, Equatable {
+        public var key: String
+        public var value: String
+
+        public init(_ key: String, _ value: String) {
+            self.key = key
+            self.value = value
+        }
+    }
     /// What was written already, if anything. One field for the two cases, so that an event
     /// is three words and fits in an existential's inline buffer: queued for stdout as `any
     /// DeferredMessage` (`ProtocolOutput.enqueue`) it is stored in place, not in a heap box
@@ -46,30 +59,25 @@ public struct ChannelEvent: Sendable, Equatable {
     /// The same from content that is defused already: what `contentUTF8(fromBody:…)` returns.
     public init(defusedContentUTF8: [UInt8], meta: [(key: String, value: String)]) {
         self.contentUTF8 = defusedContentUTF8
-        // Nearly always every key is valid and every value clean: then the pairs are kept as
-        // they came (their storage shared), not copied into a new array per event.
-        if meta.allSatisfy({ Self.isValidMetaKey($0.key) && !Self.metaValueNeedsCleaning($0.value) }) {
-            self.meta = meta
-            return
-        }
-        var cleaned: [(key: String, value: String)] = []
+        var cleaned: [MetaPair] = []
         cleaned.reserveCapacity(meta.count)
         for pair in meta where ChannelEvent.isValidMetaKey(pair.key) {
-            cleaned.append((pair.key, Self.cleanMetaValue(pair.value)))
+            cleaned.append(MetaPair(pair.key, Self.cleanMetaValue(pair.value)))
         }
         self.meta = cleaned
     }
 
     /// The same with meta keys the caller wrote itself (literals, all valid): only the values
-    /// are looked at, as every event's are.
-    public init(defusedContentUTF8: [UInt8], validKeyedMeta meta: [(key: String, value: String)]) {
+    /// are looked at, as every event's are. Nearly always every value is clean: then the pairs
+    /// are kept as they came (their storage shared), not copied into a new array per event.
+    public init(defusedContentUTF8: [UInt8], validKeyedMeta meta: [MetaPair]) {
         assert(meta.allSatisfy { Self.isValidMetaKey($0.key) })
         self.contentUTF8 = defusedContentUTF8
         if !meta.contains(where: { Self.metaValueNeedsCleaning($0.value) }) {
             self.meta = meta
             return
         }
-        self.meta = meta.map { ($0.key, Self.cleanMetaValue($0.value)) }
+        self.meta = meta.map { MetaPair($0.key, Self.cleanMetaValue($0.value)) }
     }
 
     /// An event whose notification line was encoded elsewhere (once, for this session and
@@ -192,7 +200,7 @@ public struct ChannelEvent: Sendable, Equatable {
     }
 
     public static func == (lhs: ChannelEvent, rhs: ChannelEvent) -> Bool {
-        lhs.contentUTF8 == rhs.contentUTF8 && lhs.meta.elementsEqual(rhs.meta, by: { $0 == $1 }) && lhs.encodedLine == rhs.encodedLine
+        lhs.contentUTF8 == rhs.contentUTF8 && lhs.meta == rhs.meta && lhs.encodedLine == rhs.encodedLine
     }
 
     public static func isValidMetaKey(_ key: String) -> Bool {

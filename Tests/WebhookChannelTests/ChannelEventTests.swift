@@ -155,7 +155,7 @@ struct ChannelEventTests {
         let values = ["plain", "", "tab\there", "new\nline", "del\u{7F}", "bidi\u{202E}txt", "é", "\u{85}next",
                       String(repeating: "v", count: 200), String(repeating: "w", count: 201), String(repeating: "é", count: 150)]
         let meta = values.enumerated().map { (key: "key_\($0.offset)", value: $0.element) }
-        let literal = ChannelEvent(defusedContentUTF8: Array("x".utf8), validKeyedMeta: meta)
+        let literal = ChannelEvent(defusedContentUTF8: Array("x".utf8), validKeyedMeta: meta.map { ChannelEvent.MetaPair($0.key, $0.value) })
         let checked = ChannelEvent(defusedContentUTF8: Array("x".utf8), meta: meta)
         #expect(literal == checked)
         #expect(literal.meta.map(\.value)[0] == "plain" && literal.meta.map(\.value)[3] == "newline")

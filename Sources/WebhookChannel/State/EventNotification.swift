@@ -20,18 +20,21 @@ enum EventNotification {
         let (content, truncated) = ChannelEvent.contentUTF8(
             fromBody: digest.map { Array($0.utf8) } ?? record.body, contentType: record.contentType,
             knownValid: digest != nil || bodyIsUTF8)
-        var meta: [(key: String, value: String)] = []
+        var meta: [ChannelEvent.MetaPair] = []
         meta.reserveCapacity(11)  // at most eleven pairs: one allocation, not one per doubling
-        meta.append(("source_id", record.sourceID))
-        meta.append(("source_name", record.sourceName))
-        meta.append(("event_id", record.id))
-        if let type = record.type { meta.append(("event_type", type)) }
-        if let deliveryID = record.deliveryID { meta.append(("delivery_id", deliveryID)) }
-        meta.append(("received_at", record.receivedAtText))
-        meta.append(("content_type", record.contentType.isEmpty ? "application/octet-stream" : record.contentType))
-        if truncated { meta.append(("truncated", "true")) }
-        if digest != nil { meta += [("digest", "true"), ("body_bytes", String(record.body.count))] }
-        if replay { meta.append(("replay", "true")) }
+        meta.append(ChannelEvent.MetaPair("source_id", record.sourceID))
+        meta.append(ChannelEvent.MetaPair("source_name", record.sourceName))
+        meta.append(ChannelEvent.MetaPair("event_id", record.id))
+        if let type = record.type { meta.append(ChannelEvent.MetaPair("event_type", type)) }
+        if let deliveryID = record.deliveryID { meta.append(ChannelEvent.MetaPair("delivery_id", deliveryID)) }
+        meta.append(ChannelEvent.MetaPair("received_at", record.receivedAtText))
+        meta.append(ChannelEvent.MetaPair("content_type", record.contentType.isEmpty ? "application/octet-stream" : record.contentType))
+        if truncated { meta.append(ChannelEvent.MetaPair("truncated", "true")) }
+        if digest != nil {
+            meta.append(ChannelEvent.MetaPair("digest", "true"))
+            meta.append(ChannelEvent.MetaPair("body_bytes", String(record.body.count)))
+        }
+        if replay { meta.append(ChannelEvent.MetaPair("replay", "true")) }
         return ChannelEvent(defusedContentUTF8: content, validKeyedMeta: meta)
     }
 }
