@@ -49,9 +49,17 @@ public enum JSONParser {
 
     /// A few names and their string values, looked up by name: a list, not a dictionary, since
     /// a webhook body has one or two of the names asked for and hashing them cost more than the
-    /// lookups (nothing is allocated while it is empty).
+    /// lookups. The first pair is kept inline: nearly every webhook has one (its `type`), and an
+    /// array for it was an allocation a webhook; nothing is allocated for up to one pair.
     public struct NamedStrings: Sendable, Equatable, ExpressibleByDictionaryLiteral {
-        private var pairs: [(name: String, value: String)] = []
+        private struct Pair: Sendable {
+            var name: String
+            var value: String
+        }
+
+        private var first: Pair?
+        /// The pairs after the first, in the order they were set (empty while `first` is nil).
+        private var rest: [Pair] = []
 
         public init() {}
 
@@ -59,25 +67,30 @@ public enum JSONParser {
             for (name, value) in elements { self[name] = value }
         }
 
-        public var isEmpty: Bool { pairs.isEmpty }
-        public var count: Int { pairs.count }
+        public var isEmpty: Bool { first == nil }
+        public var count: Int { first == nil ? 0 : 1 + rest.count }
 
         public subscript(name: String) -> String? {
-            get { pairs.first { $0.name == name }?.value }
+            get {
+                if let first, first.name == name { return first.value }
+                return rest.first { $0.name == name }?.value
+            }
             set {
-                let at = pairs.firstIndex { $0.name == name }
-                switch (at, newValue) {
-                case (let at?, let value?): pairs[at].value = value
-                case (let at?, nil): pairs.remove(at: at)
-                case (nil, let value?): pairs.append((name, value))
-                case (nil, nil): break
+                if first?.name == name {
+                    if let newValue { first?.value = newValue } else { first = rest.isEmpty ? nil : rest.removeFirst() }
+                } else if let at = rest.firstIndex(where: { $0.name == name }) {
+                    if let newValue { rest[at].value = newValue } else { rest.remove(at: at) }
+                } else if let newValue {
+                    if first == nil { first = Pair(name: name, value: newValue) } else { rest.append(Pair(name: name, value: newValue)) }
                 }
             }
         }
 
         /// The same names with the same values, in any order.
         public static func == (a: NamedStrings, b: NamedStrings) -> Bool {
-            a.count == b.count && a.pairs.allSatisfy { b[$0.name] == $0.value }
+            guard a.count == b.count else { return false }
+            if let first = a.first, b[first.name] != first.value { return false }
+            return a.rest.allSatisfy { b[$0.name] == $0.value }
         }
     }
 

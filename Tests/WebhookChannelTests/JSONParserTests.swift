@@ -38,6 +38,14 @@ struct JSONParserTests {
         strings["type"] = nil
         strings["absent"] = nil
         #expect(strings == ["id": "1"])
+        strings["a"] = "x"
+        strings["b"] = "y"
+        strings["a"] = nil
+        #expect(strings.count == 2 && strings == ["id": "1", "b": "y"] && strings["a"] == nil)
+        strings["id"] = nil
+        #expect(strings.count == 1 && strings["b"] == "y" && strings["id"] == nil)
+        strings["b"] = nil
+        #expect(strings.isEmpty && strings.count == 0)
         let last = try Array(#"{"type":"x","type":"y"}"#.utf8).withUnsafeBufferPointer {
             try JSONParser.validate($0, collectingStrings: ["type"])
         }
