@@ -617,7 +617,7 @@ public actor ChannelState {
             batch[index].logGeneration = generation
             batch[index].answered = true
         }
-        release(batch, sendingToFollowers: false)
+        release(&batch, sendingToFollowers: false)
         let ownSessionReached = notifier.writeDelivered()
         let logged = eventLog.writeUnconfirmed()
         fanOut?.endOfPass()
@@ -653,10 +653,10 @@ public actor ChannelState {
     /// pass written while the previous one ran (group commit).
     private func releaseInOrder() {
         guard !releaseInFlight, !awaitingRelease.isEmpty else { return }
-        let batch = awaitingRelease
+        var batch = awaitingRelease
         awaitingRelease = []
         guard needsLogWorker(batch) else {
-            release(batch)
+            release(&batch)
             return
         }
         releaseInFlight = true
@@ -665,7 +665,7 @@ public actor ChannelState {
         // while syncing it too doubled the syncs a pass.
         let descriptors = syncsLog ? [eventLog.file.descriptor] : []
         let loop = self.loop
-        logWorker.async {
+        logWorker.async { [batch] in
             for descriptor in descriptors where descriptor >= 0 { _ = fdatasync(descriptor) }
             var built = batch
             for index in built.indices {
@@ -677,7 +677,8 @@ public actor ChannelState {
             loop.execute { [built] in
                 self.assumeIsolated { state in
                     state.releaseInFlight = false
-                    state.release(built)
+                    var built = built
+                    state.release(&built)
                     state.releaseInOrder()
                 }
             }
@@ -688,11 +689,16 @@ public actor ChannelState {
     /// notification is on its way no later than its sender's `200`.
     /// `sendingToFollowers` false leaves the lines shared with followers for the caller to
     /// send (`fanOut.endOfPass`) once they are in the log.
-    private func release(_ batch: [Uncommitted], sendingToFollowers: Bool = true) {
+    /// Each event is moved out of the batch (its `notification` left `.none`): copied, it was
+    /// retained for the output and released again with the batch, its buffers freed by
+    /// whichever let go last.
+    private func release(_ batch: inout [Uncommitted], sendingToFollowers: Bool = true) {
         if let last = batch.last { lastReleasedEventID = last.eventID }
         // By index, as in `commitUncommitted`: only the fields used are copied.
         for index in batch.indices {
-            if case .ready(let event) = batch[index].notification {
+            var notification = Notification.none
+            swap(&notification, &batch[index].notification)
+            if case .ready(let event) = consume notification {
                 let weight = batch[index].weight
                 let (ownSession, line) = fanOut?.share(event, pinnedTo: batch[index].route,
                                                        loggedIn: batch[index].logGeneration) ?? (true, nil)
