@@ -72,7 +72,8 @@ public enum JSONParser {
 
         public subscript(name: String) -> String? {
             get {
-                if let first, first.name == name { return first.value }
+                // Read in place: `if let first` copied the pair (two retains and releases).
+                if first?.name == name { return first?.value }
                 return rest.first { $0.name == name }?.value
             }
             set {
