@@ -410,10 +410,8 @@ public actor ChannelState {
         refreshIfChanged()
         let now = clock.now()
         let candidate: WebhookIntake.Candidate
-        let judgement = WebhookIntake.judge(WebhookIntake.Request(pathSourceID: pathSourceID, headers: headers, body: body),
-                                            now: now, source: { sources.pairedSource(id: $0) })
-        // Consumed: the candidate is moved out of it, not copied and the judgement then released.
-        switch consume judgement {
+        switch WebhookIntake.judge(WebhookIntake.Request(pathSourceID: pathSourceID, headers: headers, body: body), now: now,
+                                   source: { sources.pairedSource(id: $0) }) {
         case .unauthorized: return .unauthorized
         case .invalidJSON: return .invalidJSON
         case .challenge(let challenge): return .challenge(challenge)

@@ -92,9 +92,7 @@ final class EventLog {
         /// The entry for `record`, its body, headers and keys dropped in place.
         init(summarizing record: consuming EventRecord, generation: Int, offset: Int, length: Int) {
             record.dropBody()
-            // Moved, said explicitly: left to the optimiser, the record was copied (every
-            // string in it retained) and the original then released.
-            summary = consume record
+            summary = record
             self.generation = generation
             self.offset = offset
             self.length = length
@@ -162,7 +160,7 @@ final class EventLog {
         assert(unconfirmed == nil, "a record queued between writeUnconfirmed and confirmWritten")
         let offset = pendingLines.count
         Self.appendLine(record, into: &pendingLines, bodyIsUTF8: bodyIsUTF8, bodyLiteral: bodyLiteral)
-        pendingEntries.append(IndexEntry(summarizing: consume record, generation: 0, offset: offset,
+        pendingEntries.append(IndexEntry(summarizing: record, generation: 0, offset: offset,
                                          length: pendingLines.count - offset))
     }
 

@@ -240,7 +240,7 @@ final class SourceDirectory {
     /// The same, boxed (`paired`), without looking for a `sources.json` change first: the
     /// webhook path has done that already.
     func pairedSource(id: String) -> PairedSource? {
-        for source in paired where source.record.id == id { return source }
+        for source in paired where source.id == id { return source }
         return nil
     }
 
