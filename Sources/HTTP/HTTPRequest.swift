@@ -87,11 +87,17 @@ public struct HTTPHeaders: Sendable, Equatable, Sequence, ExpressibleByDictionar
     /// Every value of the field `name`, in order.
     public func values(for name: String) -> [String] {
         var result: [String] = []
+        forEachValue(of: name) { result.append($0) }
+        return result
+    }
+
+    /// Calls `body` with every value of the field `name`, in order, without collecting them
+    /// into an array (an allocation a request, for `Connection`).
+    public func forEachValue(of name: String, _ body: (String) -> Void) {
         let key = Self.lookupKey(name)
         for index in fields.indices where fields[index].key == key && Self.namesEqual(fields[index].name, name) {
-            result.append(fields[index].value)
+            body(fields[index].value)
         }
-        return result
     }
 
     public func contains(_ name: String) -> Bool {
@@ -261,7 +267,7 @@ public struct HTTPRequest: Sendable, Equatable {
     public var keepAlive: Bool {
         var close = false
         var keepAlive = false
-        for value in headers.values(for: "Connection") {
+        headers.forEachValue(of: "Connection") { value in
             value.withUTF8Bytes { bytes in
                 Self.forEachListMember(bytes) { option in
                     if Self.equalsIgnoringASCIICase(option, "close") { close = true }

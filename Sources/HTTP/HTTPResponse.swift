@@ -43,7 +43,9 @@ public struct HTTPResponse: Sendable {
     /// `serialized`, appended to `out` (a connection's output buffer, reused answer after answer).
     public func serialize(keepAlive: Bool, omittingBody: Bool = false, into out: inout [UInt8]) {
         let hasContent = !(100...199).contains(status) && status != 204
-        var size = 96 + (hasContent && !omittingBody ? body.count : 0)
+        // At least the room the `200` below asks for: with less, a new connection's empty
+        // buffer was allocated here and then again there.
+        var size = Self.okHeadRoom + (hasContent && !omittingBody ? body.count : 0)
         for (name, value) in headers {
             size += name.utf8.count + value.utf8.count + 4
         }

@@ -96,6 +96,8 @@ public actor ChannelState {
     private let eventReplay: EventReplay
     /// Events accepted in this loop pass, waiting for their log line to be written.
     private var uncommitted: [Uncommitted] = []
+    /// A batch's array once its events are committed, emptied, for the next pass's events.
+    private var spareUncommitted: [Uncommitted] = []
     /// Written events whose notifications wait for the log worker (an `fdatasync` with
     /// `WEBHOOK_FSYNC=1`, or a digest to build), in order; and whether the worker has a batch.
     private var awaitingRelease: [Uncommitted] = []
@@ -535,10 +537,11 @@ public actor ChannelState {
 
     private func commitUncommitted() {
         // The pass's array becomes the batch (moved, not copied: marking it below would
-        // otherwise copy every event in it); the next pass gets a fresh one of the same size.
+        // otherwise copy every event in it); the next pass gets the one the last batch left
+        // empty (`spareUncommitted`), not a new allocation a pass.
         var batch = uncommitted
-        uncommitted = []
-        uncommitted.reserveCapacity(batch.count)
+        uncommitted = spareUncommitted
+        spareUncommitted = []
         // A follower that stopped reading may hold events in the generation a rotation would
         // remove (and one still re-attaching after a hand-over may need it): should the hub
         // die, they are read from the log again. Until then nothing that would rotate the log
@@ -558,6 +561,8 @@ public actor ChannelState {
         if heldBack { eventLog.discardPending() }
         if !heldBack && canNotifyBeforeWriting(batch) {
             commitNotifyingFirst(&batch)
+            batch.removeAll(keepingCapacity: batch.capacity <= 4096)
+            spareUncommitted = batch
             return
         }
         // With WEBHOOK_FSYNC=1 the notifications wait for the log worker anyway: the write is
