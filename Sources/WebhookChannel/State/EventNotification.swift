@@ -22,19 +22,19 @@ enum EventNotification {
             knownValid: digest != nil || bodyIsUTF8)
         var meta: [ChannelEvent.MetaPair] = []
         meta.reserveCapacity(11)  // at most eleven pairs: one allocation, not one per doubling
-        meta.append(ChannelEvent.MetaPair("source_id", record.sourceID))
-        meta.append(ChannelEvent.MetaPair("source_name", record.sourceName))
-        meta.append(ChannelEvent.MetaPair("event_id", record.id))
-        if let type = record.type { meta.append(ChannelEvent.MetaPair("event_type", type)) }
-        if let deliveryID = record.deliveryID { meta.append(ChannelEvent.MetaPair("delivery_id", deliveryID)) }
-        meta.append(ChannelEvent.MetaPair("received_at", record.receivedAtText))
-        meta.append(ChannelEvent.MetaPair("content_type", record.contentType.isEmpty ? "application/octet-stream" : record.contentType))
-        if truncated { meta.append(ChannelEvent.MetaPair("truncated", "true")) }
+        meta.append(.init("source_id", record.sourceID))
+        meta.append(.init("source_name", record.sourceName))
+        meta.append(.init("event_id", record.id))
+        if let type = record.type { meta.append(.init("event_type", type)) }
+        if let deliveryID = record.deliveryID { meta.append(.init("delivery_id", deliveryID)) }
+        meta.append(.init("received_at", record.receivedAtText))
+        meta.append(.init("content_type", record.contentType.isEmpty ? "application/octet-stream" : record.contentType))
+        if truncated { meta.append(.init("truncated", "true")) }
         if digest != nil {
-            meta.append(ChannelEvent.MetaPair("digest", "true"))
-            meta.append(ChannelEvent.MetaPair("body_bytes", String(record.body.count)))
+            meta.append(.init("digest", "true"))
+            meta.append(.init("body_bytes", String(record.body.count)))
         }
-        if replay { meta.append(ChannelEvent.MetaPair("replay", "true")) }
+        if replay { meta.append(.init("replay", "true")) }
         return ChannelEvent(defusedContentUTF8: content, validKeyedMeta: meta)
     }
 }
